@@ -1,0 +1,30 @@
+// CSV answers for BI tools: a header row, RFC 4180 quoting, and cells that a spreadsheet would run as a
+// formula (starting with = + - @ tab or CR) prefixed with a quote.
+import type { Context } from 'hono';
+
+const FORMULA = /^[=+\-@\t\r]/;
+
+export function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  let s = String(v);
+  if (typeof v === 'string' && FORMULA.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function toCsv(columns: readonly string[], rows: readonly Record<string, unknown>[]): string {
+  const lines = [columns.join(',')];
+  for (const r of rows) lines.push(columns.map((col) => csvCell(r[col])).join(','));
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+/** True when the caller asked for CSV with ?format=csv or an Accept header preferring text/csv. */
+export function wantsCsv(c: Context, format: string | undefined): boolean {
+  if (format) return format === 'csv';
+  const accept = c.req.header('accept') ?? '';
+  return /\btext\/csv\b/i.test(accept) && !/\bapplication\/json\b/i.test(accept.split('text/csv')[0] ?? '');
+}
+
+export function csvResponse(c: Context, body: string): Response {
+  c.header('Content-Type', 'text/csv; charset=utf-8');
+  return c.body(body, 200);
+}

@@ -1,0 +1,132 @@
+// Wiring shared by the entry points: each role (API, ingester) is assembled here from its parts.
+import { serve } from '@hono/node-server';
+import { createApp } from '../api/app.ts';
+import { createAuthenticator } from '../api/middleware/auth.ts';
+import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
+import { migrate } from '../clickhouse/migrate.ts';
+import { applyRetention } from '../clickhouse/retention.ts';
+import { type Config, ConfigError, loadConfig } from '../core/config.ts';
+import { createLogger, type Logger } from '../core/logger.ts';
+import type { EventSink } from '../core/sink.ts';
+import { Ingester } from '../ingest/consumer.ts';
+import { createDirectSink } from '../ingest/direct.ts';
+import { createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
+import { createKafkaSink } from '../ingest/producer.ts';
+
+/** Loads the configuration or exits with every problem listed. */
+export function configOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`tally: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+export async function openStorage(config: Config, logger: Logger): Promise<ClickHouse> {
+  const ch = await openClickHouse({
+    url: config.clickhouse.url,
+    database: config.clickhouse.database,
+    dataDir: config.dataDir,
+  });
+  const applied = await migrate(ch);
+  if (applied.length > 0) logger.info({ applied }, 'clickhouse: migrations applied');
+  await applyRetention(ch, config.retentionDays);
+  return ch;
+}
+
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/** The sink of POST /events: Kafka when configured, else the raw tables directly. */
+export async function createSink(config: Config, ch: ClickHouse): Promise<EventSink & Stoppable> {
+  if (!config.kafka.brokers) return { ...createDirectSink(ch), stop: async () => undefined };
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-api' });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, [config.kafka.topicSessions, config.kafka.topicLogs]);
+  } finally {
+    await admin.disconnect();
+  }
+  const producer = createProducer(kafka);
+  await producer.connect();
+  const sink = createKafkaSink(producer, {
+    sessions: config.kafka.topicSessions,
+    logs: config.kafka.topicLogs,
+  });
+  return { ...sink, stop: () => producer.disconnect() };
+}
+
+export async function startIngester(config: Config, ch: ClickHouse, logger: Logger): Promise<Ingester> {
+  if (!config.kafka.brokers) throw new Error('the ingester needs KAFKA_BROKERS');
+  const ingester = new Ingester({
+    kafka: createKafka({ brokers: config.kafka.brokers, clientId: 'tally-ingest' }),
+    ch,
+    topics: [config.kafka.topicSessions, config.kafka.topicLogs],
+    groupId: config.kafka.groupId,
+    limits: {
+      rows: config.ingest.batchRows,
+      bytes: config.ingest.batchBytes,
+      waitMs: config.ingest.batchWaitMs,
+    },
+    logger: logger.child({ role: 'ingest' }),
+  });
+  await ingester.start();
+  return ingester;
+}
+
+export function startApi(
+  config: Config,
+  deps: { ch: ClickHouse; sink: EventSink; secret: string; logger: Logger },
+): Promise<Stoppable & { url: string }> {
+  const app = createApp({
+    ch: deps.ch,
+    sink: deps.sink,
+    logger: deps.logger,
+    auth: createAuthenticator({
+      secret: deps.secret,
+      issuer: config.auth.issuer,
+      audience: config.auth.audience,
+    }),
+  });
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+      const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+      resolve({
+        url: `http://${host}:${info.port}`,
+        stop: () => new Promise<void>((r) => server.close(() => r())),
+      });
+    });
+    server.once('error', reject);
+  });
+}
+
+/** Runs `stop` on SIGTERM / SIGINT, then exits; a second signal or the drain timeout exits at once. */
+export function onShutdown(logger: Logger, stop: () => Promise<void>, drainMs = 20_000): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      logger.error('drain timeout: exiting');
+      process.exit(1);
+    }, drainMs).unref();
+    stop().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => handler('SIGTERM'));
+  process.on('SIGINT', () => handler('SIGINT'));
+}
+
+export { createLogger };

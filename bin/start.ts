@@ -1,0 +1,46 @@
+// `npm start`: the whole service in one process: API, ingester (when KAFKA_BROKERS is set) and storage,
+// on the embedded ClickHouse engine unless CLICKHOUSE_URL names a server.
+import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
+import type { Ingester } from '../ingest/consumer.ts';
+import {
+  configOrExit,
+  createLogger,
+  createSink,
+  onShutdown,
+  openStorage,
+  startApi,
+  startIngester,
+} from './runtime.ts';
+
+const config = configOrExit();
+const logger = createLogger(config.logLevel);
+const secret = loadOrCreateSecret(config.dataDir, config.auth.jwtSecret);
+const ch = await openStorage(config, logger);
+const sink = await createSink(config, ch);
+let ingester: Ingester | undefined;
+if (config.kafka.brokers) ingester = await startIngester(config, ch, logger);
+const api = await startApi(config, { ch, sink, secret: secret.value, logger });
+
+process.stdout.write(
+  `Tally listening on ${api.url} (storage: ${ch.embedded ? `embedded ClickHouse in ${config.dataDir}` : 'ClickHouse server'}, ` +
+    `events: ${config.kafka.brokers ? `Kafka ${config.kafka.brokers.join(',')}` : 'POST /events'})\n`,
+);
+if (secret.created) {
+  const token = await mintToken(secret.value, {
+    sub: 'admin',
+    ttlSeconds: 30 * 24 * 3600,
+    issuer: config.auth.issuer,
+    audience: config.auth.audience,
+  });
+  process.stdout.write(
+    `First start: generated a signing secret in ${config.dataDir}. Admin token (all scopes, valid 30 days):\n${token}\n` +
+      'Mint more with: npm run token -- --sub NAME\n',
+  );
+}
+
+onShutdown(logger, async () => {
+  await api.stop();
+  await ingester?.stop();
+  await sink.stop();
+  await ch.close();
+});

@@ -1,0 +1,42 @@
+// GET /reports/usage-summary, from the daily rollups (never the raw events).
+import type { ClickHouse } from '../client.ts';
+import { filterClause, type UsageFilters } from './filters.ts';
+
+export interface UsageSummaryParams extends UsageFilters {
+  /** First UTC day, YYYY-MM-DD, inclusive. */
+  start_date: string;
+  /** Last UTC day, YYYY-MM-DD, inclusive. */
+  end_date: string;
+}
+
+export interface UsageSummary {
+  total_users: number;
+  active_users: number;
+  total_sessions: number;
+}
+
+// total_users: rows of usage_first_seen carry min() partials before merges; a key's true first day is <= end
+// exactly when one of its rows is, so no FINAL is needed. active: likewise for max(). Sessions merge exact sets.
+export async function usageSummary(ch: ClickHouse, p: UsageSummaryParams): Promise<UsageSummary> {
+  const f = filterClause(p);
+  const query = `
+    SELECT
+      (SELECT uniqExact(user_id) FROM usage_first_seen
+        WHERE first_day <= {end_date:Date}${f.sql}) AS total_users,
+      (SELECT uniqExact(user_id) FROM usage_daily
+        WHERE day BETWEEN {start_date:Date} AND {end_date:Date} AND active = 1${f.sql}) AS active_users,
+      (SELECT uniqExactMerge(sessions) FROM usage_daily
+        WHERE day BETWEEN {start_date:Date} AND {end_date:Date}${f.sql}) AS total_sessions`;
+  const rs = await ch.client.query({
+    query,
+    query_params: { start_date: p.start_date, end_date: p.end_date, ...f.params },
+    format: 'JSONEachRow',
+    clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+  });
+  const [row] = await rs.json<UsageSummary>();
+  return {
+    total_users: Number(row?.total_users ?? 0),
+    active_users: Number(row?.active_users ?? 0),
+    total_sessions: Number(row?.total_sessions ?? 0),
+  };
+}

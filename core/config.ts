@@ -1,0 +1,233 @@
+// The one place that reads the environment: every variable of the contract, parsed and checked at start.
+// Every problem is reported at once, each naming its variable, and the result is frozen.
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const posInt = (name: string, def: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return def;
+      if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name}: expected a positive integer, got ${JSON.stringify(v)}`,
+        });
+        return z.NEVER;
+      }
+      return Number(v);
+    });
+
+const nonNegInt = (name: string, def: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return def;
+      if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name}: expected a non-negative integer, got ${JSON.stringify(v)}`,
+        });
+        return z.NEVER;
+      }
+      return Number(v);
+    });
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v === '' ? undefined : v));
+
+const url = (name: string) =>
+  optionalString.superRefine((v, ctx) => {
+    if (v === undefined) return;
+    try {
+      const u = new URL(v);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `${name}: expected an http(s) URL, got ${JSON.stringify(v)}` });
+    }
+  });
+
+const topic = (name: string, def: string) =>
+  optionalString.transform((v, ctx) => {
+    const t = v ?? def;
+    if (!/^[A-Za-z0-9._-]{1,200}$/.test(t)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${name}: not a valid Kafka topic name: ${JSON.stringify(t)}`,
+      });
+      return z.NEVER;
+    }
+    return t;
+  });
+
+const envSchema = z.object({
+  PORT: posInt('PORT', 8080).refine((p) => p <= 65535, { message: 'PORT: expected 1..65535' }),
+  HOST: optionalString.transform((v) => v ?? '127.0.0.1'),
+  DATA_DIR: optionalString.transform((v) => resolve(v ?? './data')),
+  CLICKHOUSE_URL: url('CLICKHOUSE_URL'),
+  CLICKHOUSE_DATABASE: optionalString.transform((v, ctx) => {
+    const db = v ?? 'analytics';
+    if (!IDENT.test(db)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `CLICKHOUSE_DATABASE: expected letters, digits and _, got ${JSON.stringify(db)}`,
+      });
+      return z.NEVER;
+    }
+    return db;
+  }),
+  KAFKA_BROKERS: optionalString.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const list = v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const bad = list.filter((b) => !HOST_PORT.test(b));
+    if (list.length === 0 || bad.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `KAFKA_BROKERS: expected comma-separated host:port, got ${JSON.stringify(bad[0] ?? v)}`,
+      });
+      return z.NEVER;
+    }
+    return list;
+  }),
+  KAFKA_TOPIC_SESSIONS: topic('KAFKA_TOPIC_SESSIONS', 'analytics.sessions'),
+  KAFKA_TOPIC_LOGS: topic('KAFKA_TOPIC_LOGS', 'analytics.logs'),
+  KAFKA_GROUP_ID: optionalString.transform((v) => v ?? 'tally-ingest'),
+  AUTH_JWT_SECRET: optionalString.superRefine((v, ctx) => {
+    if (v !== undefined && Buffer.byteLength(v, 'utf8') < 32) {
+      ctx.addIssue({ code: 'custom', message: 'AUTH_JWT_SECRET: must be at least 32 bytes' });
+    }
+  }),
+  AUTH_JWKS_URL: url('AUTH_JWKS_URL'),
+  AUTH_ISSUER: optionalString,
+  AUTH_AUDIENCE: optionalString,
+  API_KEYS_FILE: optionalString.transform((v) => (v === undefined ? undefined : resolve(v))),
+  RATE_LIMIT_PER_MINUTE: posInt('RATE_LIMIT_PER_MINUTE', 100),
+  EXPORT_JOBS_PER_DAY: posInt('EXPORT_JOBS_PER_DAY', 10),
+  RETENTION_DAYS: nonNegInt('RETENTION_DAYS', 0),
+  PUBLIC_BASE_URL: url('PUBLIC_BASE_URL'),
+  EXPORT_URL_TTL_SECONDS: posInt('EXPORT_URL_TTL_SECONDS', 3600),
+  // Tuning knobs beyond the contract (documented in the README).
+  INGEST_BATCH_ROWS: posInt('INGEST_BATCH_ROWS', 10_000),
+  INGEST_BATCH_BYTES: posInt('INGEST_BATCH_BYTES', 8 * 1024 * 1024),
+  INGEST_BATCH_WAIT_MS: posInt('INGEST_BATCH_WAIT_MS', 1000),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .optional()
+    .default('info'),
+});
+
+/** The validated configuration of one process. */
+export interface Config {
+  /** API listen port (PORT, default 8080). */
+  readonly port: number;
+  /** API listen host (HOST, default 127.0.0.1). */
+  readonly host: string;
+  /** Embedded engine data, generated secret, export files (DATA_DIR, default ./data). */
+  readonly dataDir: string;
+  readonly clickhouse: {
+    /** A ClickHouse server; undefined means the embedded engine under dataDir. */
+    readonly url: string | undefined;
+    /** CLICKHOUSE_DATABASE, default analytics. */
+    readonly database: string;
+  };
+  readonly kafka: {
+    /** undefined: no Kafka; events arrive over POST /events only. */
+    readonly brokers: readonly string[] | undefined;
+    readonly topicSessions: string;
+    readonly topicLogs: string;
+    readonly groupId: string;
+  };
+  readonly auth: {
+    readonly jwtSecret: string | undefined;
+    readonly jwksUrl: string | undefined;
+    readonly issuer: string | undefined;
+    readonly audience: string | undefined;
+    readonly apiKeysFile: string | undefined;
+  };
+  readonly rateLimitPerMinute: number;
+  readonly exportJobsPerDay: number;
+  /** 0 keeps raw events forever. */
+  readonly retentionDays: number;
+  readonly publicBaseUrl: string;
+  readonly exportUrlTtlSeconds: number;
+  readonly ingest: {
+    /** A batch is flushed at this many rows (INGEST_BATCH_ROWS, default 10000)... */
+    readonly batchRows: number;
+    /** ...or this many bytes of raw messages (INGEST_BATCH_BYTES, default 8 MiB)... */
+    readonly batchBytes: number;
+    /** ...or when its first message has waited this long (INGEST_BATCH_WAIT_MS, default 1000). */
+    readonly batchWaitMs: number;
+  };
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; throws a ConfigError listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) =>
+        i.code === 'custom' || i.path.length === 0 ? i.message : `${i.path.join('.')}: ${i.message}`,
+      ),
+    );
+  }
+  const e = parsed.data;
+  const config: Config = {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: e.DATA_DIR,
+    clickhouse: { url: e.CLICKHOUSE_URL, database: e.CLICKHOUSE_DATABASE },
+    kafka: {
+      brokers: e.KAFKA_BROKERS,
+      topicSessions: e.KAFKA_TOPIC_SESSIONS,
+      topicLogs: e.KAFKA_TOPIC_LOGS,
+      groupId: e.KAFKA_GROUP_ID,
+    },
+    auth: {
+      jwtSecret: e.AUTH_JWT_SECRET,
+      jwksUrl: e.AUTH_JWKS_URL,
+      issuer: e.AUTH_ISSUER,
+      audience: e.AUTH_AUDIENCE,
+      apiKeysFile: e.API_KEYS_FILE,
+    },
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    exportJobsPerDay: e.EXPORT_JOBS_PER_DAY,
+    retentionDays: e.RETENTION_DAYS,
+    publicBaseUrl: (
+      e.PUBLIC_BASE_URL ?? `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`
+    ).replace(/\/+$/, ''),
+    exportUrlTtlSeconds: e.EXPORT_URL_TTL_SECONDS,
+    ingest: {
+      batchRows: e.INGEST_BATCH_ROWS,
+      batchBytes: e.INGEST_BATCH_BYTES,
+      batchWaitMs: e.INGEST_BATCH_WAIT_MS,
+    },
+    logLevel: e.LOG_LEVEL,
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,206 @@
+// The event schema of the contract, shared by every way an event comes in (Kafka, POST /events, the DLQ replay).
+// Parsing normalises an event into the row the raw tables store, or names the first broken field.
+import { z } from 'zod';
+
+export const USAGE_TYPES = ['user_registered', 'session_start', 'session_end', 'activity'] as const;
+export const SEVERITIES = ['info', 'warning', 'error'] as const;
+export type UsageType = (typeof USAGE_TYPES)[number];
+export type Severity = (typeof SEVERITIES)[number];
+
+/** Earliest instant accepted: back-filling is normal, but not from before the service era. */
+export const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
+/** How far ahead of the receiving clock an event may be (clock skew of producers). */
+export const MAX_FUTURE_MS = 24 * 3600 * 1000;
+
+/** Limits on field sizes: a message past them goes to the DLQ instead of bloating the tables. */
+export const LIMITS = {
+  eventId: 128,
+  id: 256,
+  service: 128,
+  message: 64 * 1024,
+  attributes: 64,
+  attributeKey: 128,
+  attributeValue: 1024,
+} as const;
+
+// RFC 3339 date-time; a zone (Z or ±hh:mm) is mandatory.
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/**
+ * Parses an RFC 3339 timestamp to epoch milliseconds (sub-millisecond digits truncated),
+ * or returns a reason. Impossible dates (Feb 30, 25:00) are refused rather than rolled over.
+ */
+export function parseTimestamp(value: string): number | string {
+  const m = RFC3339.exec(value);
+  if (!m) return 'must be an RFC 3339 date-time with a zone, e.g. 2025-01-02T10:00:00Z';
+  const [, y, mo, d, h, mi, s, frac, zone] = m as unknown as string[];
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  const ms = frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0;
+  const local = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  const check = new Date(local);
+  if (
+    check.getUTCFullYear() !== year ||
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    check.getUTCHours() !== hour ||
+    check.getUTCMinutes() !== minute ||
+    second > 59
+  ) {
+    return 'is not a valid calendar date-time';
+  }
+  let offsetMin = 0;
+  if (zone && zone !== 'Z' && zone !== 'z') {
+    const sign = zone[0] === '-' ? -1 : 1;
+    const oh = Number(zone.slice(1, 3));
+    const om = Number(zone.slice(4, 6));
+    if (oh > 23 || om > 59) return 'has an invalid zone offset';
+    offsetMin = sign * (oh * 60 + om);
+  }
+  return local - offsetMin * 60_000;
+}
+
+/** Formats epoch milliseconds the way ClickHouse reads a DateTime64(3, 'UTC') from JSON. */
+export function toClickHouseTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+const str = (field: string, max: number, min = 1) =>
+  z
+    .string({ error: (iss) => (iss.input === undefined ? 'is required' : 'must be a string') })
+    .min(min, { error: min === 1 ? 'must not be empty' : `must have at least ${min} characters` })
+    .max(max, { error: `must be at most ${max} characters` })
+    .describe(field);
+
+const timestamp = z.string({
+  error: (iss) => (iss.input === undefined ? 'is required' : 'must be a string'),
+});
+
+const attributes = z
+  .record(
+    z.string().max(LIMITS.attributeKey, { error: `keys must be at most ${LIMITS.attributeKey} characters` }),
+    z
+      .string({ error: 'values must be strings' })
+      .max(LIMITS.attributeValue, { error: `values must be at most ${LIMITS.attributeValue} characters` }),
+    { error: 'must be an object of string to string' },
+  )
+  .refine((a) => Object.keys(a).length <= LIMITS.attributes, {
+    error: `must have at most ${LIMITS.attributes} entries`,
+  });
+
+const usageSchema = z.object({
+  event_id: str('event_id', LIMITS.eventId),
+  type: z.enum(USAGE_TYPES),
+  timestamp,
+  user_id: str('user_id', LIMITS.id),
+  team_id: str('team_id', LIMITS.id),
+  service: str('service', LIMITS.service),
+  session_id: str('session_id', LIMITS.id).optional(),
+  attributes: attributes.optional(),
+});
+
+const logSchema = z.object({
+  event_id: str('event_id', LIMITS.eventId),
+  type: z.literal('log'),
+  timestamp,
+  severity: z.enum(SEVERITIES, { error: `must be one of ${SEVERITIES.join(', ')}` }),
+  service: str('service', LIMITS.service),
+  message: str('message', LIMITS.message, 0),
+});
+
+/** A usage event as stored in `usage_events`. */
+export interface UsageRow {
+  event_id: string;
+  type: UsageType;
+  timestamp: string;
+  user_id: string;
+  team_id: string;
+  service: string;
+  session_id: string;
+  attributes: Record<string, string>;
+}
+
+/** A log event as stored in `log_events`. */
+export interface LogRow {
+  event_id: string;
+  timestamp: string;
+  severity: Severity;
+  service: string;
+  message: string;
+}
+
+export type ParsedEvent = { kind: 'usage'; row: UsageRow } | { kind: 'log'; row: LogRow };
+export type ParseResult = { ok: true; event: ParsedEvent } | { ok: false; error: string };
+
+const ALL_TYPES: readonly string[] = [...USAGE_TYPES, 'log'];
+
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid event';
+  const path = issue.path.map(String).join('.');
+  return path ? `${path}: ${issue.message}` : issue.message;
+}
+
+/**
+ * Validates one decoded JSON value against the contract. `nowMs` is the receiving clock, injected so that
+ * replays and tests are deterministic.
+ */
+export function parseEvent(value: unknown, nowMs: number = Date.now()): ParseResult {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, error: 'event must be a JSON object' };
+  }
+  const type = (value as { type?: unknown }).type;
+  if (type === undefined) return { ok: false, error: 'type: is required' };
+  if (typeof type !== 'string' || !ALL_TYPES.includes(type)) {
+    return { ok: false, error: `type: must be one of ${ALL_TYPES.join(', ')}` };
+  }
+  const parsed = type === 'log' ? logSchema.safeParse(value) : usageSchema.safeParse(value);
+  if (!parsed.success) return { ok: false, error: firstIssue(parsed.error) };
+  const ts = parseTimestamp(parsed.data.timestamp);
+  if (typeof ts === 'string') return { ok: false, error: `timestamp: ${ts}` };
+  if (ts < MIN_TIMESTAMP_MS)
+    return { ok: false, error: 'timestamp: must not be before 2000-01-01T00:00:00Z' };
+  if (ts > nowMs + MAX_FUTURE_MS) {
+    return { ok: false, error: 'timestamp: must not be more than 24 hours in the future' };
+  }
+  const at = toClickHouseTime(ts);
+  const data = parsed.data;
+  if (data.type === 'log') {
+    return {
+      ok: true,
+      event: {
+        kind: 'log',
+        row: {
+          event_id: data.event_id,
+          timestamp: at,
+          severity: data.severity,
+          service: data.service,
+          message: data.message,
+        },
+      },
+    };
+  }
+  if ((data.type === 'session_start' || data.type === 'session_end') && data.session_id === undefined) {
+    return { ok: false, error: `session_id: is required for ${data.type}` };
+  }
+  return {
+    ok: true,
+    event: {
+      kind: 'usage',
+      row: {
+        event_id: data.event_id,
+        type: data.type,
+        timestamp: at,
+        user_id: data.user_id,
+        team_id: data.team_id,
+        service: data.service,
+        session_id: data.session_id ?? '',
+        attributes: data.attributes ?? {},
+      },
+    },
+  };
+}

@@ -16,6 +16,7 @@ import {
   createProducer,
   type EachBatchPayload,
   ensureTopics,
+  type Kafka,
   type Producer,
 } from './kafka.ts';
 

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.ts';
+
+describe('loadConfig', () => {
+  it('has the contract defaults', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(8080);
+    expect(c.host).toBe('127.0.0.1');
+    expect(c.clickhouse).toEqual({ url: undefined, database: 'analytics' });
+    expect(c.kafka.brokers).toBeUndefined();
+    expect(c.kafka.topicSessions).toBe('analytics.sessions');
+    expect(c.kafka.groupId).toBe('tally-ingest');
+    expect(c.rateLimitPerMinute).toBe(100);
+    expect(c.exportJobsPerDay).toBe(10);
+    expect(c.retentionDays).toBe(0);
+    expect(c.publicBaseUrl).toBe('http://127.0.0.1:8080');
+    expect(Object.isFrozen(c.kafka)).toBe(true);
+  });
+
+  it('reports every problem at once, each naming its variable', () => {
+    try {
+      loadConfig({
+        PORT: 'x',
+        KAFKA_BROKERS: 'a:1,nope',
+        AUTH_JWT_SECRET: 'short',
+        RATE_LIMIT_PER_MINUTE: '0',
+      });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems.join('\n');
+      expect(problems).toMatch(/PORT: expected a positive integer/);
+      expect(problems).toMatch(/KAFKA_BROKERS: expected comma-separated host:port, got "nope"/);
+      expect(problems).toMatch(/AUTH_JWT_SECRET: must be at least 32 bytes/);
+      expect(problems).toMatch(/RATE_LIMIT_PER_MINUTE/);
+    }
+  });
+
+  it('parses brokers and a server URL', () => {
+    const c = loadConfig({ KAFKA_BROKERS: 'k1:9092, k2:9093', CLICKHOUSE_URL: 'http://default:p@ch:8123' });
+    expect(c.kafka.brokers).toEqual(['k1:9092', 'k2:9093']);
+    expect(c.clickhouse.url).toBe('http://default:p@ch:8123');
+    expect(() => loadConfig({ CLICKHOUSE_DATABASE: 'a;drop' })).toThrow(/CLICKHOUSE_DATABASE/);
+  });
+});

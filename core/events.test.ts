@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { parseEvent, parseTimestamp } from './events.ts';
+
+const NOW = Date.UTC(2026, 0, 1);
+const usage = {
+  event_id: 'e-1',
+  type: 'session_start',
+  timestamp: '2025-01-02T10:00:00Z',
+  user_id: 'u1',
+  team_id: 't1',
+  service: 'billing',
+  session_id: 's1',
+};
+const log = {
+  event_id: 'l-1',
+  type: 'log',
+  timestamp: '2025-05-21T10:15:30Z',
+  severity: 'warning',
+  service: 'exporter',
+  message: 'Report export failed due to timeout',
+};
+
+function error(v: unknown): string {
+  const r = parseEvent(v, NOW);
+  if (r.ok) throw new Error('expected an error');
+  return r.error;
+}
+
+describe('parseEvent', () => {
+  it('normalises a usage event to UTC milliseconds and ignores unknown fields', () => {
+    const r = parseEvent({ ...usage, timestamp: '2025-01-02T12:00:00.123456+02:00', extra: 1 }, NOW);
+    expect(r).toEqual({
+      ok: true,
+      event: {
+        kind: 'usage',
+        row: { ...usage, timestamp: '2025-01-02 10:00:00.123', attributes: {} },
+      },
+    });
+  });
+
+  it('accepts a log event', () => {
+    const r = parseEvent(log, NOW);
+    expect(r.ok && r.event.kind).toBe('log');
+  });
+
+  it('names the broken field', () => {
+    expect(error({ ...usage, user_id: undefined })).toBe('user_id: is required');
+    expect(error({ ...usage, user_id: 5 })).toBe('user_id: must be a string');
+    expect(error({ ...usage, team_id: '' })).toBe('team_id: must not be empty');
+    expect(error({ ...usage, type: 'click' })).toMatch(/^type: must be one of/);
+    expect(error({ ...usage, session_id: undefined })).toBe('session_id: is required for session_start');
+    expect(error({ ...log, severity: 'fatal' })).toMatch(/^severity: must be one of info, warning, error/);
+    expect(error({ ...usage, event_id: 'x'.repeat(129) })).toBe('event_id: must be at most 128 characters');
+    expect(error({ ...usage, attributes: { a: 1 } })).toMatch(/^attributes\.a: /);
+    expect(error([usage])).toBe('event must be a JSON object');
+  });
+
+  it('allows activity without a session', () => {
+    expect(parseEvent({ ...usage, type: 'activity', session_id: undefined }, NOW).ok).toBe(true);
+  });
+
+  it('bounds timestamps to 2000-01-01 .. now + 24h', () => {
+    expect(error({ ...usage, timestamp: '1999-12-31T23:59:59Z' })).toMatch(/before 2000/);
+    expect(parseEvent({ ...usage, timestamp: '2026-01-01T23:59:59Z' }, NOW).ok).toBe(true);
+    expect(error({ ...usage, timestamp: '2026-01-02T00:00:01Z' })).toMatch(/future/);
+  });
+});
+
+describe('parseTimestamp', () => {
+  it('refuses timestamps without a zone or with impossible dates', () => {
+    expect(typeof parseTimestamp('2025-01-02T10:00:00')).toBe('string');
+    expect(typeof parseTimestamp('2025-02-30T10:00:00Z')).toBe('string');
+    expect(typeof parseTimestamp('2025-01-02T24:00:00Z')).toBe('string');
+    expect(typeof parseTimestamp('yesterday')).toBe('string');
+  });
+  it('applies the zone offset', () => {
+    expect(parseTimestamp('2025-01-01T00:30:00-01:00')).toBe(Date.UTC(2025, 0, 1, 1, 30));
+  });
+});

@@ -1,0 +1,75 @@
+// Sends raw event lines to the service the way a producer would: to the Kafka source topics when
+// KAFKA_BROKERS is set, else to POST /events of a running `npm start`. Used by `produce` and `loadgen`.
+// Lines are sent as they are, unvalidated: bad ones must take the same path as any producer's bad message.
+import type { Config } from '../core/config.ts';
+import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
+import { createKafka, createProducer, ensureTopics, type Producer } from './kafka.ts';
+import { publish, route } from './producer.ts';
+
+export interface Publisher {
+  readonly target: string;
+  send(lines: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Events per HTTP request: well under the 10,000-event and 10 MB limits of POST /events. */
+const HTTP_CHUNK = 5_000;
+
+function tryParse(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return null;
+  }
+}
+
+export async function createPublisher(config: Config): Promise<Publisher> {
+  const topics = { sessions: config.kafka.topicSessions, logs: config.kafka.topicLogs };
+  if (config.kafka.brokers) {
+    const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-producer' });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await ensureTopics(admin, [topics.sessions, topics.logs]);
+    } finally {
+      await admin.disconnect();
+    }
+    const producer: Producer = createProducer(kafka);
+    await producer.connect();
+    return {
+      target: `Kafka ${config.kafka.brokers.join(',')}`,
+      send: (lines) =>
+        publish(
+          producer,
+          lines.map((value) => ({ ...route(tryParse(value), topics), value })),
+        ),
+      close: () => producer.disconnect(),
+    };
+  }
+  const secret = loadOrCreateSecret(config.dataDir, config.auth.jwtSecret);
+  const token = await mintToken(secret.value, {
+    sub: 'producer',
+    scope: 'write:events',
+    issuer: config.auth.issuer,
+    audience: config.auth.audience,
+  });
+  const url = `${config.publicBaseUrl}/events`;
+  return {
+    target: url,
+    async send(lines) {
+      for (let i = 0; i < lines.length; i += HTTP_CHUNK) {
+        const body = lines.slice(i, i + HTTP_CHUNK).join('\n');
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson' },
+          body,
+        });
+        const text = await res.text();
+        if (res.status !== 202) throw new Error(`POST ${url}: ${res.status} ${text}`);
+        const { rejected } = JSON.parse(text) as { rejected: { index: number; error: string }[] };
+        for (const r of rejected) process.stderr.write(`rejected line ${i + r.index + 1}: ${r.error}\n`);
+      }
+    },
+    close: async () => undefined,
+  };
+}

@@ -1,6 +1,6 @@
 // The one module that imports kafkajs (its upstream is looking for maintainers): a maintained client could
 // replace it here without touching the rest of the ingester.
-import { type Admin, Kafka, type KafkaConfig, logLevel, type Producer } from 'kafkajs';
+import { type Admin, Kafka, type KafkaConfig, logLevel, Partitioners, type Producer } from 'kafkajs';
 
 export type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 
@@ -21,9 +21,16 @@ export function createKafka(opts: KafkaOptions): Kafka {
   return new Kafka(config);
 }
 
-/** A producer that waits for all in-sync replicas and never writes a message twice on retries. */
+/**
+ * A producer for source and dead-letter topics. Sends wait for all in-sync replicas (acks -1 at each send).
+ * Not kafkajs's idempotent mode: it wants unbounded retries, which would hang a POST /events while the broker
+ * is down; a message duplicated by a retry is harmless, since a re-sent event never changes an answer.
+ */
 export function createProducer(kafka: Kafka): Producer {
-  return kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  return kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
 }
 
 /** Creates the topics (and their dead-letter topics) if they are missing. */

@@ -1,0 +1,195 @@
+// The whole path on real engines: 100,000 generated events published to a real Kafka broker before the
+// ingester first starts, consumed into the embedded ClickHouse, read back over HTTP and compared with the
+// generator's truth; then a few percent re-sent in other messages and requests, changing nothing; malformed
+// messages land in the dead-letter topic with their reason while ingestion goes on.
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../api/app.ts';
+import { createAuthenticator } from '../../api/middleware/auth.ts';
+import { createLogger } from '../../core/logger.ts';
+import { mintToken } from '../../core/tokens.ts';
+import { Ingester } from '../../ingest/consumer.ts';
+import { DLQ_HEADERS } from '../../ingest/dlq.ts';
+import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import { generateDataset, invalidExamples } from '../../ingest/loadgen/generate.ts';
+import { Truth } from '../../ingest/loadgen/truth.ts';
+import { createKafkaSink, publish, route } from '../../ingest/producer.ts';
+import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const SECRET = 'e2e-secret-e2e-secret-e2e-secret-0123456789';
+const topics = { sessions: uniqueName('e2e.sessions'), logs: uniqueName('e2e.logs') };
+const groupId = uniqueName('e2e-group');
+const { events } = generateDataset({ events: 100_000, seed: 2025, days: 120, duplicateRate: 0.02 });
+const truth = new Truth().addAll(events);
+const bad = invalidExamples(5);
+const notUtf8 = Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
+
+describe('Kafka → ingester → ClickHouse rollups → usage summary', () => {
+  const { kafka } = testKafka();
+  const logger = createLogger('warn');
+  let engine: TestEngine;
+  let admin: Admin;
+  let producer: Producer;
+  let ingester: Ingester;
+  let server: ReturnType<typeof serve>;
+  let base: string;
+  let token: string;
+
+  async function get(path: string, headers: Record<string, string> = {}) {
+    return fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}`, ...headers } });
+  }
+
+  async function waitCaughtUp() {
+    await waitFor(
+      'the ingester to commit every offset',
+      () => caughtUp(admin, groupId, [topics.sessions, topics.logs]),
+      {
+        timeoutMs: 240_000,
+        everyMs: 500,
+      },
+    );
+  }
+
+  beforeAll(async () => {
+    engine = await openTestEngine();
+    admin = kafka.admin();
+    await admin.connect();
+    await ensureTopics(admin, [topics.sessions, topics.logs]);
+    producer = createProducer(kafka);
+    await producer.connect();
+
+    // Everything is published before the ingester's group exists: a new group must start at the earliest offset.
+    const lines = events.map((e) => JSON.stringify(e));
+    for (let i = 0; i < lines.length; i += 5_000) {
+      await publish(
+        producer,
+        lines.slice(i, i + 5_000).map((value) => ({ ...route(JSON.parse(value), topics), value })),
+      );
+    }
+    await producer.send({
+      topic: topics.sessions,
+      messages: [...bad.map((b) => ({ key: 'bad', value: b.text })), { key: 'bad', value: notUtf8 }],
+    });
+
+    ingester = new Ingester({
+      kafka,
+      ch: engine.ch,
+      topics: [topics.sessions, topics.logs],
+      groupId,
+      limits: { rows: 5_000, bytes: 4 * 1024 * 1024, waitMs: 300 },
+      logger,
+    });
+    await ingester.start();
+
+    const app = createApp({
+      ch: engine.ch,
+      sink: createKafkaSink(producer, topics),
+      logger,
+      auth: createAuthenticator({ secret: SECRET, issuer: undefined, audience: undefined }),
+    });
+    await new Promise<void>((resolve) => {
+      server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve());
+    });
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    token = await mintToken(SECRET, { sub: 'e2e', scope: 'read:analytics write:events' });
+    await waitCaughtUp();
+  });
+
+  afterAll(async () => {
+    server?.close();
+    await ingester?.stop();
+    await producer?.disconnect();
+    await admin
+      ?.deleteTopics({ topics: Object.values(topics).flatMap((t) => [t, `${t}.dlq`]) })
+      .catch(() => undefined);
+    await admin?.disconnect();
+    await engine?.dispose();
+  });
+
+  const queries = truth.sampleQueries(24, 99);
+
+  async function expectAllMatch() {
+    for (const q of queries) {
+      const qs = new URLSearchParams(
+        Object.entries(q).filter(([, v]) => v !== undefined) as [string, string][],
+      );
+      const res = await get(`/reports/usage-summary?${qs}`);
+      expect(res.status).toBe(200);
+      expect({ q, answer: await res.json() }).toEqual({ q, answer: truth.usageSummary(q) });
+    }
+  }
+
+  it('consumed every published event and matches the truth on 24 ranges and filters over HTTP', async () => {
+    expect(ingester.stats.consumed).toBe(events.length + bad.length + 1);
+    const kinds = new Set(
+      queries.map((q) => ['user_id', 'team_id', 'service'].filter((k) => k in q).join('+')),
+    );
+    expect(kinds).toContain('');
+    expect(kinds).toContain('user_id');
+    expect(kinds).toContain('team_id');
+    expect(kinds).toContain('service');
+    expect(
+      truth.usageSummary(queries[0] ?? { start_date: '2025-01-01', end_date: '2025-12-31' }),
+    ).toBeDefined();
+    await expectAllMatch();
+  });
+
+  it('sent every malformed message to the dead-letter topic with its reason, and went on', async () => {
+    const consumer = kafka.consumer({ groupId: uniqueName('dlq-reader') });
+    const got: { value: Buffer | null; reason: string; offset: string }[] = [];
+    await consumer.connect();
+    await consumer.subscribe({ topic: `${topics.sessions}.dlq`, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        got.push({
+          value: message.value,
+          reason: String(message.headers?.[DLQ_HEADERS.reason] ?? ''),
+          offset: String(message.headers?.[DLQ_HEADERS.offset] ?? ''),
+        });
+      },
+    });
+    await waitFor('dead letters', async () => got.length >= bad.length + 1, { timeoutMs: 60_000 });
+    await consumer.disconnect();
+    expect(got).toHaveLength(bad.length + 1);
+    for (const b of bad) {
+      const letter = got.find((g) => g.value?.toString() === b.text);
+      expect(letter, b.name).toBeDefined();
+      if (b.field) expect(letter?.reason, b.name).toContain(b.field);
+      expect(letter?.offset).toMatch(/^\d+$/);
+    }
+    expect(got.find((g) => g.value?.equals(notUtf8))?.reason).toBe('not valid UTF-8');
+  });
+
+  it('events sent again in other messages and requests change no answer', async () => {
+    const again = events.filter((_, i) => i % 33 === 5);
+    expect(again.length).toBeGreaterThan(2_500);
+    const half = Math.floor(again.length / 2);
+    const viaKafka = again.slice(0, half).map((e) => JSON.stringify(e));
+    // Reversed, so that the messages form other batches than the first time.
+    await publish(
+      producer,
+      viaKafka.reverse().map((value) => ({ ...route(JSON.parse(value), topics), value })),
+    );
+    const viaHttp = again.slice(half);
+    for (let i = 0; i < viaHttp.length; i += 1_000) {
+      const res = await fetch(`${base}/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(viaHttp.slice(i, i + 1_000)),
+      });
+      expect(res.status).toBe(202);
+      expect(await res.json()).toEqual({ accepted: Math.min(1_000, viaHttp.length - i), rejected: [] });
+    }
+    await waitCaughtUp();
+    expect(ingester.stats.consumed).toBe(events.length + bad.length + 1 + again.length);
+    await expectAllMatch();
+    const rs = await engine.ch.client.query({
+      query: 'SELECT count() AS n FROM log_events FINAL',
+      format: 'JSONEachRow',
+    });
+    expect(Number((await rs.json<{ n: number }>())[0]?.n)).toBe(truth.countLogs({}));
+  });
+});

@@ -3,8 +3,10 @@ import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
+import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
+import { SelfLog } from '../clickhouse/self-log.ts';
 import { type Config, ConfigError, loadConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
@@ -45,7 +47,7 @@ export interface Stoppable {
 /** The sink of POST /events: Kafka when configured, else the raw tables directly. */
 export async function createSink(config: Config, ch: ClickHouse): Promise<EventSink & Stoppable> {
   if (!config.kafka.brokers) return { ...createDirectSink(ch), stop: async () => undefined };
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-api' });
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-api', logger });
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -64,9 +66,11 @@ export async function createSink(config: Config, ch: ClickHouse): Promise<EventS
 
 export async function startIngester(config: Config, ch: ClickHouse, logger: Logger): Promise<Ingester> {
   if (!config.kafka.brokers) throw new Error('the ingester needs KAFKA_BROKERS');
+  const selfLog = new SelfLog(ch);
   const ingester = new Ingester({
-    kafka: createKafka({ brokers: config.kafka.brokers, clientId: 'tally-ingest' }),
-    ch,
+    kafka: createKafka({ brokers: config.kafka.brokers, clientId: 'tally-ingest', logger }),
+    write: (rows, token) => insertEvents(ch, rows, token),
+    reportFault: (kind, message) => selfLog.record('error', kind, message),
     topics: [config.kafka.topicSessions, config.kafka.topicLogs],
     groupId: config.kafka.groupId,
     limits: {
@@ -75,6 +79,7 @@ export async function startIngester(config: Config, ch: ClickHouse, logger: Logg
       waitMs: config.ingest.batchWaitMs,
     },
     logger: logger.child({ role: 'ingest' }),
+    sessionTimeoutMs: config.ingest.sessionTimeoutMs,
   });
   await ingester.start();
   return ingester;

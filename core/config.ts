@@ -120,6 +120,9 @@ const envSchema = z.object({
   INGEST_BATCH_ROWS: posInt('INGEST_BATCH_ROWS', 10_000),
   INGEST_BATCH_BYTES: posInt('INGEST_BATCH_BYTES', 8 * 1024 * 1024),
   INGEST_BATCH_WAIT_MS: posInt('INGEST_BATCH_WAIT_MS', 1000),
+  KAFKA_SESSION_TIMEOUT_MS: posInt('KAFKA_SESSION_TIMEOUT_MS', 30_000).refine((v) => v >= 3000, {
+    message: 'KAFKA_SESSION_TIMEOUT_MS: expected at least 3000',
+  }),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .optional()
@@ -167,6 +170,8 @@ export interface Config {
     readonly batchBytes: number;
     /** ...or when its first message has waited this long (INGEST_BATCH_WAIT_MS, default 1000). */
     readonly batchWaitMs: number;
+    /** A member silent this long leaves the group (KAFKA_SESSION_TIMEOUT_MS, default 30000). */
+    readonly sessionTimeoutMs: number;
   };
   readonly logLevel: string;
 }
@@ -218,6 +223,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       batchRows: e.INGEST_BATCH_ROWS,
       batchBytes: e.INGEST_BATCH_BYTES,
       batchWaitMs: e.INGEST_BATCH_WAIT_MS,
+      sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
     },
     logLevel: e.LOG_LEVEL,
   };

@@ -29,6 +29,10 @@ export interface Batch {
   partition: number;
   firstOffset: string;
   lastOffset: string;
+  /** Messages in the batch, valid or not. */
+  count: number;
+  /** Raw bytes of its messages. */
+  bytes: number;
   usage: UsageRow[];
   logs: LogRow[];
   dead: DeadLetter[];
@@ -54,6 +58,10 @@ export class PartitionBuffer {
     return this.items.length;
   }
 
+  get byteSize(): number {
+    return this.bytes;
+  }
+
   add(item: Buffered, nowMs: number): void {
     if (this.items.length === 0) this.firstAt = nowMs;
     this.items.push(item);
@@ -74,6 +82,7 @@ export class PartitionBuffer {
   take(): Batch | null {
     const items = this.items;
     if (items.length === 0) return null;
+    const bytes = this.bytes;
     this.items = [];
     this.bytes = 0;
     const batch: Batch = {
@@ -81,6 +90,8 @@ export class PartitionBuffer {
       partition: this.partition,
       firstOffset: (items[0] as Buffered).offset,
       lastOffset: (items[items.length - 1] as Buffered).offset,
+      count: items.length,
+      bytes,
       usage: [],
       logs: [],
       dead: [],

@@ -1,17 +1,20 @@
 // The Kafka ingester: one consumer group on the usage and log topics, batching per partition.
 //
-// Flush order, which is the delivery guarantee: (1) dead letters are written and acknowledged, (2) the batch's
-// valid rows are inserted with a token derived from (topic, partition, first offset, last offset), (3) only
-// then is the offset after the batch committed. A crash anywhere before (3) re-reads the batch; the token and
-// the duplicate-proof tables make the second insert change no answer. Nothing is committed that is not stored.
-
-import type { ClickHouse } from '../clickhouse/client.ts';
-import { insertEvents } from '../clickhouse/inserts.ts';
+// Flush order, which is the delivery guarantee, per partition and one batch at a time:
+//   1. intent: commit the batch's first offset with metadata naming its last offset;
+//   2. dead letters written and acknowledged, then the valid rows inserted with a token that is a pure function
+//      of (topic, partition, first offset, last offset);
+//   3. commit the offset after the batch.
+// After a crash, a rebalance or a lost commit, whoever owns the partition next starts at the first offset, reads
+// the intent, and re-forms exactly the same batch: the same token makes ClickHouse drop the second insert, in the
+// raw table and through the materialized views. Nothing is committed that is not stored; nothing is stored twice.
+import type { EventRows } from '../clickhouse/inserts.ts';
 import type { Logger } from '../core/logger.ts';
 import { type Batch, type BatchLimits, batchToken, PartitionBuffer } from './batcher.ts';
 import { decodeMessage } from './decode.ts';
 import { sendDeadLetters } from './dlq.ts';
 import {
+  type Admin,
   type Consumer,
   createProducer,
   type EachBatchPayload,
@@ -19,16 +22,26 @@ import {
   type Kafka,
   type Producer,
 } from './kafka.ts';
+import { ingestMetrics as m, reasonCategory } from './metrics.ts';
+
+/** Where batches go: the raw tables in production, something failing on purpose in tests. */
+export type BatchWriter = (rows: EventRows, token: string) => Promise<void>;
+
+/** Notable faults, recorded as system logs of the service (rate-limited by the receiver). */
+export type FaultReporter = (kind: string, message: string) => void;
 
 export interface IngesterOptions {
   kafka: Kafka;
-  ch: ClickHouse;
+  write: BatchWriter;
   topics: readonly string[];
   groupId: string;
   limits: BatchLimits;
   logger: Logger;
+  reportFault?: FaultReporter;
   /** Partitions processed in parallel by this member (default 4). */
   concurrency?: number;
+  /** Consumer session timeout; a member silent this long is dropped from the group (default 30 s). */
+  sessionTimeoutMs?: number;
 }
 
 export interface IngesterStats {
@@ -37,54 +50,96 @@ export interface IngesterStats {
   deadLettered: number;
   batches: number;
   failures: number;
+  /** Highest number of message bytes held in memory at once. */
+  peakBufferedBytes: number;
 }
 
 const BACKOFF_BASE_MS = 200;
-const BACKOFF_MAX_MS = 15_000;
-const HEARTBEAT_EVERY_MS = 2_000;
+const BACKOFF_MAX_MS = 10_000;
+const INTENT = 'tally-intent:';
+
+interface PartitionState {
+  topic: string;
+  partition: number;
+  buffer: PartitionBuffer;
+  inflight: Promise<void> | undefined;
+  inflightBytes: number;
+  paused: boolean;
+  failing: boolean;
+  /** Set while re-forming an interrupted batch: it ends exactly at this offset. */
+  pendingEnd: bigint | undefined;
+  /** Generation whose committed intent has been read. */
+  checkedGeneration: number;
+}
+
+/** Capped exponential backoff with jitter (half to full delay). */
+export function backoffMs(attempt: number): number {
+  const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt - 1, 16));
+  return cap / 2 + (Math.random() * cap) / 2;
+}
 
 export class Ingester {
-  readonly stats: IngesterStats = { consumed: 0, inserted: 0, deadLettered: 0, batches: 0, failures: 0 };
+  readonly stats: IngesterStats = {
+    consumed: 0,
+    inserted: 0,
+    deadLettered: 0,
+    batches: 0,
+    failures: 0,
+    peakBufferedBytes: 0,
+  };
   private readonly consumer: Consumer;
   private readonly producer: Producer;
-  private readonly buffers = new Map<string, PartitionBuffer>();
-  // Flushes of one partition run one after another, so offsets are committed in order.
-  private readonly chains = new Map<string, Promise<void>>();
+  private readonly admin: Admin;
+  private readonly parts = new Map<string, PartitionState>();
+  private readonly owned = new Set<string>();
   private generation = 0;
   private running = false;
+  private stopping = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: IngesterOptions) {
+    const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
     this.consumer = opts.kafka.consumer({
       groupId: opts.groupId,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
-      maxBytesPerPartition: 4 * 1024 * 1024,
+      sessionTimeout,
+      rebalanceTimeout: Math.max(sessionTimeout, 10_000),
+      heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 10)),
+      maxBytesPerPartition: 2 * 1024 * 1024,
       maxWaitTimeInMs: Math.min(500, opts.limits.waitMs),
     });
     this.producer = createProducer(opts.kafka);
+    this.admin = opts.kafka.admin();
   }
 
   async start(): Promise<void> {
-    const { kafka, topics, logger } = this.opts;
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      await ensureTopics(admin, topics);
-    } finally {
-      await admin.disconnect();
-    }
+    const { topics, logger } = this.opts;
+    await this.admin.connect();
+    await ensureTopics(this.admin, topics);
     await this.producer.connect();
     await this.consumer.connect();
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
-      // After a rebalance the consumer fetches again from the committed offsets: what was buffered and not
-      // yet committed will be read again, by this member or by the partition's new owner.
+      // A new generation: the consumer fetches again from the committed offsets. Batches of the old generation
+      // commit nothing more, and what was buffered is dropped: it will be read again, by us or the new owner.
       this.generation += 1;
-      for (const b of this.buffers.values()) b.clear();
-      logger.info({ assignment: e.payload.memberAssignment }, 'ingest: joined group');
+      this.owned.clear();
+      for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) {
+        for (const p of partitions) this.owned.add(key(topic, p));
+      }
+      for (const st of this.parts.values()) {
+        st.buffer.clear();
+        st.pendingEnd = undefined;
+        // A partition paused for its write resumes when that write ends (it is abandoned if revoked).
+        if (st.paused && !st.inflight) this.resume(st);
+      }
+      this.updateGauges();
+      logger.info(
+        { generation: this.generation, assignment: e.payload.memberAssignment },
+        'ingest: joined group',
+      );
     });
     this.consumer.on(this.consumer.events.CRASH, (e) => {
       logger.error({ err: e.payload.error, restart: e.payload.restart }, 'ingest: consumer crashed');
+      this.opts.reportFault?.('ingest.consumer', `Kafka consumer crashed: ${e.payload.error.message}`);
     });
     // A new group starts at the earliest offset: nothing published before the first start is missed.
     await this.consumer.subscribe({ topics: [...topics], fromBeginning: true });
@@ -100,14 +155,43 @@ export class Ingester {
     this.timer.unref();
   }
 
-  private bufferFor(topic: string, partition: number): PartitionBuffer {
-    const key = `${topic}\u0000${partition}`;
-    let b = this.buffers.get(key);
-    if (!b) {
-      b = new PartitionBuffer(topic, partition, this.opts.limits);
-      this.buffers.set(key, b);
+  private state(topic: string, partition: number): PartitionState {
+    const k = key(topic, partition);
+    let st = this.parts.get(k);
+    if (!st) {
+      st = {
+        topic,
+        partition,
+        buffer: new PartitionBuffer(topic, partition, this.opts.limits),
+        inflight: undefined,
+        inflightBytes: 0,
+        paused: false,
+        failing: false,
+        pendingEnd: undefined,
+        checkedGeneration: -1,
+      };
+      this.parts.set(k, st);
     }
-    return b;
+    return st;
+  }
+
+  /** Reads the committed intent of the partition once per generation, to re-form an interrupted batch. */
+  private async checkIntent(st: PartitionState): Promise<void> {
+    if (st.checkedGeneration === this.generation) return;
+    const generation = this.generation;
+    const offsets = await this.admin.fetchOffsets({ groupId: this.opts.groupId, topics: [st.topic] });
+    const p = offsets.find((t) => t.topic === st.topic)?.partitions.find((x) => x.partition === st.partition);
+    st.pendingEnd =
+      p?.metadata?.startsWith(INTENT) && /^\d+$/.test(p.metadata.slice(INTENT.length))
+        ? BigInt(p.metadata.slice(INTENT.length))
+        : undefined;
+    if (st.pendingEnd !== undefined) {
+      this.opts.logger.info(
+        { topic: st.topic, partition: st.partition, from: p?.offset, to: String(st.pendingEnd) },
+        'ingest: re-forming an interrupted batch',
+      );
+    }
+    st.checkedGeneration = generation;
   }
 
   private async onBatch({
@@ -117,117 +201,195 @@ export class Ingester {
     isRunning,
     isStale,
   }: EachBatchPayload): Promise<void> {
-    const buf = this.bufferFor(batch.topic, batch.partition);
-    for (const m of batch.messages) {
-      if (!isRunning() || isStale()) return;
+    const st = this.state(batch.topic, batch.partition);
+    if (st.paused) return;
+    await this.checkIntent(st);
+    for (const msg of batch.messages) {
+      if (!isRunning() || isStale() || st.paused) return;
+      const offset = BigInt(msg.offset);
+      // The interrupted batch's messages are gone from the log (retention): nothing to re-form.
+      if (st.pendingEnd !== undefined && offset > st.pendingEnd && st.buffer.size === 0)
+        st.pendingEnd = undefined;
+      // Re-forming: the batch ends at the recorded offset, even if that exact offset is gone from the log.
+      if (st.pendingEnd !== undefined && offset > st.pendingEnd && st.buffer.size > 0) {
+        if (!this.startFlush(st)) return this.pauseFor(st);
+      }
+      if (st.pendingEnd === undefined && st.buffer.isFull() && !this.startFlush(st)) {
+        // The previous batch is still being written: stop taking messages until it is done. The rest of this
+        // fetch stays unresolved and is fetched again after the resume.
+        return this.pauseFor(st);
+      }
       const now = Date.now();
-      buf.add(
+      st.buffer.add(
         {
-          offset: m.offset,
-          bytes: (m.value?.length ?? 0) + (m.key?.length ?? 0),
-          result: decodeMessage(m.value, now),
-          key: m.key,
-          value: m.value,
+          offset: msg.offset,
+          bytes: (msg.value?.length ?? 0) + (msg.key?.length ?? 0),
+          result: decodeMessage(msg.value, now),
+          key: msg.key,
+          value: msg.value,
         },
         now,
       );
       this.stats.consumed += 1;
-      // Resolving only moves the fetch position; the commit waits for the flush.
-      resolveOffset(m.offset);
-      if (buf.isFull()) await this.withHeartbeat(this.flush(buf), heartbeat);
+      // Resolving moves only the fetch position; the commit waits for the write.
+      resolveOffset(msg.offset);
+      if (st.pendingEnd !== undefined && offset >= st.pendingEnd && !this.startFlush(st))
+        return this.pauseFor(st);
     }
-    if (buf.isDue(Date.now())) await this.withHeartbeat(this.flush(buf), heartbeat);
+    m.lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
+    if (st.pendingEnd === undefined && st.buffer.isDue(Date.now())) this.startFlush(st);
+    this.updateGauges();
     await heartbeat();
   }
 
   private flushDue(): void {
     const now = Date.now();
-    for (const b of this.buffers.values()) {
-      if (b.isDue(now)) {
-        this.flush(b).catch((err) => this.opts.logger.error({ err }, 'ingest: flush failed'));
-      }
+    for (const st of this.parts.values()) {
+      if (st.pendingEnd === undefined && st.buffer.isDue(now)) this.startFlush(st);
     }
   }
 
-  /** Queues a flush of what the buffer holds now behind the partition's earlier flushes. */
-  private flush(buf: PartitionBuffer): Promise<void> {
-    const key = `${buf.topic}\u0000${buf.partition}`;
-    const batch = buf.take();
-    const prev = this.chains.get(key) ?? Promise.resolve();
-    if (!batch) return prev;
-    const next = prev.then(() => this.write(batch));
-    this.chains.set(
-      key,
-      next.catch(() => undefined),
-    );
-    return next;
+  /** Starts writing what the buffer holds, unless a write of this partition is in flight (then false). */
+  private startFlush(st: PartitionState): boolean {
+    if (st.inflight) return false;
+    const batch = st.buffer.take();
+    if (!batch) return true;
+    st.pendingEnd = undefined;
+    st.inflightBytes = batch.bytes;
+    st.inflight = this.write(st, batch)
+      .catch((err) =>
+        this.opts.logger.error({ err, batch: batchToken(batch) }, 'ingest: batch write aborted'),
+      )
+      .finally(() => {
+        st.inflight = undefined;
+        st.inflightBytes = 0;
+        st.failing = false;
+        if (st.paused) this.resume(st);
+        this.updateGauges();
+      });
+    this.updateGauges();
+    return true;
   }
 
-  private async write(batch: Batch): Promise<void> {
-    const { ch, logger } = this.opts;
+  private pauseFor(st: PartitionState): void {
+    if (st.paused) return;
+    st.paused = true;
+    this.consumer.pause([{ topic: st.topic, partitions: [st.partition] }]);
+    this.updateGauges();
+  }
+
+  private resume(st: PartitionState): void {
+    st.paused = false;
+    this.consumer.resume([{ topic: st.topic, partitions: [st.partition] }]);
+    this.updateGauges();
+  }
+
+  /** True while this member owns the partition in the generation the batch was formed in. */
+  private stillOwner(st: PartitionState, generation: number): boolean {
+    return generation === this.generation && this.owned.has(key(st.topic, st.partition));
+  }
+
+  private async commit(st: PartitionState, offset: string, metadata: string | null): Promise<void> {
+    await this.consumer.commitOffsets([{ topic: st.topic, partition: st.partition, offset, metadata }]);
+  }
+
+  private async write(st: PartitionState, batch: Batch): Promise<void> {
+    const { logger } = this.opts;
     const generation = this.generation;
+    const token = batchToken(batch);
+    const started = Date.now();
+    let intentDone = false;
     let deadSent = false;
     for (let attempt = 1; ; attempt++) {
+      // Never write or commit for a partition this member no longer owns (kafkajs #1046): the new owner
+      // re-forms this batch from the committed intent.
+      if (!this.stillOwner(st, generation)) {
+        logger.warn({ batch: token }, 'ingest: partition revoked; batch left to its new owner');
+        return;
+      }
       try {
+        if (!intentDone) {
+          await this.commit(st, batch.firstOffset, `${INTENT}${batch.lastOffset}`);
+          intentDone = true;
+        }
         if (!deadSent) {
           await sendDeadLetters(this.producer, batch, batch.dead);
           deadSent = true;
         }
-        await insertEvents(ch, batch, batchToken(batch));
+        await this.opts.write({ usage: batch.usage, logs: batch.logs }, token);
         break;
       } catch (err) {
         this.stats.failures += 1;
-        // Infrastructure errors are never dead-lettered: the batch waits, uncommitted, until storage is back.
-        if (!this.running || generation !== this.generation) {
-          logger.warn({ err, batch: batchToken(batch) }, 'ingest: batch abandoned (stopping or rebalanced)');
-          return;
-        }
-        const delay =
-          Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-        logger.error({ err, batch: batchToken(batch), attempt, delay }, 'ingest: batch failed, retrying');
+        m.retries.inc();
+        if (this.stopping) throw err;
+        // Infrastructure errors are never dead-lettered: the partition pauses, the batch waits uncommitted.
+        st.failing = true;
+        this.pauseFor(st);
+        const what = !intentDone ? 'offset commit' : !deadSent ? 'dead-letter write' : 'insert';
+        const delay = backoffMs(attempt);
+        logger.error(
+          { err, batch: token, attempt, delay: Math.round(delay) },
+          `ingest: ${what} failed, retrying`,
+        );
+        this.opts.reportFault?.(
+          `ingest.${what.replace(/ /g, '-')}`,
+          `${what} failed for ${st.topic}/${st.partition}, retrying: ${(err as Error).message}`,
+        );
         await sleep(delay);
       }
     }
     this.stats.batches += 1;
     this.stats.inserted += batch.usage.length + batch.logs.length;
     this.stats.deadLettered += batch.dead.length;
+    m.batchRows.observe(batch.count);
+    m.batchBytes.observe(batch.bytes);
+    m.batchSeconds.observe((Date.now() - started) / 1000);
+    m.messages.inc({ topic: batch.topic, outcome: 'stored' }, batch.count - batch.dead.length);
+    if (batch.dead.length > 0)
+      m.messages.inc({ topic: batch.topic, outcome: 'dead_letter' }, batch.dead.length);
+    for (const d of batch.dead) m.deadLetters.inc({ topic: batch.topic, reason: reasonCategory(d.reason) });
+    if (!this.stillOwner(st, generation)) return;
     try {
-      await this.consumer.commitOffsets([
-        {
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: (BigInt(batch.lastOffset) + 1n).toString(),
-        },
-      ]);
+      await this.commit(st, (BigInt(batch.lastOffset) + 1n).toString(), null);
     } catch (err) {
-      // Lost the partition in a rebalance: the new owner re-reads this batch, which changes no answer.
-      logger.warn({ err, batch: batchToken(batch) }, 'ingest: offset commit failed after insert');
+      // The intent stays committed: the next owner re-forms this batch, and its insert is dropped as a duplicate.
+      logger.warn({ err, batch: token }, 'ingest: offset commit failed after insert');
     }
   }
 
-  private async withHeartbeat(work: Promise<void>, heartbeat: () => Promise<void>): Promise<void> {
-    const beat = setInterval(() => {
-      heartbeat().catch(() => undefined);
-    }, HEARTBEAT_EVERY_MS);
-    try {
-      await work;
-    } finally {
-      clearInterval(beat);
+  private updateGauges(): void {
+    let bytes = 0;
+    let paused = 0;
+    for (const st of this.parts.values()) {
+      bytes += st.buffer.byteSize + st.inflightBytes;
+      if (st.paused) paused += 1;
     }
+    if (bytes > this.stats.peakBufferedBytes) this.stats.peakBufferedBytes = bytes;
+    m.bufferedBytes.set(bytes);
+    m.pausedPartitions.set(paused);
   }
 
-  /** Stops taking messages, flushes and commits what is buffered, and leaves the group. */
+  /** Stops taking messages, writes and commits what is buffered, and leaves the group. */
   async stop(): Promise<void> {
+    if (!this.running) return;
     if (this.timer) clearInterval(this.timer);
     this.consumer.pause(this.opts.topics.map((topic) => ({ topic })));
-    const pending = [...this.buffers.values()].map((b) =>
-      this.flush(b).catch((err) => this.opts.logger.error({ err }, 'ingest: final flush failed')),
-    );
-    await Promise.all([...pending, ...this.chains.values()]);
+    // From here a failing write gives up at once: its intent is committed, so the next owner re-forms it.
+    this.stopping = true;
+    for (const st of this.parts.values()) await st.inflight;
+    for (const st of this.parts.values()) {
+      if (st.pendingEnd === undefined) this.startFlush(st);
+      await st.inflight;
+    }
     this.running = false;
     await this.consumer.disconnect();
     await this.producer.disconnect();
+    await this.admin.disconnect();
   }
+}
+
+function key(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,12 +1,48 @@
 // The one module that imports kafkajs (its upstream is looking for maintainers): a maintained client could
 // replace it here without touching the rest of the ingester.
-import { type Admin, Kafka, type KafkaConfig, logLevel, Partitioners, type Producer } from 'kafkajs';
+import {
+  type Admin,
+  type ISocketFactory,
+  Kafka,
+  type KafkaConfig,
+  type logCreator as logCreatorType,
+  logLevel,
+  Partitioners,
+  type Producer,
+} from 'kafkajs';
+import type { Logger } from '../core/logger.ts';
 
-export type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
+export type {
+  Admin,
+  Consumer,
+  EachBatchPayload,
+  IHeaders,
+  ISocketFactory,
+  KafkaMessage,
+  Producer,
+} from 'kafkajs';
+export type { Kafka };
 
 export interface KafkaOptions {
   brokers: readonly string[];
   clientId?: string;
+  /** kafkajs's own logs go here as structured lines (default: kafkajs's console logger). */
+  logger?: Logger;
+  /** Tests use it to cut a member off the network without a clean leave. */
+  socketFactory?: ISocketFactory;
+}
+
+// kafkajs levels: 1 error, 2 warn, 4 info, 5 debug.
+function logCreator(logger: Logger): logCreatorType {
+  const child = logger.child({ component: 'kafkajs' });
+  return () =>
+    ({ level, log }) => {
+      const { message, ...rest } = log;
+      if (level === logLevel.ERROR) child.error(rest, message);
+      else if (level === logLevel.WARN) child.warn(rest, message);
+      else if (level === logLevel.INFO) child.info(rest, message);
+      else child.debug(rest, message);
+    };
 }
 
 export function createKafka(opts: KafkaOptions): Kafka {
@@ -14,6 +50,8 @@ export function createKafka(opts: KafkaOptions): Kafka {
     clientId: opts.clientId ?? 'tally',
     brokers: [...opts.brokers],
     logLevel: logLevel.WARN,
+    ...(opts.logger ? { logCreator: logCreator(opts.logger) } : {}),
+    ...(opts.socketFactory ? { socketFactory: opts.socketFactory } : {}),
     // Reconnect by itself when the broker goes away and comes back.
     retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 10_000 },
     connectionTimeout: 5_000,

@@ -7,6 +7,7 @@ import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
+import { insertEvents } from '../../clickhouse/inserts.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { Ingester } from '../../ingest/consumer.ts';
@@ -76,7 +77,7 @@ describe('Kafka → ingester → ClickHouse rollups → usage summary', () => {
 
     ingester = new Ingester({
       kafka,
-      ch: engine.ch,
+      write: (rows, token) => insertEvents(engine.ch, rows, token),
       topics: [topics.sessions, topics.logs],
       groupId,
       limits: { rows: 5_000, bytes: 4 * 1024 * 1024, waitMs: 300 },

@@ -21,9 +21,19 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['test/**/*.test.ts'],
+          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
           globalSetup: ['test/helpers/global-setup.ts'],
           testTimeout: 300_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Fault tests kill processes and break storage on purpose; `npm run test:faults` runs them bigger.
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          globalSetup: ['test/helpers/global-setup.ts'],
+          testTimeout: 900_000,
         },
       },
     ],

@@ -12,7 +12,7 @@ if (!config.clickhouse.url) {
 const logger = createLogger(config.logLevel, 'tally-api');
 const secret = loadOrCreateSecret(config.dataDir, config.auth.jwtSecret);
 const ch = await openStorage(config, logger);
-const sink = await createSink(config, ch);
+const sink = await createSink(config, ch, logger);
 const api = await startApi(config, { ch, sink, secret: secret.value, logger });
 process.stdout.write(`Tally API listening on ${api.url}\n`);
 onShutdown(logger, async () => {

@@ -45,7 +45,11 @@ export interface Stoppable {
 }
 
 /** The sink of POST /events: Kafka when configured, else the raw tables directly. */
-export async function createSink(config: Config, ch: ClickHouse): Promise<EventSink & Stoppable> {
+export async function createSink(
+  config: Config,
+  ch: ClickHouse,
+  logger: Logger,
+): Promise<EventSink & Stoppable> {
   if (!config.kafka.brokers) return { ...createDirectSink(ch), stop: async () => undefined };
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-api', logger });
   const admin = kafka.admin();

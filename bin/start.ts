@@ -16,7 +16,7 @@ const config = configOrExit();
 const logger = createLogger(config.logLevel);
 const secret = loadOrCreateSecret(config.dataDir, config.auth.jwtSecret);
 const ch = await openStorage(config, logger);
-const sink = await createSink(config, ch);
+const sink = await createSink(config, ch, logger);
 let ingester: Ingester | undefined;
 if (config.kafka.brokers) ingester = await startIngester(config, ch, logger);
 const api = await startApi(config, { ch, sink, secret: secret.value, logger });

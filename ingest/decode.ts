@@ -2,7 +2,7 @@
 import { type ParseResult, parseEvent } from '../core/events.ts';
 
 /** Messages larger than this are refused whole (an event is a few hundred bytes). */
-export const MAX_MESSAGE_BYTES = 1024 * 1024;
+export const MAX_MESSAGE_BYTES = 512 * 1024;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

@@ -24,14 +24,15 @@ LIB="$CACHE/$KAFKA_VERSION/lib"
 # Holds the pom's checksum once every jar was copied: a half-finished or
 # outdated download is never taken for a complete one.
 MARKER="$CACHE/$KAFKA_VERSION/.complete"
-RUN="$CACHE/run"
+# A second broker for fault tests: KAFKA_PORT / KAFKA_CONTROLLER_PORT / KAFKA_RUN_DIR.
+RUN="${KAFKA_RUN_DIR:-$CACHE/run}"
 DATA="$RUN/logs"
 PIDFILE="$RUN/broker.pid"
 LOG="$RUN/broker.log"
 
 HOST=127.0.0.1
-PORT=9092
-CONTROLLER_PORT=9093
+PORT="${KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 

@@ -1,0 +1,73 @@
+// Test instrumentation: a plain MergeTree fed by materialized views from both raw tables. Plain MergeTree
+// never collapses rows, so its row count is the number of event rows ever inserted (after insert-token
+// deduplication): equal to the messages published exactly when nothing was lost or stored twice.
+import type { ClickHouse } from '../../clickhouse/client.ts';
+
+export async function createAudit(ch: ClickHouse): Promise<void> {
+  await ch.client.command({
+    query: `CREATE TABLE IF NOT EXISTS test_ingest_audit (event_id String, kind LowCardinality(String))
+      ENGINE = MergeTree ORDER BY tuple() SETTINGS non_replicated_deduplication_window = 10000`,
+  });
+  await ch.client.command({
+    query: `CREATE MATERIALIZED VIEW IF NOT EXISTS test_ingest_audit_usage_mv TO test_ingest_audit
+      AS SELECT event_id, 'usage' AS kind FROM usage_events`,
+  });
+  await ch.client.command({
+    query: `CREATE MATERIALIZED VIEW IF NOT EXISTS test_ingest_audit_logs_mv TO test_ingest_audit
+      AS SELECT event_id, 'log' AS kind FROM log_events`,
+  });
+}
+
+export async function scalar(ch: ClickHouse, query: string): Promise<number> {
+  const rs = await ch.client.query({ query, format: 'JSONEachRow' });
+  const [row] = await rs.json<Record<string, string | number>>();
+  return Number(Object.values(row ?? {})[0]);
+}
+
+export interface StoredCounts {
+  /** Event rows ever inserted (each published message should be exactly one). */
+  inserted: number;
+  /** Distinct usage / log events stored (FINAL), the service's own logs excluded. */
+  usage: number;
+  logs: number;
+}
+
+export async function storedCounts(ch: ClickHouse): Promise<StoredCounts> {
+  return {
+    inserted: await scalar(ch, 'SELECT count() FROM test_ingest_audit'),
+    usage: await scalar(ch, 'SELECT count() FROM usage_events FINAL'),
+    logs: await scalar(ch, "SELECT count() FROM log_events FINAL WHERE service != 'tally'"),
+  };
+}
+
+/** Distinct stored events per UTC day, as `YYYY-MM-DD -> n`. */
+export async function eventsPerDay(ch: ClickHouse): Promise<Record<string, number>> {
+  const rs = await ch.client.query({
+    query: `SELECT d, toUInt64(sum(n)) AS n FROM (
+        SELECT toString(toDate(timestamp)) AS d, count() AS n FROM usage_events FINAL GROUP BY d
+        UNION ALL
+        SELECT toString(toDate(timestamp)) AS d, count() AS n FROM log_events FINAL WHERE service != 'tally' GROUP BY d
+      ) GROUP BY d ORDER BY d`,
+    format: 'JSONEachRow',
+  });
+  const out: Record<string, number> = {};
+  for (const r of await rs.json<{ d: string; n: string | number }>()) out[r.d] = Number(r.n);
+  return out;
+}
+
+/** The same figures computed from the published events, without ClickHouse. */
+export function expectedCounts(events: readonly { event_id: string; type: string; timestamp: string }[]) {
+  const seen = new Set<string>();
+  let usage = 0;
+  let logs = 0;
+  const perDay: Record<string, number> = {};
+  for (const e of events) {
+    if (seen.has(e.event_id)) continue;
+    seen.add(e.event_id);
+    if (e.type === 'log') logs += 1;
+    else usage += 1;
+    const day = new Date(Date.parse(e.timestamp)).toISOString().slice(0, 10);
+    perDay[day] = (perDay[day] ?? 0) + 1;
+  }
+  return { published: events.length, usage, logs, perDay };
+}

@@ -84,6 +84,7 @@ export async function startIngester(config: Config, ch: ClickHouse, logger: Logg
     },
     logger: logger.child({ role: 'ingest' }),
     sessionTimeoutMs: config.ingest.sessionTimeoutMs,
+    testCommitDelayMs: config.ingest.testCommitDelayMs,
   });
   await ingester.start();
   return ingester;

@@ -123,6 +123,9 @@ const envSchema = z.object({
   KAFKA_SESSION_TIMEOUT_MS: posInt('KAFKA_SESSION_TIMEOUT_MS', 30_000).refine((v) => v >= 3000, {
     message: 'KAFKA_SESSION_TIMEOUT_MS: expected at least 3000',
   }),
+  // Fault injection for tests only: a wait between a batch's insert and its offset commit, widening the
+  // window that a crash test aims its kills at.
+  TALLY_TEST_COMMIT_DELAY_MS: nonNegInt('TALLY_TEST_COMMIT_DELAY_MS', 0),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .optional()
@@ -172,6 +175,8 @@ export interface Config {
     readonly batchWaitMs: number;
     /** A member silent this long leaves the group (KAFKA_SESSION_TIMEOUT_MS, default 30000). */
     readonly sessionTimeoutMs: number;
+    /** Tests only (TALLY_TEST_COMMIT_DELAY_MS, default 0). */
+    readonly testCommitDelayMs: number;
   };
   readonly logLevel: string;
 }
@@ -224,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       batchBytes: e.INGEST_BATCH_BYTES,
       batchWaitMs: e.INGEST_BATCH_WAIT_MS,
       sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
+      testCommitDelayMs: e.TALLY_TEST_COMMIT_DELAY_MS,
     },
     logLevel: e.LOG_LEVEL,
   };

@@ -42,6 +42,8 @@ export interface IngesterOptions {
   concurrency?: number;
   /** Consumer session timeout; a member silent this long is dropped from the group (default 30 s). */
   sessionTimeoutMs?: number;
+  /** Fault injection for tests: wait between a batch's insert and its commit (default 0). */
+  testCommitDelayMs?: number;
 }
 
 export interface IngesterStats {
@@ -348,6 +350,7 @@ export class Ingester {
     if (batch.dead.length > 0)
       m.messages.inc({ topic: batch.topic, outcome: 'dead_letter' }, batch.dead.length);
     for (const d of batch.dead) m.deadLetters.inc({ topic: batch.topic, reason: reasonCategory(d.reason) });
+    if (this.opts.testCommitDelayMs) await sleep(this.opts.testCommitDelayMs);
     if (!this.stillOwner(st, generation)) return;
     try {
       await this.commit(st, (BigInt(batch.lastOffset) + 1n).toString(), null);

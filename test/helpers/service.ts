@@ -33,10 +33,14 @@ export async function startService(env: Record<string, string>): Promise<Service
     child.once('exit', (code, signal) => r({ code, signal })),
   );
   const base = `http://127.0.0.1:${port}`;
-  const ready = waitFor('the service to answer /readyz', async () => (await fetch(`${base}/readyz`)).status === 200, {
-    timeoutMs: 60_000,
-    everyMs: 100,
-  });
+  const ready = waitFor(
+    'the service to answer /readyz',
+    async () => (await fetch(`${base}/readyz`)).status === 200,
+    {
+      timeoutMs: 60_000,
+      everyMs: 100,
+    },
+  );
   const early = exited.then(() => {
     throw new Error(`the service exited before it was ready: ${err.slice(-2000)}`);
   });

@@ -372,6 +372,15 @@ export class Ingester {
     m.pausedPartitions.set(paused);
   }
 
+  /** The consumer's instrumentation events (GROUP_JOIN, COMMIT_OFFSETS, ...), for metrics and tests. */
+  get events(): Consumer['events'] {
+    return this.consumer.events;
+  }
+
+  on(...args: Parameters<Consumer['on']>): ReturnType<Consumer['on']> {
+    return this.consumer.on(...args);
+  }
+
   /** Stops taking messages, writes and commits what is buffered, and leaves the group. */
   async stop(): Promise<void> {
     if (!this.running) return;

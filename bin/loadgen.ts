@@ -3,8 +3,8 @@
 import { createWriteStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { generateEvents } from '../ingest/loadgen/generate.ts';
-import { createPublisher } from '../ingest/publisher.ts';
-import { configOrExit } from './runtime.ts';
+import { createPublisher, Progress } from '../ingest/publisher.ts';
+import { configOrExit, createLogger } from './runtime.ts';
 
 const usage =
   'usage: npm run loadgen -- --events N [--seed S] [--start YYYY-MM-DD] [--days D] [--duplicates RATE] [--out FILE]';
@@ -56,19 +56,22 @@ if (values.out) {
   await new Promise((r) => out.end(r));
   process.stdout.write(`wrote ${events} events to ${values.out}\n`);
 } else {
-  const publisher = await createPublisher(configOrExit());
+  const publisher = await createPublisher(configOrExit(), createLogger('fatal', 'tally-loadgen'));
+  const progress = new Progress(events);
   let batch: string[] = [];
   try {
     for (const e of stream) {
       batch.push(JSON.stringify(e));
       if (batch.length >= 5_000) {
         await publisher.send(batch);
+        progress.add(batch.length);
         batch = [];
       }
     }
     await publisher.send(batch);
+    progress.add(batch.length);
   } finally {
     await publisher.close();
   }
-  process.stdout.write(`published ${events} events to ${publisher.target}\n`);
+  process.stdout.write(`${progress.summary(publisher.target)}\n`);
 }

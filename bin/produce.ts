@@ -1,8 +1,8 @@
 // `npm run produce -- FILE`: publishes an NDJSON file of events (to Kafka, or POST /events without Kafka).
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { createPublisher } from '../ingest/publisher.ts';
-import { configOrExit } from './runtime.ts';
+import { createPublisher, Progress } from '../ingest/publisher.ts';
+import { configOrExit, createLogger } from './runtime.ts';
 
 const file = process.argv[2];
 if (!file || file.startsWith('-')) {
@@ -10,9 +10,9 @@ if (!file || file.startsWith('-')) {
   process.exit(2);
 }
 const config = configOrExit();
-const publisher = await createPublisher(config);
+const publisher = await createPublisher(config, createLogger('fatal', 'tally-produce'));
+const progress = new Progress(undefined);
 let batch: string[] = [];
-let sent = 0;
 try {
   for await (const line of createInterface({
     input: createReadStream(file),
@@ -22,13 +22,13 @@ try {
     batch.push(line);
     if (batch.length >= 5_000) {
       await publisher.send(batch);
-      sent += batch.length;
+      progress.add(batch.length);
       batch = [];
     }
   }
   await publisher.send(batch);
-  sent += batch.length;
+  progress.add(batch.length);
 } finally {
   await publisher.close();
 }
-process.stdout.write(`published ${sent} events to ${publisher.target}\n`);
+process.stdout.write(`${progress.summary(publisher.target)}\n`);

@@ -71,6 +71,20 @@ export function createProducer(kafka: Kafka): Producer {
   });
 }
 
+/**
+ * The producer of the command-line tools: idempotent (the broker drops a batch a retry sends twice) with acks
+ * from all in-sync replicas. Retries while the broker is away, so a long load survives a broker restart.
+ */
+export function createIdempotentProducer(kafka: Kafka): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
+  });
+}
+
 /** Creates the topics (and their dead-letter topics) if they are missing. */
 export async function ensureTopics(admin: Admin, topics: readonly string[], partitions = 4): Promise<void> {
   const existing = new Set(await admin.listTopics());

@@ -2,9 +2,41 @@
 // KAFKA_BROKERS is set, else to POST /events of a running `npm start`. Used by `produce` and `loadgen`.
 // Lines are sent as they are, unvalidated: bad ones must take the same path as any producer's bad message.
 import type { Config } from '../core/config.ts';
+import type { Logger } from '../core/logger.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
-import { createKafka, createProducer, ensureTopics, type Producer } from './kafka.ts';
+import { createIdempotentProducer, createKafka, ensureTopics, type Producer } from './kafka.ts';
 import { publish, route } from './producer.ts';
+
+/** Prints progress of a long run to stderr, at most every two seconds, and a summary at the end. */
+export class Progress {
+  private sent = 0;
+  private readonly started = Date.now();
+  private lastPrint = Date.now();
+
+  constructor(
+    private readonly total: number | undefined,
+    private readonly out: NodeJS.WritableStream = process.stderr,
+  ) {}
+
+  add(n: number): void {
+    this.sent += n;
+    const now = Date.now();
+    if (now - this.lastPrint >= 2_000) {
+      this.lastPrint = now;
+      const of = this.total ? `/${this.total} (${Math.floor((100 * this.sent) / this.total)}%)` : '';
+      this.out.write(`  sent ${this.sent}${of}, ${this.rate()} events/s\n`);
+    }
+  }
+
+  rate(): number {
+    return Math.round(this.sent / Math.max(0.001, (Date.now() - this.started) / 1000));
+  }
+
+  summary(target: string): string {
+    const secs = ((Date.now() - this.started) / 1000).toFixed(1);
+    return `published ${this.sent} events to ${target} in ${secs} s (${this.rate()} events/s)`;
+  }
+}
 
 export interface Publisher {
   readonly target: string;
@@ -23,10 +55,10 @@ function tryParse(line: string): unknown {
   }
 }
 
-export async function createPublisher(config: Config): Promise<Publisher> {
+export async function createPublisher(config: Config, logger: Logger): Promise<Publisher> {
   const topics = { sessions: config.kafka.topicSessions, logs: config.kafka.topicLogs };
   if (config.kafka.brokers) {
-    const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-producer' });
+    const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-producer', logger });
     const admin = kafka.admin();
     await admin.connect();
     try {
@@ -34,7 +66,7 @@ export async function createPublisher(config: Config): Promise<Publisher> {
     } finally {
       await admin.disconnect();
     }
-    const producer: Producer = createProducer(kafka);
+    const producer: Producer = createIdempotentProducer(kafka);
     await producer.connect();
     return {
       target: `Kafka ${config.kafka.brokers.join(',')}`,

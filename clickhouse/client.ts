@@ -56,7 +56,8 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
   mkdirSync(path, { recursive: true });
   // chdb types its connection against its own copy of @clickhouse/client-common; the shapes are the same.
   const connection = createChdbConnection({ path }) as unknown as NonNullable<ClientOptions['connection']>;
-  const client = createClient({ connection });
+  // Restated on every query so that a token set by one insert never leaks into the next (see above).
+  const client = createClient({ connection, clickhouse_settings: { insert_deduplication_token: '' } });
   // The embedded engine ignores the client's `database` option; `USE` lasts for the process's session.
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(opts.database)}` });
   await client.command({ query: `USE ${quoteIdent(opts.database)}` });

@@ -109,7 +109,9 @@ export class Ingester {
       maxBytesPerPartition: 2 * 1024 * 1024,
       maxWaitTimeInMs: Math.min(500, opts.limits.waitMs),
     });
-    this.producer = createProducer(opts.kafka);
+    // Few client-side retries: the batch loop retries with its own backoff, pausing the partition and
+    // reporting the fault, instead of waiting inside kafkajs.
+    this.producer = createProducer(opts.kafka, { retries: 2 });
     this.admin = opts.kafka.admin();
   }
 
@@ -276,13 +278,22 @@ export class Ingester {
   private pauseFor(st: PartitionState): void {
     if (st.paused) return;
     st.paused = true;
-    this.consumer.pause([{ topic: st.topic, partitions: [st.partition] }]);
-    this.updateGauges();
+    this.pauseOrResume('pause', st);
   }
 
   private resume(st: PartitionState): void {
     st.paused = false;
-    this.consumer.resume([{ topic: st.topic, partitions: [st.partition] }]);
+    this.pauseOrResume('resume', st);
+  }
+
+  // While kafkajs restarts a crashed consumer it has no group to pause or resume in; the restarted consumer
+  // fetches from the committed offsets anyway.
+  private pauseOrResume(what: 'pause' | 'resume', st: PartitionState): void {
+    try {
+      this.consumer[what]([{ topic: st.topic, partitions: [st.partition] }]);
+    } catch (err) {
+      this.opts.logger.warn({ err, topic: st.topic, partition: st.partition }, `ingest: could not ${what}`);
+    }
     this.updateGauges();
   }
 

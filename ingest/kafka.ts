@@ -64,10 +64,13 @@ export function createKafka(opts: KafkaOptions): Kafka {
  * Not kafkajs's idempotent mode: it wants unbounded retries, which would hang a POST /events while the broker
  * is down; a message duplicated by a retry is harmless, since a re-sent event never changes an answer.
  */
-export function createProducer(kafka: Kafka): Producer {
+export function createProducer(kafka: Kafka, opts: { retries?: number } = {}): Producer {
   return kafka.producer({
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
+    ...(opts.retries === undefined
+      ? {}
+      : { retry: { retries: opts.retries, initialRetryTime: 300, maxRetryTime: 2_000 } }),
   });
 }
 

@@ -74,11 +74,17 @@ describe('an unwritable dead-letter topic', () => {
       acks: -1,
       messages: [{ value: '{broken' }, { value: event('a-2') }, { value: event('a-3') }],
     });
-    await sleep(8_000);
+    await waitFor(
+      'the DLQ write fault to be reported',
+      async () => faults.includes('ingest.dead-letter-write'),
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    await sleep(3_000);
     const offsets = await admin.fetchOffsets({ groupId, topics: [topics.sessions] });
     expect(offsets[0]?.partitions[0]?.offset).toBe('1');
     expect(await scalar(engine.ch, 'SELECT count() FROM usage_events')).toBe(1);
-    expect(faults).toContain('ingest.dead-letter-write');
 
     await admin.createTopics({
       topics: [{ topic: `${topics.sessions}.dlq`, numPartitions: 1 }],

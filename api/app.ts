@@ -1,14 +1,20 @@
 // Builds the Hono app from injected dependencies; tests call app.request() on it without a socket.
 import { OpenAPIHono } from '@hono/zod-openapi';
+import { createMiddleware } from 'hono/factory';
 import type { ClickHouse } from '../clickhouse/client.ts';
+import { PayloadTooLarge } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
 import type { AppEnv } from './env.ts';
 import { createErrorHandler, jsonError } from './errors.ts';
+import { httpMetrics } from './metrics.ts';
 import { type Authenticator, authenticate } from './middleware/auth.ts';
 import { requestId } from './middleware/request-id.ts';
-import { eventRoutes } from './routes/events.ts';
+import { eventRoutes, MAX_BODY_BYTES } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
+import { logRoutes } from './routes/logs.ts';
+import { metaRoutes } from './routes/meta.ts';
+import { timeseriesRoutes } from './routes/timeseries.ts';
 import { usageRoutes } from './routes/usage.ts';
 
 export interface AppDeps {
@@ -20,16 +26,33 @@ export interface AppDeps {
 
 // Paths served, by method: an existing path with another method is 405, anything else 404.
 const ROUTES: Record<string, readonly string[]> = {
+  '/': ['GET'],
   '/healthz': ['GET'],
   '/readyz': ['GET'],
+  '/metrics': ['GET'],
   '/openapi.json': ['GET'],
+  '/docs': ['GET'],
   '/reports/usage-summary': ['GET'],
+  '/reports/usage-timeseries': ['GET'],
+  '/logs/system-events': ['GET'],
   '/events': ['POST'],
 };
+
+// No route takes a body larger than POST /events does; the declared length is refused before any read
+// (POST /events also counts the bytes as they stream in, for bodies sent without a length).
+const declaredBodyLimit = createMiddleware(async (c, next) => {
+  const declared = Number(c.req.header('content-length') ?? '');
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
+    throw new PayloadTooLarge(`the body is larger than ${MAX_BODY_BYTES} bytes`);
+  }
+  await next();
+});
 
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>();
   app.use('*', requestId);
+  app.use('*', httpMetrics);
+  app.use('*', declaredBodyLimit);
   app.onError(createErrorHandler(deps.logger));
   app.notFound((c) => {
     const allowed = ROUTES[c.req.path];
@@ -42,24 +65,39 @@ export function createApp(deps: AppDeps) {
   });
 
   app.route('/', healthRoutes(deps.ch));
+  app.route('/', metaRoutes());
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
     scheme: 'bearer',
     bearerFormat: 'JWT',
+    description: 'A JWT with sub and exp; scopes read:analytics, write:events, report_admin',
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', {
+    type: 'apiKey',
+    in: 'header',
+    name: 'X-API-Key',
+    description: 'A service API key (API_KEYS_FILE)',
   });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: {
       title: 'Tally',
       version: '0.1.0',
-      description: 'Usage and system-log analytics over Kafka and ClickHouse',
+      description:
+        'Usage and system-log analytics over Kafka and ClickHouse. Errors are always JSON ' +
+        '{"error": "<standard name>", "message": "..."}; every response carries X-Request-Id. An unknown ' +
+        'path is 404 and a known path with another method 405, in the same shape. Read routes answer CSV ' +
+        'with ?format=csv or Accept: text/csv.',
     },
   });
 
   const authed = authenticate(deps.auth);
   app.use('/reports/*', authed);
+  app.use('/logs/*', authed);
   app.use('/events', authed);
   app.route('/', usageRoutes(deps.ch));
+  app.route('/', timeseriesRoutes(deps.ch));
+  app.route('/', logRoutes(deps.ch));
   app.route('/', eventRoutes(deps.sink));
   return app;
 }

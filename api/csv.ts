@@ -11,9 +11,12 @@ export function csvCell(v: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export function toCsv(columns: readonly string[], rows: readonly Record<string, unknown>[]): string {
+export function toCsv<T extends object>(columns: readonly string[], rows: readonly T[]): string {
   const lines = [columns.join(',')];
-  for (const r of rows) lines.push(columns.map((col) => csvCell(r[col])).join(','));
+  for (const r of rows) {
+    const cells = r as Record<string, unknown>;
+    lines.push(columns.map((col) => csvCell(cells[col])).join(','));
+  }
   return `${lines.join('\r\n')}\r\n`;
 }
 

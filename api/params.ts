@@ -21,6 +21,34 @@ export const dateParam = (name: string) =>
     .refine(isCalendarDate, { error: 'must be a calendar date YYYY-MM-DD (UTC, 1970..2148)' })
     .openapi({ param: { name, in: 'query' }, example: '2025-01-01', format: 'date' });
 
+export const optionalDateParam = (name: string) =>
+  z
+    .string({ error: 'must be a string' })
+    .refine(isCalendarDate, { error: 'must be a calendar date YYYY-MM-DD (UTC, 1970..2148)' })
+    .optional()
+    .openapi({ param: { name, in: 'query' }, example: '2025-01-01', format: 'date' });
+
+/** The highest page number accepted: (page - 1) * 1000 stays an exact integer. */
+export const MAX_PAGE = 1_000_000_000_000;
+
+/** An optional integer query parameter in [min, max], written in plain decimal digits. */
+export const intParam = (name: string, min: number, max: number, def: number) => {
+  const error = `must be an integer from ${min} to ${max}`;
+  return z
+    .string({ error: 'must be a single integer' })
+    .regex(/^[0-9]{1,16}$/, { error })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { error }).max(max, { error }))
+    .optional()
+    .openapi({
+      param: { name, in: 'query' },
+      type: 'integer',
+      minimum: min,
+      maximum: max,
+      default: def,
+    });
+};
+
 export const idParam = (name: string, max = 256) =>
   z
     .string()
@@ -36,6 +64,14 @@ export const formatParam = z
     param: { name: 'format', in: 'query' },
     description: 'csv for text/csv (also via Accept: text/csv)',
   });
+
+/** Routes needing a caller: a bearer JWT, or an API key (either one). */
+export const SECURITY: Array<Record<string, string[]>> = [{ bearer: [] }, { apiKey: [] }];
+
+/** The CSV alternative of a read route's 200 (header row, then data rows). */
+export const CSV_CONTENT = {
+  'text/csv': { schema: z.string().openapi({ description: 'RFC 4180 CSV with a header row' }) },
+};
 
 export const ErrorSchema = z
   .object({

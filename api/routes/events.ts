@@ -7,7 +7,7 @@ import type { EventSink, IncomingEvent } from '../../core/sink.ts';
 import { readBodyText } from '../body.ts';
 import type { AppEnv } from '../env.ts';
 import { requireScope } from '../middleware/auth.ts';
-import { errorResponses } from '../params.ts';
+import { errorResponses, SECURITY } from '../params.ts';
 
 export const MAX_EVENTS = 10_000;
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -23,12 +23,16 @@ const route = createRoute({
   method: 'post',
   path: '/events',
   summary: 'Ingest events (JSON array or NDJSON)',
-  security: [{ bearer: [] }],
+  security: SECURITY,
   request: {
     body: {
       required: true,
       content: {
-        'application/json': { schema: z.array(z.record(z.string(), z.unknown())) },
+        // Any JSON: an array of events, or NDJSON (one event is one line). Items that are not valid events
+        // are accepted and named in `rejected`, not refused, so the schema may not narrow them.
+        'application/json': {
+          schema: z.unknown().openapi({ description: 'a JSON array of events, or NDJSON' }),
+        },
         'application/x-ndjson': { schema: z.string() },
       },
     },

@@ -6,7 +6,7 @@ import { ValidationError } from '../../core/errors.ts';
 import { csvResponse, toCsv, wantsCsv } from '../csv.ts';
 import type { AppEnv } from '../env.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
-import { dateParam, errorResponses, formatParam, idParam } from '../params.ts';
+import { CSV_CONTENT, dateParam, errorResponses, formatParam, idParam, SECURITY } from '../params.ts';
 import { validationHook } from '../validation.ts';
 
 const UsageSummary = z
@@ -30,10 +30,10 @@ const summaryRoute = createRoute({
   method: 'get',
   path: '/reports/usage-summary',
   summary: 'Usage summary for a date range (UTC days, both inclusive)',
-  security: [{ bearer: [] }],
+  security: SECURITY,
   middleware: [requireScope('read:analytics')] as const,
   request: {
-    query: z.object({
+    query: z.strictObject({
       start_date: dateParam('start_date'),
       end_date: dateParam('end_date'),
       user_id: idParam('user_id'),
@@ -45,7 +45,7 @@ const summaryRoute = createRoute({
   responses: {
     200: {
       description: 'The summary',
-      content: { 'application/json': { schema: UsageSummary }, 'text/csv': { schema: z.string() } },
+      content: { 'application/json': { schema: UsageSummary }, ...CSV_CONTENT },
     },
     ...errorResponses(400, 401, 403, 429, 500, 503),
   },

@@ -1,6 +1,7 @@
 // GET /reports/usage-summary, from the daily rollups (never the raw events).
 import type { ClickHouse } from '../client.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
+import type { BuiltQuery } from './query.ts';
 
 export interface UsageSummaryParams extends UsageFilters {
   /** First UTC day, YYYY-MM-DD, inclusive. */
@@ -17,7 +18,7 @@ export interface UsageSummary {
 
 // total_users: rows of usage_first_seen carry min() partials before merges; a key's true first day is <= end
 // exactly when one of its rows is, so no FINAL is needed. active: likewise for max(). Sessions merge exact sets.
-export async function usageSummary(ch: ClickHouse, p: UsageSummaryParams): Promise<UsageSummary> {
+export function buildUsageSummaryQuery(p: UsageSummaryParams): BuiltQuery {
   const f = filterClause(p);
   const query = `
     SELECT
@@ -27,13 +28,14 @@ export async function usageSummary(ch: ClickHouse, p: UsageSummaryParams): Promi
         WHERE day BETWEEN {start_date:Date} AND {end_date:Date} AND active = 1${f.sql}) AS active_users,
       (SELECT uniqExactMerge(sessions) FROM usage_daily
         WHERE day BETWEEN {start_date:Date} AND {end_date:Date}${f.sql}) AS total_sessions`;
-  const rs = await ch.client.query({
-    query,
-    query_params: { start_date: p.start_date, end_date: p.end_date, ...f.params },
-    format: 'JSONEachRow',
-    clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
-  });
-  const [row] = await rs.json<UsageSummary>();
+  return { query, query_params: { start_date: p.start_date, end_date: p.end_date, ...f.params } };
+}
+
+export async function usageSummary(ch: ClickHouse, p: UsageSummaryParams): Promise<UsageSummary> {
+  // No per-query settings: on the embedded engine they would outlive the query. 64-bit counts may arrive as
+  // strings (output_format_json_quote_64bit_integers), hence Number().
+  const rs = await ch.client.query({ ...buildUsageSummaryQuery(p), format: 'JSONEachRow' });
+  const [row] = await rs.json<Record<keyof UsageSummary, string | number>>();
   return {
     total_users: Number(row?.total_users ?? 0),
     active_users: Number(row?.active_users ?? 0),

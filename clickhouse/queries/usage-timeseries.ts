@@ -1,0 +1,82 @@
+// GET /reports/usage-timeseries: active users and sessions per day, week or month (optionally per team or
+// service), from the daily rollup. Each row equals the usage summary of its clipped period and group.
+import type { ClickHouse } from '../client.ts';
+import { filterClause, type UsageFilters } from './filters.ts';
+import { clippedPeriodStarts, type Interval } from './periods.ts';
+import type { BuiltQuery } from './query.ts';
+
+export type { Interval } from './periods.ts';
+export type GroupBy = 'team' | 'service';
+
+export interface UsageTimeseriesParams extends UsageFilters {
+  start_date: string;
+  end_date: string;
+  interval: Interval;
+  group_by?: GroupBy | undefined;
+}
+
+export interface TimeseriesRow {
+  period: string;
+  team_id?: string;
+  service?: string;
+  active_users: number;
+  total_sessions: number;
+}
+
+// Fixed SQL per interval and group: chosen from closed sets, never from request text.
+const PERIOD_SQL: Record<Interval, string> = {
+  day: 'day',
+  week: 'greatest(toStartOfWeek(day, 1), {start_date:Date})',
+  month: 'greatest(toStartOfMonth(day), {start_date:Date})',
+};
+const GROUP_COLUMN: Record<GroupBy, 'team_id' | 'service'> = { team: 'team_id', service: 'service' };
+
+// A period's active users are the distinct users with active = 1 on any of its days (active is a max()
+// partial before merges, so one row with 1 is enough); its sessions merge the days' exact sets.
+export function buildUsageTimeseriesQuery(p: UsageTimeseriesParams): BuiltQuery {
+  const f = filterClause(p);
+  const group = p.group_by === undefined ? undefined : GROUP_COLUMN[p.group_by];
+  const groupSelect = group ? `, ${group} AS grp` : '';
+  const groupKey = group ? ', grp' : '';
+  // Grouped answers list only the (period, group) cells with activity; ungrouped ones fill every period.
+  const having = group ? '\n    HAVING active_users > 0' : '';
+  const query = `
+    SELECT toString(${PERIOD_SQL[p.interval]}) AS period${groupSelect},
+      uniqExactIf(user_id, active = 1) AS active_users,
+      uniqExactMerge(sessions) AS total_sessions
+    FROM usage_daily
+    WHERE day BETWEEN {start_date:Date} AND {end_date:Date}${f.sql}
+    GROUP BY period${groupKey}${having}
+    ORDER BY period${groupKey}`;
+  return { query, query_params: { start_date: p.start_date, end_date: p.end_date, ...f.params } };
+}
+
+interface Row {
+  period: string;
+  grp?: string;
+  active_users: string | number;
+  total_sessions: string | number;
+}
+
+export async function usageTimeseries(ch: ClickHouse, p: UsageTimeseriesParams): Promise<TimeseriesRow[]> {
+  const rs = await ch.client.query({ ...buildUsageTimeseriesQuery(p), format: 'JSONEachRow' });
+  const rows = await rs.json<Row>();
+  if (p.group_by !== undefined) {
+    const key = GROUP_COLUMN[p.group_by];
+    return rows.map((r) => ({
+      period: r.period,
+      [key]: r.grp ?? '',
+      active_users: Number(r.active_users),
+      total_sessions: Number(r.total_sessions),
+    }));
+  }
+  const byPeriod = new Map(rows.map((r) => [r.period, r]));
+  return clippedPeriodStarts(p.start_date, p.end_date, p.interval).map((period) => {
+    const r = byPeriod.get(period);
+    return {
+      period,
+      active_users: Number(r?.active_users ?? 0),
+      total_sessions: Number(r?.total_sessions ?? 0),
+    };
+  });
+}

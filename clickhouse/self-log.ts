@@ -68,12 +68,19 @@ export class SelfLog {
     if (this.queue.length === 0) return Promise.resolve();
     const rows = this.queue;
     this.queue = [];
+    let written = false;
     this.writing = insertEvents(this.ch, { usage: [], logs: rows }, `self/${rows[0]?.event_id}`)
+      .then(() => {
+        written = true;
+      })
       .catch(() => {
         this.queue = [...rows, ...this.queue].slice(-this.maxQueued);
       })
       .finally(() => {
         this.writing = undefined;
+        // Records queued during this write would otherwise wait for the next record() (maybe never); after a
+        // failure they wait for it on purpose, rather than retrying in a tight loop against a storage that is down.
+        if (written && this.queue.length > 0) void this.flush();
       });
     return this.writing;
   }

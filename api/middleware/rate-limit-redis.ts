@@ -1,0 +1,106 @@
+// The sliding-log limit shared by several API replicas through Redis (RATE_LIMIT_REDIS_URL): one sorted set of
+// admitted-request times per identity, pruned, checked and appended in one Lua script (atomic), on the Redis
+// server's clock so that replicas with skewed clocks still share one exact window.
+import { randomBytes } from 'node:crypto';
+import type { ClientRateLimitInfo, Store } from 'hono-rate-limiter';
+import { Redis } from 'ioredis';
+import { Unavailable } from '../../core/errors.ts';
+import type { AppEnv } from '../env.ts';
+import { decision, type LimitPolicy } from './rate-limit-store.ts';
+
+// KEYS[1]: the identity's log; ARGV: limit, window (ms), a unique member. Returns admitted, count, oldest, now.
+const HIT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[1])
+local admitted = 0
+if n < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  n = n + 1
+  admitted = 1
+end
+redis.call('PEXPIRE', KEYS[1], window)
+local first = now
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if oldest[2] then first = tonumber(oldest[2]) end
+return {admitted, n, first, now}
+`;
+
+export interface RedisStoreOptions {
+  url: string;
+  /** Prepended to every key (default "tally:ratelimit:"). */
+  prefix?: string;
+}
+
+export class RedisSlidingLogStore implements Store<AppEnv> {
+  readonly localKeys = false;
+  readonly prefix: string;
+  readonly client: Redis;
+  private sha: string | undefined;
+
+  constructor(
+    private readonly policy: LimitPolicy,
+    opts: RedisStoreOptions,
+  ) {
+    this.prefix = opts.prefix ?? 'tally:ratelimit:';
+    // No offline queue and one retry: while Redis is away requests fail fast (503) instead of piling up.
+    this.client = new Redis(opts.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2000,
+    });
+    // Connection errors surface on each request; without a listener they would also be printed by ioredis.
+    this.client.on('error', () => undefined);
+  }
+
+  /** Resolves once connected (the API starts before Redis answers otherwise, and fails its first requests). */
+  async ready(): Promise<void> {
+    if (this.client.status === 'ready') return;
+    await new Promise<void>((resolve, reject) => {
+      this.client.once('ready', resolve);
+      this.client.once('end', () => reject(new Error('redis connection ended')));
+    });
+  }
+
+  async increment(key: string): Promise<ClientRateLimitInfo> {
+    const limit = this.policy.limitFor(key);
+    const member = `${Date.now()}-${randomBytes(6).toString('hex')}`;
+    const args = [1, this.prefix + key, limit, this.policy.windowMs, member] as const;
+    let reply: unknown;
+    try {
+      if (!this.sha) this.sha = (await this.client.script('LOAD', HIT)) as string;
+      try {
+        reply = await this.client.evalsha(this.sha, ...args);
+      } catch (err) {
+        if (!/NOSCRIPT/.test((err as Error).message)) throw err;
+        reply = await this.client.eval(HIT, ...args);
+      }
+    } catch (err) {
+      throw new Unavailable('the rate-limit store (Redis) is not answering', { cause: err });
+    }
+    const [admitted, count, oldest, redisNow] = (reply as number[]).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    // Reset times are relative to Redis's clock; re-based on ours so the headers' seconds are right.
+    const rebased = Date.now() - redisNow + oldest;
+    return decision(admitted === 1, count, limit, rebased, this.policy.windowMs);
+  }
+
+  async decrement(key: string): Promise<void> {
+    await this.client.zpopmax(this.prefix + key);
+  }
+
+  async resetKey(key: string): Promise<void> {
+    await this.client.del(this.prefix + key);
+  }
+
+  async shutdown(): Promise<void> {
+    this.client.disconnect();
+  }
+}

@@ -1,5 +1,7 @@
 // Builds the Hono app from injected dependencies; tests call app.request() on it without a socket.
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
+import { every } from 'hono/combine';
 import { createMiddleware } from 'hono/factory';
 import type { ClickHouse } from '../clickhouse/client.ts';
 import { PayloadTooLarge } from '../core/errors.ts';
@@ -7,10 +9,13 @@ import type { Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
 import type { AppEnv } from './env.ts';
 import { createErrorHandler, jsonError } from './errors.ts';
+import type { ExportDeps } from './exports/deps.ts';
 import { httpMetrics } from './metrics.ts';
-import { type Authenticator, authenticate } from './middleware/auth.ts';
+import { type Authenticator, type AuthFailureReport, authenticate } from './middleware/auth.ts';
 import { requestId } from './middleware/request-id.ts';
+import { downloadRoutes } from './routes/downloads.ts';
 import { eventRoutes, MAX_BODY_BYTES } from './routes/events.ts';
+import { exportRoutes } from './routes/exports.ts';
 import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
 import { metaRoutes } from './routes/meta.ts';
@@ -22,6 +27,12 @@ export interface AppDeps {
   sink: EventSink;
   auth: Authenticator;
   logger: Logger;
+  /** The per-identity limit (api/middleware/rate-limit.ts); bin/runtime.ts always installs one. */
+  rateLimit?: MiddlewareHandler<AppEnv>;
+  /** Told of every refused authentication (the system log of failed logins). */
+  onAuthFailure?: (f: AuthFailureReport) => void;
+  /** Export jobs and signed downloads; without them the export routes are not mounted. */
+  exports?: ExportDeps;
 }
 
 // Paths served, by method: an existing path with another method is 405, anything else 404.
@@ -36,6 +47,7 @@ const ROUTES: Record<string, readonly string[]> = {
   '/reports/usage-timeseries': ['GET'],
   '/logs/system-events': ['GET'],
   '/events': ['POST'],
+  '/reports/export': ['POST'],
 };
 
 // No route takes a body larger than POST /events does; the declared length is refused before any read
@@ -91,7 +103,8 @@ export function createApp(deps: AppDeps) {
     },
   });
 
-  const authed = authenticate(deps.auth);
+  // Authenticate, then count the request against the identity's limit: refused credentials spend no budget.
+  const authed = every(authenticate(deps.auth, deps.onAuthFailure), deps.rateLimit ?? ((_c, next) => next()));
   app.use('/reports/*', authed);
   app.use('/logs/*', authed);
   app.use('/events', authed);
@@ -99,5 +112,10 @@ export function createApp(deps: AppDeps) {
   app.route('/', timeseriesRoutes(deps.ch));
   app.route('/', logRoutes(deps.ch));
   app.route('/', eventRoutes(deps.sink));
+  if (deps.exports) {
+    app.route('/', exportRoutes(deps.exports));
+    // Signed links carry their own authorization: no bearer token, outside /reports/*.
+    app.route('/', downloadRoutes(deps.exports));
+  }
   return app;
 }

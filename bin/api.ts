@@ -1,4 +1,5 @@
 // `npm run api`: the HTTP API alone, for a distributed deployment (needs CLICKHOUSE_URL).
+import { exportDeps } from '../api/exports/setup.ts';
 import { loadOrCreateSecret } from '../core/tokens.ts';
 import { configOrExit, createLogger, createSink, onShutdown, openStorage, startApi } from './runtime.ts';
 
@@ -13,7 +14,13 @@ const logger = createLogger(config.logLevel, 'tally-api');
 const secret = loadOrCreateSecret(config.dataDir, config.auth.jwtSecret);
 const ch = await openStorage(config, logger);
 const sink = await createSink(config, ch, logger);
-const api = await startApi(config, { ch, sink, secret: secret.value, logger });
+const api = await startApi(config, {
+  ch,
+  sink,
+  secret: secret.value,
+  logger,
+  exports: exportDeps(config, ch),
+});
 process.stdout.write(`Tally API listening on ${api.url}\n`);
 onShutdown(logger, async () => {
   await api.stop();

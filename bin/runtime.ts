@@ -1,7 +1,14 @@
 // Wiring shared by the entry points: each role (API, ingester) is assembled here from its parts.
 import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
+import { recordAuthFailures } from '../api/auth/audit.ts';
+import { JwksCache } from '../api/auth/jwks.ts';
+import { KeyRing } from '../api/auth/key-ring.ts';
+import type { ExportDeps } from '../api/exports/deps.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
+import { createRateLimit } from '../api/middleware/rate-limit.ts';
+import { RedisSlidingLogStore } from '../api/middleware/rate-limit-redis.ts';
+import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
@@ -92,8 +99,12 @@ export async function startIngester(config: Config, ch: ClickHouse, logger: Logg
 
 export function startApi(
   config: Config,
-  deps: { ch: ClickHouse; sink: EventSink; secret: string; logger: Logger },
+  deps: { ch: ClickHouse; sink: EventSink; secret: string; logger: Logger; exports?: ExportDeps },
 ): Promise<Stoppable & { url: string }> {
+  // security: JWT (secret and JWKS), API keys, the per-identity limit, failed logins as system logs.
+  const policy = limitPolicy(config.rateLimitPerMinute, config.security.rateLimitOverrides);
+  const redisUrl = config.security.rateLimitRedisUrl;
+  const limitStore = redisUrl ? new RedisSlidingLogStore(policy, { url: redisUrl }) : undefined;
   const app = createApp({
     ch: deps.ch,
     sink: deps.sink,
@@ -102,14 +113,24 @@ export function startApi(
       secret: deps.secret,
       issuer: config.auth.issuer,
       audience: config.auth.audience,
+      jwks: config.auth.jwksUrl
+        ? new JwksCache({ url: config.auth.jwksUrl, logger: deps.logger })
+        : undefined,
+      keys: new KeyRing({ path: config.security.apiKeysPath, logger: deps.logger }),
     }),
+    rateLimit: createRateLimit({ policy, ...(limitStore ? { store: limitStore } : {}) }),
+    onAuthFailure: recordAuthFailures(new SelfLog(deps.ch)),
+    ...(deps.exports ? { exports: deps.exports } : {}),
   });
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
       const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
       resolve({
         url: `http://${host}:${info.port}`,
-        stop: () => new Promise<void>((r) => server.close(() => r())),
+        stop: async () => {
+          await new Promise<void>((r) => server.close(() => r()));
+          await limitStore?.shutdown();
+        },
       });
     });
     server.once('error', reject);

@@ -1,5 +1,6 @@
 // `npm start`: the whole service in one process: API, ingester (when KAFKA_BROKERS is set) and storage,
 // on the embedded ClickHouse engine unless CLICKHOUSE_URL names a server.
+import { exportDeps, startExportWorkers } from '../api/exports/setup.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
 import type { Ingester } from '../ingest/consumer.ts';
 import {
@@ -19,7 +20,10 @@ const ch = await openStorage(config, logger);
 const sink = await createSink(config, ch, logger);
 let ingester: Ingester | undefined;
 if (config.kafka.brokers) ingester = await startIngester(config, ch, logger);
-const api = await startApi(config, { ch, sink, secret: secret.value, logger });
+// exports: the worker runs in this process; a queued job wakes it at once.
+const exportWorkers = startExportWorkers(config, ch, logger);
+const exports = exportDeps(config, ch, exportWorkers.notify);
+const api = await startApi(config, { ch, sink, secret: secret.value, logger, exports });
 
 process.stdout.write(
   `Tally listening on ${api.url} (storage: ${ch.embedded ? `embedded ClickHouse in ${config.dataDir}` : 'ClickHouse server'}, ` +
@@ -40,6 +44,7 @@ if (secret.created) {
 
 onShutdown(logger, async () => {
   await api.stop();
+  await exportWorkers.stop();
   await ingester?.stop();
   await sink.stop();
   await ch.close();

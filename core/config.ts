@@ -67,6 +67,39 @@ const topic = (name: string, def: string) =>
     return t;
   });
 
+// security: RATE_LIMIT_OVERRIDES="jwt:<iss>:<sub>=1000,key:<id>=500", identities exactly as the limiter keys them
+// (the iss may be empty, "jwt::alice"); the last "=" separates the limit, so identities may contain ":" and "=".
+function parseOverrides(v: string | undefined, ctx: z.RefinementCtx): ReadonlyMap<string, number> {
+  const out = new Map<string, number>();
+  for (const item of (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const eq = item.lastIndexOf('=');
+    const id = item.slice(0, Math.max(eq, 0));
+    const n = item.slice(eq + 1);
+    const problem =
+      eq < 1
+        ? 'expected IDENTITY=LIMIT'
+        : !/^jwt:[^:]*:.+$/.test(id) && !/^key:[0-9a-f]{16}$/.test(id)
+          ? 'the identity must be jwt:<iss>:<sub> or key:<16 hex digits>'
+          : !/^\d+$/.test(n) || Number(n) < 1 || !Number.isSafeInteger(Number(n))
+            ? 'the limit must be a positive integer'
+            : out.has(id)
+              ? 'the identity is listed twice'
+              : undefined;
+    if (problem) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `RATE_LIMIT_OVERRIDES: ${problem}, got ${JSON.stringify(item)}`,
+      });
+    } else {
+      out.set(id, Number(n));
+    }
+  }
+  return out;
+}
+
 const envSchema = z.object({
   PORT: posInt('PORT', 8080).refine((p) => p <= 65535, { message: 'PORT: expected 1..65535' }),
   HOST: optionalString.transform((v) => v ?? '127.0.0.1'),
@@ -126,6 +159,22 @@ const envSchema = z.object({
   // Fault injection for tests only: a wait between a batch's insert and its offset commit, widening the
   // window that a crash test aims its kills at.
   TALLY_TEST_COMMIT_DELAY_MS: nonNegInt('TALLY_TEST_COMMIT_DELAY_MS', 0),
+  // exports: where files go, how long they live, and the workers' leases (README "Exports").
+  EXPORT_DIR: optionalString.transform((v) => (v === undefined ? undefined : resolve(v))),
+  EXPORT_FILE_TTL_SECONDS: posInt('EXPORT_FILE_TTL_SECONDS', 86_400),
+  EXPORT_WORKERS: posInt('EXPORT_WORKERS', 1),
+  EXPORT_LEASE_SECONDS: posInt('EXPORT_LEASE_SECONDS', 30),
+  EXPORT_MAX_ATTEMPTS: posInt('EXPORT_MAX_ATTEMPTS', 3),
+  // security: per-identity rate-limit overrides and the shared limit store (README "Security").
+  RATE_LIMIT_OVERRIDES: optionalString.transform((v, ctx) => parseOverrides(v, ctx)),
+  RATE_LIMIT_REDIS_URL: optionalString.superRefine((v, ctx) => {
+    if (v !== undefined && !/^rediss?:\/\/[^\s]+$/.test(v)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'RATE_LIMIT_REDIS_URL: expected redis://host:port or rediss://...',
+      });
+    }
+  }),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .optional()
@@ -178,7 +227,29 @@ export interface Config {
     /** Tests only (TALLY_TEST_COMMIT_DELAY_MS, default 0). */
     readonly testCommitDelayMs: number;
   };
+  // exports
+  readonly exports: {
+    /** EXPORT_DIR, default DATA_DIR/exports: the export files. */
+    readonly dir: string;
+    /** EXPORT_FILE_TTL_SECONDS, default 86400: a completed file (and its links) lives this long. */
+    readonly fileTtlSeconds: number;
+    /** EXPORT_WORKERS, default 1: export workers in this process (npm start, npm run worker). */
+    readonly workers: number;
+    /** EXPORT_LEASE_SECONDS, default 30: a claim without a heartbeat this long is taken as a dead worker. */
+    readonly leaseSeconds: number;
+    /** EXPORT_MAX_ATTEMPTS, default 3: claims of one job before it is failed. */
+    readonly maxAttempts: number;
+  };
   readonly logLevel: string;
+  // security
+  readonly security: {
+    /** API_KEYS_FILE, default DATA_DIR/api-keys.json: the hashed API keys of `npm run keys`. */
+    readonly apiKeysPath: string;
+    /** RATE_LIMIT_OVERRIDES: identity (jwt:<iss>:<sub> or key:<id>) to its own limit per minute. */
+    readonly rateLimitOverrides: ReadonlyMap<string, number>;
+    /** RATE_LIMIT_REDIS_URL: a Redis shared by the replicas' limits; unset: each replica counts alone. */
+    readonly rateLimitRedisUrl: string | undefined;
+  };
 }
 
 export class ConfigError extends Error {
@@ -231,7 +302,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
       testCommitDelayMs: e.TALLY_TEST_COMMIT_DELAY_MS,
     },
+    // exports
+    exports: {
+      dir: e.EXPORT_DIR ?? resolve(e.DATA_DIR, 'exports'),
+      fileTtlSeconds: e.EXPORT_FILE_TTL_SECONDS,
+      workers: e.EXPORT_WORKERS,
+      leaseSeconds: e.EXPORT_LEASE_SECONDS,
+      maxAttempts: e.EXPORT_MAX_ATTEMPTS,
+    },
     logLevel: e.LOG_LEVEL,
+    // security
+    security: {
+      apiKeysPath: e.API_KEYS_FILE ?? resolve(e.DATA_DIR, 'api-keys.json'),
+      rateLimitOverrides: e.RATE_LIMIT_OVERRIDES,
+      rateLimitRedisUrl: e.RATE_LIMIT_REDIS_URL,
+    },
   };
   return deepFreeze(config);
 }

@@ -1,0 +1,290 @@
+// The export worker: claims one job at a time under a lease, streams its rows into the export store, keeps the
+// lease alive with heartbeats that also report progress, and records the outcome. A job whose worker died is
+// found by its expired lease and retried, up to maxAttempts claims, then failed with the reason.
+import { randomUUID } from 'node:crypto';
+import type { ClickHouse } from '../../clickhouse/client.ts';
+import {
+  buildLogExportQuery,
+  buildUsageExportQuery,
+  CLICKHOUSE_FORMAT,
+  type LogExportParams,
+  type UsageExportParams,
+} from '../../clickhouse/queries/exports.ts';
+import {
+  type ExportJob,
+  getJob,
+  liveFiles,
+  nextClaimableJob,
+  nextVersion,
+  writeJob,
+} from '../../clickhouse/queries/exports-jobs.ts';
+import type { BuiltQuery } from '../../clickhouse/queries/query.ts';
+import type { SelfLog } from '../../clickhouse/self-log.ts';
+import type { Logger } from '../../core/logger.ts';
+import { KeyedMutex } from './lock.ts';
+import type { ExportStore } from './store.ts';
+import type { ExportSource } from './stream.ts';
+
+export interface WorkerOptions {
+  ch: ClickHouse;
+  source: ExportSource;
+  store: ExportStore;
+  selfLog: SelfLog;
+  logger: Logger;
+  /** How long a claim lasts without a heartbeat (default 30 s). */
+  leaseMs?: number;
+  /** Claims of one job before it is failed (default 3). */
+  maxAttempts?: number;
+  /** How long a completed file (and its links) lives (default 24 h). */
+  fileTtlMs?: number;
+  /** Sleep between polls when no job is waiting (default 1 s); notify() wakes the worker early. */
+  pollMs?: number;
+  /** Between sweeps of expired and orphaned files (default 10 min). */
+  sweepMs?: number;
+  /** Shared by the workers of one process: selecting and claiming a job is one atomic step. */
+  claimLock?: KeyedMutex;
+  now?: () => number;
+  workerId?: string;
+}
+
+/** The claim step's lock shared by every worker of this process (the embedded engine's only process). */
+export const processClaimLock = new KeyedMutex();
+
+export function exportQuery(job: ExportJob): BuiltQuery {
+  const params = JSON.parse(job.params) as Record<string, string>;
+  if (job.report_type === 'usage-summary') {
+    return buildUsageExportQuery(params as unknown as UsageExportParams, job.format);
+  }
+  return buildLogExportQuery(params as LogExportParams, job.format);
+}
+
+export class ExportWorker {
+  readonly id: string;
+  private readonly leaseMs: number;
+  private readonly maxAttempts: number;
+  private readonly fileTtlMs: number;
+  private readonly pollMs: number;
+  private readonly sweepMs: number;
+  private readonly claimLock: KeyedMutex;
+  private readonly now: () => number;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private current: AbortController | undefined;
+  private lastSweep = 0;
+
+  constructor(private readonly o: WorkerOptions) {
+    this.id = o.workerId ?? `worker-${randomUUID()}`;
+    this.leaseMs = o.leaseMs ?? 30_000;
+    this.maxAttempts = o.maxAttempts ?? 3;
+    this.fileTtlMs = o.fileTtlMs ?? 24 * 3600_000;
+    this.pollMs = o.pollMs ?? 1000;
+    this.sweepMs = o.sweepMs ?? 600_000;
+    this.claimLock = o.claimLock ?? processClaimLock;
+    this.now = o.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stops taking jobs; a job in progress is handed back to the queue (not counted as a lost attempt). */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.current?.abort();
+    this.wake?.();
+    await this.loop;
+    this.o.source.close();
+  }
+
+  /** A job was queued: poll now instead of at the next tick. */
+  notify(): void {
+    this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let worked = false;
+      try {
+        if (this.now() - this.lastSweep >= this.sweepMs) await this.sweep();
+        worked = await this.runOnce();
+      } catch (err) {
+        this.o.logger.error({ err }, 'export worker: poll failed');
+      }
+      if (!worked && this.running) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, this.pollMs);
+          this.wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        this.wake = undefined;
+      }
+    }
+  }
+
+  /** Claims and runs one job; false when none was waiting. */
+  async runOnce(): Promise<boolean> {
+    const job = await this.claim();
+    if (!job) return false;
+    await this.execute(job);
+    return true;
+  }
+
+  /**
+   * Selecting the oldest claimable job and writing the claim is one step under the process's lock. On a
+   * server with several worker processes the claim is then read back: the newest version wins, and a worker
+   * that does not find its own id there walks away (README: claim protocol).
+   */
+  async claim(): Promise<ExportJob | undefined> {
+    const claimed = await this.claimLock.run('claim', async () => {
+      for (;;) {
+        const now = this.now();
+        const job = await nextClaimableJob(this.o.ch, now);
+        if (!job) return undefined;
+        if (job.status === 'processing' && job.attempts >= this.maxAttempts) {
+          await this.fail(
+            job,
+            `its worker stopped before finishing ${job.attempts} times (lease expired); giving up`,
+          );
+          continue;
+        }
+        const next: ExportJob = {
+          ...job,
+          status: 'processing',
+          attempts: job.attempts + 1,
+          lease_owner: this.id,
+          lease_expires_at: now + this.leaseMs,
+          rows_written: 0,
+          bytes: 0,
+          updated_at: now,
+          version: nextVersion(now),
+        };
+        await writeJob(this.o.ch, next);
+        return next;
+      }
+    });
+    if (!claimed) return undefined;
+    const seen = await getJob(this.o.ch, claimed.job_id);
+    return seen?.lease_owner === this.id && seen.version === claimed.version ? claimed : undefined;
+  }
+
+  private async execute(job: ExportJob): Promise<void> {
+    const abort = new AbortController();
+    this.current = abort;
+    let state = job;
+    let rows = 0;
+    let bytes = 0;
+    let beat: Promise<void> = Promise.resolve();
+    // Extends the lease and reports progress; a lost lease (another worker took the job) stops this run.
+    const heartbeat = () => {
+      beat = beat.then(async () => {
+        const now = this.now();
+        state = {
+          ...state,
+          rows_written: rows,
+          bytes,
+          lease_expires_at: now + this.leaseMs,
+          updated_at: now,
+          version: nextVersion(now),
+        };
+        await writeJob(this.o.ch, state);
+      });
+      beat.catch((err: unknown) => this.o.logger.warn({ err, job: job.job_id }, 'export heartbeat failed'));
+    };
+    const timer = setInterval(heartbeat, Math.max(50, Math.floor(this.leaseMs / 3)));
+    const query = exportQuery(job);
+    try {
+      const source = this.o.source.stream(query, CLICKHOUSE_FORMAT[job.format], abort.signal);
+      const counted = (async function* () {
+        for await (const chunk of source) {
+          rows += chunk.rows;
+          yield chunk.bytes;
+        }
+      })();
+      const file = await this.o.store.write(job.file_name, job.attempts, counted, (b) => {
+        bytes = b;
+      });
+      const total = (await this.o.source.countRows(query)) ?? rows;
+      clearInterval(timer);
+      await beat.catch(() => undefined);
+      const now = this.now();
+      await writeJob(this.o.ch, {
+        ...state,
+        status: 'completed',
+        rows_written: total,
+        bytes: file.bytes,
+        sha256: file.sha256,
+        lease_owner: '',
+        lease_expires_at: 0,
+        expires_at: now + this.fileTtlMs,
+        updated_at: now,
+        version: nextVersion(now),
+      });
+      this.o.logger.info({ job: job.job_id, rows: total, bytes: file.bytes }, 'export completed');
+    } catch (err) {
+      clearInterval(timer);
+      await beat.catch(() => undefined);
+      if (abort.signal.aborted && !this.running) {
+        // Shutting down: hand the job back untouched rather than spend one of its attempts.
+        const now = this.now();
+        await writeJob(this.o.ch, {
+          ...state,
+          status: 'queued',
+          attempts: Math.max(0, state.attempts - 1),
+          lease_owner: '',
+          lease_expires_at: 0,
+          rows_written: 0,
+          bytes: 0,
+          updated_at: now,
+          version: nextVersion(now),
+        }).catch(() => undefined);
+        return;
+      }
+      this.o.logger.error({ err, job: job.job_id }, 'export failed');
+      await this.fail(state, `the export query failed: ${reason(err)}`);
+    } finally {
+      this.current = undefined;
+    }
+  }
+
+  private async fail(job: ExportJob, why: string): Promise<void> {
+    const now = this.now();
+    await writeJob(this.o.ch, {
+      ...job,
+      status: 'failed',
+      error: why,
+      lease_owner: '',
+      lease_expires_at: 0,
+      updated_at: now,
+      version: nextVersion(now),
+    });
+    this.o.selfLog.record(
+      'error',
+      'export-failed',
+      `export ${job.job_id} (${job.report_type}, ${job.format}) failed: ${why}`,
+    );
+  }
+
+  /** Removes expired exports and files no live job owns (a crashed worker's partial files). */
+  async sweep(): Promise<string[]> {
+    const now = this.now();
+    this.lastSweep = now;
+    const keep = new Set<string>();
+    for (const f of await liveFiles(this.o.ch, now)) {
+      keep.add(f.status === 'completed' ? f.file_name : `${f.file_name}#processing`);
+    }
+    return this.o.store.sweep(keep, now);
+  }
+}
+
+/** The first line of an error, short, without anything that looks like SQL text. */
+function reason(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  const line = (msg.split('\n')[0] ?? '').replace(/\s+/g, ' ').trim();
+  const cut = line.search(/\b(SELECT|WITH|FROM)\b/);
+  return (cut > 0 ? line.slice(0, cut) : line).slice(0, 200) || 'unknown error';
+}

@@ -1,0 +1,122 @@
+// `npm run bench:exports`: a system-events export of N million logs (default 5) on the embedded engine, in
+// CSV and Parquet, measuring the process's peak RSS above its level before the export, and the latency of
+// API reads (GET /logs/system-events page 1) made every 50 ms while the export runs.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp } from '../api/app.ts';
+import { JobAdmission } from '../api/exports/quota.ts';
+import { ExportStore } from '../api/exports/store.ts';
+import { exportSource } from '../api/exports/stream.ts';
+import { ExportWorker } from '../api/exports/worker.ts';
+import { createAuthenticator } from '../api/middleware/auth.ts';
+import { openClickHouse } from '../clickhouse/client.ts';
+import { migrate } from '../clickhouse/migrate.ts';
+import { getJob } from '../clickhouse/queries/exports-jobs.ts';
+import { SelfLog } from '../clickhouse/self-log.ts';
+import { createLogger } from '../core/logger.ts';
+import { mintToken } from '../core/tokens.ts';
+import { createDirectSink } from '../ingest/direct.ts';
+
+const rows = Number(process.argv[2] ?? 5) * 1_000_000;
+const SECRET = 'bench-exports-secret-bench-exports-secret-01';
+const dataDir = mkdtempSync(join(tmpdir(), 'tally-bench-exports-'));
+const ch = await openClickHouse({ url: undefined, database: 'bench', dataDir });
+await migrate(ch);
+// Synthetic logs written by ClickHouse itself: no JS heap spent on the data set.
+await ch.client.command({
+  query: `INSERT INTO log_events (event_id, timestamp, severity, service, message)
+    SELECT concat('b-', toString(number)), toDateTime64('2025-01-01 00:00:00', 3, 'UTC') + number / 20,
+      ['info', 'warning', 'error'][number % 3 + 1], concat('svc-', toString(number % 17)),
+      concat(if(number % 50 = 0, '=', ''), 'message ', toString(number), ' ', repeat('x', number % 80))
+    FROM numbers({rows:UInt64})`,
+  query_params: { rows },
+});
+const store = new ExportStore(join(dataDir, 'exports'));
+const deps = {
+  ch,
+  admission: new JobAdmission(ch, 1000),
+  store,
+  keys: { current: 'k', keys: new Map([['k', Buffer.alloc(32, 7)]]) },
+  publicBaseUrl: 'http://127.0.0.1',
+  urlTtlSeconds: 600,
+};
+const app = createApp({
+  ch,
+  sink: createDirectSink(ch),
+  logger: createLogger('silent'),
+  auth: createAuthenticator({ secret: SECRET, issuer: undefined, audience: undefined }),
+  exports: deps,
+});
+const token = await mintToken(SECRET, { sub: 'bench' });
+const worker = new ExportWorker({
+  ch,
+  source: exportSource(ch, dataDir),
+  store,
+  selfLog: new SelfLog(ch),
+  logger: createLogger('silent'),
+});
+
+const mb = (b: number) => Math.round(b / 1e5) / 10;
+// The same API read with no export running, for comparison.
+const idle: number[] = [];
+for (let i = 0; i < 20; i++) {
+  const t0 = performance.now();
+  const r = await app.request('/logs/system-events?limit=10', {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  await r.arrayBuffer();
+  idle.push(performance.now() - t0);
+}
+idle.sort((a, b) => a - b);
+process.stdout.write(
+  `API reads with no export running: p50 ${Math.round(idle[10] ?? 0)} ms, max ${Math.round(idle[19] ?? 0)} ms\n`,
+);
+const results: string[] = [];
+for (const format of ['csv', 'parquet'] as const) {
+  global.gc?.();
+  // Warm the read path once so the latency figures measure contention, not a first-query cost.
+  await app.request('/logs/system-events?limit=10', { headers: { authorization: `Bearer ${token}` } });
+  const res = await app.request('/reports/export', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ report_type: 'system-events', format }),
+  });
+  const { job_id } = (await res.json()) as { job_id: string };
+  const base = process.memoryUsage().rss;
+  let peak = base;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 20);
+  const latencies: number[] = [];
+  let running = true;
+  const prober = (async () => {
+    while (running) {
+      const t0 = performance.now();
+      const r = await app.request('/logs/system-events?limit=10', {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await r.arrayBuffer();
+      latencies.push(performance.now() - t0);
+      await new Promise((ok) => setTimeout(ok, 50));
+    }
+  })();
+  const t0 = performance.now();
+  await worker.runOnce();
+  const seconds = (performance.now() - t0) / 1000;
+  running = false;
+  await prober;
+  clearInterval(sampler);
+  const job = await getJob(ch, job_id);
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) =>
+    Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0);
+  const line =
+    `${format}: ${job?.rows_written} rows, ${mb(job?.bytes ?? 0)} MB in ${seconds.toFixed(1)} s; RSS before ${mb(base)} MB, ` +
+    `peak ${mb(peak)} MB (+${mb(peak - base)} MB); API reads during the export: ${latencies.length}, ` +
+    `p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, max ${pct(1)} ms`;
+  results.push(line);
+  process.stdout.write(`${line}\n`);
+}
+await ch.close();
+rmSync(dataDir, { recursive: true, force: true });

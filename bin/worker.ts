@@ -1,0 +1,20 @@
+// `npm run worker`: export workers alone, for a distributed deployment (needs CLICKHOUSE_URL and an export
+// directory shared with the API replicas that serve the downloads).
+import { startExportWorkers } from '../api/exports/setup.ts';
+import { configOrExit, createLogger, onShutdown, openStorage } from './runtime.ts';
+
+const config = configOrExit();
+if (!config.clickhouse.url) {
+  process.stderr.write(
+    'tally: npm run worker needs CLICKHOUSE_URL (the embedded engine belongs to npm start, which runs a worker)\n',
+  );
+  process.exit(2);
+}
+const logger = createLogger(config.logLevel, 'tally-worker');
+const ch = await openStorage(config, logger);
+const workers = startExportWorkers(config, ch, logger);
+process.stdout.write(`Tally export worker(s): ${workers.workers.length}, files in ${config.exports.dir}\n`);
+onShutdown(logger, async () => {
+  await workers.stop();
+  await ch.close();
+});

@@ -1,0 +1,126 @@
+// The rows of each export, as one SELECT that ClickHouse itself writes as CSVWithNames or Parquet. For CSV,
+// text cells that a spreadsheet would run as a formula get a leading ' in SQL, so ClickHouse stays the writer.
+import { filterClause, type UsageFilters } from './filters.ts';
+import type { BuiltQuery } from './query.ts';
+
+export type ExportFormat = 'csv' | 'parquet';
+
+/** ClickHouse's output format for each export format. */
+export const CLICKHOUSE_FORMAT: Record<ExportFormat, string> = { csv: 'CSVWithNames', parquet: 'Parquet' };
+
+/**
+ * Output settings stated in each export query (so they never depend on a session's leftovers). Parquet with
+ * Snappy and plain encoding (no dictionary pages) is the flavour the oldest readers still decode; zstd and
+ * RLE_DICTIONARY would make files smaller but unreadable to some of them (parquetjs-lite among others).
+ */
+export function formatSettings(format: ExportFormat): string {
+  return format === 'parquet'
+    ? "output_format_parquet_compression_method = 'snappy', output_format_parquet_max_dictionary_size = 0, " +
+        // Row groups are buffered whole before they are written: bounded here so memory stays flat.
+        'output_format_parquet_string_as_string = 1, output_format_parquet_row_group_size = 65536, ' +
+        'output_format_parquet_row_group_size_bytes = 16777216, output_format_parquet_parallel_encoding = 0'
+    : 'output_format_csv_crlf_end_of_line = 0';
+}
+
+export interface UsageExportParams extends UsageFilters {
+  start_date: string;
+  end_date: string;
+}
+
+export interface LogExportParams {
+  severity?: 'info' | 'warning' | 'error' | undefined;
+  service?: string | undefined;
+  start_date?: string | undefined;
+  end_date?: string | undefined;
+}
+
+/** A string column as written: escaped against formula injection in CSV, as is in Parquet. */
+export function textColumn(expr: string, alias: string, format: ExportFormat): string {
+  if (format !== 'csv') return `${expr} AS ${alias}`;
+  return `if(match(${expr}, '^[=+\\\\-@\\\\t\\\\r]'), concat('''', ${expr}), ${expr}) AS ${alias}`;
+}
+
+/**
+ * One row per (UTC date, team_id) for every date in range and every team with a matching user seen on or
+ * before that date; each the single-day summary: active users and sessions from usage_daily, total_users the
+ * running count of first days from usage_first_seen (first days before the range count on its first day).
+ */
+export function buildUsageExportQuery(p: UsageExportParams, format: ExportFormat): BuiltQuery {
+  const f = filterClause(p);
+  const query = `
+    WITH
+      firsts AS (
+        SELECT team_id, user_id, min(first_day) AS fd FROM usage_first_seen
+        WHERE first_day <= {end_date:Date}${f.sql}
+        GROUP BY team_id, user_id
+      ),
+      arrivals AS (
+        SELECT team_id, greatest(fd, {start_date:Date}) AS date, count() AS n FROM firsts GROUP BY team_id, date
+      ),
+      teams AS (SELECT team_id, min(date) AS team_first FROM arrivals GROUP BY team_id),
+      days AS (
+        SELECT toDate({start_date:Date} + number) AS date
+        FROM numbers(toUInt64(dateDiff('day', {start_date:Date}, {end_date:Date}) + 1))
+      ),
+      daily AS (
+        SELECT day AS date, team_id, uniqExactIf(user_id, active = 1) AS active_users,
+               uniqExactMerge(sessions) AS total_sessions
+        FROM usage_daily
+        WHERE day BETWEEN {start_date:Date} AND {end_date:Date}${f.sql}
+        GROUP BY day, team_id
+      ),
+      grid AS (
+        SELECT d.date AS date, t.team_id AS team_id FROM days AS d CROSS JOIN teams AS t WHERE t.team_first <= d.date
+      )
+    SELECT
+      g.date AS date,
+      ${textColumn('g.team_id', 'team_id', format)},
+      toUInt64(ifNull(dl.active_users, 0)) AS active_users,
+      toUInt64(ifNull(dl.total_sessions, 0)) AS total_sessions,
+      toUInt64(sum(ifNull(a.n, 0)) OVER (PARTITION BY g.team_id ORDER BY g.date ROWS UNBOUNDED PRECEDING)) AS total_users
+    FROM grid AS g
+    LEFT JOIN daily AS dl ON dl.date = g.date AND dl.team_id = g.team_id
+    LEFT JOIN arrivals AS a ON a.date = g.date AND a.team_id = g.team_id
+    ORDER BY g.date, g.team_id
+    SETTINGS join_use_nulls = 1, ${formatSettings(format)}`;
+  return { query, query_params: { start_date: p.start_date, end_date: p.end_date, ...f.params } };
+}
+
+/** Every matching log once (FINAL), newest first: timestamp, then event_id, both descending. */
+export function buildLogExportQuery(p: LogExportParams, format: ExportFormat): BuiltQuery {
+  let where = '';
+  const params: Record<string, string> = {};
+  // The same filters as GET /logs/system-events (clickhouse/queries/system-events.ts), on log_events.
+  if (p.severity !== undefined) {
+    where += ' AND severity = {severity:String}';
+    params.severity = p.severity;
+  }
+  if (p.service !== undefined) {
+    where += ' AND service = {service:String}';
+    params.service = p.service;
+  }
+  if (p.start_date !== undefined) {
+    where += " AND timestamp >= toDateTime({start_date:Date}, 'UTC')";
+    params.start_date = p.start_date;
+  }
+  if (p.end_date !== undefined) {
+    where += " AND timestamp < toDateTime({end_date:Date} + 1, 'UTC')";
+    params.end_date = p.end_date;
+  }
+  // Inner names differ from the output names: a SELECT alias would otherwise shadow the column in WHERE.
+  const query = `
+    SELECT
+      concat(replaceOne(toString(ts), ' ', 'T'), 'Z') AS timestamp,
+      toString(sev) AS severity,
+      ${textColumn('toString(svc)', 'service', format)},
+      ${textColumn('msg', 'message', format)},
+      ${textColumn('eid', 'event_id', format)}
+    FROM (
+      SELECT timestamp AS ts, severity AS sev, service AS svc, message AS msg, event_id AS eid
+      FROM log_events FINAL
+      WHERE 1 = 1${where}
+    )
+    ORDER BY ts DESC, eid DESC
+    SETTINGS ${formatSettings(format)}`;
+  return { query, query_params: params };
+}

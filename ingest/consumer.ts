@@ -54,6 +54,8 @@ export interface IngesterStats {
   failures: number;
   /** Highest number of message bytes held in memory at once. */
   peakBufferedBytes: number;
+  /** Messages kafkajs delivered again within one generation, skipped. */
+  redelivered: number;
 }
 
 const BACKOFF_BASE_MS = 200;
@@ -72,6 +74,8 @@ interface PartitionState {
   pendingEnd: bigint | undefined;
   /** Generation whose committed intent has been read. */
   checkedGeneration: number;
+  /** The last offset taken into the buffer in this generation: anything at or below it is a re-delivery. */
+  lastTaken: bigint | undefined;
 }
 
 /** Capped exponential backoff with jitter (half to full delay). */
@@ -88,6 +92,7 @@ export class Ingester {
     batches: 0,
     failures: 0,
     peakBufferedBytes: 0,
+    redelivered: 0,
   };
   private readonly consumer: Consumer;
   private readonly producer: Producer;
@@ -132,6 +137,7 @@ export class Ingester {
       for (const st of this.parts.values()) {
         st.buffer.clear();
         st.pendingEnd = undefined;
+        st.lastTaken = undefined;
         // A partition paused for its write resumes when that write ends (it is abandoned if revoked).
         if (st.paused && !st.inflight) this.resume(st);
       }
@@ -173,6 +179,7 @@ export class Ingester {
         failing: false,
         pendingEnd: undefined,
         checkedGeneration: -1,
+        lastTaken: undefined,
       };
       this.parts.set(k, st);
     }
@@ -185,6 +192,8 @@ export class Ingester {
     const generation = this.generation;
     const offsets = await this.admin.fetchOffsets({ groupId: this.opts.groupId, topics: [st.topic] });
     const p = offsets.find((t) => t.topic === st.topic)?.partitions.find((x) => x.partition === st.partition);
+    // Offsets below the committed one are stored: a delivery of one is a re-delivery.
+    st.lastTaken = p && /^\d+$/.test(p.offset) ? BigInt(p.offset) - 1n : undefined;
     st.pendingEnd =
       p?.metadata?.startsWith(INTENT) && /^\d+$/.test(p.metadata.slice(INTENT.length))
         ? BigInt(p.metadata.slice(INTENT.length))
@@ -207,10 +216,19 @@ export class Ingester {
   }: EachBatchPayload): Promise<void> {
     const st = this.state(batch.topic, batch.partition);
     if (st.paused) return;
+    // A batch fetched before a rebalance can still be running when the group has moved on (kafkajs's isStale()
+    // only covers seeks): none of it may enter the new generation's buffer.
+    const generation = this.generation;
     await this.checkIntent(st);
     for (const msg of batch.messages) {
-      if (!isRunning() || isStale() || st.paused) return;
+      if (!isRunning() || isStale() || st.paused || generation !== this.generation) return;
       const offset = BigInt(msg.offset);
+      // kafkajs can hand the same messages to eachBatch twice (#1764, e.g. around a pause): taking one twice
+      // would put it in two batches with two tokens.
+      if (st.lastTaken !== undefined && offset <= st.lastTaken) {
+        this.stats.redelivered += 1;
+        continue;
+      }
       // The interrupted batch's messages are gone from the log (retention): nothing to re-form.
       if (st.pendingEnd !== undefined && offset > st.pendingEnd && st.buffer.size === 0)
         st.pendingEnd = undefined;
@@ -235,6 +253,7 @@ export class Ingester {
         now,
       );
       this.stats.consumed += 1;
+      st.lastTaken = offset;
       // Resolving moves only the fetch position; the commit waits for the write.
       resolveOffset(msg.offset);
       if (st.pendingEnd !== undefined && offset >= st.pendingEnd && !this.startFlush(st))

@@ -122,6 +122,9 @@ describe('members leaving abruptly and joining mid-stream', () => {
       everyMs: 500,
     });
 
+    console.info(
+      `rebalance test: ${commits} commits, redelivered skipped ${members.map((m) => `${m.name}=${m.ingester.stats.redelivered}`).join(' ')}`,
+    );
     expect(commits).toBeGreaterThan(20);
     expect(violations).toEqual([]);
     expect(d.ingester.stats.batches).toBeGreaterThan(0);

@@ -1,26 +1,139 @@
-// The static page at `/`: asks for a token, then fetches a report with it in the browser. No server state.
+// The dashboard at `/`: a static page (no framework, no server state) that asks for a token, then shows the
+// usage summary, daily active users, the latest error logs and an export button, all through the public API.
 export const START_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tally</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font:15px system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}
-input,select,button{font:inherit;margin:.2rem 0}pre{background:#f4f4f4;padding:1rem;overflow:auto}</style></head>
+<link rel="icon" href="data:,">
+<style>
+body{font:15px system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 1rem;color:#1d2430}
+h1{margin:.2rem 0 1rem}h2{font-size:1.05rem;margin:1.4rem 0 .5rem}
+form{display:flex;flex-wrap:wrap;gap:.6rem;align-items:end}
+label{display:flex;flex-direction:column;font-size:.85rem;color:#4a5568}
+input,button{font:inherit;padding:.3rem .5rem}button{cursor:pointer}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{flex:1;min-width:10rem;border:1px solid #d8dee9;border-radius:8px;padding:.8rem}
+.card b{display:block;font-size:1.8rem}.muted{color:#718096;font-size:.85rem}
+#chart{width:100%;height:180px;border:1px solid #d8dee9;border-radius:8px}
+table{border-collapse:collapse;width:100%;font-size:.85rem}td,th{border-bottom:1px solid #e2e8f0;padding:.3rem;text-align:left;vertical-align:top}
+#status{min-height:1.2rem}.error{color:#b42318}
+</style></head>
 <body><h1>Tally</h1>
-<p>Usage and system-log reports. API reference: <a href="/docs">/docs</a> (<a href="/openapi.json">OpenAPI 3.1</a>).</p>
-<form id="f"><label>Token (Bearer JWT)<br><input id="token" type="password" size="60" required></label><br>
-<label>Report <select id="report"><option value="/reports/usage-summary">usage summary</option>
-<option value="/reports/usage-timeseries">usage timeseries (weekly)</option>
-<option value="/logs/system-events">system events</option></select></label><br>
-<label>From <input id="start" type="date" value="2025-01-01"></label>
-<label>to <input id="end" type="date" value="2025-12-31"></label><br>
-<button>Fetch</button></form><pre id="out"></pre>
+<p class="muted">Usage and system-log reports. API reference: <a href="/docs">/docs</a> (<a href="/openapi.json">OpenAPI 3.1</a>).</p>
+<form id="f">
+<label>Token (Bearer JWT or API key)<input id="token" type="password" size="40" required autocomplete="off"></label>
+<label>From<input id="start" type="date" required></label>
+<label>To<input id="end" type="date" required></label>
+<button id="show">Show</button></form>
+<p id="status" role="status"></p>
+<div class="cards">
+<div class="card"><span class="muted">Total users</span><b id="total_users">–</b></div>
+<div class="card"><span class="muted">Active users</span><b id="active_users">–</b></div>
+<div class="card"><span class="muted">Sessions</span><b id="total_sessions">–</b></div>
+</div>
+<h2>Daily active users</h2>
+<svg id="chart" viewBox="0 0 600 180" preserveAspectRatio="none" aria-label="daily active users"></svg>
+<h2>Latest errors</h2>
+<table><thead><tr><th>Time (UTC)</th><th>Service</th><th>Message</th></tr></thead><tbody id="errors"></tbody></table>
+<h2>Export</h2>
+<button id="export" type="button">Export usage summary as CSV</button> <span id="export-status" class="muted"></span>
 <script>
-document.getElementById('f').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  const v = (id) => document.getElementById(id).value;
-  const q = new URLSearchParams({ start_date: v('start'), end_date: v('end') });
-  if (v('report').endsWith('timeseries')) q.set('interval', 'week');
-  const res = await fetch(v('report') + '?' + q, { headers: { Authorization: 'Bearer ' + v('token') } });
-  document.getElementById('out').textContent = res.status + '\\n' + JSON.stringify(await res.json(), null, 2);
-});
+const $ = (id) => document.getElementById(id);
+const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+const today = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
+$('start').value = day(today - 30 * 864e5);
+$('end').value = day(today - 864e5);
+$('token').value = sessionStorage.getItem('tally-token') || '';
+
+function headers() {
+  const t = $('token').value.trim();
+  return t.startsWith('tally_') ? { 'X-API-Key': t } : { Authorization: 'Bearer ' + t };
+}
+async function api(path, init) {
+  const res = await fetch(path, { ...init, headers: { ...headers(), ...(init && init.headers) } });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(res.status + ' ' + (body.message || body.error || res.statusText));
+  return body;
+}
+function text(tag, value) { const el = document.createElement(tag); el.textContent = value; return el; }
+
+function drawChart(rows) {
+  const svg = $('chart');
+  svg.replaceChildren();
+  const ns = 'http://www.w3.org/2000/svg';
+  const max = Math.max(1, ...rows.map((r) => r.active_users));
+  const step = rows.length > 1 ? 600 / (rows.length - 1) : 0;
+  const points = rows.map((r, i) => [i * step, 170 - (r.active_users / max) * 160]);
+  const line = document.createElementNS(ns, 'polyline');
+  line.setAttribute('points', points.map((p) => p.join(',')).join(' '));
+  line.setAttribute('fill', 'none');
+  line.setAttribute('stroke', '#2b6cb0');
+  line.setAttribute('stroke-width', '2');
+  svg.appendChild(line);
+  points.forEach(([x, y], i) => {
+    const dot = document.createElementNS(ns, 'circle');
+    dot.setAttribute('cx', x); dot.setAttribute('cy', y); dot.setAttribute('r', '2.5');
+    dot.setAttribute('fill', '#2b6cb0'); dot.setAttribute('class', 'point');
+    dot.appendChild(document.createElementNS(ns, 'title')).textContent = rows[i].period + ': ' + rows[i].active_users;
+    svg.appendChild(dot);
+  });
+}
+
+async function show() {
+  sessionStorage.setItem('tally-token', $('token').value.trim());
+  $('status').textContent = 'Loading…';
+  $('status').className = '';
+  const range = new URLSearchParams({ start_date: $('start').value, end_date: $('end').value });
+  try {
+    const summary = await api('/reports/usage-summary?' + range);
+    for (const k of ['total_users', 'active_users', 'total_sessions']) $(k).textContent = summary[k].toLocaleString('en');
+    const series = await api('/reports/usage-timeseries?' + range + '&interval=day');
+    drawChart(series.rows);
+    const tbody = $('errors');
+    tbody.replaceChildren();
+    try {
+      const logs = await api('/logs/system-events?severity=error&limit=10');
+      for (const e of logs.events) {
+        const tr = document.createElement('tr');
+        tr.append(text('td', e.timestamp.replace('T', ' ').replace('Z', '')), text('td', e.service), text('td', e.message));
+        tbody.appendChild(tr);
+      }
+      if (logs.events.length === 0) tbody.appendChild(text('tr', '')).appendChild(text('td', 'No errors.'));
+    } catch (err) {
+      tbody.appendChild(text('tr', '')).appendChild(text('td', 'Logs: ' + err.message));
+    }
+    $('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
+  } catch (err) {
+    $('status').textContent = err.message;
+    $('status').className = 'error';
+  }
+}
+
+async function exportCsv() {
+  const out = $('export-status');
+  try {
+    const job = await api('/reports/export', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ report_type: 'usage-summary', format: 'csv', start_date: $('start').value, end_date: $('end').value }),
+    });
+    out.textContent = 'Export ' + job.status + '…';
+    for (let i = 0; i < 120; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const s = await api('/reports/export/' + encodeURIComponent(job.job_id));
+      if (s.status === 'completed') {
+        out.replaceChildren(text('a', 'Download CSV'));
+        out.firstChild.href = s.download_url;
+        return;
+      }
+      if (s.status === 'failed') { out.textContent = 'Export failed: ' + (s.error || 'unknown error'); return; }
+      out.textContent = 'Export ' + s.status + '…';
+    }
+  } catch (err) {
+    out.textContent = err.message;
+  }
+}
+
+$('f').addEventListener('submit', (e) => { e.preventDefault(); show(); });
+$('export').addEventListener('click', exportCsv);
+if ($('token').value) show();
 </script></body></html>
 `;

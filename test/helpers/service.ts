@@ -19,9 +19,9 @@ export interface Service {
   stderr: () => string;
 }
 
-export async function startService(env: Record<string, string>): Promise<Service> {
+export async function startService(env: Record<string, string>, args: string[] = []): Promise<Service> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts', ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -1,0 +1,93 @@
+// The dashboard at `/` in a real browser (Debian's headless Chromium driven by playwright-core) against
+// `npm run demo`: the page loads, its numbers match the API, the chart has a point per day, the export button
+// yields a download, and the console stays clean. Writes the screenshot in docs/ with UPDATE_DOCS=1.
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintToken } from '../../core/tokens.ts';
+import { type Service, startService } from '../helpers/service.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SECRET = 'dashboard-test-secret-dashboard-test-0123';
+const dataDir = mkdtempSync(join(tmpdir(), 'tally-dashboard-'));
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const today = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
+const range = { start_date: day(today - 30 * 864e5), end_date: day(today - 864e5) };
+
+describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless Chromium', () => {
+  let service: Service;
+  let browser: Browser;
+  let token: string;
+
+  beforeAll(async () => {
+    service = await startService({ DATA_DIR: dataDir, AUTH_JWT_SECRET: SECRET }, ['--demo']);
+    token = await mintToken(SECRET, { sub: 'dashboard' });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    service?.child.kill('SIGTERM');
+    await service?.exited;
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('shows the API numbers, a point per day, the latest errors, and exports', async () => {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(`${service.base}/`);
+    await page.fill('#token', token);
+    await page.click('#show');
+    await page.waitForFunction(
+      () => document.querySelector('#status')?.textContent?.startsWith('Updated'),
+      null,
+      {
+        timeout: 30_000,
+      },
+    );
+
+    const qs = new URLSearchParams(range);
+    const api = await (
+      await fetch(`${service.base}/reports/usage-summary?${qs}`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json();
+    for (const k of ['total_users', 'active_users', 'total_sessions'] as const) {
+      const shown = (await page.textContent(`#${k}`))?.replace(/,/g, '');
+      expect(Number(shown), k).toBe(api[k]);
+    }
+    expect(api.active_users).toBeGreaterThan(100);
+    expect(await page.locator('#chart .point').count()).toBe(30);
+    expect(await page.locator('#errors tr').count()).toBe(10);
+
+    await page.click('#export');
+    const link = page.locator('#export-status a');
+    await link.waitFor({ timeout: 60_000 });
+    const href = await link.getAttribute('href');
+    const csv = await (await fetch(href as string)).text();
+    expect(csv.split('\n')[0]).toContain('date');
+    expect(csv.split('\n').length).toBeGreaterThan(30);
+
+    const shot = process.env.UPDATE_DOCS ? join('docs', 'dashboard.png') : join(dataDir, 'dashboard.png');
+    mkdirSync(join(shot, '..'), { recursive: true });
+    await page.screenshot({ path: shot, fullPage: true });
+    expect(problems).toEqual([]);
+  });
+});

@@ -1,11 +1,15 @@
 // `npm run dlq -- list [--reason R] [--json]` shows dead letters with their reasons;
 // `npm run dlq -- replay [--reason R]` re-validates them and sends the ones that now pass back to their topic.
 import { parseArgs } from 'node:util';
+import { handleHelp } from '../core/cli.ts';
 import { readDeadLetters, replayDeadLetters } from '../ingest/dlq-tools.ts';
 import { createKafka, createProducer } from '../ingest/kafka.ts';
 import { configOrExit, createLogger } from './runtime.ts';
 
 const usage = 'usage: npm run dlq -- list|replay [--reason TEXT] [--json]';
+handleHelp(
+  `${usage}\n\n  list    the dead letters of both source topics: when, source topic/partition@offset, reason, a preview\n  replay  validates them again and sends those that now pass back to their source topic (idempotent:\n          an event stored twice changes no answer); the rest are listed as still invalid\n  --reason TEXT  only letters whose reason contains TEXT (case-insensitive)\n  --json         list as JSON lines`,
+);
 let parsed: ReturnType<typeof parse>;
 function parse() {
   return parseArgs({

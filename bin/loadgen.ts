@@ -2,12 +2,16 @@
 // reproducible synthetic dataset and publishes it (Kafka, or POST /events without Kafka), or writes NDJSON.
 import { createWriteStream } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { handleHelp } from '../core/cli.ts';
 import { generateEvents } from '../ingest/loadgen/generate.ts';
 import { createPublisher, Progress } from '../ingest/publisher.ts';
 import { configOrExit, createLogger } from './runtime.ts';
 
 const usage =
   'usage: npm run loadgen -- --events N [--seed S] [--start YYYY-MM-DD] [--days D] [--duplicates RATE] [--out FILE]';
+handleHelp(
+  `${usage}\n\nGenerates a reproducible synthetic dataset (teams, users, sessions, logs, some duplicates) and publishes\nit to Kafka (KAFKA_BROKERS) or to POST /events of a running npm start; with --out, writes NDJSON instead.\n  --events N         how many events (required)\n  --seed S           generator seed (default 1)\n  --start YYYY-MM-DD first day (default 2025-01-01)\n  --days D           days of data (default 90)\n  --duplicates RATE  share of events sent twice (default 0.02)\n  --out FILE         write NDJSON to FILE instead of publishing`,
+);
 function fail(msg: string): never {
   process.stderr.write(`${msg}\n${usage}\n`);
   process.exit(2);

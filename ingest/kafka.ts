@@ -53,7 +53,7 @@ export function createKafka(opts: KafkaOptions): Kafka {
     ...(opts.logger ? { logCreator: logCreator(opts.logger) } : {}),
     ...(opts.socketFactory ? { socketFactory: opts.socketFactory } : {}),
     // Reconnect by itself when the broker goes away and comes back.
-    retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 10_000 },
+    retry: { initialRetryTime: 300, retries: 5, maxRetryTime: 5_000 },
     connectionTimeout: 5_000,
   };
   return new Kafka(config);
@@ -86,6 +86,22 @@ export function createIdempotentProducer(kafka: Kafka): Producer {
     createPartitioner: Partitioners.DefaultPartitioner,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
+}
+
+/** Connects an admin client, turning "no broker" into a message that says what to do next. */
+export async function connectAdmin(kafka: Kafka, brokers: readonly string[]): Promise<Admin> {
+  // A few quick tries: a missing broker is reported in seconds, not after a minute of backoff.
+  const admin = kafka.admin({ retry: { retries: 2, initialRetryTime: 300, maxRetryTime: 2_000 } });
+  try {
+    await admin.connect();
+  } catch (err) {
+    throw new Error(
+      `Kafka is not reachable at ${brokers.join(',')} (${(err as Error).message}): start a local broker with ` +
+        '`npm run kafka:up`, or unset KAFKA_BROKERS to run without Kafka',
+      { cause: err },
+    );
+  }
+  return admin;
 }
 
 /** Creates the topics (and their dead-letter topics) if they are missing. */

@@ -4,7 +4,7 @@
 import type { Config } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
-import { createIdempotentProducer, createKafka, ensureTopics, type Producer } from './kafka.ts';
+import { connectAdmin, createIdempotentProducer, createKafka, ensureTopics, type Producer } from './kafka.ts';
 import { publish, route } from './producer.ts';
 
 /** Prints progress of a long run to stderr, at most every two seconds, and a summary at the end. */
@@ -59,8 +59,7 @@ export async function createPublisher(config: Config, logger: Logger): Promise<P
   const topics = { sessions: config.kafka.topicSessions, logs: config.kafka.topicLogs };
   if (config.kafka.brokers) {
     const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-producer', logger });
-    const admin = kafka.admin();
-    await admin.connect();
+    const admin = await connectAdmin(kafka, config.kafka.brokers);
     try {
       await ensureTopics(admin, [topics.sessions, topics.logs]);
     } finally {

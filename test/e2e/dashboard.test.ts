@@ -56,7 +56,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless Chromium', () 
     await page.fill('#token', token);
     await page.click('#show');
     await page.waitForFunction(
-      () => document.querySelector('#status')?.textContent?.startsWith('Updated'),
+      "document.querySelector('#status')?.textContent?.startsWith('Updated')",
       null,
       {
         timeout: 30_000,
@@ -64,11 +64,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless Chromium', () 
     );
 
     const qs = new URLSearchParams(range);
-    const api = await (
-      await fetch(`${service.base}/reports/usage-summary?${qs}`, {
-        headers: { authorization: `Bearer ${token}` },
-      })
-    ).json();
+    const res = await fetch(`${service.base}/reports/usage-summary?${qs}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const api = (await res.json()) as Record<string, number>;
     for (const k of ['total_users', 'active_users', 'total_sessions'] as const) {
       const shown = (await page.textContent(`#${k}`))?.replace(/,/g, '');
       expect(Number(shown), k).toBe(api[k]);

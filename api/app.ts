@@ -19,8 +19,10 @@ import { exportRoutes } from './routes/exports.ts';
 import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
 import { metaRoutes } from './routes/meta.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 import { timeseriesRoutes } from './routes/timeseries.ts';
 import { usageRoutes } from './routes/usage.ts';
+import type { ScheduleDeps } from './schedules/deps.ts';
 
 export interface AppDeps {
   ch: ClickHouse;
@@ -33,6 +35,8 @@ export interface AppDeps {
   onAuthFailure?: (f: AuthFailureReport) => void;
   /** Export jobs and signed downloads; without them the export routes are not mounted. */
   exports?: ExportDeps;
+  /** Scheduled exports; without them the schedule routes are not mounted. */
+  schedules?: ScheduleDeps;
 }
 
 // Paths served, by method: an existing path with another method is 405, anything else 404.
@@ -48,6 +52,7 @@ const ROUTES: Record<string, readonly string[]> = {
   '/logs/system-events': ['GET'],
   '/events': ['POST'],
   '/reports/export': ['POST'],
+  '/reports/export-schedules': ['GET', 'POST'],
 };
 
 // No route takes a body larger than POST /events does; the declared length is refused before any read
@@ -117,5 +122,6 @@ export function createApp(deps: AppDeps) {
     // Signed links carry their own authorization: no bearer token, outside /reports/*.
     app.route('/', downloadRoutes(deps.exports));
   }
+  if (deps.schedules) app.route('/', scheduleRoutes(deps.schedules));
   return app;
 }

@@ -9,6 +9,7 @@ import { createAuthenticator } from '../api/middleware/auth.ts';
 import { createRateLimit } from '../api/middleware/rate-limit.ts';
 import { RedisSlidingLogStore } from '../api/middleware/rate-limit-redis.ts';
 import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
+import { scheduleDeps } from '../api/schedules/setup.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
@@ -19,7 +20,7 @@ import { createLogger, type Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
 import { Ingester } from '../ingest/consumer.ts';
 import { createDirectSink } from '../ingest/direct.ts';
-import { createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
+import { connectAdmin, createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
 import { createKafkaSink } from '../ingest/producer.ts';
 
 /** Loads the configuration or exits with every problem listed. */
@@ -59,8 +60,7 @@ export async function createSink(
 ): Promise<EventSink & Stoppable> {
   if (!config.kafka.brokers) return { ...createDirectSink(ch), stop: async () => undefined };
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-api', logger });
-  const admin = kafka.admin();
-  await admin.connect();
+  const admin = await connectAdmin(kafka, config.kafka.brokers);
   try {
     await ensureTopics(admin, [config.kafka.topicSessions, config.kafka.topicLogs]);
   } finally {
@@ -121,6 +121,8 @@ export function startApi(
     rateLimit: createRateLimit({ policy, ...(limitStore ? { store: limitStore } : {}) }),
     onAuthFailure: recordAuthFailures(new SelfLog(deps.ch)),
     ...(deps.exports ? { exports: deps.exports } : {}),
+    // schedules: mounted wherever exports are (the scheduler itself runs with the export workers).
+    ...(deps.exports ? { schedules: scheduleDeps(config, deps.exports) } : {}),
   });
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {

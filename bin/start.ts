@@ -1,8 +1,10 @@
 // `npm start`: the whole service in one process: API, ingester (when KAFKA_BROKERS is set) and storage,
 // on the embedded ClickHouse engine unless CLICKHOUSE_URL names a server.
 import { exportDeps, startExportWorkers } from '../api/exports/setup.ts';
+import { startSchedules } from '../api/schedules/setup.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
 import type { Ingester } from '../ingest/consumer.ts';
+import { loadDemo } from '../ingest/demo.ts';
 import {
   configOrExit,
   createLogger,
@@ -18,17 +20,40 @@ const logger = createLogger(config.logLevel);
 const secret = loadOrCreateSecret(config.dataDir, config.auth.jwtSecret);
 const ch = await openStorage(config, logger);
 const sink = await createSink(config, ch, logger);
+// `npm run demo` (npm start -- --demo): a generated month of data, loaded once, and a token to read it with.
+const demo = process.argv.includes('--demo');
+if (demo) {
+  const result = await loadDemo(sink, config.dataDir);
+  process.stdout.write(
+    result.loaded
+      ? `Demo: loaded ${result.events} generated events for the 30 days from ${result.start}.\n`
+      : 'Demo: data already loaded in this data directory.\n',
+  );
+}
 let ingester: Ingester | undefined;
 if (config.kafka.brokers) ingester = await startIngester(config, ch, logger);
 // exports: the worker runs in this process; a queued job wakes it at once.
 const exportWorkers = startExportWorkers(config, ch, logger);
 const exports = exportDeps(config, ch, exportWorkers.notify);
+// schedules: the scheduler queues each closed period's job; the workers' finished jobs fire webhooks.
+const schedules = startSchedules(config, ch, logger, exportWorkers.workers, exportWorkers.notify);
 const api = await startApi(config, { ch, sink, secret: secret.value, logger, exports });
 
 process.stdout.write(
   `Tally listening on ${api.url} (storage: ${ch.embedded ? `embedded ClickHouse in ${config.dataDir}` : 'ClickHouse server'}, ` +
     `events: ${config.kafka.brokers ? `Kafka ${config.kafka.brokers.join(',')}` : 'POST /events'})\n`,
 );
+if (demo && !secret.created) {
+  const token = await mintToken(secret.value, {
+    sub: 'demo',
+    ttlSeconds: 24 * 3600,
+    issuer: config.auth.issuer,
+    audience: config.auth.audience,
+  });
+  process.stdout.write(
+    `Demo token (all scopes, valid 24 hours):\n${token}\nOpen ${api.url}/ and paste it.\n`,
+  );
+}
 if (secret.created) {
   const token = await mintToken(secret.value, {
     sub: 'admin',
@@ -44,6 +69,7 @@ if (secret.created) {
 
 onShutdown(logger, async () => {
   await api.stop();
+  await schedules.stop();
   await exportWorkers.stop();
   await ingester?.stop();
   await sink.stop();

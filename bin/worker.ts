@@ -1,6 +1,7 @@
 // `npm run worker`: export workers alone, for a distributed deployment (needs CLICKHOUSE_URL and an export
 // directory shared with the API replicas that serve the downloads).
 import { startExportWorkers } from '../api/exports/setup.ts';
+import { startSchedules } from '../api/schedules/setup.ts';
 import { configOrExit, createLogger, onShutdown, openStorage } from './runtime.ts';
 
 const config = configOrExit();
@@ -13,8 +14,11 @@ if (!config.clickhouse.url) {
 const logger = createLogger(config.logLevel, 'tally-worker');
 const ch = await openStorage(config, logger);
 const workers = startExportWorkers(config, ch, logger);
+// schedules: every worker process also schedules; job ids per period keep several of them exact (README).
+const schedules = startSchedules(config, ch, logger, workers.workers, workers.notify);
 process.stdout.write(`Tally export worker(s): ${workers.workers.length}, files in ${config.exports.dir}\n`);
 onShutdown(logger, async () => {
+  await schedules.stop();
   await workers.stop();
   await ch.close();
 });

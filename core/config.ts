@@ -175,6 +175,27 @@ const envSchema = z.object({
       });
     }
   }),
+  // schedules: the scheduler's tick, schedules per user, and where and how long webhooks are delivered
+  // (README "Scheduled exports").
+  SCHEDULER_INTERVAL_SECONDS: posInt('SCHEDULER_INTERVAL_SECONDS', 60),
+  SCHEDULES_PER_USER: posInt('SCHEDULES_PER_USER', 20),
+  WEBHOOK_ALLOWED_HOSTS: optionalString.transform((v, ctx) => {
+    const list = (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const bad = list.find((h) => !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(h));
+    if (bad !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `WEBHOOK_ALLOWED_HOSTS: expected comma-separated host or host:port, got ${JSON.stringify(bad)}`,
+      });
+      return z.NEVER;
+    }
+    return list;
+  }),
+  WEBHOOK_RETRY_FOR_SECONDS: posInt('WEBHOOK_RETRY_FOR_SECONDS', 3600),
+  WEBHOOK_TIMEOUT_SECONDS: posInt('WEBHOOK_TIMEOUT_SECONDS', 10),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .optional()
@@ -241,6 +262,19 @@ export interface Config {
     readonly maxAttempts: number;
   };
   readonly logLevel: string;
+  // schedules
+  readonly schedules: {
+    /** SCHEDULER_INTERVAL_SECONDS, default 60: how often closed periods are looked for. */
+    readonly intervalSeconds: number;
+    /** SCHEDULES_PER_USER, default 20: live schedules one user may own. */
+    readonly perUser: number;
+    /** WEBHOOK_ALLOWED_HOSTS, default none: `host` or `host:port` entries webhooks may go to. */
+    readonly webhookAllowedHosts: readonly string[];
+    /** WEBHOOK_RETRY_FOR_SECONDS, default 3600: a delivery is retried this long, then given up. */
+    readonly webhookRetryForSeconds: number;
+    /** WEBHOOK_TIMEOUT_SECONDS, default 10: one attempt's limit. */
+    readonly webhookTimeoutSeconds: number;
+  };
   // security
   readonly security: {
     /** API_KEYS_FILE, default DATA_DIR/api-keys.json: the hashed API keys of `npm run keys`. */
@@ -311,6 +345,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxAttempts: e.EXPORT_MAX_ATTEMPTS,
     },
     logLevel: e.LOG_LEVEL,
+    // schedules
+    schedules: {
+      intervalSeconds: e.SCHEDULER_INTERVAL_SECONDS,
+      perUser: e.SCHEDULES_PER_USER,
+      webhookAllowedHosts: e.WEBHOOK_ALLOWED_HOSTS,
+      webhookRetryForSeconds: e.WEBHOOK_RETRY_FOR_SECONDS,
+      webhookTimeoutSeconds: e.WEBHOOK_TIMEOUT_SECONDS,
+    },
     // security
     security: {
       apiKeysPath: e.API_KEYS_FILE ?? resolve(e.DATA_DIR, 'api-keys.json'),

@@ -72,6 +72,8 @@ export class ExportWorker {
   private wake: (() => void) | undefined;
   private current: AbortController | undefined;
   private lastSweep = 0;
+  // schedules (issue 9): told of each job that reached completed or failed, so its webhook can fire.
+  private finished: ((job: ExportJob) => void) | undefined;
 
   constructor(private readonly o: WorkerOptions) {
     this.id = o.workerId ?? `worker-${randomUUID()}`;
@@ -97,6 +99,11 @@ export class ExportWorker {
     this.wake?.();
     await this.loop;
     this.o.source.close();
+  }
+
+  /** schedules: `listener` sees every job this worker completes or fails (never awaited, must not throw). */
+  onFinished(listener: (job: ExportJob) => void): void {
+    this.finished = listener;
   }
 
   /** A job was queued: poll now instead of at the next tick. */
@@ -212,7 +219,7 @@ export class ExportWorker {
       clearInterval(timer);
       await beat.catch(() => undefined);
       const now = this.now();
-      await writeJob(this.o.ch, {
+      const done: ExportJob = {
         ...state,
         status: 'completed',
         rows_written: total,
@@ -223,7 +230,9 @@ export class ExportWorker {
         expires_at: now + this.fileTtlMs,
         updated_at: now,
         version: nextVersion(now),
-      });
+      };
+      await writeJob(this.o.ch, done);
+      this.finished?.(done); // schedules: completion webhook
       this.o.logger.info({ job: job.job_id, rows: total, bytes: file.bytes }, 'export completed');
     } catch (err) {
       clearInterval(timer);
@@ -253,7 +262,7 @@ export class ExportWorker {
 
   private async fail(job: ExportJob, why: string): Promise<void> {
     const now = this.now();
-    await writeJob(this.o.ch, {
+    const failed: ExportJob = {
       ...job,
       status: 'failed',
       error: why,
@@ -261,7 +270,9 @@ export class ExportWorker {
       lease_expires_at: 0,
       updated_at: now,
       version: nextVersion(now),
-    });
+    };
+    await writeJob(this.o.ch, failed);
+    this.finished?.(failed); // schedules: failure webhook
     this.o.selfLog.record(
       'error',
       'export-failed',

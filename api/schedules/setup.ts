@@ -1,0 +1,70 @@
+// Assembles the schedule parts from the configuration: the routes' dependencies, the scheduler and the webhook
+// dispatcher that the export workers tell of finished jobs.
+import type { ClickHouse } from '../../clickhouse/client.ts';
+import { SelfLog } from '../../clickhouse/self-log.ts';
+import type { Config } from '../../core/config.ts';
+import type { Logger } from '../../core/logger.ts';
+import type { ExportDeps } from '../exports/deps.ts';
+import { loadOrCreateKeyRing } from '../exports/signing.ts';
+import { ExportStore } from '../exports/store.ts';
+import type { ExportWorker } from '../exports/worker.ts';
+import { WebhookAllowList } from '../webhooks/allow-list.ts';
+import { WebhookDispatcher } from '../webhooks/dispatcher.ts';
+import type { ScheduleDeps } from './deps.ts';
+import { Scheduler } from './scheduler.ts';
+
+export function scheduleDeps(config: Config, exports: ExportDeps): ScheduleDeps {
+  return {
+    exports,
+    allow: new WebhookAllowList(config.schedules.webhookAllowedHosts),
+    perUser: config.schedules.perUser,
+  };
+}
+
+export interface ScheduleServices {
+  scheduler: Scheduler;
+  webhooks: WebhookDispatcher;
+  stop(): Promise<void>;
+}
+
+/** Starts the scheduler and hooks the webhook dispatcher to `workers` (the export workers of this process). */
+export function startSchedules(
+  config: Config,
+  ch: ClickHouse,
+  logger: Logger,
+  workers: readonly ExportWorker[],
+  onQueued?: () => void,
+): ScheduleServices {
+  const selfLog = new SelfLog(ch);
+  const webhooks = new WebhookDispatcher({
+    ch,
+    allow: new WebhookAllowList(config.schedules.webhookAllowedHosts),
+    links: {
+      keys: loadOrCreateKeyRing(config.dataDir),
+      publicBaseUrl: config.publicBaseUrl,
+      urlTtlSeconds: config.exportUrlTtlSeconds,
+    },
+    selfLog,
+    logger: logger.child({ role: 'webhooks' }),
+    retryForMs: config.schedules.webhookRetryForSeconds * 1000,
+    timeoutMs: config.schedules.webhookTimeoutSeconds * 1000,
+  });
+  for (const w of workers) w.onFinished(webhooks.notify);
+  const scheduler = new Scheduler({
+    ch,
+    store: new ExportStore(config.exports.dir),
+    logger: logger.child({ role: 'scheduler' }),
+    intervalMs: config.schedules.intervalSeconds * 1000,
+    ...(onQueued ? { onQueued } : {}),
+  });
+  scheduler.start();
+  return {
+    scheduler,
+    webhooks,
+    stop: async () => {
+      await scheduler.stop();
+      await webhooks.stop();
+      await selfLog.flush();
+    },
+  };
+}

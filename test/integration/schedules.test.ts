@@ -1,0 +1,277 @@
+// Scheduled exports on the real engine with a controllable clock: routes and ownership; one job per closed
+// month, two months caught up after a downtime; ISO weeks across a year boundary; two schedulers without a
+// shared lock producing no duplicate; scheduled jobs outside the daily quota; runs with working download links.
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../api/app.ts';
+import type { ExportDeps } from '../../api/exports/deps.ts';
+import { KeyedMutex } from '../../api/exports/lock.ts';
+import { JobAdmission } from '../../api/exports/quota.ts';
+import { ExportStore } from '../../api/exports/store.ts';
+import { exportSource } from '../../api/exports/stream.ts';
+import { ExportWorker } from '../../api/exports/worker.ts';
+import { createAuthenticator } from '../../api/middleware/auth.ts';
+import { Scheduler } from '../../api/schedules/scheduler.ts';
+import { WebhookAllowList } from '../../api/webhooks/allow-list.ts';
+import { countJobsOnDay, getJob } from '../../clickhouse/queries/exports-jobs.ts';
+import { insertScheduledJob } from '../../clickhouse/queries/schedules-runs.ts';
+import { SelfLog } from '../../clickhouse/self-log.ts';
+import { createLogger } from '../../core/logger.ts';
+import { mintToken } from '../../core/tokens.ts';
+import { createDirectSink } from '../../ingest/direct.ts';
+import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+
+const SECRET = 'schedules-test-secret-schedules-test-secret-01';
+const BASE = 'https://tally.example.test';
+const logger = createLogger('silent');
+
+interface Run {
+  job_id: string;
+  period_start: string;
+  period_end: string;
+  status: string;
+  download_url?: string;
+  sha256?: string;
+  row_count?: number;
+}
+
+describe('scheduled exports', () => {
+  let engine: TestEngine;
+  let deps: ExportDeps;
+  let app: ReturnType<typeof createApp>;
+  let worker: ExportWorker;
+  let nowMs = Date.parse('2025-01-15T12:00:00Z');
+  const clock = () => nowMs;
+  let alice = '';
+  let bob = '';
+
+  const call = (token: string, path: string, init: { method?: string; body?: object } = {}) =>
+    app.request(path, {
+      method: init.method ?? 'GET',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      ...(init.body ? { body: JSON.stringify(init.body) } : {}),
+    });
+  const create = async (body: object, token = alice) => {
+    const res = await call(token, '/reports/export-schedules', { method: 'POST', body });
+    expect(res.status).toBe(201);
+    return (await res.json()) as { schedule_id: string; webhook_secret?: string; next_run_at: string };
+  };
+  const runs = async (id: string, token = alice) => {
+    const res = await call(token, `/reports/export-schedules/${id}/runs`);
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { runs: Run[] }).runs;
+  };
+  const scheduler = (lock = new KeyedMutex()) =>
+    new Scheduler({ ch: engine.ch, store: deps.store, logger, lock, now: clock });
+  /** Deletes a schedule so that later tests' ticks see only their own. */
+  const remove = async (id: string) => {
+    expect((await call(alice, `/reports/export-schedules/${id}`, { method: 'DELETE' })).status).toBe(204);
+  };
+  const rawJobRows = async (ids: string[]) => {
+    const rs = await engine.ch.client.query({
+      query: 'SELECT count() AS n FROM export_jobs WHERE job_id IN {ids:Array(String)}',
+      query_params: { ids },
+      format: 'JSONEachRow',
+    });
+    return Number((await rs.json<{ n: string }>())[0]?.n);
+  };
+
+  beforeAll(async () => {
+    engine = await openTestEngine();
+    deps = {
+      ch: engine.ch,
+      admission: new JobAdmission(engine.ch, 10, clock),
+      store: new ExportStore(`${engine.dataDir}/exports`),
+      keys: { current: 'k1', keys: new Map([['k1', Buffer.alloc(32, 7)]]) },
+      publicBaseUrl: BASE,
+      urlTtlSeconds: 600,
+      now: clock,
+    };
+    app = createApp({
+      ch: engine.ch,
+      sink: createDirectSink(engine.ch),
+      logger,
+      auth: createAuthenticator({ secret: SECRET, issuer: undefined, audience: undefined }),
+      exports: deps,
+      schedules: {
+        exports: deps,
+        allow: new WebhookAllowList(['hooks.example.com']),
+        perUser: 5,
+        now: clock,
+      },
+    });
+    worker = new ExportWorker({
+      ch: engine.ch,
+      source: exportSource(engine.ch, engine.dataDir),
+      store: deps.store,
+      selfLog: new SelfLog(engine.ch),
+      logger,
+      now: clock,
+    });
+    alice = await mintToken(SECRET, { sub: 'alice', scope: 'report_admin' });
+    bob = await mintToken(SECRET, { sub: 'bob', scope: 'report_admin' });
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await engine?.dispose();
+  });
+
+  it('creates, lists, hides from others, validates and deletes schedules', async () => {
+    const s = await create({
+      report_type: 'system-events',
+      format: 'csv',
+      cadence: 'daily',
+      filters: { severity: 'error' },
+    });
+    expect(s.next_run_at).toBe('2025-01-16T00:00:00.000Z');
+    expect(s.webhook_secret).toBeUndefined();
+    const list = (await (await call(alice, '/reports/export-schedules')).json()) as {
+      schedules: Array<{ schedule_id: string; filters: object }>;
+    };
+    expect(list.schedules.map((x) => x.schedule_id)).toContain(s.schedule_id);
+    expect(list.schedules.find((x) => x.schedule_id === s.schedule_id)?.filters).toEqual({
+      severity: 'error',
+    });
+    expect(
+      ((await (await call(bob, '/reports/export-schedules')).json()) as { schedules: unknown[] }).schedules,
+    ).toEqual([]);
+    expect((await call(bob, `/reports/export-schedules/${s.schedule_id}`)).status).toBe(404);
+    expect((await call(bob, `/reports/export-schedules/${s.schedule_id}/runs`)).status).toBe(404);
+    expect((await call(bob, `/reports/export-schedules/${s.schedule_id}`, { method: 'DELETE' })).status).toBe(
+      404,
+    );
+
+    const bad = await call(alice, '/reports/export-schedules', {
+      method: 'POST',
+      body: { report_type: 'usage-summary', format: 'csv', cadence: 'hourly' },
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { message: string }).message).toMatch(/^cadence:/);
+    const ssrf = await call(alice, '/reports/export-schedules', {
+      method: 'POST',
+      body: {
+        report_type: 'usage-summary',
+        format: 'csv',
+        cadence: 'daily',
+        webhook_url: 'http://169.254.169.254/latest',
+      },
+    });
+    expect(ssrf.status).toBe(400);
+    expect(((await ssrf.json()) as { message: string }).message).toMatch(
+      /^webhook_url: .*WEBHOOK_ALLOWED_HOSTS/,
+    );
+    const hooked = await create({
+      report_type: 'usage-summary',
+      format: 'csv',
+      cadence: 'weekly',
+      webhook_url: 'https://hooks.example.com/t',
+    });
+    expect(hooked.webhook_secret).toMatch(/^whsec_/);
+    // The secret is shown once: never again on a read.
+    const again = (await (
+      await call(alice, `/reports/export-schedules/${hooked.schedule_id}`)
+    ).json()) as object;
+    expect(again).not.toHaveProperty('webhook_secret');
+
+    for (const id of [s.schedule_id, hooked.schedule_id]) {
+      expect((await call(alice, `/reports/export-schedules/${id}`, { method: 'DELETE' })).status).toBe(204);
+      expect((await call(alice, `/reports/export-schedules/${id}`)).status).toBe(404);
+    }
+    // Deleted before any period closed: nothing is ever scheduled for them.
+    nowMs = Date.parse('2025-01-20T00:00:00Z');
+    expect(await scheduler().tick()).toBe(0);
+    nowMs = Date.parse('2025-01-15T12:00:00Z');
+  });
+
+  it('makes one job per closed month, catches two months up after a downtime, outside the daily quota', async () => {
+    nowMs = Date.parse('2025-01-15T12:00:00Z');
+    const { schedule_id } = await create({ report_type: 'system-events', format: 'csv', cadence: 'monthly' });
+    const sched = scheduler();
+    nowMs = Date.parse('2025-01-31T23:59:59.999Z');
+    expect(await sched.tick()).toBe(0);
+    nowMs = Date.parse('2025-02-01T00:00:30Z');
+    expect(await sched.tick()).toBe(1);
+    expect(await sched.tick()).toBe(0);
+    let r = await runs(schedule_id);
+    expect(r.map((x) => `${x.period_start}..${x.period_end}`)).toEqual(['2025-01-01..2025-01-31']);
+    const job = await getJob(engine.ch, r[0]?.job_id ?? '');
+    expect(JSON.parse(job?.params ?? '{}')).toEqual({ start_date: '2025-01-01', end_date: '2025-01-31' });
+
+    // Down from February 1 to April 2: February and March are both made, once each.
+    nowMs = Date.parse('2025-04-02T08:00:00Z');
+    expect(await sched.tick()).toBe(2);
+    expect(await scheduler().tick()).toBe(0);
+    r = await runs(schedule_id);
+    expect(r.map((x) => x.period_start)).toEqual(['2025-03-01', '2025-02-01', '2025-01-01']);
+    expect(r.find((x) => x.period_start === '2025-02-01')?.period_end).toBe('2025-02-28');
+    expect(await rawJobRows(r.map((x) => x.job_id))).toBe(3);
+    // None of them spent the owner's daily quota.
+    expect(await countJobsOnDay(engine.ch, 'jwt::alice', '2025-04-02')).toBe(0);
+
+    // The worker runs them; each run then shows its file's link, which downloads that file.
+    let ran = 0;
+    while (await worker.runOnce()) ran += 1;
+    expect(ran).toBe(3);
+    r = await runs(schedule_id);
+    for (const run of r) {
+      expect(run.status).toBe('completed');
+      const file = await app.request(String(run.download_url).slice(BASE.length));
+      expect(file.status).toBe(200);
+      const bytes = Buffer.from(await file.arrayBuffer());
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(run.sha256);
+    }
+    // A scheduler that lost a race writing the first row again, after the job finished, changes nothing.
+    if (job) await insertScheduledJob(engine.ch, job);
+    expect((await getJob(engine.ch, job?.job_id ?? ''))?.status).toBe('completed');
+
+    // Deleted: later periods get no job, and its runs are no longer served.
+    await remove(schedule_id);
+    nowMs = Date.parse('2025-06-02T00:00:00Z');
+    expect(await scheduler().tick()).toBe(0);
+    expect((await call(alice, `/reports/export-schedules/${schedule_id}/runs`)).status).toBe(404);
+  });
+
+  it('follows ISO weeks across a year boundary', async () => {
+    nowMs = Date.parse('2025-12-24T09:00:00Z'); // a Wednesday of ISO week 2025-W52
+    const { schedule_id, next_run_at } = await create({
+      report_type: 'usage-summary',
+      format: 'parquet',
+      cadence: 'weekly',
+    });
+    expect(next_run_at).toBe('2025-12-29T00:00:00.000Z');
+    nowMs = Date.parse('2026-01-04T23:59:59Z');
+    const sched = scheduler();
+    expect(await sched.tick()).toBe(1);
+    nowMs = Date.parse('2026-01-05T00:00:01Z');
+    expect(await sched.tick()).toBe(1);
+    const r = await runs(schedule_id);
+    expect(r.map((x) => `${x.period_start}..${x.period_end}`)).toEqual([
+      '2025-12-29..2026-01-04', // ISO 2026-W01
+      '2025-12-22..2025-12-28', // ISO 2025-W52
+    ]);
+    let ran = 0;
+    while (await worker.runOnce()) ran += 1;
+    expect(ran).toBe(2);
+    await remove(schedule_id);
+  });
+
+  it('two schedulers sharing no lock (like two processes) make one job per period, run once each', async () => {
+    nowMs = Date.parse('2025-06-01T10:00:00Z');
+    const { schedule_id } = await create({ report_type: 'system-events', format: 'csv', cadence: 'daily' });
+    nowMs = Date.parse('2025-06-11T00:00:01Z'); // ten days closed
+    const a = scheduler(new KeyedMutex());
+    const b = scheduler(new KeyedMutex());
+    await Promise.all([a.tick(), b.tick(), a.tick(), b.tick()]);
+    const r = await runs(schedule_id);
+    expect(r).toHaveLength(10);
+    expect(new Set(r.map((x) => x.period_start)).size).toBe(10);
+    // One stored row per job: the second writer's insert was dropped by its deduplication token.
+    expect(await rawJobRows(r.map((x) => x.job_id))).toBe(10);
+    let ran = 0;
+    while (await worker.runOnce()) ran += 1;
+    expect(ran).toBe(10);
+    expect((await runs(schedule_id)).every((x) => x.status === 'completed')).toBe(true);
+    await remove(schedule_id);
+  });
+});

@@ -1,8 +1,13 @@
 // `npm run api`: the HTTP API alone, for a distributed deployment (needs CLICKHOUSE_URL).
+
 import { exportDeps } from '../api/exports/setup.ts';
+import { ENV_HELP, handleHelp } from '../core/cli.ts';
 import { loadOrCreateSecret } from '../core/tokens.ts';
 import { configOrExit, createLogger, createSink, onShutdown, openStorage, startApi } from './runtime.ts';
 
+handleHelp(
+  `usage: npm run api\n\nThe HTTP API alone, for a distributed deployment: needs CLICKHOUSE_URL (a ClickHouse server).\n\n${ENV_HELP}`,
+);
 const config = configOrExit();
 if (!config.clickhouse.url) {
   process.stderr.write(

@@ -1,7 +1,11 @@
 // `npm run ingest`: one Kafka ingester of the consumer group, for a distributed deployment (needs
 // CLICKHOUSE_URL and KAFKA_BROKERS). Run several: they share the topics' partitions.
+import { ENV_HELP, handleHelp } from '../core/cli.ts';
 import { configOrExit, createLogger, onShutdown, openStorage, startIngester } from './runtime.ts';
 
+handleHelp(
+  `usage: npm run ingest\n\nOne Kafka ingester of the consumer group KAFKA_GROUP_ID: needs CLICKHOUSE_URL and KAFKA_BROKERS. Run several\nto share the topics' partitions.\n\n${ENV_HELP}`,
+);
 const config = configOrExit();
 if (!config.clickhouse.url || !config.kafka.brokers) {
   process.stderr.write('tally: npm run ingest needs CLICKHOUSE_URL and KAFKA_BROKERS\n');

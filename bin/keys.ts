@@ -3,12 +3,14 @@
 // once at creation; the file keeps only its hash. A running API sees changes within about a second.
 import { parseArgs } from 'node:util';
 import { checkNewKey, createKey, isKeyId, readKeys, revokeKey, unusableReason } from '../core/api-keys.ts';
+import { handleHelp } from '../core/cli.ts';
 import { configOrExit } from './runtime.ts';
 
 const usage = `usage:
   npm run keys -- create --name NAME --scopes "read:analytics write:events" [--team TEAM] [--expires YYYY-MM-DD|RFC3339]
   npm run keys -- list [--json]
   npm run keys -- revoke KEY_ID`;
+handleHelp(usage);
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n${usage}\n`);

@@ -1,7 +1,9 @@
 // `npm start`: the whole service in one process: API, ingester (when KAFKA_BROKERS is set) and storage,
 // on the embedded ClickHouse engine unless CLICKHOUSE_URL names a server.
+
 import { exportDeps, startExportWorkers } from '../api/exports/setup.ts';
 import { startSchedules } from '../api/schedules/setup.ts';
+import { ENV_HELP, handleHelp } from '../core/cli.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
 import type { Ingester } from '../ingest/consumer.ts';
 import { loadDemo } from '../ingest/demo.ts';
@@ -15,6 +17,9 @@ import {
   startIngester,
 } from './runtime.ts';
 
+handleHelp(
+  `usage: npm start [-- --demo]\n\nThe whole service in one process: the HTTP API, the export worker and scheduler, and the Kafka ingester\nwhen KAFKA_BROKERS is set; storage is the embedded ClickHouse under DATA_DIR unless CLICKHOUSE_URL is set.\n  --demo   load a generated month of data once (npm run demo) and print a token\n\n${ENV_HELP}`,
+);
 const config = configOrExit();
 const logger = createLogger(config.logLevel);
 const secret = loadOrCreateSecret(config.dataDir, config.auth.jwtSecret);

@@ -1,9 +1,14 @@
 // `npm run worker`: export workers alone, for a distributed deployment (needs CLICKHOUSE_URL and an export
 // directory shared with the API replicas that serve the downloads).
+
 import { startExportWorkers } from '../api/exports/setup.ts';
 import { startSchedules } from '../api/schedules/setup.ts';
+import { ENV_HELP, handleHelp } from '../core/cli.ts';
 import { configOrExit, createLogger, onShutdown, openStorage } from './runtime.ts';
 
+handleHelp(
+  `usage: npm run worker\n\nThe export worker (and scheduler) alone, for a distributed deployment: needs CLICKHOUSE_URL.\n\n${ENV_HELP}`,
+);
 const config = configOrExit();
 if (!config.clickhouse.url) {
   process.stderr.write(

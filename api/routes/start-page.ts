@@ -35,6 +35,8 @@ table{border-collapse:collapse;width:100%;font-size:.85rem}td,th{border-bottom:1
 <table><thead><tr><th>Time (UTC)</th><th>Service</th><th>Message</th></tr></thead><tbody id="errors"></tbody></table>
 <h2>Export</h2>
 <button id="export" type="button">Export usage summary as CSV</button> <span id="export-status" class="muted"></span>
+<h2>Scheduled exports</h2>
+<table><thead><tr><th>Report</th><th>Format</th><th>Cadence</th><th>Next run (UTC)</th></tr></thead><tbody id="schedules"></tbody></table>
 <script>
 const $ = (id) => document.getElementById(id);
 const day = (ms) => new Date(ms).toISOString().slice(0, 10);
@@ -99,6 +101,19 @@ async function show() {
       if (logs.events.length === 0) tbody.appendChild(text('tr', '')).appendChild(text('td', 'No errors.'));
     } catch (err) {
       tbody.appendChild(text('tr', '')).appendChild(text('td', 'Logs: ' + err.message));
+    }
+    const sched = $('schedules');
+    sched.replaceChildren();
+    try {
+      const list = await api('/reports/export-schedules');
+      for (const x of list.schedules) {
+        const tr = document.createElement('tr');
+        tr.append(text('td', x.report_type), text('td', x.format), text('td', x.cadence), text('td', x.next_run_at));
+        sched.appendChild(tr);
+      }
+      if (list.schedules.length === 0) sched.appendChild(text('tr', '')).appendChild(text('td', 'None (POST /reports/export-schedules).'));
+    } catch (err) {
+      sched.appendChild(text('tr', '')).appendChild(text('td', 'Schedules: ' + err.message));
     }
     $('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
   } catch (err) {

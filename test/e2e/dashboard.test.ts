@@ -52,6 +52,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless Chromium', () 
       if (m.type() === 'error') problems.push(m.text());
     });
     page.on('pageerror', (e) => problems.push(e.message));
+    const created = await fetch(`${service.base}/reports/export-schedules`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ report_type: 'usage-summary', format: 'csv', cadence: 'monthly' }),
+    });
+    expect(created.status).toBe(201);
     await page.goto(`${service.base}/`);
     await page.fill('#token', token);
     await page.click('#show');
@@ -75,6 +81,8 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless Chromium', () 
     expect(api.active_users).toBeGreaterThan(100);
     expect(await page.locator('#chart .point').count()).toBe(30);
     expect(await page.locator('#errors tr').count()).toBe(10);
+    expect(await page.locator('#schedules tr').count()).toBe(1);
+    expect(await page.textContent('#schedules')).toContain('monthly');
 
     await page.click('#export');
     const link = page.locator('#export-status a');

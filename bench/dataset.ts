@@ -105,3 +105,32 @@ export async function ensureDataset(
   }
   return { usage, logs: logs + resent, seconds: (performance.now() - t0) / 1000 };
 }
+
+/** Merges the rollups' parts, as background merges leave them on a steady stream. */
+export async function mergeRollups(ch: ClickHouse): Promise<void> {
+  for (const table of ['usage_daily', 'usage_first_seen', 'log_counts_hourly']) {
+    await ch.client.command({ query: `OPTIMIZE TABLE ${table} FINAL` });
+  }
+}
+
+/** The dataset's shape in one line: users, user-days, events per user-day, sessions, rollup rows. */
+export async function describeDataset(ch: ClickHouse): Promise<string> {
+  const rs = await ch.client.query({
+    query: `SELECT
+      (SELECT count() FROM usage_events) AS events,
+      (SELECT uniqExact(user_id) FROM usage_events) AS users,
+      (SELECT uniqExact(toDate(timestamp), user_id) FROM usage_events) AS user_days,
+      (SELECT uniqExact(team_id) FROM usage_events) AS teams,
+      (SELECT uniqExactIf(session_id, type = 'session_start') FROM usage_events) AS sessions,
+      (SELECT count() FROM usage_daily) AS daily_rows`,
+    format: 'JSONEachRow',
+  });
+  const [r] = await rs.json<Record<string, string | number>>();
+  const n = (k: string) => Number(r?.[k] ?? 0);
+  const us = (k: string) => n(k).toLocaleString('en-US');
+  return (
+    `${us('users')} users in ${us('teams')} teams, ${us('user_days')} user-days ` +
+    `(${(n('events') / n('user_days')).toFixed(1)} usage events per user-day), ${us('sessions')} sessions; ` +
+    `usage_daily rollup rows: ${us('daily_rows')}`
+  );
+}

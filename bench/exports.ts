@@ -1,6 +1,7 @@
-// `npm run bench:exports`: a system-events export of N million logs (default 5) on the embedded engine, in
-// CSV and Parquet, measuring the process's peak RSS above its level before the export, and the latency of
-// API reads (GET /logs/system-events page 1) made every 50 ms while the export runs.
+// `npm run bench:exports [millions]`: a system-events export of N logs (default 10 million; --quick 300,000)
+// on the embedded engine, in CSV and Parquet, several runs each: rows/s, the process's peak RSS above its idle
+// level before the export, and the latency of API reads (GET /logs/system-events) made every 50 ms while the
+// export runs. Writes the exports section of bench/RESULTS.md.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,8 +18,13 @@ import { SelfLog } from '../clickhouse/self-log.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { createDirectSink } from '../ingest/direct.ts';
+import { machine } from './machine.ts';
+import { benchOptions } from './options.ts';
+import { fmtSpread, spread, writeSection } from './stats.ts';
 
-const rows = Number(process.argv[2] ?? 5) * 1_000_000;
+const opts = benchOptions();
+const arg = process.argv.slice(2).find((a) => /^\d+(\.\d+)?$/.test(a));
+const rows = arg === undefined ? opts.exportRows : Number(arg) * 1_000_000;
 const SECRET = 'bench-exports-secret-bench-exports-secret-01';
 const dataDir = mkdtempSync(join(tmpdir(), 'tally-bench-exports-'));
 const ch = await openClickHouse({ url: undefined, database: 'bench', dataDir });
@@ -72,51 +78,85 @@ idle.sort((a, b) => a - b);
 process.stdout.write(
   `API reads with no export running: p50 ${Math.round(idle[10] ?? 0)} ms, max ${Math.round(idle[19] ?? 0)} ms\n`,
 );
-const results: string[] = [];
-for (const format of ['csv', 'parquet'] as const) {
-  global.gc?.();
-  // Warm the read path once so the latency figures measure contention, not a first-query cost.
-  await app.request('/logs/system-events?limit=10', { headers: { authorization: `Bearer ${token}` } });
-  const res = await app.request('/reports/export', {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ report_type: 'system-events', format }),
-  });
-  const { job_id } = (await res.json()) as { job_id: string };
-  const base = process.memoryUsage().rss;
-  let peak = base;
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-  }, 20);
-  const latencies: number[] = [];
-  let running = true;
-  const prober = (async () => {
-    while (running) {
-      const t0 = performance.now();
-      const r = await app.request('/logs/system-events?limit=10', {
-        headers: { authorization: `Bearer ${token}` },
-      });
-      await r.arrayBuffer();
-      latencies.push(performance.now() - t0);
-      await new Promise((ok) => setTimeout(ok, 50));
-    }
-  })();
-  const t0 = performance.now();
-  await worker.runOnce();
-  const seconds = (performance.now() - t0) / 1000;
-  running = false;
-  await prober;
-  clearInterval(sampler);
-  const job = await getJob(ch, job_id);
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) =>
-    Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0);
-  const line =
-    `${format}: ${job?.rows_written} rows, ${mb(job?.bytes ?? 0)} MB in ${seconds.toFixed(1)} s; RSS before ${mb(base)} MB, ` +
-    `peak ${mb(peak)} MB (+${mb(peak - base)} MB); API reads during the export: ${latencies.length}, ` +
-    `p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, max ${pct(1)} ms`;
-  results.push(line);
-  process.stdout.write(`${line}\n`);
+interface ExportRun {
+  rowsPerSecond: number;
+  addedMb: number;
+  baseMb: number;
+  readP99: number;
 }
+const results: Record<'csv' | 'parquet', ExportRun[]> = { csv: [], parquet: [] };
+for (let run = 0; run < opts.repeats; run++)
+  for (const format of ['csv', 'parquet'] as const) {
+    global.gc?.();
+    // Warm the read path once so the latency figures measure contention, not a first-query cost.
+    await app.request('/logs/system-events?limit=10', { headers: { authorization: `Bearer ${token}` } });
+    const res = await app.request('/reports/export', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ report_type: 'system-events', format }),
+    });
+    const { job_id } = (await res.json()) as { job_id: string };
+    const base = process.memoryUsage().rss;
+    let peak = base;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 20);
+    const latencies: number[] = [];
+    let running = true;
+    const prober = (async () => {
+      while (running) {
+        const t0 = performance.now();
+        const r = await app.request('/logs/system-events?limit=10', {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        await r.arrayBuffer();
+        latencies.push(performance.now() - t0);
+        await new Promise((ok) => setTimeout(ok, 50));
+      }
+    })();
+    const t0 = performance.now();
+    await worker.runOnce();
+    const seconds = (performance.now() - t0) / 1000;
+    running = false;
+    await prober;
+    clearInterval(sampler);
+    const job = await getJob(ch, job_id);
+    latencies.sort((a, b) => a - b);
+    const pct = (p: number) =>
+      Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0);
+    const line =
+      `${format}: ${job?.rows_written} rows, ${mb(job?.bytes ?? 0)} MB in ${seconds.toFixed(1)} s; RSS before ${mb(base)} MB, ` +
+      `peak ${mb(peak)} MB (+${mb(peak - base)} MB); API reads during the export: ${latencies.length}, ` +
+      `p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, max ${pct(1)} ms`;
+    results[format].push({
+      rowsPerSecond: (job?.rows_written ?? 0) / seconds,
+      addedMb: mb(peak - base),
+      baseMb: mb(base),
+      readP99: pct(0.99),
+    });
+    process.stdout.write(`${line}\n`);
+  }
+const row = (format: 'csv' | 'parquet') => {
+  const r = results[format];
+  const f = (k: keyof ExportRun, d = 0) => fmtSpread(spread(r.map((x) => x[k])), d);
+  return `| ${format === 'csv' ? 'CSV' : 'Parquet'} | ${f('rowsPerSecond')} | ${f('baseMb')} | ${f('addedMb')} | ${f('readP99')} |`;
+};
+writeSection(
+  join('bench', 'RESULTS.md'),
+  'exports',
+  `## Exports (\`bench/exports.ts\`)
+
+Run ${new Date().toISOString().slice(0, 10)}, ${await machine(ch)}.
+A system-events export of ${rows.toLocaleString('en-US')} log rows through the export worker (ClickHouse writes the file; the
+process streams it), ${opts.repeats} runs per format, median (min–max). RSS is the process's (engine included):
+idle before the export, and the peak added during it. Reads: GET /logs/system-events?limit=10 every 50 ms
+during the export (idle: p50 ${Math.round(idle[10] ?? 0)} ms).
+
+| format | rows/s | idle RSS MB | RSS added MB | API read p99 during export, ms |
+|---|---:|---:|---:|---:|
+${row('csv')}
+${row('parquet')}
+`,
+);
 await ch.close();
 rmSync(dataDir, { recursive: true, force: true });

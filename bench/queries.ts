@@ -1,28 +1,38 @@
-// Query benchmark: p50/p99 of GET /reports/usage-summary and of GET /logs/system-events page 1,000 (limit 100)
-// on a 10-million-event dataset in the embedded engine, each against a baseline computed in the same run
-// from the raw tables (FINAL; OFFSET paging), with the answers checked equal. Writes bench/RESULTS.md.
+// Query benchmark: usage-summary (several ranges and filters), usage-timeseries and system-events pages 1, 100
+// and 1,000 on a 10-million-event dataset, through the HTTP API under autocannon at concurrency 1 and 8; the
+// same query functions called directly on the engine (API overhead), and usage-summary from the raw tables
+// (rollup speed-up). Answers are checked equal to the raw-table truth first. Writes bench/RESULTS.md.
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { openClickHouse } from '../clickhouse/client.ts';
 import { migrate } from '../clickhouse/migrate.ts';
+import { systemEvents } from '../clickhouse/queries/system-events.ts';
+import { usageSummary } from '../clickhouse/queries/usage-summary.ts';
+import { usageTimeseries } from '../clickhouse/queries/usage-timeseries.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { createDirectSink } from '../ingest/direct.ts';
-import { DEFAULT_SPEC, ensureDataset } from './dataset.ts';
-import { measure, type Sample, writeSection } from './stats.ts';
+import { offsetPage, rawSummary } from './baselines.ts';
+import { DEFAULT_SPEC, describeDataset, ensureDataset, mergeRollups } from './dataset.ts';
+import { directLoad, httpLoad, type LoadResult } from './load.ts';
+import { machine } from './machine.ts';
+import { benchOptions } from './options.ts';
+import { fmtSpread, measure, spread, writeSection } from './stats.ts';
 
-const events = Number(process.env.BENCH_EVENTS ?? DEFAULT_SPEC.events);
-const runs = Number(process.env.BENCH_RUNS ?? 100);
+const opts = benchOptions();
+const events = opts.queryEvents;
 const dataDir = process.env.BENCH_DATA_DIR ?? join('.cache', `bench-queries-${events}`);
-const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+const log = (s: string) => process.stderr.write(`bench queries: ${s}\n`);
 
 const ch = await openClickHouse({ url: undefined, database: 'bench', dataDir });
 await migrate(ch);
 const loaded = await ensureDataset(ch, { ...DEFAULT_SPEC, events }, log);
-log(
-  `dataset ready: ${loaded.usage} usage events, ${loaded.logs} log rows (load ${loaded.seconds.toFixed(0)} s)`,
-);
+await mergeRollups(ch);
+const shape = await describeDataset(ch);
+log(`dataset ready: ${shape}`);
 
 const SECRET = 'bench-secret-bench-secret-bench-secret-01';
 const app = createApp({
@@ -31,110 +41,141 @@ const app = createApp({
   logger: createLogger('silent'),
   auth: createAuthenticator({ secret: SECRET, issuer: undefined, audience: undefined }),
 });
-const token = await mintToken(SECRET, { sub: 'bench' });
+const headers = { authorization: `Bearer ${await mintToken(SECRET, { sub: 'bench' })}` };
+const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+await new Promise((ok) => server.once('listening', ok));
+const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 async function api<T>(path: string): Promise<T> {
-  const res = await app.request(path, { headers: { authorization: `Bearer ${token}` } });
+  const res = await fetch(base + path, { headers });
   if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
 }
-async function sql<T>(query: string, query_params: Record<string, string | number> = {}): Promise<T[]> {
-  const rs = await ch.client.query({ query, query_params, format: 'JSONEachRow' });
-  return rs.json<T>();
-}
 function same(what: string, a: unknown, b: unknown): void {
   if (JSON.stringify(a) !== JSON.stringify(b)) {
-    throw new Error(
-      `${what}: API and baseline differ\n${JSON.stringify(a).slice(0, 400)}\n${JSON.stringify(b).slice(0, 400)}`,
-    );
+    throw new Error(`${what}: API and baseline differ\n${JSON.stringify(a)}\n${JSON.stringify(b)}`);
   }
 }
 
-// usage-summary, whole range and one team over 30 days; baseline: the same numbers from raw events (FINAL).
-const rawSummary = (start: string, end: string, team?: string) =>
-  sql<Record<string, string | number>>(
-    `SELECT
-      (SELECT uniqExact(user_id) FROM usage_events FINAL WHERE toDate(timestamp) <= {end:Date} ${team ? 'AND team_id = {team:String}' : ''}) AS total_users,
-      (SELECT uniqExactIf(user_id, type != 'user_registered') FROM usage_events FINAL
-        WHERE toDate(timestamp) BETWEEN {start:Date} AND {end:Date} ${team ? 'AND team_id = {team:String}' : ''}) AS active_users,
-      (SELECT uniqExactIf(session_id, type = 'session_start') FROM usage_events FINAL
-        WHERE toDate(timestamp) BETWEEN {start:Date} AND {end:Date} ${team ? 'AND team_id = {team:String}' : ''}) AS total_sessions`,
-    { start, end, ...(team ? { team } : {}) },
-  ).then(([r]) => ({
-    total_users: Number(r?.total_users),
-    active_users: Number(r?.active_users),
-    total_sessions: Number(r?.total_sessions),
-  }));
-
-const summaryAll = '/reports/usage-summary?start_date=2025-01-01&end_date=2025-03-31';
-const summaryTeam = '/reports/usage-summary?start_date=2025-02-01&end_date=2025-03-02&team_id=team-7';
-same('summary (all)', await api(summaryAll), await rawSummary('2025-01-01', '2025-03-31'));
-same('summary (team)', await api(summaryTeam), await rawSummary('2025-02-01', '2025-03-02', 'team-7'));
-
-// system-events page 1,000 of 100; baseline: OFFSET 99,900 on log_events FINAL plus a FINAL count.
-interface Page {
-  events: Array<{ event_id: string }>;
-  total_pages: number;
+interface Case {
+  name: string;
+  path: string;
+  /** The query function the route calls, without HTTP, auth, validation or JSON. */
+  direct: () => Promise<unknown>;
 }
-const offsetPage = async (page: number, limit: number) => {
-  const [rows, [c]] = await Promise.all([
-    sql<{ event_id: string }>(
-      `SELECT event_id FROM log_events FINAL ORDER BY timestamp DESC, event_id DESC
-       LIMIT {limit:UInt32} OFFSET {skip:UInt64}`,
-      { limit, skip: (page - 1) * limit },
-    ),
-    sql<{ n: string | number }>('SELECT count() AS n FROM log_events FINAL'),
-  ]);
-  return { ids: rows.map((r) => r.event_id), total_pages: Math.ceil(Number(c?.n) / limit) };
-};
-const apiPage = async (path: string) => {
-  const p = await api<Page>(path);
-  return { ids: p.events.map((e) => e.event_id), total_pages: p.total_pages };
-};
-const page1000 = '/logs/system-events?page=1000&limit=100';
-same('system-events page 1000', await apiPage(page1000), await offsetPage(1000, 100));
-const errors1000 = '/logs/system-events?page=1000&limit=100&severity=error';
+const range90 = { start_date: '2025-01-01', end_date: '2025-03-31' };
+const team30 = { start_date: '2025-02-01', end_date: '2025-03-02', team_id: 'team-7' };
+const service7 = { start_date: '2025-03-01', end_date: '2025-03-07', service: 'search' };
+const page = (n: number) => ({
+  name: `system-events page ${n.toLocaleString('en-US')} (limit 100)`,
+  path: `/logs/system-events?page=${n}&limit=100`,
+  direct: () => systemEvents(ch, { limit: 100, page: n }),
+});
+const cases: Case[] = [
+  {
+    name: 'usage-summary, 90 days, no filter',
+    path: '/reports/usage-summary?start_date=2025-01-01&end_date=2025-03-31',
+    direct: () => usageSummary(ch, range90),
+  },
+  {
+    name: 'usage-summary, 30 days, one team',
+    path: '/reports/usage-summary?start_date=2025-02-01&end_date=2025-03-02&team_id=team-7',
+    direct: () => usageSummary(ch, team30),
+  },
+  {
+    name: 'usage-summary, 7 days, one service',
+    path: '/reports/usage-summary?start_date=2025-03-01&end_date=2025-03-07&service=search',
+    direct: () => usageSummary(ch, service7),
+  },
+  {
+    name: 'usage-timeseries, 90 days by week',
+    path: '/reports/usage-timeseries?start_date=2025-01-01&end_date=2025-03-31&interval=week',
+    direct: () => usageTimeseries(ch, { ...range90, interval: 'week' }),
+  },
+  page(1),
+  page(100),
+  page(1000),
+];
 
-const samples: Sample[] = [];
-const run = async (name: string, n: number, fn: () => Promise<unknown>) => {
-  const s = await measure(name, n, fn);
-  log(`${name}: p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms (${n} runs)`);
-  samples.push(s);
-  return s;
-};
-const sumApi = await run('usage-summary, 90 days, no filter (API)', runs, () => api(summaryAll));
-const sumRaw = await run('  baseline: same from raw usage_events FINAL', Math.max(5, runs / 10), () =>
-  rawSummary('2025-01-01', '2025-03-31'),
-);
-await run('usage-summary, 30 days, one team (API)', runs, () => api(summaryTeam));
-const p1000 = await run('system-events page 1,000, limit 100 (API)', runs, () => api(page1000));
-const pOffset = await run(
-  '  baseline: OFFSET 99,900 on log_events FINAL + FINAL count',
-  Math.max(5, runs / 10),
-  () => offsetPage(1000, 100),
-);
-await run('system-events page 1, limit 100 (API)', runs, () => api('/logs/system-events?limit=100'));
-await run('system-events page 1,000, limit 100, severity=error (API)', runs, () => api(errors1000));
+// Exactness first: the rollup answers equal the raw-table truth, and keyset pages equal OFFSET pages.
+same('summary 90 days', await api(cases[0]!.path), await rawSummary(ch, '2025-01-01', '2025-03-31'));
+same('summary team', await api(cases[1]!.path), await rawSummary(ch, '2025-02-01', '2025-03-02', 'team-7'));
+for (const n of [1, 100, 1000]) {
+  const p = await api<{ events: Array<{ event_id: string }>; total_pages: number }>(
+    `/logs/system-events?page=${n}&limit=100`,
+  );
+  same(
+    `page ${n}`,
+    { ids: p.events.map((e) => e.event_id), total_pages: p.total_pages },
+    await offsetPage(ch, n, 100),
+  );
+}
+log('answers equal the raw-table baselines');
 
-const parts = await sql<{ table: string; parts: string | number }>(
-  `SELECT table, count() AS parts FROM system.parts WHERE database = currentDatabase() AND active
-   AND table IN ('usage_events', 'log_events', 'usage_daily', 'log_counts_hourly') GROUP BY table ORDER BY table`,
+interface Row {
+  name: string;
+  connections: number;
+  api: LoadResult[];
+  engine: LoadResult[];
+}
+const rows: Row[] = [];
+for (const c of cases) {
+  for (const connections of [1, 8]) {
+    const row: Row = { name: c.name, connections, api: [], engine: [] };
+    for (let i = 0; i < opts.repeats; i++) {
+      row.api.push(await httpLoad(base + c.path, headers, connections, opts.seconds));
+      row.engine.push(await directLoad(c.direct, connections, opts.seconds));
+    }
+    const p = spread(row.api.map((r) => r.p99));
+    log(`${c.name} c=${connections}: API p99 ${fmtSpread(p)} ms`);
+    rows.push(row);
+  }
+}
+
+// Rollup speed-up: the 90-day summary from the rollups (direct) against the same from raw FINAL (c=1).
+const rawRuns = Math.max(2, opts.repeats);
+const raw = await measure('raw', rawRuns, () => rawSummary(ch, '2025-01-01', '2025-03-31'), 1);
+const rollup = await measure('rollup', rawRuns * 5, () => usageSummary(ch, range90), 1);
+const rawTeam = await measure(
+  'raw team',
+  rawRuns,
+  () => rawSummary(ch, '2025-02-01', '2025-03-02', 'team-7'),
+  1,
 );
-const fmt = (n: number) => n.toFixed(1);
+const rollupTeam = await measure('rollup team', rawRuns * 5, () => usageSummary(ch, team30), 1);
+const offset = await measure('offset', rawRuns, () => offsetPage(ch, 1000, 100), 1);
+const keyset = await measure('keyset', rawRuns * 5, () => systemEvents(ch, { limit: 100, page: 1000 }), 1);
+server.close();
+
+const f1 = (n: number) => n.toFixed(1);
+const cell = (rs: LoadResult[], k: keyof LoadResult, d = 1) => fmtSpread(spread(rs.map((r) => r[k])), d);
+const table = rows
+  .map((r) => {
+    const ratio = spread(r.api.map((a, i) => a.p50 / (r.engine[i]?.p50 ?? Number.NaN)));
+    return `| ${r.name} | ${r.connections} | ${cell(r.api, 'p50')} | ${cell(r.api, 'p95')} | ${cell(r.api, 'p99')} | ${cell(r.api, 'rps', 0)} | ${cell(r.engine, 'p50')} | ${cell(r.engine, 'rps', 0)} | ${fmtSpread(ratio, 2)} |`;
+  })
+  .join('\n');
 const body = `## Queries (\`bench/queries.ts\`)
 
-Run ${new Date().toISOString().slice(0, 10)} on the embedded engine (chdb), ${process.arch}, ${(await import('node:os')).cpus().length} cores.
-Dataset: ${events.toLocaleString('en-US')} events made inside the engine through the raw tables and their
-materialized views: ${loaded.usage.toLocaleString('en-US')} usage events and ${loaded.logs.toLocaleString('en-US')} log rows over 90 days, 1% of the logs
-delivered twice. Active parts: ${parts.map((p) => `${p.table} ${p.parts}`).join(', ')}. Latencies are whole
-requests through the app (\`app.request\`: auth, validation, query, JSON), milliseconds; baselines are the
-same answers computed from the raw tables in the same run (checked equal before timing).
+Run ${new Date().toISOString().slice(0, 10)}, ${await machine(ch)}.
+Dataset: ${events.toLocaleString('en-US')} events (${loaded.usage.toLocaleString('en-US')} usage events, ${loaded.logs.toLocaleString('en-US')} log rows, 1% of logs
+delivered twice) over 90 days, made inside the engine through the raw tables and their materialized views;
+rollups then merged (OPTIMIZE FINAL, as background merges leave them on a steady stream). Shape: ${shape}.
 
-| case | runs | p50 ms | p99 ms |
+Each figure is the median (min–max) of ${opts.repeats} runs of ${opts.seconds} s of closed-loop load. "API" is HTTP through
+the Hono app on a local socket under autocannon (auth, validation, query, JSON); "engine" calls the same query
+function directly in the process (same SQL, no HTTP). Milliseconds and requests per second.
+
+| case | conc. | API p50 | API p95 | API p99 | API req/s | engine p50 | engine req/s | API/engine p50 |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
+${table}
+
+Baselines, concurrency 1, p50 ms (answers checked equal before timing):
+
+| query | rollup / keyset (direct) | baseline | speed-up |
 |---|---:|---:|---:|
-${samples.map((s) => `| ${s.name.trim()} | ${s.runs} | ${fmt(s.p50)} | ${fmt(s.p99)} |`).join('\n')}
-
-- usage-summary from the rollups: ${fmt(sumRaw.p50 / sumApi.p50)}x faster at p50 than the raw-table baseline.
-- system-events page 1,000 (hourly count rollup + bounded FINAL read): ${fmt(pOffset.p50 / p1000.p50)}x faster at p50 than OFFSET paging.
+| usage-summary, 90 days, no filter | ${f1(rollup.p50)} | ${f1(raw.p50)} (usage_events FINAL) | ${f1(raw.p50 / rollup.p50)}x |
+| usage-summary, 30 days, one team | ${f1(rollupTeam.p50)} | ${f1(rawTeam.p50)} (usage_events FINAL) | ${f1(rawTeam.p50 / rollupTeam.p50)}x |
+| system-events page 1,000 | ${f1(keyset.p50)} | ${f1(offset.p50)} (OFFSET on log_events FINAL + FINAL count) | ${f1(offset.p50 / keyset.p50)}x |
 `;
 writeSection(join('bench', 'RESULTS.md'), 'queries', body);
 log('wrote bench/RESULTS.md');

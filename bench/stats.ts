@@ -48,3 +48,22 @@ export function writeSection(path: string, key: string, body: string): void {
       : `${old.trimEnd()}\n\n${block}\n`;
   writeFileSync(path, next.endsWith('\n') ? next : `${next}\n`);
 }
+
+/** Median, min and max of a figure measured in several runs. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function spread(values: readonly number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { median: percentile(sorted, 50), min: sorted[0] ?? Number.NaN, max: sorted.at(-1) ?? Number.NaN };
+}
+
+/** "median (min–max)" with `digits` decimals. */
+export function fmtSpread(s: Spread, digits = 1): string {
+  const f = (n: number) =>
+    n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  return `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
+}

@@ -66,7 +66,11 @@ export function parseTimestamp(value: string): number | string {
 
 /** Formats epoch milliseconds the way ClickHouse reads a DateTime64(3, 'UTC') from JSON. */
 export function toClickHouseTime(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+  // Slices instead of two replace() calls: this runs once per ingested event (seen hot in --cpu-prof).
+  const iso = new Date(ms).toISOString();
+  return iso.length === 24
+    ? `${iso.slice(0, 10)} ${iso.slice(11, 23)}`
+    : iso.replace('T', ' ').replace('Z', '');
 }
 
 const str = (field: string, max: number, min = 1) =>
@@ -145,6 +149,40 @@ function firstIssue(error: z.ZodError): string {
   return path ? `${path}: ${issue.message}` : issue.message;
 }
 
+const isStr = (v: unknown, min: number, max: number): boolean =>
+  typeof v === 'string' && v.length >= min && v.length <= max;
+
+/** Attributes the schema surely accepts: a plain object of at most 64 short string values. */
+function plainAttributes(a: unknown): boolean {
+  if (a === undefined) return true;
+  if (typeof a !== 'object' || a === null || Object.getPrototypeOf(a) !== Object.prototype) return false;
+  let n = 0;
+  for (const [k, v] of Object.entries(a)) {
+    if (++n > LIMITS.attributes || k === '__proto__' || k.length > LIMITS.attributeKey) return false;
+    if (!isStr(v, 0, LIMITS.attributeValue)) return false;
+  }
+  return true;
+}
+
+/** True only when the schema would accept `o` as it is (same limits); false means "ask the schema". */
+function isPlainValid(o: Record<string, unknown>, type: string): boolean {
+  if (!isStr(o.event_id, 1, LIMITS.eventId) || typeof o.timestamp !== 'string') return false;
+  if (!isStr(o.service, 1, LIMITS.service)) return false;
+  if (type === 'log') {
+    return (
+      typeof o.severity === 'string' &&
+      (SEVERITIES as readonly string[]).includes(o.severity) &&
+      isStr(o.message, 0, LIMITS.message)
+    );
+  }
+  return (
+    isStr(o.user_id, 1, LIMITS.id) &&
+    isStr(o.team_id, 1, LIMITS.id) &&
+    (o.session_id === undefined || isStr(o.session_id, 1, LIMITS.id)) &&
+    plainAttributes(o.attributes)
+  );
+}
+
 /**
  * Validates one decoded JSON value against the contract. `nowMs` is the receiving clock, injected so that
  * replays and tests are deterministic.
@@ -158,7 +196,14 @@ export function parseEvent(value: unknown, nowMs: number = Date.now()): ParseRes
   if (typeof type !== 'string' || !ALL_TYPES.includes(type)) {
     return { ok: false, error: `type: must be one of ${ALL_TYPES.join(', ')}` };
   }
-  const parsed = type === 'log' ? logSchema.safeParse(value) : usageSchema.safeParse(value);
+  // Most events are valid: a plain check accepts them without zod (JSON.parse + validation measured ~1.5x
+  // faster, A/B on the generator's events); anything it is unsure of goes through the schema, which alone
+  // words the errors.
+  const parsed = isPlainValid(value as Record<string, unknown>, type)
+    ? { success: true as const, data: value as z.infer<typeof usageSchema> | z.infer<typeof logSchema> }
+    : type === 'log'
+      ? logSchema.safeParse(value)
+      : usageSchema.safeParse(value);
   if (!parsed.success) return { ok: false, error: firstIssue(parsed.error) };
   const ts = parseTimestamp(parsed.data.timestamp);
   if (typeof ts === 'string') return { ok: false, error: `timestamp: ${ts}` };

@@ -17,6 +17,7 @@ import { generateDataset, invalidExamples } from '../../ingest/loadgen/generate.
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { createKafkaSink, publish, route } from '../../ingest/producer.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { dropTopics } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -103,9 +104,7 @@ describe('Kafka → ingester → ClickHouse rollups → usage summary', () => {
     server?.close();
     await ingester?.stop();
     await producer?.disconnect();
-    await admin
-      ?.deleteTopics({ topics: Object.values(topics).flatMap((t) => [t, `${t}.dlq`]) })
-      .catch(() => undefined);
+    if (admin) await dropTopics(admin, topics);
     await admin?.disconnect();
     await engine?.dispose();
   });

@@ -5,14 +5,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertEvents } from '../../clickhouse/inserts.ts';
 import { createLogger } from '../../core/logger.ts';
-import { Ingester } from '../../ingest/consumer.ts';
+import type { Ingester } from '../../ingest/consumer.ts';
 import { type Admin, createKafka, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { createAudit, expectedCounts, storedCounts } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
-import { publishEvents } from '../helpers/ingest.ts';
+import { publishEvents, testIngester } from '../helpers/ingest.ts';
 import { caughtUp, uniqueName } from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -52,15 +51,7 @@ describe('the broker restarts mid-stream', () => {
     await ensureTopics(admin, [topics.sessions, topics.logs]);
     producer = createProducer(kafka);
     await producer.connect();
-    ingester = new Ingester({
-      kafka,
-      write: (rows, token) => insertEvents(engine.ch, rows, token),
-      topics: [topics.sessions, topics.logs],
-      groupId,
-      limits: { rows: 1_000, bytes: 1024 * 1024, waitMs: 200 },
-      logger: createLogger('silent'),
-      sessionTimeoutMs: 6_000,
-    });
+    ingester = testIngester({ kafka, engine, topics, groupId, limits: { rows: 1_000 } });
     await ingester.start();
   });
   afterAll(async () => {

@@ -1,12 +1,11 @@
 // A dead-letter topic that cannot be written stops its partition: the bad message is not dropped, nothing
 // after it is committed, and everything flows again once the DLQ is back.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertEvents } from '../../clickhouse/inserts.ts';
-import { createLogger } from '../../core/logger.ts';
-import { Ingester } from '../../ingest/consumer.ts';
+import type { Ingester } from '../../ingest/consumer.ts';
 import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { scalar } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { dropTopics, testIngester } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -38,24 +37,20 @@ describe('an unwritable dead-letter topic', () => {
     await ensureTopics(admin, [topics.sessions, topics.logs], 1);
     producer = createProducer(kafka);
     await producer.connect();
-    ingester = new Ingester({
+    ingester = testIngester({
       kafka,
-      write: (rows, token) => insertEvents(engine.ch, rows, token),
-      reportFault: (kind) => faults.push(kind),
-      topics: [topics.sessions, topics.logs],
+      engine,
+      topics,
       groupId,
-      limits: { rows: 100, bytes: 1024 * 1024, waitMs: 100 },
-      logger: createLogger('silent'),
-      sessionTimeoutMs: 6_000,
+      limits: { rows: 100, waitMs: 100 },
+      reportFault: (kind) => faults.push(kind),
     });
     await ingester.start();
   });
   afterAll(async () => {
     await ingester?.stop().catch(() => undefined);
     await producer?.disconnect();
-    await admin
-      ?.deleteTopics({ topics: Object.values(topics).flatMap((t) => [t, `${t}.dlq`]) })
-      .catch(() => undefined);
+    if (admin) await dropTopics(admin, topics);
     await admin?.disconnect();
     await engine?.dispose();
   });

@@ -12,6 +12,7 @@ import { Truth } from '../../ingest/loadgen/truth.ts';
 import { publish, route } from '../../ingest/producer.ts';
 import { createAudit, eventsPerDay, expectedCounts, storedCounts } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { dropTopics } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -75,9 +76,7 @@ describe('a 20-second storage outage mid-stream', () => {
   afterAll(async () => {
     await ingester?.stop();
     await producer?.disconnect();
-    await admin
-      ?.deleteTopics({ topics: Object.values(topics).flatMap((t) => [t, `${t}.dlq`]) })
-      .catch(() => undefined);
+    if (admin) await dropTopics(admin, topics);
     await admin?.disconnect();
     await engine?.dispose();
   });

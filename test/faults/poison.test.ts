@@ -1,14 +1,13 @@
 // Poison messages: every kind of bad input lands in the dead-letter topic with its original bytes, key, source
 // position and a reason naming what is wrong, and every valid event around it is counted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertEvents } from '../../clickhouse/inserts.ts';
-import { createLogger } from '../../core/logger.ts';
-import { Ingester } from '../../ingest/consumer.ts';
+import type { Ingester } from '../../ingest/consumer.ts';
 import { DLQ_HEADERS } from '../../ingest/dlq.ts';
 import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { generateDataset, invalidExamples } from '../../ingest/loadgen/generate.ts';
 import { createAudit, expectedCounts, storedCounts } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { dropTopics, testIngester } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -67,22 +66,12 @@ describe('poison messages', () => {
     await ensureTopics(admin, [topics.sessions, topics.logs], 1);
     producer = createProducer(kafka);
     await producer.connect();
-    ingester = new Ingester({
-      kafka,
-      write: (rows, token) => insertEvents(engine.ch, rows, token),
-      topics: [topics.sessions, topics.logs],
-      groupId,
-      limits: { rows: 500, bytes: 1024 * 1024, waitMs: 200 },
-      logger: createLogger('silent'),
-      sessionTimeoutMs: 6_000,
-    });
+    ingester = testIngester({ kafka, engine, topics, groupId });
   });
   afterAll(async () => {
     await ingester?.stop();
     await producer?.disconnect();
-    await admin
-      ?.deleteTopics({ topics: Object.values(topics).flatMap((t) => [t, `${t}.dlq`]) })
-      .catch(() => undefined);
+    if (admin) await dropTopics(admin, topics);
     await admin?.disconnect();
     await engine?.dispose();
   });

@@ -11,7 +11,7 @@ import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { createAudit, eventsPerDay, expectedCounts, storedCounts } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
-import { killableSockets, publishEvents } from '../helpers/ingest.ts';
+import { dropTopics, killableSockets, publishEvents } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -94,9 +94,7 @@ describe('members leaving abruptly and joining mid-stream', () => {
       await Promise.race([m.ingester.stop().catch(() => undefined), sleep(5_000)]);
     }
     await producer?.disconnect();
-    await admin
-      ?.deleteTopics({ topics: Object.values(topics).flatMap((t) => [t, `${t}.dlq`]) })
-      .catch(() => undefined);
+    if (admin) await dropTopics(admin, topics);
     await admin?.disconnect();
     await engine?.dispose();
   });

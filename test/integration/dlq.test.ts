@@ -1,14 +1,13 @@
 // Dead letters you can work with: list them by reason, and replay the ones that now pass validation (as after
 // a fix), idempotently.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertEvents } from '../../clickhouse/inserts.ts';
-import { createLogger } from '../../core/logger.ts';
-import { Ingester } from '../../ingest/consumer.ts';
+import type { Ingester } from '../../ingest/consumer.ts';
 import { DLQ_HEADERS } from '../../ingest/dlq.ts';
 import { readDeadLetters, replayDeadLetters } from '../../ingest/dlq-tools.ts';
 import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { createAudit, scalar } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { dropTopics, testIngester } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -38,23 +37,13 @@ describe('npm run dlq: list and replay', () => {
     await ensureTopics(admin, [topics.sessions, topics.logs], 1);
     producer = createProducer(kafka);
     await producer.connect();
-    ingester = new Ingester({
-      kafka,
-      write: (rows, token) => insertEvents(engine.ch, rows, token),
-      topics: [topics.sessions, topics.logs],
-      groupId,
-      limits: { rows: 100, bytes: 1024 * 1024, waitMs: 100 },
-      logger: createLogger('silent'),
-      sessionTimeoutMs: 6_000,
-    });
+    ingester = testIngester({ kafka, engine, topics, groupId, limits: { rows: 100, waitMs: 100 } });
     await ingester.start();
   });
   afterAll(async () => {
     await ingester?.stop();
     await producer?.disconnect();
-    await admin
-      ?.deleteTopics({ topics: Object.values(topics).flatMap((t) => [t, `${t}.dlq`]) })
-      .catch(() => undefined);
+    if (admin) await dropTopics(admin, topics);
     await admin?.disconnect();
     await engine?.dispose();
   });

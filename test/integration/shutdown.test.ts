@@ -7,7 +7,7 @@ import { type Admin, createProducer, ensureTopics, type Producer } from '../../i
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { createAudit, storedCounts } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
-import { publishEvents } from '../helpers/ingest.ts';
+import { dropTopics, publishEvents } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -32,9 +32,7 @@ describe('graceful shutdown', () => {
   });
   afterAll(async () => {
     await producer?.disconnect();
-    await admin
-      ?.deleteTopics({ topics: Object.values(topics).flatMap((t) => [t, `${t}.dlq`]) })
-      .catch(() => undefined);
+    if (admin) await dropTopics(admin, topics);
     await admin?.disconnect();
     await engine?.dispose();
   });

@@ -1,5 +1,6 @@
 // Query-parameter schemas shared by the read routes; they validate requests and describe them in OpenAPI.
 import { z } from '@hono/zod-openapi';
+import { ValidationError } from '../core/errors.ts';
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
@@ -87,3 +88,10 @@ export const errorResponses = (...codes: number[]) =>
       { description: String(code), content: { 'application/json': { schema: ErrorSchema } } },
     ]),
   );
+
+/** Dates are UTC days, both inclusive: a range whose start is after its end is a 400 naming start_date. */
+export function checkRange(start: string | undefined, end: string | undefined): void {
+  if (start !== undefined && end !== undefined && start > end) {
+    throw new ValidationError('start_date', 'must not be after end_date');
+  }
+}

@@ -4,7 +4,7 @@ import { createWriteStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { handleHelp } from '../core/cli.ts';
 import { generateEvents } from '../ingest/loadgen/generate.ts';
-import { createPublisher, Progress } from '../ingest/publisher.ts';
+import { createPublisher, publishAll } from '../ingest/publisher.ts';
 import { configOrExit, createLogger } from './runtime.ts';
 
 const usage =
@@ -61,21 +61,8 @@ if (values.out) {
   process.stdout.write(`wrote ${events} events to ${values.out}\n`);
 } else {
   const publisher = await createPublisher(configOrExit(), createLogger('fatal', 'tally-loadgen'));
-  const progress = new Progress(events);
-  let batch: string[] = [];
-  try {
-    for (const e of stream) {
-      batch.push(JSON.stringify(e));
-      if (batch.length >= 5_000) {
-        await publisher.send(batch);
-        progress.add(batch.length);
-        batch = [];
-      }
-    }
-    await publisher.send(batch);
-    progress.add(batch.length);
-  } finally {
-    await publisher.close();
-  }
-  process.stdout.write(`${progress.summary(publisher.target)}\n`);
+  const lines = (function* () {
+    for (const e of stream) yield JSON.stringify(e);
+  })();
+  process.stdout.write(`${await publishAll(publisher, lines, events)}\n`);
 }

@@ -2,7 +2,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { handleHelp } from '../core/cli.ts';
-import { createPublisher, Progress } from '../ingest/publisher.ts';
+import { createPublisher, publishAll } from '../ingest/publisher.ts';
 import { configOrExit, createLogger } from './runtime.ts';
 
 handleHelp(
@@ -15,24 +15,13 @@ if (!file || file.startsWith('-')) {
 }
 const config = configOrExit();
 const publisher = await createPublisher(config, createLogger('fatal', 'tally-produce'));
-const progress = new Progress(undefined);
-let batch: string[] = [];
-try {
+// Blank lines are skipped; every other line is sent as it is.
+async function* nonEmpty(): AsyncGenerator<string> {
   for await (const line of createInterface({
-    input: createReadStream(file),
+    input: createReadStream(file as string),
     crlfDelay: Number.POSITIVE_INFINITY,
   })) {
-    if (line.trim().length === 0) continue;
-    batch.push(line);
-    if (batch.length >= 5_000) {
-      await publisher.send(batch);
-      progress.add(batch.length);
-      batch = [];
-    }
+    if (line.trim().length > 0) yield line;
   }
-  await publisher.send(batch);
-  progress.add(batch.length);
-} finally {
-  await publisher.close();
 }
-process.stdout.write(`${progress.summary(publisher.target)}\n`);
+process.stdout.write(`${await publishAll(publisher, nonEmpty())}\n`);

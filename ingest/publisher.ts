@@ -104,3 +104,28 @@ export async function createPublisher(config: Config, logger: Logger): Promise<P
     close: async () => undefined,
   };
 }
+
+/** Sends lines in chunks of 5,000 with progress, then closes the publisher; returns the summary line. */
+export async function publishAll(
+  publisher: Publisher,
+  lines: Iterable<string> | AsyncIterable<string>,
+  total?: number,
+): Promise<string> {
+  const progress = new Progress(total);
+  let batch: string[] = [];
+  try {
+    for await (const line of lines) {
+      batch.push(line);
+      if (batch.length >= 5_000) {
+        await publisher.send(batch);
+        progress.add(batch.length);
+        batch = [];
+      }
+    }
+    await publisher.send(batch);
+    progress.add(batch.length);
+  } finally {
+    await publisher.close();
+  }
+  return progress.summary(publisher.target);
+}

@@ -8,7 +8,7 @@ import { jsonError } from '../errors.ts';
 import type { ExportDeps } from '../exports/deps.ts';
 import { signLink } from '../exports/signing.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
-import { errorResponses, isCalendarDate, SECURITY } from '../params.ts';
+import { checkRange, errorResponses, isCalendarDate, SECURITY } from '../params.ts';
 import { validationHook } from '../validation.ts';
 
 const date = z
@@ -165,9 +165,7 @@ function jobParams(body: ExportBody, teamBound: string | undefined): Record<stri
   const put = (k: string, v: string | undefined) => {
     if (v !== undefined) out[k] = v;
   };
-  if (body.start_date !== undefined && body.end_date !== undefined && body.start_date > body.end_date) {
-    throw new ValidationError('start_date', 'must not be after end_date');
-  }
+  checkRange(body.start_date, body.end_date);
   if (body.report_type === 'usage-summary') {
     if (body.start_date === undefined)
       throw new ValidationError('start_date', 'is required for usage-summary');

@@ -11,6 +11,7 @@ import type { AppEnv } from '../env.ts';
 import { requireScope } from '../middleware/auth.ts';
 import {
   CSV_CONTENT,
+  checkRange,
   errorResponses,
   formatParam,
   idParam,
@@ -92,9 +93,7 @@ export function logRoutes(ch: ClickHouse) {
       throw new Forbidden('system logs are platform-wide; a token bound to a team may not read them');
     }
     const q = c.req.valid('query');
-    if (q.start_date !== undefined && q.end_date !== undefined && q.start_date > q.end_date) {
-      throw new ValidationError('start_date', 'must not be after end_date');
-    }
+    checkRange(q.start_date, q.end_date);
     const limit = q.limit ?? 100;
     const filters = {
       severity: q.severity,

@@ -2,11 +2,18 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
-import { ValidationError } from '../../core/errors.ts';
 import { csvResponse, toCsv, wantsCsv } from '../csv.ts';
 import type { AppEnv } from '../env.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
-import { CSV_CONTENT, dateParam, errorResponses, formatParam, idParam, SECURITY } from '../params.ts';
+import {
+  CSV_CONTENT,
+  checkRange,
+  dateParam,
+  errorResponses,
+  formatParam,
+  idParam,
+  SECURITY,
+} from '../params.ts';
 import { validationHook } from '../validation.ts';
 
 const UsageSummary = z
@@ -55,7 +62,7 @@ export function usageRoutes(ch: ClickHouse) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.openapi(summaryRoute, async (c) => {
     const q = c.req.valid('query');
-    if (q.start_date > q.end_date) throw new ValidationError('start_date', 'must not be after end_date');
+    checkRange(q.start_date, q.end_date);
     const team_id = effectiveTeam(c.get('identity'), q.team_id);
     const summary = await usageSummary(ch, { ...q, team_id });
     if (wantsCsv(c, q.format)) {

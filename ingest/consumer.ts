@@ -70,6 +70,8 @@ interface PartitionState {
   inflightBytes: number;
   paused: boolean;
   failing: boolean;
+  /** The generation the in-flight write's batch was formed in. */
+  inflightGeneration: number;
   /** Set while re-forming an interrupted batch: it ends exactly at this offset. */
   pendingEnd: bigint | undefined;
   /** Generation whose committed intent has been read. */
@@ -175,6 +177,7 @@ export class Ingester {
         buffer: new PartitionBuffer(topic, partition, this.opts.limits),
         inflight: undefined,
         inflightBytes: 0,
+        inflightGeneration: -1,
         paused: false,
         failing: false,
         pendingEnd: undefined,
@@ -219,6 +222,9 @@ export class Ingester {
     // A batch fetched before a rebalance can still be running when the group has moved on (kafkajs's isStale()
     // only covers seeks): none of it may enter the new generation's buffer.
     const generation = this.generation;
+    // A write of an earlier generation may still have a commit on its way: the intent is read once it has
+    // settled (its end resumes the partition), so that what is read is the last word on that batch.
+    if (st.inflight && st.inflightGeneration !== generation) return this.pauseFor(st);
     await this.checkIntent(st);
     for (const msg of batch.messages) {
       if (!isRunning() || isStale() || st.paused || generation !== this.generation) return;
@@ -279,6 +285,7 @@ export class Ingester {
     if (!batch) return true;
     st.pendingEnd = undefined;
     st.inflightBytes = batch.bytes;
+    st.inflightGeneration = this.generation;
     st.inflight = this.write(st, batch)
       .catch((err) =>
         this.opts.logger.error({ err, batch: batchToken(batch) }, 'ingest: batch write aborted'),
@@ -344,9 +351,26 @@ export class Ingester {
           await this.commit(st, batch.firstOffset, `${INTENT}${batch.lastOffset}`);
           intentDone = true;
         }
+        // A commit that kafkajs retried across a rebalance lands under the new generation, possibly after the
+        // new owner read the offsets and formed a batch of its own: when the group moved on meanwhile, the
+        // batch is left to the new owner, which re-forms it if it saw the intent and reads past it if not.
+        if (!this.stillOwner(st, generation)) {
+          logger.warn(
+            { batch: token },
+            'ingest: partition revoked before the insert; batch left to its new owner',
+          );
+          return;
+        }
         if (!deadSent) {
           await sendDeadLetters(this.producer, batch, batch.dead);
           deadSent = true;
+        }
+        if (!this.stillOwner(st, generation)) {
+          logger.warn(
+            { batch: token },
+            'ingest: partition revoked before the insert; batch left to its new owner',
+          );
+          return;
         }
         await this.opts.write({ usage: batch.usage, logs: batch.logs }, token);
         break;

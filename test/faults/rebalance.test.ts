@@ -37,6 +37,7 @@ describe('members leaving abruptly and joining mid-stream', () => {
   const members: Member[] = [];
   const violations: string[] = [];
   let commits = 0;
+  const writes: { member: string; token: string; at: number }[] = [];
 
   function member(name: string, killable = false): Member {
     const sockets = killable ? killableSockets() : undefined;
@@ -49,7 +50,10 @@ describe('members leaving abruptly and joining mid-stream', () => {
             logger: createLogger('silent'),
           })
         : kafka,
-      write: (rows, token) => insertEvents(engine.ch, rows, token),
+      write: (rows, token) => {
+        writes.push({ member: name, token, at: Date.now() });
+        return insertEvents(engine.ch, rows, token);
+      },
       topics: [topics.sessions, topics.logs],
       groupId,
       limits: { rows: 500, bytes: 1024 * 1024, waitMs: 100 },
@@ -127,6 +131,7 @@ describe('members leaving abruptly and joining mid-stream', () => {
     expect(violations).toEqual([]);
     expect(d.ingester.stats.batches).toBeGreaterThan(0);
     const stored = await storedCounts(engine.ch);
+    if (stored.inserted !== expected.published) console.info(overlaps(writes).join('\n'));
     expect(stored.inserted).toBe(expected.published);
     expect({ usage: stored.usage, logs: stored.logs }).toEqual({
       usage: expected.usage,
@@ -138,3 +143,26 @@ describe('members leaving abruptly and joining mid-stream', () => {
     }
   });
 });
+
+/** Writes whose offset ranges overlap under different tokens: each one is a message stored twice. */
+function overlaps(writes: { member: string; token: string; at: number }[]): string[] {
+  const out: string[] = [];
+  const parsed = writes.map((w) => {
+    const m = /^(.*)\/(\d+)\/(\d+)-(\d+)$/.exec(w.token);
+    return { ...w, tp: `${m?.[1]}/${m?.[2]}`, first: Number(m?.[3]), last: Number(m?.[4]) };
+  });
+  for (const a of parsed) {
+    for (const b of parsed) {
+      if (
+        a.at <= b.at &&
+        a !== b &&
+        a.tp === b.tp &&
+        a.token !== b.token &&
+        a.first <= b.last &&
+        b.first <= a.last
+      )
+        out.push(`${a.member}@${a.at} ${a.token} overlaps ${b.member}@${b.at} ${b.token}`);
+    }
+  }
+  return out;
+}

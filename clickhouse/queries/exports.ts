@@ -86,25 +86,36 @@ export function buildUsageExportQuery(p: UsageExportParams, format: ExportFormat
   return { query, query_params: { start_date: p.start_date, end_date: p.end_date, ...f.params } };
 }
 
-/** Every matching log once (FINAL), newest first: timestamp, then event_id, both descending. */
+/**
+ * Every matching log once, newest first: timestamp, then event_id, both descending.
+ *
+ * Not `FINAL ... ORDER BY ... DESC`: the engine cannot read FINAL in reverse order, so it sorts the whole
+ * result in memory (10 million logs: +1.2 GB, measured; the external-sort setting did not spill on the embedded
+ * engine). Instead the table is read in reverse sort-key order, which streams, and a copy of an event (same
+ * (timestamp, event_id), the key ReplacingMergeTree collapses) is dropped when the row before it has the same
+ * key. Within a key the newest insert comes first (ingested_at descending, sorted run by run, still
+ * streaming), the row FINAL keeps. Severity and service filters apply after that choice, as they do after FINAL;
+ * the date range is on the key, so it can narrow the read. One thread keeps the output in order.
+ */
 export function buildLogExportQuery(p: LogExportParams, format: ExportFormat): BuiltQuery {
-  let where = '';
+  let range = '';
+  let filter = '';
   const params: Record<string, string> = {};
   // The same filters as GET /logs/system-events (clickhouse/queries/system-events.ts), on log_events.
   if (p.severity !== undefined) {
-    where += ' AND severity = {severity:String}';
+    filter += ' AND sev = {severity:String}';
     params.severity = p.severity;
   }
   if (p.service !== undefined) {
-    where += ' AND service = {service:String}';
+    filter += ' AND svc = {service:String}';
     params.service = p.service;
   }
   if (p.start_date !== undefined) {
-    where += " AND timestamp >= toDateTime({start_date:Date}, 'UTC')";
+    range += " AND timestamp >= toDateTime({start_date:Date}, 'UTC')";
     params.start_date = p.start_date;
   }
   if (p.end_date !== undefined) {
-    where += " AND timestamp < toDateTime({end_date:Date} + 1, 'UTC')";
+    range += " AND timestamp < toDateTime({end_date:Date} + 1, 'UTC')";
     params.end_date = p.end_date;
   }
   // Inner names differ from the output names: a SELECT alias would otherwise shadow the column in WHERE.
@@ -116,11 +127,16 @@ export function buildLogExportQuery(p: LogExportParams, format: ExportFormat): B
       ${textColumn('msg', 'message', format)},
       ${textColumn('eid', 'event_id', format)}
     FROM (
-      SELECT timestamp AS ts, severity AS sev, service AS svc, message AS msg, event_id AS eid
-      FROM log_events FINAL
-      WHERE 1 = 1${where}
+      SELECT timestamp AS ts, severity AS sev, service AS svc, message AS msg, event_id AS eid,
+        lagInFrame(event_id, 1, '') OVER newest_first AS prev_eid,
+        lagInFrame(timestamp, 1) OVER newest_first AS prev_ts
+      FROM log_events
+      WHERE 1 = 1${range}
+      WINDOW newest_first AS (
+        ORDER BY timestamp DESC, event_id DESC, ingested_at DESC ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
     )
-    ORDER BY ts DESC, eid DESC
-    SETTINGS ${formatSettings(format)}`;
+    -- An event_id is never empty, so the first row (no row before it) always stays.
+    WHERE NOT (prev_eid = eid AND prev_ts = ts)${filter}
+    SETTINGS max_threads = 1, ${formatSettings(format)}`;
   return { query, query_params: params };
 }

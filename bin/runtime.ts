@@ -41,6 +41,7 @@ export async function openStorage(config: Config, logger: Logger): Promise<Click
     url: config.clickhouse.url,
     database: config.clickhouse.database,
     dataDir: config.dataDir,
+    cluster: config.clickhouse.cluster,
   });
   const applied = await migrate(ch);
   if (applied.length > 0) logger.info({ applied }, 'clickhouse: migrations applied');

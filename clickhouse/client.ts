@@ -15,12 +15,20 @@ export interface ClickHouseOptions {
   database: string;
   /** Where the embedded engine keeps its data (ignored with a server). */
   dataDir: string;
+  /**
+   * A cluster of the server's `remote_servers` (CLICKHOUSE_CLUSTER); undefined for one node. Set, the
+   * database is created ON CLUSTER, the cluster migrations run (clickhouse/cluster/) and every query carries
+   * CLUSTER_SETTINGS. Needs `url`: the embedded engine is one node.
+   */
+  cluster?: string | undefined;
 }
 
 export interface ClickHouse {
   readonly client: ClickHouseClient;
   readonly embedded: boolean;
   readonly database: string;
+  /** The cluster the schema spans (public names are Distributed tables), or undefined for one node. */
+  readonly cluster?: string | undefined;
   close(): Promise<void>;
 }
 
@@ -33,14 +41,40 @@ export const INSERT_SETTINGS: ClickHouseSettings = {
   async_insert: 0,
 };
 
+// What every query of a cluster deployment needs, set once on the client (a server client sends its settings
+// with each request, so unlike the embedded connection nothing leaks from one query into the next):
+// - distributed_foreground_insert (formerly insert_distributed_sync): an insert into a Distributed table
+//   returns only once every shard has stored its rows, so an error reaches the caller, who retries with the
+//   same insert_deduplication_token, and the same rows split the same way reach the same shards, where the
+//   replicated tables drop what they already have. In the default background mode the initiator acknowledges
+//   rows merely queued on its own disk and sends them later (possibly re-batched): the ingester would commit
+//   Kafka offsets for rows no shard has yet, and shard failures would never reach it.
+// - distributed_product_mode = 'global': `x IN (SELECT ... FROM <Distributed>)` inside a query on another
+//   Distributed table (schedule runs joined to export jobs) is refused by default; 'global' runs the subquery
+//   once and ships its result to the shards, which is right for tables sharded by different keys ('local'
+//   would not be).
+export const CLUSTER_SETTINGS: ClickHouseSettings = {
+  distributed_foreground_insert: 1,
+  distributed_product_mode: 'global',
+};
+
 /** Opens the engine named by the options and makes `database` current. */
 export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHouse> {
+  if (opts.cluster !== undefined && !opts.url) {
+    throw new Error('a ClickHouse cluster needs a server (CLICKHOUSE_URL); the embedded engine is one node');
+  }
   if (opts.url) {
     const url = new URL(opts.url);
+    const cluster = opts.cluster;
     // Creating the database needs a connection that does not already name it.
     const bootstrap = createClient({ url: opts.url, database: 'default' });
     try {
-      await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(opts.database)}` });
+      if (cluster !== undefined) await checkCluster(bootstrap, cluster);
+      // ON CLUSTER: the migrations' ON CLUSTER DDL needs the database on every host, not just this one.
+      const onCluster = cluster === undefined ? '' : ` ON CLUSTER ${quoteIdent(cluster)}`;
+      await bootstrap.command({
+        query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(opts.database)}${onCluster}`,
+      });
     } finally {
       await bootstrap.close();
     }
@@ -48,9 +82,12 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
       url: url.toString(),
       database: opts.database,
       request_timeout: 300_000,
-      clickhouse_settings: { date_time_output_format: 'iso' },
+      clickhouse_settings: {
+        date_time_output_format: 'iso',
+        ...(cluster === undefined ? {} : CLUSTER_SETTINGS),
+      },
     });
-    return { client, embedded: false, database: opts.database, close: () => client.close() };
+    return { client, embedded: false, database: opts.database, cluster, close: () => client.close() };
   }
   const path = join(opts.dataDir, 'clickhouse');
   mkdirSync(path, { recursive: true });
@@ -62,6 +99,21 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(opts.database)}` });
   await client.command({ query: `USE ${quoteIdent(opts.database)}` });
   return { client, embedded: true, database: opts.database, close: () => client.close() };
+}
+
+// A misspelt CLICKHOUSE_CLUSTER would otherwise surface as an obscure error from the first ON CLUSTER DDL.
+async function checkCluster(client: ClickHouseClient, cluster: string): Promise<void> {
+  const rs = await client.query({
+    query: 'SELECT count() AS n FROM system.clusters WHERE cluster = {cluster:String}',
+    query_params: { cluster },
+    format: 'JSONEachRow',
+  });
+  const [row] = await rs.json<{ n: string | number }>();
+  if (Number(row?.n ?? 0) === 0) {
+    throw new Error(
+      `CLICKHOUSE_CLUSTER: the server has no cluster ${JSON.stringify(cluster)} in its remote_servers (see system.clusters)`,
+    );
+  }
 }
 
 /** Quotes an identifier that config has already restricted to [A-Za-z0-9_]. */

@@ -1,8 +1,10 @@
 // The only writes to the raw tables. Each insert carries a deduplication token that is a pure function of
 // what it writes, so the same batch inserted again (a retry, a crash before the offset commit) adds nothing
 // to the raw table nor, through the materialized views, to the rollups.
+
+import type { ClickHouseSettings } from '@clickhouse/client';
 import type { LogRow, UsageRow } from '../core/events.ts';
-import { type ClickHouse, INSERT_SETTINGS } from './client.ts';
+import { CLUSTER_SETTINGS, type ClickHouse, INSERT_SETTINGS } from './client.ts';
 
 export interface EventRows {
   usage: UsageRow[];
@@ -36,6 +38,17 @@ const usageTuple = (r: UsageRow) => [
 ];
 const logTuple = (r: LogRow) => [r.event_id, r.timestamp, r.severity, r.service, r.message];
 
+// Every setting the guarantee rests on, stated on each insert (the embedded connection keeps per-query
+// settings for the session, so a token must never be left to linger). In a cluster the public names are
+// Distributed tables, and the token only works if the insert is synchronous (distributed_foreground_insert,
+// see CLUSTER_SETTINGS): a retry then splits the batch by event_id onto the same shards, each of which drops
+// the block it already has. The client sends it too; restated here because exactly-once depends on it.
+const insertSettings = (ch: ClickHouse, token: string): ClickHouseSettings => ({
+  ...INSERT_SETTINGS,
+  ...(ch.cluster === undefined ? {} : CLUSTER_SETTINGS),
+  insert_deduplication_token: token,
+});
+
 /** Inserts a batch into the raw tables; `token` must identify the batch (e.g. topic/partition/offset range). */
 export async function insertEvents(ch: ClickHouse, rows: EventRows, token: string): Promise<void> {
   if (rows.usage.length > 0) {
@@ -44,7 +57,7 @@ export async function insertEvents(ch: ClickHouse, rows: EventRows, token: strin
       columns: USAGE_COLUMNS,
       values: rows.usage.map(usageTuple),
       format: 'JSONCompactEachRow',
-      clickhouse_settings: { ...INSERT_SETTINGS, insert_deduplication_token: `${token}/usage` },
+      clickhouse_settings: insertSettings(ch, `${token}/usage`),
     });
   }
   if (rows.logs.length > 0) {
@@ -53,7 +66,7 @@ export async function insertEvents(ch: ClickHouse, rows: EventRows, token: strin
       columns: LOG_COLUMNS,
       values: rows.logs.map(logTuple),
       format: 'JSONCompactEachRow',
-      clickhouse_settings: { ...INSERT_SETTINGS, insert_deduplication_token: `${token}/logs` },
+      clickhouse_settings: insertSettings(ch, `${token}/logs`),
     });
   }
 }

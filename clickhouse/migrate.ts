@@ -1,13 +1,17 @@
-// Applies the plain-SQL migrations in clickhouse/migrations in order, once each, and records them. Every
-// statement is idempotent (IF NOT EXISTS), so two processes migrating at once, or a crash between a
-// statement and its record, leave the same schema behind.
+// Applies the plain-SQL migrations in order, once each, and records them. Every statement is idempotent (IF
+// NOT EXISTS), so two processes migrating at once, or a crash between a statement and its record, leave the
+// same schema behind. Two sets with the same numbering: clickhouse/migrations for one node (embedded engine or
+// a single server), clickhouse/cluster for a sharded, replicated cluster (CLICKHOUSE_CLUSTER); the connection
+// picks one. A new migration is written into both (test/integration/cluster-migrations.test.ts fails if not).
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ClickHouse } from './client.ts';
+import { type ClickHouse, quoteIdent } from './client.ts';
 
-export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const MIGRATIONS_DIR = join(HERE, 'migrations');
+export const CLUSTER_MIGRATIONS_DIR = join(HERE, 'cluster');
 const FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
 export interface Migration {
@@ -29,6 +33,8 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
     return {
       version: Number(m[1]),
       name: m[2] as string,
+      // Of the file as written, before placeholders are filled in: renaming the cluster or the database is
+      // not an edit of the migration.
       checksum: createHash('sha256').update(sql).digest('hex'),
       statements: splitStatements(sql),
     };
@@ -40,6 +46,11 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
   return migrations;
 }
 
+/** The migration set this connection runs: the cluster variant when it names a cluster. */
+export function migrationsFor(ch: Pick<ClickHouse, 'cluster'>): Migration[] {
+  return loadMigrations(ch.cluster ? CLUSTER_MIGRATIONS_DIR : MIGRATIONS_DIR);
+}
+
 /** Splits a file on statement-ending semicolons (at the end of a line), dropping comment-only chunks. */
 export function splitStatements(sql: string): string[] {
   return sql
@@ -48,15 +59,53 @@ export function splitStatements(sql: string): string[] {
     .filter((s) => s.replace(/--.*$/gm, '').trim().length > 0);
 }
 
-const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations
-(
+const PLACEHOLDER = /\{\{([a-z]+)\}\}/g;
+
+/**
+ * Fills in `{{cluster}}` and `{{database}}` of the cluster migrations. Their values are identifiers that
+ * config restricted to [A-Za-z0-9_], quoted again here. A placeholder with no value (a cluster statement on
+ * a single node, a misspelt name) is an error rather than SQL the server would misread.
+ */
+export function fillPlaceholders(
+  sql: string,
+  values: { cluster?: string | undefined; database: string },
+): string {
+  return sql.replace(PLACEHOLDER, (whole, name: string) => {
+    const value = name === 'cluster' ? values.cluster : name === 'database' ? values.database : undefined;
+    if (value === undefined) throw new Error(`migration placeholder ${whole} has no value here`);
+    return quoteIdent(value);
+  });
+}
+
+const COLUMNS = `(
     version    UInt32,
     name       String,
     checksum   String,
     applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
-)
+)`;
+
+const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations
+${COLUMNS}
 ENGINE = ReplacingMergeTree
 ORDER BY version`;
+
+// In a cluster the record must be one for the whole cluster, whichever host a process connects to: a
+// replicated table per shard behind a Distributed schema_migrations, like every other table. Sharded by
+// version, so a record written twice (two processes migrating at once) meets its first copy and its token.
+const CREATE_CLUSTER_TABLES = [
+  `CREATE TABLE IF NOT EXISTS {{database}}.schema_migrations_local ON CLUSTER {{cluster}}
+${COLUMNS}
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+ORDER BY version`,
+  `CREATE TABLE IF NOT EXISTS {{database}}.schema_migrations ON CLUSTER {{cluster}}
+AS {{database}}.schema_migrations_local
+ENGINE = Distributed({{cluster}}, {{database}}, schema_migrations_local, version)`,
+];
+
+/** The statements that create the bookkeeping table on this connection's kind of deployment. */
+export function bookkeepingStatements(ch: Pick<ClickHouse, 'cluster'>): string[] {
+  return ch.cluster ? CREATE_CLUSTER_TABLES : [CREATE_TABLE];
+}
 
 interface Applied {
   version: number;
@@ -74,8 +123,12 @@ async function applied(ch: ClickHouse): Promise<Applied[]> {
 }
 
 /** Brings the schema up to date; returns the versions it applied. */
-export async function migrate(ch: ClickHouse, migrations: Migration[] = loadMigrations()): Promise<number[]> {
-  await ch.client.command({ query: CREATE_TABLE });
+export async function migrate(
+  ch: ClickHouse,
+  migrations: Migration[] = migrationsFor(ch),
+): Promise<number[]> {
+  const fill = (sql: string) => fillPlaceholders(sql, { cluster: ch.cluster, database: ch.database });
+  for (const statement of bookkeepingStatements(ch)) await ch.client.command({ query: fill(statement) });
   const done = new Map((await applied(ch)).map((a) => [Number(a.version), a]));
   const ran: number[] = [];
   for (const m of migrations) {
@@ -88,7 +141,7 @@ export async function migrate(ch: ClickHouse, migrations: Migration[] = loadMigr
       }
       continue;
     }
-    for (const statement of m.statements) await ch.client.command({ query: statement });
+    for (const statement of m.statements) await ch.client.command({ query: fill(statement) });
     await ch.client.insert({
       table: 'schema_migrations',
       values: [{ version: m.version, name: m.name, checksum: m.checksum }],
@@ -103,7 +156,7 @@ export async function migrate(ch: ClickHouse, migrations: Migration[] = loadMigr
 /** True when every known migration is recorded as applied (used by /readyz). */
 export async function migrationsApplied(
   ch: ClickHouse,
-  migrations: Migration[] = loadMigrations(),
+  migrations: Migration[] = migrationsFor(ch),
 ): Promise<boolean> {
   const done = new Set((await applied(ch)).map((a) => Number(a.version)));
   return migrations.every((m) => done.has(m.version));

@@ -8,4 +8,5 @@ export function handleHelp(usage: string, argv: readonly string[] = process.argv
 
 /** Where the environment is described, for the usage texts of the service's roles. */
 export const ENV_HELP = `Configuration comes from the environment (all optional), e.g. PORT, HOST, DATA_DIR, CLICKHOUSE_URL,
-KAFKA_BROKERS, AUTH_JWT_SECRET; see the README's Configuration table.`;
+CLICKHOUSE_CLUSTER (with CLICKHOUSE_URL: a replicated, sharded cluster), KAFKA_BROKERS, AUTH_JWT_SECRET; see the
+README's Configuration table.`;

@@ -116,6 +116,15 @@ const envSchema = z.object({
     }
     return db;
   }),
+  // A cluster of the server's remote_servers (README "Scaling out"): selects the cluster migrations.
+  CLICKHOUSE_CLUSTER: optionalString.superRefine((v, ctx) => {
+    if (v !== undefined && !IDENT.test(v)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `CLICKHOUSE_CLUSTER: expected letters, digits and _, got ${JSON.stringify(v)}`,
+      });
+    }
+  }),
   KAFKA_BROKERS: optionalString.transform((v, ctx) => {
     if (v === undefined) return undefined;
     const list = v
@@ -215,6 +224,11 @@ export interface Config {
     readonly url: string | undefined;
     /** CLICKHOUSE_DATABASE, default analytics. */
     readonly database: string;
+    /**
+     * CLICKHOUSE_CLUSTER, default unset (one node): a cluster of the server's remote_servers; the schema is
+     * then the clickhouse/cluster/ variant (replicated shard-local tables behind Distributed ones).
+     */
+    readonly cluster: string | undefined;
   };
   readonly kafka: {
     /** undefined: no Kafka; events arrive over POST /events only. */
@@ -296,19 +310,19 @@ export class ConfigError extends Error {
 /** Parses the environment once; throws a ConfigError listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) =>
-        i.code === 'custom' || i.path.length === 0 ? i.message : `${i.path.join('.')}: ${i.message}`,
-      ),
-    );
-  }
+  const problems = [
+    ...(parsed.success ? [] : parsed.error.issues).map((i) =>
+      i.code === 'custom' || i.path.length === 0 ? i.message : `${i.path.join('.')}: ${i.message}`,
+    ),
+    ...combinationProblems(env),
+  ];
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   const config: Config = {
     port: e.PORT,
     host: e.HOST,
     dataDir: e.DATA_DIR,
-    clickhouse: { url: e.CLICKHOUSE_URL, database: e.CLICKHOUSE_DATABASE },
+    clickhouse: { url: e.CLICKHOUSE_URL, database: e.CLICKHOUSE_DATABASE, cluster: e.CLICKHOUSE_CLUSTER },
     kafka: {
       brokers: e.KAFKA_BROKERS,
       topicSessions: e.KAFKA_TOPIC_SESSIONS,
@@ -361,6 +375,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
   };
   return deepFreeze(config);
+}
+
+// Rules between variables, checked on the raw values so that they are reported alongside every other problem.
+function combinationProblems(env: NodeJS.ProcessEnv): string[] {
+  const set = (name: string) => (env[name] ?? '') !== '';
+  const problems: string[] = [];
+  if (set('CLICKHOUSE_CLUSTER') && !set('CLICKHOUSE_URL')) {
+    problems.push(
+      'CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL (a server of the cluster); the embedded engine is a single node',
+    );
+  }
+  return problems;
 }
 
 function deepFreeze<T>(o: T): T {

@@ -1,0 +1,449 @@
+// The cluster variant of the migrations (clickhouse/cluster/) against the single-node set, on the real engine.
+// No ClickHouse server or Keeper runs here, so: every cluster statement is parsed by the engine's own parser;
+// the two sets are compared table by table; and the whole cluster schema is created on the embedded engine
+// with a one-shard localhost cluster from a config file, the Replicated engines rewritten to their plain
+// counterparts and ON CLUSTER stripped (both need Keeper). The Distributed tables are real: batches inserted
+// through the public names go through them to the shard-local tables and, by the views, to the rollups.
+// What this cannot show: replication, several shards, ON CLUSTER execution (README "Scaling out").
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
+import { Session } from 'chdb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLUSTER_SETTINGS, type ClickHouse, openClickHouse } from '../../clickhouse/client.ts';
+import { type EventRows, insertEvents } from '../../clickhouse/inserts.ts';
+import {
+  bookkeepingStatements,
+  CLUSTER_MIGRATIONS_DIR,
+  fillPlaceholders,
+  loadMigrations,
+  MIGRATIONS_DIR,
+  migrate,
+  migrationsApplied,
+  migrationsFor,
+} from '../../clickhouse/migrate.ts';
+import { nextVersion, writeJob } from '../../clickhouse/queries/exports-jobs.ts';
+import { donePeriods, runsOf, writeRun } from '../../clickhouse/queries/schedules-runs.ts';
+import { systemEvents } from '../../clickhouse/queries/system-events.ts';
+import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
+import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
+import { applyRetention, retentionStatement } from '../../clickhouse/retention.ts';
+import { parseEvent } from '../../core/events.ts';
+import { generateDataset } from '../../ingest/loadgen/generate.ts';
+import { Truth } from '../../ingest/loadgen/truth.ts';
+import { dropTestDatabase } from '../helpers/engine.ts';
+
+const CLUSTER = 'tally_test';
+// Never listened on: the embedded engine opens no port. A replica is "local" (served in-process, with
+// prefer_localhost_replica) when its host is this machine and its port is the configured tcp_port.
+const PORT = 19_731;
+
+const CONFIG = `<clickhouse>
+  <tcp_port>${PORT}</tcp_port>
+  <remote_servers>
+    <${CLUSTER}>
+      <shard>
+        <internal_replication>true</internal_replication>
+        <replica><host>localhost</host><port>${PORT}</port></replica>
+      </shard>
+    </${CLUSTER}>
+  </remote_servers>
+  <macros><shard>01</shard><replica>r1</replica></macros>
+</clickhouse>
+`;
+
+const REPLICATION_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'";
+
+/**
+ * What the cluster DDL becomes on one Keeper-less node: plain engines (replication arguments dropped), no ON
+ * CLUSTER, and the replicated dedup window as the plain one, so tokens are honoured as they would be there.
+ */
+function withoutReplication(sql: string): string {
+  const plain = sql
+    .replace(/\s+ON CLUSTER\s+`?\w+`?/g, '')
+    .replace(
+      /\bReplicated(\w*MergeTree)\('\/clickhouse\/tables\/\{shard\}\/\{database\}\/\{table\}', '\{replica\}'(?:, )?/g,
+      '$1(',
+    )
+    .replace(/\breplicated_deduplication_window\b/g, 'non_replicated_deduplication_window');
+  // A Replicated engine left over (another path) would wait for a Keeper that never answers.
+  if (/\bReplicated\w*MergeTree\b/.test(plain)) throw new Error(`cannot run without Keeper: ${sql}`);
+  return plain;
+}
+
+// Cluster statements through an embedded client: rewritten as above, every query carrying the settings a
+// cluster client sends (client.ts CLUSTER_SETTINGS), as a server connection in cluster mode would.
+function clusterClient(client: ClickHouseClient): ClickHouseClient {
+  const settings = (s: ClickHouseSettings | undefined) => ({ ...CLUSTER_SETTINGS, ...s });
+  return new Proxy(client, {
+    get(target, prop) {
+      if (prop === 'command' || prop === 'query' || prop === 'exec') {
+        return (p: { query: string; clickhouse_settings?: ClickHouseSettings }) =>
+          target[prop]({
+            ...p,
+            query: withoutReplication(p.query),
+            clickhouse_settings: settings(p.clickhouse_settings),
+          } as never);
+      }
+      if (prop === 'insert') {
+        return (p: Parameters<ClickHouseClient['insert']>[0]) =>
+          target.insert({ ...p, clickhouse_settings: settings(p.clickhouse_settings) });
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+const { events } = generateDataset({ events: 12_000, seed: 7, days: 40, duplicateRate: 0.03 });
+const truth = new Truth().addAll(events);
+
+function rowsOf(list: readonly unknown[]): EventRows {
+  const rows: EventRows = { usage: [], logs: [] };
+  for (const e of list) {
+    const r = parseEvent(e);
+    if (!r.ok) throw new Error(r.error);
+    if (r.event.kind === 'usage') rows.usage.push(r.event.row);
+    else rows.logs.push(r.event.row);
+  }
+  return rows;
+}
+
+interface TableInfo {
+  name: string;
+  engine: string;
+  sorting_key: string;
+  partition_key: string;
+  primary_key: string;
+  as_select: string;
+  create_table_query: string;
+}
+
+interface ColumnInfo {
+  table: string;
+  name: string;
+  type: string;
+  default_kind: string;
+  default_expression: string;
+}
+
+async function rows<T>(ch: ClickHouse, query: string, params: Record<string, string> = {}): Promise<T[]> {
+  const rs = await ch.client.query({ query, query_params: params, format: 'JSONEachRow' });
+  return rs.json<T>();
+}
+
+async function tables(ch: ClickHouse, database: string): Promise<Map<string, TableInfo>> {
+  const list = await rows<TableInfo>(
+    ch,
+    `SELECT name, engine, sorting_key, partition_key, primary_key, as_select, create_table_query
+     FROM system.tables WHERE database = {db:String}`,
+    { db: database },
+  );
+  return new Map(list.map((t) => [t.name, t]));
+}
+
+async function columns(
+  ch: ClickHouse,
+  database: string,
+  table: string,
+): Promise<Omit<ColumnInfo, 'table'>[]> {
+  return rows<ColumnInfo>(
+    ch,
+    `SELECT name, type, default_kind, default_expression FROM system.columns
+     WHERE database = {db:String} AND table = {t:String} ORDER BY position`,
+    { db: database, t: table },
+  );
+}
+
+async function count(ch: ClickHouse, query: string): Promise<number> {
+  const [row] = await rows<{ n: string | number }>(ch, query);
+  return Number(row?.n);
+}
+
+describe('cluster migrations (clickhouse/cluster/)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tally-cluster-'));
+  const suffix = randomBytes(5).toString('hex');
+  const singleDb = `test_${suffix}s`;
+  const clusterDb = `test_${suffix}c`;
+  let session: Session;
+  let single: ClickHouse;
+  let cluster: ClickHouse;
+  let firstRun: number[];
+
+  beforeAll(async () => {
+    writeFileSync(join(dataDir, 'config.xml'), CONFIG);
+    mkdirSync(join(dataDir, 'clickhouse'));
+    // The engine reads its configuration when the first connection opens the data directory; the clients
+    // below open the same directory and share that engine.
+    session = new Session(join(dataDir, 'clickhouse'), {
+      connectionArgs: [`--config-file=${join(dataDir, 'config.xml')}`],
+    });
+    single = await openClickHouse({ url: undefined, database: singleDb, dataDir });
+    const embedded = await openClickHouse({ url: undefined, database: clusterDb, dataDir });
+    cluster = {
+      client: clusterClient(embedded.client),
+      embedded: true,
+      database: clusterDb,
+      cluster: CLUSTER,
+      close: () => embedded.close(),
+    };
+    await migrate(single);
+    firstRun = await migrate(cluster);
+  });
+
+  afterAll(async () => {
+    if (single) await dropTestDatabase(single, singleDb);
+    if (single) await dropTestDatabase(single, clusterDb);
+    await cluster?.close();
+    await single?.close();
+    session?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('refuses a cluster on the embedded engine', async () => {
+    await expect(
+      openClickHouse({ url: undefined, database: 'x', dataDir, cluster: CLUSTER }),
+    ).rejects.toThrow(/needs a server \(CLICKHOUSE_URL\)/);
+  });
+
+  it('has the same migrations, file for file, and chooses the set by the connection', () => {
+    const sql = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.sql'));
+    expect(sql(CLUSTER_MIGRATIONS_DIR)).toEqual(sql(MIGRATIONS_DIR));
+    const plain = loadMigrations(MIGRATIONS_DIR);
+    const clustered = loadMigrations(CLUSTER_MIGRATIONS_DIR);
+    expect(clustered.map((m) => [m.version, m.name])).toEqual(plain.map((m) => [m.version, m.name]));
+    expect(migrationsFor(cluster).map((m) => m.checksum)).toEqual(clustered.map((m) => m.checksum));
+    expect(migrationsFor(single).map((m) => m.checksum)).toEqual(plain.map((m) => m.checksum));
+  });
+
+  it("parses every cluster statement with the engine's parser", async () => {
+    const statements = [
+      ...bookkeepingStatements(cluster),
+      ...loadMigrations(CLUSTER_MIGRATIONS_DIR).flatMap((m) => m.statements),
+    ].map((s) => fillPlaceholders(s, { cluster: CLUSTER, database: clusterDb }));
+    statements.push(
+      retentionStatement(cluster, 'usage_events', 30),
+      retentionStatement(cluster, 'log_events', 0),
+    );
+    expect(statements.length).toBeGreaterThan(20);
+    for (const q of statements) {
+      // formatQuery parses without executing; a syntax error throws with the statement attached.
+      const [row] = await rows<{ f: string }>(single, 'SELECT formatQuery({q:String}) AS f', { q });
+      expect(row?.f, q).toBeTruthy();
+    }
+  });
+
+  it('puts every DDL ON CLUSTER, replicates every local table and fronts it with a Distributed table', () => {
+    const fill = (s: string) => fillPlaceholders(s, { cluster: CLUSTER, database: clusterDb });
+    const statements = [
+      ...bookkeepingStatements(cluster),
+      ...loadMigrations(CLUSTER_MIGRATIONS_DIR).flatMap((m) => m.statements),
+    ].map((s) =>
+      fill(s)
+        .replace(/^\s*--.*$/gm, '')
+        .trim(),
+    );
+    const ddl = statements.filter((s) => /^(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b/.test(s));
+    for (const s of ddl) expect(s, s).toMatch(new RegExp(`\\bON CLUSTER \`${CLUSTER}\``));
+    for (const s of statements) expect(s, s).not.toMatch(/non_replicated_deduplication_window/);
+    const created = ddl
+      .filter((s) => /^CREATE TABLE/.test(s))
+      .map((s) => ({ name: /^CREATE TABLE IF NOT EXISTS `\w+`\.(\w+)/.exec(s)?.[1] ?? '?', sql: s }));
+    for (const { name, sql } of created) {
+      if (name.endsWith('_local')) {
+        expect(sql, name).toMatch(
+          new RegExp(`ENGINE = Replicated\\w*MergeTree\\(${escapeRegExp(REPLICATION_PATH)}`),
+        );
+      } else {
+        const local = `${name}_local`;
+        expect(sql, name).toContain(`AS \`${clusterDb}\`.${local}`);
+        expect(sql, name).toMatch(
+          new RegExp(`ENGINE = Distributed\\(\`${CLUSTER}\`, \`${clusterDb}\`, ${local}, \\S`),
+        );
+      }
+    }
+    // Raw tables shard by event_id: dedup and FINAL need every copy of an event on one shard.
+    for (const raw of ['usage_events', 'log_events']) {
+      const sql = created.find((c) => c.name === raw)?.sql;
+      expect(sql, raw).toMatch(/cityHash64\(event_id\)\);?$/);
+    }
+    // Views read and write shard-local tables.
+    for (const s of ddl.filter((d) => /^CREATE MATERIALIZED VIEW/.test(d))) {
+      expect(s).toMatch(/\bTO `\w+`\.\w+_local AS\b/);
+      expect(s).toMatch(/\bFROM `\w+`\.\w+_local\b/);
+    }
+  });
+
+  it('creates the whole cluster schema (Replicated rewritten to plain engines), idempotently', async () => {
+    // The cluster exists and its one replica is served in-process: the Distributed tables below are real.
+    const [c] = await rows<{ is_local: number }>(
+      single,
+      'SELECT is_local FROM system.clusters WHERE cluster = {c:String}',
+      { c: CLUSTER },
+    );
+    expect(Number(c?.is_local)).toBe(1);
+    expect(firstRun).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(await migrate(cluster)).toEqual([]);
+    expect(await migrationsApplied(cluster)).toBe(true);
+    const t = await tables(single, clusterDb);
+    expect(t.get('usage_events')?.engine).toBe('Distributed');
+    expect(t.get('usage_events_local')?.engine).toBe('ReplacingMergeTree');
+    expect(t.get('schema_migrations')?.engine).toBe('Distributed');
+  });
+
+  it('matches the single-node schema table for table: columns, types, keys, engines, views', async () => {
+    const plain = await tables(single, singleDb);
+    const clustered = await tables(single, clusterDb);
+    expect(plain.size).toBeGreaterThan(10);
+    const strip = (sql: string, db: string) =>
+      sql
+        .replaceAll(`${db}.`, '')
+        .replaceAll(`\`${db}\`.`, '')
+        .replace(/(\w)_local\b/g, '$1');
+    const accounted = new Set<string>();
+    for (const [name, p] of plain) {
+      if (p.engine === 'MaterializedView') {
+        const v = clustered.get(name);
+        expect(v?.engine, `${name}: a view of the same name`).toBe('MaterializedView');
+        expect(strip(v?.as_select ?? '', clusterDb), name).toBe(strip(p.as_select, singleDb));
+        const target = (q: string, db: string) => strip(/ TO (\S+)/.exec(q)?.[1] ?? '', db);
+        expect(target(v?.create_table_query ?? '', clusterDb), name).toBe(
+          target(p.create_table_query, singleDb),
+        );
+        accounted.add(name);
+        continue;
+      }
+      const local = clustered.get(`${name}_local`);
+      const dist = clustered.get(name);
+      expect(local, `${name}_local`).toBeDefined();
+      expect(dist?.engine, `${name} is Distributed`).toBe('Distributed');
+      // Engines compare after the rewrite (ReplicatedX became X), so the family must be the same.
+      for (const key of ['engine', 'sorting_key', 'partition_key', 'primary_key'] as const) {
+        expect(local?.[key], `${name}_local ${key}`).toBe(p[key]);
+      }
+      const want = await columns(single, singleDb, name);
+      expect(await columns(single, clusterDb, `${name}_local`), `${name}_local columns`).toEqual(want);
+      expect(await columns(single, clusterDb, name), `${name} columns`).toEqual(want);
+      accounted.add(name).add(`${name}_local`);
+    }
+    // Nothing in the cluster schema that the single-node one lacks.
+    expect([...clustered.keys()].filter((n) => !accounted.has(n))).toEqual([]);
+  });
+
+  describe('data through the public names', () => {
+    const batches: EventRows[] = [];
+
+    beforeAll(async () => {
+      for (let i = 0; i < events.length; i += 2_000) batches.push(rowsOf(events.slice(i, i + 2_000)));
+      for (const [i, b] of batches.entries()) {
+        await insertEvents(single, b, `test/0/${i}`);
+        await insertEvents(cluster, b, `test/0/${i}`);
+      }
+    });
+
+    it('reaches the shard-local tables and the rollups, and answers like one node', async () => {
+      expect(await count(cluster, 'SELECT count() AS n FROM usage_events_local')).toBeGreaterThan(0);
+      expect(await count(cluster, 'SELECT count() AS n FROM usage_daily_local')).toBeGreaterThan(0);
+      for (const q of truth.sampleQueries(12, 3)) {
+        const want = truth.usageSummary(q);
+        expect({ q, a: await usageSummary(cluster, q) }).toEqual({ q, a: want });
+        expect({ q, a: await usageSummary(single, q) }).toEqual({ q, a: want });
+      }
+      const ts = {
+        start_date: '2025-01-01',
+        end_date: '2025-02-15',
+        interval: 'week',
+        group_by: 'team',
+      } as const;
+      const series = await usageTimeseries(cluster, ts);
+      expect(series.length).toBeGreaterThan(10);
+      expect(series).toEqual(await usageTimeseries(single, ts));
+      const page = { limit: 50, page: 3 };
+      const logs = await systemEvents(cluster, page);
+      expect(logs.total).toBeGreaterThan(150);
+      expect(logs).toEqual(await systemEvents(single, page));
+    });
+
+    it('a batch re-sent with its token adds nothing, through the Distributed tables and the views', async () => {
+      const tables = ['usage_events', 'log_events', 'usage_daily', 'usage_first_seen', 'log_counts_hourly'];
+      // Row counts of the rollups move with background merges: hold them while counting.
+      await cluster.client.command({ query: 'SYSTEM STOP MERGES' });
+      try {
+        const before = await Promise.all(tables.map((t) => count(cluster, `SELECT count() AS n FROM ${t}`)));
+        for (const [i, b] of batches.entries()) await insertEvents(cluster, b, `test/0/${i}`);
+        const after = await Promise.all(tables.map((t) => count(cluster, `SELECT count() AS n FROM ${t}`)));
+        expect(after).toEqual(before);
+        // The same rows under a new token are stored again (so the check above was not vacuous).
+        await insertEvents(cluster, batches[0] as EventRows, 'test/1/0');
+        const again = await Promise.all(tables.map((t) => count(cluster, `SELECT count() AS n FROM ${t}`)));
+        for (const [i, n] of again.entries()) expect(n, tables[i]).toBeGreaterThan(before[i] ?? 0);
+      } finally {
+        await cluster.client.command({ query: 'SYSTEM START MERGES' });
+      }
+      // ... and change no answer: duplicates are absorbed by FINAL and the idempotent rollups, as on one node.
+      for (const q of truth.sampleQueries(5, 11))
+        expect(await usageSummary(cluster, q)).toEqual(truth.usageSummary(q));
+      expect(await systemEvents(cluster, { limit: 50, page: 2 })).toEqual(
+        await systemEvents(single, { limit: 50, page: 2 }),
+      );
+    });
+  });
+
+  it('keeps export jobs and schedule runs readable, including the IN subquery across two Distributed tables', async () => {
+    const now = Date.UTC(2025, 0, 10);
+    const job = {
+      job_id: 'job-1',
+      user_id: 'jwt::alice',
+      day: '2025-01-10',
+      idempotency_key: '',
+      report_type: 'usage-summary',
+      format: 'csv',
+      params: '{}',
+      status: 'completed',
+      attempts: 1,
+      lease_owner: '',
+      lease_expires_at: now,
+      rows_written: 3,
+      bytes: 10,
+      sha256: '',
+      file_name: 'f.csv',
+      expires_at: now,
+      error: '',
+      created_at: now,
+      updated_at: now,
+      version: nextVersion(now),
+    } as const;
+    await writeJob(cluster, job);
+    const run = {
+      schedule_id: 'sch-1',
+      period_start: '2025-01-09',
+      period_end: '2025-01-09',
+      job_id: 'job-1',
+      user_id: 'jwt::alice',
+      created_at: now,
+    };
+    await writeRun(cluster, run);
+    await writeRun(cluster, run);
+    expect(await runsOf(cluster, 'sch-1', 10)).toMatchObject([{ job_id: 'job-1', status: 'completed' }]);
+    expect([...((await donePeriods(cluster)).get('sch-1') ?? [])]).toEqual(['2025-01-09']);
+    expect(await count(cluster, 'SELECT count() AS n FROM export_schedule_runs')).toBe(1);
+  });
+
+  it('sets and removes the retention TTL on the shard-local raw tables', async () => {
+    const ttl = async () =>
+      (await tables(single, clusterDb)).get('usage_events_local')?.create_table_query.includes('TTL');
+    await applyRetention(cluster, 30);
+    expect(await ttl()).toBe(true);
+    expect((await tables(single, clusterDb)).get('log_events_local')?.create_table_query).toMatch(
+      /TTL toDateTime\(timestamp\) \+ toIntervalDay\(30\)/,
+    );
+    await applyRetention(cluster, 0);
+    expect(await ttl()).toBe(false);
+  });
+});
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

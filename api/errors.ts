@@ -56,7 +56,7 @@ function isUnavailable(err: unknown): boolean {
   if (typeof e?.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
   if (
     typeof e?.message === 'string' &&
-    /socket hang up|Timeout error|ChdbConnection is closed/i.test(e.message)
+    /socket hang up|Timeout error|ChdbConnection is closed|No active connection available/i.test(e.message)
   ) {
     return true;
   }

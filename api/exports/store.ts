@@ -34,7 +34,8 @@ export class ExportStore {
 
   /**
    * Writes chunks to `<name>.<attempt>.part` with backpressure, hashing as it goes, then renames it into place.
-   * `onChunk` sees the running totals (for progress). A failure removes the partial file.
+   * `onChunk` sees the running totals (for progress). A failure removes the partial file; success, the parts
+   * that earlier attempts left.
    */
   async write(
     fileName: string,
@@ -58,6 +59,8 @@ export class ExportStore {
         out.end((err?: Error | null) => (err ? reject(err) : resolve())),
       );
       renameSync(temp, final);
+      // Earlier attempts' parts (a worker killed mid-write) are superseded now rather than at the next sweep.
+      for (let a = 1; a < attempt; a++) rmSync(`${final}.${a}.part`, { force: true });
       return { fileName, bytes, sha256: hash.digest('hex') };
     } catch (err) {
       out.destroy();

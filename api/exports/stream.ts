@@ -1,6 +1,8 @@
 // Streams an export query's output, written by ClickHouse itself (CSVWithNames / Parquet), chunk by chunk with
 // bounded memory: on a server through the HTTP response stream, on the embedded engine through chdb's own
 // streaming on a session of its own (the shared connection buffers whole results).
+import { randomUUID } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Session } from 'chdb';
 import type { ClickHouse } from '../../clickhouse/client.ts';
@@ -23,26 +25,51 @@ export interface ExportSource {
 
 /**
  * The embedded engine: a second chdb Session on the same data directory (chdb shares the engine between
- * sessions of one path). Its settings and `USE` stay in this session, and between two chunks the API's queries
- * on the main connection get their turn (measured: see the README's Exports section).
+ * sessions of one path). Its settings and `USE` stay in this session, and the API's queries on the main
+ * connection run alongside (measured: see the README's Exports section).
+ *
+ * chdb's stream formats each chunk on its own: every CSVWithNames chunk starts with the header again, and
+ * every Parquet chunk is a complete Parquet file (a 3.5M-row export came out as 422 files end to end, of which
+ * a reader sees the last). So CSV keeps the first chunk's header only, and Parquet is written by the engine
+ * into one file (INSERT INTO FUNCTION file, on this session: the API kept answering in ~20 ms meanwhile), then
+ * streamed from there.
  */
 export function embeddedSource(dataDir: string, database: string): ExportSource {
   let session: Session | undefined;
+  const outDir = join(dataDir, 'export-out');
   const open = () => {
     if (!session) {
       session = new Session(join(dataDir, 'clickhouse'));
       // The session's own current database; nothing here touches the main connection's session.
       session.query(`USE ${quoteIdent(database)}`, 'CSV');
+      clearOutDir(outDir);
     }
     return session;
   };
   return {
     async *stream(q, format, signal) {
-      const s = open().queryStreamBind(q.query, q.query_params, { format, signal });
+      const s = open();
+      if (format === 'Parquet') {
+        yield* parquetViaFile(s, outDir, q, signal);
+        return;
+      }
+      const stream = s.queryStreamBind(q.query, q.query_params, { format, signal });
+      let header: Buffer | undefined;
       try {
-        for await (const chunk of s) yield { bytes: chunk.raw(), rows: chunk.numRows };
+        for await (const chunk of stream) {
+          let bytes = Buffer.from(chunk.raw());
+          if (format.endsWith('WithNames')) {
+            if (!header) {
+              header = Buffer.from(bytes.subarray(0, bytes.indexOf(10) + 1));
+            } else if (bytes.subarray(0, header.length).equals(header)) {
+              // Never a data row: every export's first column is a date or a timestamp, not its own name.
+              bytes = bytes.subarray(header.length);
+            }
+          }
+          yield { bytes, rows: chunk.numRows };
+        }
       } finally {
-        if (!s.closed) s.cancel();
+        if (!stream.closed) stream.cancel();
       }
     },
     countRows: async () => undefined,
@@ -51,6 +78,51 @@ export function embeddedSource(dataDir: string, database: string): ExportSource 
       session = undefined;
     },
   };
+}
+
+// Files of writes cut short by a crash: the embedded engine's data directory belongs to this one process, so
+// whatever is there when its first export source opens is left over.
+let outDirCleared = false;
+function clearOutDir(dir: string): void {
+  if (!outDirCleared) rmSync(dir, { recursive: true, force: true });
+  outDirCleared = true;
+  mkdirSync(dir, { recursive: true });
+}
+
+async function* parquetViaFile(
+  s: Session,
+  outDir: string,
+  q: BuiltQuery,
+  signal: AbortSignal,
+): AsyncIterable<OutputChunk> {
+  const path = join(outDir, `${randomUUID()}.parquet`);
+  const params = { ...q.query_params, tally_export_path: path };
+  try {
+    await s.queryBindAsync(
+      `INSERT INTO FUNCTION file({tally_export_path:String}, 'Parquet') ${q.query}`,
+      params,
+      { signal },
+    );
+    if (!existsSync(path)) {
+      // No rows, so no file: the same query's empty result, schema and all, is small enough to take whole.
+      const empty = await s.queryBindAsync(q.query, q.query_params, { format: 'Parquet', signal });
+      yield { bytes: Buffer.from(empty.bytes()), rows: 0 };
+      return;
+    }
+    // The row count is in the file's footer.
+    const counted = await s.queryBindAsync(
+      "SELECT count() FROM file({tally_export_path:String}, 'Parquet')",
+      { tally_export_path: path },
+      { format: 'TSV' },
+    );
+    let rows = Number(counted.text().trim());
+    for await (const bytes of createReadStream(path, { highWaterMark: 1 << 20 })) {
+      yield { bytes: bytes as Buffer, rows };
+      rows = 0;
+    }
+  } finally {
+    rmSync(path, { force: true });
+  }
 }
 
 /** A ClickHouse server: the HTTP body is streamed as it arrives (clickhouse-js `exec`). */

@@ -24,6 +24,7 @@ import { createDirectSink } from '../../ingest/direct.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 interface ParquetCursor {
   next(): Promise<Record<string, unknown> | null>;
@@ -160,7 +161,7 @@ describe('export jobs', () => {
       leaseMs: 5_000,
       maxAttempts: 2,
     });
-    for (const sub of ['admin', 'other', 'quota', 'idem', 'limited', 'conflict']) {
+    for (const sub of ['admin', 'other', 'quota', 'idem', 'limited', 'conflict', 'many', 'bulk']) {
       tokens[sub] = await mintToken(SECRET, { sub });
     }
     tokens.team = await mintToken(SECRET, { sub: 'teamer', team_id: TEAM, scope: 'report_admin' });
@@ -286,6 +287,32 @@ describe('export jobs', () => {
       );
       expect(parse(bytes, { columns: true })).toEqual(shown);
     }
+  });
+
+  it('exports 40,000 logs (many engine chunks) as one CSV header and one Parquet file', async () => {
+    const n = 40_000;
+    await engine.ch.client.command({
+      query: `INSERT INTO log_events (event_id, timestamp, severity, service, message)
+        SELECT concat('bulk-', leftPad(toString(number), 5, '0')),
+          toDateTime64('2024-05-01 00:00:00', 3, 'UTC') + number, 'info', 'bulk', concat('m', toString(number))
+        FROM numbers({n:UInt64})`,
+      query_params: { n },
+    });
+    const q = { service: 'bulk', start_date: '2024-05-01', end_date: '2024-05-01' };
+    const csv = await runExport({ report_type: 'system-events', format: 'csv', ...q }, tokens.bulk as string);
+    const rows = parse(csv.bytes, { columns: true }) as Array<Record<string, string>>;
+    expect(csv.st.row_count).toBe(n);
+    expect(rows).toHaveLength(n);
+    expect(rows.every((r, i) => r.event_id === `bulk-${String(n - 1 - i).padStart(5, '0')}`)).toBe(true);
+    const pq = await runExport(
+      { report_type: 'system-events', format: 'parquet', ...q },
+      tokens.bulk as string,
+    );
+    const back = await readParquet(pq.bytes);
+    expect(pq.st.row_count).toBe(n);
+    expect(back).toHaveLength(n);
+    expect(back.map((r) => plain(r.event_id))).toEqual(rows.map((r) => r.event_id));
+    expect(plain(back[0]?.message)).toBe(`m${n - 1}`);
   });
 
   it('exports filtered system-events as Parquet unescaped', async () => {
@@ -485,6 +512,53 @@ describe('export jobs', () => {
     const logs = await rs.json<{ message: string }>();
     expect(logs).toHaveLength(1);
     expect(logs[0]?.message).toMatch(/^\[export-failed\] export .* failed/);
+  });
+
+  it('runs each of 20 queued jobs exactly once with two workers polling side by side', async () => {
+    const many = build(new JobAdmission(engine.ch, 100, () => nowMs));
+    const queued: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const day = `2025-01-${String(10 + (i % 10)).padStart(2, '0')}`;
+      const body = {
+        report_type: i % 2 ? 'system-events' : 'usage-summary',
+        format: i % 4 < 2 ? 'csv' : 'parquet',
+      };
+      const res = await post(tokens.many as string, { ...body, start_date: day, end_date: day }, {}, many);
+      expect(res.status).toBe(202);
+      queued.push(((await res.json()) as { job_id: string }).job_id);
+    }
+    const runs: Array<{ worker: string; job: string }> = [];
+    const workers = ['w-a', 'w-b'].map((workerId) => {
+      const w = new ExportWorker({
+        ch: engine.ch,
+        source: exportSource(engine.ch, engine.dataDir),
+        store: deps.store,
+        selfLog: new SelfLog(engine.ch),
+        logger: createLogger('silent'),
+        pollMs: 20,
+        workerId,
+      });
+      w.onFinished((job) => runs.push({ worker: workerId, job: job.job_id }));
+      return w;
+    });
+    for (const w of workers) w.start();
+    try {
+      await waitFor('20 jobs to finish', async () => runs.length >= 20, { timeoutMs: 60_000, everyMs: 50 });
+      // A moment more: a job run twice would show up as a 21st finish.
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      for (const w of workers) await w.stop();
+    }
+    expect(runs.map((r) => r.job).sort()).toEqual([...queued].sort());
+    expect(new Set(runs.map((r) => r.worker))).toEqual(new Set(['w-a', 'w-b']));
+    for (const id of queued) {
+      const job = (await getJob(engine.ch, id)) as ExportJob;
+      expect({ id, status: job.status, attempts: job.attempts }).toEqual({
+        id,
+        status: 'completed',
+        attempts: 1,
+      });
+    }
   });
 
   it('sweeps expired files and partial files no live job owns', async () => {

@@ -36,6 +36,8 @@ export interface ExportSource {
  */
 export function embeddedSource(dataDir: string, database: string): ExportSource {
   let session: Session | undefined;
+  // Asks system.processes how far a file write has got: the export session is busy running it.
+  let monitor: Session | undefined;
   const outDir = join(dataDir, 'export-out');
   const open = () => {
     if (!session) {
@@ -50,7 +52,8 @@ export function embeddedSource(dataDir: string, database: string): ExportSource 
     async *stream(q, format, signal) {
       const s = open();
       if (format === 'Parquet') {
-        yield* parquetViaFile(s, outDir, q, signal);
+        monitor ??= new Session(join(dataDir, 'clickhouse'));
+        yield* parquetViaFile(s, monitor, outDir, q, signal);
         return;
       }
       const stream = s.queryStreamBind(q.query, q.query_params, { format, signal });
@@ -75,7 +78,9 @@ export function embeddedSource(dataDir: string, database: string): ExportSource 
     countRows: async () => undefined,
     close() {
       session?.close();
+      monitor?.close();
       session = undefined;
+      monitor = undefined;
     },
   };
 }
@@ -91,37 +96,75 @@ function clearOutDir(dir: string): void {
 
 async function* parquetViaFile(
   s: Session,
+  monitor: Session,
   outDir: string,
   q: BuiltQuery,
   signal: AbortSignal,
 ): AsyncIterable<OutputChunk> {
-  const path = join(outDir, `${randomUUID()}.parquet`);
+  const id = randomUUID();
+  const path = join(outDir, `${id}.parquet`);
   const params = { ...q.query_params, tally_export_path: path };
   try {
-    await s.queryBindAsync(
+    const write = s.queryBindAsync(
       `INSERT INTO FUNCTION file({tally_export_path:String}, 'Parquet') ${q.query}`,
       params,
       { signal },
     );
+    let finished = false;
+    write.then(
+      () => {
+        finished = true;
+      },
+      () => {
+        finished = true;
+      },
+    );
+    // Progress while the engine writes: rows as empty chunks, so the job's rows_written moves.
+    let reported = 0;
+    while (!finished) {
+      await new Promise((r) => setTimeout(r, 500));
+      if (finished) break;
+      const written = await progressOf(monitor, id);
+      if (written > reported) {
+        yield { bytes: Buffer.alloc(0), rows: written - reported };
+        reported = written;
+      }
+    }
+    await write;
     if (!existsSync(path)) {
       // No rows, so no file: the same query's empty result, schema and all, is small enough to take whole.
       const empty = await s.queryBindAsync(q.query, q.query_params, { format: 'Parquet', signal });
-      yield { bytes: Buffer.from(empty.bytes()), rows: 0 };
+      yield { bytes: Buffer.from(empty.bytes()), rows: -reported };
       return;
     }
-    // The row count is in the file's footer.
+    // The exact row count is in the file's footer; what was reported on the way is settled against it.
     const counted = await s.queryBindAsync(
       "SELECT count() FROM file({tally_export_path:String}, 'Parquet')",
       { tally_export_path: path },
       { format: 'TSV' },
     );
-    let rows = Number(counted.text().trim());
+    let rows = Number(counted.text().trim()) - reported;
     for await (const bytes of createReadStream(path, { highWaterMark: 1 << 20 })) {
       yield { bytes: bytes as Buffer, rows };
       rows = 0;
     }
   } finally {
     rmSync(path, { force: true });
+  }
+}
+
+async function progressOf(monitor: Session, id: string): Promise<number> {
+  // The engine lists the query as it formats it (no comments, values substituted): the file's name, which holds
+  // our own UUID, is what finds it.
+  if (!/^[0-9a-f-]{36}$/.test(id)) return 0;
+  try {
+    const r = await monitor.queryAsync(
+      `SELECT max(written_rows) FROM system.processes WHERE position(query, '${id}.parquet') > 0 AND position(query, 'system.processes') = 0`,
+      { format: 'TSV' },
+    );
+    return Number(r.text().trim()) || 0;
+  } catch {
+    return 0;
   }
 }
 

@@ -3,10 +3,10 @@
 // nothing partial is ever served (no download link until the file is whole; the link serves the whole file,
 // whose hash is the one the job records).
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ClickHouse, openClickHouse } from '../../clickhouse/client.ts';
 import { migrate } from '../../clickhouse/migrate.ts';
 import { mintToken } from '../../core/tokens.ts';
@@ -38,12 +38,15 @@ interface Status {
 
 describe('an export whose process is killed mid-write', () => {
   let service: Service | undefined;
-  afterAll(async () => {
-    service?.child.kill('SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
+  afterEach(async () => {
+    if (!service) return;
+    service.child.kill('SIGKILL');
+    await service.exited;
+    service = undefined;
   });
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  it('completes after a restart and never serves a partial file', async () => {
+  beforeAll(async () => {
     // Logs written by the engine itself, before the service owns the data directory.
     await withEngine(async (ch) => {
       await migrate(ch);
@@ -55,68 +58,83 @@ describe('an export whose process is killed mid-write', () => {
         query_params: { rows: ROWS },
       });
     });
-    const token = await mintToken(SECRET, { sub: 'exporter' });
-    const auth = { authorization: `Bearer ${token}` };
-    service = await startService(env);
-    const res = await fetch(`${service.base}/reports/export`, {
-      method: 'POST',
-      headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ report_type: 'system-events', format: 'csv', service: 'crashy' }),
-    });
-    expect(res.status).toBe(202);
-    const { job_id } = (await res.json()) as { job_id: string };
-    const statusOf = async (s: Service): Promise<Status> =>
-      (await (await fetch(`${s.base}/reports/export/${job_id}`, { headers: auth })).json()) as Status;
-
-    // Killed once rows are being written, well before the end.
-    let seen: Status | undefined;
-    await waitFor(
-      'the export to be writing rows',
-      async () => {
-        seen = await statusOf(service as Service);
-        return seen.status === 'processing' && (seen.rows_written ?? 0) > 0;
-      },
-      { timeoutMs: 60_000, everyMs: 20 },
-    );
-    expect(seen?.download_url).toBeUndefined();
-    service.child.kill('SIGKILL');
-    expect((await service.exited).signal).toBe('SIGKILL');
-    const exportsDir = join(dataDir, 'exports');
-    const left = readdirSync(exportsDir);
-    // What the killed process left is a temporary part, never a file under the job's final name.
-    expect(left.every((f) => f.endsWith('.part'))).toBe(true);
-
-    service = await startService(env);
-    let done: Status | undefined;
-    await waitFor(
-      'the job to end',
-      async () => {
-        done = await statusOf(service as Service);
-        if (done.status === 'processing' || done.status === 'queued') {
-          expect(done.download_url).toBeUndefined();
-          return false;
-        }
-        return true;
-      },
-      { timeoutMs: 120_000, everyMs: 100 },
-    );
-    expect(done).toMatchObject({ status: 'completed', row_count: ROWS });
-    const file = await fetch(String(done?.download_url));
-    expect(file.status).toBe(200);
-    const body = Buffer.from(await file.arrayBuffer());
-    expect(createHash('sha256').update(body).digest('hex')).toBe(done?.sha256);
-    const lines = body.toString('utf8').trimEnd().split('\n');
-    expect(lines).toHaveLength(ROWS + 1);
-    expect(lines[0]).toBe('"timestamp","severity","service","message","event_id"');
-    expect(lines[1]).toContain(`"k-${ROWS - 1}"`);
-    expect(lines.at(-1)).toContain('"k-0"');
-    // The killed attempt's part was swept or replaced: only the finished file remains.
-    await waitFor(
-      'the old part to go',
-      async () => readdirSync(exportsDir).every((f) => !f.endsWith('.part')),
-      {
-        timeoutMs: 30_000,
-      },
-    );
   });
+
+  it.each(['csv', 'parquet'] as const)(
+    '%s: completes after a restart, never serving a partial file',
+    async (format) => {
+      const token = await mintToken(SECRET, { sub: 'exporter' });
+      const auth = { authorization: `Bearer ${token}` };
+      service = await startService(env);
+      const res = await fetch(`${service.base}/reports/export`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ report_type: 'system-events', format, service: 'crashy' }),
+      });
+      expect(res.status).toBe(202);
+      const { job_id } = (await res.json()) as { job_id: string };
+      const statusOf = async (s: Service): Promise<Status> =>
+        (await (await fetch(`${s.base}/reports/export/${job_id}`, { headers: auth })).json()) as Status;
+
+      // Killed once rows are being written, well before the end.
+      let seen: Status | undefined;
+      await waitFor(
+        'the export to be writing rows',
+        async () => {
+          seen = await statusOf(service as Service);
+          return seen.status === 'processing' && (seen.rows_written ?? 0) > 0;
+        },
+        { timeoutMs: 60_000, everyMs: 20 },
+      );
+      expect(seen?.download_url).toBeUndefined();
+      service.child.kill('SIGKILL');
+      expect((await service.exited).signal).toBe('SIGKILL');
+      service = undefined;
+      const exportsDir = join(dataDir, 'exports');
+      const left = (existsSync(exportsDir) ? readdirSync(exportsDir) : []).filter((f) =>
+        f.startsWith(job_id),
+      );
+      // What the killed process left is a temporary part, never a file under the job's final name.
+      expect(left.every((f) => f.endsWith('.part'))).toBe(true);
+
+      service = await startService(env);
+      let done: Status | undefined;
+      await waitFor(
+        'the job to end',
+        async () => {
+          done = await statusOf(service as Service);
+          if (done.status === 'processing' || done.status === 'queued') {
+            expect(done.download_url).toBeUndefined();
+            return false;
+          }
+          return true;
+        },
+        { timeoutMs: 120_000, everyMs: 100 },
+      );
+      expect(done).toMatchObject({ status: 'completed', row_count: ROWS });
+      const file = await fetch(String(done?.download_url));
+      expect(file.status).toBe(200);
+      const body = Buffer.from(await file.arrayBuffer());
+      expect(createHash('sha256').update(body).digest('hex')).toBe(done?.sha256);
+      if (format === 'csv') {
+        const lines = body.toString('utf8').trimEnd().split('\n');
+        expect(lines).toHaveLength(ROWS + 1);
+        expect(lines[0]).toBe('"timestamp","severity","service","message","event_id"');
+        expect(lines[1]).toContain(`"k-${ROWS - 1}"`);
+        expect(lines.at(-1)).toContain('"k-0"');
+      } else {
+        expect([body.subarray(0, 4).toString(), body.subarray(-4).toString()]).toEqual(['PAR1', 'PAR1']);
+      }
+      // What the engine was writing when the process died went when the new process opened its export source.
+      expect(readdirSync(join(dataDir, 'export-out'))).toEqual([]);
+      // The killed attempt's part was swept or replaced: only the finished file remains.
+      await waitFor(
+        'the old part to go',
+        async () => readdirSync(exportsDir).every((f) => !f.endsWith('.part')),
+        {
+          timeoutMs: 30_000,
+        },
+      );
+    },
+  );
 });

@@ -74,9 +74,15 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless Chromium', () 
       headers: { authorization: `Bearer ${token}` },
     });
     const api = (await res.json()) as Record<string, number>;
+    // Named in a failure: the page's own range, so a mismatch says whether the range or the answer differed
+    // (CI once saw total_users 348 on the page against 730 from the API a moment later; not reproduced).
+    const pageRange = `${await page.inputValue('#start')}..${await page.inputValue('#end')}`;
     for (const k of ['total_users', 'active_users', 'total_sessions'] as const) {
       const shown = (await page.textContent(`#${k}`))?.replace(/,/g, '');
-      expect(Number(shown), k).toBe(api[k]);
+      expect(
+        Number(shown),
+        `${k}: page range ${pageRange}, test range ${range.start_date}..${range.end_date}`,
+      ).toBe(api[k]);
     }
     expect(api.active_users).toBeGreaterThan(100);
     expect(await page.locator('#chart .point').count()).toBe(30);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Session } from 'chdb';
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import { quoteIdent } from '../../clickhouse/client.ts';
-import type { BuiltQuery } from '../../clickhouse/queries/query.ts';
+import { type BuiltQuery, inlineParams } from '../../clickhouse/queries/query.ts';
 
 export interface OutputChunk {
   bytes: Uint8Array;
@@ -56,7 +56,8 @@ export function embeddedSource(dataDir: string, database: string): ExportSource 
         yield* parquetViaFile(s, monitor, outDir, q, signal);
         return;
       }
-      const stream = s.queryStreamBind(q.query, q.query_params, { format, signal });
+      // Values inlined, not bound: see inlineParams (a bound stream raced the API's bound queries).
+      const stream = s.queryStream(inlineParams(q), { format, signal });
       let header: Buffer | undefined;
       try {
         for await (const chunk of stream) {

@@ -313,6 +313,13 @@ describe('export jobs', () => {
     expect(back).toHaveLength(n);
     expect(back.map((r) => plain(r.event_id))).toEqual(rows.map((r) => r.event_id));
     expect(plain(back[0]?.message)).toBe(`m${n - 1}`);
+    // The embedded stream carries its values inline: a hostile filter stays a value and matches nothing.
+    const evil = await runExport(
+      { report_type: 'system-events', format: 'csv', ...q, service: "bulk' OR 1=1 OR '\\" },
+      tokens.bulk as string,
+    );
+    expect(evil.st.row_count).toBe(0);
+    expect(parse(evil.bytes, { columns: true })).toEqual([]);
   });
 
   it('exports filtered system-events as Parquet unescaped', async () => {

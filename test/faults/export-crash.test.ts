@@ -84,7 +84,7 @@ describe('an export whose process is killed mid-write', () => {
           seen = await statusOf(service as Service);
           return seen.status === 'processing' && (seen.rows_written ?? 0) > 0;
         },
-        { timeoutMs: 60_000, everyMs: 20 },
+        { timeoutMs: 180_000, everyMs: 20 },
       );
       expect(seen?.download_url).toBeUndefined();
       service.child.kill('SIGKILL');
@@ -109,7 +109,7 @@ describe('an export whose process is killed mid-write', () => {
           }
           return true;
         },
-        { timeoutMs: 120_000, everyMs: 100 },
+        { timeoutMs: 240_000, everyMs: 100 },
       );
       expect(done).toMatchObject({ status: 'completed', row_count: ROWS });
       const file = await fetch(String(done?.download_url));
@@ -132,7 +132,7 @@ describe('an export whose process is killed mid-write', () => {
         'the old part to go',
         async () => readdirSync(exportsDir).every((f) => !f.endsWith('.part')),
         {
-          timeoutMs: 30_000,
+          timeoutMs: 60_000,
         },
       );
     },

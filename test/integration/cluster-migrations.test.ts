@@ -30,10 +30,10 @@ import { systemEvents } from '../../clickhouse/queries/system-events.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
 import { applyRetention, retentionStatement } from '../../clickhouse/retention.ts';
-import { parseEvent } from '../../core/events.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { dropTestDatabase } from '../helpers/engine.ts';
+import { rowsOf } from '../helpers/rows.ts';
 
 const CLUSTER = 'tally_test';
 // Never listened on: the embedded engine opens no port. A replica is "local" (served in-process, with
@@ -99,17 +99,6 @@ function clusterClient(client: ClickHouseClient): ClickHouseClient {
 
 const { events } = generateDataset({ events: 12_000, seed: 7, days: 40, duplicateRate: 0.03 });
 const truth = new Truth().addAll(events);
-
-function rowsOf(list: readonly unknown[]): EventRows {
-  const rows: EventRows = { usage: [], logs: [] };
-  for (const e of list) {
-    const r = parseEvent(e);
-    if (!r.ok) throw new Error(r.error);
-    if (r.event.kind === 'usage') rows.usage.push(r.event.row);
-    else rows.logs.push(r.event.row);
-  }
-  return rows;
-}
 
 interface TableInfo {
   name: string;

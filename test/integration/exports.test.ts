@@ -14,16 +14,16 @@ import { ExportStore } from '../../api/exports/store.ts';
 import { exportSource } from '../../api/exports/stream.ts';
 import { ExportWorker } from '../../api/exports/worker.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
-import { type EventRows, insertEvents } from '../../clickhouse/inserts.ts';
+import { insertEvents } from '../../clickhouse/inserts.ts';
 import { type ExportJob, getJob, nextVersion, writeJob } from '../../clickhouse/queries/exports-jobs.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
-import { parseEvent } from '../../core/events.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { rowsOf } from '../helpers/rows.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 interface ParquetCursor {
@@ -47,17 +47,6 @@ const { events } = generateDataset({ events: 30_000, seed: 21, days: 45, duplica
 const truth = new Truth().addAll(events);
 const FORMULA = /^[=+\-@\t\r]/;
 const [TEAM, OTHER_TEAM] = truth.catalog().teams as [string, string];
-
-function rowsOf(list: readonly unknown[]): EventRows {
-  const rows: EventRows = { usage: [], logs: [] };
-  for (const e of list) {
-    const r = parseEvent(e);
-    if (!r.ok) throw new Error(r.error);
-    if (r.event.kind === 'usage') rows.usage.push(r.event.row);
-    else rows.logs.push(r.event.row);
-  }
-  return rows;
-}
 
 async function readParquet(buf: Buffer): Promise<Array<Record<string, unknown>>> {
   const envelope = await parquet.ParquetEnvelopeReader.openBuffer(buf);

@@ -6,29 +6,18 @@ import { createApp } from '../../api/app.ts';
 import { toCsv } from '../../api/csv.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { CSV_COLUMNS } from '../../api/routes/logs.ts';
-import { type EventRows, insertEvents } from '../../clickhouse/inserts.ts';
-import { parseEvent } from '../../core/events.ts';
+import { insertEvents } from '../../clickhouse/inserts.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { type LogQuery, type TimeseriesQuery, Truth } from '../../ingest/loadgen/truth.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { rowsOf } from '../helpers/rows.ts';
 
 const SECRET = 'reports-test-secret-reports-test-secret-0123';
 const { events } = generateDataset({ events: 40_000, seed: 11, days: 75, duplicateRate: 0.03 });
 const truth = new Truth().addAll(events);
-
-function rowsOf(list: readonly unknown[]): EventRows {
-  const rows: EventRows = { usage: [], logs: [] };
-  for (const e of list) {
-    const r = parseEvent(e);
-    if (!r.ok) throw new Error(r.error);
-    if (r.event.kind === 'usage') rows.usage.push(r.event.row);
-    else rows.logs.push(r.event.row);
-  }
-  return rows;
-}
 
 const qs = (q: object) =>
   new URLSearchParams(

@@ -3,24 +3,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EventRows, insertEvents } from '../../clickhouse/inserts.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
-import { parseEvent } from '../../core/events.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { rowsOf } from '../helpers/rows.ts';
 
 const { events } = generateDataset({ events: 30_000, seed: 42, days: 60, duplicateRate: 0.03 });
 const truth = new Truth().addAll(events);
-
-function rowsOf(list: readonly unknown[]): EventRows {
-  const rows: EventRows = { usage: [], logs: [] };
-  for (const e of list) {
-    const r = parseEvent(e);
-    if (!r.ok) throw new Error(r.error);
-    if (r.event.kind === 'usage') rows.usage.push(r.event.row);
-    else rows.logs.push(r.event.row);
-  }
-  return rows;
-}
 
 async function count(engine: TestEngine, sql: string): Promise<number> {
   const rs = await engine.ch.client.query({ query: sql, format: 'JSONEachRow' });

@@ -112,14 +112,10 @@ async function* parquetViaFile(
       { signal },
     );
     let finished = false;
-    write.then(
-      () => {
-        finished = true;
-      },
-      () => {
-        finished = true;
-      },
-    );
+    const settle = () => {
+      finished = true;
+    };
+    write.then(settle, settle);
     // Progress while the engine writes: rows as empty chunks, so the job's rows_written moves.
     let reported = 0;
     while (!finished) {

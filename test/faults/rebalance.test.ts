@@ -9,7 +9,7 @@ import { Ingester } from '../../ingest/consumer.ts';
 import { type Admin, createKafka, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
-import { createAudit, eventsPerDay, expectedCounts, storedCounts } from '../helpers/audit.ts';
+import { createAudit, eventsPerDay, expectedCounts, overlaps, storedCounts } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { dropTopics, killableSockets, publishEvents } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
@@ -143,26 +143,3 @@ describe('members leaving abruptly and joining mid-stream', () => {
     }
   });
 });
-
-/** Writes whose offset ranges overlap under different tokens: each one is a message stored twice. */
-function overlaps(writes: { member: string; token: string; at: number }[]): string[] {
-  const out: string[] = [];
-  const parsed = writes.map((w) => {
-    const m = /^(.*)\/(\d+)\/(\d+)-(\d+)$/.exec(w.token);
-    return { ...w, tp: `${m?.[1]}/${m?.[2]}`, first: Number(m?.[3]), last: Number(m?.[4]) };
-  });
-  for (const a of parsed) {
-    for (const b of parsed) {
-      if (
-        a.at <= b.at &&
-        a !== b &&
-        a.tp === b.tp &&
-        a.token !== b.token &&
-        a.first <= b.last &&
-        b.first <= a.last
-      )
-        out.push(`${a.member}@${a.at} ${a.token} overlaps ${b.member}@${b.at} ${b.token}`);
-    }
-  }
-  return out;
-}

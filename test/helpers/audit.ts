@@ -71,3 +71,26 @@ export function expectedCounts(events: readonly { event_id: string; type: string
   }
   return { published: events.length, usage, logs, perDay };
 }
+
+/** Writes whose offset ranges overlap under different tokens: each one is a message stored twice. */
+export function overlaps(writes: { member: string; token: string; at: number }[]): string[] {
+  const out: string[] = [];
+  const parsed = writes.map((w) => {
+    const m = /^(.*)\/(\d+)\/(\d+)-(\d+)$/.exec(w.token);
+    return { ...w, tp: `${m?.[1]}/${m?.[2]}`, first: Number(m?.[3]), last: Number(m?.[4]) };
+  });
+  for (const a of parsed) {
+    for (const b of parsed) {
+      if (
+        a.at <= b.at &&
+        a !== b &&
+        a.tp === b.tp &&
+        a.token !== b.token &&
+        a.first <= b.last &&
+        b.first <= a.last
+      )
+        out.push(`${a.member}@${a.at} ${a.token} overlaps ${b.member}@${b.at} ${b.token}`);
+    }
+  }
+  return out;
+}

@@ -56,6 +56,8 @@ export interface IngesterStats {
   peakBufferedBytes: number;
   /** Messages kafkajs delivered again within one generation, skipped. */
   redelivered: number;
+  /** Intent commits that kafkajs reported done but the group coordinator did not have. */
+  unrecordedCommits: number;
 }
 
 const BACKOFF_BASE_MS = 200;
@@ -95,6 +97,7 @@ export class Ingester {
     failures: 0,
     peakBufferedBytes: 0,
     redelivered: 0,
+    unrecordedCommits: 0,
   };
   private readonly consumer: Consumer;
   private readonly producer: Producer;
@@ -129,27 +132,16 @@ export class Ingester {
     await this.producer.connect();
     await this.consumer.connect();
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
-      // A new generation: the consumer fetches again from the committed offsets. Batches of the old generation
-      // commit nothing more, and what was buffered is dropped: it will be read again, by us or the new owner.
-      this.generation += 1;
-      this.owned.clear();
-      for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) {
-        for (const p of partitions) this.owned.add(key(topic, p));
-      }
-      for (const st of this.parts.values()) {
-        st.buffer.clear();
-        st.pendingEnd = undefined;
-        st.lastTaken = undefined;
-        // A partition paused for its write resumes when that write ends (it is abandoned if revoked).
-        if (st.paused && !st.inflight) this.resume(st);
-      }
-      this.updateGauges();
+      this.newGeneration(e.payload.memberAssignment);
       logger.info(
         { generation: this.generation, assignment: e.payload.memberAssignment },
         'ingest: joined group',
       );
     });
     this.consumer.on(this.consumer.events.CRASH, (e) => {
+      // A crashed consumer has left its generation: until the restarted one joins, this member owns nothing,
+      // and a batch formed before the crash writes nothing more (the next owner re-forms it from the intent).
+      this.newGeneration({});
       logger.error({ err: e.payload.error, restart: e.payload.restart }, 'ingest: consumer crashed');
       this.opts.reportFault?.('ingest.consumer', `Kafka consumer crashed: ${e.payload.error.message}`);
     });
@@ -165,6 +157,26 @@ export class Ingester {
     const tick = Math.max(50, Math.min(250, Math.floor(this.opts.limits.waitMs / 2)));
     this.timer = setInterval(() => this.flushDue(), tick);
     this.timer.unref();
+  }
+
+  /**
+   * A new generation: the consumer fetches again from the committed offsets. Batches of the old generation
+   * commit nothing more, and what was buffered is dropped: it will be read again, by us or the new owner.
+   */
+  private newGeneration(assignment: Record<string, number[]>): void {
+    this.generation += 1;
+    this.owned.clear();
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      for (const p of partitions) this.owned.add(key(topic, p));
+    }
+    for (const st of this.parts.values()) {
+      st.buffer.clear();
+      st.pendingEnd = undefined;
+      st.lastTaken = undefined;
+      // A partition paused for its write resumes when that write ends (it is abandoned if revoked).
+      if (st.paused && !st.inflight) this.resume(st);
+    }
+    this.updateGauges();
   }
 
   private state(topic: string, partition: number): PartitionState {
@@ -332,6 +344,17 @@ export class Ingester {
     await this.consumer.commitOffsets([{ topic: st.topic, partition: st.partition, offset, metadata }]);
   }
 
+  private async expectCommitted(st: PartitionState, offset: string, metadata: string): Promise<void> {
+    const offsets = await this.admin.fetchOffsets({ groupId: this.opts.groupId, topics: [st.topic] });
+    const p = offsets.find((t) => t.topic === st.topic)?.partitions.find((x) => x.partition === st.partition);
+    if (p?.offset !== offset || p.metadata !== metadata) {
+      this.stats.unrecordedCommits += 1;
+      throw new Error(
+        `the commit of offset ${offset} for ${st.topic}/${st.partition} was not recorded (found ${p?.offset ?? 'none'})`,
+      );
+    }
+  }
+
   private async write(st: PartitionState, batch: Batch): Promise<void> {
     const { logger } = this.opts;
     const generation = this.generation;
@@ -348,7 +371,12 @@ export class Ingester {
       }
       try {
         if (!intentDone) {
-          await this.commit(st, batch.firstOffset, `${INTENT}${batch.lastOffset}`);
+          const intent = `${INTENT}${batch.lastOffset}`;
+          await this.commit(st, batch.firstOffset, intent);
+          // kafkajs resolves a commit without sending it once its consumer has stopped (a crash, before the
+          // restart), and the batch would then be stored while the next owner forms batches of its own: the
+          // intent counts only when the group coordinator gives it back.
+          await this.expectCommitted(st, batch.firstOffset, intent);
           intentDone = true;
         }
         // A commit that kafkajs retried across a rebalance lands under the new generation, possibly after the

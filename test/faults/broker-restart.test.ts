@@ -106,6 +106,9 @@ describe('the broker restarts mid-stream', () => {
     }
     expect(inTopics).toBeGreaterThanOrEqual(expected.published);
     const stored = await storedCounts(engine.ch);
+    console.info(
+      `broker restart test: ${writes.length} inserts, ${ingester.stats.unrecordedCommits} intent commits kafkajs dropped`,
+    );
     if (stored.inserted !== inTopics) console.info(overlaps(writes).join('\n'));
     expect(stored.inserted).toBe(inTopics);
     expect({ usage: stored.usage, logs: stored.logs }).toEqual({

@@ -125,7 +125,7 @@ describe('members leaving abruptly and joining mid-stream', () => {
     });
 
     console.info(
-      `rebalance test: ${commits} commits, redelivered skipped ${members.map((m) => `${m.name}=${m.ingester.stats.redelivered}`).join(' ')}`,
+      `rebalance test: ${commits} commits, redelivered skipped ${members.map((m) => `${m.name}=${m.ingester.stats.redelivered}`).join(' ')}, intent commits kafkajs dropped ${members.map((m) => `${m.name}=${m.ingester.stats.unrecordedCommits}`).join(' ')}`,
     );
     expect(commits).toBeGreaterThan(20);
     expect(violations).toEqual([]);

@@ -1,22 +1,25 @@
-// `npm run loadgen -- --events N [--seed S] [--start YYYY-MM-DD] [--days D] [--out FILE]`: generates a
-// reproducible synthetic dataset and publishes it (Kafka, or POST /events without Kafka), or writes NDJSON.
-import { createWriteStream } from 'node:fs';
+// `npm run loadgen -- --events N [--seed S] [--start YYYY-MM-DD] [--days D] [--out FILE] [--answers FILE]`:
+// generates a reproducible synthetic dataset and publishes it (Kafka, or POST /events without Kafka), or writes
+// NDJSON; with --answers, also the routes' expected answers, computed from the same events without ClickHouse.
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { handleHelp } from '../core/cli.ts';
+import { type Answer, answerFor, sampledAnswers } from '../ingest/loadgen/answers.ts';
 import { generateEvents } from '../ingest/loadgen/generate.ts';
+import { Truth } from '../ingest/loadgen/truth.ts';
 import { createPublisher, publishAll } from '../ingest/publisher.ts';
 import { configOrExit, createLogger } from './runtime.ts';
 
 const usage =
-  'usage: npm run loadgen -- --events N [--seed S] [--start YYYY-MM-DD] [--days D] [--duplicates RATE] [--out FILE]';
+  'usage: npm run loadgen -- --events N [--seed S] [--start YYYY-MM-DD] [--days D] [--duplicates RATE] [--out FILE] [--answers FILE [--samples K] [--ask PATH ...]]';
 handleHelp(
-  `${usage}\n\nGenerates a reproducible synthetic dataset (teams, users, sessions, logs, some duplicates) and publishes\nit to Kafka (KAFKA_BROKERS) or to POST /events of a running npm start; with --out, writes NDJSON instead.\n  --events N         how many events (required)\n  --seed S           generator seed (default 1)\n  --start YYYY-MM-DD first day (default 2025-01-01)\n  --days D           days of data (default 90)\n  --duplicates RATE  share of events sent twice (default 0.02)\n  --out FILE         write NDJSON to FILE instead of publishing`,
+  `${usage}\n\nGenerates a reproducible synthetic dataset (teams, users, sessions, logs, some duplicates) and publishes\nit to Kafka (KAFKA_BROKERS) or to POST /events of a running npm start; with --out, writes NDJSON instead.\n  --events N         how many events (required)\n  --seed S           generator seed (default 1)\n  --start YYYY-MM-DD first day (default 2025-01-01)\n  --days D           days of data (default 90)\n  --duplicates RATE  share of events sent twice (default 0.02)\n  --out FILE         write NDJSON to FILE instead of publishing\n  --answers FILE     also write the expected answers (JSON) of report requests over this data, computed\n                     without ClickHouse: K sampled requests per route, and each --ask\n  --samples K        sampled requests per route for --answers (default 20)\n  --ask PATH         a request to answer, e.g. '/reports/usage-summary?start_date=2025-01-01&end_date=2025-01-31&team_id=team-3'\n                     (usage-summary, usage-timeseries, system-events); repeatable`,
 );
 function fail(msg: string): never {
   process.stderr.write(`${msg}\n${usage}\n`);
   process.exit(2);
 }
-let values: Record<string, string | undefined>;
+let values: Record<string, string | undefined> & { ask?: string[] | undefined };
 try {
   ({ values } = parseArgs({
     options: {
@@ -26,6 +29,9 @@ try {
       days: { type: 'string' },
       duplicates: { type: 'string' },
       out: { type: 'string' },
+      answers: { type: 'string' },
+      samples: { type: 'string' },
+      ask: { type: 'string', multiple: true },
     },
   }));
 } catch (err) {
@@ -44,13 +50,32 @@ if (!(duplicateRate >= 0 && duplicateRate < 1)) fail('--duplicates must be a rat
 if (values.start !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(values.start))
   fail('--start must be YYYY-MM-DD');
 
-const stream = generateEvents({
+const seed = int('seed', values.seed, 1);
+const asked = values.ask ?? [];
+if (asked.length > 0 && !values.answers) fail('--ask needs --answers FILE');
+// A request the answers cannot serve is refused before anything is sent.
+for (const path of asked) {
+  try {
+    answerFor(new Truth(), path);
+  } catch (err) {
+    fail(`--ask ${path}: ${(err as Error).message}`);
+  }
+}
+// Fed while the events go out, so the answers are of exactly the events sent (re-sent ones included).
+const truth = values.answers ? new Truth() : undefined;
+const generated = generateEvents({
   events,
-  seed: int('seed', values.seed, 1),
+  seed,
   days: int('days', values.days, 90),
   duplicateRate,
   ...(values.start ? { start: values.start } : {}),
 });
+const stream = (function* () {
+  for (const e of generated) {
+    truth?.add(e);
+    yield e;
+  }
+})();
 
 if (values.out) {
   const out = createWriteStream(values.out);
@@ -65,4 +90,18 @@ if (values.out) {
     for (const e of stream) yield JSON.stringify(e);
   })();
   process.stdout.write(`${await publishAll(publisher, lines, events)}\n`);
+}
+
+if (truth && values.answers) {
+  let answers: Answer[];
+  try {
+    answers = [
+      ...sampledAnswers(truth, int('samples', values.samples, 20), seed),
+      ...asked.map((path) => answerFor(truth, path)),
+    ];
+  } catch (err) {
+    fail(`--ask: ${(err as Error).message}`);
+  }
+  writeFileSync(values.answers, `${JSON.stringify({ seed, events, answers }, null, 1)}\n`);
+  process.stdout.write(`wrote ${answers.length} expected answers to ${values.answers}\n`);
 }

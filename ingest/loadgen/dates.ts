@@ -22,11 +22,6 @@ export function formatDate(day: number): string {
   return new Date(day * DAY_MS).toISOString().slice(0, 10);
 }
 
-/** Day number of a ClickHouse-style 'YYYY-MM-DD HH:MM:SS.sss' (or ISO) UTC timestamp. */
-export function dayOfTimestamp(ts: string): number {
-  return Date.UTC(Number(ts.slice(0, 4)), Number(ts.slice(5, 7)) - 1, Number(ts.slice(8, 10))) / DAY_MS;
-}
-
 /** 0 = Monday ... 6 = Sunday; day 0 (1970-01-01) was a Thursday. */
 export function weekday(day: number): number {
   return (((day + 3) % 7) + 7) % 7;

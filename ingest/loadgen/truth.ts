@@ -1,6 +1,6 @@
 // Ground truth for the reports: the contract's answers computed in plain TypeScript from the events fed in.
 import { parseEvent, type Severity, type UsageType } from '../../core/events.ts';
-import { clippedPeriods, dayOfTimestamp, formatDate, parseDate } from './dates.ts';
+import { clippedPeriods, DAY_MS, formatDate, parseDate } from './dates.ts';
 import {
   type Catalog,
   type LogQuery,
@@ -135,6 +135,10 @@ export class Truth {
       return 'invalid';
     }
     const row = parsed.event.row;
+    // The instant comes from JavaScript's own date parser, not from parseEvent's row: a time-zone slip in the
+    // product's parser must not be repeated here, where it would go unseen.
+    const ms = Date.parse((event as { timestamp: string }).timestamp);
+    const day = Math.floor(ms / DAY_MS);
     if (this.ids.has(row.event_id)) {
       this.stats.duplicates++;
       return 'duplicate';
@@ -144,7 +148,7 @@ export class Truth {
     if (parsed.event.kind === 'usage') {
       const u = parsed.event.row;
       this.usage.push({
-        day: dayOfTimestamp(u.timestamp),
+        day,
         type: u.type,
         user: u.user_id,
         team: u.team_id,
@@ -153,10 +157,10 @@ export class Truth {
       });
     } else {
       const l = parsed.event.row;
-      const iso = `${l.timestamp.replace(' ', 'T')}Z`;
+      const iso = new Date(ms).toISOString();
       this.logs.push({
-        ms: Date.parse(iso),
-        day: dayOfTimestamp(l.timestamp),
+        ms,
+        day,
         event: {
           timestamp: iso,
           severity: l.severity,

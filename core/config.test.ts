@@ -42,4 +42,21 @@ describe('loadConfig', () => {
     expect(c.clickhouse.url).toBe('http://default:p@ch:8123');
     expect(() => loadConfig({ CLICKHOUSE_DATABASE: 'a;drop' })).toThrow(/CLICKHOUSE_DATABASE/);
   });
+
+  it('names a wrong URL without repeating a password in it', () => {
+    const wrong = (v: string) => {
+      try {
+        loadConfig({ CLICKHOUSE_URL: v });
+      } catch (err) {
+        return (err as ConfigError).problems.join('\n');
+      }
+      return expect.unreachable();
+    };
+    const message = wrong('tcp://default:hunter2-secret@ch:9000');
+    expect(message).toMatch(
+      /CLICKHOUSE_URL: expected an http\(s\) URL, got a 36-character value with scheme "tcp"/,
+    );
+    expect(message).not.toContain('hunter2');
+    expect(wrong('localhost:8123')).toMatch(/got "localhost:8123"/);
+  });
 });

@@ -43,6 +43,14 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v === '' ? undefined : v));
 
+/** A wrong URL, told without what could be a secret in it: a scheme and length at most. */
+function describeValue(v: string): string {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(v)?.[1];
+  const secretish = /@|:[^/]*:/.test(v);
+  if (!secretish) return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}...` : v);
+  return `a ${v.length}-character value${scheme ? ` with scheme ${JSON.stringify(scheme)}` : ''} (not shown: it may hold a password)`;
+}
+
 const url = (name: string) =>
   optionalString.superRefine((v, ctx) => {
     if (v === undefined) return;
@@ -50,7 +58,8 @@ const url = (name: string) =>
       const u = new URL(v);
       if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
     } catch {
-      ctx.addIssue({ code: 'custom', message: `${name}: expected an http(s) URL, got ${JSON.stringify(v)}` });
+      // A URL may carry a password (CLICKHOUSE_URL): the message shows only its shape.
+      ctx.addIssue({ code: 'custom', message: `${name}: expected an http(s) URL, got ${describeValue(v)}` });
     }
   });
 

@@ -7,7 +7,13 @@ import { join } from 'node:path';
 import { Session } from 'chdb';
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import { quoteIdent } from '../../clickhouse/client.ts';
-import { type BuiltQuery, inlineParams } from '../../clickhouse/queries/query.ts';
+import {
+  type BuiltQuery,
+  paramsAsData,
+  quoteLiteral,
+  STREAM_PARAMS_DDL,
+  STREAM_PARAMS_TABLE,
+} from '../../clickhouse/queries/query.ts';
 
 export interface OutputChunk {
   bytes: Uint8Array;
@@ -44,20 +50,34 @@ export function embeddedSource(dataDir: string, database: string): ExportSource 
       session = new Session(join(dataDir, 'clickhouse'));
       // The session's own current database; nothing here touches the main connection's session.
       session.query(`USE ${quoteIdent(database)}`, 'CSV');
+      session.query(STREAM_PARAMS_DDL, 'CSV');
       clearOutDir(outDir);
     }
     return session;
   };
+  // The query's values go in as data, on this session; nothing is bound (see paramsAsData), so a long export
+  // neither waits for nor holds up the API's bound queries.
+  const prepare = async (s: Session, q: BuiltQuery): Promise<string> => {
+    const { query, rows } = paramsAsData(q, randomUUID());
+    if (rows.length > 0) {
+      await s.insert({
+        table: STREAM_PARAMS_TABLE,
+        values: Buffer.from(rows.map((r) => `${JSON.stringify(r)}\n`).join('')),
+        format: 'JSONEachRow',
+      });
+    }
+    return query;
+  };
   return {
     async *stream(q, format, signal) {
       const s = open();
+      const query = await prepare(s, q);
       if (format === 'Parquet') {
         monitor ??= new Session(join(dataDir, 'clickhouse'));
-        yield* parquetViaFile(s, monitor, outDir, q, signal);
+        yield* parquetViaFile(s, monitor, outDir, query, signal);
         return;
       }
-      // Values inlined, not bound: see inlineParams (a bound stream raced the API's bound queries).
-      const stream = s.queryStream(inlineParams(q), { format, signal });
+      const stream = s.queryStream(query, { format, signal });
       let header: Buffer | undefined;
       try {
         for await (const chunk of stream) {
@@ -99,18 +119,15 @@ async function* parquetViaFile(
   s: Session,
   monitor: Session,
   outDir: string,
-  q: BuiltQuery,
+  query: string,
   signal: AbortSignal,
 ): AsyncIterable<OutputChunk> {
   const id = randomUUID();
+  // Our own directory and UUID: nothing from a request is in the path.
   const path = join(outDir, `${id}.parquet`);
-  const params = { ...q.query_params, tally_export_path: path };
+  const file = `file(${quoteLiteral(path)}, 'Parquet')`;
   try {
-    const write = s.queryBindAsync(
-      `INSERT INTO FUNCTION file({tally_export_path:String}, 'Parquet') ${q.query}`,
-      params,
-      { signal },
-    );
+    const write = s.queryAsync(`INSERT INTO FUNCTION ${file} ${query}`, { signal });
     let finished = false;
     const settle = () => {
       finished = true;
@@ -130,16 +147,12 @@ async function* parquetViaFile(
     await write;
     if (!existsSync(path)) {
       // No rows, so no file: the same query's empty result, schema and all, is small enough to take whole.
-      const empty = await s.queryBindAsync(q.query, q.query_params, { format: 'Parquet', signal });
+      const empty = await s.queryAsync(query, { format: 'Parquet', signal });
       yield { bytes: Buffer.from(empty.bytes()), rows: -reported };
       return;
     }
     // The exact row count is in the file's footer; what was reported on the way is settled against it.
-    const counted = await s.queryBindAsync(
-      "SELECT count() FROM file({tally_export_path:String}, 'Parquet')",
-      { tally_export_path: path },
-      { format: 'TSV' },
-    );
+    const counted = await s.queryAsync(`SELECT count() FROM ${file}`, { format: 'TSV' });
     let rows = Number(counted.text().trim()) - reported;
     for await (const bytes of createReadStream(path, { highWaterMark: 1 << 20 })) {
       yield { bytes: bytes as Buffer, rows };

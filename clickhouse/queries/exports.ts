@@ -58,9 +58,11 @@ export function buildUsageExportQuery(p: UsageExportParams, format: ExportFormat
         SELECT team_id, greatest(fd, {start_date:Date}) AS date, count() AS n FROM firsts GROUP BY team_id, date
       ),
       teams AS (SELECT team_id, min(date) AS team_first FROM arrivals GROUP BY team_id),
+      -- range() rather than numbers(): a table function's arguments must be constants, and on the embedded
+      -- engine the dates arrive as scalar subqueries (clickhouse/queries/query.ts, paramsAsData).
       days AS (
-        SELECT toDate({start_date:Date} + number) AS date
-        FROM numbers(toUInt64(dateDiff('day', {start_date:Date}, {end_date:Date}) + 1))
+        SELECT toDate({start_date:Date} + n) AS date
+        FROM (SELECT arrayJoin(range(toUInt64(dateDiff('day', {start_date:Date}, {end_date:Date}) + 1))) AS n)
       ),
       daily AS (
         SELECT day AS date, team_id, uniqExactIf(user_id, active = 1) AS active_users,

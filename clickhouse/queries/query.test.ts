@@ -1,24 +1,63 @@
-// inlineParams: every placeholder replaced, every value closed inside its literal whatever it holds.
+// paramsAsData: every placeholder read from the params table, no value ever in the SQL text.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { inlineParams, quoteLiteral } from './query.ts';
+import { buildLogExportQuery, buildUsageExportQuery } from './exports.ts';
+import { paramsAsData, STREAM_PARAMS_TABLE } from './query.ts';
 
-describe('inlineParams', () => {
-  it('casts each placeholder to its type and escapes quotes and backslashes', () => {
-    const sql = inlineParams({
-      query: 'SELECT 1 WHERE d >= {start_date:Date} AND s = {service:String} AND n < {n:UInt64}',
-      query_params: { start_date: '2025-01-01', service: "x' OR 1=1 -- \\", n: 5 },
-    });
-    expect(sql).toBe(
-      "SELECT 1 WHERE d >= CAST('2025-01-01' AS Date) AND s = CAST('x\\' OR 1=1 -- \\\\' AS String) AND n < CAST('5' AS UInt64)",
+const RUN = '0f8fad5b-d9cb-469f-a165-70867728950e';
+
+describe('paramsAsData', () => {
+  it('replaces every placeholder by a read of its value, once per name', () => {
+    const { query, rows } = paramsAsData(
+      { query: "SELECT {a:String}, {b:DateTime64(3, 'UTC')}, {a:String}", query_params: { a: "x'y", b: 5 } },
+      RUN,
     );
+    expect(query).not.toMatch(/\{[a-z]+:/);
+    expect(query).toContain(
+      `(SELECT CAST(value AS DateTime64(3, 'UTC')) FROM ${STREAM_PARAMS_TABLE} WHERE run = '${RUN}' AND name = 'b')`,
+    );
+    expect(query).not.toContain("x'y");
+    expect(rows).toEqual([
+      { run: RUN, name: 'a', value: "x'y" },
+      { run: RUN, name: 'b', value: '5' },
+    ]);
+    expect(() => paramsAsData({ query: 'SELECT {x:String}', query_params: {} }, RUN)).toThrow(
+      /x has no value/,
+    );
+    expect(() => paramsAsData({ query: 'SELECT 1', query_params: {} }, "1' OR 1")).toThrow(/UUID/);
   });
 
-  it('refuses a placeholder without a value', () => {
-    expect(() => inlineParams({ query: 'SELECT {x:String}', query_params: {} })).toThrow(/x has no value/);
-  });
-
-  it('quotes a literal so that a trailing backslash cannot escape the closing quote', () => {
-    expect(quoteLiteral('a\\')).toBe("'a\\\\'");
-    expect(quoteLiteral("'")).toBe("'\\''");
+  it('keeps hostile filter values out of the export SQL, whose text depends only on which filters are set', () => {
+    const hostile = fc.string({ maxLength: 40 });
+    fc.assert(
+      fc.property(hostile, hostile, hostile, (team, user, service) => {
+        const usage = paramsAsData(
+          buildUsageExportQuery(
+            { start_date: '2025-01-01', end_date: '2025-01-31', team_id: team, user_id: user, service },
+            'csv',
+          ),
+          RUN,
+        );
+        const neutral = paramsAsData(
+          buildUsageExportQuery(
+            { start_date: '2025-01-01', end_date: '2025-01-31', team_id: 't', user_id: 'u', service: 's' },
+            'csv',
+          ),
+          RUN,
+        );
+        expect(usage.query).toBe(neutral.query);
+        expect(usage.rows.map((r) => r.value)).toEqual(expect.arrayContaining([team, user, service]));
+        const logs = (svc: string) =>
+          paramsAsData(
+            buildLogExportQuery(
+              { start_date: '2025-01-01', end_date: '2025-01-31', service: svc, severity: 'error' },
+              'csv',
+            ),
+            RUN,
+          );
+        expect(logs(service).query).toBe(logs('s').query);
+        expect(logs(service).rows.find((r) => r.name === 'service')?.value).toBe(service);
+      }),
+    );
   });
 });

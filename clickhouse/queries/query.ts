@@ -5,26 +5,42 @@ export interface BuiltQuery {
   query_params: Record<string, string | number>;
 }
 
-/**
- * The query with each `{name:Type}` placeholder replaced by `CAST('<value>' AS Type)`, the value quoted as a
- * ClickHouse string literal (backslash and quote escaped, so nothing in it can end the literal).
- *
- * Only for the embedded engine's streaming queries: chdb binds parameters in state that its connections share,
- * and serializes every bound call but the streaming one, so a bound stream running beside the API's bound
- * queries swapped their values (CI: a usage summary answered with an export's end_date). Types come from our
- * own SQL; a placeholder without a value is an error, as it would be from the engine.
- */
-export function inlineParams(q: BuiltQuery): string {
-  return q.query.replace(
-    /\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z0-9_(), ']+)\}/g,
-    (_whole, name: string, type: string) => {
-      const value = q.query_params[name];
-      if (value === undefined) throw new Error(`query parameter ${name} has no value`);
-      return `CAST(${quoteLiteral(String(value))} AS ${type})`;
-    },
-  );
+/** The embedded engine's session table that carries a streamed query's values as data (see paramsAsData). */
+export const STREAM_PARAMS_TABLE = 'tally_stream_params';
+export const STREAM_PARAMS_DDL = `CREATE TEMPORARY TABLE IF NOT EXISTS ${STREAM_PARAMS_TABLE} (run String, name String, value String) ENGINE = Memory`;
+
+export interface ParamsAsData {
+  /** The SQL, each `{name:Type}` read from the params table instead: no value in the text. */
+  query: string;
+  /** What to insert (as data, JSONEachRow) into the params table before running the query. */
+  rows: Array<{ run: string; name: string; value: string }>;
 }
 
+const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z0-9_(), ']+)\}/g;
+
+/**
+ * The query with each `{name:Type}` placeholder replaced by a scalar subquery on the session's params table,
+ * for the embedded engine's long queries (exports). chdb binds parameters in state its connections share and
+ * serializes every bound call on one process-wide chain: a bound export would hold the API's queries for its
+ * whole length, and a bound stream (not on that chain) raced them (CI: a usage summary answered with an
+ * export's end_date). Read as data, the values never enter the SQL text and no binding is involved; the engine
+ * evaluates the scalar subqueries first, so the primary key still prunes on them. `run` is our own UUID and
+ * names and types come from our own SQL.
+ */
+export function paramsAsData(q: BuiltQuery, run: string): ParamsAsData {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(run))
+    throw new Error('run must be a UUID');
+  const rows: ParamsAsData['rows'] = [];
+  const query = q.query.replace(PLACEHOLDER, (_whole, name: string, type: string) => {
+    const value = q.query_params[name];
+    if (value === undefined) throw new Error(`query parameter ${name} has no value`);
+    if (!rows.some((r) => r.name === name)) rows.push({ run, name, value: String(value) });
+    return `(SELECT CAST(value AS ${type}) FROM ${STREAM_PARAMS_TABLE} WHERE run = '${run}' AND name = '${name}')`;
+  });
+  return { query, rows };
+}
+
+/** A ClickHouse string literal of one of our own values (a file path under DATA_DIR), never request input. */
 export function quoteLiteral(s: string): string {
   return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }

@@ -302,7 +302,7 @@ describe('export jobs', () => {
     expect(back).toHaveLength(n);
     expect(back.map((r) => plain(r.event_id))).toEqual(rows.map((r) => r.event_id));
     expect(plain(back[0]?.message)).toBe(`m${n - 1}`);
-    // The embedded stream carries its values inline: a hostile filter stays a value and matches nothing.
+    // The embedded stream reads its values as data (paramsAsData): a hostile filter stays a value and matches nothing.
     const evil = await runExport(
       { report_type: 'system-events', format: 'csv', ...q, service: "bulk' OR 1=1 OR '\\" },
       tokens.bulk as string,

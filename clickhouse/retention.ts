@@ -1,14 +1,37 @@
-// RETENTION_DAYS as table TTLs on the raw tables. The rollups are kept: summaries of dropped days still answer.
+// RETENTION_DAYS as table TTLs on the raw tables, and on log_counts_hourly, which pages the raw logs. The usage
+// rollups are kept: summaries of dropped days still answer.
+//
+// A TTL drops rows when a merge gets to them, table by table, so for a while the raw logs and their hourly
+// counts disagree about an expiring day. The system-events reads therefore stop at the first whole UTC day
+// that no TTL can have touched yet (firstRetainedDay): below it the answer would depend on merge timing.
+//
 // In a cluster the TTL belongs to the shard-local tables (a Distributed table stores nothing), altered ON
 // CLUSTER so that every shard and replica expires the same days.
 import { type ClickHouse, quoteIdent } from './client.ts';
 
-const RAW_TABLES = ['usage_events', 'log_events'] as const;
+const TABLES = {
+  usage_events: 'toDateTime(timestamp)',
+  log_events: 'toDateTime(timestamp)',
+  // One day more than the raw logs: an hour's counts outlive every log they count, and the reads never go
+  // below firstRetainedDay anyway.
+  log_counts_hourly: 'hour',
+} as const;
+type Table = keyof typeof TABLES;
 
-/** Where the rows of a raw table live, and the ALTER target that reaches all of them. */
+const DAY_MS = 86_400_000;
+
+/** The retention each storage handle was given (applyRetention), for the reads that must respect it. */
+const applied = new WeakMap<object, number>();
+
+/** Days a table keeps its rows for a retention of `days`. */
+function keptDays(table: Table, days: number): number {
+  return table === 'log_counts_hourly' ? days + 1 : days;
+}
+
+/** Where the rows of a table live, and the ALTER target that reaches all of them. */
 function storage(
   ch: Pick<ClickHouse, 'cluster' | 'database'>,
-  table: (typeof RAW_TABLES)[number],
+  table: Table,
 ): { name: string; alter: string } {
   if (ch.cluster === undefined) return { name: table, alter: table };
   const name = `${table}_local`;
@@ -19,22 +42,22 @@ function storage(
   };
 }
 
-/** The ALTER that sets (days > 0) or removes (days = 0) a raw table's TTL. */
+/** The ALTER that sets (days > 0) or removes (days = 0) a table's TTL. */
 export function retentionStatement(
   ch: Pick<ClickHouse, 'cluster' | 'database'>,
-  table: (typeof RAW_TABLES)[number],
+  table: Table,
   days: number,
 ): string {
   const { alter } = storage(ch, table);
   // days is an integer from validated config, not request input.
   return days > 0
-    ? `ALTER TABLE ${alter} MODIFY TTL toDateTime(timestamp) + INTERVAL ${Math.trunc(days)} DAY`
+    ? `ALTER TABLE ${alter} MODIFY TTL ${TABLES[table]} + INTERVAL ${keptDays(table, Math.trunc(days))} DAY`
     : `ALTER TABLE ${alter} REMOVE TTL`;
 }
 
-/** Sets (days > 0) or removes (days = 0) the TTL on every raw table; a no-op when already so. */
+/** Sets (days > 0) or removes (days = 0) the TTLs; a no-op where already so. */
 export async function applyRetention(ch: ClickHouse, days: number): Promise<void> {
-  for (const table of RAW_TABLES) {
+  for (const table of Object.keys(TABLES) as Table[]) {
     // This host's copy is checked: an ON CLUSTER ALTER stays queued for hosts that were down and reaches them
     // when they return, so one host's state is the cluster's.
     const rs = await ch.client.query({
@@ -46,11 +69,34 @@ export async function applyRetention(ch: ClickHouse, days: number): Promise<void
     const [row] = await rs.json<{ create_table_query: string }>();
     const hasTtl = row ? /\bTTL\b/.test(row.create_table_query) : false;
     if (days > 0) {
-      const want = `toDateTime(timestamp) + toIntervalDay(${Math.trunc(days)})`;
+      const want = `${TABLES[table]} + toIntervalDay(${keptDays(table, Math.trunc(days))})`;
       if (hasTtl && row?.create_table_query.includes(want)) continue;
       await ch.client.command({ query: retentionStatement(ch, table, days) });
     } else if (hasTtl) {
       await ch.client.command({ query: retentionStatement(ch, table, 0) });
     }
   }
+  applied.set(ch, Math.trunc(days));
+}
+
+/**
+ * The first UTC day (YYYY-MM-DD) whose logs no TTL can have dropped yet at `nowMs`, for a retention of `days`;
+ * undefined when everything is kept. A row goes once its timestamp is `days` days old, so the day after the
+ * one `days` days ago is still whole.
+ */
+export function firstRetainedDay(days: number, nowMs: number): string | undefined {
+  if (days <= 0) return undefined;
+  const cutoffDay = Math.floor((nowMs - days * DAY_MS) / DAY_MS) + 1;
+  return new Date(cutoffDay * DAY_MS).toISOString().slice(0, 10);
+}
+
+/** The later of a requested first day and the first retained day of this storage. */
+export function retainedStart(
+  ch: object,
+  start_date: string | undefined,
+  nowMs = Date.now(),
+): string | undefined {
+  const first = firstRetainedDay(applied.get(ch) ?? 0, nowMs);
+  if (first === undefined) return start_date;
+  return start_date === undefined || start_date < first ? first : start_date;
 }

@@ -2,6 +2,7 @@
 // come from the hourly rollup log_counts_hourly (exact sets of event_id); the rows come from log_events FINAL
 // read only within the hours that hold the page, so page 1,000 costs about what page 1 does.
 import type { ClickHouse } from '../client.ts';
+import { retainedStart } from '../retention.ts';
 import type { BuiltQuery } from './query.ts';
 
 export type Severity = 'info' | 'warning' | 'error';
@@ -208,7 +209,9 @@ export interface SystemEventsResult {
   total: number;
 }
 
-export async function systemEvents(ch: ClickHouse, q: SystemEventsQuery): Promise<SystemEventsResult> {
+export async function systemEvents(ch: ClickHouse, query: SystemEventsQuery): Promise<SystemEventsResult> {
+  // Under RETENTION_DAYS, only whole days that no TTL has touched: counts and rows then agree.
+  const q = { ...query, start_date: retainedStart(ch, query.start_date) };
   const hours = await logHourCounts(ch, q);
   const total = hours.reduce((s, h) => s + h.n, 0);
   const total_pages = Math.ceil(total / q.limit);

@@ -428,6 +428,9 @@ describe('cluster migrations (clickhouse/cluster/)', () => {
     expect((await tables(single, clusterDb)).get('log_events_local')?.create_table_query).toMatch(
       /TTL toDateTime\(timestamp\) \+ toIntervalDay\(30\)/,
     );
+    expect((await tables(single, clusterDb)).get('log_counts_hourly_local')?.create_table_query).toMatch(
+      /TTL hour \+ toIntervalDay\(31\)/,
+    );
     await applyRetention(cluster, 0);
     expect(await ttl()).toBe(false);
   });

@@ -1,0 +1,18 @@
+import { describe, expect, it } from 'vitest';
+import { firstRetainedDay, retainedStart } from './retention.ts';
+
+const at = (iso: string) => Date.parse(iso);
+
+describe('firstRetainedDay', () => {
+  it('is the day after the one RETENTION_DAYS ago, whatever the hour', () => {
+    expect(firstRetainedDay(5, at('2026-03-10T00:00:00Z'))).toBe('2026-03-06');
+    expect(firstRetainedDay(5, at('2026-03-10T23:59:59Z'))).toBe('2026-03-06');
+    expect(firstRetainedDay(1, at('2026-01-01T12:00:00Z'))).toBe('2026-01-01');
+    expect(firstRetainedDay(0, at('2026-03-10T12:00:00Z'))).toBeUndefined();
+  });
+
+  it('leaves a storage without retention alone', () => {
+    expect(retainedStart({}, undefined)).toBeUndefined();
+    expect(retainedStart({}, '2001-01-01')).toBe('2001-01-01');
+  });
+});

@@ -98,7 +98,7 @@ export async function startIngester(config: Config, ch: ClickHouse, logger: Logg
   return ingester;
 }
 
-export function startApi(
+export async function startApi(
   config: Config,
   deps: { ch: ClickHouse; sink: EventSink; secret: string; logger: Logger; exports?: ExportDeps },
 ): Promise<Stoppable & { url: string }> {
@@ -106,6 +106,15 @@ export function startApi(
   const policy = limitPolicy(config.rateLimitPerMinute, config.security.rateLimitOverrides);
   const redisUrl = config.security.rateLimitRedisUrl;
   const limitStore = redisUrl ? new RedisSlidingLogStore(policy, { url: redisUrl }) : undefined;
+  // Redis (the shared limit and export quota) connected before the first request: without its offline
+  // queue, a command sent earlier fails, and the first requests would get 503.
+  try {
+    await Promise.all([limitStore?.ready(), deps.exports?.admission.ready()]);
+  } catch (err) {
+    await limitStore?.shutdown();
+    await deps.exports?.admission.close();
+    throw new Error(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
+  }
   const app = createApp({
     ch: deps.ch,
     sink: deps.sink,
@@ -133,6 +142,7 @@ export function startApi(
         stop: async () => {
           await new Promise<void>((r) => server.close(() => r()));
           await limitStore?.shutdown();
+          await deps.exports?.admission.close();
         },
       });
     });

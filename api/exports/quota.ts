@@ -1,18 +1,22 @@
 // Admission of a new export job: the idempotency-key lookup, the day's count and the insert form one atomic
 // step per user, so 30 concurrent requests with a quota of 10 create exactly 10 jobs, and a restart (the
-// count lives in ClickHouse) changes nothing.
+// count lives in ClickHouse) changes nothing. One process: an in-process lock. Several API replicas
+// (RATE_LIMIT_REDIS_URL set): one atomic Redis step per admission, seeded from ClickHouse's durable count.
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import {
   countJobsOnDay,
   type ExportFormat,
   type ExportJob,
   findJobByIdempotencyKey,
+  getJob,
   nextVersion,
   type ReportType,
   writeJob,
 } from '../../clickhouse/queries/exports-jobs.ts';
-import { RateLimited } from '../../core/errors.ts';
+import { RateLimited, Unavailable } from '../../core/errors.ts';
+import { redisReady } from '../middleware/rate-limit-redis.ts';
 import { KeyedMutex } from './lock.ts';
 
 export interface JobRequest {
@@ -40,10 +44,134 @@ export function utcDay(nowMs: number): string {
   return new Date(nowMs).toISOString().slice(0, 10);
 }
 
+/** How long a day's shared counter outlives the day (replicas' clocks may lag a little behind midnight). */
+const COUNTER_GRACE_MS = 3600_000;
+
 /**
- * The atomic step, and the one place to replace for several API replicas on a ClickHouse server: there the
- * per-user lock below must become a shared one (the README names the options; KeeperMap in strict mode is
- * the one that keeps the state in ClickHouse). One process needs no more than this lock.
+ * A counter of the jobs each user created on a UTC day, shared by every API replica. `take` is one atomic
+ * step: it spends one job of the day's `cap`, or refuses. ClickHouse stays the record: a counter that is
+ * absent (first job of the day, or a Redis that restarted empty) is seeded from `durable()`, the jobs
+ * ClickHouse holds for that user and day.
+ */
+export interface SharedQuota {
+  take(
+    userId: string,
+    day: string,
+    cap: number,
+    ttlMs: number,
+    durable: () => Promise<number>,
+  ): Promise<{ admitted: boolean; used: number }>;
+  /** Returns one job to the counter: the job that `take` admitted was surely not stored. */
+  giveBack(userId: string, day: string): Promise<void>;
+  ready(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+// KEYS[1]: the user's counter for the day. ARGV: cap, ttl (ms), the durable count ('' when not read yet).
+// Returns {1, used} when admitted, {0, used} when full, {-1, 0} when the counter is absent and unseeded: the
+// caller reads ClickHouse's count and calls again with it (the SET happens only if still absent, so a seed
+// read while another replica seeded and spent is never applied over it).
+const TAKE = `
+local n = redis.call('GET', KEYS[1])
+if not n then
+  if ARGV[3] == '' then return {-1, 0} end
+  n = tonumber(ARGV[3])
+  redis.call('SET', KEYS[1], n, 'PX', tonumber(ARGV[2]))
+else
+  n = tonumber(n)
+end
+if n >= tonumber(ARGV[1]) then return {0, n} end
+redis.call('INCR', KEYS[1])
+return {1, n + 1}
+`;
+
+// KEYS[1]: the counter. Never below zero, never creating a key (an absent one re-seeds from ClickHouse).
+const GIVE_BACK = `
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+`;
+
+export interface RedisQuotaOptions {
+  url: string;
+  /** Prepended to every key (default "tally:export-quota:"). */
+  prefix?: string;
+}
+
+/** The shared counter in Redis: one Lua script per admission, atomic on the Redis server. */
+export class RedisQuota implements SharedQuota {
+  readonly client: Redis;
+  private readonly prefix: string;
+  private readonly shas = new Map<string, string>();
+
+  constructor(opts: RedisQuotaOptions) {
+    this.prefix = opts.prefix ?? 'tally:export-quota:';
+    // As the rate-limit store: no offline queue, one retry, so a Redis outage is a prompt 503.
+    this.client = new Redis(opts.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2000,
+    });
+    this.client.on('error', () => undefined);
+  }
+
+  ready(timeoutMs?: number): Promise<void> {
+    return redisReady(this.client, timeoutMs);
+  }
+
+  async take(
+    userId: string,
+    day: string,
+    cap: number,
+    ttlMs: number,
+    durable: () => Promise<number>,
+  ): Promise<{ admitted: boolean; used: number }> {
+    const key = this.key(userId, day);
+    let [code, used] = await this.run(TAKE, key, cap, Math.ceil(ttlMs), '');
+    if (code === -1) [code, used] = await this.run(TAKE, key, cap, Math.ceil(ttlMs), await durable());
+    return { admitted: code === 1, used };
+  }
+
+  async giveBack(userId: string, day: string): Promise<void> {
+    await this.run(GIVE_BACK, this.key(userId, day));
+  }
+
+  async close(): Promise<void> {
+    this.client.disconnect();
+  }
+
+  /** The user id is JSON-quoted so that no id can end where another id's day begins. */
+  private key(userId: string, day: string): string {
+    return `${this.prefix}${day}:${JSON.stringify(userId)}`;
+  }
+
+  private async run(script: string, key: string, ...args: (string | number)[]): Promise<[number, number]> {
+    let reply: unknown;
+    try {
+      let sha = this.shas.get(script);
+      if (!sha) {
+        sha = (await this.client.script('LOAD', script)) as string;
+        this.shas.set(script, sha);
+      }
+      try {
+        reply = await this.client.evalsha(sha, 1, key, ...args);
+      } catch (err) {
+        if (!/NOSCRIPT/.test((err as Error).message)) throw err;
+        reply = await this.client.eval(script, 1, key, ...args);
+      }
+    } catch (err) {
+      throw new Unavailable('the export quota store (Redis) is not answering', { cause: err });
+    }
+    const [a, b] = Array.isArray(reply) ? reply.map(Number) : [0, 0];
+    return [a ?? 0, b ?? 0];
+  }
+}
+
+/**
+ * The atomic step. In one process the per-user lock makes "count, then insert" one step. Across replicas
+ * (`shared` given) the lock still orders one replica's own requests (and its Idempotency-Key lookups), and
+ * the shared counter's atomic `take` decides: exactly `perDay` jobs per user and UTC day in all, however
+ * many replicas answer. ClickHouse stays the durable record that a lost counter is re-seeded from.
  */
 export class JobAdmission {
   private readonly lock = new KeyedMutex();
@@ -52,7 +180,17 @@ export class JobAdmission {
     private readonly ch: ClickHouse,
     private readonly perDay: number,
     private readonly now: () => number = Date.now,
+    private readonly shared?: SharedQuota,
   ) {}
+
+  /** Waits for the shared counter's connection (nothing to wait for in one process). */
+  async ready(timeoutMs?: number): Promise<void> {
+    await this.shared?.ready(timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    await this.shared?.close();
+  }
 
   admit(req: JobRequest, fileName: (jobId: string) => string): Promise<Admission> {
     return this.lock.run(req.userId, async () => {
@@ -62,12 +200,19 @@ export class JobAdmission {
       }
       const now = this.now();
       const day = utcDay(now);
-      const used = await countJobsOnDay(this.ch, req.userId, day);
-      if (used >= this.perDay) {
-        throw new RateLimited(
+      const full = () =>
+        new RateLimited(
           secondsToUtcMidnight(now),
           `export quota reached: ${this.perDay} jobs per UTC day; it renews at 00:00 UTC`,
         );
+      if (this.shared) {
+        const ttlMs = secondsToUtcMidnight(now) * 1000 + COUNTER_GRACE_MS;
+        const { admitted } = await this.shared.take(req.userId, day, this.perDay, ttlMs, () =>
+          countJobsOnDay(this.ch, req.userId, day),
+        );
+        if (!admitted) throw full();
+      } else if ((await countJobsOnDay(this.ch, req.userId, day)) >= this.perDay) {
+        throw full();
       }
       const jobId = randomUUID();
       const job: ExportJob = {
@@ -92,8 +237,26 @@ export class JobAdmission {
         updated_at: now,
         version: nextVersion(now),
       };
-      await writeJob(this.ch, job);
+      try {
+        await writeJob(this.ch, job);
+      } catch (err) {
+        if (this.shared) await this.refund(req.userId, day, jobId);
+        throw err;
+      }
       return { job, created: true };
     });
+  }
+
+  /**
+   * After a failed insert, gives the job back to the shared counter only when ClickHouse confirms that it is
+   * not stored (an insert can fail on the way back and still land). When that cannot be told, the job stays
+   * spent: the quota never lets more than its number through.
+   */
+  private async refund(userId: string, day: string, jobId: string): Promise<void> {
+    try {
+      if (!(await getJob(this.ch, jobId))) await this.shared?.giveBack(userId, day);
+    } catch {
+      // Storage or Redis away: keep the job counted.
+    }
   }
 }

@@ -4,16 +4,23 @@ import { SelfLog } from '../../clickhouse/self-log.ts';
 import type { Config } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ExportDeps } from './deps.ts';
-import { JobAdmission } from './quota.ts';
+import { JobAdmission, RedisQuota } from './quota.ts';
 import { loadOrCreateKeyRing } from './signing.ts';
 import { ExportStore } from './store.ts';
 import { exportSource } from './stream.ts';
 import { ExportWorker } from './worker.ts';
 
 export function exportDeps(config: Config, ch: ClickHouse, onQueued?: () => void): ExportDeps {
+  // The Redis that the replicas share for the rate limit also holds the export quota's atomic step.
+  const redisUrl = config.security.rateLimitRedisUrl;
   return {
     ch,
-    admission: new JobAdmission(ch, config.exportJobsPerDay),
+    admission: new JobAdmission(
+      ch,
+      config.exportJobsPerDay,
+      Date.now,
+      redisUrl ? new RedisQuota({ url: redisUrl }) : undefined,
+    ),
     store: new ExportStore(config.exports.dir),
     keys: loadOrCreateKeyRing(config.dataDir),
     publicBaseUrl: config.publicBaseUrl,

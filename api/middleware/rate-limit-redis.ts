@@ -1,6 +1,12 @@
 // The sliding-log limit shared by several API replicas through Redis (RATE_LIMIT_REDIS_URL): one sorted set of
 // admitted-request times per identity, pruned, checked and appended in one Lua script (atomic), on the Redis
 // server's clock so that replicas with skewed clocks still share one exact window.
+//
+// Why not an existing store package: hono-rate-limiter's own RedisStore and @hono-rate-limiter/redis (like
+// rate-limit-redis for express-rate-limit) count with INCR + PEXPIRE on the first hit, a fixed window: 100 requests
+// at the end of one window and 100 at the start of the next pass, 200 in a few seconds, which the limit ("at
+// most N in any 60-second window") forbids. This store keeps hono-rate-limiter's Store interface, so the
+// middleware is the library's; only the counting is a sliding log.
 import { randomBytes } from 'node:crypto';
 import type { ClientRateLimitInfo, Store } from 'hono-rate-limiter';
 import { Redis } from 'ioredis';
@@ -29,6 +35,31 @@ if oldest[2] then first = tonumber(oldest[2]) end
 return {admitted, n, first, now}
 `;
 
+/**
+ * Resolves when `client` is connected, rejects when it gives up or after `timeoutMs` (default 10 s). The
+ * error names no address: a Redis URL may carry a password.
+ */
+export function redisReady(client: Redis, timeoutMs = 10_000): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('end', onEnd);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReady = () => done();
+    const onEnd = () => done(new Error('the Redis connection was closed before it was ready'));
+    const timer = setTimeout(
+      () => done(new Error(`Redis did not answer within ${Math.round(timeoutMs / 1000)} s`)),
+      timeoutMs,
+    );
+    client.once('ready', onReady);
+    client.once('end', onEnd);
+  });
+}
+
 export interface RedisStoreOptions {
   url: string;
   /** Prepended to every key (default "tally:ratelimit:"). */
@@ -56,13 +87,12 @@ export class RedisSlidingLogStore implements Store<AppEnv> {
     this.client.on('error', () => undefined);
   }
 
-  /** Resolves once connected (the API starts before Redis answers otherwise, and fails its first requests). */
-  async ready(): Promise<void> {
-    if (this.client.status === 'ready') return;
-    await new Promise<void>((resolve, reject) => {
-      this.client.once('ready', resolve);
-      this.client.once('end', () => reject(new Error('redis connection ended')));
-    });
+  /**
+   * Resolves once connected: awaited before the API listens, since without the offline queue every command
+   * sent before the connection is up fails (503). Rejects after `timeoutMs` (default 10 s).
+   */
+  ready(timeoutMs?: number): Promise<void> {
+    return redisReady(this.client, timeoutMs);
   }
 
   async increment(key: string): Promise<ClientRateLimitInfo> {

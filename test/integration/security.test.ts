@@ -1,6 +1,8 @@
 // The attack table on the real engine (app.request, no socket): every forged, stale or misused credential is
 // refused with the contract's status and JSON; team-bound callers read only their team; API keys work, and
 // unknown, revoked, expired and tampered keys get one identical 401; each refusal lands in the system log.
+
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +12,11 @@ import { createApp } from '../../api/app.ts';
 import { recordAuthFailures } from '../../api/auth/audit.ts';
 import { JwksCache } from '../../api/auth/jwks.ts';
 import { KeyRing } from '../../api/auth/key-ring.ts';
+import type { ExportDeps } from '../../api/exports/deps.ts';
+import { JobAdmission } from '../../api/exports/quota.ts';
+import { ExportStore } from '../../api/exports/store.ts';
 import { type AuthFailureReport, createAuthenticator } from '../../api/middleware/auth.ts';
+import { WebhookAllowList } from '../../api/webhooks/allow-list.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import { createKey, revokeKey } from '../../core/api-keys.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -61,6 +67,15 @@ describe('security: authentication, scopes, team isolation, API keys', () => {
     keysPath = join(keyDir, 'api-keys.json');
     selfLog = new SelfLog(engine.ch);
     const record = recordAuthFailures(selfLog);
+    // Export and schedule routes too: report_admin as a role, and team binding on schedules.
+    const exports: ExportDeps = {
+      ch: engine.ch,
+      admission: new JobAdmission(engine.ch, 10),
+      store: new ExportStore(join(keyDir, 'exports')),
+      keys: { current: 'k1', keys: new Map([['k1', Buffer.alloc(32, 5)]]) },
+      publicBaseUrl: 'https://tally.example.test',
+      urlTtlSeconds: 600,
+    };
     app = createApp({
       ch: engine.ch,
       sink: createDirectSink(engine.ch),
@@ -77,6 +92,8 @@ describe('security: authentication, scopes, team isolation, API keys', () => {
         reports.push(f);
         record(f);
       },
+      exports,
+      schedules: { exports, allow: new WebhookAllowList(['hooks.example.com']), perUser: 5 },
     });
     const ev = (id: string, team: string, type = 'session_start') => ({
       event_id: id,
@@ -242,6 +259,54 @@ describe('security: authentication, scopes, team isolation, API keys', () => {
     expect(await (await call(SUMMARY, bearer(await hs()))).json()).toMatchObject({ total_sessions: 3 });
   });
 
+  it('accepts report_admin as an entry of the roles claim on export routes (no scope needed)', async () => {
+    const json = { 'content-type': 'application/json' };
+    const body = JSON.stringify({ report_type: 'system-events', format: 'csv' });
+    const byRole = bearer(await hs({ sub: 'role-admin', scope: undefined, roles: ['report_admin'] }));
+    const created = await call('/reports/export', { ...byRole, ...json }, { method: 'POST', body });
+    expect(created.status).toBe(202);
+    const { job_id } = (await created.json()) as { job_id: string };
+    const status = await call(`/reports/export/${job_id}`, byRole);
+    expect(status.status).toBe(200);
+    expect(await status.json()).toMatchObject({ job_id, status: 'queued' });
+    // A role among others, and roles as a space-separated string, count the same.
+    const among = bearer(await hs({ sub: 'role-admin', scope: undefined, roles: 'viewer report_admin' }));
+    expect((await call(`/reports/export/${job_id}`, among)).status).toBe(200);
+    // Not as a substring of a role, and not without it (read:analytics alone).
+    for (const claims of [{ roles: ['report_admin_x'] }, { roles: ['viewer'] }, {}]) {
+      const token = bearer(await hs({ sub: 'role-admin', ...claims }));
+      await expectRefused(
+        await call('/reports/export', { ...token, ...json }, { method: 'POST', body }),
+        403,
+      );
+      await expectRefused(await call(`/reports/export/${job_id}`, token), 403);
+    }
+  });
+
+  it('binds a team-bound token to its team on the schedule routes', async () => {
+    const json = { 'content-type': 'application/json' };
+    const t1 = bearer(await hs({ sub: 'scheduler-t1', scope: 'report_admin', team_id: 't1' }));
+    const schedule = (filters: object, report_type = 'usage-summary') =>
+      call(
+        '/reports/export-schedules',
+        { ...t1, ...json },
+        {
+          method: 'POST',
+          body: JSON.stringify({ report_type, format: 'csv', cadence: 'daily', filters }),
+        },
+      );
+    const other = await expectRefused(await schedule({ team_id: 't2' }), 403);
+    expect(other.message).toMatch(/own team/);
+    const logs = await expectRefused(await schedule({}, 'system-events'), 403);
+    expect(logs.message).toMatch(/platform-wide/);
+    // Its own team, named or implied, is allowed; the schedule is pinned to it.
+    for (const filters of [{ team_id: 't1' }, {}]) {
+      const res = await schedule(filters);
+      expect(res.status).toBe(201);
+      expect(await res.json()).toMatchObject({ filters: { team_id: 't1' } });
+    }
+  });
+
   it('accepts API keys with their scopes and team; unknown, revoked, expired and tampered keys get one identical 401', async () => {
     const reader = createKey(keysPath, { name: 'bi', scopes: ['read:analytics'], teamId: 't1' }).key;
     const writer = createKey(keysPath, { name: 'producer', scopes: ['write:events'] }).key;
@@ -318,9 +383,34 @@ describe('security: authentication, scopes, team isolation, API keys', () => {
   });
 
   it('records refused authentications as warning system logs of service tally, without the credential', async () => {
-    const token = await hs({ exp: now() - 3600, sub: 'mallory' });
-    await expectRefused(await call(SUMMARY, bearer(token)), 401);
-    await selfLog.flush();
+    // A SelfLog of its own: the app's one keeps one record per reason a minute, and the tests above already
+    // spent this minute's "expired", "api-key" and "unknown-kid". Unique names tie each record to this test.
+    const log = new SelfLog(engine.ch);
+    const record = recordAuthFailures(log);
+    const own = createApp({
+      ch: engine.ch,
+      sink: createDirectSink(engine.ch),
+      logger: createLogger('silent'),
+      auth: createAuthenticator({
+        secret: SECRET,
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        jwks: new JwksCache({ url: idp.url }),
+        keys: new KeyRing({ path: keysPath, checkEveryMs: 0 }),
+      }),
+      onAuthFailure: record,
+    });
+    const tag = randomBytes(4).toString('hex');
+    const sub = `mallory-${tag}`;
+    const kid = `k-unknown-${tag}`;
+    const keyId = randomBytes(8).toString('hex');
+    const expired = await hs({ exp: now() - 3600, sub });
+    const unknownKid = await signWith(await makeKey(kid), { iss: ISSUER, aud: AUDIENCE, sub: `eve-${tag}` });
+    const badKey = `tally_${keyId}_${'A'.repeat(43)}`;
+    await expectRefused(await own.request(SUMMARY, { headers: bearer(expired) }), 401, expired);
+    await expectRefused(await own.request(SUMMARY, { headers: bearer(unknownKid) }), 401, unknownKid);
+    await expectRefused(await own.request(SUMMARY, { headers: { 'x-api-key': badKey } }), 401, badKey);
+    await log.flush();
     const res = await call(
       '/logs/system-events?service=tally&severity=warning&limit=1000',
       bearer(await hs()),
@@ -328,17 +418,27 @@ describe('security: authentication, scopes, team isolation, API keys', () => {
     const { events } = (await res.json()) as {
       events: { message: string; severity: string; service: string }[];
     };
-    const messages = events.map((e) => e.message);
-    expect(
-      messages.some(
-        (m) => m.startsWith('[auth-failed:expired]') && /who: .*sub=alice/.test(m) && /from: /.test(m),
-      ),
-    ).toBe(true);
-    expect(messages.some((m) => m.startsWith('[auth-failed:api-key]') && /who: key=/.test(m))).toBe(true);
-    expect(messages.some((m) => m.startsWith('[auth-failed:unknown-kid]') && /kid=k-unknown/.test(m))).toBe(
-      true,
+    const mine = events.filter((e) => e.message.includes(tag) || e.message.includes(`key=${keyId}`));
+    expect(mine.map((e) => [e.severity, e.service])).toEqual([
+      ['warning', 'tally'],
+      ['warning', 'tally'],
+      ['warning', 'tally'],
+    ]);
+    const messages = mine.map((e) => e.message);
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          new RegExp(`^\\[auth-failed:expired\\] .*who: sub=${sub} iss=\\S+; from: \\S+$`),
+        ),
+        expect.stringMatching(new RegExp(`^\\[auth-failed:unknown-kid\\] .*who: kid=${kid} sub=eve-${tag}`)),
+      ]),
     );
-    for (const m of messages) {
+    expect(messages.filter((m) => m.includes(`key=${keyId}`))).toEqual([
+      expect.stringMatching(
+        new RegExp(`^\\[auth-failed:api-key\\] .*who: key=${keyId} \\(unknown\\); from: `),
+      ),
+    ]);
+    for (const m of events.map((e) => e.message)) {
       expect(m).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./); // no JWT
       expect(m).not.toMatch(/tally_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/); // no API key
       expect(m).not.toContain(SECRET);

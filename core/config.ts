@@ -308,7 +308,7 @@ export interface Config {
     readonly apiKeysPath: string;
     /** RATE_LIMIT_OVERRIDES: identity (jwt:<iss>:<sub> or key:<id>) to its own limit per minute. */
     readonly rateLimitOverrides: ReadonlyMap<string, number>;
-    /** RATE_LIMIT_REDIS_URL: a Redis shared by the replicas' limits; unset: each replica counts alone. */
+    /** RATE_LIMIT_REDIS_URL: a Redis the replicas share for their rate limits and the export quota; unset: each replica counts alone. */
     readonly rateLimitRedisUrl: string | undefined;
   };
 }

@@ -96,6 +96,9 @@ describe('a member cut off while committing its intents', () => {
     const stored = await storedCounts(engine.ch);
     if (stored.inserted !== expected.published) console.info(overlaps(writes).join('\n'));
     expect(stored.inserted).toBe(expected.published);
-    expect({ usage: stored.usage, logs: stored.logs }).toEqual({ usage: expected.usage, logs: expected.logs });
+    expect({ usage: stored.usage, logs: stored.logs }).toEqual({
+      usage: expected.usage,
+      logs: expected.logs,
+    });
   });
 });

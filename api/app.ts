@@ -3,7 +3,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { every } from 'hono/combine';
 import { createMiddleware } from 'hono/factory';
-import type { ClickHouse } from '../clickhouse/client.ts';
+import { type ClickHouse, forApiReads } from '../clickhouse/client.ts';
 import { PayloadTooLarge } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
@@ -18,7 +18,7 @@ import { eventRoutes, MAX_BODY_BYTES } from './routes/events.ts';
 import { exportRoutes } from './routes/exports.ts';
 import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
-import { metaRoutes } from './routes/meta.ts';
+import { completeDocument, metaRoutes } from './routes/meta.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { timeseriesRoutes } from './routes/timeseries.ts';
 import { usageRoutes } from './routes/usage.ts';
@@ -39,21 +39,44 @@ export interface AppDeps {
   schedules?: ScheduleDeps;
 }
 
-// Paths served, by method: an existing path with another method is 405, anything else 404.
-const ROUTES: Record<string, readonly string[]> = {
-  '/': ['GET'],
-  '/healthz': ['GET'],
-  '/readyz': ['GET'],
-  '/metrics': ['GET'],
-  '/openapi.json': ['GET'],
-  '/docs': ['GET'],
-  '/reports/usage-summary': ['GET'],
-  '/reports/usage-timeseries': ['GET'],
-  '/logs/system-events': ['GET'],
-  '/events': ['POST'],
-  '/reports/export': ['POST'],
-  '/reports/export-schedules': ['GET', 'POST'],
-};
+/** Where a request goes: 'ok' (an operation serves it), the methods its path serves (405), or none (404). */
+export type Resolution = 'ok' | readonly string[] | undefined;
+
+const METHOD_ORDER = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+
+/**
+ * Resolves requests against the operations the OpenAPI registry holds, as path patterns (an OpenAPI `{param}`
+ * is one non-empty segment). Each route file registers what it serves, so 404 and 405 always agree with
+ * GET /openapi.json: an operation left out of the document is a 404.
+ */
+export function routeTable(
+  definitions: OpenAPIHono['openAPIRegistry']['definitions'],
+): (method: string, path: string) => Resolution {
+  const methods = new Map<string, Set<string>>();
+  for (const d of definitions) {
+    if (d.type !== 'route') continue;
+    const set = methods.get(d.route.path) ?? new Set<string>();
+    set.add(d.route.method.toUpperCase());
+    methods.set(d.route.path, set);
+  }
+  // A `{param}` segment matches one non-empty segment; any other segment matches itself, literally.
+  const segment = (s: string) => (/^\{[^}]+\}$/.test(s) ? '[^/]+' : s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const entries = [...methods].map(([path, served]) => ({
+    re: new RegExp(`^${path.split('/').map(segment).join('/')}$`),
+    served,
+    allow: [...served].sort((a, b) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b)),
+  }));
+  return (method, path) => {
+    let allow: readonly string[] | undefined;
+    for (const e of entries) {
+      if (!e.re.test(path)) continue;
+      // HEAD is answered wherever GET is (Hono runs the GET handler and drops the body).
+      if (e.served.has(method) || (method === 'HEAD' && e.served.has('GET'))) return 'ok';
+      allow = e.allow;
+    }
+    return allow;
+  };
+}
 
 // No route takes a body larger than POST /events does; the declared length is refused before any read
 // (POST /events also counts the bytes as they stream in, for bodies sent without a length).
@@ -65,24 +88,55 @@ const declaredBodyLimit = createMiddleware(async (c, next) => {
   await next();
 });
 
+/** The OpenAPI document's own fields; the paths come from the routes (api/routes/meta.ts completes them). */
+const DOCUMENT_INFO = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Tally',
+    version: '0.1.0',
+    description:
+      'Usage and system-log analytics over Kafka and ClickHouse. Errors are always JSON ' +
+      '{"error": "<standard name>", "message": "..."}; every response carries X-Request-Id, and every ' +
+      'authenticated one RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. An unknown path is 404 and ' +
+      'a known path with another method 405 with Allow, in the same shape, with or without credentials. Read ' +
+      'routes answer CSV with ?format=csv or Accept: text/csv.',
+  },
+};
+
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>();
   app.use('*', requestId);
   app.use('*', httpMetrics);
-  app.use('*', declaredBodyLimit);
-  app.onError(createErrorHandler(deps.logger));
-  app.notFound((c) => {
-    const allowed = ROUTES[c.req.path];
-    if (allowed) {
+  // The route and the method are settled before anything else, credentials included: an unknown path is 404
+  // and a wrong method 405 for everyone, and authentication only ever runs for an operation that exists.
+  // (The table and the document are built at the end, once every route is registered.)
+  let resolve = routeTable([]);
+  let document: object | undefined;
+  app.use('*', async (c, next) => {
+    const found = resolve(c.req.method, c.req.path);
+    if (found === undefined) return jsonError(c, 404, `no route ${c.req.method} ${c.req.path}`);
+    if (found !== 'ok') {
       return jsonError(c, 405, `${c.req.method} is not allowed on ${c.req.path}`, {
-        Allow: allowed.join(', '),
+        Allow: found.join(', '),
       });
     }
-    return jsonError(c, 404, `no route ${c.req.method} ${c.req.path}`);
+    await next();
   });
+  app.use('*', declaredBodyLimit);
+  app.onError(createErrorHandler(deps.logger));
+  // Only reached by a request the table let through that no handler took (not expected; kept as the backstop).
+  app.notFound((c) => jsonError(c, 404, `no route ${c.req.method} ${c.req.path}`));
 
-  app.route('/', healthRoutes(deps.ch));
-  app.route('/', metaRoutes());
+  // The API's own queries are bounded in time (a hanging storage is a 503, not a request held for minutes);
+  // ingestion (the sink) and the export workers keep the unbounded client, their work is long by nature.
+  const reads = forApiReads(deps.ch);
+  const exportsDeps = deps.exports ? { ...deps.exports, ch: forApiReads(deps.exports.ch) } : undefined;
+
+  app.route('/', healthRoutes(reads));
+  app.route(
+    '/',
+    metaRoutes(() => document),
+  );
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
     scheme: 'bearer',
@@ -95,33 +149,34 @@ export function createApp(deps: AppDeps) {
     name: 'X-API-Key',
     description: 'A service API key (API_KEYS_FILE)',
   });
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: 'Tally',
-      version: '0.1.0',
-      description:
-        'Usage and system-log analytics over Kafka and ClickHouse. Errors are always JSON ' +
-        '{"error": "<standard name>", "message": "..."}; every response carries X-Request-Id. An unknown ' +
-        'path is 404 and a known path with another method 405, in the same shape. Read routes answer CSV ' +
-        'with ?format=csv or Accept: text/csv.',
-    },
-  });
 
   // Authenticate, then count the request against the identity's limit: refused credentials spend no budget.
   const authed = every(authenticate(deps.auth, deps.onAuthFailure), deps.rateLimit ?? ((_c, next) => next()));
   app.use('/reports/*', authed);
   app.use('/logs/*', authed);
   app.use('/events', authed);
-  app.route('/', usageRoutes(deps.ch));
-  app.route('/', timeseriesRoutes(deps.ch));
-  app.route('/', logRoutes(deps.ch));
+  app.route('/', usageRoutes(reads));
+  app.route('/', timeseriesRoutes(reads));
+  app.route('/', logRoutes(reads));
   app.route('/', eventRoutes(deps.sink));
-  if (deps.exports) {
-    app.route('/', exportRoutes(deps.exports));
+  if (exportsDeps) {
+    app.route('/', exportRoutes(exportsDeps));
     // Signed links carry their own authorization: no bearer token, outside /reports/*.
-    app.route('/', downloadRoutes(deps.exports));
+    app.route('/', downloadRoutes(exportsDeps));
   }
-  if (deps.schedules) app.route('/', scheduleRoutes(deps.schedules));
+  if (deps.schedules) {
+    const exports = deps.schedules.exports;
+    app.route(
+      '/',
+      scheduleRoutes({ ...deps.schedules, exports: { ...exports, ch: forApiReads(exports.ch) } }),
+    );
+  }
+
+  // Once every route is registered: neither the routes nor the document change while the app runs.
+  resolve = routeTable(app.openAPIRegistry.definitions);
+  document = completeDocument(app.getOpenAPI31Document(DOCUMENT_INFO), {
+    rateLimited: deps.rateLimit !== undefined,
+    maxBodyBytes: MAX_BODY_BYTES,
+  });
   return app;
 }

@@ -50,18 +50,47 @@ const UNAVAILABLE_CODES = new Set([
   'ENOTFOUND',
 ]);
 
-function isUnavailable(err: unknown): boolean {
-  if (err instanceof Unavailable) return true;
-  const e = err as { code?: unknown; message?: unknown; cause?: unknown };
-  if (typeof e?.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
-  if (
-    typeof e?.message === 'string' &&
-    /socket hang up|Timeout error|ChdbConnection is closed|No active connection available/i.test(e.message)
-  ) {
-    return true;
+/** Follows an error's `cause` chain (bounded: a cycle ends it). */
+function* causes(err: unknown): Generator<unknown> {
+  for (let e = err, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    yield e;
+    const next = (e as { cause?: unknown }).cause;
+    if (next === e) return;
+    e = next;
   }
-  return e?.cause !== undefined && e.cause !== err && isUnavailable(e.cause);
 }
+
+/**
+ * The storage took longer than the API gives it: the client's request timeout ran out (a server that accepts
+ * and never answers), or the server stopped the query at max_execution_time (ClickHouse error 159,
+ * TIMEOUT_EXCEEDED). See readClient in clickhouse/client.ts.
+ */
+export function isStorageTimeout(err: unknown): boolean {
+  for (const e of causes(err)) {
+    const x = e as { code?: unknown; type?: unknown; message?: unknown };
+    if (x.type === 'TIMEOUT_EXCEEDED' || x.code === '159' || x.code === 'ETIMEDOUT') return true;
+    if (typeof x.message === 'string' && /^Timeout error\b/.test(x.message)) return true;
+  }
+  return false;
+}
+
+function isUnavailable(err: unknown): boolean {
+  for (const e of causes(err)) {
+    if (e instanceof Unavailable) return true;
+    const x = e as { code?: unknown; message?: unknown };
+    if (typeof x.code === 'string' && UNAVAILABLE_CODES.has(x.code)) return true;
+    if (
+      typeof x.message === 'string' &&
+      /socket hang up|ChdbConnection is closed|No active connection available/i.test(x.message)
+    ) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Seconds a client is asked to wait after a 503. */
+export const RETRY_AFTER_UNAVAILABLE_SECONDS = 5;
 
 export function createErrorHandler(logger: Logger) {
   return (err: Error, c: Context): Response => {
@@ -80,9 +109,14 @@ export function createErrorHandler(logger: Logger) {
       return jsonError(c, status, err.message || STATUS_NAMES[status] || 'error');
     }
     const requestId = c.get('requestId' as never) as string | undefined;
+    const retryAfter = { 'Retry-After': String(RETRY_AFTER_UNAVAILABLE_SECONDS) };
+    if (isStorageTimeout(err)) {
+      logger.warn({ err, requestId, path: c.req.path }, 'storage timed out');
+      return jsonError(c, 503, 'the storage did not answer in time; try again shortly', retryAfter);
+    }
     if (isUnavailable(err)) {
       logger.warn({ err, requestId }, 'storage unavailable');
-      return jsonError(c, 503, 'the storage is not answering; try again shortly', { 'Retry-After': '5' });
+      return jsonError(c, 503, 'the storage is not answering; try again shortly', retryAfter);
     }
     logger.error({ err, requestId, path: c.req.path }, 'unhandled error');
     return jsonError(c, 500, `an unexpected error occurred (request id ${requestId ?? 'unknown'})`);

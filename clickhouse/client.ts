@@ -21,7 +21,15 @@ export interface ClickHouseOptions {
    * CLUSTER_SETTINGS. Needs `url`: the embedded engine is one node.
    */
   cluster?: string | undefined;
+  /**
+   * Server only: the longest one of the API's own queries may wait for the server, in milliseconds (default
+   * DEFAULT_READ_TIMEOUT_MS). See `readClient`.
+   */
+  readTimeoutMs?: number | undefined;
 }
+
+/** How long an API query waits for a ClickHouse server by default: 30 s. */
+export const DEFAULT_READ_TIMEOUT_MS = 30_000;
 
 export interface ClickHouse {
   readonly client: ClickHouseClient;
@@ -31,7 +39,24 @@ export interface ClickHouse {
   readonly cluster?: string | undefined;
   /** Embedded engine only: an insert whose payload bytes go to the engine's parser as they are. */
   readonly insertRaw?: (p: RawInsert) => Promise<void>;
+  /**
+   * Server only: a client for the API's interactive queries, bounded in time. A server that accepts the
+   * connection but never answers fails them after `readTimeoutMs` (the client's request timeout), and a query
+   * that runs too long is stopped by the server itself (max_execution_time). The main `client` keeps a long
+   * timeout for exports, ingestion and migrations, which are long by nature. The embedded engine runs in this
+   * process and has none (its settings would outlive the query: see INSERT_SETTINGS).
+   */
+  readonly readClient?: ClickHouseClient;
   close(): Promise<void>;
+}
+
+/**
+ * The same connection seen by the API's request handlers: `client` is the time-bounded `readClient` where
+ * there is one. A view: closing it closes nothing (the ClickHouse it came from owns both clients).
+ */
+export function forApiReads(ch: ClickHouse): ClickHouse {
+  if (!ch.readClient) return ch;
+  return { ...ch, client: ch.readClient, close: async () => undefined };
 }
 
 export interface RawInsert {
@@ -75,7 +100,6 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
     throw new Error('a ClickHouse cluster needs a server (CLICKHOUSE_URL); the embedded engine is one node');
   }
   if (opts.url) {
-    const url = new URL(opts.url);
     const cluster = opts.cluster;
     // Creating the database needs a connection that does not already name it.
     const bootstrap = createClient({ url: opts.url, database: 'default' });
@@ -89,16 +113,7 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
     } finally {
       await bootstrap.close();
     }
-    const client = createClient({
-      url: url.toString(),
-      database: opts.database,
-      request_timeout: 300_000,
-      clickhouse_settings: {
-        date_time_output_format: 'iso',
-        ...(cluster === undefined ? {} : CLUSTER_SETTINGS),
-      },
-    });
-    return { client, embedded: false, database: opts.database, cluster, close: () => client.close() };
+    return serverClickHouse(opts.url, opts.database, { cluster, readTimeoutMs: opts.readTimeoutMs });
   }
   const path = join(opts.dataDir, 'clickhouse');
   mkdirSync(path, { recursive: true });
@@ -123,6 +138,58 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
     });
   };
   return { client, embedded: true, database: opts.database, insertRaw, close: () => client.close() };
+}
+
+/**
+ * The clients of a ClickHouse server whose database exists already (openClickHouse creates it first): the main
+ * one, and the API's time-bounded `readClient`. Connects lazily: nothing is sent until the first query.
+ */
+export function serverClickHouse(
+  url: string,
+  database: string,
+  opts: {
+    cluster?: string | undefined;
+    readTimeoutMs?: number | undefined;
+    /** The clients' own logging (default: @clickhouse/client's, warnings and errors to the console). */
+    log?: ClientOptions['log'];
+  } = {},
+): ClickHouse {
+  const { cluster, log } = opts;
+  const readTimeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  const settings: ClickHouseSettings = {
+    date_time_output_format: 'iso',
+    ...(cluster === undefined ? {} : CLUSTER_SETTINGS),
+  };
+  const client = createClient({
+    url: new URL(url).toString(),
+    database,
+    request_timeout: 300_000,
+    clickhouse_settings: settings,
+    ...(log ? { log } : {}),
+  });
+  const readClient = createClient({
+    url: new URL(url).toString(),
+    database,
+    request_timeout: readTimeoutMs,
+    clickhouse_settings: {
+      ...settings,
+      // The server stops the query a little before the client would give up on it, so the caller gets its
+      // TIMEOUT_EXCEEDED rather than a bare socket timeout, and no abandoned query keeps running.
+      max_execution_time: Math.max(1, Math.floor(readTimeoutMs / 1000) - 1),
+      cancel_http_readonly_queries_on_client_close: 1,
+    },
+    ...(log ? { log } : {}),
+  });
+  return {
+    client,
+    readClient,
+    embedded: false,
+    database,
+    cluster,
+    close: async () => {
+      await Promise.all([client.close(), readClient.close()]);
+    },
+  };
 }
 
 // A misspelt CLICKHOUSE_CLUSTER would otherwise surface as an obscure error from the first ON CLUSTER DDL.

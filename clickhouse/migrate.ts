@@ -107,7 +107,7 @@ export function bookkeepingStatements(ch: Pick<ClickHouse, 'cluster'>): string[]
   return ch.cluster ? CREATE_CLUSTER_TABLES : [CREATE_TABLE];
 }
 
-interface Applied {
+export interface Applied {
   version: number;
   name: string;
   checksum: string;
@@ -122,7 +122,28 @@ async function applied(ch: ClickHouse): Promise<Applied[]> {
   return rs.json<Applied>();
 }
 
-/** Brings the schema up to date; returns the versions it applied. */
+/**
+ * Refuses a migration set that disagrees with what the database recorded: a file changed (or replaced) after it
+ * was applied. Migrations are forward-only; a change is a new migration, never an edit (CONVENTIONS 6).
+ */
+export function checkApplied(migrations: Migration[], done: ReadonlyMap<number, Applied>): void {
+  for (const m of migrations) {
+    const prior = done.get(m.version);
+    if (prior && prior.checksum !== m.checksum) {
+      const file = `${String(m.version).padStart(4, '0')}_${m.name}.sql`;
+      throw new Error(
+        `migration ${file} was changed after it was applied (recorded sha256 ${prior.checksum.slice(0, 12)}…, ` +
+          `file sha256 ${m.checksum.slice(0, 12)}…): migrations are forward-only, so restore the file as it ` +
+          'was applied and put the change in a new migration',
+      );
+    }
+  }
+}
+
+/**
+ * Brings the schema up to date; returns the versions it applied (none when it is up to date). Every recorded
+ * migration is checked first, so a refused set applies nothing at all.
+ */
 export async function migrate(
   ch: ClickHouse,
   migrations: Migration[] = migrationsFor(ch),
@@ -130,17 +151,10 @@ export async function migrate(
   const fill = (sql: string) => fillPlaceholders(sql, { cluster: ch.cluster, database: ch.database });
   for (const statement of bookkeepingStatements(ch)) await ch.client.command({ query: fill(statement) });
   const done = new Map((await applied(ch)).map((a) => [Number(a.version), a]));
+  checkApplied(migrations, done);
   const ran: number[] = [];
   for (const m of migrations) {
-    const prior = done.get(m.version);
-    if (prior) {
-      if (prior.checksum !== m.checksum) {
-        throw new Error(
-          `migration ${m.version}_${m.name} was edited after it was applied; add a new migration instead`,
-        );
-      }
-      continue;
-    }
+    if (done.has(m.version)) continue;
     for (const statement of m.statements) await ch.client.command({ query: fill(statement) });
     await ch.client.insert({
       table: 'schema_migrations',

@@ -1,11 +1,14 @@
 // POST /events: a JSON array or NDJSON of events. Valid events are stored (or acknowledged by Kafka) before the
-// 202; invalid ones are named by index and not stored. The body is limited in bytes and in events (413).
+// 202; invalid ones are named by index and not stored. The body is limited in bytes and in events (413). A
+// credential bound to a team writes that team's usage events only: any other event is named in `rejected`
+// before anything is stored or published.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { PayloadTooLarge, ValidationError } from '../../core/errors.ts';
-import { parseEvent } from '../../core/events.ts';
+import type { ParsedEvent } from '../../core/events.ts';
+import { LIMITS, parseEvent, SEVERITIES, USAGE_TYPES } from '../../core/events.ts';
 import type { EventSink, IncomingEvent } from '../../core/sink.ts';
 import { readBodyText } from '../body.ts';
-import type { AppEnv } from '../env.ts';
+import type { AppEnv, Identity } from '../env.ts';
 import { requireScope } from '../middleware/auth.ts';
 import { errorResponses, SECURITY } from '../params.ts';
 
@@ -19,21 +22,119 @@ const Accepted = z
   })
   .openapi('EventsAccepted');
 
+// The contract's events, for the OpenAPI document. The handler reads the body itself and names each item that
+// is not a valid event in `rejected` (still 202), so every schema below ends in "or anything else": it documents
+// what an event is without refusing a body the contract takes. A schema-driven client or fuzzer sees the shapes;
+// a validator built from it accepts exactly what the route accepts.
+const text = (min: number, max: number) => z.string().min(min).max(max);
+const timestamp = z.string().openapi({
+  format: 'date-time',
+  description:
+    'RFC 3339 with a zone (Z or ±hh:mm), from 2000-01-01 to 24 hours ahead; stored in UTC, ms precision',
+  example: '2025-01-02T10:00:00Z',
+});
+
+const UsageEvent = z
+  .looseObject({
+    event_id: text(1, LIMITS.eventId).openapi({
+      description: 'identifies the event: a duplicate changes nothing',
+    }),
+    type: z.enum(USAGE_TYPES),
+    timestamp,
+    user_id: text(1, LIMITS.id),
+    team_id: text(1, LIMITS.id),
+    service: text(1, LIMITS.service),
+    session_id: text(1, LIMITS.id)
+      .optional()
+      .openapi({ description: 'required for session_start and session_end, optional for activity' }),
+    attributes: z
+      .record(z.string().max(LIMITS.attributeKey), z.string().max(LIMITS.attributeValue))
+      .optional()
+      .openapi({ description: `string to string, at most ${LIMITS.attributes} entries` }),
+  })
+  .openapi('UsageEvent', {
+    description: 'A usage event (Kafka topic analytics.sessions). Unknown fields are ignored.',
+    example: {
+      event_id: 'e-1',
+      type: 'session_start',
+      timestamp: '2025-01-02T10:00:00Z',
+      user_id: 'u1',
+      team_id: 't1',
+      service: 'billing',
+      session_id: 's1',
+    },
+  });
+
+const LogEvent = z
+  .looseObject({
+    event_id: text(1, LIMITS.eventId).openapi({
+      description: 'identifies the event: a duplicate changes nothing',
+    }),
+    type: z.literal('log'),
+    timestamp,
+    severity: z.enum(SEVERITIES),
+    service: text(1, LIMITS.service),
+    message: text(0, LIMITS.message),
+  })
+  .openapi('LogEvent', {
+    description: 'A log event (Kafka topic analytics.logs). Unknown fields are ignored.',
+    example: {
+      event_id: 'l-1',
+      type: 'log',
+      timestamp: '2025-05-21T10:15:30Z',
+      severity: 'warning',
+      service: 'exporter',
+      message: 'Report export failed due to timeout',
+    },
+  });
+
+const EventItem = z
+  .union([
+    UsageEvent,
+    LogEvent,
+    z.unknown().openapi({
+      description: 'anything else: not stored, named in `rejected` by its index (the answer is still 202)',
+    }),
+  ])
+  .openapi('EventItem');
+
+const EventsBody = z
+  .union([
+    z
+      .array(EventItem)
+      .max(MAX_EVENTS)
+      .openapi({ description: `a batch of at most ${MAX_EVENTS} events (more: 413)` }),
+    EventItem,
+  ])
+  .openapi('EventsBody', {
+    description:
+      'A JSON array of events; a body that is not an array is read as NDJSON (whatever its content type), so a ' +
+      'single event on one line is a batch of one.',
+  });
+
 const route = createRoute({
   method: 'post',
   path: '/events',
   summary: 'Ingest events (JSON array or NDJSON)',
+  description:
+    'A credential bound to a team (team_id claim, or a key of a team) writes only usage events of that team: ' +
+    'an event of another team, or a log event, is named in `rejected` and neither stored nor published.',
   security: SECURITY,
   request: {
     body: {
       required: true,
       content: {
-        // Any JSON: an array of events, or NDJSON (one event is one line). Items that are not valid events
-        // are accepted and named in `rejected`, not refused, so the schema may not narrow them.
-        'application/json': {
-          schema: z.unknown().openapi({ description: 'a JSON array of events, or NDJSON' }),
+        'application/json': { schema: EventsBody },
+        'application/x-ndjson': {
+          // No `example`: schema-driven tools (Schemathesis) have no serializer for this media type and would
+          // stop on it; the description carries the sample instead.
+          schema: z.string().openapi({
+            description:
+              'NDJSON: one event (UsageEvent or LogEvent) per line; blank lines are skipped. For example ' +
+              '{"event_id":"e-1","type":"activity","timestamp":"2025-01-02T10:00:00Z","user_id":"u1",' +
+              '"team_id":"t1","service":"billing"}',
+          }),
         },
-        'application/x-ndjson': { schema: z.string() },
       },
     },
   },
@@ -79,6 +180,20 @@ export function parseBody(text: string): unknown[] {
   return out;
 }
 
+/**
+ * Why a team-bound caller may not write `event`, or undefined when it may. Unbound callers write any team's
+ * events and logs. Log events belong to no team (system logs are platform-wide), so a bound caller writes none.
+ */
+export function teamRefusal(identity: Pick<Identity, 'teamId'>, event: ParsedEvent): string | undefined {
+  const team = identity.teamId;
+  if (team === undefined) return undefined;
+  if (event.kind === 'log') {
+    return `type: log events are platform-wide; this credential may only write usage events of team ${team}`;
+  }
+  if (event.row.team_id !== team) return `team_id: this credential may only write team ${team}`;
+  return undefined;
+}
+
 export function eventRoutes(sink: EventSink) {
   const app = new OpenAPIHono<AppEnv>();
   // Documented in OpenAPI but read by hand: the body is bounded in bytes while it streams in, and any
@@ -86,6 +201,7 @@ export function eventRoutes(sink: EventSink) {
   app.openAPIRegistry.registerPath(route);
   app.post('/events', requireScope('write:events'), async (c) => {
     const values = parseBody(await readBodyText(c.req.raw, MAX_BODY_BYTES));
+    const identity = c.get('identity');
     const now = Date.now();
     const good: IncomingEvent[] = [];
     const rejected: { index: number; error: string }[] = [];
@@ -94,6 +210,11 @@ export function eventRoutes(sink: EventSink) {
       const r = parseEvent(raw, now);
       if (!r.ok) {
         rejected.push({ index, error: r.error });
+        return;
+      }
+      const refusal = teamRefusal(identity, r.event);
+      if (refusal !== undefined) {
+        rejected.push({ index, error: refusal });
         return;
       }
       // The same event twice in one request is stored once; it is not an error.

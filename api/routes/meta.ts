@@ -1,9 +1,11 @@
-// Unauthenticated service routes beyond health: Prometheus metrics, the interactive API docs, and the
-// static start page that asks for a token. None of them shows tenant data.
+// Unauthenticated service routes beyond health: Prometheus metrics, the OpenAPI document, the interactive API
+// docs, and the static start page that asks for a token. None of them shows tenant data. Also the completion
+// of the OpenAPI document with what the app does around every route (headers, 413, 404 and 405).
 
 import { swaggerUI } from '@hono/swagger-ui';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../env.ts';
+import { STATUS_NAMES } from '../errors.ts';
 import { metricsText } from '../metrics.ts';
 import { START_PAGE } from './start-page.ts';
 
@@ -45,7 +47,8 @@ const start = createRoute({
   responses: { 200: text('An HTML page', 'text/html') },
 });
 
-export function metaRoutes() {
+/** `document` returns the app's whole OpenAPI document (built by createApp once every route is mounted). */
+export function metaRoutes(document: () => object | undefined) {
   const app = new OpenAPIHono<AppEnv>();
   for (const r of [metrics, docs, openapi, start]) app.openAPIRegistry.registerPath(r);
   app.get('/metrics', async (c) => {
@@ -53,8 +56,144 @@ export function metaRoutes() {
     c.header('Content-Type', m.contentType);
     return c.body(m.body, 200);
   });
+  app.get('/openapi.json', (c) => {
+    const doc = document();
+    if (doc === undefined) throw new Error('the OpenAPI document is not built yet');
+    return c.json(doc);
+  });
   // Swagger UI's scripts and styles load in the browser from a public CDN (the @hono/swagger-ui default).
   app.get('/docs', swaggerUI({ url: '/openapi.json', title: 'Tally API' }));
   app.get('/', (c) => c.html(START_PAGE));
   return app;
+}
+
+// --- Completing the document ---------------------------------------------------------------------------------
+// Route files describe their own parameters, bodies and answers. What the app does around all of them is stated
+// here, once, from the same facts the middleware acts on: api/middleware/request-id.ts (X-Request-Id on every
+// response), api/middleware/rate-limit.ts (RateLimit-* once the caller is authenticated), api/errors.ts (401
+// with WWW-Authenticate, 429 and 503 with Retry-After), api/app.ts (a declared body over the limit is 413 on
+// any route; unknown paths 404 and other methods 405 with Allow, before authentication).
+
+interface HeaderObject {
+  description?: string;
+  required?: boolean;
+  schema: Record<string, unknown>;
+}
+interface ResponseObject {
+  description: string;
+  headers?: Record<string, HeaderObject>;
+  content?: Record<string, unknown>;
+}
+interface OperationObject {
+  security?: Array<Record<string, string[]>>;
+  responses?: Record<string, ResponseObject>;
+}
+interface Document {
+  paths?: Record<string, Record<string, OperationObject>>;
+  components?: { schemas?: Record<string, unknown>; responses?: Record<string, ResponseObject> };
+}
+
+const header = (description: string, schema: Record<string, unknown>, required = true): HeaderObject => ({
+  description,
+  required,
+  schema,
+});
+
+const REQUEST_ID = header(
+  "The request id: the caller's own X-Request-Id if it is a sane token, else a new UUID",
+  {
+    type: 'string',
+    pattern: '^[A-Za-z0-9._:-]{1,128}$',
+  },
+);
+const RETRY_AFTER = header('Seconds to wait before retrying', { type: 'integer', minimum: 0 });
+const WWW_AUTHENTICATE = header('The scheme to authenticate with', { type: 'string', pattern: '^Bearer' });
+const ALLOW = header('The methods this path serves', { type: 'string' });
+
+const rateLimitHeaders = (required: boolean): Record<string, HeaderObject> => ({
+  'RateLimit-Limit': header(
+    'Requests this identity may make in any 60-second window',
+    { type: 'integer', minimum: 1 },
+    required,
+  ),
+  'RateLimit-Remaining': header(
+    'Requests left in the current window',
+    { type: 'integer', minimum: 0 },
+    required,
+  ),
+  'RateLimit-Reset': header(
+    'Seconds until the window frees a request',
+    { type: 'integer', minimum: 0 },
+    required,
+  ),
+});
+
+// Answers given after the rate limiter has counted the request, so they always carry RateLimit-*. A 500 or 503
+// may come from authentication itself (an IdP or a Redis that does not answer), a 413 from the declared length
+// before authentication: those carry them only sometimes. A 401 never does (nobody to count against).
+const COUNTED = /^(2\d\d|400|403|404|429)$/;
+
+// Headers particular to one operation, which its route declares no schema for.
+const OPERATION_HEADERS: Record<string, Record<string, Record<string, HeaderObject>>> = {
+  'get /logs/system-events': {
+    '200': {
+      'X-Page': header('CSV answers: the page served', { type: 'integer', minimum: 1 }, false),
+      'X-Total-Pages': header('CSV answers: total_pages', { type: 'integer', minimum: 0 }, false),
+      'X-Next-Cursor': header('CSV answers: next_cursor, when more pages follow', { type: 'string' }, false),
+    },
+  },
+};
+
+export interface CompletionOptions {
+  /** A rate limiter is installed: authenticated answers carry RateLimit-*. */
+  rateLimited: boolean;
+  /** The largest body any route takes (a larger declared Content-Length is 413 anywhere). */
+  maxBodyBytes: number;
+}
+
+function errorResponse(doc: Document, status: number, description: string): ResponseObject {
+  const schema = doc.components?.schemas?.Error
+    ? { $ref: '#/components/schemas/Error' }
+    : { type: 'object', required: ['error', 'message'] };
+  return {
+    description: `${STATUS_NAMES[status]}: ${description}`,
+    content: { 'application/json': { schema } },
+  };
+}
+
+/** A copy of the generated document with the app-wide headers and answers added to every operation. */
+export function completeDocument<T extends object>(generated: T, opts: CompletionOptions): T {
+  const doc = structuredClone(generated) as Document;
+  const tooLarge = `the request declares a body over ${opts.maxBodyBytes} bytes`;
+  for (const [path, operations] of Object.entries(doc.paths ?? {})) {
+    for (const [method, op] of Object.entries(operations)) {
+      const responses = op.responses ?? {};
+      responses['413'] ??= errorResponse(doc, 413, tooLarge);
+      const secured = (op.security ?? []).some((s) => Object.keys(s).length > 0);
+      for (const [status, response] of Object.entries(responses)) {
+        const headers: Record<string, HeaderObject> = { 'X-Request-Id': REQUEST_ID };
+        if (status === '401') headers['WWW-Authenticate'] = WWW_AUTHENTICATE;
+        if (status === '429' || status === '503') headers['Retry-After'] = RETRY_AFTER;
+        if (secured && opts.rateLimited && status !== '401') {
+          Object.assign(headers, rateLimitHeaders(COUNTED.test(status)));
+        }
+        Object.assign(headers, OPERATION_HEADERS[`${method} ${path}`]?.[status], response.headers);
+        response.headers = headers;
+      }
+      op.responses = responses;
+    }
+  }
+  doc.components ??= {};
+  doc.components.responses = {
+    ...doc.components.responses,
+    NotFound: {
+      ...errorResponse(doc, 404, 'no such path (answered before authentication)'),
+      headers: { 'X-Request-Id': REQUEST_ID },
+    },
+    MethodNotAllowed: {
+      ...errorResponse(doc, 405, 'the path exists but not with this method (answered before authentication)'),
+      headers: { 'X-Request-Id': REQUEST_ID, Allow: ALLOW },
+    },
+  };
+  return doc as T;
 }

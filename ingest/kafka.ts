@@ -113,4 +113,18 @@ export async function ensureTopics(admin: Admin, topics: readonly string[], part
     waitForLeaders: true,
     topics: missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: -1 })),
   });
+  // createTopics waits for leaders only of topics it created: when another process created them a moment
+  // earlier it returns at once, and a produce then fails with "This server does not host this
+  // topic-partition" (seen with two test processes starting together). Wait for every partition's leader.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const led = await admin
+      .fetchTopicMetadata({ topics: missing })
+      .then((m) => m.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)))
+      .catch(() => false);
+    if (led) return;
+    if (Date.now() > deadline)
+      throw new Error(`Kafka topics without leaders after 30 s: ${missing.join(', ')}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

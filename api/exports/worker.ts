@@ -73,7 +73,7 @@ export class ExportWorker {
   private current: AbortController | undefined;
   private lastSweep = 0;
   // schedules (issue 9): told of each job that reached completed or failed, so its webhook can fire.
-  private finished: ((job: ExportJob) => void) | undefined;
+  private readonly finished = new Set<(job: ExportJob) => void>();
 
   constructor(private readonly o: WorkerOptions) {
     this.id = o.workerId ?? `worker-${randomUUID()}`;
@@ -101,9 +101,28 @@ export class ExportWorker {
     this.o.source.close();
   }
 
-  /** schedules: `listener` sees every job this worker completes or fails (never awaited, must not throw). */
-  onFinished(listener: (job: ExportJob) => void): void {
-    this.finished = listener;
+  /**
+   * schedules: `listener` sees every job this worker completes or fails, after the job's final state is
+   * written. Any number of listeners, each called once per job in the order added, never awaited; one that
+   * throws is logged and does not stop the others. A hint only: a crash between the write and the call loses
+   * the call, so whoever must act on every finished job (the webhook outbox) also finds them in export_jobs.
+   * Returns a function that removes the listener.
+   */
+  onFinished(listener: (job: ExportJob) => void): () => void {
+    this.finished.add(listener);
+    return () => {
+      this.finished.delete(listener);
+    };
+  }
+
+  private tellFinished(job: ExportJob): void {
+    for (const listener of [...this.finished]) {
+      try {
+        listener(job);
+      } catch (err) {
+        this.o.logger.warn({ err, job: job.job_id }, 'export worker: a finished-job listener threw');
+      }
+    }
   }
 
   /** A job was queued: poll now instead of at the next tick. */
@@ -232,7 +251,7 @@ export class ExportWorker {
         version: nextVersion(now),
       };
       await writeJob(this.o.ch, done);
-      this.finished?.(done); // schedules: completion webhook
+      this.tellFinished(done); // schedules: completion webhook
       this.o.logger.info({ job: job.job_id, rows: total, bytes: file.bytes }, 'export completed');
     } catch (err) {
       clearInterval(timer);
@@ -272,7 +291,7 @@ export class ExportWorker {
       version: nextVersion(now),
     };
     await writeJob(this.o.ch, failed);
-    this.finished?.(failed); // schedules: failure webhook
+    this.tellFinished(failed); // schedules: failure webhook
     this.o.selfLog.record(
       'error',
       'export-failed',

@@ -111,7 +111,9 @@ const createScheduleRoute = createRoute({
     'After each period closes (UTC day; ISO week, Monday first; calendar month) exactly one export job for the ' +
     'whole period is queued, missed periods included. The first period is the one the schedule is created in. ' +
     'Scheduled jobs do not count against EXPORT_JOBS_PER_DAY. With webhook_url, each finished job is POSTed ' +
-    'there, signed with X-Tally-Signature (webhook_secret, shown only in this response).',
+    'there, signed with X-Tally-Signature (webhook_secret, shown only in this response), at least once ' +
+    '(deduplicate on X-Tally-Delivery). A schedule created with an API key stops making jobs once the key is ' +
+    'revoked or expires: periods not exported by then are skipped, never caught up.',
   security: SECURITY,
   middleware: [requireScope('report_admin')] as const,
   request: { body: { content: { 'application/json': { schema: ScheduleRequest } }, required: true } },

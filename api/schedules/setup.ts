@@ -1,5 +1,6 @@
-// Assembles the schedule parts from the configuration: the routes' dependencies, the scheduler and the webhook
-// dispatcher that the export workers tell of finished jobs.
+// Assembles the schedule parts from the configuration: the routes' dependencies, the scheduler (checking API-key
+// owners against API_KEYS_FILE) and the webhook dispatcher. The dispatcher works from its outbox table; the
+// export workers' finished-job hook only wakes it early (one listener among any others the workers have).
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import type { Config } from '../../core/config.ts';
@@ -11,6 +12,7 @@ import type { ExportWorker } from '../exports/worker.ts';
 import { WebhookAllowList } from '../webhooks/allow-list.ts';
 import { WebhookDispatcher } from '../webhooks/dispatcher.ts';
 import type { ScheduleDeps } from './deps.ts';
+import { apiKeyOwners } from './owners.ts';
 import { Scheduler } from './scheduler.ts';
 
 export function scheduleDeps(config: Config, exports: ExportDeps): ScheduleDeps {
@@ -27,13 +29,18 @@ export interface ScheduleServices {
   stop(): Promise<void>;
 }
 
-/** Starts the scheduler and hooks the webhook dispatcher to `workers` (the export workers of this process). */
+/**
+ * Starts the scheduler and the webhook dispatcher (which picks up what an earlier process left pending), and
+ * adds the dispatcher's wake-up to the finished-job listeners of `workers` (the export workers of this process).
+ */
 export function startSchedules(
   config: Config,
   ch: ClickHouse,
   logger: Logger,
   workers: readonly ExportWorker[],
   onQueued?: () => void,
+  /** For tests: how often the dispatcher looks for due deliveries when nothing wakes it (default 2 s). */
+  tuning: { webhookPollMs?: number } = {},
 ): ScheduleServices {
   const selfLog = new SelfLog(ch);
   const webhooks = new WebhookDispatcher({
@@ -48,23 +55,28 @@ export function startSchedules(
     logger: logger.child({ role: 'webhooks' }),
     retryForMs: config.schedules.webhookRetryForSeconds * 1000,
     timeoutMs: config.schedules.webhookTimeoutSeconds * 1000,
+    ...(tuning.webhookPollMs ? { pollMs: tuning.webhookPollMs } : {}),
   });
-  for (const w of workers) w.onFinished(webhooks.notify);
+  const unhook = workers.map((w) => w.onFinished(webhooks.notify));
   const scheduler = new Scheduler({
     ch,
     store: new ExportStore(config.exports.dir),
     logger: logger.child({ role: 'scheduler' }),
     intervalMs: config.schedules.intervalSeconds * 1000,
+    owners: apiKeyOwners(config.security.apiKeysPath),
+    selfLog,
     ...(onQueued ? { onQueued } : {}),
   });
   scheduler.start();
+  webhooks.start();
   return {
     scheduler,
     webhooks,
     stop: async () => {
+      for (const off of unhook) off();
       await scheduler.stop();
       await webhooks.stop();
-      await selfLog.flush();
+      await selfLog.close();
     },
   };
 }

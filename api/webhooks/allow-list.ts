@@ -3,8 +3,11 @@
 // very address is listed too (so a listed name that is re-pointed at 127.0.0.1 or 169.254.169.254 is refused).
 import { BlockList, isIP } from 'node:net';
 
-// Loopback, private, shared, link-local, documentation, benchmark, multicast and reserved ranges.
-const NON_PUBLIC = new BlockList();
+// Loopback, private, shared, link-local, documentation, benchmark, multicast and reserved ranges. One list per
+// family, each asked only about its own family: Node's BlockList also matches IPv4 addresses against IPv6 rules
+// (as IPv4-mapped), so ::ffff:0:0/96 in a shared list would refuse every IPv4 address.
+const NON_PUBLIC_V4 = new BlockList();
+const NON_PUBLIC_V6 = new BlockList();
 for (const [net, bits] of [
   ['0.0.0.0', 8],
   ['10.0.0.0', 8],
@@ -21,28 +24,40 @@ for (const [net, bits] of [
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const) {
-  NON_PUBLIC.addSubnet(net, bits, 'ipv4');
+  NON_PUBLIC_V4.addSubnet(net, bits, 'ipv4');
 }
 for (const [net, bits] of [
-  ['::', 127], // :: and ::1
-  ['64:ff9b::', 96], // NAT64: embeds an IPv4 address
+  // IPv6 forms that embed an IPv4 address are refused whatever that address is: a connection to one reaches
+  // the IPv4 host (loopback for ::7f00:1 or ::ffff:7f00:1), and decoding each form is a check easy to get wrong.
+  ['::', 96], // IPv4-compatible (deprecated), which includes :: and ::1
+  ['::ffff:0:0', 96], // IPv4-mapped, in dotted (::ffff:127.0.0.1) or hex (::ffff:7f00:1) form
+  ['::ffff:0:0:0', 96], // IPv4-translated (SIIT)
+  ['64:ff9b::', 96], // NAT64
+  ['64:ff9b:1::', 48], // local-use NAT64
   ['100::', 64],
   ['2001::', 32], // Teredo
   ['2001:db8::', 32],
-  ['2002::', 16], // 6to4: embeds an IPv4 address
+  ['2002::', 16], // 6to4
   ['fc00::', 7],
   ['fe80::', 10],
   ['fec0::', 10],
   ['ff00::', 8],
 ] as const) {
-  NON_PUBLIC.addSubnet(net, bits, 'ipv6');
+  NON_PUBLIC_V6.addSubnet(net, bits, 'ipv6');
 }
 
-/** Strips brackets and lowercases; an IPv4-mapped IPv6 address becomes its IPv4 form. */
+/**
+ * Strips brackets and lowercases; an IPv6 address takes its one canonical text form (compressed, an embedded
+ * IPv4 address in hex: ::ffff:127.0.0.1 becomes ::ffff:7f00:1), the form URL host names already have.
+ */
 export function normalizeHost(host: string): string {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-  return mapped?.[1] ?? h;
+  if (isIP(h) !== 6) return h;
+  try {
+    return new URL(`http://[${h}]/`).hostname.slice(1, -1);
+  } catch {
+    return h; // a zone id (fe80::1%eth0) does not parse: kept as written, it is not public anyway
+  }
 }
 
 /** True for an address on the public internet (false for anything else, including what is not an IP). */
@@ -50,9 +65,7 @@ export function isPublicAddress(address: string): boolean {
   const a = normalizeHost(address);
   const family = isIP(a);
   if (family === 0) return false;
-  // Mapped addresses in hex form (::ffff:7f00:1) are refused outright rather than decoded.
-  if (family === 6 && a.startsWith('::ffff:')) return false;
-  return !NON_PUBLIC.check(a, family === 4 ? 'ipv4' : 'ipv6');
+  return family === 4 ? !NON_PUBLIC_V4.check(a, 'ipv4') : !NON_PUBLIC_V6.check(a, 'ipv6');
 }
 
 interface Entry {

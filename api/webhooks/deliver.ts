@@ -1,5 +1,5 @@
 // One webhook attempt: a POST whose connection may only reach addresses the allow-list accepts, checked on the
-// address actually resolved at connect time (DNS rebinding), never following a redirect, bounded in time.
+// address actually resolved at connect time (DNS rebinding), never following a redirect, bounded in total time.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -8,8 +8,8 @@ import { normalizeHost, type WebhookAllowList } from './allow-list.ts';
 
 export type AttemptResult =
   | { ok: true; status: number }
-  /** `retry` false: trying again cannot help (refused target, redirect). */
-  | { ok: false; retry: boolean; reason: string };
+  /** `retry` false: trying again cannot help (refused target, redirect). `status`: the answer's, if any. */
+  | { ok: false; retry: boolean; reason: string; status?: number };
 
 /** A DNS lookup that fails when any address of the name is not allowed, so no connection can pick one. */
 function guardedLookup(allow: WebhookAllowList): LookupFunction {
@@ -31,6 +31,10 @@ function guardedLookup(allow: WebhookAllowList): LookupFunction {
   };
 }
 
+/**
+ * One POST. `timeoutMs` bounds the whole attempt, from the name lookup to the last byte of the answer, not the
+ * time between two packets: a receiver that trickles its answer one byte at a time is cut off all the same.
+ */
 export function postWebhook(
   allow: WebhookAllowList,
   target: string,
@@ -45,28 +49,46 @@ export function postWebhook(
   const lookup = isIP(normalizeHost(url.hostname)) === 0 ? guardedLookup(allow) : undefined;
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve) => {
+    let settled = false;
+    const settle = (r: AttemptResult) => {
+      if (settled) return;
+      settled = true;
+      resolve(r);
+    };
     const req = send(
       url,
       {
         method: 'POST',
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
-        timeout: timeoutMs,
         ...(lookup ? { lookup } : {}),
         // No keep-alive agent: every attempt resolves (and checks) the name afresh.
         agent: false,
       },
       (res) => {
-        res.resume(); // the receiver's body is not needed; drain it
         const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) resolve({ ok: true, status });
+        // The receiver's body is not needed: drained, and cut off by the deadline if it never ends.
+        res.on('error', () => undefined);
+        res.on('end', () => clearTimeout(deadline));
+        res.resume();
+        if (status >= 200 && status < 300) settle({ ok: true, status });
         else if (status >= 300 && status < 400) {
-          resolve({ ok: false, retry: false, reason: `answered ${status}: redirects are not followed` });
-        } else resolve({ ok: false, retry: true, reason: `answered ${status}` });
+          settle({
+            ok: false,
+            retry: false,
+            status,
+            reason: `answered ${status}: redirects are not followed`,
+          });
+        } else settle({ ok: false, retry: true, status, reason: `answered ${status}` });
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    // The overall limit: lookup, connect, TLS, sending, and the answer's head all within timeoutMs.
+    const deadline = setTimeout(() => {
+      settle({ ok: false, retry: true, reason: `no answer within ${timeoutMs} ms` });
+      req.destroy(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    req.on('close', () => clearTimeout(deadline));
     req.on('error', (err: NodeJS.ErrnoException) =>
-      resolve({ ok: false, retry: err.code !== 'EWEBHOOKREFUSED', reason: err.message }),
+      settle({ ok: false, retry: err.code !== 'EWEBHOOKREFUSED', reason: err.message }),
     );
     req.end(body);
   });

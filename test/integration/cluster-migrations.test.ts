@@ -25,10 +25,12 @@ import {
   migrationsFor,
 } from '../../clickhouse/migrate.ts';
 import { nextVersion, writeJob } from '../../clickhouse/queries/exports-jobs.ts';
+import { writeSchedule } from '../../clickhouse/queries/schedules.ts';
 import { donePeriods, runsOf, writeRun } from '../../clickhouse/queries/schedules-runs.ts';
 import { systemEvents } from '../../clickhouse/queries/system-events.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
+import { dueDeliveries, getDelivery, writeDelivery } from '../../clickhouse/queries/webhook-deliveries.ts';
 import { applyRetention, retentionStatement } from '../../clickhouse/retention.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
@@ -273,7 +275,7 @@ describe('cluster migrations (clickhouse/cluster/)', () => {
       { c: CLUSTER },
     );
     expect(Number(c?.is_local)).toBe(1);
-    expect(firstRun).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(firstRun).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(await migrate(cluster)).toEqual([]);
     expect(await migrationsApplied(cluster)).toBe(true);
     const t = await tables(single, clusterDb);
@@ -418,6 +420,55 @@ describe('cluster migrations (clickhouse/cluster/)', () => {
     expect(await runsOf(cluster, 'sch-1', 10)).toMatchObject([{ job_id: 'job-1', status: 'completed' }]);
     expect([...((await donePeriods(cluster)).get('sch-1') ?? [])]).toEqual(['2025-01-09']);
     expect(await count(cluster, 'SELECT count() AS n FROM export_schedule_runs')).toBe(1);
+  });
+
+  it('finds due webhook deliveries across four Distributed tables (jobs, runs, schedules, deliveries)', async () => {
+    // Uses job-1 / sch-1 of the test above: a completed job of a schedule's run.
+    const now = Date.UTC(2025, 0, 10, 0, 5);
+    await writeSchedule(cluster, {
+      schedule_id: 'sch-1',
+      user_id: 'jwt::alice',
+      report_type: 'usage-summary',
+      format: 'csv',
+      cadence: 'daily',
+      params: '{}',
+      webhook_url: 'https://hooks.example.com/t',
+      webhook_secret: 'whsec_x',
+      created_at: Date.UTC(2025, 0, 9),
+      deleted: 0,
+      version: nextVersion(now),
+    });
+    const [due] = await dueDeliveries(cluster, now, now - 3600_000, 10);
+    expect(due).toMatchObject({ job_id: 'job-1', job_status: 'completed', schedule_id: 'sch-1' });
+    expect(due?.delivery).toBeUndefined();
+    const row = {
+      job_id: 'job-1',
+      delivery_id: 'job-1:completed',
+      schedule_id: 'sch-1',
+      user_id: 'jwt::alice',
+      event: 'export.completed',
+      url: 'https://hooks.example.com/t',
+      state: 'pending',
+      attempts: 1,
+      finished_at: Date.UTC(2025, 0, 10),
+      next_attempt_at: now + 60_000,
+      lease_owner: '',
+      lease_expires_at: 0,
+      last_status: 503,
+      last_error: 'answered 503',
+      created_at: now,
+      updated_at: now,
+      version: nextVersion(now),
+    } as const;
+    await writeDelivery(cluster, row);
+    expect(await dueDeliveries(cluster, now, now - 3600_000, 10)).toEqual([]);
+    // Pending and due later, even past the discovery window: found with its delivery row.
+    const later = now + 7 * 86_400_000;
+    const [again] = await dueDeliveries(cluster, later, later - 3600_000, 10);
+    expect(again?.delivery).toMatchObject({ state: 'pending', attempts: 1, last_error: 'answered 503' });
+    await writeDelivery(cluster, { ...row, state: 'delivered', attempts: 2, version: nextVersion(now) });
+    expect(await dueDeliveries(cluster, later, later - 3600_000, 10)).toEqual([]);
+    expect(await getDelivery(cluster, 'job-1')).toMatchObject({ state: 'delivered', attempts: 2 });
   });
 
   it('sets and removes the retention TTL on the shard-local raw tables', async () => {

@@ -1,7 +1,9 @@
 // Scheduled exports on the real engine with a controllable clock: routes and ownership; one job per closed
 // month, two months caught up after a downtime; ISO weeks across a year boundary; two schedulers without a
-// shared lock producing no duplicate; scheduled jobs outside the daily quota; runs with working download links.
+// shared lock producing no duplicate; scheduled jobs outside the daily quota; runs with working download links;
+// schedules of a revoked or expired API key skipped for good.
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import type { ExportDeps } from '../../api/exports/deps.ts';
@@ -11,11 +13,16 @@ import { ExportStore } from '../../api/exports/store.ts';
 import { exportSource } from '../../api/exports/stream.ts';
 import { ExportWorker } from '../../api/exports/worker.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
+import { scheduledJobId } from '../../api/schedules/job-id.ts';
+import { apiKeyOwners } from '../../api/schedules/owners.ts';
 import { Scheduler } from '../../api/schedules/scheduler.ts';
 import { WebhookAllowList } from '../../api/webhooks/allow-list.ts';
-import { countJobsOnDay, getJob } from '../../clickhouse/queries/exports-jobs.ts';
-import { insertScheduledJob } from '../../clickhouse/queries/schedules-runs.ts';
+import { countJobsOnDay, getJob, nextVersion } from '../../clickhouse/queries/exports-jobs.ts';
+import { type ExportSchedule, writeSchedule } from '../../clickhouse/queries/schedules.ts';
+import { insertScheduledJob, runsOf } from '../../clickhouse/queries/schedules-runs.ts';
+import { skippedPeriods } from '../../clickhouse/queries/schedules-skips.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
+import { createKey, readKeys, revokeKey, writeKeys } from '../../core/api-keys.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
@@ -273,5 +280,108 @@ describe('scheduled exports', () => {
     expect(ran).toBe(10);
     expect((await runs(schedule_id)).every((x) => x.status === 'completed')).toBe(true);
     await remove(schedule_id);
+  });
+  it('skips, for good, the periods of a schedule whose API key is revoked or expired; waits on an unknown key', async () => {
+    const keysFile = join(engine.dataDir, 'api-keys.json');
+    nowMs = Date.parse('2025-08-10T12:00:00Z');
+    const revoked = createKey(keysFile, { name: 'etl', scopes: ['report_admin'] }, new Date(nowMs)).record;
+    const expiring = createKey(
+      keysFile,
+      { name: 'bi', scopes: ['report_admin'], expiresAt: new Date('2025-09-15T00:00:00Z') },
+      new Date(nowMs),
+    ).record;
+    const schedule = (owner: string): ExportSchedule => ({
+      schedule_id: `sched-${owner}-${nextVersion()}`,
+      user_id: owner,
+      report_type: 'system-events',
+      format: 'csv',
+      cadence: 'monthly',
+      params: '{}',
+      webhook_url: '',
+      webhook_secret: '',
+      created_at: nowMs,
+      deleted: 0,
+      version: nextVersion(),
+    });
+    const byRevoked = schedule(`key:${revoked.id}`);
+    const byExpiring = schedule(`key:${expiring.id}`);
+    const byUnknown = schedule('key:00000000000000aa');
+    const byJwt = schedule('jwt::carol');
+    for (const s of [byRevoked, byExpiring, byUnknown, byJwt]) await writeSchedule(engine.ch, s);
+    const log = new SelfLog(engine.ch, { now: clock });
+    const sched = new Scheduler({
+      ch: engine.ch,
+      store: deps.store,
+      logger,
+      lock: new KeyedMutex(),
+      owners: apiKeyOwners(keysFile),
+      selfLog: log,
+      now: clock,
+    });
+    const periods = async (s: ExportSchedule) =>
+      (await runsOf(engine.ch, s.schedule_id, 100)).map((r) => r.period_start).sort();
+    const skipped = async (s: ExportSchedule) =>
+      [...((await skippedPeriods(engine.ch)).get(s.schedule_id) ?? [])].sort();
+
+    // August closes with every key usable: one job each, except the key this host does not know.
+    nowMs = Date.parse('2025-09-01T00:10:00Z');
+    expect(await sched.tick()).toBe(3);
+    expect(await periods(byRevoked)).toEqual(['2025-08-01']);
+    expect(await periods(byExpiring)).toEqual(['2025-08-01']);
+    expect(await periods(byJwt)).toEqual(['2025-08-01']);
+    expect(await periods(byUnknown)).toEqual([]);
+    expect(await skipped(byUnknown)).toEqual([]);
+
+    // One key is revoked in September, the other expires in it; the scheduler is down until November 2.
+    revokeKey(keysFile, revoked.id, new Date('2025-09-20T00:00:00Z'));
+    nowMs = Date.parse('2025-11-02T08:00:00Z');
+    expect(await sched.tick()).toBe(2); // September and October of the JWT owner
+    expect(await periods(byJwt)).toEqual(['2025-08-01', '2025-09-01', '2025-10-01']);
+    for (const s of [byRevoked, byExpiring]) {
+      expect(await periods(s)).toEqual(['2025-08-01']);
+      expect(await skipped(s)).toEqual(['2025-09-01', '2025-10-01']);
+      for (const p of ['2025-09-01', '2025-10-01']) {
+        expect(await getJob(engine.ch, scheduledJobId(s.schedule_id, p))).toBeUndefined();
+      }
+    }
+    expect(await sched.tick()).toBe(0);
+
+    // Made usable again by hand (revocation removed, expiry pushed back): the skipped months stay skipped,
+    // and only periods closing from now on are made. The unknown key, once in the file, is caught up.
+    const records = readKeys(keysFile).map((k) => {
+      const { revoked_at: _r, ...rest } = k;
+      return k.id === expiring.id ? { ...rest, expires_at: '2026-12-31T00:00:00.000Z' } : rest;
+    });
+    const unknown = { ...(records[0] as (typeof records)[number]), id: '00000000000000aa', name: 'late' };
+    writeKeys(keysFile, [...records, unknown]);
+    expect(await sched.tick()).toBe(3); // the unknown key's August, September and October
+    expect(await periods(byUnknown)).toEqual(['2025-08-01', '2025-09-01', '2025-10-01']);
+    nowMs = Date.parse('2025-12-01T00:10:00Z');
+    expect(await sched.tick()).toBe(4); // November, for each of the four
+    for (const s of [byRevoked, byExpiring]) {
+      expect(await periods(s)).toEqual(['2025-08-01', '2025-11-01']);
+      expect(await skipped(s)).toEqual(['2025-09-01', '2025-10-01']);
+    }
+
+    // Each skip was reported once per schedule, as a warning system log naming it.
+    await log.close();
+    const rs = await engine.ch.client.query({
+      query:
+        "SELECT severity, message FROM log_events FINAL WHERE service = 'tally' AND message LIKE '[schedule-skipped]%'",
+      format: 'JSONEachRow',
+    });
+    const logs = await rs.json<{ severity: string; message: string }>();
+    expect(logs.map((l) => l.severity)).toEqual(['warning', 'warning']);
+    expect(logs.find((l) => l.message.includes(byRevoked.schedule_id))?.message).toMatch(
+      /made no export for 2 period\(s\) \(2025-09-01\.\.2025-10-31\): its API key is revoked/,
+    );
+    expect(logs.find((l) => l.message.includes(byExpiring.schedule_id))?.message).toMatch(/is expired/);
+
+    let ran = 0;
+    while (await worker.runOnce()) ran += 1;
+    expect(ran).toBe(12);
+    for (const s of [byRevoked, byExpiring, byUnknown, byJwt]) {
+      await writeSchedule(engine.ch, { ...s, deleted: 1, version: nextVersion() });
+    }
   });
 });

@@ -115,6 +115,7 @@ export async function startApi(
     await deps.exports?.admission.close();
     throw new Error(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
+  const authLog = new SelfLog(deps.ch);
   const app = createApp({
     ch: deps.ch,
     sink: deps.sink,
@@ -129,7 +130,7 @@ export async function startApi(
       keys: new KeyRing({ path: config.security.apiKeysPath, logger: deps.logger }),
     }),
     rateLimit: createRateLimit({ policy, ...(limitStore ? { store: limitStore } : {}) }),
-    onAuthFailure: recordAuthFailures(new SelfLog(deps.ch)),
+    onAuthFailure: recordAuthFailures(authLog),
     ...(deps.exports ? { exports: deps.exports } : {}),
     // schedules: mounted wherever exports are (the scheduler itself runs with the export workers).
     ...(deps.exports ? { schedules: scheduleDeps(config, deps.exports) } : {}),
@@ -143,6 +144,7 @@ export async function startApi(
           await new Promise<void>((r) => server.close(() => r()));
           await limitStore?.shutdown();
           await deps.exports?.admission.close();
+          await authLog.close();
         },
       });
     });

@@ -4,7 +4,7 @@ import type { Severity } from '../../core/events.ts';
 import type { AuthFailureReport } from '../middleware/auth.ts';
 
 export interface SystemLog {
-  record(severity: Severity, kind: string, message: string): void;
+  record(severity: Severity, kind: string, message: string, opts?: { subject?: string }): void;
 }
 
 export function recordAuthFailures(log: SystemLog): (f: AuthFailureReport) => void {
@@ -13,5 +13,7 @@ export function recordAuthFailures(log: SystemLog): (f: AuthFailureReport) => vo
       'warning',
       `auth-failed:${f.reason}`,
       `refused authentication (${f.reason}: ${f.message}); who: ${f.who ?? 'unknown'}; from: ${f.address}`,
+      // Named in the summary of the records held back in a window, so an attack's targets are on record.
+      { subject: `${f.who ?? 'unknown'} from ${f.address}` },
     );
 }

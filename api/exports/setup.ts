@@ -62,7 +62,8 @@ export function startExportWorkers(config: Config, ch: ClickHouse, logger: Logge
     },
     stop: async () => {
       await Promise.all(workers.map((w) => w.stop()));
-      await selfLog.flush();
+      // Also the summaries of records held back in the current window.
+      await selfLog.close();
     },
   };
 }

@@ -19,6 +19,7 @@ import {
   writeJob,
 } from '../../clickhouse/queries/exports-jobs.ts';
 import type { BuiltQuery } from '../../clickhouse/queries/query.ts';
+import { retainedStart } from '../../clickhouse/retention.ts';
 import type { SelfLog } from '../../clickhouse/self-log.ts';
 import type { Logger } from '../../core/logger.ts';
 import { KeyedMutex } from './lock.ts';
@@ -50,12 +51,14 @@ export interface WorkerOptions {
 /** The claim step's lock shared by every worker of this process (the embedded engine's only process). */
 export const processClaimLock = new KeyedMutex();
 
-export function exportQuery(job: ExportJob): BuiltQuery {
+export function exportQuery(job: ExportJob, ch: ClickHouse): BuiltQuery {
   const params = JSON.parse(job.params) as Record<string, string>;
   if (job.report_type === 'usage-summary') {
     return buildUsageExportQuery(params as unknown as UsageExportParams, job.format);
   }
-  return buildLogExportQuery(params as LogExportParams, job.format);
+  // Under RETENTION_DAYS, the whole days no TTL has touched, as GET /logs/system-events shows them.
+  const logs = params as LogExportParams;
+  return buildLogExportQuery({ ...logs, start_date: retainedStart(ch, logs.start_date) }, job.format);
 }
 
 export class ExportWorker {
@@ -222,7 +225,7 @@ export class ExportWorker {
       beat.catch((err: unknown) => this.o.logger.warn({ err, job: job.job_id }, 'export heartbeat failed'));
     };
     const timer = setInterval(heartbeat, Math.max(50, Math.floor(this.leaseMs / 3)));
-    const query = exportQuery(job);
+    const query = exportQuery(job, this.o.ch);
     try {
       const source = this.o.source.stream(query, CLICKHOUSE_FORMAT[job.format], abort.signal);
       const counted = (async function* () {

@@ -141,11 +141,5 @@ export function downloadRoutes(deps: ExportDeps) {
     }
     return c.body(body, 200);
   });
-  const other = ['PUT', 'DELETE', 'PATCH', 'POST', 'OPTIONS', 'TRACE'];
-  app.on(other, '/downloads/:job_id', (c) =>
-    c.json({ error: 'Method Not Allowed', message: `${c.req.method} is not allowed on ${c.req.path}` }, 405, {
-      Allow: 'GET',
-    }),
-  );
   return app;
 }

@@ -4,7 +4,6 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type ExportJob, getJob } from '../../clickhouse/queries/exports-jobs.ts';
 import { Forbidden, NotFound, ValidationError } from '../../core/errors.ts';
 import type { AppEnv } from '../env.ts';
-import { jsonError } from '../errors.ts';
 import type { ExportDeps } from '../exports/deps.ts';
 import { signLink } from '../exports/signing.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
@@ -187,9 +186,6 @@ function jobParams(body: ExportBody, teamBound: string | undefined): Record<stri
   return out;
 }
 
-// Other methods on the job path answer 405 with Allow, like the fixed paths in app.ts.
-const OTHER_METHODS = ['PUT', 'DELETE', 'PATCH', 'POST', 'OPTIONS', 'TRACE'];
-
 export function exportRoutes(deps: ExportDeps) {
   const now = deps.now ?? Date.now;
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -224,9 +220,5 @@ export function exportRoutes(deps: ExportDeps) {
     c.header('Cache-Control', 'no-store');
     return c.json(describe(deps, job, now()), 200);
   });
-
-  app.on(OTHER_METHODS, '/reports/export/:job_id', (c) =>
-    jsonError(c, 405, `${c.req.method} is not allowed on ${c.req.path}`, { Allow: 'GET' }),
-  );
   return app;
 }

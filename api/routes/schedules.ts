@@ -12,7 +12,6 @@ import {
 import { type RunWithJob, runsOf } from '../../clickhouse/queries/schedules-runs.ts';
 import { Forbidden, NotFound, ValidationError } from '../../core/errors.ts';
 import type { AppEnv, Identity } from '../env.ts';
-import { jsonError } from '../errors.ts';
 import { KeyedMutex } from '../exports/lock.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
 import { errorResponses, intParam, SECURITY } from '../params.ts';
@@ -235,9 +234,6 @@ function showRun(deps: ScheduleDeps, r: RunWithJob, nowMs: number): z.infer<type
   return { ...done, download_url: signedDownloadUrl(deps.exports, r, nowMs).url };
 }
 
-const OTHER_ON_ONE = ['PUT', 'PATCH', 'POST', 'OPTIONS', 'TRACE'];
-const OTHER_ON_RUNS = ['PUT', 'DELETE', 'PATCH', 'POST', 'OPTIONS', 'TRACE'];
-
 export function scheduleRoutes(deps: ScheduleDeps) {
   const now = deps.now ?? Date.now;
   const ch = deps.exports.ch;
@@ -309,12 +305,5 @@ export function scheduleRoutes(deps: ScheduleDeps) {
     c.header('Cache-Control', 'no-store');
     return c.json({ runs: runs.map((r) => showRun(deps, r, t)) }, 200);
   });
-
-  app.on(OTHER_ON_ONE, '/reports/export-schedules/:schedule_id', (c) =>
-    jsonError(c, 405, `${c.req.method} is not allowed on ${c.req.path}`, { Allow: 'GET, DELETE' }),
-  );
-  app.on(OTHER_ON_RUNS, '/reports/export-schedules/:schedule_id/runs', (c) =>
-    jsonError(c, 405, `${c.req.method} is not allowed on ${c.req.path}`, { Allow: 'GET' }),
-  );
   return app;
 }

@@ -2,7 +2,9 @@
 // pages) shows exactly the whole days no TTL has touched, before the TTL has run and after. The usage rollups
 // keep summarising dropped days.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportQuery } from '../../api/exports/worker.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
+import type { ExportJob } from '../../clickhouse/queries/exports-jobs.ts';
 import { systemEvents } from '../../clickhouse/queries/system-events.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { applyRetention, firstRetainedDay } from '../../clickhouse/retention.ts';
@@ -82,6 +84,16 @@ describe('RETENTION_DAYS', () => {
       ),
     ).toBe(truth.countLogs({ start_date: first }));
     await expectLogsAsTruth();
+    // A system-events export covers the same days.
+    const job = { report_type: 'system-events', format: 'csv', params: '{}' } as ExportJob;
+    const q = exportQuery(job, engine.ch);
+    const rs = await engine.ch.client.query({
+      query: `SELECT count() AS n FROM (${q.query})`,
+      query_params: q.query_params,
+      format: 'JSONEachRow',
+    });
+    const [row] = await rs.json<{ n: string }>();
+    expect(Number(row?.n)).toBe(truth.countLogs({ start_date: first }));
   });
 
   it('keeps the usage rollups of dropped days', async () => {

@@ -79,7 +79,7 @@ describe('SelfLog', () => {
     expect(written[1]).toEqual({
       severity: 'warning',
       message: expect.stringMatching(
-        /^\[auth-failed:bad-signature\] 49 more record\(s\) of this kind held back since \S+Z$/,
+        /^\[auth-failed:bad-signature\] 49 more record\(s\) of this kind held back since \S+Z; subjects: sub=burst-1 from 198\.51\.100\.7, .*sub=burst-20 from 198\.51\.100\.7, and more$/,
       ),
     });
     await new Promise((r) => setTimeout(r, 500));

@@ -151,7 +151,7 @@ const cell = (rs: LoadResult[], k: keyof LoadResult, d = 1) => fmtSpread(spread(
 const table = rows
   .map((r) => {
     const ratio = spread(r.api.map((a, i) => a.p50 / (r.engine[i]?.p50 ?? Number.NaN)));
-    return `| ${r.name} | ${r.connections} | ${cell(r.api, 'p50')} | ${cell(r.api, 'p95')} | ${cell(r.api, 'p99')} | ${cell(r.api, 'rps', 0)} | ${cell(r.engine, 'p50')} | ${cell(r.engine, 'rps', 0)} | ${fmtSpread(ratio, 2)} |`;
+    return `| ${r.name} | ${r.connections} | ${cell(r.api, 'requests', 0)} | ${cell(r.api, 'p50')} | ${cell(r.api, 'p95')} | ${cell(r.api, 'p99')} | ${cell(r.api, 'rps', 0)} | ${cell(r.engine, 'p50')} | ${cell(r.engine, 'rps', 0)} | ${fmtSpread(ratio, 2)} |`;
   })
   .join('\n');
 const body = `## Queries (\`bench/queries.ts\`)
@@ -163,10 +163,11 @@ rollups then merged (OPTIMIZE FINAL, as background merges leave them on a steady
 
 Each figure is the median (min–max) of ${opts.repeats} runs of ${opts.seconds} s of closed-loop load. "API" is HTTP through
 the Hono app on a local socket under autocannon (auth, validation, query, JSON); "engine" calls the same query
-function directly in the process (same SQL, no HTTP). Milliseconds and requests per second.
+function directly in the process (same SQL, no HTTP). Milliseconds and requests per second. "samples" is the
+requests timed in one run: with fewer than 100, a run's p99 is its slowest request (nearest rank).
 
-| case | conc. | API p50 | API p95 | API p99 | API req/s | engine p50 | engine req/s | API/engine p50 |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|
+| case | conc. | API samples | API p50 | API p95 | API p99 | API req/s | engine p50 | engine req/s | API/engine p50 |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ${table}
 
 Baselines, concurrency 1, p50 ms (answers checked equal before timing):

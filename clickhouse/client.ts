@@ -47,6 +47,11 @@ export interface ClickHouse {
    * process and has none (its settings would outlive the query: see INSERT_SETTINGS).
    */
   readonly readClient?: ClickHouseClient;
+  /**
+   * What the storage keeps, as applied at start (clickhouse/retention.ts): one object shared by every view of
+   * this connection (forApiReads copies the reference), so the API's reads see what was applied.
+   */
+  readonly retention?: { days: number };
   close(): Promise<void>;
 }
 
@@ -137,7 +142,14 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
       settings: p.settings,
     });
   };
-  return { client, embedded: true, database: opts.database, insertRaw, close: () => client.close() };
+  return {
+    client,
+    embedded: true,
+    database: opts.database,
+    insertRaw,
+    retention: { days: 0 },
+    close: () => client.close(),
+  };
 }
 
 /**
@@ -186,6 +198,7 @@ export function serverClickHouse(
     embedded: false,
     database,
     cluster,
+    retention: { days: 0 },
     close: async () => {
       await Promise.all([client.close(), readClient.close()]);
     },

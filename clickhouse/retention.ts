@@ -20,9 +20,6 @@ type Table = keyof typeof TABLES;
 
 const DAY_MS = 86_400_000;
 
-/** The retention each storage handle was given (applyRetention), for the reads that must respect it. */
-const applied = new WeakMap<object, number>();
-
 /** Days a table keeps its rows for a retention of `days`. */
 function keptDays(table: Table, days: number): number {
   return table === 'log_counts_hourly' ? days + 1 : days;
@@ -76,7 +73,7 @@ export async function applyRetention(ch: ClickHouse, days: number): Promise<void
       await ch.client.command({ query: retentionStatement(ch, table, 0) });
     }
   }
-  applied.set(ch, Math.trunc(days));
+  if (ch.retention) ch.retention.days = Math.trunc(days);
 }
 
 /**
@@ -92,11 +89,11 @@ export function firstRetainedDay(days: number, nowMs: number): string | undefine
 
 /** The later of a requested first day and the first retained day of this storage. */
 export function retainedStart(
-  ch: object,
+  ch: Pick<ClickHouse, 'retention'>,
   start_date: string | undefined,
   nowMs = Date.now(),
 ): string | undefined {
-  const first = firstRetainedDay(applied.get(ch) ?? 0, nowMs);
+  const first = firstRetainedDay(ch.retention?.days ?? 0, nowMs);
   if (first === undefined) return start_date;
   return start_date === undefined || start_date < first ? first : start_date;
 }

@@ -88,6 +88,22 @@ const Run = z
     expires_at: z.string().optional(),
     download_url: z.string().optional(),
     error: z.string().optional(),
+    webhook: z
+      .object({
+        state: z.enum(['pending', 'delivered', 'gave_up']),
+        attempts: z.number().int().min(0),
+        last_status: z
+          .number()
+          .int()
+          .optional()
+          .openapi({ description: "HTTP status of the receiver's last answer, if it answered" }),
+        last_error: z.string().optional(),
+      })
+      .optional()
+      .openapi({
+        description:
+          'The completion webhook of this run, once a dispatcher has recorded it (schedules with a webhook_url)',
+      }),
   })
   .openapi('ExportScheduleRun');
 
@@ -220,6 +236,16 @@ function showRun(deps: ScheduleDeps, r: RunWithJob, nowMs: number): z.infer<type
     period_end: r.period_end,
     status: r.status,
     created_at: iso(r.created_at),
+    ...(r.webhook_state
+      ? {
+          webhook: {
+            state: r.webhook_state,
+            attempts: r.webhook_attempts,
+            ...(r.webhook_last_status ? { last_status: r.webhook_last_status } : {}),
+            ...(r.webhook_last_error ? { last_error: r.webhook_last_error } : {}),
+          },
+        }
+      : {}),
   };
   if (r.status === 'failed') return { ...base, error: r.error || 'the export failed' };
   if (r.status !== 'completed') return base;

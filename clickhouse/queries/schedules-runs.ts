@@ -22,6 +22,11 @@ export interface RunWithJob extends ScheduleRun {
   sha256: string;
   expires_at: number;
   error: string;
+  /** The job's webhook delivery (webhook_deliveries), once a dispatcher has recorded one; '' before. */
+  webhook_state: '' | 'pending' | 'delivered' | 'gave_up';
+  webhook_attempts: number;
+  webhook_last_status: number;
+  webhook_last_error: string;
 }
 
 /** Periods of each live schedule whose run row and job both exist: the ones a scheduler must not redo. */
@@ -42,14 +47,21 @@ export function buildRunsQuery(scheduleId: string, limit: number): BuiltQuery {
         toString(r.period_end) AS period_end, r.job_id AS job_id, r.user_id AS user_id,
         toUnixTimestamp64Milli(r.created_at) AS created_at, toString(j.status) AS status,
         j.rows_written AS rows_written, j.bytes AS bytes, j.sha256 AS sha256,
-        toUnixTimestamp64Milli(j.expires_at) AS expires_at, j.error AS error
+        toUnixTimestamp64Milli(j.expires_at) AS expires_at, j.error AS error,
+        d.state AS webhook_state, d.attempts AS webhook_attempts, d.last_status AS webhook_last_status,
+        d.last_error AS webhook_last_error
       FROM (SELECT * FROM export_schedule_runs FINAL WHERE schedule_id = {id:String}) AS r
       INNER JOIN (
         SELECT * FROM export_jobs FINAL
         WHERE job_id IN (SELECT job_id FROM export_schedule_runs WHERE schedule_id = {id:String})
       ) AS j ON j.job_id = r.job_id
+      LEFT JOIN (
+        SELECT job_id, toString(state) AS state, attempts, last_status, last_error FROM webhook_deliveries FINAL
+        WHERE job_id IN (SELECT job_id FROM export_schedule_runs WHERE schedule_id = {id:String})
+      ) AS d ON d.job_id = r.job_id
       ORDER BY r.period_start DESC
-      LIMIT {limit:UInt32}`,
+      LIMIT {limit:UInt32}
+      SETTINGS join_use_nulls = 0`,
     query_params: { id: scheduleId, limit },
   };
 }
@@ -87,6 +99,10 @@ export async function runsOf(ch: ClickHouse, scheduleId: string, limit: number):
     sha256: String(r.sha256),
     expires_at: Number(r.expires_at),
     error: String(r.error),
+    webhook_state: String(r.webhook_state ?? '') as RunWithJob['webhook_state'],
+    webhook_attempts: Number(r.webhook_attempts ?? 0),
+    webhook_last_status: Number(r.webhook_last_status ?? 0),
+    webhook_last_error: String(r.webhook_last_error ?? ''),
   }));
 }
 

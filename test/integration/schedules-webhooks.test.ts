@@ -22,7 +22,7 @@ import {
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import { type ExportJob, getJob, nextVersion } from '../../clickhouse/queries/exports-jobs.ts';
 import { type ExportSchedule, writeSchedule } from '../../clickhouse/queries/schedules.ts';
-import { runOfJob } from '../../clickhouse/queries/schedules-runs.ts';
+import { runOfJob, runsOf } from '../../clickhouse/queries/schedules-runs.ts';
 import { getDelivery, type WebhookDelivery } from '../../clickhouse/queries/webhook-deliveries.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -213,6 +213,14 @@ describe('export webhooks (durable outbox)', () => {
         new RegExp(`^https://t\\.test/downloads/${job.job_id}\\?exp=\\d+&kid=k&sig=`),
       );
       expect(Date.parse(body.expires_at ?? '')).toBeGreaterThan(clock());
+      // The schedule's runs show the delivery.
+      const [run] = await runsOf(engine.ch, scheduleId, 10);
+      expect(run).toMatchObject({
+        job_id: job.job_id,
+        webhook_state: 'delivered',
+        webhook_attempts: 3,
+        webhook_last_status: 200,
+      });
       await retire();
     } finally {
       await d.stop();

@@ -21,6 +21,7 @@ import { countJobsOnDay, getJob, nextVersion } from '../../clickhouse/queries/ex
 import { type ExportSchedule, writeSchedule } from '../../clickhouse/queries/schedules.ts';
 import { insertScheduledJob, runsOf } from '../../clickhouse/queries/schedules-runs.ts';
 import { skippedPeriods } from '../../clickhouse/queries/schedules-skips.ts';
+import { writeDelivery } from '../../clickhouse/queries/webhook-deliveries.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import { createKey, readKeys, revokeKey, writeKeys } from '../../core/api-keys.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -40,6 +41,7 @@ interface Run {
   download_url?: string;
   sha256?: string;
   row_count?: number;
+  webhook?: { state: string; attempts: number; last_status?: number; last_error?: string };
 }
 
 describe('scheduled exports', () => {
@@ -278,7 +280,38 @@ describe('scheduled exports', () => {
     let ran = 0;
     while (await worker.runOnce()) ran += 1;
     expect(ran).toBe(10);
-    expect((await runs(schedule_id)).every((x) => x.status === 'completed')).toBe(true);
+    const done = await runs(schedule_id);
+    expect(done.every((x) => x.status === 'completed')).toBe(true);
+    // No webhook on this schedule: no run says anything of one. A recorded delivery shows on its run.
+    expect(done.every((x) => x.webhook === undefined)).toBe(true);
+    const first = done[0] as Run;
+    await writeDelivery(engine.ch, {
+      job_id: first.job_id,
+      delivery_id: `${first.job_id}:completed`,
+      schedule_id,
+      user_id: 'jwt::alice',
+      event: 'export.completed',
+      url: 'https://hooks.test/x',
+      state: 'gave_up',
+      attempts: 4,
+      finished_at: nowMs,
+      next_attempt_at: nowMs,
+      lease_owner: '',
+      lease_expires_at: 0,
+      last_status: 503,
+      last_error: 'HTTP 503',
+      created_at: nowMs,
+      updated_at: nowMs,
+      version: nextVersion(),
+    });
+    const shown = await runs(schedule_id);
+    expect(shown.find((x) => x.job_id === first.job_id)?.webhook).toEqual({
+      state: 'gave_up',
+      attempts: 4,
+      last_status: 503,
+      last_error: 'HTTP 503',
+    });
+    expect(shown.filter((x) => x.webhook !== undefined)).toHaveLength(1);
     await remove(schedule_id);
   });
   it('skips, for good, the periods of a schedule whose API key is revoked or expired; waits on an unknown key', async () => {

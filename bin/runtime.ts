@@ -42,6 +42,7 @@ export async function openStorage(config: Config, logger: Logger): Promise<Click
     database: config.clickhouse.database,
     dataDir: config.dataDir,
     cluster: config.clickhouse.cluster,
+    readTimeoutMs: config.clickhouse.readTimeoutMs,
   });
   const applied = await migrate(ch);
   if (applied.length > 0) logger.info({ applied }, 'clickhouse: migrations applied');

@@ -6,7 +6,7 @@ describe('loadConfig', () => {
     const c = loadConfig({});
     expect(c.port).toBe(8080);
     expect(c.host).toBe('127.0.0.1');
-    expect(c.clickhouse).toEqual({ url: undefined, database: 'analytics' });
+    expect(c.clickhouse).toEqual({ url: undefined, database: 'analytics', readTimeoutMs: 30_000 });
     expect(c.kafka.brokers).toBeUndefined();
     expect(c.kafka.topicSessions).toBe('analytics.sessions');
     expect(c.kafka.groupId).toBe('tally-ingest');
@@ -41,6 +41,10 @@ describe('loadConfig', () => {
     expect(c.kafka.brokers).toEqual(['k1:9092', 'k2:9093']);
     expect(c.clickhouse.url).toBe('http://default:p@ch:8123');
     expect(() => loadConfig({ CLICKHOUSE_DATABASE: 'a;drop' })).toThrow(/CLICKHOUSE_DATABASE/);
+    expect(loadConfig({ CLICKHOUSE_READ_TIMEOUT_SECONDS: '5' }).clickhouse.readTimeoutMs).toBe(5000);
+    expect(() => loadConfig({ CLICKHOUSE_READ_TIMEOUT_SECONDS: '1' })).toThrow(
+      /CLICKHOUSE_READ_TIMEOUT_SECONDS: expected at least 2/,
+    );
   });
 
   it('names a wrong URL without repeating a password in it', () => {

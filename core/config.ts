@@ -126,6 +126,10 @@ const envSchema = z.object({
     return db;
   }),
   // A cluster of the server's remote_servers (README "Scaling out"): selects the cluster migrations.
+  // The longest one of the API's own queries may wait for a ClickHouse server (clickhouse/client.ts readClient).
+  CLICKHOUSE_READ_TIMEOUT_SECONDS: posInt('CLICKHOUSE_READ_TIMEOUT_SECONDS', 30).refine((v) => v >= 2, {
+    message: 'CLICKHOUSE_READ_TIMEOUT_SECONDS: expected at least 2',
+  }),
   CLICKHOUSE_CLUSTER: optionalString.superRefine((v, ctx) => {
     if (v !== undefined && !IDENT.test(v)) {
       ctx.addIssue({
@@ -242,6 +246,11 @@ export interface Config {
      * then the clickhouse/cluster/ variant (replicated shard-local tables behind Distributed ones).
      */
     readonly cluster: string | undefined;
+    /**
+     * CLICKHOUSE_READ_TIMEOUT_SECONDS, default 30: with a server, how long an API query may take before it is a
+     * 503 (ingestion and export jobs are not bounded by it).
+     */
+    readonly readTimeoutMs: number;
   };
   readonly kafka: {
     /** undefined: no Kafka; events arrive over POST /events only. */
@@ -335,7 +344,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     dataDir: e.DATA_DIR,
-    clickhouse: { url: e.CLICKHOUSE_URL, database: e.CLICKHOUSE_DATABASE, cluster: e.CLICKHOUSE_CLUSTER },
+    clickhouse: {
+      url: e.CLICKHOUSE_URL,
+      database: e.CLICKHOUSE_DATABASE,
+      cluster: e.CLICKHOUSE_CLUSTER,
+      readTimeoutMs: e.CLICKHOUSE_READ_TIMEOUT_SECONDS * 1000,
+    },
     kafka: {
       brokers: e.KAFKA_BROKERS,
       topicSessions: e.KAFKA_TOPIC_SESSIONS,

@@ -24,7 +24,12 @@ function header(h: Record<string, unknown> | undefined, name: string): string {
   return v === undefined || v === null ? '' : String(v);
 }
 
-/** Every dead letter of the source topics' DLQs up to their current end, optionally filtered by reason. */
+/**
+ * Every dead letter of the source topics' DLQs up to their current end, optionally filtered by reason; one per
+ * source message. A batch re-formed after a crash writes its dead letters again (the letters are sent before
+ * the insert, and the crash may come in between), so a second letter of the same source topic, partition and
+ * offset is the same letter and is left out.
+ */
 export async function readDeadLetters(
   kafka: Kafka,
   sourceTopics: readonly string[],
@@ -34,6 +39,7 @@ export async function readDeadLetters(
   await admin.connect();
   const groupId = `tally-dlq-reader-${randomUUID()}`;
   const out: DeadLetterRecord[] = [];
+  const seen = new Set<string>();
   try {
     const existing = new Set(await admin.listTopics());
     const topics = sourceTopics.map(dlqTopic).filter((t) => existing.has(t));
@@ -59,7 +65,13 @@ export async function readDeadLetters(
           const end = remaining.get(`${topic}/${partition}`);
           if (end === undefined) return;
           const reason = header(message.headers, DLQ_HEADERS.reason);
-          if (!reasonFilter || reason.toLowerCase().includes(reasonFilter.toLowerCase())) {
+          const source = [DLQ_HEADERS.topic, DLQ_HEADERS.partition, DLQ_HEADERS.offset].map((h) =>
+            header(message.headers, h),
+          );
+          const sourceKey = source.every((v) => v !== '') ? source.join('\u0000') : undefined;
+          const again = sourceKey !== undefined && seen.has(sourceKey);
+          if (sourceKey !== undefined) seen.add(sourceKey);
+          if (!again && (!reasonFilter || reason.toLowerCase().includes(reasonFilter.toLowerCase()))) {
             out.push({
               dlqTopic: topic,
               dlqPartition: partition,

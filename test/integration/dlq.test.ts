@@ -58,24 +58,20 @@ describe('npm run dlq: list and replay', () => {
         { key: 'c', value: JSON.stringify({ ...event('bad-ts'), timestamp: 'yesterday' }) },
       ],
     });
-    // A letter an older, stricter version dead-lettered: valid under today's rules.
-    await producer.send({
-      topic: `${topics.sessions}.dlq`,
-      acks: -1,
-      messages: [
-        {
-          key: 'd',
-          value: JSON.stringify(event('fixed-1')),
-          headers: {
-            [DLQ_HEADERS.reason]: 'service: unknown service (old rule)',
-            [DLQ_HEADERS.topic]: topics.sessions,
-            [DLQ_HEADERS.partition]: '0',
-            [DLQ_HEADERS.offset]: '0',
-            [DLQ_HEADERS.at]: '2025-03-01T10:00:01.000Z',
-          },
-        },
-      ],
-    });
+    // A letter an older, stricter version dead-lettered: valid under today's rules. Written twice, as a batch
+    // re-formed after a crash writes its letters again: one source message, one letter in the list.
+    const old = {
+      key: 'd',
+      value: JSON.stringify(event('fixed-1')),
+      headers: {
+        [DLQ_HEADERS.reason]: 'service: unknown service (old rule)',
+        [DLQ_HEADERS.topic]: topics.sessions,
+        [DLQ_HEADERS.partition]: '0',
+        [DLQ_HEADERS.offset]: '0',
+        [DLQ_HEADERS.at]: '2025-03-01T10:00:01.000Z',
+      },
+    };
+    await producer.send({ topic: `${topics.sessions}.dlq`, acks: -1, messages: [old, old] });
     await waitFor('the ingester to catch up', () => caughtUp(admin, groupId, [topics.sessions, topics.logs]));
 
     const all = await readDeadLetters(kafka, [topics.sessions, topics.logs]);

@@ -22,6 +22,7 @@ import type { BuiltQuery } from '../../clickhouse/queries/query.ts';
 import { retainedStart } from '../../clickhouse/retention.ts';
 import type { SelfLog } from '../../clickhouse/self-log.ts';
 import type { Logger } from '../../core/logger.ts';
+import type { ClaimStore } from './claims.ts';
 import { KeyedMutex } from './lock.ts';
 import type { ExportStore } from './store.ts';
 import type { ExportSource } from './stream.ts';
@@ -44,6 +45,11 @@ export interface WorkerOptions {
   sweepMs?: number;
   /** Shared by the workers of one process: selecting and claiming a job is one atomic step. */
   claimLock?: KeyedMutex;
+  /**
+   * Shared by every worker process (RATE_LIMIT_REDIS_URL): each attempt of a job is taken there before its
+   * claim row is written, so one worker in all runs it (default: none, the in-process lock alone).
+   */
+  claims?: ClaimStore;
   now?: () => number;
   workerId?: string;
 }
@@ -75,6 +81,8 @@ export class ExportWorker {
   private wake: (() => void) | undefined;
   private current: AbortController | undefined;
   private lastSweep = 0;
+  /** The claim store failed at the last try (its warning is logged once per outage). */
+  private claimsDown = false;
   // schedules (issue 9): told of each job that reached completed or failed, so its webhook can fire.
   private readonly finished = new Set<(job: ExportJob) => void>();
 
@@ -164,9 +172,11 @@ export class ExportWorker {
   }
 
   /**
-   * Selecting the oldest claimable job and writing the claim is one step under the process's lock. On a
-   * server with several worker processes the claim is then read back: the newest version wins, and a worker
-   * that does not find its own id there walks away (README: claim protocol).
+   * Selecting the oldest claimable job and writing the claim is one step under the process's lock. With a
+   * shared claim store, the attempt being claimed is first taken there (one atomic step for all processes):
+   * only its taker writes the claim, and a worker that finds it taken claims nothing this poll (it does not
+   * spin on a job that its reads may still show as free). The claim is then read back: the newest version
+   * wins, and a worker that does not find its own id there walks away (README: claim protocol).
    */
   async claim(): Promise<ExportJob | undefined> {
     const claimed = await this.claimLock.run('claim', async () => {
@@ -174,6 +184,7 @@ export class ExportWorker {
         const now = this.now();
         const job = await nextClaimableJob(this.o.ch, now);
         if (!job) return undefined;
+        if (!(await this.takeAttempt(job.job_id, job.attempts + 1))) return undefined;
         if (job.status === 'processing' && job.attempts >= this.maxAttempts) {
           await this.fail(
             job,
@@ -199,6 +210,31 @@ export class ExportWorker {
     if (!claimed) return undefined;
     const seen = await getJob(this.o.ch, claimed.job_id);
     return seen?.lease_owner === this.id && seen.version === claimed.version ? claimed : undefined;
+  }
+
+  /**
+   * Takes attempt `attempt` of a job in the shared claim store (always true without one). False when another
+   * worker has it, or when the store does not answer: then nothing is claimed (a warning once per outage), as
+   * claiming without it could run a job twice.
+   */
+  private async takeAttempt(jobId: string, attempt: number): Promise<boolean> {
+    const claims = this.o.claims;
+    if (!claims) return true;
+    try {
+      const won = await claims.claim('export', jobId, attempt, this.id, this.leaseMs);
+      if (this.claimsDown) this.o.logger.info('export worker: the claim store (Redis) answers again');
+      this.claimsDown = false;
+      return won;
+    } catch (err) {
+      if (!this.claimsDown) {
+        this.o.logger.warn(
+          { err },
+          'export worker: the claim store (Redis) does not answer; claiming no job until it does',
+        );
+      }
+      this.claimsDown = true;
+      return false;
+    }
   }
 
   private async execute(job: ExportJob): Promise<void> {
@@ -273,6 +309,8 @@ export class ExportWorker {
           updated_at: now,
           version: nextVersion(now),
         }).catch(() => undefined);
+        // The next claim takes this attempt number again: give it back in the claim store, if any.
+        await this.o.claims?.release('export', job.job_id, job.attempts, this.id).catch(() => undefined);
         return;
       }
       this.o.logger.error({ err, job: job.job_id }, 'export failed');

@@ -6,6 +6,7 @@ import { SelfLog } from '../../clickhouse/self-log.ts';
 import type { Config } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ExportDeps } from '../exports/deps.ts';
+import { sharedClaims } from '../exports/setup.ts';
 import { loadOrCreateKeyRing } from '../exports/signing.ts';
 import { ExportStore } from '../exports/store.ts';
 import type { ExportWorker } from '../exports/worker.ts';
@@ -43,6 +44,8 @@ export function startSchedules(
   tuning: { webhookPollMs?: number } = {},
 ): ScheduleServices {
   const selfLog = new SelfLog(ch);
+  // With RATE_LIMIT_REDIS_URL every attempt of a delivery is taken in Redis first: one dispatcher in all makes it.
+  const claims = sharedClaims(config);
   const webhooks = new WebhookDispatcher({
     ch,
     allow: new WebhookAllowList(config.schedules.webhookAllowedHosts),
@@ -56,6 +59,7 @@ export function startSchedules(
     retryForMs: config.schedules.webhookRetryForSeconds * 1000,
     timeoutMs: config.schedules.webhookTimeoutSeconds * 1000,
     ...(tuning.webhookPollMs ? { pollMs: tuning.webhookPollMs } : {}),
+    ...(claims ? { claims } : {}),
   });
   const unhook = workers.map((w) => w.onFinished(webhooks.notify));
   const scheduler = new Scheduler({
@@ -76,6 +80,7 @@ export function startSchedules(
       for (const off of unhook) off();
       await scheduler.stop();
       await webhooks.stop();
+      await claims?.close();
       await selfLog.close();
     },
   };

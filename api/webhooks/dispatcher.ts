@@ -3,7 +3,8 @@
 // exponential backoff until accepted or until the retry time (counted from the job's finish) runs out; giving up
 // is recorded as an error system log. Nothing lives only in memory: every dispatcher (one per worker process),
 // on start and every poll, finds finished jobs without a delivery row and pending deliveries that are due, claims
-// one under a lease exactly as export workers claim jobs, attempts it and records the outcome. Delivery is
+// one under a lease exactly as export workers claim jobs (with RATE_LIMIT_REDIS_URL, each attempt taken in Redis
+// first, so no two dispatchers make the same attempt), attempts it and records the outcome. Delivery is still
 // at-least-once (README "Scheduled exports"): X-Tally-Delivery is the same on every attempt, for deduplication.
 import { randomUUID } from 'node:crypto';
 import type { ClickHouse } from '../../clickhouse/client.ts';
@@ -19,6 +20,7 @@ import {
 } from '../../clickhouse/queries/webhook-deliveries.ts';
 import type { SelfLog } from '../../clickhouse/self-log.ts';
 import type { Logger } from '../../core/logger.ts';
+import type { ClaimStore } from '../exports/claims.ts';
 import type { KeyedMutex } from '../exports/lock.ts';
 import { processClaimLock } from '../exports/worker.ts';
 import type { WebhookAllowList } from './allow-list.ts';
@@ -57,6 +59,11 @@ export interface WebhookOptions {
   concurrency?: number;
   /** Selecting and claiming a delivery is one step under this lock (default: the process's claim lock). */
   claimLock?: KeyedMutex;
+  /**
+   * Shared by every dispatcher process (RATE_LIMIT_REDIS_URL): each attempt of a delivery is taken there before
+   * its claim row is written, so one dispatcher in all makes it (default: none, the lock and read-back alone).
+   */
+  claims?: ClaimStore;
   dispatcherId?: string;
   now?: () => number;
   /** One attempt; tests may wrap it. */
@@ -97,6 +104,8 @@ export class WebhookDispatcher {
   private loop: Promise<void> | undefined;
   private readonly sleepers = new Set<() => void>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** The claim store failed at the last try (its warning is logged once per outage). */
+  private claimsDown = false;
 
   constructor(private readonly o: WebhookOptions) {
     this.id = o.dispatcherId ?? `webhooks-${randomUUID()}`;
@@ -213,8 +222,11 @@ export class WebhookDispatcher {
 
   /**
    * Selecting the oldest due delivery and writing the claim (a new version naming this dispatcher, with a lease)
-   * is one step under the process's lock. The claim is then read back after the settle time: the newest version
-   * wins, and a dispatcher that does not find its own claim there walks away (as ExportWorker.claim does).
+   * is one step under the process's lock. With a shared claim store, the attempt about to be made is first taken
+   * there (atomic for all processes): only its taker writes the claim, and a dispatcher that finds it taken
+   * claims nothing until its next poll (its reads may still show the delivery as due). The claim is then read
+   * back after the settle time: the newest version wins, and a dispatcher that does not find its own claim there
+   * walks away (as ExportWorker.claim does).
    */
   async claim(): Promise<WebhookDelivery | undefined> {
     const r = await this.tryClaim();
@@ -226,8 +238,10 @@ export class WebhookDispatcher {
       const now = this.now();
       const [due] = await dueDeliveries(this.o.ch, now, now - this.retryForMs, 1);
       if (!due) return undefined;
+      const current = due.delivery ?? firstVersion(due, now);
+      if (!(await this.takeAttempt(current.job_id, current.attempts + 1))) return undefined;
       const next: WebhookDelivery = {
-        ...(due.delivery ?? firstVersion(due, now)),
+        ...current,
         lease_owner: this.id,
         lease_expires_at: now + this.leaseMs,
         updated_at: now,
@@ -240,6 +254,31 @@ export class WebhookDispatcher {
     if (this.settleMs > 0) await new Promise((r) => setTimeout(r, this.settleMs));
     const seen = await getDelivery(this.o.ch, claimed.job_id);
     return seen?.lease_owner === this.id && seen.version === claimed.version ? claimed : 'lost';
+  }
+
+  /**
+   * Takes attempt `attempt` of a delivery in the shared claim store (always true without one). False when
+   * another dispatcher has it, or when the store does not answer: then nothing is claimed (a warning once per
+   * outage), as claiming without it could send a webhook twice.
+   */
+  private async takeAttempt(jobId: string, attempt: number): Promise<boolean> {
+    const claims = this.o.claims;
+    if (!claims) return true;
+    try {
+      const won = await claims.claim('webhook', jobId, attempt, this.id, this.leaseMs);
+      if (this.claimsDown) this.o.logger.info('webhooks: the claim store (Redis) answers again');
+      this.claimsDown = false;
+      return won;
+    } catch (err) {
+      if (!this.claimsDown) {
+        this.o.logger.warn(
+          { err },
+          'webhooks: the claim store (Redis) does not answer; claiming no delivery until it does',
+        );
+      }
+      this.claimsDown = true;
+      return false;
+    }
   }
 
   /** One attempt of a claimed delivery (or none, when it cannot be made), and its outcome recorded. */

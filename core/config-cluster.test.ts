@@ -20,7 +20,12 @@ describe('CLICKHOUSE_CLUSTER', () => {
 
   it('names a cluster of the server at CLICKHOUSE_URL', () => {
     const c = loadConfig({ CLICKHOUSE_URL: 'http://ch:8123', CLICKHOUSE_CLUSTER: 'tally_prod' });
-    expect(c.clickhouse).toEqual({ url: 'http://ch:8123', database: 'analytics', cluster: 'tally_prod' });
+    expect(c.clickhouse).toEqual({
+      url: 'http://ch:8123',
+      database: 'analytics',
+      cluster: 'tally_prod',
+      readTimeoutMs: 30_000,
+    });
   });
 
   it('is refused without CLICKHOUSE_URL: the embedded engine is one node', () => {

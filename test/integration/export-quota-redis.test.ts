@@ -149,9 +149,10 @@ describe.skipIf(skip)('export quota shared by replicas through Redis', () => {
     const { answers, counts } = await burst(replicas, alice, 30);
     expect(counts).toEqual({ 202: 10, 429: 20 });
     await view.settled();
-    // Both replicas admitted some: the shared step, not one replica, decided.
-    const byReplica = [0, 1].map((r) => answers.filter((a, i) => i % 2 === r && a.status === 202).length);
-    expect(byReplica.every((n) => n > 0)).toBe(true);
+    // Both replicas answered their half. (Which one admitted how many is a race: CI once saw one replica take
+    // all 10, which the shared count allows; the control above shows what the replicas do without it.)
+    const byReplica = [0, 1].map((r) => answers.filter((_a, i) => i % 2 === r).length);
+    expect(byReplica).toEqual([15, 15]);
     const refused = answers.find((a) => a.status === 429) as Response;
     expect(Number(refused.headers.get('retry-after'))).toBe(secondsToUtcMidnight(nowMs));
     expect(await refused.json()).toEqual({

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Unavailable } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
 import { redisReady } from '../middleware/rate-limit-redis.ts';
 
 /** What an attempt claim is for: an export job (ExportWorker) or a webhook delivery (WebhookDispatcher). */
@@ -147,4 +148,42 @@ export class RedisClaims implements ClaimStore {
 /** Redis takes whole milliseconds, at least one. */
 function ttl(ms: number): number {
   return Math.max(1, Math.ceil(ms));
+}
+
+/**
+ * Takes attempts of one kind for one worker or dispatcher (`owner`), through the shared store when there is
+ * one (always granted without). A store that does not answer grants nothing, with one warning per outage:
+ * claiming without it could run a job or send a webhook twice.
+ */
+export class AttemptGuard {
+  private down = false;
+
+  constructor(
+    private readonly kind: ClaimKind,
+    private readonly store: ClaimStore | undefined,
+    private readonly owner: string,
+    private readonly logger: Logger,
+    /** How the logs name the caller and what it claims, e.g. ['export worker', 'job']. */
+    private readonly names: readonly [who: string, what: string],
+  ) {}
+
+  async take(id: string, attempt: number, ttlMs: number): Promise<boolean> {
+    if (!this.store) return true;
+    const [who, what] = this.names;
+    try {
+      const won = await this.store.claim(this.kind, id, attempt, this.owner, ttlMs);
+      if (this.down) this.logger.info(`${who}: the claim store (Redis) answers again`);
+      this.down = false;
+      return won;
+    } catch (err) {
+      if (!this.down) {
+        this.logger.warn(
+          { err },
+          `${who}: the claim store (Redis) does not answer; claiming no ${what} until it does`,
+        );
+      }
+      this.down = true;
+      return false;
+    }
+  }
 }

@@ -22,7 +22,7 @@ import type { BuiltQuery } from '../../clickhouse/queries/query.ts';
 import { retainedStart } from '../../clickhouse/retention.ts';
 import type { SelfLog } from '../../clickhouse/self-log.ts';
 import type { Logger } from '../../core/logger.ts';
-import type { ClaimStore } from './claims.ts';
+import { AttemptGuard, type ClaimStore } from './claims.ts';
 import { KeyedMutex } from './lock.ts';
 import type { ExportStore } from './store.ts';
 import type { ExportSource } from './stream.ts';
@@ -81,13 +81,14 @@ export class ExportWorker {
   private wake: (() => void) | undefined;
   private current: AbortController | undefined;
   private lastSweep = 0;
-  /** The claim store failed at the last try (its warning is logged once per outage). */
-  private claimsDown = false;
+  /** Attempts taken in the shared claim store (RATE_LIMIT_REDIS_URL), before a claim row is written. */
+  private readonly attempts: AttemptGuard;
   // schedules (issue 9): told of each job that reached completed or failed, so its webhook can fire.
   private readonly finished = new Set<(job: ExportJob) => void>();
 
   constructor(private readonly o: WorkerOptions) {
     this.id = o.workerId ?? `worker-${randomUUID()}`;
+    this.attempts = new AttemptGuard('export', o.claims, this.id, o.logger, ['export worker', 'job']);
     this.leaseMs = o.leaseMs ?? 30_000;
     this.maxAttempts = o.maxAttempts ?? 3;
     this.fileTtlMs = o.fileTtlMs ?? 24 * 3600_000;
@@ -184,7 +185,7 @@ export class ExportWorker {
         const now = this.now();
         const job = await nextClaimableJob(this.o.ch, now);
         if (!job) return undefined;
-        if (!(await this.takeAttempt(job.job_id, job.attempts + 1))) return undefined;
+        if (!(await this.attempts.take(job.job_id, job.attempts + 1, this.leaseMs))) return undefined;
         if (job.status === 'processing' && job.attempts >= this.maxAttempts) {
           await this.fail(
             job,
@@ -210,31 +211,6 @@ export class ExportWorker {
     if (!claimed) return undefined;
     const seen = await getJob(this.o.ch, claimed.job_id);
     return seen?.lease_owner === this.id && seen.version === claimed.version ? claimed : undefined;
-  }
-
-  /**
-   * Takes attempt `attempt` of a job in the shared claim store (always true without one). False when another
-   * worker has it, or when the store does not answer: then nothing is claimed (a warning once per outage), as
-   * claiming without it could run a job twice.
-   */
-  private async takeAttempt(jobId: string, attempt: number): Promise<boolean> {
-    const claims = this.o.claims;
-    if (!claims) return true;
-    try {
-      const won = await claims.claim('export', jobId, attempt, this.id, this.leaseMs);
-      if (this.claimsDown) this.o.logger.info('export worker: the claim store (Redis) answers again');
-      this.claimsDown = false;
-      return won;
-    } catch (err) {
-      if (!this.claimsDown) {
-        this.o.logger.warn(
-          { err },
-          'export worker: the claim store (Redis) does not answer; claiming no job until it does',
-        );
-      }
-      this.claimsDown = true;
-      return false;
-    }
   }
 
   private async execute(job: ExportJob): Promise<void> {

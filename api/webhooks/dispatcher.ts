@@ -20,7 +20,7 @@ import {
 } from '../../clickhouse/queries/webhook-deliveries.ts';
 import type { SelfLog } from '../../clickhouse/self-log.ts';
 import type { Logger } from '../../core/logger.ts';
-import type { ClaimStore } from '../exports/claims.ts';
+import { AttemptGuard, type ClaimStore } from '../exports/claims.ts';
 import type { KeyedMutex } from '../exports/lock.ts';
 import { processClaimLock } from '../exports/worker.ts';
 import type { WebhookAllowList } from './allow-list.ts';
@@ -104,11 +104,12 @@ export class WebhookDispatcher {
   private loop: Promise<void> | undefined;
   private readonly sleepers = new Set<() => void>();
   private readonly timers = new Set<NodeJS.Timeout>();
-  /** The claim store failed at the last try (its warning is logged once per outage). */
-  private claimsDown = false;
+  /** Attempts taken in the shared claim store (RATE_LIMIT_REDIS_URL), before a claim row is written. */
+  private readonly attempts: AttemptGuard;
 
   constructor(private readonly o: WebhookOptions) {
     this.id = o.dispatcherId ?? `webhooks-${randomUUID()}`;
+    this.attempts = new AttemptGuard('webhook', o.claims, this.id, o.logger, ['webhooks', 'delivery']);
     this.now = o.now ?? Date.now;
     this.retryForMs = o.retryForMs ?? 3_600_000;
     this.timeoutMs = o.timeoutMs ?? 10_000;
@@ -239,7 +240,7 @@ export class WebhookDispatcher {
       const [due] = await dueDeliveries(this.o.ch, now, now - this.retryForMs, 1);
       if (!due) return undefined;
       const current = due.delivery ?? firstVersion(due, now);
-      if (!(await this.takeAttempt(current.job_id, current.attempts + 1))) return undefined;
+      if (!(await this.attempts.take(current.job_id, current.attempts + 1, this.leaseMs))) return undefined;
       const next: WebhookDelivery = {
         ...current,
         lease_owner: this.id,
@@ -254,31 +255,6 @@ export class WebhookDispatcher {
     if (this.settleMs > 0) await new Promise((r) => setTimeout(r, this.settleMs));
     const seen = await getDelivery(this.o.ch, claimed.job_id);
     return seen?.lease_owner === this.id && seen.version === claimed.version ? claimed : 'lost';
-  }
-
-  /**
-   * Takes attempt `attempt` of a delivery in the shared claim store (always true without one). False when
-   * another dispatcher has it, or when the store does not answer: then nothing is claimed (a warning once per
-   * outage), as claiming without it could send a webhook twice.
-   */
-  private async takeAttempt(jobId: string, attempt: number): Promise<boolean> {
-    const claims = this.o.claims;
-    if (!claims) return true;
-    try {
-      const won = await claims.claim('webhook', jobId, attempt, this.id, this.leaseMs);
-      if (this.claimsDown) this.o.logger.info('webhooks: the claim store (Redis) answers again');
-      this.claimsDown = false;
-      return won;
-    } catch (err) {
-      if (!this.claimsDown) {
-        this.o.logger.warn(
-          { err },
-          'webhooks: the claim store (Redis) does not answer; claiming no delivery until it does',
-        );
-      }
-      this.claimsDown = true;
-      return false;
-    }
   }
 
   /** One attempt of a claimed delivery (or none, when it cannot be made), and its outcome recorded. */

@@ -21,7 +21,8 @@ import type { EventSink } from '../core/sink.ts';
 import { Ingester } from '../ingest/consumer.ts';
 import { createDirectSink } from '../ingest/direct.ts';
 import { connectAdmin, createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
-import { createKafkaSink } from '../ingest/producer.ts';
+import { createKafkaSink, PartitionMap } from '../ingest/producer.ts';
+import { StoredWatcher } from '../ingest/stored-wait.ts';
 
 /** Loads the configuration or exits with every problem listed. */
 export function configOrExit(env: NodeJS.ProcessEnv = process.env): Config {
@@ -62,19 +63,32 @@ export async function createSink(
 ): Promise<EventSink & Stoppable> {
   if (!config.kafka.brokers) return { ...createDirectSink(ch), stop: async () => undefined };
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-api', logger });
+  // The admin client stays: partition metadata for publishes, and the group's committed offsets for
+  // read-your-writes (`wait=stored`).
   const admin = await connectAdmin(kafka, config.kafka.brokers);
   try {
     await ensureTopics(admin, [config.kafka.topicSessions, config.kafka.topicLogs]);
-  } finally {
+  } catch (err) {
     await admin.disconnect();
+    throw err;
   }
   const producer = createProducer(kafka);
   await producer.connect();
-  const sink = createKafkaSink(producer, {
-    sessions: config.kafka.topicSessions,
-    logs: config.kafka.topicLogs,
-  });
-  return { ...sink, stop: () => producer.disconnect() };
+  const watcher = new StoredWatcher(admin, config.kafka.groupId);
+  const sink = createKafkaSink(
+    producer,
+    { sessions: config.kafka.topicSessions, logs: config.kafka.topicLogs },
+    new PartitionMap(admin),
+    watcher,
+  );
+  return {
+    ...sink,
+    stop: async () => {
+      watcher.close();
+      await producer.disconnect();
+      await admin.disconnect();
+    },
+  };
 }
 
 export async function startIngester(config: Config, ch: ClickHouse, logger: Logger): Promise<Ingester> {

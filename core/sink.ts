@@ -8,7 +8,14 @@ export interface IncomingEvent {
   event: ParsedEvent;
 }
 
+/** What a write leaves behind: a way to wait until its events are queryable (read-your-writes). */
+export interface WriteReceipt {
+  /** Resolves with 0 once every event is queryable, or after `timeoutMs` with how many are still pending. */
+  waitStored(timeoutMs: number): Promise<number>;
+}
+
 export interface EventSink {
   readonly kind: 'clickhouse' | 'kafka';
-  write(events: readonly IncomingEvent[]): Promise<void>;
+  /** Resolves once the events are durable (inserted, or acknowledged by every in-sync replica). */
+  write(events: readonly IncomingEvent[]): Promise<WriteReceipt>;
 }

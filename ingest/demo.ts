@@ -4,13 +4,15 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEvent } from '../core/events.ts';
-import type { EventSink, IncomingEvent } from '../core/sink.ts';
+import type { EventSink, IncomingEvent, WriteReceipt } from '../core/sink.ts';
 import { generateEvents } from './loadgen/generate.ts';
 
 export const DEMO_EVENTS = 60_000;
 export const DEMO_SEED = 2026;
+/** How long `npm run demo` waits for its events to be stored through Kafka before it says they are not. */
+export const DEMO_WAIT_MS = 60_000;
 
-export interface DemoResult {
+export interface DemoResult extends WriteReceipt {
   loaded: boolean;
   events: number;
   start: string;
@@ -33,21 +35,31 @@ export async function loadDemo(
 ): Promise<DemoResult> {
   const marker = join(dataDir, 'demo-loaded');
   const start = demoStart(nowMs);
-  if (existsSync(marker)) return { loaded: false, events: 0, start };
+  if (existsSync(marker)) return { loaded: false, events: 0, start, waitStored: async () => 0 };
   let batch: IncomingEvent[] = [];
   let events = 0;
+  const receipts: WriteReceipt[] = [];
   for (const raw of generateEvents({ events: DEMO_EVENTS, seed: DEMO_SEED, start, days: 30 })) {
     const r = parseEvent(raw, nowMs);
     if (!r.ok) continue;
     batch.push({ raw, event: r.event });
     if (batch.length >= 10_000) {
-      await sink.write(batch);
+      receipts.push(await sink.write(batch));
       events += batch.length;
       batch = [];
     }
   }
-  if (batch.length > 0) await sink.write(batch);
+  if (batch.length > 0) receipts.push(await sink.write(batch));
   events += batch.length;
+  // Durable from here (inserted, or acknowledged by Kafka): a restart must not load the month twice.
   writeFileSync(marker, `${new Date(nowMs).toISOString()} ${events} events from ${start}\n`);
-  return { loaded: true, events, start };
+  return {
+    loaded: true,
+    events,
+    start,
+    async waitStored(timeoutMs) {
+      const pending = await Promise.all(receipts.map((r) => r.waitStored(timeoutMs)));
+      return pending.reduce((a, b) => a + b, 0);
+    },
+  };
 }

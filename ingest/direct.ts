@@ -3,7 +3,10 @@
 import { createHash } from 'node:crypto';
 import type { ClickHouse } from '../clickhouse/client.ts';
 import { type EventRows, insertEvents } from '../clickhouse/inserts.ts';
-import type { EventSink, IncomingEvent } from '../core/sink.ts';
+import type { EventSink, IncomingEvent, WriteReceipt } from '../core/sink.ts';
+
+/** An insert is queryable once it returns: nothing to wait for. */
+const STORED: WriteReceipt = { waitStored: async () => 0 };
 
 export function createDirectSink(ch: ClickHouse): EventSink {
   return {
@@ -16,6 +19,7 @@ export function createDirectSink(ch: ClickHouse): EventSink {
       }
       const token = `http/${createHash('sha256').update(JSON.stringify(rows)).digest('hex')}`;
       await insertEvents(ch, rows, token);
+      return STORED;
     },
   };
 }

@@ -22,6 +22,7 @@ export type {
   Producer,
 } from 'kafkajs';
 export type { Kafka };
+export { Partitioners };
 
 export interface KafkaOptions {
   brokers: readonly string[];

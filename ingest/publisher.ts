@@ -69,11 +69,12 @@ export async function createPublisher(config: Config, logger: Logger): Promise<P
     await producer.connect();
     return {
       target: `Kafka ${config.kafka.brokers.join(',')}`,
-      send: (lines) =>
-        publish(
+      send: async (lines) => {
+        await publish(
           producer,
           lines.map((value) => ({ ...route(tryParse(value), topics), value })),
-        ),
+        );
+      },
       close: () => producer.disconnect(),
     };
   }

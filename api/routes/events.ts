@@ -10,17 +10,36 @@ import type { EventSink, IncomingEvent } from '../../core/sink.ts';
 import { readBodyText } from '../body.ts';
 import type { AppEnv, Identity } from '../env.ts';
 import { requireScope } from '../middleware/auth.ts';
-import { errorResponses, SECURITY } from '../params.ts';
+import { errorResponses, intParam, SECURITY } from '../params.ts';
 
 export const MAX_EVENTS = 10_000;
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
+/** How long `wait=stored` waits by default, and at most. */
+export const WAIT_STORED_DEFAULT_MS = 30_000;
+export const WAIT_STORED_MAX_MS = 120_000;
 
 const Accepted = z
   .object({
     accepted: z.number().int(),
     rejected: z.array(z.object({ index: z.number().int(), error: z.string() })),
+    pending: z.number().int().optional().openapi({
+      description: 'with wait=stored, when the wait ended first: accepted events not yet queryable',
+    }),
   })
   .openapi('EventsAccepted');
+
+const WaitQuery = z.object({
+  wait: z
+    .enum(['stored'], { error: 'must be stored' })
+    .optional()
+    .openapi({
+      param: { name: 'wait', in: 'query' },
+      description:
+        'stored: answer 200 only once every accepted event is queryable (read-your-writes); through Kafka, ' +
+        'once the ingesters have stored the produced offsets. Past wait_ms, 202 with `pending`.',
+    }),
+  wait_ms: intParam('wait_ms', 0, WAIT_STORED_MAX_MS, WAIT_STORED_DEFAULT_MS),
+});
 
 // The contract's events, for the OpenAPI document. The handler reads the body itself and names each item that
 // is not a valid event in `rejected` (still 202), so every schema below ends in "or anything else": it documents
@@ -121,6 +140,7 @@ const route = createRoute({
     'an event of another team, or a log event, is named in `rejected` and neither stored nor published.',
   security: SECURITY,
   request: {
+    query: WaitQuery,
     body: {
       required: true,
       content: {
@@ -139,8 +159,14 @@ const route = createRoute({
     },
   },
   responses: {
+    200: {
+      description: 'With wait=stored: every accepted event is queryable',
+      content: { 'application/json': { schema: Accepted } },
+    },
     202: {
-      description: 'Stored (or acknowledged by Kafka)',
+      description:
+        'Durable: stored, or acknowledged by Kafka and queryable within seconds (with wait=stored: the wait ended ' +
+        'first, `pending` says how many are not yet queryable)',
       content: { 'application/json': { schema: Accepted } },
     },
     ...errorResponses(400, 401, 403, 413, 429, 500, 503),
@@ -200,6 +226,12 @@ export function eventRoutes(sink: EventSink) {
   // content type is taken (producers rarely label NDJSON correctly).
   app.openAPIRegistry.registerPath(route);
   app.post('/events', requireScope('write:events'), async (c) => {
+    // Parameters before the body: a request with a bad one is refused without reading it.
+    const query = WaitQuery.safeParse(c.req.query());
+    if (!query.success) {
+      const issue = query.error.issues[0];
+      throw new ValidationError(String(issue?.path[0] ?? 'query'), issue?.message ?? 'is invalid');
+    }
     const values = parseBody(await readBodyText(c.req.raw, MAX_BODY_BYTES));
     const identity = c.get('identity');
     const now = Date.now();
@@ -222,8 +254,12 @@ export function eventRoutes(sink: EventSink) {
       seen.add(r.event.row.event_id);
       good.push({ raw, event: r.event });
     });
-    if (good.length > 0) await sink.write(good);
-    return c.json({ accepted: values.length - rejected.length, rejected }, 202);
+    const accepted = values.length - rejected.length;
+    const receipt = good.length > 0 ? await sink.write(good) : undefined;
+    if (query.data.wait !== 'stored') return c.json({ accepted, rejected }, 202);
+    const pending = (await receipt?.waitStored(query.data.wait_ms ?? WAIT_STORED_DEFAULT_MS)) ?? 0;
+    if (pending === 0) return c.json({ accepted, rejected }, 200);
+    return c.json({ accepted, rejected, pending }, 202);
   });
   return app;
 }

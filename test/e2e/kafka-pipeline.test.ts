@@ -15,7 +15,8 @@ import { DLQ_HEADERS } from '../../ingest/dlq.ts';
 import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { generateDataset, invalidExamples } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
-import { createKafkaSink, publish, route } from '../../ingest/producer.ts';
+import { createKafkaSink, PartitionMap, publish, route } from '../../ingest/producer.ts';
+import { StoredWatcher } from '../../ingest/stored-wait.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { dropTopics } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
@@ -88,7 +89,7 @@ describe('Kafka → ingester → ClickHouse rollups → usage summary', () => {
 
     const app = createApp({
       ch: engine.ch,
-      sink: createKafkaSink(producer, topics),
+      sink: createKafkaSink(producer, topics, new PartitionMap(admin), new StoredWatcher(admin, groupId)),
       logger,
       auth: createAuthenticator({ secret: SECRET, issuer: undefined, audience: undefined }),
     });
@@ -191,5 +192,99 @@ describe('Kafka → ingester → ClickHouse rollups → usage summary', () => {
       format: 'JSONEachRow',
     });
     expect(Number((await rs.json<{ n: number }>())[0]?.n)).toBe(truth.countLogs({}));
+  });
+  it('POST /events?wait=stored answers 200 only once the events are in every answer (100 tries)', async () => {
+    // A team and days of their own, so each try's expected numbers are known exactly.
+    const team = uniqueName('rw-team');
+    const range = { start_date: '2001-03-01', end_date: '2001-03-31', team_id: team };
+    const waits: number[] = [];
+    for (let i = 1; i <= 100; i++) {
+      const day = `2001-03-${String(1 + (i % 28)).padStart(2, '0')}`;
+      const batch = [
+        {
+          event_id: `${team}-s${i}`,
+          type: 'session_start',
+          timestamp: `${day}T10:00:00Z`,
+          user_id: `${team}-u${i}`,
+          team_id: team,
+          service: 'rw',
+          session_id: `${team}-x${i}`,
+        },
+        {
+          event_id: `${team}-a${i}`,
+          type: 'activity',
+          timestamp: `${day}T10:01:00Z`,
+          user_id: `${team}-u${i}`,
+          team_id: team,
+          service: 'rw',
+        },
+      ];
+      const t0 = performance.now();
+      const res = await fetch(`${base}/events?wait=stored`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(batch),
+      });
+      waits.push(performance.now() - t0);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ accepted: 2, rejected: [] });
+      const summary = await get(`/reports/usage-summary?${new URLSearchParams(range)}`);
+      expect({ try: i, answer: await summary.json() }).toEqual({
+        try: i,
+        answer: { total_users: i, active_users: i, total_sessions: i },
+      });
+    }
+    waits.sort((a, b) => a - b);
+    console.log(
+      `wait=stored through Kafka: median ${waits[49]?.toFixed(0)} ms, p99 ${waits[98]?.toFixed(0)} ms (100 requests)`,
+    );
+  });
+
+  it('wait=stored gives up after wait_ms with 202 and what is pending; bad values are 400', async () => {
+    // A watcher of a group that nothing consumes for: the wait can only end by its bound.
+    const idle = createApp({
+      ch: engine.ch,
+      sink: createKafkaSink(
+        producer,
+        topics,
+        new PartitionMap(admin),
+        new StoredWatcher(admin, uniqueName('idle')),
+      ),
+      logger,
+      auth: createAuthenticator({ secret: SECRET, issuer: undefined, audience: undefined }),
+    });
+    const post = (qs: string, body: unknown[]) =>
+      idle.request(`/events${qs}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const ev = (n: number) => ({
+      event_id: uniqueName(`pending-${n}`),
+      type: 'activity',
+      timestamp: '2001-04-01T00:00:00Z',
+      user_id: `p${n}`,
+      team_id: 'pending',
+      service: 'rw',
+    });
+    const t0 = Date.now();
+    const res = await post('?wait=stored&wait_ms=400', [ev(1), ev(2), ev(3), 'not an event']);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({
+      accepted: 3,
+      rejected: [{ index: 3, error: expect.any(String) }],
+      pending: 3,
+    });
+    for (const [qs, field] of [
+      ['?wait=soon', 'wait'],
+      ['?wait=stored&wait_ms=-1', 'wait_ms'],
+      ['?wait=stored&wait_ms=999999999', 'wait_ms'],
+      ['?wait=stored&wait_ms=1.5', 'wait_ms'],
+    ] as const) {
+      const r = await post(qs, [ev(4)]);
+      expect(r.status, qs).toBe(400);
+      expect(((await r.json()) as { message: string }).message, qs).toMatch(new RegExp(`^${field}: `));
+    }
   });
 });

@@ -14,7 +14,8 @@ import type { EventSink } from '../../core/sink.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
-import { createKafkaSink } from '../../ingest/producer.ts';
+import { createKafkaSink, PartitionMap } from '../../ingest/producer.ts';
+import { StoredWatcher } from '../../ingest/stored-wait.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { dropTopics } from '../helpers/ingest.ts';
 import { testKafka, uniqueName } from '../helpers/kafka.ts';
@@ -169,7 +170,9 @@ describe('POST /events and team-bound credentials', () => {
     });
 
     it('publishes the own-team event only; an unbound caller publishes all', async () => {
-      const app = appWith(createKafkaSink(producer, topics));
+      const app = appWith(
+        createKafkaSink(producer, topics, new PartitionMap(admin), new StoredWatcher(admin, 'unused')),
+      );
       const mixed = JSON.stringify([usage('k-1', 't2'), usage('k-2', 't1'), log('k-3'), usage('k-4', 't3')]);
       const res = await send(app, { authorization: `Bearer ${tokens.bound}` }, mixed);
       expect(res.status).toBe(202);

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { serviceEnv } from '../helpers/service.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'tally-start-'));
@@ -27,10 +28,7 @@ interface Started {
 }
 
 async function start(port: number): Promise<Started> {
-  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn' };
-  delete env.KAFKA_BROKERS;
-  delete env.CLICKHOUSE_URL;
-  delete env.AUTH_JWT_SECRET;
+  const env = serviceEnv({ DATA_DIR: dataDir, PORT: String(port) });
   const t0 = Date.now();
   const child = spawn('npm', ['start', '--silent'], {
     env,

@@ -52,6 +52,8 @@ describe(`ingester killed ${KILLS} times with SIGKILL while ${EVENTS} events str
     // Most kills then land between a batch's insert and its commit: the case that needs the batch re-formed.
     TALLY_TEST_COMMIT_DELAY_MS: '150',
     AUTH_JWT_SECRET: 'crash-test-secret-crash-test-secret-0123',
+    // The service reads the engine this test reads: a server when the runner names one.
+    ...(process.env.CLICKHOUSE_URL ? { CLICKHOUSE_URL: process.env.CLICKHOUSE_URL } : {}),
   };
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 

@@ -1,6 +1,8 @@
 // Kafka for tests: the broker provisioned by the global setup, unique topic and group names per test file,
 // and a way to tell when a consumer group has caught up with everything published.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { inject } from 'vitest';
 import { type Admin, createKafka, type Kafka } from '../../ingest/kafka.ts';
 
@@ -9,8 +11,35 @@ export function testKafka(clientId = 'tally-test'): { kafka: Kafka; brokers: str
   return { kafka: createKafka({ brokers, clientId }), brokers };
 }
 
+/** The test file that called, from the stack: the name registry's owner of a name. */
+function callingTestFile(): string {
+  const frame = new Error().stack?.split('\n').find((l) => /\.test\.ts:\d+/.test(l));
+  const path = frame?.match(/(?:file:\/\/)?(\/[^:()]+\.test\.ts)/)?.[1];
+  return path ? relative(process.cwd(), path) : `process ${process.pid}`;
+}
+
+/**
+ * A name of this test file's own (topic, consumer group, team): a random suffix, recorded for the run's check
+ * that no two test files share one (test/helpers/global-setup.ts).
+ */
 export function uniqueName(prefix: string): string {
-  return `${prefix}-${randomBytes(5).toString('hex')}`;
+  const name = `${prefix}-${randomBytes(5).toString('hex')}`;
+  let dir: string | undefined;
+  try {
+    dir = inject('kafkaNamesDir');
+  } catch {
+    dir = undefined; // the unit project has no global setup and no broker
+  }
+  if (dir) {
+    const testFile = callingTestFile();
+    const file = join(
+      dir,
+      `${createHash('sha1').update(testFile).digest('hex').slice(0, 12)}-${process.pid}.names`,
+    );
+    if (!existsSync(file)) writeFileSync(file, `${testFile}\n`);
+    appendFileSync(file, `${name}\n`);
+  }
+  return name;
 }
 
 /** True when the group's committed offsets reach the end of every partition of the topics. */

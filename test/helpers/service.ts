@@ -19,10 +19,34 @@ export interface Service {
   stderr: () => string;
 }
 
+/** What a spawned service inherits from the test runner: how to run programs, nothing that configures Tally. */
+const INHERITED = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ', 'SystemRoot'];
+
+/**
+ * The environment of a service a test spawns: exactly what the test gives, over the bare minimum to run. The
+ * runner's own `KAFKA_BROKERS`, `CLICKHOUSE_URL` or secrets never leak in (a service that silently joined the
+ * runner's Kafka on the default topics once consumed other tests' events). A service with Kafka must name its
+ * own topics and group.
+ */
+export function serviceEnv(env: Record<string, string>): Record<string, string> {
+  const base: Record<string, string> = { LOG_LEVEL: 'warn' };
+  for (const k of INHERITED) {
+    const v = process.env[k];
+    if (v !== undefined) base[k] = v;
+  }
+  if (env.KAFKA_BROKERS) {
+    const missing = ['KAFKA_TOPIC_SESSIONS', 'KAFKA_TOPIC_LOGS', 'KAFKA_GROUP_ID'].filter((k) => !env[k]);
+    if (missing.length > 0) {
+      throw new Error(`a test service with Kafka needs its own ${missing.join(', ')} (from uniqueName)`);
+    }
+  }
+  return { ...base, ...env };
+}
+
 export async function startService(env: Record<string, string>, args: string[] = []): Promise<Service> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts', ...args], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port) },
+    env: { ...serviceEnv(env), PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';

@@ -107,7 +107,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
       );
     }
     if (problems.length > 0) {
-      throw new Error(`Kafka names shared between test files:\n  ${problems.join('\n  ')}`);
+      // vitest reports an error thrown here but still exits 0: set the exit code as well.
+      process.exitCode = 1;
+      throw new Error(`Kafka names not kept apart by test files:\n  ${problems.join('\n  ')}`);
     }
   };
 }

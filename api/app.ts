@@ -2,9 +2,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { every } from 'hono/combine';
-import { createMiddleware } from 'hono/factory';
 import { type ClickHouse, forApiReads } from '../clickhouse/client.ts';
-import { PayloadTooLarge } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
 import type { AppEnv } from './env.ts';
@@ -12,6 +10,12 @@ import { createErrorHandler, jsonError } from './errors.ts';
 import type { ExportDeps } from './exports/deps.ts';
 import { httpMetrics } from './metrics.ts';
 import { type Authenticator, type AuthFailureReport, authenticate } from './middleware/auth.ts';
+import {
+  type BodyLimits,
+  bufferedBody,
+  declaredBodyLimit,
+  JSON_BODY_BYTES,
+} from './middleware/body-limit.ts';
 import { requestId } from './middleware/request-id.ts';
 import { downloadRoutes } from './routes/downloads.ts';
 import { eventRoutes, MAX_BODY_BYTES } from './routes/events.ts';
@@ -78,15 +82,12 @@ export function routeTable(
   };
 }
 
-// No route takes a body larger than POST /events does; the declared length is refused before any read
-// (POST /events also counts the bytes as they stream in, for bodies sent without a length).
-const declaredBodyLimit = createMiddleware(async (c, next) => {
-  const declared = Number(c.req.header('content-length') ?? '');
-  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
-    throw new PayloadTooLarge(`the body is larger than ${MAX_BODY_BYTES} bytes`);
-  }
-  await next();
-});
+/** The operations that take a body, and how large (api/middleware/body-limit.ts); every other takes none. */
+export const BODY_LIMITS: BodyLimits = {
+  'POST /events': MAX_BODY_BYTES,
+  'POST /reports/export': JSON_BODY_BYTES,
+  'POST /reports/export-schedules': JSON_BODY_BYTES,
+};
 
 /** The OpenAPI document's own fields; the paths come from the routes (api/routes/meta.ts completes them). */
 const DOCUMENT_INFO = {
@@ -122,7 +123,7 @@ export function createApp(deps: AppDeps) {
     }
     await next();
   });
-  app.use('*', declaredBodyLimit);
+  app.use('*', declaredBodyLimit(BODY_LIMITS));
   app.onError(createErrorHandler(deps.logger));
   // Only reached by a request the table let through that no handler took (not expected; kept as the backstop).
   app.notFound((c) => jsonError(c, 404, `no route ${c.req.method} ${c.req.path}`));
@@ -155,6 +156,8 @@ export function createApp(deps: AppDeps) {
   app.use('/reports/*', authed);
   app.use('/logs/*', authed);
   app.use('/events', authed);
+  // Bodies are read only past authentication; POST /events streams its own, bounded as it reads.
+  app.use('*', bufferedBody(BODY_LIMITS, ['POST /events']));
   app.route('/', usageRoutes(reads));
   app.route('/', timeseriesRoutes(reads));
   app.route('/', logRoutes(reads));
@@ -176,7 +179,7 @@ export function createApp(deps: AppDeps) {
   resolve = routeTable(app.openAPIRegistry.definitions);
   document = completeDocument(app.getOpenAPI31Document(DOCUMENT_INFO), {
     rateLimited: deps.rateLimit !== undefined,
-    maxBodyBytes: MAX_BODY_BYTES,
+    bodyLimits: BODY_LIMITS,
   });
   return app;
 }

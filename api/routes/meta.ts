@@ -7,6 +7,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../env.ts';
 import { STATUS_NAMES } from '../errors.ts';
 import { metricsText } from '../metrics.ts';
+import { type BodyLimits, bodyLimitOf } from '../middleware/body-limit.ts';
 import { START_PAGE } from './start-page.ts';
 
 const text = (description: string, type: string) => ({
@@ -147,8 +148,8 @@ const OPERATION_HEADERS: Record<string, Record<string, Record<string, HeaderObje
 export interface CompletionOptions {
   /** A rate limiter is installed: authenticated answers carry RateLimit-*. */
   rateLimited: boolean;
-  /** The largest body any route takes (a larger declared Content-Length is 413 anywhere). */
-  maxBodyBytes: number;
+  /** The body each operation takes, in bytes (api/middleware/body-limit.ts); one not listed takes none. */
+  bodyLimits: BodyLimits;
 }
 
 function errorResponse(doc: Document, status: number, description: string): ResponseObject {
@@ -164,10 +165,14 @@ function errorResponse(doc: Document, status: number, description: string): Resp
 /** A copy of the generated document with the app-wide headers and answers added to every operation. */
 export function completeDocument<T extends object>(generated: T, opts: CompletionOptions): T {
   const doc = structuredClone(generated) as Document;
-  const tooLarge = `the request declares a body over ${opts.maxBodyBytes} bytes`;
   for (const [path, operations] of Object.entries(doc.paths ?? {})) {
     for (const [method, op] of Object.entries(operations)) {
       const responses = op.responses ?? {};
+      const max = bodyLimitOf(opts.bodyLimits, method, path);
+      const tooLarge =
+        max === 0
+          ? 'this operation takes no body, and the request declares one (the connection is closed)'
+          : `the body is over ${max} bytes, declared or as it streams in (the connection is closed)`;
       responses['413'] ??= errorResponse(doc, 413, tooLarge);
       const secured = (op.security ?? []).some((s) => Object.keys(s).length > 0);
       for (const [status, response] of Object.entries(responses)) {

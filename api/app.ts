@@ -41,6 +41,8 @@ export interface AppDeps {
   exports?: ExportDeps;
   /** Scheduled exports; without them the schedule routes are not mounted. */
   schedules?: ScheduleDeps;
+  /** The per-address bound of unauthenticated downloads (api/middleware/client-limit.ts). */
+  downloadLimit?: MiddlewareHandler<AppEnv>;
 }
 
 /** Where a request goes: 'ok' (an operation serves it), the methods its path serves (405), or none (404). */
@@ -124,6 +126,7 @@ export function createApp(deps: AppDeps) {
     await next();
   });
   app.use('*', declaredBodyLimit(BODY_LIMITS));
+  if (deps.downloadLimit) app.use('/downloads/*', deps.downloadLimit);
   app.onError(createErrorHandler(deps.logger));
   // Only reached by a request the table let through that no handler took (not expected; kept as the backstop).
   app.notFound((c) => jsonError(c, 404, `no route ${c.req.method} ${c.req.path}`));

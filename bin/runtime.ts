@@ -6,6 +6,7 @@ import { JwksCache } from '../api/auth/jwks.ts';
 import { KeyRing } from '../api/auth/key-ring.ts';
 import type { ExportDeps } from '../api/exports/deps.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
+import { limitPerClient } from '../api/middleware/client-limit.ts';
 import { createRateLimit } from '../api/middleware/rate-limit.ts';
 import { RedisSlidingLogStore } from '../api/middleware/rate-limit-redis.ts';
 import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
@@ -117,6 +118,10 @@ export async function startApi(
     throw new Error(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
   const authLog = new SelfLog(deps.ch);
+  const downloadLimit = limitPerClient({
+    perMinute: config.security.downloadRateLimitPerMinute,
+    trustProxy: config.security.trustProxy,
+  });
   const app = createApp({
     ch: deps.ch,
     sink: deps.sink,
@@ -132,6 +137,7 @@ export async function startApi(
     }),
     rateLimit: createRateLimit({ policy, ...(limitStore ? { store: limitStore } : {}) }),
     onAuthFailure: recordAuthFailures(authLog),
+    downloadLimit,
     ...(deps.exports ? { exports: deps.exports } : {}),
     // schedules: mounted wherever exports are (the scheduler itself runs with the export workers).
     ...(deps.exports ? { schedules: scheduleDeps(config, deps.exports) } : {}),
@@ -144,6 +150,7 @@ export async function startApi(
         stop: async () => {
           await new Promise<void>((r) => server.close(() => r()));
           await limitStore?.shutdown();
+          downloadLimit.stop();
           await deps.exports?.admission.close();
           await authLog.close();
         },

@@ -108,10 +108,11 @@ export function downloadRoutes(deps: ExportDeps) {
     const { exp, kid, sig } = c.req.valid('query');
     const denied =
       'this download link is invalid or has expired; ask GET /reports/export/{job_id} for a new one';
-    const job = /^[0-9a-f-]{36}$/.test(job_id) ? await getJob(deps.ch, job_id) : undefined;
-    if (job?.status !== 'completed') throw new Forbidden(denied);
-    const check = verifyLink(deps.keys, job.job_id, job.user_id, { exp: Number(exp), kid, sig }, now());
-    if (check !== 'ok' || job.expires_at <= now()) throw new Forbidden(denied);
+    // The signature and expiry first: a forged or stale link never reaches the storage.
+    const check = verifyLink(deps.keys, job_id, { exp: Number(exp), kid, sig }, now());
+    if (check !== 'ok' || !/^[0-9a-f-]{36}$/.test(job_id)) throw new Forbidden(denied);
+    const job = await getJob(deps.ch, job_id);
+    if (job?.status !== 'completed' || job.expires_at <= now()) throw new Forbidden(denied);
     const size = deps.store.size(job.file_name);
     if (size === undefined) throw new Forbidden(denied);
     const range = parseRange(c.req.header('range'), size);

@@ -122,7 +122,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** The absolute signed link of a completed job, valid for the TTL (never past the file's own expiry). */
 export function downloadUrl(deps: ExportDeps, job: ExportJob, nowMs: number): string {
   const exp = Math.min(Math.floor(nowMs / 1000) + deps.urlTtlSeconds, Math.floor(job.expires_at / 1000));
-  const link = signLink(deps.keys, job.job_id, job.user_id, exp);
+  const link = signLink(deps.keys, job.job_id, exp);
   const q = new URLSearchParams({ exp: String(link.exp), kid: link.kid, sig: link.sig });
   return `${deps.publicBaseUrl}/downloads/${job.job_id}?${q.toString()}`;
 }

@@ -17,6 +17,7 @@ import {
   JSON_BODY_BYTES,
 } from './middleware/body-limit.ts';
 import { requestId } from './middleware/request-id.ts';
+import { docsRoutes } from './routes/docs.ts';
 import { downloadRoutes } from './routes/downloads.ts';
 import { eventRoutes, MAX_BODY_BYTES } from './routes/events.ts';
 import { exportRoutes } from './routes/exports.ts';
@@ -27,6 +28,7 @@ import { scheduleRoutes } from './routes/schedules.ts';
 import { timeseriesRoutes } from './routes/timeseries.ts';
 import { usageRoutes } from './routes/usage.ts';
 import type { ScheduleDeps } from './schedules/deps.ts';
+import { securityHeaders } from './security-headers.ts';
 
 export interface AppDeps {
   ch: ClickHouse;
@@ -109,6 +111,7 @@ const DOCUMENT_INFO = {
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>();
   app.use('*', requestId);
+  app.use('*', securityHeaders);
   app.use('*', httpMetrics);
   // The route and the method are settled before anything else, credentials included: an unknown path is 404
   // and a wrong method 405 for everyone, and authentication only ever runs for an operation that exists.
@@ -137,6 +140,7 @@ export function createApp(deps: AppDeps) {
   const exportsDeps = deps.exports ? { ...deps.exports, ch: forApiReads(deps.exports.ch) } : undefined;
 
   app.route('/', healthRoutes(reads));
+  app.route('/', docsRoutes());
   app.route(
     '/',
     metaRoutes(() => document),

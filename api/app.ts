@@ -16,6 +16,7 @@ import {
   declaredBodyLimit,
   JSON_BODY_BYTES,
 } from './middleware/body-limit.ts';
+import { corsFor } from './middleware/cors.ts';
 import { requestId } from './middleware/request-id.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { downloadRoutes } from './routes/downloads.ts';
@@ -43,6 +44,8 @@ export interface AppDeps {
   exports?: ExportDeps;
   /** Scheduled exports; without them the schedule routes are not mounted. */
   schedules?: ScheduleDeps;
+  /** Browser origins allowed to call the API (CORS_ALLOWED_ORIGINS); none by default. */
+  corsOrigins?: readonly string[];
   /** The per-address bound of unauthenticated downloads (api/middleware/client-limit.ts). */
   downloadLimit?: MiddlewareHandler<AppEnv>;
 }
@@ -112,6 +115,7 @@ export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>();
   app.use('*', requestId);
   app.use('*', securityHeaders);
+  if (deps.corsOrigins && deps.corsOrigins.length > 0) app.use('*', corsFor(deps.corsOrigins));
   app.use('*', httpMetrics);
   // The route and the method are settled before anything else, credentials included: an unknown path is 404
   // and a wrong method 405 for everyone, and authentication only ever runs for an operation that exists.

@@ -138,6 +138,7 @@ export async function startApi(
     rateLimit: createRateLimit({ policy, ...(limitStore ? { store: limitStore } : {}) }),
     onAuthFailure: recordAuthFailures(authLog),
     downloadLimit,
+    corsOrigins: config.security.corsAllowedOrigins,
     ...(deps.exports ? { exports: deps.exports } : {}),
     // schedules: mounted wherever exports are (the scheduler itself runs with the export workers).
     ...(deps.exports ? { schedules: scheduleDeps(config, deps.exports) } : {}),

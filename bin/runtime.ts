@@ -19,6 +19,13 @@ import { SelfLog } from '../clickhouse/self-log.ts';
 import { type Config, ConfigError, loadConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
+import {
+  claimDataDir,
+  dataDirFailure,
+  listenFailure,
+  StartupError,
+  storageFailure,
+} from '../core/startup.ts';
 import { Ingester } from '../ingest/consumer.ts';
 import { createDirectSink } from '../ingest/direct.ts';
 import { connectAdmin, createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
@@ -37,15 +44,39 @@ export function configOrExit(env: NodeJS.ProcessEnv = process.env): Config {
   }
 }
 
+/**
+ * Runs one start-up step; a failure the operator can fix (core/startup.ts) ends the process with one line on
+ * stderr naming the variable, exit code 1. Anything else is a bug and keeps its stack.
+ */
+export async function orExit<T>(config: Config, step: () => T | Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    const known = err instanceof StartupError ? err : dataDirFailure(err, config.dataDir);
+    if (!known) throw err;
+    process.stderr.write(`tally: ${known.message}\n`);
+    process.exit(1);
+  }
+}
+
 export async function openStorage(config: Config, logger: Logger): Promise<ClickHouse> {
-  const ch = await openClickHouse({
-    url: config.clickhouse.url,
-    database: config.clickhouse.database,
-    dataDir: config.dataDir,
-    cluster: config.clickhouse.cluster,
-    readTimeoutMs: config.clickhouse.readTimeoutMs,
+  // The embedded engine takes one process per data directory: a second one is told so in one line.
+  if (!config.clickhouse.url) claimDataDir(config.dataDir);
+  let ch: ClickHouse;
+  try {
+    ch = await openClickHouse({
+      url: config.clickhouse.url,
+      database: config.clickhouse.database,
+      dataDir: config.dataDir,
+      cluster: config.clickhouse.cluster,
+      readTimeoutMs: config.clickhouse.readTimeoutMs,
+    });
+  } catch (err) {
+    throw storageFailure(err, config.clickhouse.url) ?? err;
+  }
+  const applied = await migrate(ch).catch((err: unknown) => {
+    throw storageFailure(err, config.clickhouse.url) ?? err;
   });
-  const applied = await migrate(ch);
   if (applied.length > 0) logger.info({ applied }, 'clickhouse: migrations applied');
   await applyRetention(ch, config.retentionDays);
   return ch;
@@ -115,7 +146,7 @@ export async function startApi(
   } catch (err) {
     await limitStore?.shutdown();
     await deps.exports?.admission.close();
-    throw new Error(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
+    throw new StartupError(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
   const authLog = new SelfLog(deps.ch);
   const downloadLimit = limitPerClient({
@@ -157,7 +188,7 @@ export async function startApi(
         },
       });
     });
-    server.once('error', reject);
+    server.once('error', (err) => reject(listenFailure(err, config.host, config.port) ?? err));
   });
 }
 

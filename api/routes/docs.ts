@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { NotFound } from '../../core/errors.ts';
 import type { AppEnv } from '../env.ts';
+import { errorResponses } from '../params.ts';
 import { pagePolicy } from '../security-headers.ts';
 
 const DIST = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
@@ -70,7 +71,7 @@ const file = createRoute({
       description: 'The file',
       content: { 'text/css': { schema: z.string() }, 'text/javascript': { schema: z.string() } },
     },
-    404: { description: 'No such file' },
+    ...errorResponses(404),
   },
 });
 

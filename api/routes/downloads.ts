@@ -30,7 +30,9 @@ const route = createRoute({
   path: '/downloads/{job_id}',
   summary: 'Download a completed export through its signed link (no other auth)',
   description:
-    'The download_url of GET /reports/export/{job_id}. A tampered, foreign or expired link is 403. ' +
+    'The download_url of GET /reports/export/{job_id}. A tampered, foreign or expired link is 403 (the ' +
+    'signature is checked before any lookup). At most DOWNLOAD_RATE_LIMIT_PER_MINUTE requests per client ' +
+    'address in any minute (429 with Retry-After). ' +
     'Range: bytes=a-b (one range) answers 206; a range past the end 416.',
   security: [],
   request: {
@@ -73,7 +75,7 @@ const route = createRoute({
       headers: { 'Content-Range': { schema: { type: 'string' as const }, description: 'bytes */size' } },
       content: { 'application/json': { schema: ErrorSchema } },
     },
-    ...errorResponses(400, 403, 500, 503),
+    ...errorResponses(400, 403, 429, 500, 503),
   },
 });
 

@@ -12,7 +12,8 @@ label{display:flex;flex-direction:column;font-size:.85rem;color:#4a5568}
 input,button{font:inherit;padding:.3rem .5rem}button{cursor:pointer}
 .cards{display:flex;gap:1rem;flex-wrap:wrap}.card{flex:1;min-width:10rem;border:1px solid #d8dee9;border-radius:8px;padding:.8rem}
 .card b{display:block;font-size:1.8rem}.muted{color:#718096;font-size:.85rem}
-#chart{width:100%;height:180px;border:1px solid #d8dee9;border-radius:8px}
+#chart{width:100%;height:auto;border:1px solid #d8dee9;border-radius:8px}
+#chart text{font:11px system-ui,sans-serif;fill:#4a5568}#chart .axis{stroke:#a0aec0;stroke-width:1}#chart .grid{stroke:#edf2f7;stroke-width:1}
 table{border-collapse:collapse;width:100%;font-size:.85rem}td,th{border-bottom:1px solid #e2e8f0;padding:.3rem;text-align:left;vertical-align:top}
 #status{min-height:1.2rem}.error{color:#b42318}
 </style></head>
@@ -30,7 +31,7 @@ table{border-collapse:collapse;width:100%;font-size:.85rem}td,th{border-bottom:1
 <div class="card"><span class="muted">Sessions</span><b id="total_sessions">–</b></div>
 </div>
 <h2>Daily active users</h2>
-<svg id="chart" viewBox="0 0 600 180" preserveAspectRatio="none" aria-label="daily active users"></svg>
+<svg id="chart" viewBox="0 0 640 220" aria-label="daily active users, by UTC day"></svg>
 <h2>Latest errors</h2>
 <table><thead><tr><th>Time (UTC)</th><th>Service</th><th>Message</th></tr></thead><tbody id="errors"></tbody></table>
 <h2>Export</h2>
@@ -41,8 +42,9 @@ table{border-collapse:collapse;width:100%;font-size:.85rem}td,th{border-bottom:1
 const $ = (id) => document.getElementById(id);
 const day = (ms) => new Date(ms).toISOString().slice(0, 10);
 const today = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
-$('start').value = day(today - 30 * 864e5);
-$('end').value = day(today - 864e5);
+// The last 30 days, today included (today's numbers grow as events arrive).
+$('start').value = day(today - 29 * 864e5);
+$('end').value = day(today);
 $('token').value = sessionStorage.getItem('tally-token') || '';
 
 function headers() {
@@ -57,25 +59,40 @@ async function api(path, init) {
 }
 function text(tag, value) { const el = document.createElement(tag); el.textContent = value; return el; }
 
+// A line of daily active users with labelled axes: counts on the left (0, half, max), dates below (first,
+// middle, last day of the range), axis titles; each point names its day and count on hover.
 function drawChart(rows) {
   const svg = $('chart');
   svg.replaceChildren();
   const ns = 'http://www.w3.org/2000/svg';
+  const el = (tag, attrs, content) => {
+    const e = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (content !== undefined) e.textContent = content;
+    return svg.appendChild(e);
+  };
+  const left = 56, right = 624, top = 12, bottom = 176;
   const max = Math.max(1, ...rows.map((r) => r.active_users));
-  const step = rows.length > 1 ? 600 / (rows.length - 1) : 0;
-  const points = rows.map((r, i) => [i * step, 170 - (r.active_users / max) * 160]);
-  const line = document.createElementNS(ns, 'polyline');
-  line.setAttribute('points', points.map((p) => p.join(',')).join(' '));
-  line.setAttribute('fill', 'none');
-  line.setAttribute('stroke', '#2b6cb0');
-  line.setAttribute('stroke-width', '2');
-  svg.appendChild(line);
-  points.forEach(([x, y], i) => {
-    const dot = document.createElementNS(ns, 'circle');
-    dot.setAttribute('cx', x); dot.setAttribute('cy', y); dot.setAttribute('r', '2.5');
-    dot.setAttribute('fill', '#2b6cb0'); dot.setAttribute('class', 'point');
+  const x = (i) => (rows.length > 1 ? left + (i * (right - left)) / (rows.length - 1) : (left + right) / 2);
+  const y = (v) => bottom - (v / max) * (bottom - top);
+  for (const v of [0, Math.round(max / 2), max]) {
+    el('line', { x1: left, x2: right, y1: y(v), y2: y(v), class: v === 0 ? 'axis' : 'grid' });
+    el('text', { x: left - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'y-label' }, v.toLocaleString('en'));
+  }
+  el('line', { x1: left, x2: left, y1: top, y2: bottom, class: 'axis' });
+  const ticks = rows.length > 2 ? [0, Math.floor((rows.length - 1) / 2), rows.length - 1] : rows.map((_, i) => i);
+  for (const i of ticks) {
+    // The first and last labels lean inwards so that they stay inside the chart.
+    const anchor = ticks.length > 1 && i === 0 ? 'start' : ticks.length > 1 && i === rows.length - 1 ? 'end' : 'middle';
+    el('text', { x: x(i), y: bottom + 16, 'text-anchor': anchor, class: 'x-label' }, rows[i].period);
+  }
+  el('text', { x: (left + right) / 2, y: 214, 'text-anchor': 'middle' }, 'Day (UTC)');
+  el('text', { x: 14, y: (top + bottom) / 2, 'text-anchor': 'middle', transform: 'rotate(-90 14 ' + (top + bottom) / 2 + ')' }, 'Active users');
+  const points = rows.map((r, i) => [x(i), y(r.active_users)]);
+  el('polyline', { points: points.map((p) => p.join(',')).join(' '), fill: 'none', stroke: '#2b6cb0', 'stroke-width': '2' });
+  points.forEach(([px, py], i) => {
+    const dot = el('circle', { cx: px, cy: py, r: '2.5', fill: '#2b6cb0', class: 'point' });
     dot.appendChild(document.createElementNS(ns, 'title')).textContent = rows[i].period + ': ' + rows[i].active_users;
-    svg.appendChild(dot);
   });
 }
 

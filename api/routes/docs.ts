@@ -19,7 +19,9 @@ const ASSETS: Record<string, { type: string; file?: string; text?: string }> = {
   // The start-up script, a file of its own: the page's CSP has no inline script.
   'init.js': {
     type: 'text/javascript; charset=utf-8',
-    text: "window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true });\n",
+    text:
+      "const root = document.getElementById('swagger-ui');\n" +
+      "window.ui = SwaggerUIBundle({ url: root.dataset.url, dom_id: '#swagger-ui', deepLinking: true });\n",
   },
 };
 const cache = new Map<string, Buffer>();
@@ -39,7 +41,7 @@ export const DOCS_PAGE = `<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/docs/swagger-ui.css">
-</head><body><div id="swagger-ui"></div>
+</head><body><div id="swagger-ui" data-url="/openapi.json"></div>
 <script src="/docs/swagger-ui-bundle.js"></script>
 <script src="/docs/init.js"></script>
 </body></html>`;

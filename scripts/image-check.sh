@@ -52,4 +52,7 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 [ "$status" = 200 ] || { tail -20 "$work/run.log"; echo "image-check: /readyz answered ${status:-nothing} after 60 s"; exit 1; }
-echo "image-check: ${cmd[*]} answered /readyz 200 from production dependencies only ($(($(date +%s) - began)) s)"
+# /docs serves Swagger UI from a production dependency (swagger-ui-dist), not from a CDN.
+docs=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/docs/swagger-ui-bundle.js" || true)
+[ "$docs" = 200 ] || { echo "image-check: /docs/swagger-ui-bundle.js answered ${docs:-nothing}"; exit 1; }
+echo "image-check: ${cmd[*]} answered /readyz 200 (and /docs) from production dependencies only ($(($(date +%s) - began)) s)"

@@ -1,5 +1,6 @@
 // The dashboard at `/`: a static page (no framework, no server state) that asks for a token, then shows the
-// usage summary, daily active users, the latest error logs and an export button, all through the public API.
+// usage summary, daily active users, a team or service breakdown, the latest logs of a chosen severity and an
+// export button, all through the public API.
 export const START_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tally</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -32,8 +33,11 @@ table{border-collapse:collapse;width:100%;font-size:.85rem}td,th{border-bottom:1
 </div>
 <h2>Daily active users</h2>
 <svg id="chart" viewBox="0 0 640 220" aria-label="daily active users, by UTC day"></svg>
-<h2>Latest errors</h2>
-<table><thead><tr><th>Time (UTC)</th><th>Service</th><th>Message</th></tr></thead><tbody id="errors"></tbody></table>
+<h2>Breakdown by <select id="group" aria-label="break down by"><option value="team">team</option><option value="service">service</option></select></h2>
+<p class="muted">Per calendar month of the range (months clipped to it): distinct users and sessions.</p>
+<table><thead><tr><th>Month</th><th id="group-name">Team</th><th>Active users</th><th>Sessions</th></tr></thead><tbody id="breakdown"></tbody></table>
+<h2>Latest logs <select id="severity" aria-label="severity"><option value="error">errors</option><option value="warning">warnings</option><option value="info">info</option><option value="">all</option></select></h2>
+<table><thead><tr><th>Time (UTC)</th><th>Severity</th><th>Service</th><th>Message</th></tr></thead><tbody id="errors"></tbody></table>
 <h2>Export</h2>
 <button id="export" type="button">Export usage summary as CSV</button> <span id="export-status" class="muted"></span>
 <h2>Scheduled exports</h2>
@@ -106,19 +110,19 @@ async function show() {
     for (const k of ['total_users', 'active_users', 'total_sessions']) $(k).textContent = summary[k].toLocaleString('en');
     const series = await api('/reports/usage-timeseries?' + range + '&interval=day');
     drawChart(series.rows);
-    const tbody = $('errors');
-    tbody.replaceChildren();
-    try {
-      const logs = await api('/logs/system-events?severity=error&limit=10');
-      for (const e of logs.events) {
-        const tr = document.createElement('tr');
-        tr.append(text('td', e.timestamp.replace('T', ' ').replace('Z', '')), text('td', e.service), text('td', e.message));
-        tbody.appendChild(tr);
-      }
-      if (logs.events.length === 0) tbody.appendChild(text('tr', '')).appendChild(text('td', 'No errors.'));
-    } catch (err) {
-      tbody.appendChild(text('tr', '')).appendChild(text('td', 'Logs: ' + err.message));
+    const group = $('group').value;
+    $('group-name').textContent = group === 'team' ? 'Team' : 'Service';
+    const parts = await api('/reports/usage-timeseries?' + range + '&interval=month&group_by=' + group);
+    const breakdown = $('breakdown');
+    breakdown.replaceChildren();
+    for (const r of parts.rows) {
+      const tr = document.createElement('tr');
+      tr.append(text('td', r.period.slice(0, 7)), text('td', r[group + '_id'] ?? r[group]),
+        text('td', r.active_users.toLocaleString('en')), text('td', r.total_sessions.toLocaleString('en')));
+      breakdown.appendChild(tr);
     }
+    if (parts.rows.length === 0) breakdown.appendChild(text('tr', '')).appendChild(text('td', 'No usage in this range.'));
+    await showLogs();
     const sched = $('schedules');
     sched.replaceChildren();
     try {
@@ -136,6 +140,23 @@ async function show() {
   } catch (err) {
     $('status').textContent = err.message;
     $('status').className = 'error';
+  }
+}
+
+async function showLogs() {
+  const tbody = $('errors');
+  tbody.replaceChildren();
+  const severity = $('severity').value;
+  try {
+    const logs = await api('/logs/system-events?limit=10' + (severity ? '&severity=' + severity : ''));
+    for (const e of logs.events) {
+      const tr = document.createElement('tr');
+      tr.append(text('td', e.timestamp.replace('T', ' ').replace('Z', '')), text('td', e.severity), text('td', e.service), text('td', e.message));
+      tbody.appendChild(tr);
+    }
+    if (logs.events.length === 0) tbody.appendChild(text('tr', '')).appendChild(text('td', 'No logs.'));
+  } catch (err) {
+    tbody.appendChild(text('tr', '')).appendChild(text('td', 'Logs: ' + err.message));
   }
 }
 
@@ -166,6 +187,8 @@ async function exportCsv() {
 
 $('f').addEventListener('submit', (e) => { e.preventDefault(); show(); });
 $('export').addEventListener('click', exportCsv);
+$('severity').addEventListener('change', () => { if ($('token').value.trim()) showLogs(); });
+$('group').addEventListener('change', () => { if ($('token').value.trim()) show(); });
 if ($('token').value) show();
 </script></body></html>
 `;

@@ -95,6 +95,32 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless Chromium', () 
     expect(await page.textContent('#chart')).toContain('Day (UTC)');
     expect(await page.textContent('#chart')).toContain('Active users');
     expect(await page.locator('#errors tr').count()).toBe(10);
+    expect(await page.locator('#errors tr td:nth-child(2)').allTextContents()).toEqual(
+      Array(10).fill('error'),
+    );
+    // The breakdown: one row per (month, team), as the API answers it.
+    const byTeam = (await (
+      await fetch(`${service.base}/reports/usage-timeseries?${qs}&interval=month&group_by=team`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json()) as { rows: Array<{ team_id: string; active_users: number }> };
+    expect(byTeam.rows.length).toBeGreaterThan(1);
+    expect(await page.locator('#breakdown tr').count()).toBe(byTeam.rows.length);
+    expect(await page.textContent('#breakdown')).toContain(byTeam.rows[0]?.team_id ?? '?');
+    // Another severity: the table follows the select.
+    await page.selectOption('#severity', 'warning');
+    await page
+      .locator('#errors tr td:nth-child(2)', { hasText: 'warning' })
+      .first()
+      .waitFor({ timeout: 10_000 });
+    expect(new Set(await page.locator('#errors tr td:nth-child(2)').allTextContents())).toEqual(
+      new Set(['warning']),
+    );
+    await page.selectOption('#severity', 'error');
+    await page
+      .locator('#errors tr td:nth-child(2)', { hasText: 'error' })
+      .first()
+      .waitFor({ timeout: 10_000 });
     expect(await page.locator('#schedules tr').count()).toBe(1);
     expect(await page.textContent('#schedules')).toContain('monthly');
 

@@ -18,6 +18,7 @@ import {
 } from './middleware/body-limit.ts';
 import { corsFor } from './middleware/cors.ts';
 import { requestId } from './middleware/request-id.ts';
+import { sharedAnswer } from './middleware/shared-answer.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { downloadRoutes } from './routes/downloads.ts';
 import { eventRoutes, MAX_BODY_BYTES } from './routes/events.ts';
@@ -134,6 +135,8 @@ export function createApp(deps: AppDeps) {
   });
   app.use('*', declaredBodyLimit(BODY_LIMITS));
   if (deps.downloadLimit) app.use('/downloads/*', deps.downloadLimit);
+  // Readiness is asked of the storage at most once a second, however many probes poll it.
+  app.use('/readyz', sharedAnswer());
   app.onError(createErrorHandler(deps.logger));
   // Only reached by a request the table let through that no handler took (not expected; kept as the backstop).
   app.notFound((c) => jsonError(c, 404, `no route ${c.req.method} ${c.req.path}`));

@@ -1,6 +1,7 @@
 // Unauthenticated signed downloads under a flood, on a real socket and the real engine: a forged link is refused
 // by its signature before any storage lookup; each client address gets a bounded number of downloads per minute
-// (429 with Retry-After), X-Forwarded-For counts only with TRUST_PROXY, and health probes are never bounded.
+// (429 with Retry-After), X-Forwarded-For counts only with TRUST_PROXY, and health probes are never bounded:
+// a flood of /readyz shares one storage check a second instead.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,7 +38,7 @@ describe('unauthenticated downloads: signature first, bounded per client address
       client: new Proxy(engine.ch.client, {
         get(target, prop, receiver) {
           const v = Reflect.get(target, prop, receiver);
-          if (prop !== 'query' || typeof v !== 'function') return v;
+          if ((prop !== 'query' && prop !== 'ping') || typeof v !== 'function') return v;
           return (...args: unknown[]) => {
             queries += 1;
             return v.apply(target, args);
@@ -56,7 +57,7 @@ describe('unauthenticated downloads: signature first, bounded per client address
     const downloadLimit = limitPerClient({ perMinute: PER_MINUTE, trustProxy });
     limits.push(downloadLimit);
     const app = createApp({
-      ch: engine.ch,
+      ch: counted,
       sink: createDirectSink(engine.ch),
       logger: createLogger('silent'),
       auth: createAuthenticator({ secret: 'x'.repeat(40), issuer: undefined, audience: undefined }),
@@ -134,5 +135,25 @@ describe('unauthenticated downloads: signature first, bounded per client address
     // Another client behind the same proxy has its own budget; the spoofable first entry changes nothing.
     expect(await from('192.0.2.2')).toBe(403);
     expect(await from('192.0.2.1')).toBe(429);
+  });
+
+  it('answers a flood of /readyz probes, all 200, with one storage check a second', async () => {
+    const base = await start(false);
+    await fetch(`${base}/readyz`);
+    await new Promise((r) => setTimeout(r, 1100));
+    queries = 0;
+    const statuses = await Promise.all(
+      Array.from({ length: 64 }, () =>
+        fetch(`${base}/readyz`).then(async (r) => {
+          expect(r.headers.get('x-request-id')).toBeTruthy();
+          expect(await r.json()).toEqual({ status: 'ready' });
+          return r.status;
+        }),
+      ),
+    );
+    expect(new Set(statuses)).toEqual(new Set([200]));
+    // One check: a ping and the migrations query (the flood takes well under the second it is kept).
+    expect(queries).toBeGreaterThan(0);
+    expect(queries).toBeLessThanOrEqual(4);
   });
 });

@@ -38,7 +38,7 @@ const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, con
 const ch = await orExit(config, () => openStorage(config, logger));
 const sink = await createSink(config, ch, logger);
 // `npm run demo` (npm start -- --demo): a generated month of data, loaded once, and a token to read it with.
-const demo = flags.demo === true;
+const demo = process.argv.includes('--demo');
 if (demo) {
   const result = await loadDemo(sink, config.dataDir);
   process.stdout.write(

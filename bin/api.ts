@@ -4,6 +4,7 @@ import { exportDeps } from '../api/exports/setup.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import { loadOrCreateSecret } from '../core/tokens.ts';
 import {
+  checkListenAddress,
   configOrExit,
   createLogger,
   createSink,
@@ -29,6 +30,7 @@ if (!config.clickhouse.url) {
   process.exit(2);
 }
 const logger = createLogger(config.logLevel, 'tally-api');
+await orExit(config, () => checkListenAddress(config));
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
 const ch = await orExit(config, () => openStorage(config, logger));
 const sink = await createSink(config, ch, logger);

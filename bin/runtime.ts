@@ -1,4 +1,5 @@
 // Wiring shared by the entry points: each role (API, ingester) is assembled here from its parts.
+import { createServer } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
 import { recordAuthFailures } from '../api/auth/audit.ts';
@@ -57,6 +58,20 @@ export async function orExit<T>(config: Config, step: () => T | Promise<T>): Pro
     process.stderr.write(`tally: ${known.message}\n`);
     process.exit(1);
   }
+}
+
+/**
+ * Fails at once, before storage is opened and migrated (seconds on the embedded engine), when the listen
+ * address is taken or not ours. The listen itself still reports the same way if the port is taken meanwhile.
+ */
+export function checkListenAddress(config: Config): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err) => reject(listenFailure(err, config.host, config.port) ?? err));
+    probe.listen({ port: config.port, host: config.host, exclusive: true }, () =>
+      probe.close(() => resolve()),
+    );
+  });
 }
 
 export async function openStorage(config: Config, logger: Logger): Promise<ClickHouse> {

@@ -9,6 +9,7 @@ import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
 import type { Ingester } from '../ingest/consumer.ts';
 import { loadDemo } from '../ingest/demo.ts';
 import {
+  checkListenAddress,
   configOrExit,
   createLogger,
   createSink,
@@ -34,6 +35,7 @@ const config = configOrExit({
   ...(flags.host !== undefined ? { HOST: flags.host } : {}),
 });
 const logger = createLogger(config.logLevel);
+await orExit(config, () => checkListenAddress(config));
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
 const ch = await orExit(config, () => openStorage(config, logger));
 const sink = await createSink(config, ch, logger);

@@ -36,7 +36,7 @@ function startFails(env: Record<string, string>, args: string[] = []) {
     execFile(
       'node',
       ['--import', 'tsx', 'bin/start.ts', ...args],
-      { cwd: root, env: baseEnv(env), timeout: 60_000 },
+      { cwd: root, env: baseEnv(env), timeout: 120_000 },
       (err, stdout, stderr) =>
         resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
     );

@@ -2,9 +2,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { every } from 'hono/combine';
-import { createMiddleware } from 'hono/factory';
 import { type ClickHouse, forApiReads } from '../clickhouse/client.ts';
-import { PayloadTooLarge } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
 import type { AppEnv } from './env.ts';
@@ -12,7 +10,16 @@ import { createErrorHandler, jsonError } from './errors.ts';
 import type { ExportDeps } from './exports/deps.ts';
 import { httpMetrics } from './metrics.ts';
 import { type Authenticator, type AuthFailureReport, authenticate } from './middleware/auth.ts';
+import {
+  type BodyLimits,
+  bufferedBody,
+  declaredBodyLimit,
+  JSON_BODY_BYTES,
+} from './middleware/body-limit.ts';
+import { corsFor } from './middleware/cors.ts';
 import { requestId } from './middleware/request-id.ts';
+import { sharedAnswer } from './middleware/shared-answer.ts';
+import { docsRoutes } from './routes/docs.ts';
 import { downloadRoutes } from './routes/downloads.ts';
 import { eventRoutes, MAX_BODY_BYTES } from './routes/events.ts';
 import { exportRoutes } from './routes/exports.ts';
@@ -23,6 +30,7 @@ import { scheduleRoutes } from './routes/schedules.ts';
 import { timeseriesRoutes } from './routes/timeseries.ts';
 import { usageRoutes } from './routes/usage.ts';
 import type { ScheduleDeps } from './schedules/deps.ts';
+import { securityHeaders } from './security-headers.ts';
 
 export interface AppDeps {
   ch: ClickHouse;
@@ -37,6 +45,10 @@ export interface AppDeps {
   exports?: ExportDeps;
   /** Scheduled exports; without them the schedule routes are not mounted. */
   schedules?: ScheduleDeps;
+  /** Browser origins allowed to call the API (CORS_ALLOWED_ORIGINS); none by default. */
+  corsOrigins?: readonly string[];
+  /** The per-address bound of unauthenticated downloads (api/middleware/client-limit.ts). */
+  downloadLimit?: MiddlewareHandler<AppEnv>;
 }
 
 /** Where a request goes: 'ok' (an operation serves it), the methods its path serves (405), or none (404). */
@@ -78,15 +90,12 @@ export function routeTable(
   };
 }
 
-// No route takes a body larger than POST /events does; the declared length is refused before any read
-// (POST /events also counts the bytes as they stream in, for bodies sent without a length).
-const declaredBodyLimit = createMiddleware(async (c, next) => {
-  const declared = Number(c.req.header('content-length') ?? '');
-  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
-    throw new PayloadTooLarge(`the body is larger than ${MAX_BODY_BYTES} bytes`);
-  }
-  await next();
-});
+/** The operations that take a body, and how large (api/middleware/body-limit.ts); every other takes none. */
+export const BODY_LIMITS: BodyLimits = {
+  'POST /events': MAX_BODY_BYTES,
+  'POST /reports/export': JSON_BODY_BYTES,
+  'POST /reports/export-schedules': JSON_BODY_BYTES,
+};
 
 /** The OpenAPI document's own fields; the paths come from the routes (api/routes/meta.ts completes them). */
 const DOCUMENT_INFO = {
@@ -106,6 +115,8 @@ const DOCUMENT_INFO = {
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>();
   app.use('*', requestId);
+  app.use('*', securityHeaders);
+  if (deps.corsOrigins && deps.corsOrigins.length > 0) app.use('*', corsFor(deps.corsOrigins));
   app.use('*', httpMetrics);
   // The route and the method are settled before anything else, credentials included: an unknown path is 404
   // and a wrong method 405 for everyone, and authentication only ever runs for an operation that exists.
@@ -122,7 +133,10 @@ export function createApp(deps: AppDeps) {
     }
     await next();
   });
-  app.use('*', declaredBodyLimit);
+  app.use('*', declaredBodyLimit(BODY_LIMITS));
+  if (deps.downloadLimit) app.use('/downloads/*', deps.downloadLimit);
+  // Readiness is asked of the storage at most once a second, however many probes poll it.
+  app.use('/readyz', sharedAnswer());
   app.onError(createErrorHandler(deps.logger));
   // Only reached by a request the table let through that no handler took (not expected; kept as the backstop).
   app.notFound((c) => jsonError(c, 404, `no route ${c.req.method} ${c.req.path}`));
@@ -133,6 +147,7 @@ export function createApp(deps: AppDeps) {
   const exportsDeps = deps.exports ? { ...deps.exports, ch: forApiReads(deps.exports.ch) } : undefined;
 
   app.route('/', healthRoutes(reads));
+  app.route('/', docsRoutes());
   app.route(
     '/',
     metaRoutes(() => document),
@@ -155,6 +170,8 @@ export function createApp(deps: AppDeps) {
   app.use('/reports/*', authed);
   app.use('/logs/*', authed);
   app.use('/events', authed);
+  // Bodies are read only past authentication; POST /events streams its own, bounded as it reads.
+  app.use('*', bufferedBody(BODY_LIMITS, ['POST /events']));
   app.route('/', usageRoutes(reads));
   app.route('/', timeseriesRoutes(reads));
   app.route('/', logRoutes(reads));
@@ -176,7 +193,7 @@ export function createApp(deps: AppDeps) {
   resolve = routeTable(app.openAPIRegistry.definitions);
   document = completeDocument(app.getOpenAPI31Document(DOCUMENT_INFO), {
     rateLimited: deps.rateLimit !== undefined,
-    maxBodyBytes: MAX_BODY_BYTES,
+    bodyLimits: BODY_LIMITS,
   });
   return app;
 }

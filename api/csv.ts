@@ -4,18 +4,27 @@ import type { Context } from 'hono';
 
 const FORMULA = /^[=+\-@\t\r]/;
 
-export function csvCell(v: unknown): string {
+export interface CsvOptions {
+  /** `?csv_escape=`: 'none' leaves formula-like cells as they are (default 'formula'). */
+  escape?: 'formula' | 'none' | undefined;
+}
+
+export function csvCell(v: unknown, opts: CsvOptions = {}): string {
   if (v === null || v === undefined) return '';
   let s = String(v);
-  if (typeof v === 'string' && FORMULA.test(s)) s = `'${s}`;
+  if (typeof v === 'string' && opts.escape !== 'none' && FORMULA.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export function toCsv<T extends object>(columns: readonly string[], rows: readonly T[]): string {
+export function toCsv<T extends object>(
+  columns: readonly string[],
+  rows: readonly T[],
+  opts: CsvOptions = {},
+): string {
   const lines = [columns.join(',')];
   for (const r of rows) {
     const cells = r as Record<string, unknown>;
-    lines.push(columns.map((col) => csvCell(cells[col])).join(','));
+    lines.push(columns.map((col) => csvCell(cells[col], opts)).join(','));
   }
   return `${lines.join('\r\n')}\r\n`;
 }

@@ -100,7 +100,8 @@ export function createErrorHandler(logger: Logger) {
     }
     if (err instanceof Forbidden) return jsonError(c, 403, err.message);
     if (err instanceof NotFound) return jsonError(c, 404, err.message);
-    if (err instanceof PayloadTooLarge) return jsonError(c, 413, err.message);
+    // The rest of a refused body is never read: the connection is closed after the answer instead.
+    if (err instanceof PayloadTooLarge) return jsonError(c, 413, err.message, { Connection: 'close' });
     if (err instanceof RateLimited) {
       return jsonError(c, 429, err.message, { 'Retry-After': String(err.retryAfterSeconds) });
     }

@@ -58,6 +58,23 @@ export const idParam = (name: string, max = 256) =>
     .optional()
     .openapi({ param: { name, in: 'query' } });
 
+const CSV_ESCAPE_DESCRIPTION =
+  "CSV only. formula (the default): a text cell starting with = + - @ tab or CR gets a leading ' so a " +
+  'spreadsheet shows it instead of running it. none: cells exactly as stored, for scripts that parse the CSV ' +
+  '(never open such a file in a spreadsheet).';
+
+/** `csv_escape` in an export request's body. */
+export const csvEscapeField = z
+  .enum(['formula', 'none'], { error: 'must be formula or none' })
+  .optional()
+  .openapi({ description: CSV_ESCAPE_DESCRIPTION });
+
+/** `?csv_escape=` of the read routes. */
+export const csvEscapeParam = z
+  .enum(['formula', 'none'], { error: 'must be formula or none' })
+  .optional()
+  .openapi({ param: { name: 'csv_escape', in: 'query' }, description: CSV_ESCAPE_DESCRIPTION });
+
 export const formatParam = z
   .enum(['json', 'csv'], { error: 'must be json or csv' })
   .optional()

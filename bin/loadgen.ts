@@ -19,9 +19,8 @@ function fail(msg: string): never {
   process.stderr.write(`${msg}\n${usage}\n`);
   process.exit(2);
 }
-let values: Record<string, string | undefined> & { ask?: string[] | undefined };
-try {
-  ({ values } = parseArgs({
+const parse = () =>
+  parseArgs({
     options: {
       events: { type: 'string' },
       seed: { type: 'string' },
@@ -33,7 +32,10 @@ try {
       samples: { type: 'string' },
       ask: { type: 'string', multiple: true },
     },
-  }));
+  });
+let values: ReturnType<typeof parse>['values'];
+try {
+  ({ values } = parse());
 } catch (err) {
   fail((err as Error).message);
 }
@@ -80,9 +82,9 @@ const stream = (function* () {
 if (values.out) {
   const out = createWriteStream(values.out);
   for (const e of stream) {
-    if (!out.write(`${JSON.stringify(e)}\n`)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(`${JSON.stringify(e)}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
-  await new Promise((r) => out.end(r));
+  await new Promise<void>((r) => out.end(() => r()));
   process.stdout.write(`wrote ${events} events to ${values.out}\n`);
 } else {
   const publisher = await createPublisher(configOrExit(), createLogger('fatal', 'tally-loadgen'));

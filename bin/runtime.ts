@@ -1,4 +1,5 @@
 // Wiring shared by the entry points: each role (API, ingester) is assembled here from its parts.
+import { createServer } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
 import { recordAuthFailures } from '../api/auth/audit.ts';
@@ -6,6 +7,7 @@ import { JwksCache } from '../api/auth/jwks.ts';
 import { KeyRing } from '../api/auth/key-ring.ts';
 import type { ExportDeps } from '../api/exports/deps.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
+import { limitPerClient } from '../api/middleware/client-limit.ts';
 import { createRateLimit } from '../api/middleware/rate-limit.ts';
 import { RedisSlidingLogStore } from '../api/middleware/rate-limit-redis.ts';
 import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
@@ -18,6 +20,13 @@ import { SelfLog } from '../clickhouse/self-log.ts';
 import { type Config, ConfigError, loadConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
+import {
+  claimDataDir,
+  dataDirFailure,
+  listenFailure,
+  StartupError,
+  storageFailure,
+} from '../core/startup.ts';
 import { Ingester } from '../ingest/consumer.ts';
 import { createDirectSink } from '../ingest/direct.ts';
 import { connectAdmin, createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
@@ -37,15 +46,53 @@ export function configOrExit(env: NodeJS.ProcessEnv = process.env): Config {
   }
 }
 
-export async function openStorage(config: Config, logger: Logger): Promise<ClickHouse> {
-  const ch = await openClickHouse({
-    url: config.clickhouse.url,
-    database: config.clickhouse.database,
-    dataDir: config.dataDir,
-    cluster: config.clickhouse.cluster,
-    readTimeoutMs: config.clickhouse.readTimeoutMs,
+/**
+ * Runs one start-up step; a failure the operator can fix (core/startup.ts) ends the process with one line on
+ * stderr naming the variable, exit code 1. Anything else is a bug and keeps its stack.
+ */
+export async function orExit<T>(config: Config, step: () => T | Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    const known = err instanceof StartupError ? err : dataDirFailure(err, config.dataDir);
+    if (!known) throw err;
+    process.stderr.write(`tally: ${known.message}\n`);
+    process.exit(1);
+  }
+}
+
+/**
+ * Fails at once, before storage is opened and migrated (seconds on the embedded engine), when the listen
+ * address is taken or not ours. The listen itself still reports the same way if the port is taken meanwhile.
+ */
+export function checkListenAddress(config: Config): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err) => reject(listenFailure(err, config.host, config.port) ?? err));
+    probe.listen({ port: config.port, host: config.host, exclusive: true }, () =>
+      probe.close(() => resolve()),
+    );
   });
-  const applied = await migrate(ch);
+}
+
+export async function openStorage(config: Config, logger: Logger): Promise<ClickHouse> {
+  // The embedded engine takes one process per data directory: a second one is told so in one line.
+  if (!config.clickhouse.url) claimDataDir(config.dataDir);
+  let ch: ClickHouse;
+  try {
+    ch = await openClickHouse({
+      url: config.clickhouse.url,
+      database: config.clickhouse.database,
+      dataDir: config.dataDir,
+      cluster: config.clickhouse.cluster,
+      readTimeoutMs: config.clickhouse.readTimeoutMs,
+    });
+  } catch (err) {
+    throw storageFailure(err, config.clickhouse.url) ?? err;
+  }
+  const applied = await migrate(ch).catch((err: unknown) => {
+    throw storageFailure(err, config.clickhouse.url) ?? err;
+  });
   if (applied.length > 0) logger.info({ applied }, 'clickhouse: migrations applied');
   await applyRetention(ch, config.retentionDays);
   return ch;
@@ -128,9 +175,13 @@ export async function startApi(
   } catch (err) {
     await limitStore?.shutdown();
     await deps.exports?.admission.close();
-    throw new Error(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
+    throw new StartupError(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
   const authLog = new SelfLog(deps.ch);
+  const downloadLimit = limitPerClient({
+    perMinute: config.security.downloadRateLimitPerMinute,
+    trustProxy: config.security.trustProxy,
+  });
   const app = createApp({
     ch: deps.ch,
     sink: deps.sink,
@@ -146,6 +197,8 @@ export async function startApi(
     }),
     rateLimit: createRateLimit({ policy, ...(limitStore ? { store: limitStore } : {}) }),
     onAuthFailure: recordAuthFailures(authLog),
+    downloadLimit,
+    corsOrigins: config.security.corsAllowedOrigins,
     ...(deps.exports ? { exports: deps.exports } : {}),
     // schedules: mounted wherever exports are (the scheduler itself runs with the export workers).
     ...(deps.exports ? { schedules: scheduleDeps(config, deps.exports) } : {}),
@@ -158,12 +211,13 @@ export async function startApi(
         stop: async () => {
           await new Promise<void>((r) => server.close(() => r()));
           await limitStore?.shutdown();
+          downloadLimit.stop();
           await deps.exports?.admission.close();
           await authLog.close();
         },
       });
     });
-    server.once('error', reject);
+    server.once('error', (err) => reject(listenFailure(err, config.host, config.port) ?? err));
   });
 }
 

@@ -1,29 +1,43 @@
 // `npm start`: the whole service in one process: API, ingester (when KAFKA_BROKERS is set) and storage,
 // on the embedded ClickHouse engine unless CLICKHOUSE_URL names a server.
 
+import { resolve } from 'node:path';
 import { exportDeps, startExportWorkers } from '../api/exports/setup.ts';
 import { startSchedules } from '../api/schedules/setup.ts';
-import { ENV_HELP, handleHelp } from '../core/cli.ts';
+import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
 import type { Ingester } from '../ingest/consumer.ts';
 import { DEMO_WAIT_MS, loadDemo } from '../ingest/demo.ts';
 import {
+  checkListenAddress,
   configOrExit,
   createLogger,
   createSink,
   onShutdown,
   openStorage,
+  orExit,
   startApi,
   startIngester,
 } from './runtime.ts';
 
 handleHelp(
-  `usage: npm start [-- --demo]\n\nThe whole service in one process: the HTTP API, the export worker and scheduler, and the Kafka ingester\nwhen KAFKA_BROKERS is set; storage is the embedded ClickHouse under DATA_DIR unless CLICKHOUSE_URL is set.\n  --demo   load a generated month of data once (npm run demo) and print a token\n\n${ENV_HELP}`,
+  `usage: npm start [-- --demo] [--port N] [--host H]\n\nThe whole service in one process: the HTTP API, the export worker and scheduler, and the Kafka ingester\nwhen KAFKA_BROKERS is set; storage is the embedded ClickHouse under DATA_DIR unless CLICKHOUSE_URL is set.\n  --demo     load a generated month of data once (npm run demo) and print a token\n  --port N   listen on port N (instead of PORT)\n  --host H   listen on address H (instead of HOST)\n\n${ENV_HELP}`,
 );
-const config = configOrExit();
+const flags = parseFlags('npm start', {
+  demo: { type: 'boolean' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+});
+// A flag is the same setting as its variable, checked by the one config loader.
+const config = configOrExit({
+  ...process.env,
+  ...(flags.port !== undefined ? { PORT: flags.port } : {}),
+  ...(flags.host !== undefined ? { HOST: flags.host } : {}),
+});
 const logger = createLogger(config.logLevel);
-const secret = loadOrCreateSecret(config.dataDir, config.auth.jwtSecret);
-const ch = await openStorage(config, logger);
+await orExit(config, () => checkListenAddress(config));
+const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
+const ch = await orExit(config, () => openStorage(config, logger));
 const sink = await createSink(config, ch, logger);
 // `npm run demo` (npm start -- --demo): a generated month of data, loaded once, and a token to read it with.
 const demo = process.argv.includes('--demo');
@@ -47,7 +61,14 @@ const exportWorkers = startExportWorkers(config, ch, logger);
 const exports = exportDeps(config, ch, exportWorkers.notify);
 // schedules: the scheduler queues each closed period's job; the workers' finished jobs fire webhooks.
 const schedules = startSchedules(config, ch, logger, exportWorkers.workers, exportWorkers.notify);
-const api = await startApi(config, { ch, sink, secret: secret.value, logger, exports });
+const api = await orExit(config, () => startApi(config, { ch, sink, secret: secret.value, logger, exports }));
+
+// The command to mint another token, as printed: it must find the same secret, so a data directory other than
+// the default one is part of it (and a configured secret has to be given to it the same way).
+const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+const tokenHint =
+  `${config.dataDir === resolve('data') ? '' : `DATA_DIR=${quote(config.dataDir)} `}npm run token -- --sub NAME` +
+  (config.auth.jwtSecret ? ' (with the same AUTH_JWT_SECRET in its environment)' : '');
 
 process.stdout.write(
   `Tally listening on ${api.url} (storage: ${ch.embedded ? `embedded ClickHouse in ${config.dataDir}` : 'ClickHouse server'}, ` +
@@ -61,7 +82,7 @@ if (demo && !secret.created) {
     audience: config.auth.audience,
   });
   process.stdout.write(
-    `Demo token (all scopes, valid 24 hours):\n${token}\nOpen ${api.url}/ and paste it.\n`,
+    `Demo token (all scopes, valid 24 hours):\n${token}\nOpen ${api.url}/ and paste it. Mint more with: ${tokenHint}\n`,
   );
 }
 if (secret.created) {
@@ -73,7 +94,7 @@ if (secret.created) {
   });
   process.stdout.write(
     `First start: generated a signing secret in ${config.dataDir}. Admin token (all scopes, valid 30 days):\n${token}\n` +
-      'Mint more with: npm run token -- --sub NAME\n',
+      `Mint more with: ${tokenHint}\n`,
   );
 }
 

@@ -3,12 +3,13 @@
 
 import { startExportWorkers } from '../api/exports/setup.ts';
 import { startSchedules } from '../api/schedules/setup.ts';
-import { ENV_HELP, handleHelp } from '../core/cli.ts';
-import { configOrExit, createLogger, onShutdown, openStorage } from './runtime.ts';
+import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
+import { configOrExit, createLogger, onShutdown, openStorage, orExit } from './runtime.ts';
 
 handleHelp(
   `usage: npm run worker\n\nThe export worker (and scheduler) alone, for a distributed deployment: needs CLICKHOUSE_URL.\n\n${ENV_HELP}`,
 );
+parseFlags('npm run worker', {});
 const config = configOrExit();
 if (!config.clickhouse.url) {
   process.stderr.write(
@@ -17,7 +18,7 @@ if (!config.clickhouse.url) {
   process.exit(2);
 }
 const logger = createLogger(config.logLevel, 'tally-worker');
-const ch = await openStorage(config, logger);
+const ch = await orExit(config, () => openStorage(config, logger));
 const workers = startExportWorkers(config, ch, logger);
 // schedules: every worker process also schedules; job ids per period keep several of them exact (README).
 const schedules = startSchedules(config, ch, logger, workers.workers, workers.notify);

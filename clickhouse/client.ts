@@ -2,7 +2,12 @@
 // CLICKHOUSE_URL is set, a ClickHouse server otherwise. Callers see the same @clickhouse/client either way.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ClickHouseClient, type ClickHouseSettings, createClient } from '@clickhouse/client';
+import {
+  type ClickHouseClient,
+  ClickHouseLogLevel,
+  type ClickHouseSettings,
+  createClient,
+} from '@clickhouse/client';
 
 type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
 
@@ -107,7 +112,12 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
   if (opts.url) {
     const cluster = opts.cluster;
     // Creating the database needs a connection that does not already name it.
-    const bootstrap = createClient({ url: opts.url, database: 'default' });
+    // Its own error log is off: a server that cannot be reached is reported once, by the caller, in one line.
+    const bootstrap = createClient({
+      url: opts.url,
+      database: 'default',
+      log: { level: ClickHouseLogLevel.OFF },
+    });
     try {
       if (cluster !== undefined) await checkCluster(bootstrap, cluster);
       // ON CLUSTER: the migrations' ON CLUSTER DDL needs the database on every host, not just this one.

@@ -51,3 +51,41 @@ describe('config: security', () => {
     ]);
   });
 });
+
+describe('config: hardening', () => {
+  it('takes AUTH_JWKS_URL over https, or plain http on a loopback host only', () => {
+    expect(loadConfig({ AUTH_JWKS_URL: 'https://idp.example.com/jwks' }).auth.jwksUrl).toBe(
+      'https://idp.example.com/jwks',
+    );
+    for (const local of ['http://127.0.0.1:9000/jwks', 'http://localhost/jwks', 'http://[::1]:8/jwks']) {
+      expect(loadConfig({ AUTH_JWKS_URL: local }).auth.jwksUrl).toBe(local);
+    }
+    expect(problems({ AUTH_JWKS_URL: 'http://idp.example.com/jwks' })).toEqual([
+      'AUTH_JWKS_URL: must be https:// (plain http only for a loopback host), got "http://idp.example.com/jwks"',
+    ]);
+    expect(problems({ AUTH_JWKS_URL: 'http://127.0.0.1.evil.example/jwks' })).toHaveLength(1);
+    expect(problems({ AUTH_JWKS_URL: 'ftp://idp.example.com/jwks' })).toHaveLength(1);
+  });
+
+  it('reads TRUST_PROXY as a flag and bounds downloads per address by default', () => {
+    const c = loadConfig({});
+    expect(c.security.trustProxy).toBe(false);
+    expect(c.security.downloadRateLimitPerMinute).toBe(60);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).security.trustProxy).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: '0' }).security.trustProxy).toBe(false);
+    expect(problems({ TRUST_PROXY: 'maybe' })).toEqual(['TRUST_PROXY: expected true or false, got "maybe"']);
+  });
+
+  it('takes CORS_ALLOWED_ORIGINS as exact origins, none by default, and refuses "*"', () => {
+    expect(loadConfig({}).security.corsAllowedOrigins).toEqual([]);
+    expect(
+      loadConfig({ CORS_ALLOWED_ORIGINS: 'https://dash.example.com, http://127.0.0.1:3000/' }).security
+        .corsAllowedOrigins,
+    ).toEqual(['https://dash.example.com', 'http://127.0.0.1:3000']);
+    expect(problems({ CORS_ALLOWED_ORIGINS: '*' })).toEqual([
+      'CORS_ALLOWED_ORIGINS: "*" is not accepted; list each origin, e.g. https://dash.example.com',
+    ]);
+    expect(problems({ CORS_ALLOWED_ORIGINS: 'https://a.example.com/path' })).toHaveLength(1);
+    expect(problems({ CORS_ALLOWED_ORIGINS: 'dash.example.com' })).toHaveLength(1);
+  });
+});

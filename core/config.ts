@@ -63,6 +63,74 @@ const url = (name: string) =>
     }
   });
 
+/** True for a loopback host name or address (localhost, 127.0.0.0/8, ::1). */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(h) || h === '::1';
+}
+
+// The IdP's keys decide who is who: fetched over plain HTTP, anyone on the path could swap them. Loopback is
+// the exception (a local IdP in development and tests).
+const jwksUrl = optionalString.superRefine((v, ctx) => {
+  if (v === undefined) return;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    ctx.addIssue({
+      code: 'custom',
+      message: `AUTH_JWKS_URL: expected an https URL, got ${describeValue(v)}`,
+    });
+    return;
+  }
+  if (u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname))) return;
+  ctx.addIssue({
+    code: 'custom',
+    message: `AUTH_JWKS_URL: must be https:// (plain http only for a loopback host), got ${describeValue(v)}`,
+  });
+});
+
+const flag = (name: string) =>
+  optionalString.transform((v, ctx) => {
+    if (v === undefined || /^(0|false|no|off)$/i.test(v)) return false;
+    if (/^(1|true|yes|on)$/i.test(v)) return true;
+    ctx.addIssue({ code: 'custom', message: `${name}: expected true or false, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  });
+
+// Browser origins allowed to call the API: exact origins only. `*` is refused, since the API's answers are
+// tenant data behind credentials a page could be tricked into sending.
+const origins = optionalString.transform((v, ctx) => {
+  const list = (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const out: string[] = [];
+  for (const o of list) {
+    let origin: string | undefined;
+    try {
+      const u = new URL(o);
+      if ((u.protocol === 'http:' || u.protocol === 'https:') && u.origin === o.replace(/\/$/, '')) {
+        origin = u.origin;
+      }
+    } catch {
+      // reported below
+    }
+    if (o === '*' || origin === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          o === '*'
+            ? 'CORS_ALLOWED_ORIGINS: "*" is not accepted; list each origin, e.g. https://dash.example.com'
+            : `CORS_ALLOWED_ORIGINS: expected comma-separated origins like https://dash.example.com, got ${JSON.stringify(o)}`,
+      });
+      return z.NEVER;
+    }
+    out.push(origin);
+  }
+  return out;
+});
+
 const topic = (name: string, def: string) =>
   optionalString.transform((v, ctx) => {
     const t = v ?? def;
@@ -162,7 +230,7 @@ const envSchema = z.object({
       ctx.addIssue({ code: 'custom', message: 'AUTH_JWT_SECRET: must be at least 32 bytes' });
     }
   }),
-  AUTH_JWKS_URL: url('AUTH_JWKS_URL'),
+  AUTH_JWKS_URL: jwksUrl,
   AUTH_ISSUER: optionalString,
   AUTH_AUDIENCE: optionalString,
   API_KEYS_FILE: optionalString.transform((v) => (v === undefined ? undefined : resolve(v))),
@@ -193,6 +261,10 @@ const envSchema = z.object({
   EXPORT_MAX_ATTEMPTS: posInt('EXPORT_MAX_ATTEMPTS', 3),
   // security: per-identity rate-limit overrides and the shared limit store (README "Security").
   RATE_LIMIT_OVERRIDES: optionalString.transform((v, ctx) => parseOverrides(v, ctx)),
+  // Unauthenticated signed downloads, per client address (X-Forwarded-For's last hop with TRUST_PROXY).
+  DOWNLOAD_RATE_LIMIT_PER_MINUTE: posInt('DOWNLOAD_RATE_LIMIT_PER_MINUTE', 60),
+  TRUST_PROXY: flag('TRUST_PROXY'),
+  CORS_ALLOWED_ORIGINS: origins,
   RATE_LIMIT_REDIS_URL: optionalString.superRefine((v, ctx) => {
     if (v !== undefined && !/^rediss?:\/\/[^\s]+$/.test(v)) {
       ctx.addIssue({
@@ -319,6 +391,15 @@ export interface Config {
     readonly rateLimitOverrides: ReadonlyMap<string, number>;
     /** RATE_LIMIT_REDIS_URL: a Redis the replicas share for their rate limits and the export quota; unset: each replica counts alone. */
     readonly rateLimitRedisUrl: string | undefined;
+    /** DOWNLOAD_RATE_LIMIT_PER_MINUTE, default 60: signed downloads per client address in any minute. */
+    readonly downloadRateLimitPerMinute: number;
+    /**
+     * TRUST_PROXY, default false: the client address of unauthenticated routes is X-Forwarded-For's last entry
+     * (the one the proxy in front added); otherwise the socket's peer, whatever the headers say.
+     */
+    readonly trustProxy: boolean;
+    /** CORS_ALLOWED_ORIGINS, default none: browser origins allowed to call the API (never `*`). */
+    readonly corsAllowedOrigins: readonly string[];
   };
 }
 
@@ -399,6 +480,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       apiKeysPath: e.API_KEYS_FILE ?? resolve(e.DATA_DIR, 'api-keys.json'),
       rateLimitOverrides: e.RATE_LIMIT_OVERRIDES,
       rateLimitRedisUrl: e.RATE_LIMIT_REDIS_URL,
+      downloadRateLimitPerMinute: e.DOWNLOAD_RATE_LIMIT_PER_MINUTE,
+      trustProxy: e.TRUST_PROXY,
+      corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
     },
   };
   return deepFreeze(config);

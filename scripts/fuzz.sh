@@ -21,6 +21,8 @@ export DATA_DIR="$data_dir" PORT="$port" HOST=127.0.0.1 LOG_LEVEL=warn
 export RATE_LIMIT_PER_MINUTE=1000000
 # POST /reports/export creates jobs: the daily export quota is not under test here either.
 export EXPORT_JOBS_PER_DAY=1000000
+# Nor the per-address bound of signed downloads (the fuzzer asks /downloads/* thousands of times from one address).
+export DOWNLOAD_RATE_LIMIT_PER_MINUTE=1000000
 unset KAFKA_BROKERS CLICKHOUSE_URL AUTH_JWT_SECRET AUTH_ISSUER AUTH_AUDIENCE
 
 server_pid=

@@ -18,6 +18,11 @@ export const CLOCK_TOLERANCE_SECONDS = 30;
 export const SECRET_ALGORITHMS = ['HS256'];
 /** The only algorithms accepted with keys from the JWKS (never an HMAC: its "secret" would be a public key). */
 export const JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
+/**
+ * How far ahead of this service's clock a token's `iat` may be. A token "issued" years from now is a forged
+ * or mis-minted one (jose checks only that iat is a number); a minute covers an IdP whose clock runs ahead.
+ */
+export const MAX_IAT_AHEAD_SECONDS = 60;
 /** Longer bearer values are refused before any parsing. */
 export const MAX_TOKEN_CHARS = 8192;
 const TYPES = new Set(['jwt', 'at+jwt', 'application/at+jwt']);
@@ -103,6 +108,11 @@ export function createJwtVerifier(opts: JwtOptions): JwtVerifier {
       const typ = verified.protectedHeader.typ;
       if (typeof typ !== 'string' || !TYPES.has(typ.toLowerCase())) {
         throw new AuthFailure('token type (typ) must be JWT or at+jwt', 'claims', who);
+      }
+      const iat = verified.payload.iat;
+      const nowSeconds = (opts.now ? opts.now() : Date.now()) / 1000;
+      if (typeof iat === 'number' && iat > nowSeconds + MAX_IAT_AHEAD_SECONDS) {
+        throw new AuthFailure('token issued in the future (iat)', 'not-yet-valid', who);
       }
       return verified.payload;
     } catch (err) {

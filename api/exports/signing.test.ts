@@ -1,4 +1,4 @@
-// Signed links: a link verifies only for its own job, user, expiry and key; expiry is checked after the MAC.
+// Signed links: a link verifies only for its own job, expiry and key; expiry is checked after the MAC.
 import { describe, expect, it } from 'vitest';
 import { type KeyRing, signLink, verifyLink } from './signing.ts';
 
@@ -12,28 +12,27 @@ const ring: KeyRing = {
 const NOW = 1_800_000_000_000;
 
 describe('signed links', () => {
-  const link = signLink(ring, 'job-1', 'jwt::alice', NOW / 1000 + 60);
+  const link = signLink(ring, 'job-1', NOW / 1000 + 60);
 
-  it('verifies its own job, user and expiry with the current key id', () => {
+  it('verifies its own job and expiry with the current key id', () => {
     expect(link.kid).toBe('new');
-    expect(verifyLink(ring, 'job-1', 'jwt::alice', link, NOW)).toBe('ok');
+    expect(verifyLink(ring, 'job-1', link, NOW)).toBe('ok');
   });
 
-  it('refuses another job, user, expiry, key id or a changed signature', () => {
-    expect(verifyLink(ring, 'job-2', 'jwt::alice', link, NOW)).toBe('invalid');
-    expect(verifyLink(ring, 'job-1', 'jwt::bob', link, NOW)).toBe('invalid');
-    expect(verifyLink(ring, 'job-1', 'jwt::alice', { ...link, exp: link.exp + 1 }, NOW)).toBe('invalid');
-    expect(verifyLink(ring, 'job-1', 'jwt::alice', { ...link, kid: 'old' }, NOW)).toBe('invalid');
-    expect(verifyLink(ring, 'job-1', 'jwt::alice', { ...link, kid: 'gone' }, NOW)).toBe('invalid');
+  it('refuses another job, expiry, key id or a changed signature', () => {
+    expect(verifyLink(ring, 'job-2', link, NOW)).toBe('invalid');
+    expect(verifyLink(ring, 'job-1', { ...link, exp: link.exp + 1 }, NOW)).toBe('invalid');
+    expect(verifyLink(ring, 'job-1', { ...link, kid: 'old' }, NOW)).toBe('invalid');
+    expect(verifyLink(ring, 'job-1', { ...link, kid: 'gone' }, NOW)).toBe('invalid');
     const sig = `${link.sig.slice(0, -1)}${link.sig.endsWith('A') ? 'B' : 'A'}`;
-    expect(verifyLink(ring, 'job-1', 'jwt::alice', { ...link, sig }, NOW)).toBe('invalid');
+    expect(verifyLink(ring, 'job-1', { ...link, sig }, NOW)).toBe('invalid');
   });
 
   it('reports expiry only for a genuine link, and keeps old keys verifying after a rotation', () => {
-    expect(verifyLink(ring, 'job-1', 'jwt::alice', link, NOW + 60_000)).toBe('expired');
+    expect(verifyLink(ring, 'job-1', link, NOW + 60_000)).toBe('expired');
     const rotated: KeyRing = { ...ring, current: 'old' };
-    const older = signLink(rotated, 'job-1', 'jwt::alice', NOW / 1000 + 60);
+    const older = signLink(rotated, 'job-1', NOW / 1000 + 60);
     expect(older.kid).toBe('old');
-    expect(verifyLink(ring, 'job-1', 'jwt::alice', older, NOW)).toBe('ok');
+    expect(verifyLink(ring, 'job-1', older, NOW)).toBe('ok');
   });
 });

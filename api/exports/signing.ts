@@ -1,5 +1,7 @@
-// Signed download links: HMAC-SHA256 over (job, user, expiry) with a key named by a key id in the URL, so keys
-// can rotate: sign with the current key, verify with any key still in the ring.
+// Signed download links: HMAC-SHA256 over (job, expiry) with a key named by a key id in the URL, so keys can
+// rotate: sign with the current key, verify with any key still in the ring. Everything signed is in the URL, so
+// a link is checked before any storage lookup (an unauthenticated request with a forged link costs one HMAC).
+// The job id is random and belongs to one user; v1 also signed the user id, which needed the job record first.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,16 +19,16 @@ export interface SignedLink {
   sig: string;
 }
 
-function mac(key: Buffer, jobId: string, userId: string, exp: number): Buffer {
-  // Length-prefixed fields: no two different (job, user, exp) triples share a message.
-  const msg = ['tally-export-v1', jobId, userId, String(exp)].map((f) => `${f.length}:${f}`).join('|');
+function mac(key: Buffer, jobId: string, exp: number): Buffer {
+  // Length-prefixed fields: no two different (job, exp) pairs share a message.
+  const msg = ['tally-export-v2', jobId, String(exp)].map((f) => `${f.length}:${f}`).join('|');
   return createHmac('sha256', key).update(msg).digest();
 }
 
-export function signLink(ring: KeyRing, jobId: string, userId: string, exp: number): SignedLink {
+export function signLink(ring: KeyRing, jobId: string, exp: number): SignedLink {
   const key = ring.keys.get(ring.current);
   if (!key) throw new Error(`export signing key ${ring.current} is missing`);
-  return { exp, kid: ring.current, sig: mac(key, jobId, userId, exp).toString('base64url') };
+  return { exp, kid: ring.current, sig: mac(key, jobId, exp).toString('base64url') };
 }
 
 export type LinkCheck = 'ok' | 'invalid' | 'expired';
@@ -35,13 +37,12 @@ export type LinkCheck = 'ok' | 'invalid' | 'expired';
 export function verifyLink(
   ring: KeyRing,
   jobId: string,
-  userId: string,
   link: SignedLink,
   nowMs: number = Date.now(),
 ): LinkCheck {
   const key = ring.keys.get(link.kid);
   if (!key || !/^[A-Za-z0-9_-]{43}$/.test(link.sig)) return 'invalid';
-  const want = mac(key, jobId, userId, link.exp);
+  const want = mac(key, jobId, link.exp);
   if (!timingSafeEqual(want, Buffer.from(link.sig, 'base64url'))) return 'invalid';
   return link.exp * 1000 <= nowMs ? 'expired' : 'ok';
 }

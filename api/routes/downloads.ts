@@ -30,7 +30,9 @@ const route = createRoute({
   path: '/downloads/{job_id}',
   summary: 'Download a completed export through its signed link (no other auth)',
   description:
-    'The download_url of GET /reports/export/{job_id}. A tampered, foreign or expired link is 403. ' +
+    'The download_url of GET /reports/export/{job_id}. A tampered, foreign or expired link is 403 (the ' +
+    'signature is checked before any lookup). At most DOWNLOAD_RATE_LIMIT_PER_MINUTE requests per client ' +
+    'address in any minute (429 with Retry-After). ' +
     'Range: bytes=a-b (one range) answers 206; a range past the end 416.',
   security: [],
   request: {
@@ -73,7 +75,7 @@ const route = createRoute({
       headers: { 'Content-Range': { schema: { type: 'string' as const }, description: 'bytes */size' } },
       content: { 'application/json': { schema: ErrorSchema } },
     },
-    ...errorResponses(400, 403, 500, 503),
+    ...errorResponses(400, 403, 429, 500, 503),
   },
 });
 
@@ -108,10 +110,11 @@ export function downloadRoutes(deps: ExportDeps) {
     const { exp, kid, sig } = c.req.valid('query');
     const denied =
       'this download link is invalid or has expired; ask GET /reports/export/{job_id} for a new one';
-    const job = /^[0-9a-f-]{36}$/.test(job_id) ? await getJob(deps.ch, job_id) : undefined;
-    if (job?.status !== 'completed') throw new Forbidden(denied);
-    const check = verifyLink(deps.keys, job.job_id, job.user_id, { exp: Number(exp), kid, sig }, now());
-    if (check !== 'ok' || job.expires_at <= now()) throw new Forbidden(denied);
+    // The signature and expiry first: a forged or stale link never reaches the storage.
+    const check = verifyLink(deps.keys, job_id, { exp: Number(exp), kid, sig }, now());
+    if (check !== 'ok' || !/^[0-9a-f-]{36}$/.test(job_id)) throw new Forbidden(denied);
+    const job = await getJob(deps.ch, job_id);
+    if (job?.status !== 'completed' || job.expires_at <= now()) throw new Forbidden(denied);
     const size = deps.store.size(job.file_name);
     if (size === undefined) throw new Forbidden(denied);
     const range = parseRange(c.req.header('range'), size);

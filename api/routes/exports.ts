@@ -7,7 +7,7 @@ import type { AppEnv } from '../env.ts';
 import type { ExportDeps } from '../exports/deps.ts';
 import { signLink } from '../exports/signing.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
-import { checkRange, errorResponses, isCalendarDate, SECURITY } from '../params.ts';
+import { checkRange, csvEscapeField, errorResponses, isCalendarDate, SECURITY } from '../params.ts';
 import { validationHook } from '../validation.ts';
 
 const date = z
@@ -35,6 +35,7 @@ const ExportRequest = z
       .enum(['info', 'warning', 'error'], { error: 'must be info, warning or error' })
       .optional()
       .openapi({ description: 'system-events only' }),
+    csv_escape: csvEscapeField,
   })
   .openapi('ExportRequest');
 
@@ -69,7 +70,7 @@ const createJobRoute = createRoute({
   description:
     'usage-summary: one row per (UTC date, team_id): date, team_id, active_users, total_sessions, total_users ' +
     '(start_date and end_date required). system-events: timestamp, severity, service, message, event_id, newest ' +
-    'first. CSV cells starting with = + - @ tab or CR get a leading quote. EXPORT_JOBS_PER_DAY jobs per user ' +
+    'first. CSV cells starting with = + - @ tab or CR get a leading quote, unless csv_escape is none. EXPORT_JOBS_PER_DAY jobs per user ' +
     'per UTC day (429 with Retry-After past it). The same Idempotency-Key (same user) returns the same job ' +
     'without spending quota.',
   security: SECURITY,
@@ -122,7 +123,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** The absolute signed link of a completed job, valid for the TTL (never past the file's own expiry). */
 export function downloadUrl(deps: ExportDeps, job: ExportJob, nowMs: number): string {
   const exp = Math.min(Math.floor(nowMs / 1000) + deps.urlTtlSeconds, Math.floor(job.expires_at / 1000));
-  const link = signLink(deps.keys, job.job_id, job.user_id, exp);
+  const link = signLink(deps.keys, job.job_id, exp);
   const q = new URLSearchParams({ exp: String(link.exp), kid: link.kid, sig: link.sig });
   return `${deps.publicBaseUrl}/downloads/${job.job_id}?${q.toString()}`;
 }
@@ -175,6 +176,7 @@ function jobParams(body: ExportBody, teamBound: string | undefined): Record<stri
     put('user_id', body.user_id);
     put('team_id', teamBound);
     put('service', body.service);
+    if (body.csv_escape === 'none') put('csv_escape', 'none');
     return out;
   }
   if (body.user_id !== undefined) throw new ValidationError('user_id', 'applies to usage-summary only');
@@ -183,6 +185,7 @@ function jobParams(body: ExportBody, teamBound: string | undefined): Record<stri
   put('service', body.service);
   put('start_date', body.start_date);
   put('end_date', body.end_date);
+  if (body.csv_escape === 'none') put('csv_escape', 'none');
   return out;
 }
 

@@ -12,6 +12,7 @@ import { requireScope } from '../middleware/auth.ts';
 import {
   CSV_CONTENT,
   checkRange,
+  csvEscapeParam,
   errorResponses,
   formatParam,
   idParam,
@@ -75,6 +76,7 @@ const route = createRoute({
         .optional()
         .openapi({ param: { name: 'cursor', in: 'query' }, description: 'next_cursor of the previous page' }),
       format: formatParam,
+      csv_escape: csvEscapeParam,
     }),
   },
   responses: {
@@ -128,7 +130,7 @@ export function logRoutes(ch: ClickHouse) {
       c.header('X-Page', String(page));
       c.header('X-Total-Pages', String(result.total_pages));
       if (next_cursor) c.header('X-Next-Cursor', next_cursor);
-      return csvResponse(c, toCsv(CSV_COLUMNS, events));
+      return csvResponse(c, toCsv(CSV_COLUMNS, events, { escape: q.csv_escape }));
     }
     return c.json(
       { events, page, total_pages: result.total_pages, ...(next_cursor ? { next_cursor } : {}) },

@@ -2,12 +2,16 @@
 // docs, and the static start page that asks for a token. None of them shows tenant data. Also the completion
 // of the OpenAPI document with what the app does around every route (headers, 413, 404 and 405).
 
-import { swaggerUI } from '@hono/swagger-ui';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../env.ts';
 import { STATUS_NAMES } from '../errors.ts';
 import { metricsText } from '../metrics.ts';
+import { type BodyLimits, bodyLimitOf } from '../middleware/body-limit.ts';
+import { pagePolicy } from '../security-headers.ts';
 import { START_PAGE } from './start-page.ts';
+
+// The start page's own inline script and style, allowed by hash; it calls this origin's API only.
+const START_PAGE_POLICY = pagePolicy(START_PAGE);
 
 const text = (description: string, type: string) => ({
   description,
@@ -19,13 +23,6 @@ const metrics = createRoute({
   path: '/metrics',
   summary: 'Prometheus metrics: request counts and latency by route pattern and status (no auth)',
   responses: { 200: text('Prometheus text exposition format', 'text/plain') },
-});
-
-const docs = createRoute({
-  method: 'get',
-  path: '/docs',
-  summary: 'Interactive API documentation (Swagger UI) over /openapi.json (no auth)',
-  responses: { 200: text('An HTML page', 'text/html') },
 });
 
 const openapi = createRoute({
@@ -50,7 +47,7 @@ const start = createRoute({
 /** `document` returns the app's whole OpenAPI document (built by createApp once every route is mounted). */
 export function metaRoutes(document: () => object | undefined) {
   const app = new OpenAPIHono<AppEnv>();
-  for (const r of [metrics, docs, openapi, start]) app.openAPIRegistry.registerPath(r);
+  for (const r of [metrics, openapi, start]) app.openAPIRegistry.registerPath(r);
   app.get('/metrics', async (c) => {
     const m = await metricsText();
     c.header('Content-Type', m.contentType);
@@ -61,9 +58,10 @@ export function metaRoutes(document: () => object | undefined) {
     if (doc === undefined) throw new Error('the OpenAPI document is not built yet');
     return c.json(doc);
   });
-  // Swagger UI's scripts and styles load in the browser from a public CDN (the @hono/swagger-ui default).
-  app.get('/docs', swaggerUI({ url: '/openapi.json', title: 'Tally API' }));
-  app.get('/', (c) => c.html(START_PAGE));
+  app.get('/', (c) => {
+    c.header('Content-Security-Policy', START_PAGE_POLICY);
+    return c.html(START_PAGE);
+  });
   return app;
 }
 
@@ -147,8 +145,8 @@ const OPERATION_HEADERS: Record<string, Record<string, Record<string, HeaderObje
 export interface CompletionOptions {
   /** A rate limiter is installed: authenticated answers carry RateLimit-*. */
   rateLimited: boolean;
-  /** The largest body any route takes (a larger declared Content-Length is 413 anywhere). */
-  maxBodyBytes: number;
+  /** The body each operation takes, in bytes (api/middleware/body-limit.ts); one not listed takes none. */
+  bodyLimits: BodyLimits;
 }
 
 function errorResponse(doc: Document, status: number, description: string): ResponseObject {
@@ -164,10 +162,14 @@ function errorResponse(doc: Document, status: number, description: string): Resp
 /** A copy of the generated document with the app-wide headers and answers added to every operation. */
 export function completeDocument<T extends object>(generated: T, opts: CompletionOptions): T {
   const doc = structuredClone(generated) as Document;
-  const tooLarge = `the request declares a body over ${opts.maxBodyBytes} bytes`;
   for (const [path, operations] of Object.entries(doc.paths ?? {})) {
     for (const [method, op] of Object.entries(operations)) {
       const responses = op.responses ?? {};
+      const max = bodyLimitOf(opts.bodyLimits, method, path);
+      const tooLarge =
+        max === 0
+          ? 'this operation takes no body, and the request declares one (the connection is closed)'
+          : `the body is over ${max} bytes, declared or as it streams in (the connection is closed)`;
       responses['413'] ??= errorResponse(doc, 413, tooLarge);
       const secured = (op.security ?? []).some((s) => Object.keys(s).length > 0);
       for (const [status, response] of Object.entries(responses)) {

@@ -9,6 +9,7 @@ import { effectiveTeam, requireScope } from '../middleware/auth.ts';
 import {
   CSV_CONTENT,
   checkRange,
+  csvEscapeParam,
   dateParam,
   errorResponses,
   formatParam,
@@ -58,6 +59,7 @@ const route = createRoute({
       team_id: idParam('team_id'),
       service: idParam('service', 128),
       format: formatParam,
+      csv_escape: csvEscapeParam,
     }),
   },
   responses: {
@@ -78,7 +80,10 @@ export function timeseriesRoutes(ch: ClickHouse) {
     const rows = await usageTimeseries(ch, { ...q, team_id });
     if (wantsCsv(c, q.format)) {
       const group = q.group_by === 'team' ? ['team_id'] : q.group_by === 'service' ? ['service'] : [];
-      return csvResponse(c, toCsv(['period', ...group, 'active_users', 'total_sessions'], rows));
+      return csvResponse(
+        c,
+        toCsv(['period', ...group, 'active_users', 'total_sessions'], rows, { escape: q.csv_escape }),
+      );
     }
     return c.json({ rows }, 200);
   });

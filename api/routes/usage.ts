@@ -8,6 +8,7 @@ import { effectiveTeam, requireScope } from '../middleware/auth.ts';
 import {
   CSV_CONTENT,
   checkRange,
+  csvEscapeParam,
   dateParam,
   errorResponses,
   formatParam,
@@ -47,6 +48,7 @@ const summaryRoute = createRoute({
       team_id: idParam('team_id'),
       service: idParam('service', 128),
       format: formatParam,
+      csv_escape: csvEscapeParam,
     }),
   },
   responses: {
@@ -66,7 +68,12 @@ export function usageRoutes(ch: ClickHouse) {
     const team_id = effectiveTeam(c.get('identity'), q.team_id);
     const summary = await usageSummary(ch, { ...q, team_id });
     if (wantsCsv(c, q.format)) {
-      return csvResponse(c, toCsv(['total_users', 'active_users', 'total_sessions'], [{ ...summary }]));
+      return csvResponse(
+        c,
+        toCsv(['total_users', 'active_users', 'total_sessions'], [{ ...summary }], {
+          escape: q.csv_escape,
+        }),
+      );
     }
     return c.json(summary, 200);
   });

@@ -84,14 +84,26 @@ describe('WebhookAllowList', () => {
     expect(list.refuseUrl('not a url')).toMatch(/absolute/);
   });
 
-  it('lets a private address through only when that address is listed', () => {
-    expect(list.addressAllowed('127.0.0.1')).toBe(true);
-    expect(list.addressAllowed('10.0.0.1')).toBe(false);
-    expect(list.addressAllowed('93.184.216.34')).toBe(true);
+  it('lets a private address through only when that address is listed, on its listed port', () => {
+    expect(list.addressAllowed('127.0.0.1', 9000)).toBe(true);
+    expect(list.addressAllowed('10.0.0.1', 80)).toBe(false);
+    expect(list.addressAllowed('93.184.216.34', 80)).toBe(true);
+    expect(list.addressAllowed('93.184.216.34', 6379)).toBe(true); // public: the name's own entry decides
     // A resolver answering with an IPv4-compatible or -mapped address of loopback gets no exemption.
-    expect(list.addressAllowed('::7f00:1')).toBe(false);
-    expect(list.addressAllowed('::ffff:127.0.0.1')).toBe(false);
-    expect(list.addressAllowed('0:0:0:0:0:0:0:1')).toBe(true); // listed as [::1]
+    expect(list.addressAllowed('::7f00:1', 9000)).toBe(false);
+    expect(list.addressAllowed('::ffff:127.0.0.1', 9000)).toBe(false);
+    expect(list.addressAllowed('0:0:0:0:0:0:0:1', 9001)).toBe(true); // listed as [::1]:9001
+  });
+
+  it('does not let a listed name reach other ports of a listed private address', () => {
+    // hooks.example.com (80/443) re-pointed at 127.0.0.1: only 127.0.0.1:9000 is listed, not :80 or :443.
+    expect(list.addressAllowed('127.0.0.1', 80)).toBe(false);
+    expect(list.addressAllowed('127.0.0.1', 443, 'https:')).toBe(false);
+    expect(list.addressAllowed('::1', 9000)).toBe(false);
+    const byDefault = new WebhookAllowList(['10.0.0.5']);
+    expect(byDefault.addressAllowed('10.0.0.5', 80)).toBe(true);
+    expect(byDefault.addressAllowed('10.0.0.5', 443, 'https:')).toBe(true);
+    expect(byDefault.addressAllowed('10.0.0.5', 22)).toBe(false);
   });
 
   it('is empty by default, refusing everything', () => {

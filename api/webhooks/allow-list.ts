@@ -1,6 +1,7 @@
 // Where webhooks may go (server-side request forgery guard): a URL's host and port must be on
 // WEBHOOK_ALLOWED_HOSTS, and every address the host resolves to at connect time must be public unless that
-// very address is listed too (so a listed name that is re-pointed at 127.0.0.1 or 169.254.169.254 is refused).
+// very address is listed too, on the port being connected to (so a listed name that is re-pointed at 127.0.0.1
+// or 169.254.169.254 is refused, and a listed name cannot reach other ports of a listed private address).
 import { BlockList, isIP } from 'node:net';
 
 // Loopback, private, shared, link-local, documentation, benchmark, multicast and reserved ranges. One list per
@@ -108,13 +109,21 @@ export class WebhookAllowList {
       (e) => e.host === host && (e.port ?? defaultPort(url.protocol)) === port,
     );
     if (!listed) return `host ${host}:${port} is not on WEBHOOK_ALLOWED_HOSTS`;
-    if (isIP(host) !== 0 && !this.addressAllowed(host)) return `address ${host} is not allowed`;
+    if (isIP(host) !== 0 && !this.addressAllowed(host, port, url.protocol)) {
+      return `address ${host}:${port} is not allowed`;
+    }
     return undefined;
   }
 
-  /** An address a connection may go to: public, or itself listed. */
-  addressAllowed(address: string): boolean {
+  /**
+   * An address a connection to `port` may go to: public, or itself listed with that port (no port listed: the
+   * protocol's default). The port matters: listing 10.0.0.5:8443 opens that one service, not all of 10.0.0.5.
+   */
+  addressAllowed(address: string, port: number, protocol = 'http:'): boolean {
     const a = normalizeHost(address);
-    return isPublicAddress(a) || this.entries.some((e) => e.host === a);
+    return (
+      isPublicAddress(a) ||
+      this.entries.some((e) => e.host === a && (e.port ?? defaultPort(protocol)) === port)
+    );
   }
 }

@@ -11,15 +11,18 @@ export type AttemptResult =
   /** `retry` false: trying again cannot help (refused target, redirect). `status`: the answer's, if any. */
   | { ok: false; retry: boolean; reason: string; status?: number };
 
-/** A DNS lookup that fails when any address of the name is not allowed, so no connection can pick one. */
-function guardedLookup(allow: WebhookAllowList): LookupFunction {
+/**
+ * A DNS lookup that fails when any address of the name is not allowed on the URL's port, so no connection can
+ * pick one. The port is the request's own (the lookup is made for this one connection: no agent, no reuse).
+ */
+function guardedLookup(allow: WebhookAllowList, port: number, protocol: string): LookupFunction {
   return (hostname, options, callback) => {
     dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
       if (err) return callback(err, '', 0);
-      const bad = addresses.find((a) => !allow.addressAllowed(a.address));
+      const bad = addresses.find((a) => !allow.addressAllowed(a.address, port, protocol));
       if (bad || addresses.length === 0) {
         const e: NodeJS.ErrnoException = new Error(
-          `refused: ${hostname} resolves to ${bad?.address ?? 'nothing'}, which is not allowed`,
+          `refused: ${hostname} resolves to ${bad?.address ?? 'nothing'}, which is not allowed on port ${port}`,
         );
         e.code = 'EWEBHOOKREFUSED';
         return callback(e, '', 0);
@@ -46,7 +49,9 @@ export function postWebhook(
   if (refused) return Promise.resolve({ ok: false, retry: false, reason: `webhook_url: ${refused}` });
   const url = new URL(target);
   // An IP literal is connected to without a lookup: refuseUrl has checked it above.
-  const lookup = isIP(normalizeHost(url.hostname)) === 0 ? guardedLookup(allow) : undefined;
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+  const lookup =
+    isIP(normalizeHost(url.hostname)) === 0 ? guardedLookup(allow, port, url.protocol) : undefined;
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve) => {
     let settled = false;

@@ -16,7 +16,7 @@ export function signedDownloadUrl(
   nowMs: number,
 ): { url: string; expiresAt: number } {
   const exp = Math.min(Math.floor(nowMs / 1000) + s.urlTtlSeconds, Math.floor(job.expires_at / 1000));
-  const link = signLink(s.keys, job.job_id, job.user_id, exp);
+  const link = signLink(s.keys, job.job_id, exp);
   const q = new URLSearchParams({ exp: String(link.exp), kid: link.kid, sig: link.sig });
   return { url: `${s.publicBaseUrl}/downloads/${job.job_id}?${q.toString()}`, expiresAt: exp * 1000 };
 }

@@ -1,5 +1,7 @@
 // The rows of each export, as one SELECT that ClickHouse itself writes as CSVWithNames or Parquet. For CSV,
 // text cells that a spreadsheet would run as a formula get a leading ' in SQL, so ClickHouse stays the writer.
+// Parquet columns carry real types (DATE, TIMESTAMP(MILLIS, UTC), signed INT64 counts: unsigned 64-bit is
+// what Spark and several BI tools read badly).
 import { filterClause, type UsageFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
 
@@ -22,9 +24,13 @@ export function formatSettings(format: ExportFormat): string {
     : 'output_format_csv_crlf_end_of_line = 0';
 }
 
+/** CSV only: `none` writes text cells as stored, without the formula escape (for scripts, not spreadsheets). */
+export type CsvEscape = 'formula' | 'none';
+
 export interface UsageExportParams extends UsageFilters {
   start_date: string;
   end_date: string;
+  csv_escape?: CsvEscape | undefined;
 }
 
 export interface LogExportParams {
@@ -32,12 +38,30 @@ export interface LogExportParams {
   service?: string | undefined;
   start_date?: string | undefined;
   end_date?: string | undefined;
+  csv_escape?: CsvEscape | undefined;
 }
 
-/** A string column as written: escaped against formula injection in CSV, as is in Parquet. */
-export function textColumn(expr: string, alias: string, format: ExportFormat): string {
-  if (format !== 'csv') return `${expr} AS ${alias}`;
+/**
+ * A string column as written: escaped against formula injection in CSV (unless the job asked for
+ * csv_escape=none), as is in Parquet.
+ */
+export function textColumn(
+  expr: string,
+  alias: string,
+  format: ExportFormat,
+  csvEscape: CsvEscape = 'formula',
+): string {
+  if (format !== 'csv' || csvEscape === 'none') return `${expr} AS ${alias}`;
   return `if(match(${expr}, '^[=+\\\\-@\\\\t\\\\r]'), concat('''', ${expr}), ${expr}) AS ${alias}`;
+}
+
+/**
+ * A timestamp as written: in CSV the API's text (2025-01-02T10:00:00.000Z); in Parquet the DateTime64(3, 'UTC')
+ * itself, which ClickHouse writes as TIMESTAMP(MILLIS, UTC), so readers get a real timestamp, not a string.
+ */
+export function timestampColumn(expr: string, format: ExportFormat): string {
+  if (format !== 'csv') return `toDateTime64(${expr}, 3, 'UTC') AS timestamp`;
+  return `concat(replaceOne(toString(${expr}), ' ', 'T'), 'Z') AS timestamp`;
 }
 
 /**
@@ -76,10 +100,10 @@ export function buildUsageExportQuery(p: UsageExportParams, format: ExportFormat
       )
     SELECT
       g.date AS date,
-      ${textColumn('g.team_id', 'team_id', format)},
-      toUInt64(ifNull(dl.active_users, 0)) AS active_users,
-      toUInt64(ifNull(dl.total_sessions, 0)) AS total_sessions,
-      toUInt64(sum(ifNull(a.n, 0)) OVER (PARTITION BY g.team_id ORDER BY g.date ROWS UNBOUNDED PRECEDING)) AS total_users
+      ${textColumn('g.team_id', 'team_id', format, p.csv_escape)},
+      toInt64(ifNull(dl.active_users, 0)) AS active_users,
+      toInt64(ifNull(dl.total_sessions, 0)) AS total_sessions,
+      toInt64(sum(ifNull(a.n, 0)) OVER (PARTITION BY g.team_id ORDER BY g.date ROWS UNBOUNDED PRECEDING)) AS total_users
     FROM grid AS g
     LEFT JOIN daily AS dl ON dl.date = g.date AND dl.team_id = g.team_id
     LEFT JOIN arrivals AS a ON a.date = g.date AND a.team_id = g.team_id
@@ -125,11 +149,11 @@ export function buildLogExportQuery(p: LogExportParams, format: ExportFormat): B
   // Inner names differ from the output names: a SELECT alias would otherwise shadow the column in WHERE.
   const query = `
     SELECT
-      concat(replaceOne(toString(ts), ' ', 'T'), 'Z') AS timestamp,
+      ${timestampColumn('ts', format)},
       toString(sev) AS severity,
-      ${textColumn('toString(svc)', 'service', format)},
-      ${textColumn('msg', 'message', format)},
-      ${textColumn('eid', 'event_id', format)}
+      ${textColumn('toString(svc)', 'service', format, p.csv_escape)},
+      ${textColumn('msg', 'message', format, p.csv_escape)},
+      ${textColumn('eid', 'event_id', format, p.csv_escape)}
     FROM (
       SELECT timestamp AS ts, severity AS sev, service AS svc, message AS msg, event_id AS eid,
         lagInFrame(event_id, 1, '') OVER newest_first AS prev_eid,

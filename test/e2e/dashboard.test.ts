@@ -20,7 +20,8 @@ const SECRET = 'dashboard-test-secret-dashboard-test-0123';
 const dataDir = mkdtempSync(join(tmpdir(), 'tally-dashboard-'));
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 const today = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
-const range = { start_date: day(today - 30 * 864e5), end_date: day(today - 864e5) };
+// The page's default range: the last 30 days, today included.
+const range = { start_date: day(today - 29 * 864e5), end_date: day(today) };
 
 // Skipped only outside CI: .ci/run installs Chromium, and a missing browser there is a failure.
 describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in headless Chromium', () => {
@@ -84,13 +85,8 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in head
     await page.goto(`${service.base}/`);
     await page.fill('#token', token);
     await page.click('#show');
-    await page.waitForFunction(
-      "document.querySelector('#status')?.textContent?.startsWith('Updated')",
-      null,
-      {
-        timeout: 30_000,
-      },
-    );
+    // A locator, not waitForFunction: the page's CSP refuses the string evaluation that would need.
+    await page.locator('#status', { hasText: /^Updated/ }).waitFor({ timeout: 30_000 });
 
     const qs = new URLSearchParams(range);
     const res = await fetch(`${service.base}/reports/usage-summary?${qs}`, {
@@ -113,8 +109,46 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in head
     );
     expect(api).toEqual(truth.usageSummary(range));
     expect(api.active_users).toBeGreaterThan(100);
-    expect(await page.locator('#chart .point').count()).toBe(30);
+    const series = (await (
+      await fetch(`${service.base}/reports/usage-timeseries?${qs}&interval=day`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json()) as { rows: Array<{ period: string }> };
+    expect(await page.locator('#chart .point').count()).toBe(series.rows.length);
+    // Labelled axes: counts on the left, the range's first and last day below, both axis titles.
+    expect(await page.locator('#chart .y-label').count()).toBe(3);
+    const xLabels = await page.locator('#chart .x-label').allTextContents();
+    expect(xLabels[0]).toBe(series.rows[0]?.period);
+    expect(xLabels.at(-1)).toBe(series.rows.at(-1)?.period);
+    expect(await page.textContent('#chart')).toContain('Day (UTC)');
+    expect(await page.textContent('#chart')).toContain('Active users');
     expect(await page.locator('#errors tr').count()).toBe(10);
+    expect(await page.locator('#errors tr td:nth-child(2)').allTextContents()).toEqual(
+      Array(10).fill('error'),
+    );
+    // The breakdown: one row per (month, team), as the API answers it.
+    const byTeam = (await (
+      await fetch(`${service.base}/reports/usage-timeseries?${qs}&interval=month&group_by=team`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json()) as { rows: Array<{ team_id: string; active_users: number }> };
+    expect(byTeam.rows.length).toBeGreaterThan(1);
+    expect(await page.locator('#breakdown tr').count()).toBe(byTeam.rows.length);
+    expect(await page.textContent('#breakdown')).toContain(byTeam.rows[0]?.team_id ?? '?');
+    // Another severity: the table follows the select.
+    await page.selectOption('#severity', 'warning');
+    await page
+      .locator('#errors tr td:nth-child(2)', { hasText: 'warning' })
+      .first()
+      .waitFor({ timeout: 10_000 });
+    expect(new Set(await page.locator('#errors tr td:nth-child(2)').allTextContents())).toEqual(
+      new Set(['warning']),
+    );
+    await page.selectOption('#severity', 'error');
+    await page
+      .locator('#errors tr td:nth-child(2)', { hasText: 'error' })
+      .first()
+      .waitFor({ timeout: 10_000 });
     expect(await page.locator('#schedules tr').count()).toBe(1);
     expect(await page.textContent('#schedules')).toContain('monthly');
 

@@ -1,5 +1,5 @@
 // Export jobs end to end on the real engine: every export read back with an independent reader (csv-parse,
-// parquetjs-lite) and compared with the generator's truth; formula escaping; the daily quota under 30
+// parquetjs-lite; pyarrow for system-events, whose TIMESTAMP column parquetjs-lite cannot decode) and compared with the generator's truth; formula escaping; the daily quota under 30
 // concurrent requests and after a restart; Idempotency-Key; signed links (tampered, foreign, expired: 403);
 // byte ranges; creator-only visibility; a worker that died mid-export, recovered through its expired lease.
 import { createHash } from 'node:crypto';
@@ -23,6 +23,7 @@ import { createDirectSink } from '../../ingest/direct.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { readParquetRows } from '../helpers/python.ts';
 import { rowsOf } from '../helpers/rows.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -63,9 +64,12 @@ async function readParquet(buf: Buffer): Promise<Array<Record<string, unknown>>>
   return out;
 }
 
-/** A parquet cell as plain JSON: dates as YYYY-MM-DD, 64-bit integers as numbers, byte strings as text. */
-function plain(v: unknown): unknown {
-  if (v instanceof Date) return v.toISOString().slice(0, 10);
+/**
+ * A parquet cell as plain JSON: dates as YYYY-MM-DD, timestamps (the `timestamp` column) as the API writes them,
+ * 64-bit integers as numbers, byte strings as text.
+ */
+function plain(v: unknown, column?: string): unknown {
+  if (v instanceof Date) return column === 'timestamp' ? v.toISOString() : v.toISOString().slice(0, 10);
   if (typeof v === 'bigint') return Number(v);
   if (Buffer.isBuffer(v)) return v.toString('utf8');
   return v;
@@ -207,7 +211,7 @@ describe('export jobs', () => {
     const { file, bytes } = await runExport({ report_type: 'usage-summary', format: 'parquet', ...q });
     expect(file.headers.get('content-type')).toBe('application/vnd.apache.parquet');
     const rows = (await readParquet(bytes)).map((r) =>
-      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)])),
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v, k)])),
     );
     expect(rows).toEqual(want);
   });
@@ -230,6 +234,36 @@ describe('export jobs', () => {
     );
     // Each of = + - @ tab CR that the data holds comes out with its leading quote.
     for (const e of risky.slice(0, 50)) expect(rows.some((r) => r.message === `'${e.message}`)).toBe(true);
+  });
+
+  it('writes cells as stored with csv_escape none, in exports and in CSV reads; the default stays escaped', async () => {
+    const want = truth.logExportRows({});
+    const raw = await runExport(
+      { report_type: 'system-events', format: 'csv', csv_escape: 'none' },
+      await mintToken(SECRET, { sub: 'raw-csv' }),
+    );
+    const rows = parse(raw.bytes, { columns: true }) as Array<Record<string, string>>;
+    expect(rows.map((r) => r.message)).toEqual(want.map((e) => e.message));
+    expect(rows.some((r) => FORMULA.test(r.message ?? ''))).toBe(true);
+    const bad = await post(tokens.admin as string, {
+      report_type: 'system-events',
+      format: 'csv',
+      csv_escape: 'off',
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { message: string }).message).toMatch(/^csv_escape/);
+
+    const read = async (qs: string) => {
+      const r = await app.request(`/logs/system-events?limit=1000&format=csv${qs}`, {
+        headers: { authorization: `Bearer ${tokens.reader}` },
+      });
+      return parse(await r.text(), { columns: true }) as Array<Record<string, string>>;
+    };
+    const page = want.slice(0, 1000).map((e) => e.message);
+    expect((await read('&csv_escape=none')).map((r) => r.message)).toEqual(page);
+    const escaped = (await read('')).map((r) => r.message);
+    expect(escaped).toEqual(page.map((m) => (FORMULA.test(m) ? `'${m}` : m)));
+    expect(page.some((m) => FORMULA.test(m))).toBe(true);
   });
 
   it('exports a re-sent log that changed as the API shows it: the newest copy, filters applied after', async () => {
@@ -297,7 +331,7 @@ describe('export jobs', () => {
       { report_type: 'system-events', format: 'parquet', ...q },
       tokens.bulk as string,
     );
-    const back = await readParquet(pq.bytes);
+    const back = readParquetRows(pq.bytes);
     expect(pq.st.row_count).toBe(n);
     expect(back).toHaveLength(n);
     expect(back.map((r) => plain(r.event_id))).toEqual(rows.map((r) => r.event_id));
@@ -317,10 +351,7 @@ describe('export jobs', () => {
     expect(want.length).toBeGreaterThan(10);
     const { bytes, st } = await runExport({ report_type: 'system-events', format: 'parquet', ...q });
     expect(st.row_count).toBe(want.length);
-    const rows = (await readParquet(bytes)).map((r) =>
-      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)])),
-    );
-    expect(rows).toEqual(want);
+    expect(readParquetRows(bytes)).toEqual(want);
   });
 
   it('binds a team token to its team, refuses it system-events, and needs report_admin', async () => {

@@ -101,4 +101,35 @@ describe('postWebhook time limit', () => {
     });
     expect(connections).toBe(1);
   });
+
+  it('checks the port at connect time: a listed name resolving to a listed address reaches only its listed port', async () => {
+    let connections = 0;
+    const rx = await rawReceiver((s) => {
+      connections += 1;
+      s.once('data', () => s.end('HTTP/1.1 204 No Content\r\n\r\n'));
+    });
+    open.push(rx.close);
+    // `localhost` is listed on the receiver's port, 127.0.0.1 on another one only: the name resolves to
+    // 127.0.0.1 (or ::1), and that address is not open on this port, so nothing connects.
+    const allow = new WebhookAllowList([
+      `localhost:${rx.port}`,
+      `127.0.0.1:${rx.port + 1}`,
+      `[::1]:${rx.port + 1}`,
+    ]);
+    expect(allow.refuseUrl(`http://localhost:${rx.port}/`)).toBeUndefined();
+    const r = await postWebhook(allow, `http://localhost:${rx.port}/`, '{}', {}, 2000);
+    expect(r).toMatchObject({
+      ok: false,
+      retry: false,
+      reason: expect.stringMatching(/not allowed on port/),
+    });
+    expect(connections).toBe(0);
+    // Listed with that very port too, the same name connects.
+    const both = new WebhookAllowList([`localhost:${rx.port}`, `127.0.0.1:${rx.port}`, `[::1]:${rx.port}`]);
+    expect(await postWebhook(both, `http://localhost:${rx.port}/`, '{}', {}, 2000)).toEqual({
+      ok: true,
+      status: 204,
+    });
+    expect(connections).toBe(1);
+  });
 });

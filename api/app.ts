@@ -3,6 +3,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { every } from 'hono/combine';
 import { type ClickHouse, forApiReads } from '../clickhouse/client.ts';
+import type { HttpLedger } from '../core/ledger.ts';
 import type { Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
 import type { AppEnv } from './env.ts';
@@ -24,6 +25,7 @@ import { downloadRoutes } from './routes/downloads.ts';
 import { eventRoutes, MAX_BODY_BYTES } from './routes/events.ts';
 import { exportRoutes } from './routes/exports.ts';
 import { healthRoutes } from './routes/health.ts';
+import { ledgerRoutes } from './routes/ledger.ts';
 import { logRoutes } from './routes/logs.ts';
 import { completeDocument, metaRoutes } from './routes/meta.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
@@ -49,6 +51,8 @@ export interface AppDeps {
   corsOrigins?: readonly string[];
   /** The per-address bound of unauthenticated downloads (api/middleware/client-limit.ts). */
   downloadLimit?: MiddlewareHandler<AppEnv>;
+  /** Records POST /events arrivals in the ingestion ledger (ingest/ledger.ts); without it, nothing is recorded. */
+  ledger?: HttpLedger;
 }
 
 /** Where a request goes: 'ok' (an operation serves it), the methods its path serves (405), or none (404). */
@@ -170,12 +174,14 @@ export function createApp(deps: AppDeps) {
   app.use('/reports/*', authed);
   app.use('/logs/*', authed);
   app.use('/events', authed);
+  app.use('/ingest/*', authed);
   // Bodies are read only past authentication; POST /events streams its own, bounded as it reads.
   app.use('*', bufferedBody(BODY_LIMITS, ['POST /events']));
   app.route('/', usageRoutes(reads));
   app.route('/', timeseriesRoutes(reads));
   app.route('/', logRoutes(reads));
-  app.route('/', eventRoutes(deps.sink));
+  app.route('/', eventRoutes(deps.sink, deps.ledger));
+  app.route('/', ledgerRoutes(reads));
   if (exportsDeps) {
     app.route('/', exportRoutes(exportsDeps));
     // Signed links carry their own authorization: no bearer token, outside /reports/*.

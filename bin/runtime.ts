@@ -30,6 +30,7 @@ import {
 import { Ingester } from '../ingest/consumer.ts';
 import { createDirectSink } from '../ingest/direct.ts';
 import { connectAdmin, createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
+import { httpLedger, recordBatch } from '../ingest/ledger.ts';
 import { createKafkaSink, PartitionMap } from '../ingest/producer.ts';
 import { StoredWatcher } from '../ingest/stored-wait.ts';
 
@@ -144,6 +145,7 @@ export async function startIngester(config: Config, ch: ClickHouse, logger: Logg
   const ingester = new Ingester({
     kafka: createKafka({ brokers: config.kafka.brokers, clientId: 'tally-ingest', logger }),
     write: (rows, token) => insertEvents(ch, rows, token),
+    ledger: (batch) => recordBatch(ch, batch),
     reportFault: (kind, message) => selfLog.record('error', kind, message),
     topics: [config.kafka.topicSessions, config.kafka.topicLogs],
     groupId: config.kafka.groupId,
@@ -185,6 +187,7 @@ export async function startApi(
   const app = createApp({
     ch: deps.ch,
     sink: deps.sink,
+    ledger: httpLedger(deps.ch),
     logger: deps.logger,
     auth: createAuthenticator({
       secret: deps.secret,

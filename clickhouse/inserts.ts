@@ -59,7 +59,8 @@ export async function insertEvents(ch: ClickHouse, rows: EventRows, token: strin
   }
 }
 
-async function insertRows(
+/** Inserts rows with the guarantee's settings and `token` (also the ingestion ledger's writer). */
+export async function insertRows(
   ch: ClickHouse,
   table: string,
   columns: [string, ...string[]],

@@ -42,6 +42,8 @@ export interface IngesterOptions {
   concurrency?: number;
   /** Consumer session timeout; a member silent this long is dropped from the group (default 30 s). */
   sessionTimeoutMs?: number;
+  /** Records each batch's arrivals in the ingestion ledger before its insert (ingest/ledger.ts; default none). */
+  ledger?: (batch: Batch) => Promise<void>;
   /** Fault injection for tests: wait between a batch's insert and its commit (default 0). */
   testCommitDelayMs?: number;
 }
@@ -400,6 +402,7 @@ export class Ingester {
           );
           return;
         }
+        await this.opts.ledger?.(batch);
         await this.opts.write({ usage: batch.usage, logs: batch.logs }, token);
         break;
       } catch (err) {

@@ -6,6 +6,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { PayloadTooLarge, ValidationError } from '../../core/errors.ts';
 import type { ParsedEvent } from '../../core/events.ts';
 import { LIMITS, parseEvent, SEVERITIES, USAGE_TYPES } from '../../core/events.ts';
+import type { HttpLedger } from '../../core/ledger.ts';
 import type { EventSink, IncomingEvent } from '../../core/sink.ts';
 import { readBodyText } from '../body.ts';
 import type { AppEnv, Identity } from '../env.ts';
@@ -220,7 +221,7 @@ export function teamRefusal(identity: Pick<Identity, 'teamId'>, event: ParsedEve
   return undefined;
 }
 
-export function eventRoutes(sink: EventSink) {
+export function eventRoutes(sink: EventSink, ledger?: HttpLedger) {
   const app = new OpenAPIHono<AppEnv>();
   // Documented in OpenAPI but read by hand: the body is bounded in bytes while it streams in, and any
   // content type is taken (producers rarely label NDJSON correctly).
@@ -256,6 +257,15 @@ export function eventRoutes(sink: EventSink) {
     });
     const accepted = values.length - rejected.length;
     const receipt = good.length > 0 ? await sink.write(good) : undefined;
+    // Once durable: a request that fails before this is retried, and its retry is then no duplicate.
+    await ledger?.({
+      values,
+      rejected,
+      accepted: good,
+      viaKafka: sink.kind === 'kafka',
+      team: identity.teamId,
+      nowMs: now,
+    });
     if (query.data.wait !== 'stored') return c.json({ accepted, rejected }, 202);
     const pending = (await receipt?.waitStored(query.data.wait_ms ?? WAIT_STORED_DEFAULT_MS)) ?? 0;
     if (pending === 0) return c.json({ accepted, rejected }, 200);

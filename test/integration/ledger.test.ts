@@ -3,7 +3,6 @@
 // arrival should change, back-fills counted as stored, team-bound readers and writers, CSV, and 400s.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
-import { KeyRing } from '../../api/auth/key-ring.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import type { LedgerRow } from '../../clickhouse/queries/ingest-ledger.ts';
@@ -62,8 +61,6 @@ describe('GET /ingest/ledger (POST /events without Kafka)', () => {
       body: JSON.stringify(body),
     });
   const range = () => `start_date=${DAY}&end_date=${today()}`;
-  const row = (all: LedgerRow[], day: string, team: string, service: string) =>
-    all.find((r) => r.day === day && r.team_id === team && r.service === service);
 
   beforeAll(async () => {
     engine = await openTestEngine();

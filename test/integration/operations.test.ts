@@ -157,7 +157,20 @@ describe('service surface', () => {
       'severity',
       'start_date',
     ]);
-    for (const path of ['/reports/usage-summary', '/reports/usage-timeseries', '/logs/system-events']) {
+    expect(params('/ingest/ledger')).toEqual([
+      'csv_escape',
+      'end_date',
+      'format',
+      'service',
+      'start_date',
+      'team_id',
+    ]);
+    for (const path of [
+      '/reports/usage-summary',
+      '/reports/usage-timeseries',
+      '/logs/system-events',
+      '/ingest/ledger',
+    ]) {
       const op = doc.paths[path]?.get;
       expect(Object.keys(op?.responses ?? {}).sort(), path).toEqual([
         '200',
@@ -182,6 +195,7 @@ describe('service surface', () => {
         '/downloads/{job_id}',
         '/events',
         '/healthz',
+        '/ingest/ledger',
         '/logs/system-events',
         '/metrics',
         '/openapi.json',
@@ -234,7 +248,7 @@ describe('service surface', () => {
         }
       }
     }
-    expect(operations).toBe(19);
+    expect(operations).toBe(20);
     expect(Object.keys(doc.paths['/logs/system-events']?.get?.responses['200']?.headers ?? {})).toEqual(
       expect.arrayContaining(['X-Page', 'X-Total-Pages', 'X-Next-Cursor']),
     );
@@ -274,6 +288,7 @@ describe('service surface', () => {
       ['get', '/reports/usage-summary', '/reports/usage-summary?start_date=2025-01-01&end_date=2025-01-31'],
       ['get', '/reports/usage-summary', '/reports/usage-summary?start_date=2025-02-01&end_date=2025-01-31'],
       ['get', '/logs/system-events', '/logs/system-events?limit=2&format=csv'],
+      ['get', '/ingest/ledger', '/ingest/ledger?start_date=2025-01-01&end_date=2025-01-31&format=csv'],
       ['get', '/logs/system-events', '/logs/system-events?limit=2', {}, 'none'],
       ['post', '/reports/export', '/reports/export', { method: 'POST', body: '{}' }, reader],
       [

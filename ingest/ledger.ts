@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouse } from '../clickhouse/client.ts';
 import { type Arrival, insertArrivals } from '../clickhouse/queries/ingest-ledger.ts';
-import type { ParsedEvent } from '../core/events.ts';
+import type { LogRow, ParsedEvent, UsageRow } from '../core/events.ts';
 import { LIMITS, MAX_FUTURE_MS, MIN_TIMESTAMP_MS, parseTimestamp } from '../core/events.ts';
 import type { HttpArrivals, HttpLedger } from '../core/ledger.ts';
 import { type Batch, batchToken } from './batcher.ts';
@@ -79,13 +79,35 @@ function parseValue(value: Buffer | null): unknown {
 export function batchArrivals(batch: Batch, arrivalMs: number): Arrival[] {
   const at = `kafka:${batchToken(batch)}`;
   const out: Arrival[] = [];
-  for (const [i, row] of batch.usage.entries()) {
-    const k = ofEvent({ kind: 'usage', row });
-    out.push({ ...k, outcome: 'accepted', reason: '', delivery: `${at}/u${i}` });
+  // Plain loops and literals: this runs for every consumed message (spreads measured ~2x slower here).
+  const { usage, logs } = batch;
+  for (let i = 0; i < usage.length; i++) {
+    const r = usage[i] as UsageRow;
+    const day = r.timestamp.slice(0, 10);
+    const delivery = `${at}/u${i}`;
+    out.push({
+      day,
+      team_id: r.team_id,
+      service: r.service,
+      outcome: 'accepted',
+      reason: '',
+      identity: r.event_id,
+      delivery,
+    });
   }
-  for (const [i, row] of batch.logs.entries()) {
-    const k = ofEvent({ kind: 'log', row });
-    out.push({ ...k, outcome: 'accepted', reason: '', delivery: `${at}/l${i}` });
+  for (let i = 0; i < logs.length; i++) {
+    const r = logs[i] as LogRow;
+    const day = r.timestamp.slice(0, 10);
+    const delivery = `${at}/l${i}`;
+    out.push({
+      day,
+      team_id: LOGS_TEAM,
+      service: r.service,
+      outcome: 'accepted',
+      reason: '',
+      identity: r.event_id,
+      delivery,
+    });
   }
   for (const d of batch.dead) {
     const delivery = `kafka:${batch.topic}/${batch.partition}/${d.offset}`;

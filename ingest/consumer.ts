@@ -33,6 +33,8 @@ export type FaultReporter = (kind: string, message: string) => void;
 export interface IngesterOptions {
   kafka: Kafka;
   write: BatchWriter;
+  /** Records each batch's arrivals in the ingestion ledger before its insert (ingest/ledger.ts; default none). */
+  ledger?: (batch: Batch) => Promise<void>;
   topics: readonly string[];
   groupId: string;
   limits: BatchLimits;
@@ -42,8 +44,6 @@ export interface IngesterOptions {
   concurrency?: number;
   /** Consumer session timeout; a member silent this long is dropped from the group (default 30 s). */
   sessionTimeoutMs?: number;
-  /** Records each batch's arrivals in the ingestion ledger before its insert (ingest/ledger.ts; default none). */
-  ledger?: (batch: Batch) => Promise<void>;
   /** Fault injection for tests: wait between a batch's insert and its commit (default 0). */
   testCommitDelayMs?: number;
 }

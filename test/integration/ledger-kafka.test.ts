@@ -1,7 +1,8 @@
 // The ingestion ledger through a real Kafka broker and the real engine: messages published straight to the
 // topics (valid, a second arrival of one, not JSON, a bad timestamp, no team, a log) and POST /events forwarded
 // through Kafka (a new event, an event already consumed, an invalid one) count exactly once each; every batch's
-// ledger insert is sent twice (the first insert after it fails), and a recorded batch re-sent adds no row.
+// ledger insert is sent twice (the first insert after it fails), a recorded batch re-sent adds no row, and a
+// member cut off after recording a batch leaves it to a successor that re-forms it with no count changed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
@@ -11,12 +12,12 @@ import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import type { Batch } from '../../ingest/batcher.ts';
 import { Ingester } from '../../ingest/consumer.ts';
-import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import { type Admin, createKafka, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { httpLedger, recordBatch } from '../../ingest/ledger.ts';
 import { createKafkaSink, PartitionMap } from '../../ingest/producer.ts';
 import { StoredWatcher } from '../../ingest/stored-wait.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
-import { dropTopics } from '../helpers/ingest.ts';
+import { dropTopics, killableSockets } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -34,7 +35,7 @@ const usage = (id: string, extra: Record<string, unknown> = {}) => ({
 });
 
 describe('the ingestion ledger through Kafka', () => {
-  const { kafka } = testKafka('tally-ledger-kafka');
+  const { kafka, brokers } = testKafka('tally-ledger-kafka');
   const topics = { sessions: uniqueName('ledger.sessions'), logs: uniqueName('ledger.logs') };
   const groupId = uniqueName('ledger-group');
   let engine: TestEngine;
@@ -218,5 +219,90 @@ describe('the ingestion ledger through Kafka', () => {
     } finally {
       await engine.ch.client.command({ query: 'SYSTEM START MERGES ingest_ledger' });
     }
+  });
+  it('a member cut off after recording a batch: its successor re-forms the batch and no count changes', async () => {
+    const crash = { sessions: uniqueName('ledger-crash.sessions'), logs: uniqueName('ledger-crash.logs') };
+    const group = uniqueName('ledger-crash-group');
+    await ensureTopics(admin, [crash.sessions, crash.logs], 1);
+    const tokens: { member: string; token: string }[] = [];
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const member = (name: string, socketFactory?: unknown, commitDelayMs = 0) =>
+      new Ingester({
+        kafka: createKafka({
+          brokers,
+          clientId: name,
+          logger: createLogger('silent'),
+          ...(socketFactory ? { socketFactory: socketFactory as never } : {}),
+        }),
+        ledger: async (batch) => {
+          tokens.push({ member: name, token: `${batch.firstOffset}-${batch.lastOffset}` });
+          await recordBatch(engine.ch, batch);
+        },
+        write: (rows, token) => insertEvents(engine.ch, rows, token),
+        topics: [crash.sessions, crash.logs],
+        groupId: group,
+        limits: { rows: 100_000, bytes: 1024 * 1024, waitMs: 300 },
+        logger: createLogger('silent'),
+        sessionTimeoutMs: 6_000,
+        testCommitDelayMs: commitDelayMs,
+      });
+    const sockets = killableSockets();
+    // a records and stores its batch, then waits before committing past it: cut off then, it never does.
+    const a = member('a', sockets.factory, 60_000);
+    let b: Ingester | undefined;
+    try {
+      await a.start();
+      await producer.send({
+        topic: crash.sessions,
+        messages: [
+          { key: 'u', value: JSON.stringify(usage('c1', { team_id: 'kc' })) },
+          { key: 'u', value: JSON.stringify(usage('c1', { team_id: 'kc' })) },
+          { key: 'u', value: JSON.stringify(usage('c2', { team_id: 'kc' })) },
+          { key: 'u', value: '{"event_id":"c-bad","team_id":"kc","service":"svc"}' },
+          { key: 'u', value: '[1]' },
+        ],
+      });
+      await waitFor('a to store its batch', async () => a.stats.batches >= 1, { timeoutMs: 30_000 });
+      sockets.cut();
+      b = member('b');
+      await b.start();
+      await waitFor('b to take over and commit', () => caughtUp(admin, group, [crash.sessions, crash.logs]), {
+        timeoutMs: 90_000,
+        everyMs: 500,
+      });
+    } finally {
+      await b?.stop();
+      await Promise.race([a.stop().catch(() => undefined), sleep(5_000)]);
+      await dropTopics(admin, crash);
+    }
+    // b re-formed exactly a's batch (same offsets), so its arrivals had the same deliveries and token.
+    expect(tokens.map((t) => t.member)).toEqual(['a', 'b']);
+    expect(tokens[1]?.token).toBe(tokens[0]?.token);
+    const got = await ingestLedger(engine.ch, { start_date: DAY, end_date: today(), team_id: 'kc' });
+    expect(got).toEqual([
+      {
+        day: DAY,
+        team_id: 'kc',
+        service: 'svc',
+        received: 2,
+        stored: 2,
+        duplicates: 1,
+        rejected: 0,
+        rejected_by_reason: {},
+      },
+      {
+        day: today(),
+        team_id: 'kc',
+        service: 'svc',
+        received: 1,
+        stored: 0,
+        duplicates: 0,
+        rejected: 1,
+        rejected_by_reason: { field_type: 1 },
+      },
+    ]);
+    const none = await ingestLedger(engine.ch, { start_date: today(), end_date: today(), team_id: '(none)' });
+    // '[1]' has no event_id: identified by its offset, the same for a and b, so it counts once.
+    expect(none.find((r) => r.service === '(none)')?.rejected_by_reason).toMatchObject({ not_object: 1 });
   });
 });

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouse } from '../clickhouse/client.ts';
 import { type Arrival, insertArrivals } from '../clickhouse/queries/ingest-ledger.ts';
-import type { LogRow, ParsedEvent, UsageRow } from '../core/events.ts';
+import type { LogRow, UsageRow } from '../core/events.ts';
 import { LIMITS, MAX_FUTURE_MS, MIN_TIMESTAMP_MS, parseTimestamp } from '../core/events.ts';
 import type { HttpArrivals, HttpLedger } from '../core/ledger.ts';
 import { type Batch, batchToken } from './batcher.ts';
@@ -23,18 +23,6 @@ const isStr = (v: unknown, max: number): v is string =>
 
 function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
-}
-
-/** Key and identity of a valid event: its own day, team (or `(logs)`) and service. */
-function ofEvent(e: ParsedEvent): Pick<Arrival, 'day' | 'team_id' | 'service' | 'identity'> {
-  const row = e.row;
-  return {
-    // Rows carry 'YYYY-MM-DD hh:mm:ss.mmm' in UTC.
-    day: row.timestamp.slice(0, 10),
-    team_id: e.kind === 'usage' ? e.row.team_id : LOGS_TEAM,
-    service: row.service,
-    identity: row.event_id,
-  };
 }
 
 /**
@@ -135,9 +123,19 @@ export function requestArrivals(a: HttpArrivals, request: string): Arrival[] {
   const out: Arrival[] = [];
   const own = (x: Pick<Arrival, 'team_id'>) => (a.team === undefined ? x.team_id : a.team);
   if (!a.viaKafka) {
-    for (const e of a.accepted) {
-      const k = ofEvent(e.event);
-      out.push({ ...k, team_id: own(k), outcome: 'accepted', reason: '', delivery });
+    // A literal per event, no spreads: a request holds up to 10,000 of them.
+    for (const { event: e } of a.accepted) {
+      const team_id = a.team ?? (e.kind === 'usage' ? e.row.team_id : LOGS_TEAM);
+      const day = e.row.timestamp.slice(0, 10);
+      out.push({
+        day,
+        team_id,
+        service: e.row.service,
+        outcome: 'accepted',
+        reason: '',
+        identity: e.row.event_id,
+        delivery,
+      });
     }
   }
   for (const r of a.rejected) {

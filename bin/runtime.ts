@@ -68,7 +68,7 @@ export async function createSink(
   } finally {
     await admin.disconnect();
   }
-  const producer = createProducer(kafka);
+  const producer = createProducer(kafka, { compression: config.kafka.compression });
   await producer.connect();
   const sink = createKafkaSink(producer, {
     sessions: config.kafka.topicSessions,
@@ -93,6 +93,7 @@ export async function startIngester(config: Config, ch: ClickHouse, logger: Logg
     },
     logger: logger.child({ role: 'ingest' }),
     sessionTimeoutMs: config.ingest.sessionTimeoutMs,
+    compression: config.kafka.compression,
     testCommitDelayMs: config.ingest.testCommitDelayMs,
   });
   await ingester.start();

@@ -15,6 +15,7 @@ import { decodeMessage } from './decode.ts';
 import { sendDeadLetters } from './dlq.ts';
 import {
   type Admin,
+  type CodecName,
   type Consumer,
   createProducer,
   type EachBatchPayload,
@@ -42,6 +43,8 @@ export interface IngesterOptions {
   concurrency?: number;
   /** Consumer session timeout; a member silent this long is dropped from the group (default 30 s). */
   sessionTimeoutMs?: number;
+  /** Codec of the dead-letter producer (default none). */
+  compression?: CodecName;
   /** Fault injection for tests: wait between a batch's insert and its commit (default 0). */
   testCommitDelayMs?: number;
 }
@@ -121,7 +124,10 @@ export class Ingester {
     });
     // Few client-side retries: the batch loop retries with its own backoff, pausing the partition and
     // reporting the fault, instead of waiting inside kafkajs.
-    this.producer = createProducer(opts.kafka, { retries: 2 });
+    this.producer = createProducer(opts.kafka, {
+      retries: 2,
+      ...(opts.compression ? { compression: opts.compression } : {}),
+    });
     this.admin = opts.kafka.admin();
   }
 

@@ -58,11 +58,11 @@ export const ingestMetrics = {
 
 /** A bounded label for a dead-letter reason: the field at fault, or the kind of decoding failure. */
 export function reasonCategory(reason: string): string {
-  if (reason.startsWith('not valid UTF-8')) return 'not_utf8';
+  if (reason.startsWith('encoding')) return 'encoding';
   if (reason.startsWith('not valid JSON')) return 'not_json';
   if (reason.startsWith('message too large')) return 'too_large';
-  if (reason.startsWith('empty message')) return 'empty';
-  if (reason.startsWith('event must be')) return 'not_object';
+  if (reason === 'empty') return 'empty';
+  if (reason.startsWith('not an object') || reason.startsWith('event must be')) return 'not_object';
   const field = /^([A-Za-z_]+)[.:]/.exec(reason)?.[1];
   return field ? `field_${field}`.slice(0, 40) : 'other';
 }

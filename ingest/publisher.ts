@@ -65,7 +65,7 @@ export async function createPublisher(config: Config, logger: Logger): Promise<P
     } finally {
       await admin.disconnect();
     }
-    const producer: Producer = createIdempotentProducer(kafka);
+    const producer: Producer = createIdempotentProducer(kafka, { compression: config.kafka.compression });
     await producer.connect();
     return {
       target: `Kafka ${config.kafka.brokers.join(',')}`,

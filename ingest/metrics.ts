@@ -40,8 +40,24 @@ export const ingestMetrics = {
   }),
   lag: new Gauge({
     name: 'tally_ingest_consumer_lag',
-    help: 'Messages between the last fetched offset and the end of the partition',
+    help: "Messages between the consumer group's committed offset and the end of the partition (not yet stored)",
     labelNames: ['topic', 'partition'] as const,
+    registers: [registry],
+  }),
+  lagSeconds: new Gauge({
+    name: 'tally_ingest_lag_seconds',
+    help: 'While messages wait in a source topic: how old the newest message the ingester has read from it is',
+    labelNames: ['topic'] as const,
+    registers: [registry],
+  }),
+  up: new Gauge({
+    name: 'tally_ingest_up',
+    help: '1 while the ingester consumes (member of its group, fetching, keeping up); 0 otherwise',
+    registers: [registry],
+  }),
+  sinceLastMessage: new Gauge({
+    name: 'tally_ingest_seconds_since_last_message',
+    help: 'Seconds since the ingester last read a message (since it started, if none yet)',
     registers: [registry],
   }),
   bufferedBytes: new Gauge({

@@ -5,6 +5,7 @@ import { every } from 'hono/combine';
 import { createMiddleware } from 'hono/factory';
 import { type ClickHouse, forApiReads } from '../clickhouse/client.ts';
 import { PayloadTooLarge } from '../core/errors.ts';
+import type { StatusSource } from '../core/health.ts';
 import type { Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
 import type { AppEnv } from './env.ts';
@@ -31,6 +32,10 @@ export interface AppDeps {
   logger: Logger;
   /** The per-identity limit (api/middleware/rate-limit.ts); bin/runtime.ts always installs one. */
   rateLimit?: MiddlewareHandler<AppEnv>;
+  /** The per-identity limit of POST /events, a budget of its own (default: the same as `rateLimit`). */
+  ingestRateLimit?: MiddlewareHandler<AppEnv>;
+  /** The ingester of this process, shown by /readyz (npm start runs one when Kafka is configured). */
+  ingester?: StatusSource;
   /** Told of every refused authentication (the system log of failed logins). */
   onAuthFailure?: (f: AuthFailureReport) => void;
   /** Export jobs and signed downloads; without them the export routes are not mounted. */
@@ -132,7 +137,7 @@ export function createApp(deps: AppDeps) {
   const reads = forApiReads(deps.ch);
   const exportsDeps = deps.exports ? { ...deps.exports, ch: forApiReads(deps.exports.ch) } : undefined;
 
-  app.route('/', healthRoutes(reads));
+  app.route('/', healthRoutes(reads, deps.ingester ? { ingester: deps.ingester } : {}));
   app.route(
     '/',
     metaRoutes(() => document),
@@ -154,7 +159,14 @@ export function createApp(deps: AppDeps) {
   const authed = every(authenticate(deps.auth, deps.onAuthFailure), deps.rateLimit ?? ((_c, next) => next()));
   app.use('/reports/*', authed);
   app.use('/logs/*', authed);
-  app.use('/events', authed);
+  // Writes have their own budget: a producer posting one request per event must not spend the reads'.
+  app.use(
+    '/events',
+    every(
+      authenticate(deps.auth, deps.onAuthFailure),
+      deps.ingestRateLimit ?? deps.rateLimit ?? ((_c, next) => next()),
+    ),
+  );
   app.route('/', usageRoutes(reads));
   app.route('/', timeseriesRoutes(reads));
   app.route('/', logRoutes(reads));

@@ -16,12 +16,13 @@ import { migrate } from '../clickhouse/migrate.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
 import { type Config, ConfigError, loadConfig } from '../core/config.ts';
+import type { StatusSource } from '../core/health.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
 import { Ingester } from '../ingest/consumer.ts';
 import { createDirectSink } from '../ingest/direct.ts';
-import { connectAdmin, createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
-import { createKafkaSink } from '../ingest/producer.ts';
+import { createKafka } from '../ingest/kafka.ts';
+import { connectingKafkaSink } from '../ingest/producer.ts';
 
 /** Loads the configuration or exits with every problem listed. */
 export function configOrExit(env: NodeJS.ProcessEnv = process.env): Config {
@@ -54,7 +55,10 @@ export interface Stoppable {
   stop(): Promise<void>;
 }
 
-/** The sink of POST /events: Kafka when configured, else the raw tables directly. */
+/**
+ * The sink of POST /events: Kafka when configured, else the raw tables directly. Never waits for Kafka: the
+ * service starts while the broker is down, and POST /events answers 503 with Retry-After until it is back.
+ */
 export async function createSink(
   config: Config,
   ch: ClickHouse,
@@ -62,22 +66,19 @@ export async function createSink(
 ): Promise<EventSink & Stoppable> {
   if (!config.kafka.brokers) return { ...createDirectSink(ch), stop: async () => undefined };
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-api', logger });
-  const admin = await connectAdmin(kafka, config.kafka.brokers);
-  try {
-    await ensureTopics(admin, [config.kafka.topicSessions, config.kafka.topicLogs]);
-  } finally {
-    await admin.disconnect();
-  }
-  const producer = createProducer(kafka, { compression: config.kafka.compression });
-  await producer.connect();
-  const sink = createKafkaSink(producer, {
-    sessions: config.kafka.topicSessions,
-    logs: config.kafka.topicLogs,
+  return connectingKafkaSink(kafka, {
+    brokers: config.kafka.brokers,
+    topics: { sessions: config.kafka.topicSessions, logs: config.kafka.topicLogs },
+    compression: config.kafka.compression,
+    logger,
   });
-  return { ...sink, stop: () => producer.disconnect() };
 }
 
-export async function startIngester(config: Config, ch: ClickHouse, logger: Logger): Promise<Ingester> {
+/**
+ * The ingester, started in the background: it connects and joins its group on its own (restarting after any
+ * stop), so nothing waits on Kafka; its status shows in /readyz and /metrics.
+ */
+export function startIngester(config: Config, ch: ClickHouse, logger: Logger): Ingester {
   if (!config.kafka.brokers) throw new Error('the ingester needs KAFKA_BROKERS');
   const selfLog = new SelfLog(ch);
   const ingester = new Ingester({
@@ -96,24 +97,37 @@ export async function startIngester(config: Config, ch: ClickHouse, logger: Logg
     compression: config.kafka.compression,
     testCommitDelayMs: config.ingest.testCommitDelayMs,
   });
-  await ingester.start();
+  ingester.startInBackground();
   return ingester;
 }
 
 export async function startApi(
   config: Config,
-  deps: { ch: ClickHouse; sink: EventSink; secret: string; logger: Logger; exports?: ExportDeps },
+  deps: {
+    ch: ClickHouse;
+    sink: EventSink;
+    secret: string;
+    logger: Logger;
+    exports?: ExportDeps;
+    ingester?: StatusSource;
+  },
 ): Promise<Stoppable & { url: string }> {
   // security: JWT (secret and JWKS), API keys, the per-identity limit, failed logins as system logs.
   const policy = limitPolicy(config.rateLimitPerMinute, config.security.rateLimitOverrides);
+  // POST /events: a budget of its own (INGEST_RATE_LIMIT_PER_MINUTE), counted apart from the reads'.
+  const ingestPolicy = limitPolicy(config.ingestRateLimitPerMinute, new Map());
   const redisUrl = config.security.rateLimitRedisUrl;
   const limitStore = redisUrl ? new RedisSlidingLogStore(policy, { url: redisUrl }) : undefined;
+  const ingestStore = redisUrl
+    ? new RedisSlidingLogStore(ingestPolicy, { url: redisUrl, prefix: 'tally:ratelimit:events:' })
+    : undefined;
   // Redis (the shared limit and export quota) connected before the first request: without its offline
   // queue, a command sent earlier fails, and the first requests would get 503.
   try {
-    await Promise.all([limitStore?.ready(), deps.exports?.admission.ready()]);
+    await Promise.all([limitStore?.ready(), ingestStore?.ready(), deps.exports?.admission.ready()]);
   } catch (err) {
     await limitStore?.shutdown();
+    await ingestStore?.shutdown();
     await deps.exports?.admission.close();
     throw new Error(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
@@ -132,6 +146,11 @@ export async function startApi(
       keys: new KeyRing({ path: config.security.apiKeysPath, logger: deps.logger }),
     }),
     rateLimit: createRateLimit({ policy, ...(limitStore ? { store: limitStore } : {}) }),
+    ingestRateLimit: createRateLimit({
+      policy: ingestPolicy,
+      ...(ingestStore ? { store: ingestStore } : {}),
+    }),
+    ...(deps.ingester ? { ingester: deps.ingester } : {}),
     onAuthFailure: recordAuthFailures(authLog),
     ...(deps.exports ? { exports: deps.exports } : {}),
     // schedules: mounted wherever exports are (the scheduler itself runs with the export workers).
@@ -145,9 +164,27 @@ export async function startApi(
         stop: async () => {
           await new Promise<void>((r) => server.close(() => r()));
           await limitStore?.shutdown();
+          await ingestStore?.shutdown();
           await deps.exports?.admission.close();
           await authLog.close();
         },
+      });
+    });
+    server.once('error', reject);
+  });
+}
+
+/** Serves a small app (the ingest role's probes) on PORT / HOST; resolves once it listens. */
+export function serveApp(
+  config: Config,
+  fetch: (req: Request) => Response | Promise<Response>,
+): Promise<Stoppable & { url: string }> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, port: config.port, hostname: config.host }, (info) => {
+      const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+      resolve({
+        url: `http://${host}:${info.port}`,
+        stop: () => new Promise<void>((r) => server.close(() => r())),
       });
     });
     server.once('error', reject);

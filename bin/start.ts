@@ -35,14 +35,21 @@ if (demo) {
       : 'Demo: data already loaded in this data directory.\n',
   );
 }
-let ingester: Ingester | undefined;
-if (config.kafka.brokers) ingester = await startIngester(config, ch, logger);
+// In the background: the API below listens at once, whether Kafka answers or not (/readyz shows the ingester).
+const ingester: Ingester | undefined = config.kafka.brokers ? startIngester(config, ch, logger) : undefined;
 // exports: the worker runs in this process; a queued job wakes it at once.
 const exportWorkers = startExportWorkers(config, ch, logger);
 const exports = exportDeps(config, ch, exportWorkers.notify);
 // schedules: the scheduler queues each closed period's job; the workers' finished jobs fire webhooks.
 const schedules = startSchedules(config, ch, logger, exportWorkers.workers, exportWorkers.notify);
-const api = await startApi(config, { ch, sink, secret: secret.value, logger, exports });
+const api = await startApi(config, {
+  ch,
+  sink,
+  secret: secret.value,
+  logger,
+  exports,
+  ...(ingester ? { ingester } : {}),
+});
 
 process.stdout.write(
   `Tally listening on ${api.url} (storage: ${ch.embedded ? `embedded ClickHouse in ${config.dataDir}` : 'ClickHouse server'}, ` +

@@ -143,7 +143,22 @@ const route = createRoute({
       description: 'Stored (or acknowledged by Kafka)',
       content: { 'application/json': { schema: Accepted } },
     },
-    ...errorResponses(400, 401, 403, 413, 429, 500, 503),
+    400: {
+      description:
+        'A body that is not a JSON array or NDJSON; or every event rejected: then the error also carries ' +
+        '`accepted` (0) and `rejected`, as a 202 would',
+      content: {
+        'application/json': {
+          schema: z.object({
+            error: z.string(),
+            message: z.string(),
+            accepted: z.number().int().optional(),
+            rejected: z.array(z.object({ index: z.number().int(), error: z.string() })).optional(),
+          }),
+        },
+      },
+    },
+    ...errorResponses(401, 403, 413, 429, 500, 503),
   },
 });
 
@@ -222,6 +237,11 @@ export function eventRoutes(sink: EventSink) {
       seen.add(r.event.row.event_id);
       good.push({ raw, event: r.event });
     });
+    // Nothing accepted is a client error, in the error model's shape with the same `rejected` list.
+    if (values.length > 0 && rejected.length === values.length) {
+      const message = `no event accepted: all ${rejected.length} rejected (see rejected)`;
+      return c.json({ error: 'Bad Request', message, accepted: 0, rejected }, 400);
+    }
     if (good.length > 0) await sink.write(good);
     return c.json({ accepted: values.length - rejected.length, rejected }, 202);
   });

@@ -210,9 +210,14 @@ describe('HTTP API', () => {
     const notJson = await req('/events', { method: 'POST', body: '{"a":' });
     expect(notJson.status).toBe(400);
     expect((await json(notJson)).message).toMatch(/^body: /);
+    // Every event rejected: 400, in the error shape, with the same list a 202 would carry.
     const obj = await req('/events', { method: 'POST', body: '"just a string"' });
-    expect(obj.status).toBe(202);
-    expect((await json(obj)).rejected).toEqual([{ index: 0, error: 'event must be a JSON object' }]);
+    expect(obj.status).toBe(400);
+    expect(await json(obj)).toMatchObject({
+      error: 'Bad Request',
+      accepted: 0,
+      rejected: [{ index: 0, error: 'event must be a JSON object' }],
+    });
   });
 
   it('puts X-Request-Id on every response and answers health without auth', async () => {

@@ -146,6 +146,8 @@ export class Ingester {
   private readonly startedAt = Date.now();
   private lag = new Map<string, { messages: number; partitions: Map<number, number> }>();
   private reportedProblemSince: number | undefined;
+  /** Since when the ingester has not been a consuming member (kept across restart attempts). */
+  private unableSince: number | undefined = Date.now();
 
   constructor(private readonly opts: IngesterOptions) {
     this.consumer = this.makeConsumer();
@@ -290,11 +292,18 @@ export class Ingester {
   }
 
   private setState(state: IngestStatus['state'], reason?: string): void {
-    if (state !== this.phase || reason !== this.reason) {
-      this.phase = state;
-      this.reason = reason;
-      this.stateSince = Date.now();
+    if (state === this.phase && reason === this.reason) return;
+    const now = Date.now();
+    if (state === 'consuming') this.unableSince = undefined;
+    else if (this.unableSince === undefined) {
+      // Leaving the group after a silence (a broker gone: fetches fail for a while before the crash): the
+      // outage began at the last answer, not at the crash.
+      const quiet = this.lastFetchAt > 0 && now - this.lastFetchAt > 5_000;
+      this.unableSince = quiet ? this.lastFetchAt : now;
     }
+    this.phase = state;
+    this.reason = reason;
+    this.stateSince = now;
   }
 
   /**
@@ -520,7 +529,7 @@ export class Ingester {
   /** Why the ingester cannot consume right now, and since when; undefined while it can. */
   private problem(now: number): { reason: string; since: number } | undefined {
     if (this.phase !== 'consuming') {
-      return { reason: this.reason ?? this.phase, since: this.stateSince };
+      return { reason: this.reason ?? this.phase, since: this.unableSince ?? this.stateSince };
     }
     const quietSince = Math.max(this.lastFetchAt, this.stateSince);
     if (now - quietSince > FETCH_SILENCE_MS) {

@@ -1,9 +1,7 @@
 // The one module that imports kafkajs (its upstream is looking for maintainers): a maintained client could
 // replace it here without touching the rest of the ingester.
-import {
+import kafkajs, {
   type Admin,
-  CompressionCodecs,
-  CompressionTypes,
   type ISocketFactory,
   Kafka,
   type KafkaConfig,
@@ -14,6 +12,11 @@ import {
 } from 'kafkajs';
 import type { Logger } from '../core/logger.ts';
 import { type Codec, type CodecName, lz4, snappy, zstd } from './codecs.ts';
+
+// kafkajs's index exports these as `Compression.Codecs` and the like, which Node's detection of CommonJS exports
+// cannot see: a named import works under a bundler or vitest, and fails under plain Node.
+const { CompressionCodecs, CompressionTypes } = kafkajs;
+type CodecSlot = keyof typeof CompressionCodecs;
 
 export type {
   Admin,
@@ -51,10 +54,7 @@ function logCreator(logger: Logger): logCreatorType {
 
 // kafkajs looks codecs up in one process-wide table; registering at import means no consumer or producer of
 // this process can exist without them. kafkajs hands compress() its Encoder, whose `buffer` is the bytes.
-function register(
-  type: CompressionTypes.Snappy | CompressionTypes.LZ4 | CompressionTypes.ZSTD,
-  codec: Codec,
-): void {
+function register(type: CodecSlot, codec: Codec): void {
   CompressionCodecs[type] = () => ({
     compress: (encoder: { buffer: Buffer }) => codec.compress(encoder.buffer),
     decompress: (data: Buffer) => codec.decompress(data),
@@ -64,7 +64,7 @@ register(CompressionTypes.Snappy, snappy);
 register(CompressionTypes.LZ4, lz4);
 register(CompressionTypes.ZSTD, zstd);
 
-const COMPRESSION: Record<CodecName, CompressionTypes> = {
+const COMPRESSION: Record<CodecName, (typeof CompressionTypes)[keyof typeof CompressionTypes]> = {
   gzip: CompressionTypes.GZIP,
   snappy: CompressionTypes.Snappy,
   lz4: CompressionTypes.LZ4,
@@ -74,7 +74,7 @@ const COMPRESSION: Record<CodecName, CompressionTypes> = {
 
 /** The codec kafkajs will use for `name` (tests check what is registered, not only the codec module). */
 export function registeredCodec(name: Exclude<CodecName, 'none'>): Codec {
-  const type = COMPRESSION[name] as keyof typeof CompressionCodecs;
+  const type = COMPRESSION[name] as CodecSlot;
   const c = CompressionCodecs[type]() as {
     compress(e: { buffer: Buffer }): Promise<Buffer>;
     decompress(b: Buffer): Promise<Buffer>;

@@ -21,6 +21,7 @@ import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
 import { completeDocument, metaRoutes } from './routes/meta.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
+import { schemaRoutes } from './routes/schemas.ts';
 import { timeseriesRoutes } from './routes/timeseries.ts';
 import { usageRoutes } from './routes/usage.ts';
 import type { ScheduleDeps } from './schedules/deps.ts';
@@ -142,6 +143,8 @@ export function createApp(deps: AppDeps) {
     '/',
     metaRoutes(() => document),
   );
+  // The event schema as JSON Schema files: public, like the OpenAPI document.
+  app.route('/', schemaRoutes());
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
     scheme: 'bearer',

@@ -1,5 +1,6 @@
 // The HTTP contract of the first routes on the real engine (app.request, no socket): auth, scopes, team
 // isolation, validation, POST /events and the error model.
+import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
@@ -218,6 +219,23 @@ describe('HTTP API', () => {
       accepted: 0,
       rejected: [{ index: 0, error: 'event must be a JSON object' }],
     });
+  });
+
+  it('serves the JSON Schema files without credentials, as the repository holds them', async () => {
+    for (const name of ['event', 'usage-event', 'log-event']) {
+      const res = await req(`/schemas/${name}.json`, { token: null });
+      expect(res.status, name).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^application\/schema\+json/);
+      expect(await res.text()).toBe(readFileSync(`schemas/${name}.json`, 'utf8'));
+    }
+    const missing = await req('/schemas/nope.json', { token: null });
+    expect(missing.status).toBe(400);
+    expect(await json(missing)).toMatchObject({
+      error: 'Bad Request',
+      message: expect.stringMatching(/^name: /),
+    });
+    const ready = await json(await req('/readyz', { token: null }));
+    expect(ready).toMatchObject({ status: 'ready', components: { storage: { state: 'ok' } } });
   });
 
   it('puts X-Request-Id on every response and answers health without auth', async () => {

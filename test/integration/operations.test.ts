@@ -189,6 +189,7 @@ describe('service surface', () => {
         '/reports/export/{job_id}',
         '/reports/usage-summary',
         '/reports/usage-timeseries',
+        '/schemas/{name}',
       ].sort(),
     );
     expect(Object.keys(doc.paths['/reports/export-schedules/{schedule_id}'] ?? {}).sort()).toEqual([
@@ -230,7 +231,7 @@ describe('service surface', () => {
         }
       }
     }
-    expect(operations).toBe(18);
+    expect(operations).toBe(19);
     expect(Object.keys(doc.paths['/logs/system-events']?.get?.responses['200']?.headers ?? {})).toEqual(
       expect.arrayContaining(['X-Page', 'X-Total-Pages', 'X-Next-Cursor']),
     );

@@ -413,9 +413,10 @@ export class Ingester {
         {
           offset: msg.offset,
           bytes: (msg.value?.length ?? 0) + (msg.key?.length ?? 0),
-          result: decodeMessage(msg.value, now),
+          result: decodeMessage(msg.value, now, msg.headers),
           key: msg.key,
           value: msg.value,
+          headers: msg.headers,
         },
         now,
       );

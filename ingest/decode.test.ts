@@ -39,6 +39,27 @@ describe('decodeMessage', () => {
     if (!scalar.ok) expect(scalar.error.startsWith('not an object')).toBe(true);
   });
 
+  it('reads a binary-mode CloudEvent: attributes in ce_* headers, data as the value', () => {
+    const headers = {
+      ce_specversion: Buffer.from('1.0'),
+      ce_id: Buffer.from('x-1'),
+      ce_source: Buffer.from('/svc'),
+      ce_type: Buffer.from('com.example.activity'),
+      ce_time: Buffer.from('2025-01-02T10:00:00Z'),
+    };
+    const data = Buffer.from(JSON.stringify({ user_id: 'u1', team_id: 't1', service: 'billing' }));
+    const r = decodeMessage(data, now, headers);
+    expect(r.ok && r.event.kind === 'usage' && r.event.row.event_id.startsWith('ce-')).toBe(true);
+    const { ce_time: _t, ...noTime } = headers;
+    expect(decodeMessage(data, now, noTime)).toEqual({
+      ok: false,
+      error: 'time: is required for a CloudEvent',
+    });
+    // Without ce_specversion the headers are not a CloudEvent's: the value must be a whole event.
+    const { ce_specversion: _v, ...notCloud } = headers;
+    expect(decodeMessage(data, now, notCloud).ok).toBe(false);
+  });
+
   it('keeps the other reasons: not JSON, too large, a field', () => {
     const notJson = decodeMessage(Buffer.from('{nope'), now);
     expect(!notJson.ok && notJson.error.startsWith('not valid JSON')).toBe(true);

@@ -1,6 +1,7 @@
 // Turns the bytes of one Kafka message into a validated event or a reason for the dead-letter topic.
 // A reason starts with what is wrong: a code for the message as a whole (`empty`, `encoding`, `not an object`,
 // `not valid JSON`, `message too large`) or the event field at fault (`timestamp: ...`). README "Dead letters".
+import { cloudAttributesFromHeaders, fromCloudEvent } from '../core/cloudevents.ts';
 import { type ParseResult, parseEvent } from '../core/events.ts';
 
 /** Messages larger than this are refused whole (an event is a few hundred bytes). */
@@ -23,7 +24,17 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const CONFLUENT_MAGIC = 0;
 const CONFLUENT_HEADER_BYTES = 5;
 
-export function decodeMessage(value: Buffer | null, nowMs: number = Date.now()): ParseResult {
+/** Kafka message headers as kafkajs gives them. */
+export type MessageHeaders = Record<string, Buffer | string | (Buffer | string)[] | undefined>;
+
+/**
+ * A message's value (and, for a binary-mode CloudEvent, its `ce_*` headers) to a validated event or a reason.
+ */
+export function decodeMessage(
+  value: Buffer | null,
+  nowMs: number = Date.now(),
+  headers?: MessageHeaders,
+): ParseResult {
   // A tombstone (null value) or a zero-length one: nothing to store.
   if (value === null || value.length === 0) return { ok: false, error: REASONS.empty };
   if (value.length > MAX_MESSAGE_BYTES) {
@@ -49,6 +60,12 @@ export function decodeMessage(value: Buffer | null, nowMs: number = Date.now()):
       ok: false,
       error: `${REASONS.notObject} (got ${Array.isArray(json) ? 'an array' : json === null ? 'null' : typeof json})`,
     };
+  }
+  // A CloudEvent in binary mode: the attributes travel in ce_* headers, the value is its data.
+  const cloud = cloudAttributesFromHeaders(headers);
+  if (cloud) {
+    const mapped = fromCloudEvent(cloud, json);
+    return mapped.ok ? parseEvent(mapped.raw, nowMs) : { ok: false, error: mapped.error };
   }
   return parseEvent(json, nowMs);
 }

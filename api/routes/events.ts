@@ -3,6 +3,7 @@
 // credential bound to a team writes that team's usage events only: any other event is named in `rejected`
 // before anything is stored or published.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { fromStructured, isCloudEventsMediaType, parseCloudEventsBody } from '../../core/cloudevents.ts';
 import { PayloadTooLarge, ValidationError } from '../../core/errors.ts';
 import type { ParsedEvent } from '../../core/events.ts';
 import { LIMITS, parseEvent, SEVERITIES, USAGE_TYPES } from '../../core/events.ts';
@@ -118,7 +119,10 @@ const route = createRoute({
   summary: 'Ingest events (JSON array or NDJSON)',
   description:
     'A credential bound to a team (team_id claim, or a key of a team) writes only usage events of that team: ' +
-    'an event of another team, or a log event, is named in `rejected` and neither stored nor published.',
+    'an event of another team, or a log event, is named in `rejected` and neither stored nor published. ' +
+    'CloudEvents 1.0 in structured mode are taken too, with Content-Type application/cloudevents+json (one) or ' +
+    'application/cloudevents-batch+json (an array): `type` is an event type (or ends in .<type>), `time` (required) ' +
+    'the timestamp, `data` an object with the other fields, and event_id is derived from (source, id).',
   security: SECURITY,
   request: {
     body: {
@@ -215,13 +219,22 @@ export function eventRoutes(sink: EventSink) {
   // content type is taken (producers rarely label NDJSON correctly).
   app.openAPIRegistry.registerPath(route);
   app.post('/events', requireScope('write:events'), async (c) => {
-    const values = parseBody(await readBodyText(c.req.raw, MAX_BODY_BYTES));
+    const cloud = isCloudEventsMediaType(c.req.header('content-type'));
+    const text = await readBodyText(c.req.raw, MAX_BODY_BYTES);
+    const values = cloud ? parseCloudEventsBody(text, cloud, MAX_EVENTS) : parseBody(text);
     const identity = c.get('identity');
     const now = Date.now();
     const good: IncomingEvent[] = [];
     const rejected: { index: number; error: string }[] = [];
     const seen = new Set<string>();
-    values.forEach((raw, index) => {
+    values.forEach((item, index) => {
+      // A structured-mode CloudEvent becomes the event it carries (core/cloudevents.ts), then is checked alike.
+      const mapped = cloud ? fromStructured(item) : { ok: true as const, raw: item };
+      if (!mapped.ok) {
+        rejected.push({ index, error: mapped.error });
+        return;
+      }
+      const raw = mapped.raw;
       const r = parseEvent(raw, now);
       if (!r.ok) {
         rejected.push({ index, error: r.error });

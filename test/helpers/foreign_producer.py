@@ -7,6 +7,7 @@ object on stdout, so the test knows exactly what must be stored and what must be
 usage: foreign_producer.py BROKERS TOPIC RUN_ID
 """
 
+import hashlib
 import json
 import struct
 import sys
@@ -83,6 +84,32 @@ for codec in CODECS:
     p.poll(0)
     if p.flush(30) != 0:
         errors.append("%s: messages still queued after 30 s" % codec)
+
+# CloudEvents in binary mode: the attributes in ce_* headers, the event's other fields as the value. Tally
+# derives event_id from (source, id); computed here independently to check it.
+def cloud_event_id(source, id_):
+    pair = json.dumps([source, id_], separators=(",", ":"), ensure_ascii=False)
+    return "ce-" + hashlib.sha256(pair.encode()).hexdigest()[:40]
+
+
+cp = Producer({"bootstrap.servers": brokers, "compression.type": "zstd", "on_delivery": delivered})
+source = "/py/%s" % run
+for i in range(3):
+    data = {"user_id": "py-ce-u%d" % i, "team_id": "py-t1", "service": "py-service"}
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", ("c-%d" % i).encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", b"com.example.py.activity"),
+        ("ce_time", ("2025-03-0%dT12:00:00Z" % (i + 1)).encode()),
+        ("content-type", b"application/json"),
+    ]
+    cp.produce(topic, key=data["user_id"], value=json.dumps(data).encode(), headers=headers)
+    manifest["stored_usage"].append(cloud_event_id(source, "c-%d" % i))
+no_time = [("ce_specversion", b"1.0"), ("ce_id", b"c-no-time"), ("ce_source", source.encode()), ("ce_type", b"activity")]
+cp.produce(topic, key="ce-no-time", value=json.dumps({"user_id": "u", "team_id": "t", "service": "s"}).encode(), headers=no_time)
+manifest["dead"].append({"key": "ce-no-time", "reason": "time"})
+cp.flush(30)
 
 # Transactions: committed ones count, aborted ones never do (their bad message is not dead-lettered either).
 tp = Producer(

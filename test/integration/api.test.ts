@@ -5,6 +5,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
+import { cloudEventId } from '../../core/cloudevents.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
@@ -219,6 +220,47 @@ describe('HTTP API', () => {
       accepted: 0,
       rejected: [{ index: 0, error: 'event must be a JSON object' }],
     });
+  });
+
+  it('takes CloudEvents in structured mode, one or a batch; event_id from (source, id); no time is rejected', async () => {
+    const ce = (id: string, source: string, extra: object = {}) => ({
+      specversion: '1.0',
+      id,
+      source,
+      type: 'com.example.billing.session_start',
+      time: '2025-07-01T09:00:00Z',
+      data: { user_id: `ce-${id}`, team_id: 'ce-team', service: 'billing', session_id: `ce-s-${id}` },
+      ...extra,
+    });
+    const one = await req('/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents+json' },
+      body: JSON.stringify(ce('1', '/billing')),
+    });
+    expect(one.status).toBe(202);
+    expect(await json(one)).toEqual({ accepted: 1, rejected: [] });
+    const { time: _t, ...noTime } = ce('3', '/billing');
+    const batch = await req('/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents-batch+json' },
+      // The same id from another source is another event; the same (source, id) again is the same event.
+      body: JSON.stringify([ce('1', '/billing'), ce('1', '/search'), noTime]),
+    });
+    expect(batch.status).toBe(202);
+    expect(await json(batch)).toEqual({
+      accepted: 2,
+      rejected: [{ index: 2, error: 'time: is required for a CloudEvent' }],
+    });
+    const rs = await engine.ch.client.query({
+      query: "SELECT DISTINCT event_id FROM usage_events WHERE team_id = 'ce-team' ORDER BY event_id",
+      format: 'JSONEachRow',
+    });
+    const ids = (await rs.json<{ event_id: string }>()).map((r) => r.event_id);
+    expect(ids).toEqual([cloudEventId('/billing', '1'), cloudEventId('/search', '1')].sort());
+    const summary = await req(
+      '/reports/usage-summary?start_date=2025-07-01&end_date=2025-07-01&team_id=ce-team',
+    );
+    expect(await summary.json()).toEqual({ total_users: 1, active_users: 1, total_sessions: 1 });
   });
 
   it('serves the JSON Schema files without credentials, as the repository holds them', async () => {

@@ -1,6 +1,7 @@
 // A producer that is not kafkajs (librdkafka, through Python's confluent-kafka from PyPI) writes one topic with
-// every codec, keys, headers, tombstones and other bad messages, Confluent's wire format, and committed plus
-// aborted transactions. The ingester must store exactly the committed valid events, once each, and dead-letter
+// every codec, keys, headers, tombstones and other bad messages, Confluent's wire format, binary-mode
+// CloudEvents (event_id computed independently in Python from (source, id)), and committed plus aborted
+// transactions. The ingester must store exactly the committed valid events, once each, and dead-letter
 // exactly the committed bad messages with their reasons.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -60,7 +61,7 @@ describe('a librdkafka producer (confluent-kafka)', () => {
     );
     const m = JSON.parse(stdout) as Manifest;
     expect(m.errors).toEqual([]);
-    expect(m.stored_usage.length).toBe(5 * 201 + 150);
+    expect(m.stored_usage.length).toBe(5 * 201 + 3 + 150);
     expect(m.stored_logs.length).toBe(5);
     expect(m.aborted.length).toBe(100);
 
@@ -91,8 +92,14 @@ describe('a librdkafka producer (confluent-kafka)', () => {
       expect(letter?.reason.startsWith(want.reason), `${want.key}: ${letter?.reason}`).toBe(true);
     }
     expect(got.find((g) => g.key.endsWith('-tombstone'))?.reason).toBe('empty');
-    // The original headers of a dead letter's source are not kept, but its own say where it came from.
+    // A dead letter keeps its source's headers (a binary CloudEvent's attributes, for a replay) beside its own.
     expect(letters.every((l) => l.sourceTopic === topics.sessions)).toBe(true);
+    expect(letters.find((l) => l.key?.toString() === 'gzip-array')?.headers.producer?.toString()).toBe(
+      'confluent-kafka',
+    );
+    expect(letters.find((l) => l.key?.toString() === 'ce-no-time')?.headers.ce_id?.toString()).toBe(
+      'c-no-time',
+    );
     expect(DLQ_HEADERS.reason).toBe('x-dlq-reason');
   });
 });

@@ -24,7 +24,7 @@ import {
   type Kafka,
   type Producer,
 } from './kafka.ts';
-import { ingestMetrics as m, reasonCategory } from './metrics.ts';
+import { ingestMetrics as m, reasonCategory, registerHealthMetrics } from './metrics.ts';
 
 /** Where batches go: the raw tables in production, something failing on purpose in tests. */
 export type BatchWriter = (rows: EventRows, token: string) => Promise<void>;
@@ -150,6 +150,7 @@ export class Ingester {
   private unableSince: number | undefined = Date.now();
 
   constructor(private readonly opts: IngesterOptions) {
+    registerHealthMetrics();
     this.consumer = this.makeConsumer();
     // Few client-side retries: the batch loop retries with its own backoff, pausing the partition and
     // reporting the fault, instead of waiting inside kafkajs.

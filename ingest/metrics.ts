@@ -48,17 +48,17 @@ export const ingestMetrics = {
     name: 'tally_ingest_lag_seconds',
     help: 'While messages wait in a source topic: how old the newest message the ingester has read from it is',
     labelNames: ['topic'] as const,
-    registers: [registry],
+    registers: [],
   }),
   up: new Gauge({
     name: 'tally_ingest_up',
     help: '1 while the ingester consumes (member of its group, fetching, keeping up); 0 otherwise',
-    registers: [registry],
+    registers: [],
   }),
   sinceLastMessage: new Gauge({
     name: 'tally_ingest_seconds_since_last_message',
     help: 'Seconds since the ingester last read a message (since it started, if none yet)',
-    registers: [registry],
+    registers: [],
   }),
   bufferedBytes: new Gauge({
     name: 'tally_ingest_buffered_bytes',
@@ -71,6 +71,17 @@ export const ingestMetrics = {
     registers: [registry],
   }),
 };
+
+/**
+ * The ingester's health gauges join /metrics only in a process that runs an ingester: `tally_ingest_up 0` from
+ * an `npm start` without Kafka would page someone for an ingester that does not exist.
+ */
+export function registerHealthMetrics(): void {
+  for (const metric of [ingestMetrics.up, ingestMetrics.sinceLastMessage, ingestMetrics.lagSeconds]) {
+    if (!registry.getSingleMetric((metric as unknown as { name: string }).name))
+      registry.registerMetric(metric);
+  }
+}
 
 /** A bounded label for a dead-letter reason: the field at fault, or the kind of decoding failure. */
 export function reasonCategory(reason: string): string {

@@ -171,7 +171,7 @@ export class Ingester {
       maxBytesPerPartition: 2 * 1024 * 1024,
       maxWaitTimeInMs: Math.min(500, this.opts.limits.waitMs),
       // kafkajs restarts a crashed consumer only for errors it deems retriable, and a consumer it gives up on
-      // stops for good without anyone noticing (a codec it lacks, kafkajs #1752-like states). Every crash ends
+      // stops for good without anyone noticing (a codec it lacks, an error it deems fatal). Every crash ends
       // the consumer here, and the supervisor (supervise) makes a new one, whatever the cause.
       retry: { initialRetryTime: 300, retries: 5, maxRetryTime: 5_000, restartOnFailure: async () => false },
     });
@@ -790,7 +790,9 @@ export class Ingester {
     // From here a failing write gives up at once: its intent is committed, so the next owner re-forms it.
     this.stopping = true;
     this.wake?.();
-    await this.loop;
+    // A supervisor still connecting to an absent broker may take the client's retries to notice: not longer
+    // than the drain allows.
+    await Promise.race([this.loop, sleep(5_000)]);
     for (const st of this.parts.values()) await st.inflight;
     for (const st of this.parts.values()) {
       if (st.pendingEnd === undefined) this.startFlush(st);

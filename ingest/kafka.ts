@@ -64,6 +64,19 @@ register(CompressionTypes.Snappy, snappy);
 register(CompressionTypes.LZ4, lz4);
 register(CompressionTypes.ZSTD, zstd);
 
+/**
+ * Replaces the implementation of one codec in this process (every consumer and producer of it): another library,
+ * or, in tests, one that fails on purpose. Returns a function that puts the previous one back.
+ */
+export function replaceCodec(name: Exclude<CodecName, 'none' | 'gzip'>, codec: Codec): () => void {
+  const slot = COMPRESSION[name] as CodecSlot;
+  const previous = CompressionCodecs[slot];
+  register(slot, codec);
+  return () => {
+    CompressionCodecs[slot] = previous;
+  };
+}
+
 const COMPRESSION: Record<CodecName, (typeof CompressionTypes)[keyof typeof CompressionTypes]> = {
   gzip: CompressionTypes.GZIP,
   snappy: CompressionTypes.Snappy,

@@ -178,6 +178,13 @@ describe('consumption broken for a while', () => {
       { timeoutMs: 30_000, everyMs: 500 },
     );
     const metricsAfterMs = Date.now() - stopped;
+    // The service's producer notices on its first send and answers 503 at once after that.
+    const whileDown = await post([usage('svc-2', 2)]);
+    expect(whileDown.status).toBe(503);
+    expect(whileDown.headers.get('retry-after')).toBeTruthy();
+    const t = Date.now();
+    expect((await post([usage('svc-3', 3)])).status).toBe(503);
+    expect(Date.now() - t).toBeLessThan(1_000);
     const refused = await waitFor(
       'the ingest role to answer 503',
       async () => {
@@ -232,6 +239,14 @@ describe('consumption broken for a while', () => {
       },
     );
     const resumedAfterMs = Date.now() - restarted;
+    await waitFor(
+      'POST /events to be accepted again',
+      async () => (await post([usage('svc-4', 4)])).status === 202,
+      {
+        timeoutMs: 60_000,
+        everyMs: 500,
+      },
+    );
     const again = createProducer(kafka);
     await again.connect();
     const second = Array.from({ length: 1_000 }, (_, i) => usage(`b-${i}`, i));

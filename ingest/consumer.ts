@@ -103,6 +103,8 @@ interface PartitionState {
   filteredEnd: bigint | undefined;
   /** Broker time of the last message taken (the newest the ingester has read from this partition). */
   lastMessageTime: number | undefined;
+  /** Since when this partition's writes have been failing (set with `failing`). */
+  failingSince: number | undefined;
 }
 
 /** Capped exponential backoff with jitter (half to full delay). */
@@ -146,6 +148,8 @@ export class Ingester {
   private readonly startedAt = Date.now();
   private lag = new Map<string, { messages: number; partitions: Map<number, number> }>();
   private reportedProblemSince: number | undefined;
+  /** Since when the group's lag has been above 0 (undefined while it is 0). */
+  private waitingSince: number | undefined;
   /** Since when the ingester has not been a consuming member (kept across restart attempts). */
   private unableSince: number | undefined = Date.now();
 
@@ -345,6 +349,7 @@ export class Ingester {
         lastTaken: undefined,
         filteredEnd: undefined,
         lastMessageTime: undefined,
+        failingSince: undefined,
       };
       this.parts.set(k, st);
     }
@@ -522,6 +527,10 @@ export class Ingester {
         next.set(t.topic, { messages, partitions });
       }
       this.lag = next;
+      let waiting = 0;
+      for (const l of next.values()) waiting += l.messages;
+      if (waiting === 0) this.waitingSince = undefined;
+      else this.waitingSince ??= Date.now();
     } catch (err) {
       // The broker is away: the last lag read stays, and the state says why nothing moves.
       this.opts.logger.debug({ err }, 'ingest: could not read the lag');
@@ -542,14 +551,26 @@ export class Ingester {
     }
     let waiting = 0;
     for (const l of this.lag.values()) waiting += l.messages;
+    if (waiting === 0) return undefined;
     const progressAt = Math.max(this.lastMessageAt ?? this.startedAt, this.stateSince);
-    const failing = [...this.parts.values()].some((st) => st.failing);
-    if (waiting > 0 && (failing || now - progressAt > FETCH_SILENCE_MS)) {
+    let failingSince: number | undefined;
+    for (const st of this.parts.values()) {
+      if (st.failing && st.failingSince !== undefined)
+        failingSince = Math.min(failingSince ?? now, st.failingSince);
+    }
+    if (failingSince !== undefined) {
       return {
-        reason: failing
-          ? `${waiting} messages waiting: storage writes are failing`
-          : `${waiting} messages waiting, none read since ${new Date(progressAt).toISOString()}`,
-        since: progressAt,
+        reason: `${waiting} messages waiting: storage writes are failing`,
+        since: Math.max(progressAt, failingSince),
+      };
+    }
+    // Waiting counts from when the lag was first seen without anything read since: a message published a
+    // moment before the lag was read is not an outage, however long the topic had been idle.
+    const stuckSince = Math.max(progressAt, this.waitingSince ?? now);
+    if (now - stuckSince > FETCH_SILENCE_MS) {
+      return {
+        reason: `${waiting} messages waiting, none read since ${new Date(stuckSince).toISOString()}`,
+        since: stuckSince,
       };
     }
     return undefined;
@@ -719,6 +740,7 @@ export class Ingester {
         m.retries.inc();
         if (this.stopping) throw err;
         // Infrastructure errors are never dead-lettered: the partition pauses, the batch waits uncommitted.
+        if (!st.failing) st.failingSince = Date.now();
         st.failing = true;
         this.pauseFor(st);
         const what = !intentDone ? 'offset commit' : !deadSent ? 'dead-letter write' : 'insert';

@@ -60,10 +60,15 @@ export function createKafkaSink(producer: Producer, topics: Topics): EventSink {
   };
 }
 
+/** How long a write waits for the sink's very first connection before answering 503. */
+const FIRST_CONNECT_WAIT_MS = 5_000;
+
 /**
  * The Kafka sink of POST /events for a service that must start, and keep serving, while the broker is away:
  * it connects in the background and again after any failed send. While it is not connected, writes fail at once
- * with Unavailable (503 with Retry-After) instead of holding the request through the client's retries.
+ * with Unavailable (503 with Retry-After) instead of holding the request through the client's retries; only
+ * before its first connection does a write wait for it a little (the demo's load, or a request right at start,
+ * must not fail because the connection was a moment slower than the first write).
  */
 export function connectingKafkaSink(
   kafka: Kafka,
@@ -75,6 +80,7 @@ export function connectingKafkaSink(
   let stopped = false;
   let connecting: Promise<void> | undefined;
   let lastError = 'not connected yet';
+  let everConnected = false;
 
   const connect = (): Promise<void> => {
     connecting ??= (async () => {
@@ -88,6 +94,7 @@ export function connectingKafkaSink(
           }
           await producer.connect();
           connected = true;
+          everConnected = true;
           if (attempt > 1) opts.logger.info('events: connected to Kafka again');
           return;
         } catch (err) {
@@ -110,6 +117,9 @@ export function connectingKafkaSink(
       return connected;
     },
     async write(events: readonly IncomingEvent[]) {
+      if (!connected && !everConnected && connecting) {
+        await Promise.race([connecting, new Promise((r) => setTimeout(r, FIRST_CONNECT_WAIT_MS).unref())]);
+      }
       if (!connected) {
         throw new Unavailable(`the Kafka broker is not reachable (${lastError}); retry later`);
       }

@@ -79,6 +79,8 @@ const stream = (function* () {
   }
 })();
 
+// The run's account (sent, accepted, rejected, retried): the last line printed, whatever else was written.
+let closing: string | undefined;
 if (values.out) {
   const out = createWriteStream(values.out);
   for (const e of stream) {
@@ -98,7 +100,7 @@ if (values.out) {
       createLogger('fatal', 'tally-loadgen'),
       values.url === undefined ? {} : { url: values.url },
     );
-    process.stdout.write(`${await publishAll(publisher, lines, events)}\n`);
+    closing = await publishAll(publisher, lines, events);
   } catch (err) {
     // One line, no stack: what went wrong and what was done before it.
     process.stderr.write(
@@ -121,3 +123,4 @@ if (truth && values.answers) {
   writeFileSync(values.answers, `${JSON.stringify({ seed, events, answers }, null, 1)}\n`);
   process.stdout.write(`wrote ${answers.length} expected answers to ${values.answers}\n`);
 }
+if (closing !== undefined) process.stdout.write(`${closing}\n`);

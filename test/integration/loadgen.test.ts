@@ -74,7 +74,8 @@ describe('loadgen and produce', () => {
     );
     expect(out.code, out.stderr).toBe(0);
     const lines = out.stdout.trim().split('\n');
-    const summary = lines.find((l) => l.startsWith('sent '));
+    // The account is the last line, after the answers file's.
+    const summary = lines[lines.length - 1];
     const m = /^sent (\d+), accepted (\d+), rejected (\d+), retried (\d+)$/.exec(summary ?? '');
     expect(m, out.stdout).not.toBeNull();
     const [sent, accepted, rejected, retried] = (m as RegExpExecArray).slice(1).map(Number) as [

@@ -3,6 +3,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { every } from 'hono/combine';
 import { type ClickHouse, forApiReads } from '../clickhouse/client.ts';
+import type { StatusSource } from '../core/health.ts';
 import type { HttpLedger } from '../core/ledger.ts';
 import type { Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
@@ -29,6 +30,7 @@ import { ledgerRoutes } from './routes/ledger.ts';
 import { logRoutes } from './routes/logs.ts';
 import { completeDocument, metaRoutes } from './routes/meta.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
+import { schemaRoutes } from './routes/schemas.ts';
 import { timeseriesRoutes } from './routes/timeseries.ts';
 import { usageRoutes } from './routes/usage.ts';
 import type { ScheduleDeps } from './schedules/deps.ts';
@@ -41,6 +43,10 @@ export interface AppDeps {
   logger: Logger;
   /** The per-identity limit (api/middleware/rate-limit.ts); bin/runtime.ts always installs one. */
   rateLimit?: MiddlewareHandler<AppEnv>;
+  /** The per-identity limit of POST /events, a budget of its own (default: the same as `rateLimit`). */
+  ingestRateLimit?: MiddlewareHandler<AppEnv>;
+  /** The ingester of this process, shown by /readyz (npm start runs one when Kafka is configured). */
+  ingester?: StatusSource;
   /** Told of every refused authentication (the system log of failed logins). */
   onAuthFailure?: (f: AuthFailureReport) => void;
   /** Export jobs and signed downloads; without them the export routes are not mounted. */
@@ -150,12 +156,14 @@ export function createApp(deps: AppDeps) {
   const reads = forApiReads(deps.ch);
   const exportsDeps = deps.exports ? { ...deps.exports, ch: forApiReads(deps.exports.ch) } : undefined;
 
-  app.route('/', healthRoutes(reads));
+  app.route('/', healthRoutes(reads, deps.ingester ? { ingester: deps.ingester } : {}));
   app.route('/', docsRoutes());
   app.route(
     '/',
     metaRoutes(() => document),
   );
+  // The event schema as JSON Schema files: public, like the OpenAPI document.
+  app.route('/', schemaRoutes());
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
     scheme: 'bearer',
@@ -173,7 +181,14 @@ export function createApp(deps: AppDeps) {
   const authed = every(authenticate(deps.auth, deps.onAuthFailure), deps.rateLimit ?? ((_c, next) => next()));
   app.use('/reports/*', authed);
   app.use('/logs/*', authed);
-  app.use('/events', authed);
+  // Writes have their own budget: a producer posting one request per event must not spend the reads'.
+  app.use(
+    '/events',
+    every(
+      authenticate(deps.auth, deps.onAuthFailure),
+      deps.ingestRateLimit ?? deps.rateLimit ?? ((_c, next) => next()),
+    ),
+  );
   app.use('/ingest/*', authed);
   // Bodies are read only past authentication; POST /events streams its own, bounded as it reads.
   app.use('*', bufferedBody(BODY_LIMITS, ['POST /events']));

@@ -115,6 +115,11 @@ export function createErrorHandler(logger: Logger) {
       logger.warn({ err, requestId, path: c.req.path }, 'storage timed out');
       return jsonError(c, 503, 'the storage did not answer in time; try again shortly', retryAfter);
     }
+    // A domain Unavailable says itself what is away (the storage, or the Kafka broker of POST /events).
+    if (err instanceof Unavailable) {
+      logger.warn({ err, requestId }, 'unavailable');
+      return jsonError(c, 503, err.message, retryAfter);
+    }
     if (isUnavailable(err)) {
       logger.warn({ err, requestId }, 'storage unavailable');
       return jsonError(c, 503, 'the storage is not answering; try again shortly', retryAfter);

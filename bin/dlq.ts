@@ -48,7 +48,15 @@ if (command === 'list') {
   for (const l of letters) {
     if (parsed.values.json) {
       process.stdout.write(
-        `${JSON.stringify({ ...l, key: l.key?.toString('utf8') ?? null, value: l.value?.toString('utf8') ?? null })}\n`,
+        `${JSON.stringify({
+          ...l,
+          key: l.key?.toString('utf8') ?? null,
+          value: l.value?.toString('utf8') ?? null,
+          // The source message's own headers as text (a CloudEvent's ce_* attributes, a trace id).
+          headers: Object.fromEntries(
+            Object.entries(l.headers).map(([k, v]) => [k, Array.isArray(v) ? v.map(String) : String(v)]),
+          ),
+        })}\n`,
       );
     } else {
       const preview = (l.value?.toString('utf8') ?? '').replace(/\s+/g, ' ').slice(0, 80);

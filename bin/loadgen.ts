@@ -1,19 +1,20 @@
-// `npm run loadgen -- --events N [--seed S] [--start YYYY-MM-DD] [--days D] [--out FILE] [--answers FILE]`:
-// generates a reproducible synthetic dataset and publishes it (Kafka, or POST /events without Kafka), or writes
-// NDJSON; with --answers, also the routes' expected answers, computed from the same events without ClickHouse.
+// `npm run loadgen -- --events N [--seed S] [--start YYYY-MM-DD] [--days D] [--url URL] [--out FILE] [--answers FILE]`:
+// generates a reproducible synthetic dataset and publishes it (Kafka, or POST /events without Kafka or with
+// --url, honouring Retry-After), or writes NDJSON; with --answers, also the routes' expected answers, computed
+// from the same events without ClickHouse. Ends with one line: sent, accepted, rejected, retried.
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { handleHelp } from '../core/cli.ts';
 import { type Answer, answerFor, sampledAnswers } from '../ingest/loadgen/answers.ts';
 import { generateEvents } from '../ingest/loadgen/generate.ts';
 import { Truth } from '../ingest/loadgen/truth.ts';
-import { createPublisher, publishAll } from '../ingest/publisher.ts';
+import { createPublisher, type Publisher, publishAll, tallyLine } from '../ingest/publisher.ts';
 import { configOrExit, createLogger } from './runtime.ts';
 
 const usage =
-  'usage: npm run loadgen -- --events N [--seed S] [--start YYYY-MM-DD] [--days D] [--duplicates RATE] [--out FILE] [--answers FILE [--samples K] [--ask PATH ...]]';
+  'usage: npm run loadgen -- --events N [--seed S] [--start YYYY-MM-DD] [--days D] [--duplicates RATE] [--url URL] [--out FILE] [--answers FILE [--samples K] [--ask PATH ...]]';
 handleHelp(
-  `${usage}\n\nGenerates a reproducible synthetic dataset (teams, users, sessions, logs, some duplicates) and publishes\nit to Kafka (KAFKA_BROKERS) or to POST /events of a running npm start; with --out, writes NDJSON instead.\n  --events N         how many events (required)\n  --seed S           generator seed (default 1)\n  --start YYYY-MM-DD first day (default 2025-01-01)\n  --days D           days of data (default 90)\n  --duplicates RATE  share of events sent twice (default 0.02)\n  --out FILE         write NDJSON to FILE instead of publishing\n  --answers FILE     also write the expected answers (JSON) of report requests over this data, computed\n                     without ClickHouse: K sampled requests per route, and each --ask\n  --samples K        sampled requests per route for --answers (default 20)\n  --ask PATH         a request to answer, e.g. '/reports/usage-summary?start_date=2025-01-01&end_date=2025-01-31&team_id=team-3'\n                     (usage-summary, usage-timeseries, system-events); repeatable`,
+  `${usage}\n\nGenerates a reproducible synthetic dataset (teams, users, sessions, logs, some duplicates) and publishes\nit to Kafka (KAFKA_BROKERS) or to POST /events of a running npm start; with --out, writes NDJSON instead.\nOver HTTP, 429 and 503 answers are retried after their Retry-After. Ends with one line:\nsent N, accepted N, rejected N, retried N.\n  --events N         how many events (required)\n  --url URL          POST /events of this service (default http://HOST:PORT; with it, Kafka is not used)\n  --seed S           generator seed (default 1)\n  --start YYYY-MM-DD first day (default 2025-01-01)\n  --days D           days of data (default 90)\n  --duplicates RATE  share of events sent twice (default 0.02)\n  --out FILE         write NDJSON to FILE instead of publishing\n  --answers FILE     also write the expected answers (JSON) of report requests over this data, computed\n                     without ClickHouse: K sampled requests per route, and each --ask\n  --samples K        sampled requests per route for --answers (default 20)\n  --ask PATH         a request to answer, e.g. '/reports/usage-summary?start_date=2025-01-01&end_date=2025-01-31&team_id=team-3'\n                     (usage-summary, usage-timeseries, system-events); repeatable`,
 );
 function fail(msg: string): never {
   process.stderr.write(`${msg}\n${usage}\n`);
@@ -31,6 +32,7 @@ const parse = () =>
       answers: { type: 'string' },
       samples: { type: 'string' },
       ask: { type: 'string', multiple: true },
+      url: { type: 'string' },
     },
   });
 let values: ReturnType<typeof parse>['values'];
@@ -79,6 +81,8 @@ const stream = (function* () {
   }
 })();
 
+// The run's account (sent, accepted, rejected, retried): the last line printed, whatever else was written.
+let closing: string | undefined;
 if (values.out) {
   const out = createWriteStream(values.out);
   for (const e of stream) {
@@ -87,11 +91,25 @@ if (values.out) {
   await new Promise<void>((r) => out.end(() => r()));
   process.stdout.write(`wrote ${events} events to ${values.out}\n`);
 } else {
-  const publisher = await createPublisher(configOrExit(), createLogger('fatal', 'tally-loadgen'));
+  const config = configOrExit();
   const lines = (function* () {
     for (const e of stream) yield JSON.stringify(e);
   })();
-  process.stdout.write(`${await publishAll(publisher, lines, events)}\n`);
+  let publisher: Publisher | undefined;
+  try {
+    publisher = await createPublisher(
+      config,
+      createLogger('fatal', 'tally-loadgen'),
+      values.url === undefined ? {} : { url: values.url },
+    );
+    closing = await publishAll(publisher, lines, events);
+  } catch (err) {
+    // One line, no stack: what went wrong and what was done before it.
+    process.stderr.write(
+      `loadgen: ${(err as Error).message}${publisher ? ` (${tallyLine(publisher.tally)})` : ''}\n`,
+    );
+    process.exit(1);
+  }
 }
 
 if (truth && values.answers) {
@@ -107,3 +125,4 @@ if (truth && values.answers) {
   writeFileSync(values.answers, `${JSON.stringify({ seed, events, answers }, null, 1)}\n`);
   process.stdout.write(`wrote ${answers.length} expected answers to ${values.answers}\n`);
 }
+if (closing !== undefined) process.stdout.write(`${closing}\n`);

@@ -18,6 +18,7 @@ import { migrate } from '../clickhouse/migrate.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
 import { type Config, ConfigError, loadConfig } from '../core/config.ts';
+import type { StatusSource } from '../core/health.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
 import {
@@ -29,10 +30,9 @@ import {
 } from '../core/startup.ts';
 import { Ingester } from '../ingest/consumer.ts';
 import { createDirectSink } from '../ingest/direct.ts';
-import { connectAdmin, createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
+import { createKafka } from '../ingest/kafka.ts';
 import { httpLedger, recordBatch } from '../ingest/ledger.ts';
-import { createKafkaSink, PartitionMap } from '../ingest/producer.ts';
-import { StoredWatcher } from '../ingest/stored-wait.ts';
+import { connectingKafkaSink } from '../ingest/producer.ts';
 
 /** Loads the configuration or exits with every problem listed. */
 export function configOrExit(env: NodeJS.ProcessEnv = process.env): Config {
@@ -103,7 +103,10 @@ export interface Stoppable {
   stop(): Promise<void>;
 }
 
-/** The sink of POST /events: Kafka when configured, else the raw tables directly. */
+/**
+ * The sink of POST /events: Kafka when configured, else the raw tables directly. Never waits for Kafka: the
+ * service starts while the broker is down, and POST /events answers 503 with Retry-After until it is back.
+ */
 export async function createSink(
   config: Config,
   ch: ClickHouse,
@@ -111,35 +114,20 @@ export async function createSink(
 ): Promise<EventSink & Stoppable> {
   if (!config.kafka.brokers) return { ...createDirectSink(ch), stop: async () => undefined };
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'tally-api', logger });
-  // The admin client stays: partition metadata for publishes, and the group's committed offsets for
-  // read-your-writes (`wait=stored`).
-  const admin = await connectAdmin(kafka, config.kafka.brokers);
-  try {
-    await ensureTopics(admin, [config.kafka.topicSessions, config.kafka.topicLogs]);
-  } catch (err) {
-    await admin.disconnect();
-    throw err;
-  }
-  const producer = createProducer(kafka);
-  await producer.connect();
-  const watcher = new StoredWatcher(admin, config.kafka.groupId);
-  const sink = createKafkaSink(
-    producer,
-    { sessions: config.kafka.topicSessions, logs: config.kafka.topicLogs },
-    new PartitionMap(admin),
-    watcher,
-  );
-  return {
-    ...sink,
-    stop: async () => {
-      watcher.close();
-      await producer.disconnect();
-      await admin.disconnect();
-    },
-  };
+  return connectingKafkaSink(kafka, {
+    brokers: config.kafka.brokers,
+    topics: { sessions: config.kafka.topicSessions, logs: config.kafka.topicLogs },
+    groupId: config.kafka.groupId,
+    compression: config.kafka.compression,
+    logger,
+  });
 }
 
-export async function startIngester(config: Config, ch: ClickHouse, logger: Logger): Promise<Ingester> {
+/**
+ * The ingester, started in the background: it connects and joins its group on its own (restarting after any
+ * stop), so nothing waits on Kafka; its status shows in /readyz and /metrics.
+ */
+export function startIngester(config: Config, ch: ClickHouse, logger: Logger): Ingester {
   if (!config.kafka.brokers) throw new Error('the ingester needs KAFKA_BROKERS');
   const selfLog = new SelfLog(ch);
   const ingester = new Ingester({
@@ -156,26 +144,40 @@ export async function startIngester(config: Config, ch: ClickHouse, logger: Logg
     },
     logger: logger.child({ role: 'ingest' }),
     sessionTimeoutMs: config.ingest.sessionTimeoutMs,
+    compression: config.kafka.compression,
     testCommitDelayMs: config.ingest.testCommitDelayMs,
   });
-  await ingester.start();
+  ingester.startInBackground();
   return ingester;
 }
 
 export async function startApi(
   config: Config,
-  deps: { ch: ClickHouse; sink: EventSink; secret: string; logger: Logger; exports?: ExportDeps },
+  deps: {
+    ch: ClickHouse;
+    sink: EventSink;
+    secret: string;
+    logger: Logger;
+    exports?: ExportDeps;
+    ingester?: StatusSource;
+  },
 ): Promise<Stoppable & { url: string }> {
   // security: JWT (secret and JWKS), API keys, the per-identity limit, failed logins as system logs.
   const policy = limitPolicy(config.rateLimitPerMinute, config.security.rateLimitOverrides);
+  // POST /events: a budget of its own (INGEST_RATE_LIMIT_PER_MINUTE), counted apart from the reads'.
+  const ingestPolicy = limitPolicy(config.ingestRateLimitPerMinute, new Map());
   const redisUrl = config.security.rateLimitRedisUrl;
   const limitStore = redisUrl ? new RedisSlidingLogStore(policy, { url: redisUrl }) : undefined;
+  const ingestStore = redisUrl
+    ? new RedisSlidingLogStore(ingestPolicy, { url: redisUrl, prefix: 'tally:ratelimit:events:' })
+    : undefined;
   // Redis (the shared limit and export quota) connected before the first request: without its offline
   // queue, a command sent earlier fails, and the first requests would get 503.
   try {
-    await Promise.all([limitStore?.ready(), deps.exports?.admission.ready()]);
+    await Promise.all([limitStore?.ready(), ingestStore?.ready(), deps.exports?.admission.ready()]);
   } catch (err) {
     await limitStore?.shutdown();
+    await ingestStore?.shutdown();
     await deps.exports?.admission.close();
     throw new StartupError(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
@@ -199,6 +201,11 @@ export async function startApi(
       keys: new KeyRing({ path: config.security.apiKeysPath, logger: deps.logger }),
     }),
     rateLimit: createRateLimit({ policy, ...(limitStore ? { store: limitStore } : {}) }),
+    ingestRateLimit: createRateLimit({
+      policy: ingestPolicy,
+      ...(ingestStore ? { store: ingestStore } : {}),
+    }),
+    ...(deps.ingester ? { ingester: deps.ingester } : {}),
     onAuthFailure: recordAuthFailures(authLog),
     downloadLimit,
     corsOrigins: config.security.corsAllowedOrigins,
@@ -214,6 +221,7 @@ export async function startApi(
         stop: async () => {
           await new Promise<void>((r) => server.close(() => r()));
           await limitStore?.shutdown();
+          await ingestStore?.shutdown();
           downloadLimit.stop();
           await deps.exports?.admission.close();
           await authLog.close();
@@ -221,6 +229,23 @@ export async function startApi(
       });
     });
     server.once('error', (err) => reject(listenFailure(err, config.host, config.port) ?? err));
+  });
+}
+
+/** Serves a small app (the ingest role's probes) on PORT / HOST; resolves once it listens. */
+export function serveApp(
+  config: Config,
+  fetch: (req: Request) => Response | Promise<Response>,
+): Promise<Stoppable & { url: string }> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, port: config.port, hostname: config.host }, (info) => {
+      const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+      resolve({
+        url: `http://${host}:${info.port}`,
+        stop: () => new Promise<void>((r) => server.close(() => r())),
+      });
+    });
+    server.once('error', reject);
   });
 }
 

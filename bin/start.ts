@@ -42,8 +42,8 @@ const sink = await createSink(config, ch, logger);
 // `npm run demo` (npm start -- --demo): a generated month of data, loaded once, and a token to read it with.
 const demo = process.argv.includes('--demo');
 const demoData = demo ? await loadDemo(sink, config.dataDir) : undefined;
-let ingester: Ingester | undefined;
-if (config.kafka.brokers) ingester = await startIngester(config, ch, logger);
+// In the background: the API below listens at once, whether Kafka answers or not (/readyz shows the ingester).
+const ingester: Ingester | undefined = config.kafka.brokers ? startIngester(config, ch, logger) : undefined;
 if (demoData) {
   // Through Kafka the month is only acknowledged so far: the page and the printed token come once it is
   // stored, so a first look never shows partial numbers.
@@ -61,7 +61,9 @@ const exportWorkers = startExportWorkers(config, ch, logger);
 const exports = exportDeps(config, ch, exportWorkers.notify);
 // schedules: the scheduler queues each closed period's job; the workers' finished jobs fire webhooks.
 const schedules = startSchedules(config, ch, logger, exportWorkers.workers, exportWorkers.notify);
-const api = await orExit(config, () => startApi(config, { ch, sink, secret: secret.value, logger, exports }));
+const api = await orExit(config, () =>
+  startApi(config, { ch, sink, secret: secret.value, logger, exports, ...(ingester ? { ingester } : {}) }),
+);
 
 // The command to mint another token, as printed: it must find the same secret, so a data directory other than
 // the default one is part of it (and a configured secret has to be given to it the same way).

@@ -11,6 +11,9 @@ describe('loadConfig', () => {
     expect(c.kafka.topicSessions).toBe('analytics.sessions');
     expect(c.kafka.groupId).toBe('tally-ingest');
     expect(c.rateLimitPerMinute).toBe(100);
+    expect(c.ingestRateLimitPerMinute).toBe(6000);
+    expect(c.kafka.compression).toBe('zstd');
+    expect(c.ingest.sessionTimeoutMs).toBe(10_000);
     expect(c.exportJobsPerDay).toBe(10);
     expect(c.retentionDays).toBe(0);
     expect(c.publicBaseUrl).toBe('http://127.0.0.1:8080');
@@ -34,6 +37,16 @@ describe('loadConfig', () => {
       expect(problems).toMatch(/AUTH_JWT_SECRET: must be at least 32 bytes/);
       expect(problems).toMatch(/RATE_LIMIT_PER_MINUTE/);
     }
+  });
+
+  it('takes every Kafka codec and refuses others, naming the variable', () => {
+    for (const codec of ['gzip', 'snappy', 'lz4', 'zstd', 'none'] as const) {
+      expect(loadConfig({ KAFKA_COMPRESSION: codec }).kafka.compression).toBe(codec);
+    }
+    expect(loadConfig({ KAFKA_COMPRESSION: 'LZ4' }).kafka.compression).toBe('lz4');
+    expect(() => loadConfig({ KAFKA_COMPRESSION: 'brotli', INGEST_RATE_LIMIT_PER_MINUTE: '0' })).toThrow(
+      /KAFKA_COMPRESSION: expected one of gzip, snappy, lz4, zstd, none, got "brotli"[\s\S]*INGEST_RATE_LIMIT_PER_MINUTE/,
+    );
   });
 
   it('parses brokers and a server URL', () => {

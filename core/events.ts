@@ -96,7 +96,7 @@ const attributes = z
     error: `must have at most ${LIMITS.attributes} entries`,
   });
 
-const usageSchema = z.object({
+export const usageSchema = z.object({
   event_id: str('event_id', LIMITS.eventId),
   type: z.enum(USAGE_TYPES),
   timestamp,
@@ -107,7 +107,7 @@ const usageSchema = z.object({
   attributes: attributes.optional(),
 });
 
-const logSchema = z.object({
+export const logSchema = z.object({
   event_id: str('event_id', LIMITS.eventId),
   type: z.literal('log'),
   timestamp,

@@ -1,6 +1,8 @@
 // Per-partition batching: messages accumulate in offset order and leave as one batch at a row, byte or age
 // limit, whichever comes first. Pure logic, no I/O: the consumer decides when to flush and what to do after.
+
 import type { LogRow, ParseResult, UsageRow } from '../core/events.ts';
+import type { MessageHeaders } from './decode.ts';
 
 export interface BatchLimits {
   rows: number;
@@ -15,6 +17,8 @@ export interface Buffered {
   result: ParseResult;
   key: Buffer | null;
   value: Buffer | null;
+  /** The message's headers, kept for a dead letter only (a binary-mode CloudEvent's attributes are there). */
+  headers?: MessageHeaders | undefined;
 }
 
 export interface DeadLetter {
@@ -22,6 +26,7 @@ export interface DeadLetter {
   reason: string;
   key: Buffer | null;
   value: Buffer | null;
+  headers?: MessageHeaders | undefined;
 }
 
 export interface Batch {
@@ -98,7 +103,14 @@ export class PartitionBuffer {
     };
     for (const it of items) {
       const r = it.result;
-      if (!r.ok) batch.dead.push({ offset: it.offset, reason: r.error, key: it.key, value: it.value });
+      if (!r.ok)
+        batch.dead.push({
+          offset: it.offset,
+          reason: r.error,
+          key: it.key,
+          value: it.value,
+          headers: it.headers,
+        });
       else if (r.event.kind === 'usage') batch.usage.push(r.event.row);
       else batch.logs.push(r.event.row);
     }

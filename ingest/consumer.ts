@@ -9,12 +9,14 @@
 // the intent, and re-forms exactly the same batch: the same token makes ClickHouse drop the second insert, in the
 // raw table and through the materialized views. Nothing is committed that is not stored; nothing is stored twice.
 import type { EventRows } from '../clickhouse/inserts.ts';
+import type { IngestStatus, TopicLag } from '../core/health.ts';
 import type { Logger } from '../core/logger.ts';
 import { type Batch, type BatchLimits, batchToken, PartitionBuffer } from './batcher.ts';
 import { decodeMessage } from './decode.ts';
 import { sendDeadLetters } from './dlq.ts';
 import {
   type Admin,
+  type CodecName,
   type Consumer,
   createProducer,
   type EachBatchPayload,
@@ -22,7 +24,7 @@ import {
   type Kafka,
   type Producer,
 } from './kafka.ts';
-import { ingestMetrics as m, reasonCategory } from './metrics.ts';
+import { ingestMetrics as m, reasonCategory, registerHealthMetrics } from './metrics.ts';
 
 /** Where batches go: the raw tables in production, something failing on purpose in tests. */
 export type BatchWriter = (rows: EventRows, token: string) => Promise<void>;
@@ -44,6 +46,13 @@ export interface IngesterOptions {
   concurrency?: number;
   /** Consumer session timeout; a member silent this long is dropped from the group (default 30 s). */
   sessionTimeoutMs?: number;
+  /**
+   * How long the ingester may be unable to consume (with lag, or disconnected) before it counts as failing:
+   * /readyz of the ingest role turns 503 and an error system log is written (default 30 s).
+   */
+  failingAfterMs?: number;
+  /** Codec of the dead-letter producer (default none). */
+  compression?: CodecName;
   /** Fault injection for tests: wait between a batch's insert and its commit (default 0). */
   testCommitDelayMs?: number;
 }
@@ -65,6 +74,13 @@ export interface IngesterStats {
 const BACKOFF_BASE_MS = 200;
 const BACKOFF_MAX_MS = 10_000;
 const INTENT = 'tally-intent:';
+/** Restarts of a stopped consumer: 0.5 s doubling to 30 s, reset once a restarted consumer has joined. */
+const RESTART_BASE_MS = 500;
+const RESTART_MAX_MS = 30_000;
+/** A consuming member that has had no answer to a fetch this long is taken as disconnected. */
+const FETCH_SILENCE_MS = 15_000;
+/** How often the lag is read from the group's committed offsets. */
+const LAG_EVERY_MS = 5_000;
 
 interface PartitionState {
   topic: string;
@@ -82,11 +98,20 @@ interface PartitionState {
   checkedGeneration: number;
   /** The last offset taken into the buffer in this generation: anything at or below it is a re-delivery. */
   lastTaken: bigint | undefined;
+  /**
+   * The last offset of records kafkajs fetched and filtered out (transaction markers, aborted messages) after
+   * the last message taken: committed past when the partition is idle, or the group would never catch up.
+   */
+  filteredEnd: bigint | undefined;
+  /** Broker time of the last message taken (the newest the ingester has read from this partition). */
+  lastMessageTime: number | undefined;
+  /** Since when this partition's writes have been failing (set with `failing`). */
+  failingSince: number | undefined;
 }
 
 /** Capped exponential backoff with jitter (half to full delay). */
-export function backoffMs(attempt: number): number {
-  const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt - 1, 16));
+export function backoffMs(attempt: number, base = BACKOFF_BASE_MS, max = BACKOFF_MAX_MS): number {
+  const cap = Math.min(max, base * 2 ** Math.min(attempt - 1, 16));
   return cap / 2 + (Math.random() * cap) / 2;
 }
 
@@ -101,64 +126,191 @@ export class Ingester {
     redelivered: 0,
     unrecordedCommits: 0,
   };
-  private readonly consumer: Consumer;
+  private consumer: Consumer;
   private readonly producer: Producer;
   private readonly admin: Admin;
   private readonly parts = new Map<string, PartitionState>();
   private readonly owned = new Set<string>();
+  /** Listeners of the consumer's events, attached again to each consumer a restart makes. */
+  private readonly listeners: Parameters<Consumer['on']>[] = [];
   private generation = 0;
   private running = false;
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
+  private lagTimer: NodeJS.Timeout | undefined;
+  private loop: Promise<void> | undefined;
+  private firstRun: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  // Health, for /readyz and /metrics.
+  private phase: IngestStatus['state'] = 'starting';
+  private reason: string | undefined = 'connecting to Kafka';
+  private stateSince = Date.now();
+  private lastFetchAt = 0;
+  private lastMessageAt: number | undefined;
+  private readonly startedAt = Date.now();
+  private lag = new Map<string, { messages: number; partitions: Map<number, number> }>();
+  private reportedProblemSince: number | undefined;
+  /** Since when the group's lag has been above 0 (undefined while it is 0). */
+  private waitingSince: number | undefined;
+  /** Since when the ingester has not been a consuming member (kept across restart attempts). */
+  private unableSince: number | undefined = Date.now();
 
   constructor(private readonly opts: IngesterOptions) {
-    const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
-    this.consumer = opts.kafka.consumer({
-      groupId: opts.groupId,
+    registerHealthMetrics();
+    this.consumer = this.makeConsumer();
+    // Few client-side retries: the batch loop retries with its own backoff, pausing the partition and
+    // reporting the fault, instead of waiting inside kafkajs.
+    this.producer = createProducer(opts.kafka, {
+      retries: 2,
+      ...(opts.compression ? { compression: opts.compression } : {}),
+    });
+    this.admin = opts.kafka.admin();
+  }
+
+  private makeConsumer(): Consumer {
+    const sessionTimeout = this.opts.sessionTimeoutMs ?? 30_000;
+    const consumer = this.opts.kafka.consumer({
+      groupId: this.opts.groupId,
       sessionTimeout,
       rebalanceTimeout: Math.max(sessionTimeout, 10_000),
       heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 10)),
       maxBytesPerPartition: 2 * 1024 * 1024,
-      maxWaitTimeInMs: Math.min(500, opts.limits.waitMs),
+      maxWaitTimeInMs: Math.min(500, this.opts.limits.waitMs),
+      // kafkajs restarts a crashed consumer only for errors it deems retriable, and a consumer it gives up on
+      // stops for good without anyone noticing (a codec it lacks, an error it deems fatal). Every crash ends
+      // the consumer here, and the supervisor (supervise) makes a new one, whatever the cause.
+      retry: { initialRetryTime: 300, retries: 5, maxRetryTime: 5_000, restartOnFailure: async () => false },
     });
-    // Few client-side retries: the batch loop retries with its own backoff, pausing the partition and
-    // reporting the fault, instead of waiting inside kafkajs.
-    this.producer = createProducer(opts.kafka, { retries: 2 });
-    this.admin = opts.kafka.admin();
+    for (const args of this.listeners) consumer.on(...args);
+    return consumer;
   }
 
+  /** Starts consuming and resolves once the consumer runs (it may still be joining the group). */
   async start(): Promise<void> {
-    const { topics, logger } = this.opts;
-    await this.admin.connect();
-    await ensureTopics(this.admin, topics);
-    await this.producer.connect();
-    await this.consumer.connect();
-    this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
-      this.newGeneration(e.payload.memberAssignment);
-      logger.info(
-        { generation: this.generation, assignment: e.payload.memberAssignment },
-        'ingest: joined group',
-      );
-    });
-    this.consumer.on(this.consumer.events.CRASH, (e) => {
-      // A crashed consumer has left its generation: until the restarted one joins, this member owns nothing,
-      // and a batch formed before the crash writes nothing more (the next owner re-forms it from the intent).
-      this.newGeneration({});
-      logger.error({ err: e.payload.error, restart: e.payload.restart }, 'ingest: consumer crashed');
-      this.opts.reportFault?.('ingest.consumer', `Kafka consumer crashed: ${e.payload.error.message}`);
-    });
-    // A new group starts at the earliest offset: nothing published before the first start is missed.
-    await this.consumer.subscribe({ topics: [...topics], fromBeginning: true });
+    this.startInBackground();
+    await this.firstRun;
+  }
+
+  /**
+   * Starts the supervisor and returns at once: the API of `npm start` must not wait for Kafka (which may be
+   * down, or hold the group until a killed member's session expires). The status says what it is doing.
+   */
+  startInBackground(): void {
+    if (this.loop) return;
     this.running = true;
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.opts.concurrency ?? 4,
-      eachBatch: (payload) => this.onBatch(payload),
+    let ran!: () => void;
+    this.firstRun = new Promise<void>((r) => {
+      ran = r;
     });
     const tick = Math.max(50, Math.min(250, Math.floor(this.opts.limits.waitMs / 2)));
-    this.timer = setInterval(() => this.flushDue(), tick);
+    this.timer = setInterval(() => this.onTick(), tick);
     this.timer.unref();
+    this.lagTimer = setInterval(() => void this.refreshLag(), LAG_EVERY_MS);
+    this.lagTimer.unref();
+    this.loop = this.supervise(ran);
+  }
+
+  /**
+   * One consumer at a time: connect, join, run until it stops for any reason, then make a new one after a
+   * capped backoff. Nothing is lost by a restart: what was not committed is fetched again (and re-formed from
+   * the intent where a batch was cut).
+   */
+  private async supervise(ran: () => void): Promise<void> {
+    const { topics, logger } = this.opts;
+    for (let attempt = 1; !this.stopping; attempt++) {
+      const consumer = this.consumer;
+      let joined = false;
+      let end!: (reason: string) => void;
+      const ended = new Promise<string>((r) => {
+        end = r;
+      });
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        joined = true;
+        this.newGeneration(e.payload.memberAssignment);
+        this.setState('consuming');
+        logger.info(
+          { generation: this.generation, assignment: e.payload.memberAssignment },
+          'ingest: joined group',
+        );
+      });
+      consumer.on(consumer.events.FETCH, () => {
+        this.lastFetchAt = Date.now();
+      });
+      consumer.on(consumer.events.CRASH, (e) => {
+        // A crashed consumer has left its generation: until the next one joins, this member owns nothing, and
+        // a batch formed before the crash writes nothing more (the next owner re-forms it from the intent).
+        this.newGeneration({});
+        logger.error({ err: e.payload.error, restart: e.payload.restart }, 'ingest: consumer crashed');
+        this.opts.reportFault?.('ingest.consumer', `Kafka consumer crashed: ${e.payload.error.message}`);
+        end(`the Kafka consumer crashed: ${e.payload.error.message}`);
+      });
+      // kafkajs stops the consumer before it emits CRASH: give the crash a moment to name the cause.
+      consumer.on(consumer.events.STOP, () => {
+        if (!this.stopping) setTimeout(() => end('the Kafka consumer stopped'), 2_000).unref();
+      });
+      consumer.on(consumer.events.END_BATCH_PROCESS, (e) => this.onFilteredBatch(e.payload));
+      try {
+        this.setState('starting', 'connecting to Kafka');
+        await this.admin.connect();
+        await ensureTopics(this.admin, topics);
+        await this.producer.connect();
+        await consumer.connect();
+        // A new group starts at the earliest offset: nothing published before the first start is missed.
+        await consumer.subscribe({ topics: [...topics], fromBeginning: true });
+        if (this.stopping) break;
+        this.setState('joining', 'joining the consumer group');
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: this.opts.concurrency ?? 4,
+          eachBatch: (payload) => this.onBatch(payload),
+        });
+        ran();
+        const reason = await Promise.race([ended, this.stopRequested()]);
+        if (this.stopping) break;
+        this.setState('restarting', reason);
+      } catch (err) {
+        if (this.stopping) break;
+        const reason = `cannot reach Kafka: ${(err as Error).message}`;
+        logger.error({ err, attempt }, 'ingest: could not start the consumer');
+        this.setState('restarting', reason);
+      }
+      this.newGeneration({});
+      await consumer.disconnect().catch(() => undefined);
+      if (joined) attempt = 1;
+      const delay = backoffMs(attempt, RESTART_BASE_MS, RESTART_MAX_MS);
+      logger.warn(
+        { attempt, delay: Math.round(delay), reason: this.reason },
+        'ingest: restarting the consumer',
+      );
+      await Promise.race([sleep(delay), this.stopRequested()]);
+      if (this.stopping) break;
+      this.consumer = this.makeConsumer();
+    }
+    ran();
+  }
+
+  /** Resolves when stop() is called (wakes the supervisor from a wait). */
+  private stopRequested(): Promise<string> {
+    return new Promise((r) => {
+      if (this.stopping) r('stopping');
+      else this.wake = () => r('stopping');
+    });
+  }
+
+  private setState(state: IngestStatus['state'], reason?: string): void {
+    if (state === this.phase && reason === this.reason) return;
+    const now = Date.now();
+    if (state === 'consuming') this.unableSince = undefined;
+    else if (this.unableSince === undefined) {
+      // Leaving the group after a silence (a broker gone: fetches fail for a while before the crash): the
+      // outage began at the last answer, not at the crash.
+      const quiet = this.lastFetchAt > 0 && now - this.lastFetchAt > 5_000;
+      this.unableSince = quiet ? this.lastFetchAt : now;
+    }
+    this.phase = state;
+    this.reason = reason;
+    this.stateSince = now;
   }
 
   /**
@@ -197,6 +349,9 @@ export class Ingester {
         pendingEnd: undefined,
         checkedGeneration: -1,
         lastTaken: undefined,
+        filteredEnd: undefined,
+        lastMessageTime: undefined,
+        failingSince: undefined,
       };
       this.parts.set(k, st);
     }
@@ -266,29 +421,207 @@ export class Ingester {
         {
           offset: msg.offset,
           bytes: (msg.value?.length ?? 0) + (msg.key?.length ?? 0),
-          result: decodeMessage(msg.value, now),
+          result: decodeMessage(msg.value, now, msg.headers),
           key: msg.key,
           value: msg.value,
+          headers: msg.headers,
         },
         now,
       );
       this.stats.consumed += 1;
       st.lastTaken = offset;
+      st.lastMessageTime = Number(msg.timestamp);
+      this.lastMessageAt = now;
       // Resolving moves only the fetch position; the commit waits for the write.
       resolveOffset(msg.offset);
       if (st.pendingEnd !== undefined && offset >= st.pendingEnd && !this.startFlush(st))
         return this.pauseFor(st);
     }
-    m.lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
+    // Every message of the fetch was taken: records after the last one (a transaction's commit marker, aborted
+    // messages) were filtered out by kafkajs and are passed over once the partition is idle.
+    const fetchedLast = BigInt(batch.lastOffset());
+    if (st.lastTaken !== undefined && fetchedLast > st.lastTaken) st.filteredEnd = fetchedLast;
+    this.lastFetchAt = Date.now();
     if (st.pendingEnd === undefined && st.buffer.isDue(Date.now())) this.startFlush(st);
     this.updateGauges();
     await heartbeat();
   }
 
-  private flushDue(): void {
+  private onTick(): void {
     const now = Date.now();
     for (const st of this.parts.values()) {
       if (st.pendingEnd === undefined && st.buffer.isDue(now)) this.startFlush(st);
+      else this.passFiltered(st);
+    }
+    this.reportHealth(now);
+  }
+
+  /**
+   * kafkajs does not hand eachBatch a fetch whose records were all filtered out (only a transaction marker, or
+   * only aborted messages); it says so in END_BATCH_PROCESS with batchSize 0. Such records directly after the
+   * last message taken are passed over like the rest.
+   */
+  private onFilteredBatch(p: {
+    topic: string;
+    partition: number;
+    batchSize: number;
+    firstOffset: string;
+    lastOffset: string;
+  }): void {
+    if (p.batchSize !== 0 || !p.firstOffset || !/^\d+$/.test(p.lastOffset)) return;
+    const st = this.state(p.topic, p.partition);
+    const first = BigInt(p.firstOffset);
+    const last = BigInt(p.lastOffset);
+    if (st.lastTaken === undefined ? st.buffer.size === 0 : first === st.lastTaken + 1n) {
+      if (st.filteredEnd === undefined || last > st.filteredEnd) st.filteredEnd = last;
+    }
+  }
+
+  /**
+   * Commits past filtered records once the partition is idle (nothing buffered, written or re-formed), so the
+   * committed offset reaches the end of the partition and the lag reads 0. The commit runs as the partition's
+   * in-flight operation, so no batch's intent commit can race it.
+   */
+  private passFiltered(st: PartitionState): void {
+    const end = st.filteredEnd;
+    if (end === undefined || st.inflight || st.paused || st.buffer.size > 0 || st.pendingEnd !== undefined)
+      return;
+    st.filteredEnd = undefined;
+    if (st.lastTaken !== undefined && end <= st.lastTaken) return;
+    const generation = this.generation;
+    if (!this.stillOwner(st, generation)) return;
+    st.lastTaken = end;
+    st.inflightGeneration = generation;
+    st.inflight = this.commit(st, (end + 1n).toString(), null)
+      .catch((err) =>
+        this.opts.logger.warn(
+          { err, topic: st.topic, partition: st.partition },
+          'ingest: could not commit past filtered records',
+        ),
+      )
+      .finally(() => {
+        st.inflight = undefined;
+        if (st.paused) this.resume(st);
+      });
+  }
+
+  /** Reads the group's committed offsets and the partitions' ends: the lag, whatever the consumer is doing. */
+  private async refreshLag(): Promise<void> {
+    if (!this.running) return;
+    try {
+      const next = new Map<string, { messages: number; partitions: Map<number, number> }>();
+      const committed = await this.admin.fetchOffsets({
+        groupId: this.opts.groupId,
+        topics: [...this.opts.topics],
+      });
+      for (const t of committed) {
+        const ends = await this.admin.fetchTopicOffsets(t.topic);
+        const partitions = new Map<number, number>();
+        let messages = 0;
+        for (const p of ends) {
+          const c = t.partitions.find((x) => x.partition === p.partition);
+          const from = c && /^\d+$/.test(c.offset) ? BigInt(c.offset) : BigInt(p.low);
+          const lag = Number(BigInt(p.high) > from ? BigInt(p.high) - from : 0n);
+          partitions.set(p.partition, lag);
+          messages += lag;
+          m.lag.set({ topic: t.topic, partition: String(p.partition) }, lag);
+        }
+        next.set(t.topic, { messages, partitions });
+      }
+      this.lag = next;
+      let waiting = 0;
+      for (const l of next.values()) waiting += l.messages;
+      if (waiting === 0) this.waitingSince = undefined;
+      else this.waitingSince ??= Date.now();
+    } catch (err) {
+      // The broker is away: the last lag read stays, and the state says why nothing moves.
+      this.opts.logger.debug({ err }, 'ingest: could not read the lag');
+    }
+  }
+
+  /** Why the ingester cannot consume right now, and since when; undefined while it can. */
+  private problem(now: number): { reason: string; since: number } | undefined {
+    if (this.phase !== 'consuming') {
+      return { reason: this.reason ?? this.phase, since: this.unableSince ?? this.stateSince };
+    }
+    const quietSince = Math.max(this.lastFetchAt, this.stateSince);
+    if (now - quietSince > FETCH_SILENCE_MS) {
+      return {
+        reason: `no answer from Kafka since ${new Date(quietSince).toISOString()}`,
+        since: quietSince,
+      };
+    }
+    let waiting = 0;
+    for (const l of this.lag.values()) waiting += l.messages;
+    if (waiting === 0) return undefined;
+    const progressAt = Math.max(this.lastMessageAt ?? this.startedAt, this.stateSince);
+    let failingSince: number | undefined;
+    for (const st of this.parts.values()) {
+      if (st.failing && st.failingSince !== undefined)
+        failingSince = Math.min(failingSince ?? now, st.failingSince);
+    }
+    if (failingSince !== undefined) {
+      return {
+        reason: `${waiting} messages waiting: storage writes are failing`,
+        since: Math.max(progressAt, failingSince),
+      };
+    }
+    // Waiting counts from when the lag was first seen without anything read since: a message published a
+    // moment before the lag was read is not an outage, however long the topic had been idle.
+    const stuckSince = Math.max(progressAt, this.waitingSince ?? now);
+    if (now - stuckSince > FETCH_SILENCE_MS) {
+      return {
+        reason: `${waiting} messages waiting, none read since ${new Date(stuckSince).toISOString()}`,
+        since: stuckSince,
+      };
+    }
+    return undefined;
+  }
+
+  private failingAfter(): number {
+    return this.opts.failingAfterMs ?? 30_000;
+  }
+
+  /** The ingester's state for /readyz; `failing` once it has not been able to consume for the grace period. */
+  status(now: number = Date.now()): IngestStatus {
+    const problem = this.running ? this.problem(now) : undefined;
+    const lag: Record<string, TopicLag> = {};
+    for (const topic of this.opts.topics) {
+      const l = this.lag.get(topic);
+      let newest: number | undefined;
+      for (const st of this.parts.values()) {
+        if (st.topic === topic && st.lastMessageTime !== undefined)
+          newest = Math.max(newest ?? 0, st.lastMessageTime);
+      }
+      const messages = l?.messages ?? 0;
+      // How old the newest message read from the topic is, while messages wait (0 when caught up).
+      const seconds = messages > 0 ? Math.max(0, Math.round((now - (newest ?? this.startedAt)) / 1000)) : 0;
+      lag[topic] = { messages, seconds };
+    }
+    return {
+      state: this.running ? this.phase : 'stopped',
+      ...(problem ? { reason: problem.reason, since: new Date(problem.since).toISOString() } : {}),
+      failing: problem !== undefined && now - problem.since > this.failingAfter(),
+      lag,
+      ...(this.lastMessageAt ? { last_message_at: new Date(this.lastMessageAt).toISOString() } : {}),
+    };
+  }
+
+  /** Metrics every tick, and one error system log per episode once the ingester counts as failing. */
+  private reportHealth(now: number): void {
+    const problem = this.problem(now);
+    m.up.set(problem ? 0 : 1);
+    m.sinceLastMessage.set((now - (this.lastMessageAt ?? this.startedAt)) / 1000);
+    for (const [topic, l] of Object.entries(this.status(now).lag)) m.lagSeconds.set({ topic }, l.seconds);
+    if (!problem) {
+      this.reportedProblemSince = undefined;
+      return;
+    }
+    if (now - problem.since > this.failingAfter() && this.reportedProblemSince !== problem.since) {
+      this.reportedProblemSince = problem.since;
+      const message = `ingestion cannot consume since ${new Date(problem.since).toISOString()}: ${problem.reason}`;
+      this.opts.logger.error({ since: new Date(problem.since).toISOString() }, `ingest: ${message}`);
+      this.opts.reportFault?.('ingest.down', message);
     }
   }
 
@@ -410,6 +743,7 @@ export class Ingester {
         m.retries.inc();
         if (this.stopping) throw err;
         // Infrastructure errors are never dead-lettered: the partition pauses, the batch waits uncommitted.
+        if (!st.failing) st.failingSince = Date.now();
         st.failing = true;
         this.pauseFor(st);
         const what = !intentDone ? 'offset commit' : !deadSent ? 'dead-letter write' : 'insert';
@@ -462,26 +796,38 @@ export class Ingester {
     return this.consumer.events;
   }
 
-  on(...args: Parameters<Consumer['on']>): ReturnType<Consumer['on']> {
-    return this.consumer.on(...args);
+  /** Listens to the consumer's events, on this consumer and on every one a restart makes. */
+  on(...args: Parameters<Consumer['on']>): void {
+    this.listeners.push(args);
+    this.consumer.on(...args);
   }
 
   /** Stops taking messages, writes and commits what is buffered, and leaves the group. */
   async stop(): Promise<void> {
     if (!this.running) return;
     if (this.timer) clearInterval(this.timer);
-    this.consumer.pause(this.opts.topics.map((topic) => ({ topic })));
+    if (this.lagTimer) clearInterval(this.lagTimer);
+    try {
+      this.consumer.pause(this.opts.topics.map((topic) => ({ topic })));
+    } catch {
+      // Not running (restarting, or never joined): nothing to pause.
+    }
     // From here a failing write gives up at once: its intent is committed, so the next owner re-forms it.
     this.stopping = true;
+    this.wake?.();
+    // A supervisor still connecting to an absent broker may take the client's retries to notice: not longer
+    // than the drain allows.
+    await Promise.race([this.loop, sleep(5_000)]);
     for (const st of this.parts.values()) await st.inflight;
     for (const st of this.parts.values()) {
       if (st.pendingEnd === undefined) this.startFlush(st);
       await st.inflight;
     }
     this.running = false;
-    await this.consumer.disconnect();
-    await this.producer.disconnect();
-    await this.admin.disconnect();
+    this.setState('stopped');
+    await this.consumer.disconnect().catch(() => undefined);
+    await this.producer.disconnect().catch(() => undefined);
+    await this.admin.disconnect().catch(() => undefined);
   }
 }
 

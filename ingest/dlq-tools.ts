@@ -2,8 +2,8 @@
 // (after a fix to the producer or to the schema) to their source topic. Replaying is idempotent: a valid
 // event carries its event_id, and an event stored twice changes no answer.
 import { randomUUID } from 'node:crypto';
-import { decodeMessage } from './decode.ts';
-import { DLQ_HEADERS, dlqTopic } from './dlq.ts';
+import { decodeMessage as decode, type MessageHeaders } from './decode.ts';
+import { DLQ_HEADERS, dlqTopic, sourceHeaders } from './dlq.ts';
 import type { Kafka, Producer } from './kafka.ts';
 
 export interface DeadLetterRecord {
@@ -17,6 +17,8 @@ export interface DeadLetterRecord {
   failedAt: string;
   key: Buffer | null;
   value: Buffer | null;
+  /** The source message's own headers (without the dead-letter ones). */
+  headers: MessageHeaders;
 }
 
 function header(h: Record<string, unknown> | undefined, name: string): string {
@@ -83,6 +85,7 @@ export async function readDeadLetters(
               failedAt: header(message.headers, DLQ_HEADERS.at),
               key: message.key,
               value: message.value,
+              headers: sourceHeaders(message.headers),
             });
           }
           if (BigInt(message.offset) + 1n >= end) {
@@ -114,15 +117,15 @@ export async function replayDeadLetters(
   nowMs: number = Date.now(),
 ): Promise<ReplayOutcome> {
   const outcome: ReplayOutcome = { replayed: 0, stillInvalid: [] };
-  const byTopic = new Map<string, { key: Buffer | null; value: Buffer | null }[]>();
+  const byTopic = new Map<string, { key: Buffer | null; value: Buffer | null; headers: MessageHeaders }[]>();
   for (const record of letters) {
-    const r = decodeMessage(record.value, nowMs);
+    const r = decode(record.value, nowMs, record.headers);
     if (!r.ok || !record.sourceTopic) {
       outcome.stillInvalid.push({ record, reason: r.ok ? 'no source topic header' : r.error });
       continue;
     }
     const list = byTopic.get(record.sourceTopic) ?? [];
-    list.push({ key: record.key, value: record.value });
+    list.push({ key: record.key, value: record.value, headers: record.headers });
     byTopic.set(record.sourceTopic, list);
     outcome.replayed += 1;
   }

@@ -2,6 +2,7 @@
 // where it came from and why in headers. It is written (acknowledged by all in-sync replicas) before the
 // source offset is committed, so nothing is lost; if it cannot be written, the batch fails and is retried.
 import type { DeadLetter } from './batcher.ts';
+import type { MessageHeaders } from './decode.ts';
 import type { Producer } from './kafka.ts';
 
 export const DLQ_HEADERS = {
@@ -11,6 +12,15 @@ export const DLQ_HEADERS = {
   offset: 'x-dlq-source-offset',
   at: 'x-dlq-failed-at',
 } as const;
+
+/** A message's headers without any dead-letter header it may carry already (a letter replayed and refused again). */
+export function sourceHeaders(headers: MessageHeaders | undefined): MessageHeaders {
+  const out: MessageHeaders = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (!name.toLowerCase().startsWith('x-dlq-') && value !== undefined) out[name] = value;
+  }
+  return out;
+}
 
 export function dlqTopic(topic: string): string {
   return `${topic}.dlq`;
@@ -30,6 +40,9 @@ export async function sendDeadLetters(
       key: d.key,
       value: d.value ?? Buffer.alloc(0),
       headers: {
+        // The source's own headers travel along (a binary-mode CloudEvent's attributes are there, and a replay
+        // needs them); the dead-letter headers come last and win.
+        ...sourceHeaders(d.headers),
         [DLQ_HEADERS.reason]: d.reason,
         [DLQ_HEADERS.topic]: source.topic,
         [DLQ_HEADERS.partition]: String(source.partition),

@@ -1,6 +1,6 @@
 // The one module that imports kafkajs (its upstream is looking for maintainers): a maintained client could
 // replace it here without touching the rest of the ingester.
-import {
+import kafkajs, {
   type Admin,
   type ISocketFactory,
   Kafka,
@@ -11,6 +11,12 @@ import {
   type Producer,
 } from 'kafkajs';
 import type { Logger } from '../core/logger.ts';
+import { type Codec, type CodecName, lz4, snappy, zstd } from './codecs.ts';
+
+// kafkajs's index exports these as `Compression.Codecs` and the like, which Node's detection of CommonJS exports
+// cannot see: a named import works under a bundler or vitest, and fails under plain Node.
+const { CompressionCodecs, CompressionTypes } = kafkajs;
+type CodecSlot = keyof typeof CompressionCodecs;
 
 export type {
   Admin,
@@ -21,6 +27,7 @@ export type {
   KafkaMessage,
   Producer,
 } from 'kafkajs';
+export type { CodecName } from './codecs.ts';
 export type { Kafka };
 export { Partitioners };
 
@@ -46,6 +53,63 @@ function logCreator(logger: Logger): logCreatorType {
     };
 }
 
+// kafkajs looks codecs up in one process-wide table; registering at import means no consumer or producer of
+// this process can exist without them. kafkajs hands compress() its Encoder, whose `buffer` is the bytes.
+function register(type: CodecSlot, codec: Codec): void {
+  CompressionCodecs[type] = () => ({
+    compress: (encoder: { buffer: Buffer }) => codec.compress(encoder.buffer),
+    decompress: (data: Buffer) => codec.decompress(data),
+  });
+}
+register(CompressionTypes.Snappy, snappy);
+register(CompressionTypes.LZ4, lz4);
+register(CompressionTypes.ZSTD, zstd);
+
+/**
+ * Replaces the implementation of one codec in this process (every consumer and producer of it): another library,
+ * or, in tests, one that fails on purpose. Returns a function that puts the previous one back.
+ */
+export function replaceCodec(name: Exclude<CodecName, 'none' | 'gzip'>, codec: Codec): () => void {
+  const slot = COMPRESSION[name] as CodecSlot;
+  const previous = CompressionCodecs[slot];
+  register(slot, codec);
+  return () => {
+    CompressionCodecs[slot] = previous;
+  };
+}
+
+const COMPRESSION: Record<CodecName, (typeof CompressionTypes)[keyof typeof CompressionTypes]> = {
+  gzip: CompressionTypes.GZIP,
+  snappy: CompressionTypes.Snappy,
+  lz4: CompressionTypes.LZ4,
+  zstd: CompressionTypes.ZSTD,
+  none: CompressionTypes.None,
+};
+
+/** The codec kafkajs will use for `name` (tests check what is registered, not only the codec module). */
+export function registeredCodec(name: Exclude<CodecName, 'none'>): Codec {
+  const type = COMPRESSION[name] as CodecSlot;
+  const c = CompressionCodecs[type]() as {
+    compress(e: { buffer: Buffer }): Promise<Buffer>;
+    decompress(b: Buffer): Promise<Buffer>;
+  };
+  return { compress: (data) => c.compress({ buffer: data }), decompress: (data) => c.decompress(data) };
+}
+
+/**
+ * Makes every send of `producer` compressed with `codec` unless the call names its own. The codec is a
+ * property of the producer here (KAFKA_COMPRESSION), while kafkajs takes it per send.
+ */
+function compressing(producer: Producer, codec: CodecName | undefined): Producer {
+  if (codec === undefined || codec === 'none') return producer;
+  const compression = COMPRESSION[codec];
+  const send = producer.send.bind(producer);
+  const sendBatch = producer.sendBatch.bind(producer);
+  producer.send = (record) => send({ compression, ...record });
+  producer.sendBatch = (batch) => sendBatch({ compression, ...batch });
+  return producer;
+}
+
 export function createKafka(opts: KafkaOptions): Kafka {
   const config: KafkaConfig = {
     clientId: opts.clientId ?? 'tally',
@@ -65,28 +129,33 @@ export function createKafka(opts: KafkaOptions): Kafka {
  * Not kafkajs's idempotent mode: it wants unbounded retries, which would hang a POST /events while the broker
  * is down; a message duplicated by a retry is harmless, since a re-sent event never changes an answer.
  */
-export function createProducer(kafka: Kafka, opts: { retries?: number } = {}): Producer {
-  return kafka.producer({
+export function createProducer(
+  kafka: Kafka,
+  opts: { retries?: number; compression?: CodecName } = {},
+): Producer {
+  const producer = kafka.producer({
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
     ...(opts.retries === undefined
       ? {}
       : { retry: { retries: opts.retries, initialRetryTime: 300, maxRetryTime: 2_000 } }),
   });
+  return compressing(producer, opts.compression);
 }
 
 /**
  * The producer of the command-line tools: idempotent (the broker drops a batch a retry sends twice) with acks
  * from all in-sync replicas. Retries while the broker is away, so a long load survives a broker restart.
  */
-export function createIdempotentProducer(kafka: Kafka): Producer {
-  return kafka.producer({
+export function createIdempotentProducer(kafka: Kafka, opts: { compression?: CodecName } = {}): Producer {
+  const producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
+  return compressing(producer, opts.compression);
 }
 
 /** Connects an admin client, turning "no broker" into a message that says what to do next. */

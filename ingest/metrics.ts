@@ -40,9 +40,25 @@ export const ingestMetrics = {
   }),
   lag: new Gauge({
     name: 'tally_ingest_consumer_lag',
-    help: 'Messages between the last fetched offset and the end of the partition',
+    help: "Messages between the consumer group's committed offset and the end of the partition (not yet stored)",
     labelNames: ['topic', 'partition'] as const,
     registers: [registry],
+  }),
+  lagSeconds: new Gauge({
+    name: 'tally_ingest_lag_seconds',
+    help: 'While messages wait in a source topic: how old the newest message the ingester has read from it is',
+    labelNames: ['topic'] as const,
+    registers: [],
+  }),
+  up: new Gauge({
+    name: 'tally_ingest_up',
+    help: '1 while the ingester consumes (member of its group, fetching, keeping up); 0 otherwise',
+    registers: [],
+  }),
+  sinceLastMessage: new Gauge({
+    name: 'tally_ingest_seconds_since_last_message',
+    help: 'Seconds since the ingester last read a message (since it started, if none yet)',
+    registers: [],
   }),
   bufferedBytes: new Gauge({
     name: 'tally_ingest_buffered_bytes',
@@ -56,13 +72,24 @@ export const ingestMetrics = {
   }),
 };
 
+/**
+ * The ingester's health gauges join /metrics only in a process that runs an ingester: `tally_ingest_up 0` from
+ * an `npm start` without Kafka would page someone for an ingester that does not exist.
+ */
+export function registerHealthMetrics(): void {
+  for (const metric of [ingestMetrics.up, ingestMetrics.sinceLastMessage, ingestMetrics.lagSeconds]) {
+    if (!registry.getSingleMetric((metric as unknown as { name: string }).name))
+      registry.registerMetric(metric);
+  }
+}
+
 /** A bounded label for a dead-letter reason: the field at fault, or the kind of decoding failure. */
 export function reasonCategory(reason: string): string {
-  if (reason.startsWith('not valid UTF-8')) return 'not_utf8';
+  if (reason.startsWith('encoding')) return 'encoding';
   if (reason.startsWith('not valid JSON')) return 'not_json';
   if (reason.startsWith('message too large')) return 'too_large';
-  if (reason.startsWith('empty message')) return 'empty';
-  if (reason.startsWith('event must be')) return 'not_object';
+  if (reason === 'empty') return 'empty';
+  if (reason.startsWith('not an object') || reason.startsWith('event must be')) return 'not_object';
   const field = /^([A-Za-z_]+)[.:]/.exec(reason)?.[1];
   return field ? `field_${field}`.slice(0, 40) : 'other';
 }

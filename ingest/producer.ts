@@ -1,8 +1,19 @@
 // Publishing events to the source topics: usage events keyed by user_id, logs keyed by service, so that one
 // user's events stay in order on one partition. Used by POST /events with Kafka and by `npm run produce`.
+import { Unavailable } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
 import type { EventSink, IncomingEvent } from '../core/sink.ts';
-import { type Admin, Partitioners, type Producer } from './kafka.ts';
-import type { StoredWatcher, Written } from './stored-wait.ts';
+import {
+  type Admin,
+  type CodecName,
+  connectAdmin,
+  createProducer,
+  ensureTopics,
+  type Kafka,
+  Partitioners,
+  type Producer,
+} from './kafka.ts';
+import { StoredWatcher, type Written } from './stored-wait.ts';
 
 export interface Topics {
   sessions: string;
@@ -115,6 +126,101 @@ export function createKafkaSink(
         partitions,
       );
       return { waitStored: (timeoutMs: number) => watcher.wait(written, timeoutMs) };
+    },
+  };
+}
+
+/** How long a write waits for the sink's very first connection before answering 503. */
+const FIRST_CONNECT_WAIT_MS = 5_000;
+
+/**
+ * The Kafka sink of POST /events for a service that must start, and keep serving, while the broker is away:
+ * it connects in the background and again after any failed send. While it is not connected, writes fail at once
+ * with Unavailable (503 with Retry-After) instead of holding the request through the client's retries; only
+ * before its first connection does a write wait for it a little (the demo's load, or a request right at start,
+ * must not fail because the connection was a moment slower than the first write). Its admin client stays
+ * connected: partition metadata for publishes, and the group's committed offsets for `wait=stored`.
+ */
+export function connectingKafkaSink(
+  kafka: Kafka,
+  opts: { brokers: readonly string[]; topics: Topics; groupId: string; compression: CodecName; logger: Logger },
+): EventSink & { readonly connected: boolean; stop(): Promise<void> } {
+  // Two quick retries: a send to a broker that went away fails within seconds, and the client retries.
+  const producer = createProducer(kafka, { retries: 2, compression: opts.compression });
+  let admin: Admin | undefined;
+  let partitions: PartitionMap | undefined;
+  let watcher: StoredWatcher | undefined;
+  let connected = false;
+  let stopped = false;
+  let connecting: Promise<void> | undefined;
+  let lastError = 'not connected yet';
+  let everConnected = false;
+
+  const connect = (): Promise<void> => {
+    connecting ??= (async () => {
+      for (let attempt = 1; !stopped; attempt++) {
+        try {
+          if (!admin) {
+            const a = await connectAdmin(kafka, opts.brokers);
+            admin = a;
+            partitions = new PartitionMap(a);
+            watcher = new StoredWatcher(a, opts.groupId);
+          }
+          await ensureTopics(admin, [opts.topics.sessions, opts.topics.logs]);
+          await producer.connect();
+          connected = true;
+          everConnected = true;
+          if (attempt > 1) opts.logger.info('events: connected to Kafka again');
+          return;
+        } catch (err) {
+          lastError = (err as Error).message;
+          if (attempt === 1)
+            opts.logger.warn({ err }, 'events: Kafka is not reachable; POST /events answers 503');
+          await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** Math.min(attempt, 5))));
+        }
+      }
+    })().finally(() => {
+      connecting = undefined;
+    });
+    return connecting;
+  };
+  void connect();
+
+  return {
+    kind: 'kafka',
+    get connected() {
+      return connected;
+    },
+    async write(events: readonly IncomingEvent[]) {
+      if (!connected && !everConnected && connecting) {
+        await Promise.race([connecting, new Promise((r) => setTimeout(r, FIRST_CONNECT_WAIT_MS).unref())]);
+      }
+      if (!connected || !partitions || !watcher) {
+        throw new Unavailable(`the Kafka broker is not reachable (${lastError}); retry later`);
+      }
+      const w = watcher;
+      let written: Written[];
+      try {
+        written = await publish(
+          producer,
+          events.map((e) => ({ ...route(e.raw, opts.topics), value: JSON.stringify(e.raw) })),
+          partitions,
+        );
+      } catch (err) {
+        connected = false;
+        lastError = (err as Error).message;
+        void connect();
+        throw new Unavailable(`the Kafka broker did not acknowledge the events (${lastError}); retry later`, {
+          cause: err,
+        });
+      }
+      return { waitStored: (timeoutMs: number) => w.wait(written, timeoutMs) };
+    },
+    async stop() {
+      stopped = true;
+      watcher?.close();
+      await producer.disconnect().catch(() => undefined);
+      await admin?.disconnect().catch(() => undefined);
     },
   };
 }

@@ -3,6 +3,7 @@
 // credential bound to a team writes that team's usage events only: any other event is named in `rejected`
 // before anything is stored or published.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { fromStructured, isCloudEventsMediaType, parseCloudEventsBody } from '../../core/cloudevents.ts';
 import { PayloadTooLarge, ValidationError } from '../../core/errors.ts';
 import type { ParsedEvent } from '../../core/events.ts';
 import { LIMITS, parseEvent, SEVERITIES, USAGE_TYPES } from '../../core/events.ts';
@@ -138,7 +139,10 @@ const route = createRoute({
   summary: 'Ingest events (JSON array or NDJSON)',
   description:
     'A credential bound to a team (team_id claim, or a key of a team) writes only usage events of that team: ' +
-    'an event of another team, or a log event, is named in `rejected` and neither stored nor published.',
+    'an event of another team, or a log event, is named in `rejected` and neither stored nor published. ' +
+    'CloudEvents 1.0 in structured mode are taken too, with Content-Type application/cloudevents+json (one) or ' +
+    'application/cloudevents-batch+json (an array): `type` is an event type (or ends in .<type>), `time` (required) ' +
+    'the timestamp, `data` an object with the other fields, and event_id is derived from (source, id).',
   security: SECURITY,
   request: {
     query: WaitQuery,
@@ -170,7 +174,22 @@ const route = createRoute({
         'first, `pending` says how many are not yet queryable)',
       content: { 'application/json': { schema: Accepted } },
     },
-    ...errorResponses(400, 401, 403, 413, 429, 500, 503),
+    400: {
+      description:
+        'A body that is not a JSON array or NDJSON; or every event rejected: then the error also carries ' +
+        '`accepted` (0) and `rejected`, as a 202 would',
+      content: {
+        'application/json': {
+          schema: z.object({
+            error: z.string(),
+            message: z.string(),
+            accepted: z.number().int().optional(),
+            rejected: z.array(z.object({ index: z.number().int(), error: z.string() })).optional(),
+          }),
+        },
+      },
+    },
+    ...errorResponses(401, 403, 413, 429, 500, 503),
   },
 });
 
@@ -233,13 +252,22 @@ export function eventRoutes(sink: EventSink, ledger?: HttpLedger) {
       const issue = query.error.issues[0];
       throw new ValidationError(String(issue?.path[0] ?? 'query'), issue?.message ?? 'is invalid');
     }
-    const values = parseBody(await readBodyText(c.req.raw, MAX_BODY_BYTES));
+    const cloud = isCloudEventsMediaType(c.req.header('content-type'));
+    const text = await readBodyText(c.req.raw, MAX_BODY_BYTES);
+    const values = cloud ? parseCloudEventsBody(text, cloud, MAX_EVENTS) : parseBody(text);
     const identity = c.get('identity');
     const now = Date.now();
     const good: IncomingEvent[] = [];
     const rejected: { index: number; error: string }[] = [];
     const seen = new Set<string>();
-    values.forEach((raw, index) => {
+    values.forEach((item, index) => {
+      // A structured-mode CloudEvent becomes the event it carries (core/cloudevents.ts), then is checked alike.
+      const mapped = cloud ? fromStructured(item) : { ok: true as const, raw: item };
+      if (!mapped.ok) {
+        rejected.push({ index, error: mapped.error });
+        return;
+      }
+      const raw = mapped.raw;
       const r = parseEvent(raw, now);
       if (!r.ok) {
         rejected.push({ index, error: r.error });
@@ -266,6 +294,11 @@ export function eventRoutes(sink: EventSink, ledger?: HttpLedger) {
       team: identity.teamId,
       nowMs: now,
     });
+    // Nothing accepted is a client error, in the error model's shape with the same `rejected` list.
+    if (values.length > 0 && accepted === 0) {
+      const message = `no event accepted: all ${rejected.length} rejected (see rejected)`;
+      return c.json({ error: 'Bad Request', message, accepted: 0, rejected }, 400);
+    }
     if (query.data.wait !== 'stored') return c.json({ accepted, rejected }, 202);
     const pending = (await receipt?.waitStored(query.data.wait_ms ?? WAIT_STORED_DEFAULT_MS)) ?? 0;
     if (pending === 0) return c.json({ accepted, rejected }, 200);

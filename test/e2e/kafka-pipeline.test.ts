@@ -161,7 +161,7 @@ describe('Kafka → ingester → ClickHouse rollups → usage summary', () => {
       if (b.field) expect(letter?.reason, b.name).toContain(b.field);
       expect(letter?.offset).toMatch(/^\d+$/);
     }
-    expect(got.find((g) => g.value?.equals(notUtf8))?.reason).toBe('not valid UTF-8');
+    expect(got.find((g) => g.value?.equals(notUtf8))?.reason).toBe('encoding: not valid UTF-8');
   });
 
   it('events sent again in other messages and requests change no answer', async () => {

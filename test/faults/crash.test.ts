@@ -86,10 +86,26 @@ describe(`ingester killed ${KILLS} times with SIGKILL while ${EVENTS} events str
 
     let kills = 0;
     let service: Service | undefined;
+    const restarts: { readyMs: number; firstMessageMs: number | null }[] = [];
     try {
       for (let k = 0; k < KILLS; k++) {
+        const spawned = Date.now();
         service = await startService(env);
-        await sleep(1_500 + Math.random() * 3_500);
+        const ready = Date.now() - spawned;
+        // The API listens at once and the ingester joins in the background: how long until it reads again.
+        const svc = service;
+        const consuming = await waitFor(
+          'a message read by the restarted ingester',
+          async () => {
+            const body = (await (await fetch(`${svc.base}/readyz`)).json()) as {
+              components?: { ingester?: { last_message_at?: string } };
+            };
+            return body.components?.ingester?.last_message_at ? Date.now() - spawned : undefined;
+          },
+          { timeoutMs: 30_000, everyMs: 100 },
+        ).catch(() => undefined);
+        restarts.push({ readyMs: ready, firstMessageMs: consuming ?? null });
+        await sleep(500 + Math.random() * 3_000);
         service.child.kill('SIGKILL');
         const { signal } = await service.exited;
         expect(signal).toBe('SIGKILL');
@@ -127,7 +143,9 @@ describe(`ingester killed ${KILLS} times with SIGKILL while ${EVENTS} events str
         lost: expected.published - Math.min(stored.inserted, expected.published),
         duplicated: Math.max(0, stored.inserted - expected.published),
       };
-      console.info(`crash test: ${JSON.stringify(figures)}`);
+      console.info(
+        `crash test: ${JSON.stringify(figures)}; from each start to /readyz and to the first message read (ms): ${JSON.stringify(restarts)}`,
+      );
       expect(kills).toBe(KILLS);
       // Each published message became exactly one inserted row: none lost, none written twice by a replay.
       expect(stored.inserted).toBe(expected.published);

@@ -1,5 +1,6 @@
-// A Python virtual environment under .cache/ with pinned PyPI packages, made once and reused (tests that check
-// files with independent readers such as pyarrow and duckdb). Needs python3 with venv and pip.
+// A Python virtual environment under .cache/ with pinned PyPI packages, made once and reused: independent
+// readers (pyarrow, duckdb) and foreign producers (librdkafka through confluent-kafka). CI starts from a clean
+// clone with only `npm ci` done, so the tests make it themselves. Needs python3 with venv and pip.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,10 +19,14 @@ export function pythonWith(name: string, packages: readonly string[]): string {
   execFileSync('python3', ['-m', 'venv', dir], { stdio: 'inherit' });
   execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...packages], {
     stdio: 'inherit',
+    timeout: 300_000,
   });
   writeFileSync(stamp, pins);
   return python;
 }
+
+/** librdkafka 2.x bundled in the wheel: every codec, idempotence and transactions. */
+export const CONFLUENT_KAFKA = 'confluent-kafka==2.16.1';
 
 /** The readers the Parquet tests use, pinned. pytz: duckdb needs it to hand back timestamps with a zone. */
 export const PARQUET_READERS = ['pyarrow==22.0.0', 'duckdb==1.4.4', 'pytz==2025.2'];

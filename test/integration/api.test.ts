@@ -1,9 +1,11 @@
 // The HTTP contract of the first routes on the real engine (app.request, no socket): auth, scopes, team
 // isolation, validation, POST /events and the error model.
+import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
+import { cloudEventId } from '../../core/cloudevents.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
@@ -210,9 +212,72 @@ describe('HTTP API', () => {
     const notJson = await req('/events', { method: 'POST', body: '{"a":' });
     expect(notJson.status).toBe(400);
     expect((await json(notJson)).message).toMatch(/^body: /);
+    // Every event rejected: 400, in the error shape, with the same list a 202 would carry.
     const obj = await req('/events', { method: 'POST', body: '"just a string"' });
-    expect(obj.status).toBe(202);
-    expect((await json(obj)).rejected).toEqual([{ index: 0, error: 'event must be a JSON object' }]);
+    expect(obj.status).toBe(400);
+    expect(await json(obj)).toMatchObject({
+      error: 'Bad Request',
+      accepted: 0,
+      rejected: [{ index: 0, error: 'event must be a JSON object' }],
+    });
+  });
+
+  it('takes CloudEvents in structured mode, one or a batch; event_id from (source, id); no time is rejected', async () => {
+    const ce = (id: string, source: string, extra: object = {}) => ({
+      specversion: '1.0',
+      id,
+      source,
+      type: 'com.example.billing.session_start',
+      time: '2025-07-01T09:00:00Z',
+      data: { user_id: `ce-${id}`, team_id: 'ce-team', service: 'billing', session_id: `ce-s-${id}` },
+      ...extra,
+    });
+    const one = await req('/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents+json' },
+      body: JSON.stringify(ce('1', '/billing')),
+    });
+    expect(one.status).toBe(202);
+    expect(await json(one)).toEqual({ accepted: 1, rejected: [] });
+    const { time: _t, ...noTime } = ce('3', '/billing');
+    const batch = await req('/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents-batch+json' },
+      // The same id from another source is another event; the same (source, id) again is the same event.
+      body: JSON.stringify([ce('1', '/billing'), ce('1', '/search'), noTime]),
+    });
+    expect(batch.status).toBe(202);
+    expect(await json(batch)).toEqual({
+      accepted: 2,
+      rejected: [{ index: 2, error: 'time: is required for a CloudEvent' }],
+    });
+    const rs = await engine.ch.client.query({
+      query: "SELECT DISTINCT event_id FROM usage_events WHERE team_id = 'ce-team' ORDER BY event_id",
+      format: 'JSONEachRow',
+    });
+    const ids = (await rs.json<{ event_id: string }>()).map((r) => r.event_id);
+    expect(ids).toEqual([cloudEventId('/billing', '1'), cloudEventId('/search', '1')].sort());
+    const summary = await req(
+      '/reports/usage-summary?start_date=2025-07-01&end_date=2025-07-01&team_id=ce-team',
+    );
+    expect(await summary.json()).toEqual({ total_users: 1, active_users: 1, total_sessions: 1 });
+  });
+
+  it('serves the JSON Schema files without credentials, as the repository holds them', async () => {
+    for (const name of ['event', 'usage-event', 'log-event']) {
+      const res = await req(`/schemas/${name}.json`, { token: null });
+      expect(res.status, name).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^application\/schema\+json/);
+      expect(await res.text()).toBe(readFileSync(`schemas/${name}.json`, 'utf8'));
+    }
+    const missing = await req('/schemas/nope.json', { token: null });
+    expect(missing.status).toBe(400);
+    expect(await json(missing)).toMatchObject({
+      error: 'Bad Request',
+      message: expect.stringMatching(/^name: /),
+    });
+    const ready = await json(await req('/readyz', { token: null }));
+    expect(ready).toMatchObject({ status: 'ready', components: { storage: { state: 'ok' } } });
   });
 
   it('puts X-Request-Id on every response and answers health without auth', async () => {

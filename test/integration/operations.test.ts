@@ -207,6 +207,7 @@ describe('service surface', () => {
         '/reports/export/{job_id}',
         '/reports/usage-summary',
         '/reports/usage-timeseries',
+        '/schemas/{name}',
       ].sort(),
     );
     expect(Object.keys(doc.paths['/reports/export-schedules/{schedule_id}'] ?? {}).sort()).toEqual([
@@ -248,7 +249,7 @@ describe('service surface', () => {
         }
       }
     }
-    expect(operations).toBe(20);
+    expect(operations).toBe(21);
     expect(Object.keys(doc.paths['/logs/system-events']?.get?.responses['200']?.headers ?? {})).toEqual(
       expect.arrayContaining(['X-Page', 'X-Total-Pages', 'X-Next-Cursor']),
     );
@@ -270,16 +271,33 @@ describe('service surface', () => {
     expect(schemas.LogEvent?.required?.sort()).toEqual(
       ['event_id', 'message', 'service', 'severity', 'timestamp', 'type'].sort(),
     );
-    // Documented, not enforced: items that are not valid events are 202 with `rejected`, as the contract says.
+    // Documented, not enforced: items that are not valid events are 202 with `rejected`, as the contract says
+    // (400 with the same list when none is valid).
     expect(JSON.stringify(schemas.EventsBody)).toContain('"maxItems":10000');
+    const valid = {
+      event_id: 'doc-ok',
+      type: 'activity',
+      timestamp: '2025-01-02T10:00:00Z',
+      user_id: 'u1',
+      team_id: 't1',
+      service: 'billing',
+    };
     const res = await get('/events', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify([{ event_id: 'x' }, 42]),
+      body: JSON.stringify([{ event_id: 'x' }, 42, valid]),
     });
     expect(res.status).toBe(202);
     expect(((await res.json()) as { rejected: unknown[] }).rejected).toHaveLength(2);
     expectDocumentedHeaders(doc, 'post', '/events', res);
+    const none = await get('/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([{ event_id: 'x' }, 42]),
+    });
+    expect(none.status).toBe(400);
+    expect(((await none.json()) as { rejected: unknown[] }).rejected).toHaveLength(2);
+    expectDocumentedHeaders(doc, 'post', '/events', none);
   });
 
   it('real answers carry what the document says, on every kind of route and status', async () => {

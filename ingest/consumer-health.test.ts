@@ -15,12 +15,19 @@ const EVENTS = {
 
 /** A consumer group whose events the test fires, and whose lag it sets. */
 function fakeKafka() {
-  const consumers: { emit(event: string, payload: object): void }[] = [];
+  const consumers: {
+    emit(event: string, payload: object): void;
+    eachBatch?: (payload: object) => Promise<void>;
+  }[] = [];
   const lag = { committed: '0', high: '0' };
   const kafka = {
     consumer() {
       const listeners = new Map<string, ((e: { payload: object }) => void)[]>();
-      const c = {
+      const c: {
+        events: typeof EVENTS;
+        eachBatch?: (payload: object) => Promise<void>;
+        [k: string]: unknown;
+      } = {
         events: EVENTS,
         on(event: string, fn: (e: { payload: object }) => void) {
           listeners.set(event, [...(listeners.get(event) ?? []), fn]);
@@ -31,12 +38,17 @@ function fakeKafka() {
         },
         connect: async () => undefined,
         subscribe: async () => undefined,
-        run: async () => undefined,
+        run: async (o: { eachBatch: (payload: object) => Promise<void> }) => {
+          c.eachBatch = o.eachBatch;
+        },
+        // Commits "succeed" but the coordinator never has them: the ingester's read-back fails, as when a
+        // commit is lost.
+        commitOffsets: async () => undefined,
         disconnect: async () => undefined,
         pause: () => undefined,
         resume: () => undefined,
       };
-      consumers.push(c);
+      consumers.push(c as unknown as (typeof consumers)[number]);
       return c;
     },
     producer: () => ({
@@ -160,5 +172,67 @@ describe('ingester health', () => {
     consumers.at(-1)?.emit(EVENTS.GROUP_JOIN, { memberAssignment: { t: [0] } });
     consumers.at(-1)?.emit(EVENTS.FETCH, {});
     expect(ingester.status()).toMatchObject({ state: 'consuming', failing: false });
+  });
+});
+
+describe('ingester health while writes fail', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('names the failing step, and counts from when the writes began to fail', async () => {
+    const f = fakeKafka();
+    const ingester = new Ingester({
+      kafka: f.kafka,
+      write: async () => undefined,
+      topics: ['t'],
+      groupId: 'g',
+      limits: { rows: 1, bytes: 1_000_000, waitMs: 200 },
+      logger: createLogger('silent'),
+    });
+    await ingester.start();
+    const c = f.consumers[0];
+    c?.emit(EVENTS.GROUP_JOIN, { memberAssignment: { t: [0] } });
+    f.lag.high = '1';
+    const value = Buffer.from(
+      JSON.stringify({
+        event_id: 'w-1',
+        type: 'activity',
+        timestamp: '2025-01-02T10:00:00Z',
+        user_id: 'u',
+        team_id: 't',
+        service: 's',
+      }),
+    );
+    await c?.eachBatch?.({
+      batch: {
+        topic: 't',
+        partition: 0,
+        messages: [{ offset: '0', key: null, value, timestamp: String(Date.now()), headers: {} }],
+        lastOffset: () => '0',
+      },
+      resolveOffset: () => undefined,
+      heartbeat: async () => undefined,
+      isRunning: () => true,
+      isStale: () => false,
+    });
+    for (let i = 0; i < 4; i++) {
+      c?.emit(EVENTS.FETCH, {});
+      await vi.advanceTimersByTimeAsync(5_000);
+    }
+    expect(ingester.status()).toMatchObject({
+      state: 'consuming',
+      reason: '1 messages waiting: offset commit failing, retrying',
+      failing: false,
+    });
+    for (let i = 0; i < 6; i++) {
+      c?.emit(EVENTS.FETCH, {});
+      await vi.advanceTimersByTimeAsync(5_000);
+    }
+    expect(ingester.status().failing).toBe(true);
+    expect(ingester.stats.failures).toBeGreaterThan(2);
   });
 });

@@ -105,8 +105,9 @@ interface PartitionState {
   filteredEnd: bigint | undefined;
   /** Broker time of the last message taken (the newest the ingester has read from this partition). */
   lastMessageTime: number | undefined;
-  /** Since when this partition's writes have been failing (set with `failing`). */
+  /** Since when this partition's writes have been failing (set with `failing`), and which step fails. */
   failingSince: number | undefined;
+  failingStep: string | undefined;
 }
 
 /** Capped exponential backoff with jitter (half to full delay). */
@@ -352,6 +353,7 @@ export class Ingester {
         filteredEnd: undefined,
         lastMessageTime: undefined,
         failingSince: undefined,
+        failingStep: undefined,
       };
       this.parts.set(k, st);
     }
@@ -556,13 +558,16 @@ export class Ingester {
     if (waiting === 0) return undefined;
     const progressAt = Math.max(this.lastMessageAt ?? this.startedAt, this.stateSince);
     let failingSince: number | undefined;
+    const steps = new Set<string>();
     for (const st of this.parts.values()) {
-      if (st.failing && st.failingSince !== undefined)
-        failingSince = Math.min(failingSince ?? now, st.failingSince);
+      if (!st.failing || st.failingSince === undefined) continue;
+      failingSince = Math.min(failingSince ?? now, st.failingSince);
+      if (st.failingStep) steps.add(st.failingStep);
     }
     if (failingSince !== undefined) {
+      // The step says where: an insert is the storage, an offset commit or dead-letter write is Kafka.
       return {
-        reason: `${waiting} messages waiting: storage writes are failing`,
+        reason: `${waiting} messages waiting: ${[...steps].join(', ') || 'writes'} failing, retrying`,
         since: Math.max(progressAt, failingSince),
       };
     }
@@ -747,6 +752,7 @@ export class Ingester {
         st.failing = true;
         this.pauseFor(st);
         const what = !intentDone ? 'offset commit' : !deadSent ? 'dead-letter write' : 'insert';
+        st.failingStep = what;
         const delay = backoffMs(attempt);
         logger.error(
           { err, batch: token, attempt, delay: Math.round(delay) },

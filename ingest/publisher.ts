@@ -5,7 +5,8 @@ import type { Config } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
 import { connectAdmin, createIdempotentProducer, createKafka, ensureTopics, type Producer } from './kafka.ts';
-import { publish, route } from './producer.ts';
+import { PartitionMap, publish, route } from './producer.ts';
+import { StoredWatcher, type Written } from './stored-wait.ts';
 
 /** Prints progress of a long run to stderr, at most every two seconds. */
 export class Progress {
@@ -43,17 +44,21 @@ export interface Tally {
   accepted: number;
   rejected: number;
   retried: number;
+  /** With --wait: accepted events not yet queryable when the wait ended (0: all of them are). */
+  pending?: number;
 }
 
-/** The one line a run ends with. */
+/** The one line a run ends with (with --wait, also what is still pending). */
 export function tallyLine(t: Tally): string {
-  return `sent ${t.sent}, accepted ${t.accepted}, rejected ${t.rejected}, retried ${t.retried}`;
+  const pending = t.pending === undefined ? '' : `, pending ${t.pending}`;
+  return `sent ${t.sent}, accepted ${t.accepted}, rejected ${t.rejected}, retried ${t.retried}${pending}`;
 }
 
 export interface Publisher {
   readonly target: string;
   readonly tally: Tally;
   send(lines: readonly string[]): Promise<void>;
+  /** Ends the run; with `waitStoredMs`, first waits (at most that long) until everything sent is queryable. */
   close(): Promise<void>;
 }
 
@@ -82,6 +87,26 @@ export interface PublisherOptions {
   url?: string;
   /** Waits between retries (tests); default setTimeout. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Read-your-writes (--wait): the run ends only once every accepted event is queryable, or after this many
+   * ms with `tally.pending` saying how many are not. Through Kafka: the ingesters' committed offsets; over
+   * HTTP: each request with `?wait=stored`.
+   */
+  waitStoredMs?: number;
+}
+
+/** How long `--wait` waits at most by default: as long as POST /events' wait=stored may. */
+export const WAIT_DEFAULT_MS = 120_000;
+
+/** The wait of `--wait [--wait-ms MS]`, or undefined without --wait; throws a one-line message on a bad value. */
+export function waitOption(wait: boolean | undefined, ms: string | undefined): number | undefined {
+  if (ms !== undefined && !wait) throw new Error('--wait-ms needs --wait');
+  if (!wait) return undefined;
+  if (ms === undefined) return WAIT_DEFAULT_MS;
+  const n = Number(ms);
+  if (!/^\d+$/.test(ms) || n > WAIT_DEFAULT_MS)
+    throw new Error(`--wait-ms must be an integer from 0 to ${WAIT_DEFAULT_MS}`);
+  return n;
 }
 
 /** The origin a client tool reaches by default: the service's own listen address. */
@@ -127,11 +152,16 @@ export async function createPublisher(
     }
     try {
       await ensureTopics(admin, [topics.sessions, topics.logs]);
-    } finally {
+    } catch (err) {
       await admin.disconnect();
+      throw err;
     }
     const producer: Producer = createIdempotentProducer(kafka, { compression: config.kafka.compression });
     await producer.connect();
+    const waitMs = opts.waitStoredMs;
+    // Where each message landed, to wait for the ingesters' commits past it (only with --wait).
+    const partitions = waitMs === undefined ? undefined : new PartitionMap(admin);
+    const written: Written[] = [];
     return {
       target: `Kafka ${brokers.join(',')}`,
       tally,
@@ -140,13 +170,26 @@ export async function createPublisher(
         tally.sent += lines.length;
         // The broker's acknowledgement is acceptance here; validation happens at ingestion (bad lines go to
         // the dead-letter topic), and the idempotent producer retries by itself.
-        await publish(
-          producer,
-          lines.map((value) => ({ ...route(tryParse(value), topics), value })),
+        written.push(
+          ...(await publish(
+            producer,
+            lines.map((value) => ({ ...route(tryParse(value), topics), value })),
+            partitions,
+          )),
         );
         tally.accepted += lines.length;
       },
-      close: () => producer.disconnect(),
+      async close() {
+        try {
+          if (waitMs !== undefined) {
+            const watcher = new StoredWatcher(admin, config.kafka.groupId);
+            tally.pending = await watcher.wait(written, waitMs);
+          }
+        } finally {
+          await producer.disconnect();
+          await admin.disconnect();
+        }
+      },
     };
   }
   const secret = loadOrCreateSecret(config.dataDir, config.auth.jwtSecret);
@@ -157,9 +200,16 @@ export async function createPublisher(
     audience: config.auth.audience,
   });
   const base = (opts.url ?? defaultUrl(config)).replace(/\/+$/, '');
-  const url = base.endsWith('/events') ? base : `${base}/events`;
+  const endpoint = base.endsWith('/events') ? base : `${base}/events`;
+  let url: string;
   try {
-    new URL(url);
+    const u = new URL(endpoint);
+    if (opts.waitStoredMs !== undefined) {
+      u.searchParams.set('wait', 'stored');
+      u.searchParams.set('wait_ms', String(opts.waitStoredMs));
+      tally.pending = 0;
+    }
+    url = u.toString();
   } catch {
     throw new PublishError(`--url: not a URL: ${JSON.stringify(opts.url)}`);
   }
@@ -194,13 +244,22 @@ export async function createPublisher(
       }
       const result = (() => {
         try {
-          return JSON.parse(text) as { accepted?: number; rejected?: { index: number; error: string }[] };
+          return JSON.parse(text) as {
+            accepted?: number;
+            rejected?: { index: number; error: string }[];
+            pending?: number;
+          };
         } catch {
           return {};
         }
       })();
-      // 202: some accepted; 400 with `rejected`: every event of the request was refused, by name.
-      if (res.status === 202 || (res.status === 400 && Array.isArray(result.rejected))) {
+      // 202 (200 with wait=stored): some accepted; 400 with `rejected`: every event was refused, by name.
+      if (
+        res.status === 200 ||
+        res.status === 202 ||
+        (res.status === 400 && Array.isArray(result.rejected))
+      ) {
+        if (tally.pending !== undefined) tally.pending += result.pending ?? 0;
         const rejected = result.rejected ?? [];
         for (const r of rejected) process.stderr.write(`rejected line ${firstLine + r.index}: ${r.error}\n`);
         tally.accepted += result.accepted ?? count - rejected.length;

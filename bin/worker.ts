@@ -20,7 +20,7 @@ if (!config.clickhouse.url) {
 const logger = createLogger(config.logLevel, 'tally-worker');
 const ch = await orExit(config, () => openStorage(config, logger));
 const workers = startExportWorkers(config, ch, logger);
-// schedules: every worker process also schedules; job ids per period keep several of them exact (README).
+// schedules: every worker process also schedules; job ids per period keep several of them exact (docs/data-engineers.md).
 const schedules = startSchedules(config, ch, logger, workers.workers, workers.notify);
 process.stdout.write(`Tally export worker(s): ${workers.workers.length}, files in ${config.exports.dir}\n`);
 onShutdown(logger, async () => {

@@ -10,7 +10,7 @@ export function handleHelp(usage: string, argv: readonly string[] = process.argv
 /** Where the environment is described, for the usage texts of the service's roles. */
 export const ENV_HELP = `Configuration comes from the environment (all optional), e.g. PORT, HOST, DATA_DIR, CLICKHOUSE_URL,
 CLICKHOUSE_CLUSTER (with CLICKHOUSE_URL: a replicated, sharded cluster), KAFKA_BROKERS, AUTH_JWT_SECRET; see the
-README's Configuration table.`;
+configuration reference in docs/operators.md.`;
 
 type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 type FlagValues<S extends FlagSpec> = {

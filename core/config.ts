@@ -197,7 +197,7 @@ const envSchema = z.object({
     }
     return db;
   }),
-  // A cluster of the server's remote_servers (README "Scaling out"): selects the cluster migrations.
+  // A cluster of the server's remote_servers (docs/operators.md "Scaling out"): selects the cluster migrations.
   // The longest one of the API's own queries may wait for a ClickHouse server (clickhouse/client.ts readClient).
   CLICKHOUSE_READ_TIMEOUT_SECONDS: posInt('CLICKHOUSE_READ_TIMEOUT_SECONDS', 30).refine((v) => v >= 2, {
     message: 'CLICKHOUSE_READ_TIMEOUT_SECONDS: expected at least 2',
@@ -258,7 +258,7 @@ const envSchema = z.object({
   RETENTION_DAYS: nonNegInt('RETENTION_DAYS', 0),
   PUBLIC_BASE_URL: url('PUBLIC_BASE_URL'),
   EXPORT_URL_TTL_SECONDS: posInt('EXPORT_URL_TTL_SECONDS', 3600),
-  // Tuning knobs beyond the contract (documented in the README).
+  // Tuning knobs beyond the contract (documented in docs/operators.md).
   // Batches of a few tens of thousands of rows: each insert makes new parts in the raw tables and in every
   // rollup, and merging them back costs the same two cores. Measured on a 300,000-event backlog: 10,000 rows
   // 41,500 events/s, 20,000 rows 50,000, 40,000 rows (16 MiB) 57,000. Live traffic below the limits is
@@ -275,13 +275,13 @@ const envSchema = z.object({
   // Fault injection for tests only: a wait between a batch's insert and its offset commit, widening the
   // window that a crash test aims its kills at.
   TALLY_TEST_COMMIT_DELAY_MS: nonNegInt('TALLY_TEST_COMMIT_DELAY_MS', 0),
-  // exports: where files go, how long they live, and the workers' leases (README "Exports").
+  // exports: where files go, how long they live, and the workers' leases (docs/data-engineers.md "Exports").
   EXPORT_DIR: optionalString.transform((v) => (v === undefined ? undefined : resolve(v))),
   EXPORT_FILE_TTL_SECONDS: posInt('EXPORT_FILE_TTL_SECONDS', 86_400),
   EXPORT_WORKERS: posInt('EXPORT_WORKERS', 1),
   EXPORT_LEASE_SECONDS: posInt('EXPORT_LEASE_SECONDS', 30),
   EXPORT_MAX_ATTEMPTS: posInt('EXPORT_MAX_ATTEMPTS', 3),
-  // security: per-identity rate-limit overrides and the shared limit store (README "Security").
+  // security: per-identity rate-limit overrides and the shared limit store (docs/security.md).
   RATE_LIMIT_OVERRIDES: optionalString.transform((v, ctx) => parseOverrides(v, ctx)),
   // Unauthenticated signed downloads, per client address (X-Forwarded-For's last hop with TRUST_PROXY).
   DOWNLOAD_RATE_LIMIT_PER_MINUTE: posInt('DOWNLOAD_RATE_LIMIT_PER_MINUTE', 60),
@@ -296,7 +296,7 @@ const envSchema = z.object({
     }
   }),
   // schedules: the scheduler's tick, schedules per user, and where and how long webhooks are delivered
-  // (README "Scheduled exports").
+  // (docs/data-engineers.md "Scheduled exports").
   SCHEDULER_INTERVAL_SECONDS: posInt('SCHEDULER_INTERVAL_SECONDS', 60),
   SCHEDULES_PER_USER: posInt('SCHEDULES_PER_USER', 20),
   WEBHOOK_ALLOWED_HOSTS: optionalString.transform((v, ctx) => {

@@ -1,6 +1,6 @@
 // Turns the bytes of one Kafka message into a validated event or a reason for the dead-letter topic.
 // A reason starts with what is wrong: a code for the message as a whole (`empty`, `encoding`, `not an object`,
-// `not valid JSON`, `message too large`) or the event field at fault (`timestamp: ...`). README "Dead letters".
+// `not valid JSON`, `message too large`) or the event field at fault (`timestamp: ...`). docs/producers.md "Guarantees" (dead-letter reasons).
 import { cloudAttributesFromHeaders, fromCloudEvent } from '../core/cloudevents.ts';
 import { type ParseResult, parseEvent } from '../core/events.ts';
 

@@ -1,5 +1,5 @@
 // A promise-chain mutex per key: the in-process atomic step for quotas and job claims. Enough for the embedded
-// engine, which belongs to one process; across replicas see the README (Exports: atomicity).
+// engine, which belongs to one process; across replicas see docs/data-engineers.md (Exports: quota).
 export class KeyedMutex {
   private readonly tails = new Map<string, Promise<void>>();
 

@@ -32,7 +32,7 @@ export interface ExportSource {
 /**
  * The embedded engine: a second chdb Session on the same data directory (chdb shares the engine between
  * sessions of one path). Its settings and `USE` stay in this session, and the API's queries on the main
- * connection run alongside (measured: see the README's Exports section).
+ * connection run alongside (measured: see docs/data-engineers.md, Exports).
  *
  * chdb's stream formats each chunk on its own: every CSVWithNames chunk starts with the header again, and
  * every Parquet chunk is a complete Parquet file (a 3.5M-row export came out as 422 files end to end, of which

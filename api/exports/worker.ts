@@ -177,7 +177,7 @@ export class ExportWorker {
    * shared claim store, the attempt being claimed is first taken there (one atomic step for all processes):
    * only its taker writes the claim, and a worker that finds it taken claims nothing this poll (it does not
    * spin on a job that its reads may still show as free). The claim is then read back: the newest version
-   * wins, and a worker that does not find its own id there walks away (README: claim protocol).
+   * wins, and a worker that does not find its own id there walks away (docs/data-engineers.md, Exports: claims).
    */
   async claim(): Promise<ExportJob | undefined> {
     const claimed = await this.claimLock.run('claim', async () => {

@@ -296,7 +296,7 @@ export function scheduleRoutes(deps: ScheduleDeps) {
       deleted: 0,
       version: nextVersion(t),
     };
-    // Count and insert under a per-user lock: exact in one process (replicas: see README, a soft cap there).
+    // Count and insert under a per-user lock: exact in one process (replicas: see docs/data-engineers.md, a soft cap there).
     await createLock.run(identity.id, async () => {
       if ((await schedulesOfUser(ch, identity.id)).length >= deps.perUser) {
         throw new Forbidden(`at most ${deps.perUser} export schedules per user; delete one first`);

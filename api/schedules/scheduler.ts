@@ -3,7 +3,7 @@
 // (schedule, period), the check-and-write runs under the process's claim lock, and a duplicate first row can
 // neither be stored twice (dedup token) nor override a later state (it has the lowest version). A schedule
 // owned by an API key that has been revoked or has expired gets no job: its closed periods are recorded as
-// skipped (a run row without a job), so they are never made later either (README "Scheduled exports").
+// skipped (a run row without a job), so they are never made later either (docs/data-engineers.md "Scheduled exports").
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import { type ExportJob, getJob } from '../../clickhouse/queries/exports-jobs.ts';
 import { type ExportSchedule, liveSchedules } from '../../clickhouse/queries/schedules.ts';
@@ -191,7 +191,7 @@ export function scheduledJob(
     job_id: jobId,
     user_id: s.user_id,
     // The daily quota counts a user's jobs whose `day` is today; a scheduled job's `day` is its period's first
-    // day, always before today, so scheduled jobs never spend the owner's quota (README "Scheduled exports").
+    // day, always before today, so scheduled jobs never spend the owner's quota (docs/data-engineers.md "Scheduled exports").
     day: p.start,
     idempotency_key: '',
     report_type: s.report_type,

@@ -5,7 +5,7 @@
 // on start and every poll, finds finished jobs without a delivery row and pending deliveries that are due, claims
 // one under a lease exactly as export workers claim jobs (with RATE_LIMIT_REDIS_URL, each attempt taken in Redis
 // first, so no two dispatchers make the same attempt), attempts it and records the outcome. Delivery is still
-// at-least-once (README "Scheduled exports"): X-Tally-Delivery is the same on every attempt, for deduplication.
+// at-least-once (docs/data-engineers.md "Scheduled exports"): X-Tally-Delivery is the same on every attempt, for deduplication.
 import { randomUUID } from 'node:crypto';
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import { type ExportJob, getJob, nextVersion } from '../../clickhouse/queries/exports-jobs.ts';
@@ -52,7 +52,7 @@ export interface WebhookOptions {
   /**
    * Wait between writing a claim and reading it back (default 0 on the embedded engine, where one process
    * claims under one lock; 500 ms on a server). A dispatcher of another process that selected the same
-   * delivery before our write is then seen, and the newer claim wins; see the README for what remains.
+   * delivery before our write is then seen, and the newer claim wins; see docs/data-engineers.md for what remains.
    */
   claimSettleMs?: number;
   /** Deliveries attempted at once by this dispatcher (default 4): a slow receiver does not hold up the rest. */

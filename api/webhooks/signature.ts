@@ -1,5 +1,5 @@
 // X-Tally-Signature: "t=<unix seconds>,v1=<hex HMAC-SHA256 of `<t>.<raw body>`>" keyed with the schedule's
-// webhook secret (its UTF-8 bytes). The timestamp lets receivers refuse replays; README shows verification.
+// webhook secret (its UTF-8 bytes). The timestamp lets receivers refuse replays; docs/data-engineers.md shows verification.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export const SIGNATURE_HEADER = 'X-Tally-Signature';
@@ -9,7 +9,7 @@ export function signPayload(secret: string, body: string, unixSeconds: number): 
   return `t=${unixSeconds},v1=${mac}`;
 }
 
-/** The receiver's side (also the README's example): signature matches and is at most `toleranceS` old. */
+/** The receiver's side (also the example in docs/data-engineers.md): signature matches and is at most `toleranceS` old. */
 export function verifySignature(
   secret: string,
   body: string,

@@ -4,7 +4,7 @@
 // with a one-shard localhost cluster from a config file, the Replicated engines rewritten to their plain
 // counterparts and ON CLUSTER stripped (both need Keeper). The Distributed tables are real: batches inserted
 // through the public names go through them to the shard-local tables and, by the views, to the rollups.
-// What this cannot show: replication, several shards, ON CLUSTER execution (README "Scaling out").
+// What this cannot show: replication, several shards, ON CLUSTER execution (docs/operators.md "Scaling out").
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -14,7 +14,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['{api,clickhouse,core,ingest}/**/*.test.ts'],
+          include: ['{api,clickhouse,core,ingest,scripts}/**/*.test.ts'],
         },
       },
       {

@@ -2,6 +2,7 @@
 // With RATE_LIMIT_REDIS_URL, the Redis the replicas share also holds the export quota, the Idempotency-Keys and
 // the claims of job attempts (api/exports/claims.ts): exact across processes, not only within one.
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import { exportSource } from '../../clickhouse/export-stream.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import type { Config } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -10,7 +11,6 @@ import type { ExportDeps } from './deps.ts';
 import { JobAdmission, RedisQuota } from './quota.ts';
 import { loadOrCreateKeyRing } from './signing.ts';
 import { ExportStore } from './store.ts';
-import { exportSource } from './stream.ts';
 import { ExportWorker } from './worker.ts';
 
 /**

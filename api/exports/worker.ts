@@ -3,6 +3,7 @@
 // found by its expired lease and retried, up to maxAttempts claims, then failed with the reason.
 import { randomUUID } from 'node:crypto';
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import type { ExportSource } from '../../clickhouse/export-stream.ts';
 import {
   buildLogExportQuery,
   buildUsageExportQuery,
@@ -25,7 +26,6 @@ import type { Logger } from '../../core/logger.ts';
 import { AttemptGuard, type ClaimStore } from './claims.ts';
 import { KeyedMutex } from './lock.ts';
 import type { ExportStore } from './store.ts';
-import type { ExportSource } from './stream.ts';
 
 export interface WorkerOptions {
   ch: ClickHouse;

@@ -23,13 +23,13 @@ import { KeyedMutex } from '../../api/exports/lock.ts';
 import { JobAdmission, RedisQuota, utcDay } from '../../api/exports/quota.ts';
 import { exportDeps, startExportWorkers } from '../../api/exports/setup.ts';
 import { ExportStore } from '../../api/exports/store.ts';
-import { exportSource } from '../../api/exports/stream.ts';
 import { ExportWorker } from '../../api/exports/worker.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { startSchedules } from '../../api/schedules/setup.ts';
 import { WebhookAllowList } from '../../api/webhooks/allow-list.ts';
 import { WebhookDispatcher } from '../../api/webhooks/dispatcher.ts';
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import { exportSource } from '../../clickhouse/export-stream.ts';
 import {
   countJobsOnDay,
   type ExportJob,

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ExportSource, exportSource } from '../../api/exports/stream.ts';
+import { type ExportSource, exportSource } from '../../clickhouse/export-stream.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { buildLogExportQuery, buildUsageExportQuery } from '../../clickhouse/queries/exports.ts';
 import type { BuiltQuery } from '../../clickhouse/queries/query.ts';

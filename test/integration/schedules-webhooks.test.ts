@@ -9,7 +9,6 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyedMutex } from '../../api/exports/lock.ts';
 import { ExportStore } from '../../api/exports/store.ts';
-import { exportSource } from '../../api/exports/stream.ts';
 import { ExportWorker } from '../../api/exports/worker.ts';
 import { scheduledJobId } from '../../api/schedules/job-id.ts';
 import { Scheduler } from '../../api/schedules/scheduler.ts';
@@ -20,6 +19,7 @@ import {
   type WebhookPayload,
 } from '../../api/webhooks/dispatcher.ts';
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import { exportSource } from '../../clickhouse/export-stream.ts';
 import { type ExportJob, getJob, nextVersion } from '../../clickhouse/queries/exports-jobs.ts';
 import { type ExportSchedule, writeSchedule } from '../../clickhouse/queries/schedules.ts';
 import { runOfJob, runsOf } from '../../clickhouse/queries/schedules-runs.ts';

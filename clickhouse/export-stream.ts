@@ -5,15 +5,15 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Session } from 'chdb';
-import type { ClickHouse } from '../../clickhouse/client.ts';
-import { quoteIdent } from '../../clickhouse/client.ts';
+import type { ClickHouse } from './client.ts';
+import { quoteIdent } from './client.ts';
 import {
   type BuiltQuery,
   paramsAsData,
   quoteLiteral,
   STREAM_PARAMS_DDL,
   STREAM_PARAMS_TABLE,
-} from '../../clickhouse/queries/query.ts';
+} from './queries/query.ts';
 
 export interface OutputChunk {
   bytes: Uint8Array;

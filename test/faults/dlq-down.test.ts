@@ -20,7 +20,6 @@ const event = (id: string) =>
     team_id: 't1',
     service: 'billing',
   });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('an unwritable dead-letter topic', () => {
   const { kafka } = testKafka();
@@ -76,7 +75,15 @@ describe('an unwritable dead-letter topic', () => {
         timeoutMs: 60_000,
       },
     );
-    await sleep(3_000);
+    // While the DLQ stays away, the batch is retried, and each attempt fails again: once a few more attempts
+    // have failed, nothing past the bad message may have been committed or stored.
+    const failuresAtFault = ingester.stats.failures;
+    await waitFor(
+      'three more failed attempts at the batch',
+      async () => ingester.stats.failures >= failuresAtFault + 3,
+      { timeoutMs: 60_000 },
+    );
+    expect(ingester.stats.deadLettered).toBe(0);
     const offsets = await admin.fetchOffsets({ groupId, topics: [topics.sessions] });
     expect(offsets[0]?.partitions[0]?.offset).toBe('1');
     expect(await scalar(engine.ch, 'SELECT count() FROM usage_events')).toBe(1);

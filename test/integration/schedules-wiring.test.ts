@@ -12,7 +12,7 @@ import { scheduledJobId } from '../../api/schedules/job-id.ts';
 import { type ScheduleServices, startSchedules } from '../../api/schedules/setup.ts';
 import type { WebhookPayload } from '../../api/webhooks/dispatcher.ts';
 import { exportSource } from '../../clickhouse/export-stream.ts';
-import { getJob, nextVersion, writeJob } from '../../clickhouse/queries/exports-jobs.ts';
+import { type ExportJob, getJob, nextVersion, writeJob } from '../../clickhouse/queries/exports-jobs.ts';
 import { writeSchedule } from '../../clickhouse/queries/schedules.ts';
 import { getDelivery } from '../../clickhouse/queries/webhook-deliveries.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
@@ -100,7 +100,20 @@ describe('schedules wiring (startSchedules)', () => {
     });
     const seen: string[] = [];
     worker.onFinished((j) => seen.push(`${j.job_id}:${j.status}`));
+    // The worker's finished-job listeners as startSchedules adds and removes them (what stop() must take off).
+    const attached = new Set<(job: ExportJob) => void>();
+    const addListener = worker.onFinished.bind(worker);
+    worker.onFinished = (listener) => {
+      attached.add(listener);
+      const off = addListener(listener);
+      return () => {
+        attached.delete(listener);
+        off();
+      };
+    };
     services = startSchedules(config, engine.ch, logger, [worker], undefined, { webhookPollMs: 60_000 });
+    const { webhooks } = services;
+    expect([...attached]).toEqual([webhooks.notify]);
 
     const jobId = scheduledJobId(scheduleId, new Date(created).toISOString().slice(0, 10));
     const queued = await waitFor('the scheduled job', () => getJob(engine.ch, jobId), { timeoutMs: 20_000 });
@@ -152,9 +165,10 @@ describe('schedules wiring (startSchedules)', () => {
     expect(row).toMatchObject({ event: 'export.failed', attempts: 1, last_status: 204 });
 
     // Delivered once; stopping takes the dispatcher's listener off the worker.
+    expect(hits).toHaveLength(1);
     await services.stop();
     services = undefined;
-    await new Promise((r) => setTimeout(r, 200));
-    expect(hits).toHaveLength(1);
+    expect(attached.has(webhooks.notify)).toBe(false);
+    expect(attached.size).toBe(0);
   });
 });

@@ -82,9 +82,10 @@ describe('SelfLog', () => {
         /^\[auth-failed:bad-signature\] 49 more record\(s\) of this kind held back since \S+Z; subjects: sub=burst-1 from 198\.51\.100\.7, .*sub=burst-20 from 198\.51\.100\.7, and more$/,
       ),
     });
-    await new Promise((r) => setTimeout(r, 500));
-    expect(await messages(burst)).toHaveLength(2);
+    // Closing writes whatever is still held back or queued: a record the summary had not accounted for would
+    // show up now as a third.
     await log.close();
+    expect(await messages(burst)).toHaveLength(2);
   });
 
   it('keeps two webhook give-ups of two jobs apart within one window, and names subjects in summaries', async () => {

@@ -143,7 +143,13 @@ const FIRST_CONNECT_WAIT_MS = 5_000;
  */
 export function connectingKafkaSink(
   kafka: Kafka,
-  opts: { brokers: readonly string[]; topics: Topics; groupId: string; compression: CodecName; logger: Logger },
+  opts: {
+    brokers: readonly string[];
+    topics: Topics;
+    groupId: string;
+    compression: CodecName;
+    logger: Logger;
+  },
 ): EventSink & { readonly connected: boolean; stop(): Promise<void> } {
   // Two quick retries: a send to a broker that went away fails within seconds, and the client retries.
   const producer = createProducer(kafka, { retries: 2, compression: opts.compression });

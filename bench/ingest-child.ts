@@ -29,6 +29,8 @@ export interface ChildResult {
   batches: number;
   /** Peak of V8's heap (JS objects: decoded rows, insert bodies); the rest of the RSS is mostly the engine. */
   peakHeap: number;
+  /** Share of the run during which an insert (events or ledger) was in the engine: near 1, the engine is the limit. */
+  engineBusy: number;
 }
 
 const task = JSON.parse(process.env.BENCH_CHILD ?? '{}') as ChildTask;
@@ -42,11 +44,23 @@ global.gc?.();
 const idleRss = process.memoryUsage().rss;
 let peakRss = idleRss;
 let peakHeap = 0;
+// Time during which at least one insert is in the engine (the embedded engine runs them one at a time).
+let inEngine = 0;
+let busySince = 0;
+let busy = 0;
+async function timed(insert: () => Promise<void>): Promise<void> {
+  if (inEngine++ === 0) busySince = performance.now();
+  try {
+    await insert();
+  } finally {
+    if (--inEngine === 0) busy += performance.now() - busySince;
+  }
+}
 const ingester = new Ingester({
   kafka,
-  write: (rows, token) => insertEvents(ch, rows, token),
+  write: (rows, token) => timed(() => insertEvents(ch, rows, token)),
   // As in production (bin/runtime.ts): each batch's arrivals go to the ingestion ledger before its insert.
-  ledger: (batch) => recordBatch(ch, batch),
+  ledger: (batch) => timed(() => recordBatch(ch, batch)),
   topics: task.topics,
   groupId: task.group,
   limits: { rows: defaults.batchRows, bytes: defaults.batchBytes, waitMs: defaults.batchWaitMs },
@@ -75,6 +89,7 @@ const result: ChildResult = {
   idleRss,
   batches: ingester.stats.batches,
   peakHeap,
+  engineBusy: busy / (end - first),
 };
 process.stdout.write(`${JSON.stringify(result)}\n`);
 await ch.close();

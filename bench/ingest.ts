@@ -134,7 +134,7 @@ for (let i = 0; i < opts.repeats; i++) {
   direct.push(await directRun(i));
   http.push(await httpRun());
   log(
-    `run ${i + 1}: kafka ${Math.round(kafkaRuns.at(-1)?.rate ?? 0)}/s (peak RSS ${Math.round((kafkaRuns.at(-1)?.peakRss ?? 0) / 1e6)} MB, JS heap ${Math.round((kafkaRuns.at(-1)?.peakHeap ?? 0) / 1e6)} MB, ${kafkaRuns.at(-1)?.batches} batches), direct ${Math.round(direct.at(-1) ?? 0)}/s, POST ${Math.round(http.at(-1) ?? 0)}/s`,
+    `run ${i + 1}: kafka ${Math.round(kafkaRuns.at(-1)?.rate ?? 0)}/s (peak RSS ${Math.round((kafkaRuns.at(-1)?.peakRss ?? 0) / 1e6)} MB, JS heap ${Math.round((kafkaRuns.at(-1)?.peakHeap ?? 0) / 1e6)} MB, ${kafkaRuns.at(-1)?.batches} batches, engine busy ${Math.round(100 * (kafkaRuns.at(-1)?.engineBusy ?? 0))}%), direct ${Math.round(direct.at(-1) ?? 0)}/s, POST ${Math.round(http.at(-1) ?? 0)}/s`,
   );
 }
 const k = spread(kafkaRuns.map((r) => r.rate));
@@ -158,6 +158,8 @@ ledger) in the benchmark's process. The machine is shared: compare the ratio wit
 | its RSS with the engine open, before the first message, MB | ${fmtSpread(spread(kafkaRuns.map((r) => r.idleRss / 1e6)), 0)} |
 | ratio, each run | ${kafkaRuns.map((r, i) => (r.rate / (direct[i] ?? Number.NaN)).toFixed(2)).join(', ')} |
 | events/s, each run | ${kafkaRuns.map((r) => Math.round(r.rate).toLocaleString('en-US')).join(', ')} |
+| share of the run with an insert in the engine, each run | ${kafkaRuns.map((r) => `${Math.round(100 * r.engineBusy)}%`).join(', ')} |
+| peak JS heap (V8 heap and buffers) MB, each run | ${kafkaRuns.map((r) => Math.round(r.peakHeap / 1e6).toLocaleString('en-US')).join(', ')} |
 | peak RSS MB, each run | ${kafkaRuns.map((r) => Math.round(r.peakRss / 1e6).toLocaleString('en-US')).join(', ')} |
 | POST /events embedded (NDJSON, 1,000 per request, sequential), events/s | ${fmtSpread(spread(http), 0)} |
 `;

@@ -1,8 +1,10 @@
 // Ingest benchmark: N seeded generator events produced to the local broker, then consumed by the real
-// ingester into a fresh embedded engine: events/s from the first consumed message until every message is
-// inserted (materialized views fill the rollups within each insert, so the rollups are then complete), and
-// the process's peak RSS. Baseline: the same rows inserted straight into the engine in one go. Also events/s
+// ingester (with the ingestion ledger, as in production) into a fresh embedded engine, in a process of its own
+// (bench/ingest-child.ts): events/s from the first consumed message until every message is inserted
+// (materialized views fill the rollups within each insert, so the rollups are then complete), and that
+// process's peak RSS. Baseline: the same rows inserted straight into the engine in one go. Also events/s
 // of POST /events in embedded mode. Writes the ingest section of bench/RESULTS.md.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,12 +16,12 @@ import { migrate } from '../clickhouse/migrate.ts';
 import { loadConfig } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
-import { Ingester } from '../ingest/consumer.ts';
 import { decodeMessage } from '../ingest/decode.ts';
 import { createDirectSink } from '../ingest/direct.ts';
 import { connectAdmin, createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
 import { generateEvents } from '../ingest/loadgen/generate.ts';
 import { publish, route } from '../ingest/producer.ts';
+import type { ChildResult, ChildTask } from './ingest-child.ts';
 import { machine } from './machine.ts';
 import { benchOptions } from './options.ts';
 import { fmtSpread, spread, writeSection } from './stats.ts';
@@ -62,37 +64,24 @@ async function freshEngine(): Promise<{ ch: ClickHouse; dir: string }> {
 const { ch, dir } = await freshEngine();
 const tables = ['usage_events', 'log_events', 'usage_daily', 'usage_first_seen'];
 const empty = async () => {
-  for (const t of [...tables, 'log_counts_hourly']) await ch.client.command({ query: `TRUNCATE TABLE ${t}` });
+  for (const t of [...tables, 'log_counts_hourly', 'ingest_ledger'])
+    await ch.client.command({ query: `TRUNCATE TABLE ${t}` });
 };
 
-async function kafkaRun(group: string): Promise<{ rate: number; peakRss: number }> {
-  await empty();
-  global.gc?.();
-  let peakRss = process.memoryUsage().rss;
-  const ingester = new Ingester({
-    kafka,
-    write: (rows, token) => insertEvents(ch, rows, token),
-    topics: [topics.sessions, topics.logs],
-    groupId: group,
-    limits: { rows: defaults.batchRows, bytes: defaults.batchBytes, waitMs: defaults.batchWaitMs },
-    logger,
+// The ingester in a child process (bench/ingest-child.ts), so that its peak RSS is its own.
+async function kafkaRun(group: string): Promise<ChildResult> {
+  const task: ChildTask = { brokers, topics: [topics.sessions, topics.logs], group, events: N };
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/ingest-child.ts'], {
+    env: { ...process.env, BENCH_CHILD: JSON.stringify(task) },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  let first = 0;
-  // Polled, so "first consumed" is late by at most one tick (25 ms).
-  const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    if (first === 0 && ingester.stats.consumed > 0) first = performance.now();
-  }, 25);
-  await ingester.start();
-  const started = performance.now();
-  while (ingester.stats.inserted + ingester.stats.deadLettered < N) {
-    if (performance.now() - started > 600_000) throw new Error('ingest did not finish in 10 minutes');
-    await new Promise((ok) => setTimeout(ok, 20));
-  }
-  const end = performance.now();
-  clearInterval(sampler);
-  await ingester.stop();
-  return { rate: N / ((end - first) / 1000), peakRss };
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  if (code !== 0) throw new Error(`the ingest child exited with ${code}`);
+  return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildResult;
 }
 
 // Baseline: the same decoded rows in one insert per table, no Kafka, no batching.
@@ -137,7 +126,7 @@ async function httpRun(): Promise<number> {
   return n / ((performance.now() - t) / 1000);
 }
 
-const kafkaRuns: Array<{ rate: number; peakRss: number }> = [];
+const kafkaRuns: ChildResult[] = [];
 const direct: number[] = [];
 const http: number[] = [];
 for (let i = 0; i < opts.repeats; i++) {
@@ -145,7 +134,7 @@ for (let i = 0; i < opts.repeats; i++) {
   direct.push(await directRun(i));
   http.push(await httpRun());
   log(
-    `run ${i + 1}: kafka ${Math.round(kafkaRuns.at(-1)?.rate ?? 0)}/s, direct ${Math.round(direct.at(-1) ?? 0)}/s, POST ${Math.round(http.at(-1) ?? 0)}/s`,
+    `run ${i + 1}: kafka ${Math.round(kafkaRuns.at(-1)?.rate ?? 0)}/s (peak RSS ${Math.round((kafkaRuns.at(-1)?.peakRss ?? 0) / 1e6)} MB, JS heap ${Math.round((kafkaRuns.at(-1)?.peakHeap ?? 0) / 1e6)} MB, ${kafkaRuns.at(-1)?.batches} batches, engine busy ${Math.round(100 * (kafkaRuns.at(-1)?.engineBusy ?? 0))}%), direct ${Math.round(direct.at(-1) ?? 0)}/s, POST ${Math.round(http.at(-1) ?? 0)}/s`,
   );
 }
 const k = spread(kafkaRuns.map((r) => r.rate));
@@ -155,8 +144,10 @@ const body = `## Ingest (\`bench/ingest.ts\`)
 
 Run ${new Date().toISOString().slice(0, 10)}, ${await machine(ch)}; broker: local single-node Kafka on the same machine.
 ${N.toLocaleString('en-US')} events from the seeded generator (seed 8, 2% re-sent), produced once to 4-partition topics
-(${Math.round(produceRate).toLocaleString('en-US')} events/s), then consumed by the ingester (its default batches: ${defaults.batchRows.toLocaleString('en-US')} rows or ${defaults.batchBytes / 1048576} MiB) into the
-embedded engine. Median (min–max) of ${opts.repeats} runs.
+(${Math.round(produceRate).toLocaleString('en-US')} events/s), then consumed by the ingester (its default batches: ${defaults.batchRows.toLocaleString('en-US')} rows or ${defaults.batchBytes / 1048576} MiB; each batch's arrivals also
+recorded in the ingestion ledger, as in production) into a fresh embedded engine, in a process of its own like
+\`npm run ingest\` (the RSS is that process's). The baseline inserts the same rows into the raw tables only (no
+ledger) in the benchmark's process. The machine is shared: compare the ratio within a run. Median (min–max) of ${opts.repeats} runs.
 
 | figure | value |
 |---|---:|
@@ -164,6 +155,12 @@ embedded engine. Median (min–max) of ${opts.repeats} runs.
 | baseline: same rows inserted straight in one go, events/s | ${fmtSpread(d, 0)} |
 | ratio end-to-end / baseline | ${fmtSpread(ratios, 2)} |
 | peak RSS of the ingesting process (engine included), MB | ${fmtSpread(spread(kafkaRuns.map((r) => r.peakRss / 1e6)), 0)} |
+| its RSS with the engine open, before the first message, MB | ${fmtSpread(spread(kafkaRuns.map((r) => r.idleRss / 1e6)), 0)} |
+| ratio, each run | ${kafkaRuns.map((r, i) => (r.rate / (direct[i] ?? Number.NaN)).toFixed(2)).join(', ')} |
+| events/s, each run | ${kafkaRuns.map((r) => Math.round(r.rate).toLocaleString('en-US')).join(', ')} |
+| share of the run with an insert in the engine, each run | ${kafkaRuns.map((r) => `${Math.round(100 * r.engineBusy)}%`).join(', ')} |
+| peak JS heap (V8 heap and buffers) MB, each run | ${kafkaRuns.map((r) => Math.round(r.peakHeap / 1e6).toLocaleString('en-US')).join(', ')} |
+| peak RSS MB, each run | ${kafkaRuns.map((r) => Math.round(r.peakRss / 1e6).toLocaleString('en-US')).join(', ')} |
 | POST /events embedded (NDJSON, 1,000 per request, sequential), events/s | ${fmtSpread(spread(http), 0)} |
 `;
 writeSection(join('bench', 'RESULTS.md'), 'ingest', body);

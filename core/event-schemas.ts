@@ -99,3 +99,41 @@ export function eventJsonSchemas(): Record<SchemaName, Json> {
 export function schemaFileText(schema: Json): string {
   return `${JSON.stringify(schema, null, 2)}\n`;
 }
+
+/** The examples of the contract (CONTRACT.md, Events), shown by the OpenAPI document. */
+const EXAMPLES = {
+  UsageEvent: {
+    event_id: 'e-1',
+    type: 'session_start',
+    timestamp: '2025-01-02T10:00:00Z',
+    user_id: 'u1',
+    team_id: 't1',
+    service: 'billing',
+    session_id: 's1',
+  },
+  LogEvent: {
+    event_id: 'l-1',
+    type: 'log',
+    timestamp: '2025-05-21T10:15:30Z',
+    severity: 'warning',
+    service: 'exporter',
+    message: 'Report export failed due to timeout',
+  },
+} as const;
+
+/**
+ * The OpenAPI 3.1 components `UsageEvent` and `LogEvent`: the schema files' own schemas (OpenAPI 3.1 schemas are
+ * JSON Schema 2020-12), without the file's `$schema` and `$id`, with the contract's example. Derived here rather
+ * than written again in the route, so the published files and the API document cannot drift apart.
+ */
+export function eventOpenApiSchemas(): Record<keyof typeof EXAMPLES, Json> {
+  const files = eventJsonSchemas();
+  const component = (file: Json, name: keyof typeof EXAMPLES): Json => {
+    const { $schema: _schema, $id: _id, ...rest } = file;
+    return { ...rest, title: name, example: EXAMPLES[name] };
+  };
+  return {
+    UsageEvent: component(files['usage-event'], 'UsageEvent'),
+    LogEvent: component(files['log-event'], 'LogEvent'),
+  };
+}

@@ -15,9 +15,10 @@ export interface Buffered {
   offset: string;
   bytes: number;
   result: ParseResult;
-  key: Buffer | null;
-  value: Buffer | null;
-  /** The message's headers, kept for a dead letter only (a binary-mode CloudEvent's attributes are there). */
+  /** The message's key, value and headers: kept for a dead letter only (set when `result` is not ok). */
+  key?: Buffer | null;
+  value?: Buffer | null;
+  /** A binary-mode CloudEvent's attributes are in the headers. */
   headers?: MessageHeaders | undefined;
 }
 
@@ -107,8 +108,8 @@ export class PartitionBuffer {
         batch.dead.push({
           offset: it.offset,
           reason: r.error,
-          key: it.key,
-          value: it.value,
+          key: it.key ?? null,
+          value: it.value ?? null,
           headers: it.headers,
         });
       else if (r.event.kind === 'usage') batch.usage.push(r.event.row);

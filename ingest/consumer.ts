@@ -51,6 +51,12 @@ export interface IngesterOptions {
    * /readyz of the ingest role turns 503 and an error system log is written (default 30 s).
    */
   failingAfterMs?: number;
+  /**
+   * Raw message bytes this member holds at once, buffered and being written, over all its partitions (default
+   * twice the batch byte limit). Past it, partitions stop taking messages until writes end: the memory of
+   * decoded rows grows with this figure, not with the number of partitions owned.
+   */
+  memoryBytes?: number;
   /** Codec of the dead-letter producer (default none). */
   compression?: CodecName;
   /** Fault injection for tests: wait between a batch's insert and its commit (default 0). */
@@ -131,6 +137,8 @@ export class Ingester {
   private readonly producer: Producer;
   private readonly admin: Admin;
   private readonly parts = new Map<string, PartitionState>();
+  /** Partitions paused for the memory budget (not for a write of their own): resumed as writes end. */
+  private readonly budgetPaused = new Set<PartitionState>();
   private readonly owned = new Set<string>();
   /** Listeners of the consumer's events, attached again to each consumer a restart makes. */
   private readonly listeners: Parameters<Consumer['on']>[] = [];
@@ -321,6 +329,8 @@ export class Ingester {
   private newGeneration(assignment: Record<string, number[]>): void {
     this.generation += 1;
     this.owned.clear();
+    // Buffers are dropped below: nothing is held for the budget any more.
+    this.budgetPaused.clear();
     for (const [topic, partitions] of Object.entries(assignment)) {
       for (const p of partitions) this.owned.add(key(topic, p));
     }
@@ -413,21 +423,32 @@ export class Ingester {
       if (st.pendingEnd !== undefined && offset > st.pendingEnd && st.buffer.size > 0) {
         if (!this.startFlush(st)) return this.pauseFor(st);
       }
+      // Over the member's memory budget: stop taking messages until a write ends (its end resumes this
+      // partition). A batch being re-formed is exempt: its end is fixed, and it may be what the others wait for.
+      if (st.pendingEnd === undefined && this.heldBytes() >= this.memoryBytes()) {
+        this.budgetPaused.add(st);
+        return this.pauseFor(st);
+      }
       if (st.pendingEnd === undefined && st.buffer.isFull() && !this.startFlush(st)) {
         // The previous batch is still being written: stop taking messages until it is done. The rest of this
         // fetch stays unresolved and is fetched again after the resume.
         return this.pauseFor(st);
       }
       const now = Date.now();
+      const result = decodeMessage(msg.value, now, msg.headers);
+      // The raw message is kept for a dead letter only: kafkajs's values are views of the whole fetch
+      // response, so holding one valid message's bytes until the flush would hold every fetch buffered.
       st.buffer.add(
-        {
-          offset: msg.offset,
-          bytes: (msg.value?.length ?? 0) + (msg.key?.length ?? 0),
-          result: decodeMessage(msg.value, now, msg.headers),
-          key: msg.key,
-          value: msg.value,
-          headers: msg.headers,
-        },
+        result.ok
+          ? { offset: msg.offset, bytes: (msg.value?.length ?? 0) + (msg.key?.length ?? 0), result }
+          : {
+              offset: msg.offset,
+              bytes: (msg.value?.length ?? 0) + (msg.key?.length ?? 0),
+              result,
+              key: msg.key,
+              value: msg.value,
+              headers: msg.headers,
+            },
         now,
       );
       this.stats.consumed += 1;
@@ -455,6 +476,7 @@ export class Ingester {
       if (st.pendingEnd === undefined && st.buffer.isDue(now)) this.startFlush(st);
       else this.passFiltered(st);
     }
+    this.resumeBudgetPaused();
     this.reportHealth(now);
   }
 
@@ -647,10 +669,30 @@ export class Ingester {
         st.inflightBytes = 0;
         st.failing = false;
         if (st.paused) this.resume(st);
+        this.resumeBudgetPaused();
         this.updateGauges();
       });
     this.updateGauges();
     return true;
+  }
+
+  private heldBytes(): number {
+    let bytes = 0;
+    for (const st of this.parts.values()) bytes += st.buffer.byteSize + st.inflightBytes;
+    return bytes;
+  }
+
+  private memoryBytes(): number {
+    return this.opts.memoryBytes ?? 2 * this.opts.limits.bytes;
+  }
+
+  /** Resumes the partitions paused for the budget once under it (those with a write of their own wait for it). */
+  private resumeBudgetPaused(): void {
+    if (this.budgetPaused.size === 0 || this.heldBytes() >= this.memoryBytes()) return;
+    for (const st of this.budgetPaused) {
+      this.budgetPaused.delete(st);
+      if (st.paused && !st.inflight) this.resume(st);
+    }
   }
 
   private pauseFor(st: PartitionState): void {

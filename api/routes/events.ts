@@ -5,8 +5,9 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { fromStructured, isCloudEventsMediaType, parseCloudEventsBody } from '../../core/cloudevents.ts';
 import { PayloadTooLarge, ValidationError } from '../../core/errors.ts';
+import { eventOpenApiSchemas } from '../../core/event-schemas.ts';
 import type { ParsedEvent } from '../../core/events.ts';
-import { LIMITS, parseEvent, SEVERITIES, USAGE_TYPES } from '../../core/events.ts';
+import { parseEvent } from '../../core/events.ts';
 import type { HttpLedger } from '../../core/ledger.ts';
 import type { EventSink, IncomingEvent } from '../../core/sink.ts';
 import { readBodyText } from '../body.ts';
@@ -43,95 +44,35 @@ const WaitQuery = z.object({
   wait_ms: intParam('wait_ms', 0, WAIT_STORED_MAX_MS, WAIT_STORED_DEFAULT_MS),
 });
 
-// The contract's events, for the OpenAPI document. The handler reads the body itself and names each item that
-// is not a valid event in `rejected` (still 202), so every schema below ends in "or anything else": it documents
-// what an event is without refusing a body the contract takes. A schema-driven client or fuzzer sees the shapes;
-// a validator built from it accepts exactly what the route accepts.
-const text = (min: number, max: number) => z.string().min(min).max(max);
-const timestamp = z.string().openapi({
-  format: 'date-time',
+// The contract's events, for the OpenAPI document: UsageEvent and LogEvent come from the zod event schema
+// (core/event-schemas.ts, which also writes schemas/*.json). The handler reads the body itself and names each
+// item that is not a valid event in `rejected` (still 202), so an item is documented as "UsageEvent, LogEvent
+// or anything else": the shapes are there for a schema-driven client or fuzzer, and a validator built from it
+// accepts exactly what the route accepts.
+type SchemaComponent = Parameters<OpenAPIHono['openAPIRegistry']['registerComponent']>[2];
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const EVENT_COMPONENTS = eventOpenApiSchemas();
+const EventItem = {
+  anyOf: [
+    ref('UsageEvent'),
+    ref('LogEvent'),
+    { description: 'anything else: not stored, named in `rejected` by its index (the answer is still 202)' },
+  ],
+};
+const EventsBody = {
+  anyOf: [
+    {
+      type: 'array',
+      items: ref('EventItem'),
+      maxItems: MAX_EVENTS,
+      description: `a batch of at most ${MAX_EVENTS} events (more: 413)`,
+    },
+    ref('EventItem'),
+  ],
   description:
-    'RFC 3339 with a zone (Z or ±hh:mm), from 2000-01-01 to 24 hours ahead; stored in UTC, ms precision',
-  example: '2025-01-02T10:00:00Z',
-});
-
-const UsageEvent = z
-  .looseObject({
-    event_id: text(1, LIMITS.eventId).openapi({
-      description: 'identifies the event: a duplicate changes nothing',
-    }),
-    type: z.enum(USAGE_TYPES),
-    timestamp,
-    user_id: text(1, LIMITS.id),
-    team_id: text(1, LIMITS.id),
-    service: text(1, LIMITS.service),
-    session_id: text(1, LIMITS.id)
-      .optional()
-      .openapi({ description: 'required for session_start and session_end, optional for activity' }),
-    attributes: z
-      .record(z.string().max(LIMITS.attributeKey), z.string().max(LIMITS.attributeValue))
-      .optional()
-      .openapi({ description: `string to string, at most ${LIMITS.attributes} entries` }),
-  })
-  .openapi('UsageEvent', {
-    description: 'A usage event (Kafka topic analytics.sessions). Unknown fields are ignored.',
-    example: {
-      event_id: 'e-1',
-      type: 'session_start',
-      timestamp: '2025-01-02T10:00:00Z',
-      user_id: 'u1',
-      team_id: 't1',
-      service: 'billing',
-      session_id: 's1',
-    },
-  });
-
-const LogEvent = z
-  .looseObject({
-    event_id: text(1, LIMITS.eventId).openapi({
-      description: 'identifies the event: a duplicate changes nothing',
-    }),
-    type: z.literal('log'),
-    timestamp,
-    severity: z.enum(SEVERITIES),
-    service: text(1, LIMITS.service),
-    message: text(0, LIMITS.message),
-  })
-  .openapi('LogEvent', {
-    description: 'A log event (Kafka topic analytics.logs). Unknown fields are ignored.',
-    example: {
-      event_id: 'l-1',
-      type: 'log',
-      timestamp: '2025-05-21T10:15:30Z',
-      severity: 'warning',
-      service: 'exporter',
-      message: 'Report export failed due to timeout',
-    },
-  });
-
-const EventItem = z
-  .union([
-    UsageEvent,
-    LogEvent,
-    z.unknown().openapi({
-      description: 'anything else: not stored, named in `rejected` by its index (the answer is still 202)',
-    }),
-  ])
-  .openapi('EventItem');
-
-const EventsBody = z
-  .union([
-    z
-      .array(EventItem)
-      .max(MAX_EVENTS)
-      .openapi({ description: `a batch of at most ${MAX_EVENTS} events (more: 413)` }),
-    EventItem,
-  ])
-  .openapi('EventsBody', {
-    description:
-      'A JSON array of events; a body that is not an array is read as NDJSON (whatever its content type), so a ' +
-      'single event on one line is a batch of one.',
-  });
+    'A JSON array of events; a body that is not an array is read as NDJSON (whatever its content type), so a ' +
+    'single event on one line is a batch of one.',
+};
 
 const route = createRoute({
   method: 'post',
@@ -149,7 +90,7 @@ const route = createRoute({
     body: {
       required: true,
       content: {
-        'application/json': { schema: EventsBody },
+        'application/json': { schema: ref('EventsBody') },
         'application/x-ndjson': {
           // No `example`: schema-driven tools (Schemathesis) have no serializer for this media type and would
           // stop on it; the description carries the sample instead.
@@ -244,6 +185,9 @@ export function eventRoutes(sink: EventSink, ledger?: HttpLedger) {
   const app = new OpenAPIHono<AppEnv>();
   // Documented in OpenAPI but read by hand: the body is bounded in bytes while it streams in, and any
   // content type is taken (producers rarely label NDJSON correctly).
+  for (const [name, schema] of Object.entries({ ...EVENT_COMPONENTS, EventItem, EventsBody })) {
+    app.openAPIRegistry.registerComponent('schemas', name, schema as SchemaComponent);
+  }
   app.openAPIRegistry.registerPath(route);
   app.post('/events', requireScope('write:events'), async (c) => {
     // Parameters before the body: a request with a bad one is refused without reading it.

@@ -1,6 +1,8 @@
-// Crash test: events stream into Kafka while the service (`bin/start.ts` with Kafka) is killed with SIGKILL at
-// random points and restarted. Afterwards every raw count, every rollup answer and the events per day equal the
-// truth: 0 lost, 0 stored twice. FAULTS_EVENTS sets the size (100,000 in npm test, 500,000 in test:faults).
+// Crash soak: events stream into Kafka while the service (`bin/start.ts` with Kafka) is killed with SIGKILL at
+// seeded random moments and restarted. Afterwards every raw count, every rollup answer and the events per day
+// equal the truth: 0 lost, 0 stored twice. FAULTS_EVENTS sets the size (100,000 in npm test, 500,000 in
+// test:faults), FAULTS_KILLS the kills (5, or 50 from 500,000 events), FAULTS_SEED the moments (a failing soak
+// is re-run with the same kills by passing the seed it printed).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +12,7 @@ import { migrate } from '../../clickhouse/migrate.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { createProducer, ensureTopics } from '../../ingest/kafka.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
+import { Rng } from '../../ingest/loadgen/random.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { publish, route } from '../../ingest/producer.ts';
 import { createAudit, eventsPerDay, expectedCounts, storedCounts } from '../helpers/audit.ts';
@@ -18,7 +21,11 @@ import { type Service, startService } from '../helpers/service.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const EVENTS = Number(process.env.FAULTS_EVENTS ?? 100_000);
-const KILLS = 6;
+const KILLS = Number(process.env.FAULTS_KILLS ?? (EVENTS >= 500_000 ? 50 : 5));
+const SEED = Number(process.env.FAULTS_SEED ?? 15);
+// How long the service runs before each kill, drawn up front so a seed names the whole soak.
+const killRng = new Rng(SEED, 'kills');
+const runsBeforeKill = Array.from({ length: KILLS }, () => 500 + killRng.next() * 3_000);
 const dataDir = mkdtempSync(join(tmpdir(), 'tally-crash-'));
 const database = `test_${uniqueName('crash').replace(/[^a-z0-9]/g, '')}`;
 const topics = { sessions: uniqueName('crash.sessions'), logs: uniqueName('crash.logs') };
@@ -27,6 +34,8 @@ const { events } = generateDataset({ events: EVENTS, seed: 77, days: 60, duplica
 const truth = new Truth().addAll(events);
 const expected = expectedCounts(events);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Set when the kills are over (or failed): the stream stops waiting for them. */
+let streamDone = false;
 
 async function withEngine<T>(fn: (ch: ClickHouse) => Promise<T>): Promise<T> {
   const ch = await openClickHouse({ url: process.env.CLICKHOUSE_URL || undefined, database, dataDir });
@@ -37,7 +46,7 @@ async function withEngine<T>(fn: (ch: ClickHouse) => Promise<T>): Promise<T> {
   }
 }
 
-describe(`ingester killed ${KILLS} times with SIGKILL while ${EVENTS} events stream in`, () => {
+describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVENTS} events stream in`, () => {
   const { kafka, brokers } = testKafka();
   const env = {
     DATA_DIR: dataDir,
@@ -57,7 +66,8 @@ describe(`ingester killed ${KILLS} times with SIGKILL while ${EVENTS} events str
   };
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  it('loses nothing and stores nothing twice', async () => {
+  // A kill cycle takes 5 to 15 s here (longer on a loaded machine), then the catch-up.
+  it('loses nothing and stores nothing twice', { timeout: 300_000 + KILLS * 30_000 }, async () => {
     await withEngine(async (ch) => {
       await migrate(ch);
       await createAudit(ch);
@@ -68,23 +78,25 @@ describe(`ingester killed ${KILLS} times with SIGKILL while ${EVENTS} events str
     const producer = createProducer(kafka);
     await producer.connect();
 
-    // The stream: chunks spread over the whole run, so kills land mid-stream.
+    // The stream, paced by the kills: each kill cycle gets its share of the chunks, the first of them as the
+    // service is killed, so every restarted ingester has messages to read and every kill lands mid-stream,
+    // however long a cycle takes on a loaded machine; the last share comes with the last kill.
     const chunk = 2_500;
     const chunks = Math.ceil(events.length / chunk);
     let published = 0;
+    let kills = 0;
     const streaming = (async () => {
-      for (let i = 0; i < events.length; i += chunk) {
+      for (let i = 0, c = 0; i < events.length; i += chunk, c++) {
+        while (kills < Math.floor((c * KILLS) / chunks) && !streamDone) await sleep(50);
         const lines = events.slice(i, i + chunk).map((e) => JSON.stringify(e));
         await publish(
           producer,
           lines.map((value) => ({ ...route(JSON.parse(value), topics), value })),
         );
         published += lines.length;
-        await sleep(Math.max(20, 30_000 / chunks));
+        await sleep(1_000);
       }
     })();
-
-    let kills = 0;
     let service: Service | undefined;
     const restarts: { readyMs: number; firstMessageMs: number | null }[] = [];
     try {
@@ -105,12 +117,13 @@ describe(`ingester killed ${KILLS} times with SIGKILL while ${EVENTS} events str
           { timeoutMs: 30_000, everyMs: 100 },
         ).catch(() => undefined);
         restarts.push({ readyMs: ready, firstMessageMs: consuming ?? null });
-        await sleep(500 + Math.random() * 3_000);
+        await sleep(runsBeforeKill[k] ?? 1_000);
         service.child.kill('SIGKILL');
         const { signal } = await service.exited;
         expect(signal).toBe('SIGKILL');
         kills += 1;
       }
+      streamDone = true;
       await streaming;
       expect(published).toBe(events.length);
       service = await startService(env);
@@ -125,6 +138,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL while ${EVENTS} events str
       service.child.kill('SIGTERM');
       expect((await service.exited).code).toBe(0);
     } finally {
+      streamDone = true;
       if (service && service.child.exitCode === null && service.child.signalCode === null)
         service.child.kill('SIGKILL');
       await streaming.catch(() => undefined);
@@ -143,8 +157,20 @@ describe(`ingester killed ${KILLS} times with SIGKILL while ${EVENTS} events str
         lost: expected.published - Math.min(stored.inserted, expected.published),
         duplicated: Math.max(0, stored.inserted - expected.published),
       };
+      const lines = restarts.map(
+        (r, i) =>
+          `  restart ${i + 1}: /readyz ${r.readyMs} ms, first message read ${r.firstMessageMs ?? 'none within 30 s'}${r.firstMessageMs === null ? '' : ' ms'}`,
+      );
+      const ready = restarts.map((r) => r.readyMs).sort((a, b) => a - b);
+      const first = restarts.flatMap((r) => (r.firstMessageMs === null ? [] : [r.firstMessageMs]));
+      first.sort((a, b) => a - b);
+      const mid = (xs: number[]) => xs[Math.floor(xs.length / 2)] ?? null;
       console.info(
-        `crash test: ${JSON.stringify(figures)}; from each start to /readyz and to the first message read (ms): ${JSON.stringify(restarts)}`,
+        [
+          `crash soak (seed ${SEED}): ${JSON.stringify(figures)}`,
+          `  from each start: /readyz median ${mid(ready)} ms, max ${ready.at(-1) ?? null} ms; first message read median ${mid(first)} ms, max ${first.at(-1) ?? null} ms`,
+          ...lines,
+        ].join('\n'),
       );
       expect(kills).toBe(KILLS);
       // Each published message became exactly one inserted row: none lost, none written twice by a replay.

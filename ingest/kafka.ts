@@ -179,13 +179,14 @@ export async function ensureTopics(admin: Admin, topics: readonly string[], part
   const existing = new Set(await admin.listTopics());
   const missing = topics.flatMap((t) => [t, `${t}.dlq`]).filter((t) => !existing.has(t));
   if (missing.length === 0) return;
+  // Not kafkajs's own waitForLeaders: it retries only LEADER_NOT_AVAILABLE, so a metadata answer of "This
+  // server does not host this topic-partition" for a topic created a moment ago fails the whole call (seen in
+  // CI), and it waits only for topics it created itself, not ones another process created a moment earlier
+  // (seen with two test processes starting together). The loop below waits for every partition's leader.
   await admin.createTopics({
-    waitForLeaders: true,
+    waitForLeaders: false,
     topics: missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: -1 })),
   });
-  // createTopics waits for leaders only of topics it created: when another process created them a moment
-  // earlier it returns at once, and a produce then fails with "This server does not host this
-  // topic-partition" (seen with two test processes starting together). Wait for every partition's leader.
   const deadline = Date.now() + 30_000;
   for (;;) {
     const led = await admin

@@ -16,6 +16,7 @@ import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
+import { startSealer } from '../clickhouse/sealer.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
 import { type Config, ConfigError, loadConfig } from '../core/config.ts';
 import type { StatusSource } from '../core/health.ts';
@@ -182,6 +183,8 @@ export async function startApi(
     throw new StartupError(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
   const authLog = new SelfLog(deps.ch);
+  // Seals for the read path: wherever reads are served, so a deployment without a worker has them too.
+  const sealer = startSealer(deps.ch, deps.logger);
   const downloadLimit = limitPerClient({
     perMinute: config.security.downloadRateLimitPerMinute,
     trustProxy: config.security.trustProxy,
@@ -223,6 +226,7 @@ export async function startApi(
           await limitStore?.shutdown();
           await ingestStore?.shutdown();
           downloadLimit.stop();
+          await sealer.stop();
           await deps.exports?.admission.close();
           await authLog.close();
         },

@@ -2,6 +2,7 @@
 import type { ClickHouse } from '../client.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
+import { pairsSummary } from './usage-pairs.ts';
 
 export interface UsageSummaryParams extends UsageFilters {
   /** First UTC day, YYYY-MM-DD, inclusive. */
@@ -37,6 +38,12 @@ export function buildUsageSummaryQuery(p: UsageSummaryParams): BuiltQuery {
 }
 
 export async function usageSummary(ch: ClickHouse, p: UsageSummaryParams): Promise<UsageSummary> {
+  // Sealed pairs answer in time that does not grow with stored events; a user filter, or a day not sealed yet
+  // (today under live traffic, a fresh back-fill), is answered from the daily rollup below.
+  if (p.user_id === undefined) {
+    const sealed = await pairsSummary(ch, p.start_date, p.end_date, p);
+    if (sealed) return sealed;
+  }
   // No per-query settings: on the embedded engine they would outlive the query. 64-bit counts may arrive as
   // strings (output_format_json_quote_64bit_integers), hence Number().
   const rs = await ch.client.query({ ...buildUsageSummaryQuery(p), format: 'JSONEachRow' });

@@ -156,7 +156,7 @@ export function buildPairsInsert(family: Family, level: Level, days: readonly Da
   const token = createHash('sha256')
     .update(`${family}|${level}|${days.map((d) => `${d.day}:${d.prefix}`).join(',')}`)
     .digest('hex');
-  const last = days.reduce((m, d) => (d.day > m ? d.day : m), '1970-01-01');
+  const last = days.map((d) => d.day).sort().at(-1) ?? '1970-01-01';
   const query = `
     INSERT INTO usage_pairs (family, level, team_id, service, day, prefix, prev, n)
     SETTINGS insert_deduplication_token = '${token}'
@@ -235,8 +235,6 @@ export interface SealedView {
   keys: number[];
   prefixes: number[];
 }
-
-const FAMILY_NUMBER: Record<Family, number> = { seen: 1, active: 2, session: 3 };
 
 /**
  * The current prefix of every day a summary of [start, end] needs (active and session days in the range, seen

@@ -156,7 +156,11 @@ export function buildPairsInsert(family: Family, level: Level, days: readonly Da
   const token = createHash('sha256')
     .update(`${family}|${level}|${days.map((d) => `${d.day}:${d.prefix}`).join(',')}`)
     .digest('hex');
-  const last = days.map((d) => d.day).sort().at(-1) ?? '1970-01-01';
+  const last =
+    days
+      .map((d) => d.day)
+      .sort()
+      .at(-1) ?? '1970-01-01';
   const query = `
     INSERT INTO usage_pairs (family, level, team_id, service, day, prefix, prev, n)
     SETTINGS insert_deduplication_token = '${token}'

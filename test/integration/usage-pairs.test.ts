@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { sealedView } from '../../clickhouse/queries/usage-pairs.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
+import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
 import { QuietDays, sealUsage } from '../../clickhouse/sealer.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
-import type { SummaryQuery } from '../../ingest/loadgen/queries.ts';
+import type { SummaryQuery, TimeseriesQuery } from '../../ingest/loadgen/queries.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { rowsOf } from '../helpers/rows.ts';
@@ -34,6 +35,13 @@ describe('sealed usage pairs', () => {
       expect({ q, got: await usageSummary(engine.ch, q) }).toEqual({ q, got: truth.usageSummary(q) });
   };
   const whole = { start_date: '2025-01-01', end_date: '2025-02-19' };
+  // Every interval and grouping, filtered by team / service or not (a user filter reads the daily rollup).
+  const series = (n: number, seed: number): TimeseriesQuery[] =>
+    truth.sampleTimeseriesQueries(n, seed).map((q) => ({ ...q, user_id: undefined }));
+  const expectSeries = async (qs: TimeseriesQuery[]) => {
+    for (const q of qs)
+      expect({ q, got: await usageTimeseries(engine.ch, q) }).toEqual({ q, got: truth.usageTimeseries(q) });
+  };
 
   beforeAll(async () => {
     engine = await openTestEngine();
@@ -51,6 +59,9 @@ describe('sealed usage pairs', () => {
     expect(new Set(qs.map((q) => `${q.team_id !== undefined}/${q.service !== undefined}`)).size).toBe(4);
     expect(qs.filter((q) => truth.usageSummary(q).total_sessions > 20).length).toBeGreaterThan(10);
     await expectExact(qs);
+    const ts = series(40, 2);
+    expect(new Set(ts.map((q) => `${q.interval}/${q.group_by}`)).size).toBeGreaterThanOrEqual(7);
+    await expectSeries(ts);
   });
 
   it('reopens the days a back-fill lands in, and every later day, and stays exact', async () => {
@@ -66,6 +77,7 @@ describe('sealed usage pairs', () => {
     expect(await seal()).toBeGreaterThan(0);
     expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeDefined();
     await expectExact(queries(20, 4));
+    await expectSeries(series(20, 4));
   });
 
   it('changes no answer when sealed events are re-sent', async () => {

@@ -104,7 +104,7 @@ ENGINE = Distributed({{cluster}}, {{database}}, usage_day_seals_local, cityHash6
 -- RETENTION_DAYS may have dropped: session pairs then start after the first raw day still whole).
 CREATE TABLE IF NOT EXISTS {{database}}.usage_points_coverage_local ON CLUSTER {{cluster}}
 (
-    family    Enum8('seen' = 1, 'active' = 2, 'session' = 3),
+    family    Enum8('seen' = 1, 'active' = 2, 'session' = 3, 'user_days' = 4),
     from_day  Date,
     done_at   DateTime64(3, 'UTC')
 )
@@ -114,3 +114,35 @@ ORDER BY family;
 CREATE TABLE IF NOT EXISTS {{database}}.usage_points_coverage ON CLUSTER {{cluster}}
 AS {{database}}.usage_points_coverage_local
 ENGINE = Distributed({{cluster}}, {{database}}, usage_points_coverage_local, cityHash64(family));
+
+-- See migrations/0011: the daily rollup ordered by user. Each shard rolls up its own events, as usage_daily.
+CREATE TABLE IF NOT EXISTS {{database}}.usage_user_days_local ON CLUSTER {{cluster}}
+(
+    user_id   String,
+    day       Date,
+    team_id   String,
+    service   LowCardinality(String),
+    sessions  AggregateFunction(uniqExact, String),
+    active    SimpleAggregateFunction(max, UInt8)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toYear(day)
+-- Serves usage-summary and timeseries filtered by user: the user first, then a day range.
+ORDER BY (user_id, day, team_id, service)
+SETTINGS replicated_deduplication_window = 10000, replicated_deduplication_window_seconds = 604800;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{database}}.usage_user_days_mv ON CLUSTER {{cluster}}
+TO {{database}}.usage_user_days_local AS
+SELECT
+    user_id,
+    toDate(timestamp) AS day,
+    team_id,
+    service,
+    uniqExactStateIf(session_id, type = 'session_start') AS sessions,
+    max(toUInt8(type != 'user_registered')) AS active
+FROM {{database}}.usage_events_local
+GROUP BY user_id, day, team_id, service;
+
+CREATE TABLE IF NOT EXISTS {{database}}.usage_user_days ON CLUSTER {{cluster}}
+AS {{database}}.usage_user_days_local
+ENGINE = Distributed({{cluster}}, {{database}}, usage_user_days_local, cityHash64(user_id));

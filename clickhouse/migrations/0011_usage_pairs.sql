@@ -84,9 +84,38 @@ ORDER BY (family, day, prefix);
 -- RETENTION_DAYS may have dropped: session pairs then start after the first raw day still whole).
 CREATE TABLE IF NOT EXISTS usage_points_coverage
 (
-    family    Enum8('seen' = 1, 'active' = 2, 'session' = 3),
+    family    Enum8('seen' = 1, 'active' = 2, 'session' = 3, 'user_days' = 4),
     from_day  Date,
     done_at   DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(done_at)
 ORDER BY family;
+
+-- The daily rollup again, ordered by user: a report filtered by user_id reads that user's rows only (in
+-- usage_daily they are spread over every day of the range). Same columns and meaning as usage_daily; filled
+-- by its own view, and from usage_daily by the service's back-fill (coverage family 'user_days').
+CREATE TABLE IF NOT EXISTS usage_user_days
+(
+    user_id   String,
+    day       Date,
+    team_id   String,
+    service   LowCardinality(String),
+    sessions  AggregateFunction(uniqExact, String),
+    active    SimpleAggregateFunction(max, UInt8)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYear(day)
+-- Serves usage-summary and timeseries filtered by user: the user first, then a day range.
+ORDER BY (user_id, day, team_id, service)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS usage_user_days_mv TO usage_user_days AS
+SELECT
+    user_id,
+    toDate(timestamp) AS day,
+    team_id,
+    service,
+    uniqExactStateIf(session_id, type = 'session_start') AS sessions,
+    max(toUInt8(type != 'user_registered')) AS active
+FROM usage_events
+GROUP BY user_id, day, team_id, service;

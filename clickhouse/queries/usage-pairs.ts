@@ -67,9 +67,12 @@ export async function sealsWritten(ch: ClickHouse): Promise<Set<string>> {
   return new Set(r.map((s) => sealKey(s.family, s.day, s.prefix)));
 }
 
+/** What the back-fill has completed: usage_points families, and 'user_days' for usage_user_days. */
+type Covered = Family | 'user_days';
+
 /** Families back-filled, with the first day their pairs cover. */
-export async function coverage(ch: ClickHouse): Promise<Map<Family, string>> {
-  const r = await rows<{ family: Family; from_day: string }>(ch, {
+export async function coverage(ch: ClickHouse): Promise<Map<Covered, string>> {
+  const r = await rows<{ family: Covered; from_day: string }>(ch, {
     query: 'SELECT family, toString(max(from_day)) AS from_day FROM usage_points_coverage GROUP BY family',
     query_params: {},
   });
@@ -101,7 +104,12 @@ const pointsSelect = (source: string, families: string, entity: string, where: s
  */
 export async function backfillPoints(ch: ClickHouse, todayIso: string): Promise<boolean> {
   const done = await coverage(ch);
-  if (FAMILIES.every((f) => done.has(f))) return false;
+  if (FAMILIES.every((f) => done.has(f)) && done.has('user_days')) return false;
+  // Sets and maxima: copying a row again changes nothing.
+  await ch.client.command({
+    query: `INSERT INTO usage_user_days SETTINGS insert_deduplicate = 0
+      SELECT user_id, day, team_id, service, sessions, active FROM usage_daily`,
+  });
   await ch.client.command({
     query: `INSERT INTO usage_points SETTINGS insert_deduplicate = 0 ${pointsSelect(
       'usage_daily',
@@ -134,7 +142,7 @@ export async function backfillPoints(ch: ClickHouse, todayIso: string): Promise<
   }
   await ch.client.insert({
     table: 'usage_points_coverage',
-    values: FAMILIES.map((family) => ({
+    values: [...FAMILIES, 'user_days'].map((family) => ({
       family,
       from_day: family === 'session' ? sessionsFrom : '1970-01-01',
       done_at: Date.now(),
@@ -227,6 +235,15 @@ export function unsealedDays(
   return out;
 }
 
+/** Whether usage_user_days holds everything usage_daily does (back-filled), so user filters may read it. */
+export async function userDaysReady(ch: ClickHouse): Promise<boolean> {
+  const r = await rows<{ n: string | number }>(ch, {
+    query: "SELECT count() AS n FROM usage_points_coverage WHERE family = 'user_days'",
+    query_params: {},
+  });
+  return Number(r[0]?.n ?? 0) > 0;
+}
+
 export function addDays(iso: string, n: number): string {
   return new Date(Date.parse(`${iso}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
 }
@@ -283,7 +300,8 @@ export async function sealedView(
   // No points at all in the range: nothing to be unsealed, but coverage still decides.
   const covered = await coverage(ch);
   const sessionsFrom = covered.get('session');
-  if (covered.size < FAMILIES.length || sessionsFrom === undefined || sessionsFrom > start) return undefined;
+  if (!FAMILIES.every((f) => covered.has(f)) || sessionsFrom === undefined || sessionsFrom > start)
+    return undefined;
   const view: SealedView = { keys: [], prefixes: [] };
   for (const f of r) {
     if (Number(f.unsealed) > 0) return undefined;

@@ -4,7 +4,7 @@ import type { ClickHouse } from '../client.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import { clippedPeriodStarts, type Interval } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
-import { levelOf, type SealedView, sealedView } from './usage-pairs.ts';
+import { levelOf, type SealedView, sealedView, userDaysReady } from './usage-pairs.ts';
 
 export type { Interval } from './periods.ts';
 export type GroupBy = 'team' | 'service';
@@ -34,7 +34,7 @@ const GROUP_COLUMN: Record<GroupBy, 'team_id' | 'service'> = { team: 'team_id', 
 
 // A period's active users are the distinct users with active = 1 on any of its days (active is a max()
 // partial before merges, so one row with 1 is enough); its sessions merge the days' exact sets.
-export function buildUsageTimeseriesQuery(p: UsageTimeseriesParams): BuiltQuery {
+export function buildUsageTimeseriesQuery(p: UsageTimeseriesParams, byUser = false): BuiltQuery {
   const f = filterClause(p);
   const group = p.group_by === undefined ? undefined : GROUP_COLUMN[p.group_by];
   const groupSelect = group ? `, ${group} AS grp` : '';
@@ -45,7 +45,7 @@ export function buildUsageTimeseriesQuery(p: UsageTimeseriesParams): BuiltQuery 
     SELECT toString(${PERIOD_SQL[p.interval]}) AS period${groupSelect},
       uniqExactIf(user_id, active = 1) AS active_users,
       uniqExactMerge(sessions) AS total_sessions
-    FROM usage_daily
+    FROM ${byUser ? 'usage_user_days' : 'usage_daily'}
     WHERE day BETWEEN {start_date:Date} AND {end_date:Date}${f.sql}
     GROUP BY period${groupKey}${having}
     ORDER BY period${groupKey}`;
@@ -110,9 +110,11 @@ interface Row {
 }
 
 export async function usageTimeseries(ch: ClickHouse, p: UsageTimeseriesParams): Promise<TimeseriesRow[]> {
-  // From the sealed pairs when every day is sealed and no user is asked for, else from the daily rollup.
+  // From the sealed pairs when every day is sealed and no user is asked for; a user's from their rows of
+  // usage_user_days once back-filled; else from the daily rollup.
   const view = p.user_id === undefined ? await sealedView(ch, p.start_date, p.end_date) : undefined;
-  const q = view ? buildPairsTimeseriesQuery(p, view) : buildUsageTimeseriesQuery(p);
+  const byUser = p.user_id !== undefined && (await userDaysReady(ch));
+  const q = view ? buildPairsTimeseriesQuery(p, view) : buildUsageTimeseriesQuery(p, byUser);
   const rs = await ch.client.query({ ...q, format: 'JSONEachRow' });
   const rows = await rs.json<Row>();
   if (p.group_by !== undefined) {

@@ -4,7 +4,7 @@
 // racing the sealer never make a summary miss a stored event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertEvents } from '../../clickhouse/inserts.ts';
-import { sealedView } from '../../clickhouse/queries/usage-pairs.ts';
+import { sealedView, userDaysReady } from '../../clickhouse/queries/usage-pairs.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
 import { QuietDays, sealUsage } from '../../clickhouse/sealer.ts';
@@ -62,6 +62,13 @@ describe('sealed usage pairs', () => {
     const ts = series(40, 2);
     expect(new Set(ts.map((q) => `${q.interval}/${q.group_by}`)).size).toBeGreaterThanOrEqual(7);
     await expectSeries(ts);
+    // User filters read usage_user_days once the back-fill has copied usage_daily into it.
+    expect(await userDaysReady(engine.ch)).toBe(true);
+    const byUser = truth.sampleQueries(60, 8).filter((q) => q.user_id !== undefined);
+    expect(byUser.length).toBeGreaterThan(10);
+    expect(byUser.filter((q) => truth.usageSummary(q).total_sessions > 0).length).toBeGreaterThan(3);
+    await expectExact(byUser);
+    await expectSeries(truth.sampleTimeseriesQueries(60, 8).filter((q) => q.user_id !== undefined));
   });
 
   it('reopens the days a back-fill lands in, and every later day, and stays exact', async () => {
@@ -104,7 +111,7 @@ describe('sealed usage pairs', () => {
       for (let i = 0; i < rest.length; i += 250) {
         await insert(rest.slice(i, i + 250), `pairs/race/${i}`);
         // Once an insert has returned, every summary counts it, sealed or not.
-        for (const q of [whole, ...queries(2, 100 + i)]) {
+        for (const q of [whole, ...queries(2, 100 + i), ...truth.sampleQueries(2, 200 + i)]) {
           expect({ i, q, got: await usageSummary(engine.ch, q) }).toEqual({
             i,
             q,
@@ -120,5 +127,26 @@ describe('sealed usage pairs', () => {
     await seal();
     expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeDefined();
     await expectExact(queries(30, 7));
+  });
+
+  it('back-fills from usage_daily and the raw events after an upgrade, resumably', async () => {
+    // A database made before migration 0011 has the rollups and raw events, and empty new tables.
+    for (const t of [
+      'usage_points',
+      'usage_user_days',
+      'usage_points_coverage',
+      'usage_pairs',
+      'usage_day_seals',
+    ])
+      await engine.ch.client.command({ query: `TRUNCATE TABLE ${t}` });
+    expect(await userDaysReady(engine.ch)).toBe(false);
+    expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeUndefined();
+    const byUser = truth.sampleQueries(60, 9).filter((q) => q.user_id !== undefined);
+    await expectExact([...queries(6, 9), ...byUser.slice(0, 6)]); // from usage_daily meanwhile
+    expect(await seal()).toBeGreaterThan(100);
+    expect(await userDaysReady(engine.ch)).toBe(true);
+    expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeDefined();
+    await expectExact([...queries(20, 10), ...byUser]);
+    await expectSeries(series(20, 10));
   });
 });

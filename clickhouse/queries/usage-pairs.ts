@@ -270,7 +270,8 @@ export function buildSealedViewQuery(start: string, end: string): BuiltQuery {
       groupArray(prefix) AS prefixes,
       countIf((family, day, prefix) NOT IN (
         SELECT family, day, prefix FROM usage_day_seals WHERE day <= {end_date:Date}
-      )) AS unsealed
+      )) AS unsealed,
+      any((SELECT groupArray((toString(family), toString(from_day))) FROM usage_points_coverage)) AS covered
     FROM (
       SELECT family, day,
         sum(c) OVER (PARTITION BY family ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS prefix
@@ -296,9 +297,11 @@ export async function sealedView(
     days: number[];
     prefixes: Array<string | number>;
     unsealed: string | number;
+    covered: Array<[string, string]>;
   }>(ch, buildSealedViewQuery(start, end));
-  // No points at all in the range: nothing to be unsealed, but coverage still decides.
-  const covered = await coverage(ch);
+  // No points at all: nothing to walk, and nothing to answer from either.
+  if (r.length === 0) return undefined;
+  const covered = new Map((r[0]?.covered ?? []).map(([family, from]) => [family, from]));
   const sessionsFrom = covered.get('session');
   if (!FAMILIES.every((f) => covered.has(f)) || sessionsFrom === undefined || sessionsFrom > start)
     return undefined;

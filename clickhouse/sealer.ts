@@ -11,6 +11,7 @@ import {
   type DayPrefix,
   dayPrefixes,
   type Family,
+  pruneReplacedPairs,
   sealsWritten,
   sealUsageDays,
   unsealedDays,
@@ -19,6 +20,8 @@ import {
 export interface SealerOptions {
   /** Milliseconds between rounds (default 5,000). */
   everyMs?: number;
+  /** Milliseconds between prunings of replaced usage pairs (default 600,000). */
+  pruneEveryMs?: number;
   /**
    * How long a usage day's prefix must stay unchanged before it is sealed (default 30,000 ms). Sealing walks
    * the history of every entity seen on the day, so a day still taking events (today, under live traffic) is
@@ -76,6 +79,8 @@ export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions 
   const quietMs = opts.quietMs ?? 30_000;
   const now = opts.now ?? Date.now;
   const quiet = new QuietDays();
+  const pruneEveryMs = opts.pruneEveryMs ?? 600_000;
+  let prunedAt = now();
   let running: Promise<void> | undefined;
   let stopped = false;
   const round = (): Promise<void> => {
@@ -84,6 +89,11 @@ export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions 
       const logCells = await sealLogDays(ch);
       const usageDays = await sealUsage(ch, quiet, quietMs, now());
       if (logCells + usageDays > 0) logger.debug({ logCells, usageDays }, 'sealer: sealed');
+      if (now() - prunedAt >= pruneEveryMs) {
+        prunedAt = now();
+        const pruned = await pruneReplacedPairs(ch);
+        if (pruned > 0) logger.debug({ pruned }, 'sealer: replaced usage pairs removed');
+      }
     })()
       .catch((err: unknown) => {
         if (!stopped) logger.warn({ err }, 'sealer: round failed; retrying on the next tick');

@@ -2,7 +2,7 @@
 // from per-day counts of (day, previous day) pairs, valid while the counters of the days they depend on are
 // unchanged. The reports fall back to the daily rollup whenever a day they need is not sealed.
 import { createHash } from 'node:crypto';
-import type { ClickHouse } from '../client.ts';
+import { type ClickHouse, quoteIdent } from '../client.ts';
 import type { UsageFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
 
@@ -218,6 +218,39 @@ export async function sealUsageDays(
     values: days.map((d) => ({ family, day: d.day, prefix: d.prefix, sealed_at: Date.now() })),
     format: 'JSONEachRow',
   });
+}
+
+/**
+ * Removes the pairs a later seal of the same day has replaced (and any left by a sealing that never finished
+ * under an older prefix), once that later seal is a minute old: no report still reads the older prefix then.
+ * Returns the rows removed. A lightweight delete, so it runs only when there is something to remove.
+ */
+export async function pruneReplacedPairs(ch: ClickHouse, minAgeMs = 60_000): Promise<number> {
+  const tops = await rows<{ key: string | number; top: string | number }>(ch, {
+    query: `SELECT toUInt64(toUInt8(family)) * 65536 + toUInt32(day) AS key, max(prefix) AS top
+      FROM usage_day_seals WHERE sealed_at <= now64(3, 'UTC') - toIntervalMillisecond({age:UInt64})
+      GROUP BY family, day`,
+    query_params: { age: minAgeMs },
+  });
+  if (tops.length === 0) return 0;
+  const where = `prefix < transform(toUInt64(toUInt8(family)) * 65536 + toUInt32(day), {keys:Array(UInt64)},
+    {tops:Array(UInt64)}, toUInt64(0))`;
+  const query_params = {
+    keys: `[${tops.map((t) => t.key).join(',')}]`,
+    tops: `[${tops.map((t) => t.top).join(',')}]`,
+  };
+  const [stale] = await rows<{ n: string | number }>(ch, {
+    query: `SELECT count() AS n FROM usage_pairs WHERE ${where}`,
+    query_params,
+  });
+  const n = Number(stale?.n ?? 0);
+  if (n === 0) return 0;
+  // On a cluster the rows live in the shard-local tables, reached ON CLUSTER.
+  const target = ch.cluster
+    ? `ALTER TABLE ${quoteIdent(ch.database)}.usage_pairs_local ON CLUSTER ${quoteIdent(ch.cluster)} DELETE WHERE`
+    : 'DELETE FROM usage_pairs WHERE';
+  await ch.client.command({ query: `${target} ${where}`, query_params });
+  return n;
 }
 
 /** Days of each family that have points and no seal under their current prefix. */

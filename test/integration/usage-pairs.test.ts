@@ -4,7 +4,7 @@
 // racing the sealer never make a summary miss a stored event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertEvents } from '../../clickhouse/inserts.ts';
-import { sealedView, userDaysReady } from '../../clickhouse/queries/usage-pairs.ts';
+import { pruneReplacedPairs, sealedView, userDaysReady } from '../../clickhouse/queries/usage-pairs.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
 import { QuietDays, sealUsage } from '../../clickhouse/sealer.ts';
@@ -85,6 +85,10 @@ describe('sealed usage pairs', () => {
     expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeDefined();
     await expectExact(queries(20, 4));
     await expectSeries(series(20, 4));
+    // The reopened days' earlier pairs are left behind, and pruned without changing an answer.
+    expect(await pruneReplacedPairs(engine.ch, 0)).toBeGreaterThan(0);
+    expect(await pruneReplacedPairs(engine.ch, 0)).toBe(0);
+    await expectExact(queries(20, 5));
   });
 
   it('changes no answer when sealed events are re-sent', async () => {

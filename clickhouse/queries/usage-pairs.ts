@@ -171,7 +171,8 @@ export function buildPairsInsert(family: Family, level: Level, days: readonly Da
       .at(-1) ?? '1970-01-01';
   const query = `
     INSERT INTO usage_pairs (family, level, team_id, service, day, prefix, prev, n)
-    SETTINGS insert_deduplication_token = '${token}'
+    SETTINGS insert_deduplication_token = '${token}', max_threads = 1,
+      max_bytes_before_external_sort = 268435456, max_bytes_before_external_group_by = 268435456
     SELECT {family:String}, {level:String}, tk, sk, day,
       transform(day, {days:Array(Date)}, {prefixes:Array(UInt64)}, toUInt64(0)) AS prefix, prev, count() AS n
     FROM (

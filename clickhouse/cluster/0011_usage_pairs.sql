@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS {{database}}.usage_points_local ON CLUSTER {{cluster}
     day       Date,
     team_id   String,
     service   LowCardinality(String),
-    -- Counter rows: events inserted for the family on that day, re-sent copies included (only grows). Points: 0.
+    -- Counter rows: rows written for the family on that day (session_start events; usage_daily rows for the user
+    -- families), re-sent copies included: only grows. Points: 0.
     inserted  SimpleAggregateFunction(sum, UInt64)
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
@@ -37,22 +38,46 @@ ORDER BY (family, kind, entity, day, team_id, service)
 -- The view's blocks carry the raw insert's token; same window as the raw tables.
 SETTINGS replicated_deduplication_window = 10000, replicated_deduplication_window_seconds = 604800;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{database}}.usage_points_mv ON CLUSTER {{cluster}}
+-- Sessions from the raw events; users from usage_daily's rows as its view writes them (already one per user
+-- and day, so the insert path hashes far fewer rows). Each view writes a family's counter rows with its
+-- points, in one GROUP BY with two grouping sets, so they share the part.
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{database}}.usage_points_session_mv ON CLUSTER {{cluster}}
 TO {{database}}.usage_points_local AS
-SELECT family, kind, entity, day, t AS team_id, s AS service, if(kind = 0, count(), 0) AS inserted
+SELECT
+    CAST('session', 'Enum8(\'seen\' = 1, \'active\' = 2, \'session\' = 3)') AS family,
+    toUInt8(1 - grouping(entity)) AS kind,
+    entity,
+    day,
+    team_id,
+    service,
+    if(grouping(entity) = 1, count(), 0) AS inserted
+FROM (
+    SELECT session_id AS entity, toDate(timestamp) AS day, team_id, service
+    FROM {{database}}.usage_events_local
+    WHERE type = 'session_start'
+)
+GROUP BY GROUPING SETS ((entity, day, team_id, service), (day));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{database}}.usage_points_user_mv ON CLUSTER {{cluster}}
+TO {{database}}.usage_points_local AS
+SELECT
+    family,
+    toUInt8(1 - grouping(entity)) AS kind,
+    entity,
+    day,
+    team_id,
+    service,
+    if(grouping(entity) = 1, count(), 0) AS inserted
 FROM (
     SELECT
-        arrayJoin(arrayConcat(['seen'], if(type != 'user_registered', ['active'], []),
-            if(type = 'session_start', ['session'], []))) AS f,
-        CAST(f, 'Enum8(\'seen\' = 1, \'active\' = 2, \'session\' = 3)') AS family,
-        arrayJoin([0, 1]) AS kind,
-        if(kind = 1, if(f = 'session', session_id, user_id), '') AS entity,
-        toDate(timestamp) AS day,
-        if(kind = 1, team_id, '') AS t,
-        if(kind = 1, service, '') AS s
-    FROM {{database}}.usage_events_local
+        CAST(arrayJoin(if(active = 1, ['seen', 'active'], ['seen'])), 'Enum8(\'seen\' = 1, \'active\' = 2, \'session\' = 3)') AS family,
+        user_id AS entity,
+        day,
+        team_id,
+        service
+    FROM {{database}}.usage_daily_local
 )
-GROUP BY family, kind, entity, day, team_id, service;
+GROUP BY GROUPING SETS ((family, entity, day, team_id, service), (family, day));
 
 -- Direct inserts (the service's back-fill) place points by entity, counter rows by day.
 CREATE TABLE IF NOT EXISTS {{database}}.usage_points ON CLUSTER {{cluster}}
@@ -131,17 +156,11 @@ PARTITION BY toYear(day)
 ORDER BY (user_id, day, team_id, service)
 SETTINGS replicated_deduplication_window = 10000, replicated_deduplication_window_seconds = 604800;
 
+-- usage_daily's rows as its view writes them, sorted by user: no second pass over the raw events.
 CREATE MATERIALIZED VIEW IF NOT EXISTS {{database}}.usage_user_days_mv ON CLUSTER {{cluster}}
 TO {{database}}.usage_user_days_local AS
-SELECT
-    user_id,
-    toDate(timestamp) AS day,
-    team_id,
-    service,
-    uniqExactStateIf(session_id, type = 'session_start') AS sessions,
-    max(toUInt8(type != 'user_registered')) AS active
-FROM {{database}}.usage_events_local
-GROUP BY user_id, day, team_id, service;
+SELECT user_id, day, team_id, service, sessions, active
+FROM {{database}}.usage_daily_local;
 
 CREATE TABLE IF NOT EXISTS {{database}}.usage_user_days ON CLUSTER {{cluster}}
 AS {{database}}.usage_user_days_local

@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS usage_points
     day       Date,
     team_id   String,
     service   LowCardinality(String),
-    -- Counter rows: events inserted for the family on that day, re-sent copies included (only grows). Points: 0.
+    -- Counter rows: rows written for the family on that day (session_start events; usage_daily rows for the user
+    -- families), re-sent copies included: only grows. Points: 0.
     inserted  SimpleAggregateFunction(sum, UInt64)
 )
 ENGINE = AggregatingMergeTree
@@ -31,21 +32,46 @@ PARTITION BY toYear(day)
 ORDER BY (family, kind, entity, day, team_id, service)
 SETTINGS non_replicated_deduplication_window = 10000;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS usage_points_mv TO usage_points AS
-SELECT family, kind, entity, day, t AS team_id, s AS service, if(kind = 0, count(), 0) AS inserted
+-- Sessions from the raw events; users from usage_daily's rows as its view writes them (already one per user
+-- and day, so the insert path hashes far fewer rows). Each view writes a family's counter rows with its
+-- points, in one GROUP BY with two grouping sets, so they share the part.
+CREATE MATERIALIZED VIEW IF NOT EXISTS usage_points_session_mv
+TO usage_points AS
+SELECT
+    CAST('session', 'Enum8(\'seen\' = 1, \'active\' = 2, \'session\' = 3)') AS family,
+    toUInt8(1 - grouping(entity)) AS kind,
+    entity,
+    day,
+    team_id,
+    service,
+    if(grouping(entity) = 1, count(), 0) AS inserted
+FROM (
+    SELECT session_id AS entity, toDate(timestamp) AS day, team_id, service
+    FROM usage_events
+    WHERE type = 'session_start'
+)
+GROUP BY GROUPING SETS ((entity, day, team_id, service), (day));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS usage_points_user_mv
+TO usage_points AS
+SELECT
+    family,
+    toUInt8(1 - grouping(entity)) AS kind,
+    entity,
+    day,
+    team_id,
+    service,
+    if(grouping(entity) = 1, count(), 0) AS inserted
 FROM (
     SELECT
-        arrayJoin(arrayConcat(['seen'], if(type != 'user_registered', ['active'], []),
-            if(type = 'session_start', ['session'], []))) AS f,
-        CAST(f, 'Enum8(\'seen\' = 1, \'active\' = 2, \'session\' = 3)') AS family,
-        arrayJoin([0, 1]) AS kind,
-        if(kind = 1, if(f = 'session', session_id, user_id), '') AS entity,
-        toDate(timestamp) AS day,
-        if(kind = 1, team_id, '') AS t,
-        if(kind = 1, service, '') AS s
-    FROM usage_events
+        CAST(arrayJoin(if(active = 1, ['seen', 'active'], ['seen'])), 'Enum8(\'seen\' = 1, \'active\' = 2, \'session\' = 3)') AS family,
+        user_id AS entity,
+        day,
+        team_id,
+        service
+    FROM usage_daily
 )
-GROUP BY family, kind, entity, day, team_id, service;
+GROUP BY GROUPING SETS ((family, entity, day, team_id, service), (family, day));
 
 -- The pairs of each sealed (family, day), under the prefix they were computed at, at four levels: all
 -- (team_id = service = ''), per team, per service, per (team, service). prev = 1970-01-01: no earlier point.
@@ -109,13 +135,8 @@ PARTITION BY toYear(day)
 ORDER BY (user_id, day, team_id, service)
 SETTINGS non_replicated_deduplication_window = 10000;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS usage_user_days_mv TO usage_user_days AS
-SELECT
-    user_id,
-    toDate(timestamp) AS day,
-    team_id,
-    service,
-    uniqExactStateIf(session_id, type = 'session_start') AS sessions,
-    max(toUInt8(type != 'user_registered')) AS active
-FROM usage_events
-GROUP BY user_id, day, team_id, service;
+-- usage_daily's rows as its view writes them, sorted by user: no second pass over the raw events.
+CREATE MATERIALIZED VIEW IF NOT EXISTS usage_user_days_mv
+TO usage_user_days AS
+SELECT user_id, day, team_id, service, sessions, active
+FROM usage_daily;

@@ -79,22 +79,26 @@ export async function coverage(ch: ClickHouse): Promise<Map<Covered, string>> {
   return new Map(r.map((c) => [c.family, c.from_day]));
 }
 
-/** The (family, day) points of one event family, as the view makes them (counter rows included). */
-const pointsSelect = (source: string, families: string, entity: string, where: string) => `
-  SELECT family, kind, entity, day, t AS team_id, s AS service, if(kind = 0, count(), 0) AS inserted
+const FAMILY_ENUM = "'Enum8(\\'seen\\' = 1, \\'active\\' = 2, \\'session\\' = 3)'";
+
+// The two views' SELECTs of migration 0011 (points and their counter rows), run over everything stored.
+const SESSION_POINTS = `
+  SELECT CAST('session', ${FAMILY_ENUM}) AS family, toUInt8(1 - grouping(entity)) AS kind, entity, day,
+    team_id, service, if(grouping(entity) = 1, count(), 0) AS inserted
   FROM (
-    SELECT
-      arrayJoin(${families}) AS f,
-      CAST(f, 'Enum8(\\'seen\\' = 1, \\'active\\' = 2, \\'session\\' = 3)') AS family,
-      arrayJoin([0, 1]) AS kind,
-      if(kind = 1, ${entity}, '') AS entity,
-      ${source === 'usage_daily' ? 'day' : 'toDate(timestamp)'} AS day,
-      if(kind = 1, team_id, '') AS t,
-      if(kind = 1, service, '') AS s
-    FROM ${source}
-    ${where}
+    SELECT session_id AS entity, toDate(timestamp) AS day, team_id, service
+    FROM usage_events WHERE type = 'session_start'
   )
-  GROUP BY family, kind, entity, day, team_id, service`;
+  GROUP BY GROUPING SETS ((entity, day, team_id, service), (day))`;
+const USER_POINTS = `
+  SELECT family, toUInt8(1 - grouping(entity)) AS kind, entity, day, team_id, service,
+    if(grouping(entity) = 1, count(), 0) AS inserted
+  FROM (
+    SELECT CAST(arrayJoin(if(active = 1, ['seen', 'active'], ['seen'])), ${FAMILY_ENUM}) AS family,
+      user_id AS entity, day, team_id, service
+    FROM usage_daily
+  )
+  GROUP BY GROUPING SETS ((family, entity, day, team_id, service), (family, day))`;
 
 /**
  * Fills usage_points from what was stored before migration 0011, once: users from usage_daily (kept forever),
@@ -111,20 +115,10 @@ export async function backfillPoints(ch: ClickHouse, todayIso: string): Promise<
       SELECT user_id, day, team_id, service, sessions, active FROM usage_daily`,
   });
   await ch.client.command({
-    query: `INSERT INTO usage_points SETTINGS insert_deduplicate = 0 ${pointsSelect(
-      'usage_daily',
-      "if(active = 1, ['seen', 'active'], ['seen'])",
-      'user_id',
-      '',
-    )}`,
+    query: `INSERT INTO usage_points SETTINGS insert_deduplicate = 0 ${USER_POINTS}`,
   });
   await ch.client.command({
-    query: `INSERT INTO usage_points SETTINGS insert_deduplicate = 0 ${pointsSelect(
-      'usage_events',
-      "['session']",
-      'session_id',
-      "WHERE type = 'session_start'",
-    )}`,
+    query: `INSERT INTO usage_points SETTINGS insert_deduplicate = 0 ${SESSION_POINTS}`,
   });
   const [m] = await rows<{ raw: number; raw_min: string; daily: number; daily_min: string }>(ch, {
     query: `SELECT

@@ -101,6 +101,7 @@ export class ReadCache {
   private readonly gate: VersionGate;
   private readonly now: () => number;
   private lastVersion: string | undefined;
+  private warnedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: ReadCacheOptions) {
     this.gate = new VersionGate(opts.version);
@@ -128,8 +129,12 @@ export class ReadCache {
     try {
       version = await this.gate.read();
     } catch (err) {
-      // No version, no cache: the answer is computed as if there were none (a cluster host down, say).
-      this.opts.logger?.warn({ err }, 'read cache: data version unavailable, answering uncached');
+      // No version, no cache: the answer is computed as if there were none (a cluster host down, say, or a
+      // user without SELECT on system.parts). Told once a minute, not once a request.
+      if (Date.now() - this.warnedAt > 60_000) {
+        this.warnedAt = Date.now();
+        this.opts.logger?.warn({ err }, 'read cache: data version unavailable, answering uncached');
+      }
       lookups.inc({ route, outcome: 'bypass' });
       return compute();
     }

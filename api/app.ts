@@ -21,6 +21,7 @@ import {
 import { corsFor } from './middleware/cors.ts';
 import { requestId } from './middleware/request-id.ts';
 import { sharedAnswer } from './middleware/shared-answer.ts';
+import type { ReadCache } from './read-cache.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { downloadRoutes } from './routes/downloads.ts';
 import { eventRoutes, MAX_BODY_BYTES } from './routes/events.ts';
@@ -59,6 +60,8 @@ export interface AppDeps {
   downloadLimit?: MiddlewareHandler<AppEnv>;
   /** Records POST /events arrivals in the ingestion ledger (ingest/ledger.ts); without it, nothing is recorded. */
   ledger?: HttpLedger;
+  /** Answers of the read routes kept by data version (api/read-cache.ts); without it, every read is computed. */
+  readCache?: ReadCache;
 }
 
 /** Where a request goes: 'ok' (an operation serves it), the methods its path serves (405), or none (404). */
@@ -192,11 +195,11 @@ export function createApp(deps: AppDeps) {
   app.use('/ingest/*', authed);
   // Bodies are read only past authentication; POST /events streams its own, bounded as it reads.
   app.use('*', bufferedBody(BODY_LIMITS, ['POST /events']));
-  app.route('/', usageRoutes(reads));
-  app.route('/', timeseriesRoutes(reads));
-  app.route('/', logRoutes(reads));
+  app.route('/', usageRoutes(reads, deps.readCache));
+  app.route('/', timeseriesRoutes(reads, deps.readCache));
+  app.route('/', logRoutes(reads, deps.readCache));
   app.route('/', eventRoutes(deps.sink, deps.ledger));
-  app.route('/', ledgerRoutes(reads));
+  app.route('/', ledgerRoutes(reads, deps.readCache));
   if (exportsDeps) {
     app.route('/', exportRoutes(exportsDeps));
     // Signed links carry their own authorization: no bearer token, outside /reports/*.

@@ -20,7 +20,14 @@ const node = (file: string) =>
 const t0 = performance.now();
 // Idempotent: returns at once when a broker already serves on 127.0.0.1:9092.
 step('kafka broker', 'bash', ['scripts/kafka.sh', 'up']);
-for (const name of ['queries', 'ingest', 'read-your-writes', 'exports']) {
+for (const name of [
+  'queries',
+  'ingest',
+  'read-your-writes',
+  'exports',
+  'read-cache',
+  'reads-during-export',
+]) {
   const [cmd, args] = node(`bench/${name}.ts`);
   step(name, cmd, [...args]);
 }

@@ -11,8 +11,10 @@ import { limitPerClient } from '../api/middleware/client-limit.ts';
 import { createRateLimit } from '../api/middleware/rate-limit.ts';
 import { RedisSlidingLogStore } from '../api/middleware/rate-limit-redis.ts';
 import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
+import { ReadCache } from '../api/read-cache.ts';
 import { scheduleDeps } from '../api/schedules/setup.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
+import { dataVersionSource } from '../clickhouse/data-version.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
@@ -189,9 +191,20 @@ export async function startApi(
     perMinute: config.security.downloadRateLimitPerMinute,
     trustProxy: config.security.trustProxy,
   });
+  // Answers of the read routes by data version, read from the engine that answers (api/read-cache.ts).
+  const readCache =
+    config.readCacheMaxBytes > 0
+      ? new ReadCache({
+          version: dataVersionSource(deps.ch, config.dataDir),
+          maxBytes: config.readCacheMaxBytes,
+          retentionDays: () => deps.ch.retention?.days ?? 0,
+          logger: deps.logger,
+        })
+      : undefined;
   const app = createApp({
     ch: deps.ch,
     sink: deps.sink,
+    ...(readCache ? { readCache } : {}),
     ledger: httpLedger(deps.ch),
     logger: deps.logger,
     auth: createAuthenticator({
@@ -229,6 +242,7 @@ export async function startApi(
           await sealer.stop();
           await deps.exports?.admission.close();
           await authLog.close();
+          readCache?.close();
         },
       });
     });

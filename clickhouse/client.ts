@@ -104,6 +104,13 @@ export const CLUSTER_SETTINGS: ClickHouseSettings = {
   distributed_product_mode: 'global',
 };
 
+/**
+ * The priority of the API's queries (ClickHouse's `priority`: 1 is the highest, 0 none). Exports run at a
+ * lower one (clickhouse/export-stream.ts, EXPORT_SETTINGS) and pause at block boundaries while one of these
+ * runs, so a long export does not starve the reads. Queries of the same priority never wait for each other.
+ */
+export const API_QUERY_PRIORITY = '1';
+
 /** Opens the engine named by the options and makes `database` current. */
 export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHouse> {
   if (opts.cluster !== undefined && !opts.url) {
@@ -136,7 +143,11 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
   const chdb = createChdbConnection({ path });
   const connection = chdb as unknown as NonNullable<ClientOptions['connection']>;
   // Restated on every query so that a token set by one insert never leaks into the next (see above).
-  const client = createClient({ connection, clickhouse_settings: { insert_deduplication_token: '' } });
+  // priority: every query of the shared connection (the API's reads, ingestion) outranks an export.
+  const client = createClient({
+    connection,
+    clickhouse_settings: { insert_deduplication_token: '', priority: API_QUERY_PRIORITY },
+  });
   // The embedded engine ignores the client's `database` option; `USE` lasts for the process's session.
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(opts.database)}` });
   await client.command({ query: `USE ${quoteIdent(opts.database)}` });
@@ -198,6 +209,8 @@ export function serverClickHouse(
       // The server stops the query a little before the client would give up on it, so the caller gets its
       // TIMEOUT_EXCEEDED rather than a bare socket timeout, and no abandoned query keeps running.
       max_execution_time: Math.max(1, Math.floor(readTimeoutMs / 1000) - 1),
+      // Exports (on the main client) run at a lower priority and yield to these (see API_QUERY_PRIORITY).
+      priority: API_QUERY_PRIORITY,
       cancel_http_readonly_queries_on_client_close: 1,
     },
     ...(log ? { log } : {}),

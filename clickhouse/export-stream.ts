@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ClickHouseSettings } from '@clickhouse/client';
 import { Session } from 'chdb';
 import type { ClickHouse } from './client.ts';
 import { quoteIdent } from './client.ts';
@@ -14,6 +15,31 @@ import {
   STREAM_PARAMS_DDL,
   STREAM_PARAMS_TABLE,
 } from './queries/query.ts';
+
+/**
+ * What bounds an export so that it does not starve the API's reads (measured: bench/RESULTS.md, "Reads during
+ * an export"). The engine's two cores were the contended resource, not the event loop (its delay stayed in the
+ * tens of ms during a 10M-row export) nor a lock: a usage summary's p50 went from ~20 to ~56 ms during a CSV
+ * export with `max_threads = 1` already set, and back to ~21-32 ms with these.
+ * - priority: a query yields to running queries of a higher priority (a lower number) at block boundaries,
+ *   waiting up to low_priority_query_wait_time_ms (1 s) each time. The API's queries run at
+ *   API_QUERY_PRIORITY, so an export pauses while one runs, and goes on between them. Needs no privilege.
+ * - os_thread_priority (nice 19): the export's threads get the cores' leftovers. Needs CAP_SYS_NICE in the
+ *   engine's process, else the engine ignores it (priority alone then). The engine resets the threads' nice
+ *   value when they leave the query (seen: no thread of the process kept it after an export).
+ * - max_threads = 1: one core at most (the log export states it in its own SQL too; the usage export did not).
+ * - max_memory_usage: an export that would grow past 1 GiB fails rather than take the service's memory (a
+ *   10M-row log export adds ~100 MB: bench/RESULTS.md, Exports).
+ * On the embedded engine they are SET on the export's own chdb Session, so they never reach the API's queries
+ * on the shared connection; on a server they go with the export's request only.
+ */
+// Strings: the client types 64-bit settings so; the SET below writes them unquoted.
+export const EXPORT_SETTINGS = {
+  priority: '10',
+  os_thread_priority: '19',
+  max_threads: 1,
+  max_memory_usage: String(1024 ** 3),
+} satisfies ClickHouseSettings;
 
 export interface OutputChunk {
   bytes: Uint8Array;
@@ -40,7 +66,12 @@ export interface ExportSource {
  * into one file (INSERT INTO FUNCTION file, on this session: the API kept answering in ~20 ms meanwhile), then
  * streamed from there.
  */
-export function embeddedSource(dataDir: string, database: string): ExportSource {
+export function embeddedSource(
+  dataDir: string,
+  database: string,
+  /** What bounds the exports of this source (default EXPORT_SETTINGS; the benchmark's baseline: none). */
+  bound: ClickHouseSettings = EXPORT_SETTINGS,
+): ExportSource {
   let session: Session | undefined;
   // Asks system.processes how far a file write has got: the export session is busy running it.
   let monitor: Session | undefined;
@@ -50,6 +81,10 @@ export function embeddedSource(dataDir: string, database: string): ExportSource 
       session = new Session(join(dataDir, 'clickhouse'));
       // The session's own current database; nothing here touches the main connection's session.
       session.query(`USE ${quoteIdent(database)}`, 'CSV');
+      // This session's alone: the shared connection (the API's queries) never sees them. Names are our own,
+      // values numbers.
+      const set = Object.entries(bound).map(([k, v]) => `${k} = ${Number(v)}`);
+      if (set.length > 0) session.query(`SET ${set.join(', ')}`, 'CSV');
       session.query(STREAM_PARAMS_DDL, 'CSV');
       clearOutDir(outDir);
     }
@@ -186,6 +221,7 @@ export function serverSource(ch: ClickHouse): ExportSource {
         query: `${q.query}\nFORMAT ${format}`,
         query_params: q.query_params,
         abort_signal: signal,
+        clickhouse_settings: EXPORT_SETTINGS,
       });
       for await (const chunk of stream as AsyncIterable<Buffer>) yield { bytes: chunk, rows: 0 };
     },

@@ -39,6 +39,13 @@ describe('loadConfig', () => {
     }
   });
 
+  it('sizes the read cache in bytes: 64 MiB by default, 0 turns it off, anything else named', () => {
+    expect(loadConfig({}).readCacheMaxBytes).toBe(64 * 1024 * 1024);
+    expect(loadConfig({ READ_CACHE_MAX_BYTES: '0' }).readCacheMaxBytes).toBe(0);
+    expect(loadConfig({ READ_CACHE_MAX_BYTES: '1048576' }).readCacheMaxBytes).toBe(1_048_576);
+    expect(() => loadConfig({ READ_CACHE_MAX_BYTES: '64MB' })).toThrow(/READ_CACHE_MAX_BYTES/);
+  });
+
   it('takes every Kafka codec and refuses others, naming the variable', () => {
     for (const codec of ['gzip', 'snappy', 'lz4', 'zstd', 'none'] as const) {
       expect(loadConfig({ KAFKA_COMPRESSION: codec }).kafka.compression).toBe(codec);

@@ -258,6 +258,10 @@ const envSchema = z.object({
   RETENTION_DAYS: nonNegInt('RETENTION_DAYS', 0),
   PUBLIC_BASE_URL: url('PUBLIC_BASE_URL'),
   EXPORT_URL_TTL_SECONDS: posInt('EXPORT_URL_TTL_SECONDS', 3600),
+  // The read routes' result cache (api/read-cache.ts): bytes of answers kept, 0 turns it off. 64 MiB holds
+  // thousands of dashboard answers (a summary is ~80 bytes, a 365-day weekly series ~5 KB, a logs page of 100
+  // ~20 KB) and is small beside the engine's own memory.
+  READ_CACHE_MAX_BYTES: nonNegInt('READ_CACHE_MAX_BYTES', 64 * 1024 * 1024),
   // Tuning knobs beyond the contract (documented in docs/operators.md).
   // Batches of a few tens of thousands of rows: each insert makes new parts in the raw tables and in every
   // rollup, and merging them back costs the same two cores. Measured on a 300,000-event backlog: 10,000 rows
@@ -370,6 +374,8 @@ export interface Config {
   readonly retentionDays: number;
   readonly publicBaseUrl: string;
   readonly exportUrlTtlSeconds: number;
+  /** READ_CACHE_MAX_BYTES, default 64 MiB: answers the read routes keep by data version; 0 keeps none. */
+  readonly readCacheMaxBytes: number;
   readonly ingest: {
     /** A batch is flushed at this many rows (INGEST_BATCH_ROWS, default 40000)... */
     readonly batchRows: number;
@@ -479,6 +485,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       e.PUBLIC_BASE_URL ?? `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`
     ).replace(/\/+$/, ''),
     exportUrlTtlSeconds: e.EXPORT_URL_TTL_SECONDS,
+    readCacheMaxBytes: e.READ_CACHE_MAX_BYTES,
     ingest: {
       batchRows: e.INGEST_BATCH_ROWS,
       batchBytes: e.INGEST_BATCH_BYTES,

@@ -16,6 +16,7 @@ import {
   idParam,
   SECURITY,
 } from '../params.ts';
+import { cachedAnswer, type ReadCache } from '../read-cache.ts';
 import { validationHook } from '../validation.ts';
 
 const count = (description: string) => z.number().int().min(0).openapi({ description });
@@ -89,17 +90,21 @@ function csvRow(r: LedgerRow): Record<string, unknown> {
   return { ...r, rejected_by_reason: reasons };
 }
 
-export function ledgerRoutes(ch: ClickHouse) {
+export function ledgerRoutes(ch: ClickHouse, cache?: ReadCache) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.openapi(route, async (c) => {
     const q = c.req.valid('query');
     checkRange(q.start_date, q.end_date);
     const team_id = effectiveTeam(c.get('identity'), q.team_id);
-    const rows = await ingestLedger(ch, { ...q, team_id });
-    if (wantsCsv(c, q.format)) {
-      return csvResponse(c, toCsv(CSV_COLUMNS, rows.map(csvRow), { escape: q.csv_escape }));
-    }
-    return c.json({ rows }, 200);
+    const csv = wantsCsv(c, q.format);
+    const { format: _format, ...asked } = q;
+    return cachedAnswer(cache, c, 'ingest-ledger', { ...asked, team_id, csv }, async () => {
+      const rows = await ingestLedger(ch, { ...q, team_id });
+      if (csv) {
+        return csvResponse(c, toCsv(CSV_COLUMNS, rows.map(csvRow), { escape: q.csv_escape }));
+      }
+      return c.json({ rows }, 200);
+    });
   });
   return app;
 }

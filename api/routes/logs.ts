@@ -21,6 +21,7 @@ import {
   optionalDateParam,
   SECURITY,
 } from '../params.ts';
+import { cachedAnswer, type ReadCache } from '../read-cache.ts';
 import { validationHook } from '../validation.ts';
 
 const SystemEvent = z
@@ -88,7 +89,7 @@ const route = createRoute({
   },
 });
 
-export function logRoutes(ch: ClickHouse) {
+export function logRoutes(ch: ClickHouse, cache?: ReadCache) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.openapi(route, async (c) => {
     if (c.get('identity').teamId !== undefined) {
@@ -119,23 +120,28 @@ export function logRoutes(ch: ClickHouse) {
       page = state.page;
       after = state.after;
     }
-    const result = await systemEvents(ch, { ...filters, limit, page, after });
-    const last = result.events.at(-1);
-    const next_cursor =
-      last && result.events.length === limit && page * limit < result.total
-        ? encodeCursor({ after: { ms: last.ms, event_id: last.event_id }, page: page + 1, binding })
-        : undefined;
-    const events = result.events.map(({ ms: _ms, ...e }) => e);
-    if (wantsCsv(c, q.format)) {
-      c.header('X-Page', String(page));
-      c.header('X-Total-Pages', String(result.total_pages));
-      if (next_cursor) c.header('X-Next-Cursor', next_cursor);
-      return csvResponse(c, toCsv(CSV_COLUMNS, events, { escape: q.csv_escape }));
-    }
-    return c.json(
-      { events, page, total_pages: result.total_pages, ...(next_cursor ? { next_cursor } : {}) },
-      200,
-    );
+    const csv = wantsCsv(c, q.format);
+    // The question as resolved: the decoded page and position, not the cursor's text.
+    const question = { ...filters, limit, page, after_ms: after?.ms, after_id: after?.event_id, csv };
+    return cachedAnswer(cache, c, 'system-events', { ...question, csv_escape: q.csv_escape }, async () => {
+      const result = await systemEvents(ch, { ...filters, limit, page, after });
+      const last = result.events.at(-1);
+      const next_cursor =
+        last && result.events.length === limit && page * limit < result.total
+          ? encodeCursor({ after: { ms: last.ms, event_id: last.event_id }, page: page + 1, binding })
+          : undefined;
+      const events = result.events.map(({ ms: _ms, ...e }) => e);
+      if (csv) {
+        c.header('X-Page', String(page));
+        c.header('X-Total-Pages', String(result.total_pages));
+        if (next_cursor) c.header('X-Next-Cursor', next_cursor);
+        return csvResponse(c, toCsv(CSV_COLUMNS, events, { escape: q.csv_escape }));
+      }
+      return c.json(
+        { events, page, total_pages: result.total_pages, ...(next_cursor ? { next_cursor } : {}) },
+        200,
+      );
+    });
   });
   return app;
 }

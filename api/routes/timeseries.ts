@@ -16,6 +16,7 @@ import {
   idParam,
   SECURITY,
 } from '../params.ts';
+import { cachedAnswer, type ReadCache } from '../read-cache.ts';
 import { validationHook } from '../validation.ts';
 
 const Row = z
@@ -71,21 +72,25 @@ const route = createRoute({
   },
 });
 
-export function timeseriesRoutes(ch: ClickHouse) {
+export function timeseriesRoutes(ch: ClickHouse, cache?: ReadCache) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.openapi(route, async (c) => {
     const q = c.req.valid('query');
     checkRange(q.start_date, q.end_date);
     const team_id = effectiveTeam(c.get('identity'), q.team_id);
-    const rows = await usageTimeseries(ch, { ...q, team_id });
-    if (wantsCsv(c, q.format)) {
-      const group = q.group_by === 'team' ? ['team_id'] : q.group_by === 'service' ? ['service'] : [];
-      return csvResponse(
-        c,
-        toCsv(['period', ...group, 'active_users', 'total_sessions'], rows, { escape: q.csv_escape }),
-      );
-    }
-    return c.json({ rows }, 200);
+    const csv = wantsCsv(c, q.format);
+    const { format: _format, ...asked } = q;
+    return cachedAnswer(cache, c, 'usage-timeseries', { ...asked, team_id, csv }, async () => {
+      const rows = await usageTimeseries(ch, { ...q, team_id });
+      if (csv) {
+        const group = q.group_by === 'team' ? ['team_id'] : q.group_by === 'service' ? ['service'] : [];
+        return csvResponse(
+          c,
+          toCsv(['period', ...group, 'active_users', 'total_sessions'], rows, { escape: q.csv_escape }),
+        );
+      }
+      return c.json({ rows }, 200);
+    });
   });
   return app;
 }

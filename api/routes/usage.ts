@@ -15,6 +15,7 @@ import {
   idParam,
   SECURITY,
 } from '../params.ts';
+import { cachedAnswer, type ReadCache } from '../read-cache.ts';
 import { validationHook } from '../validation.ts';
 
 const UsageSummary = z
@@ -60,22 +61,26 @@ const summaryRoute = createRoute({
   },
 });
 
-export function usageRoutes(ch: ClickHouse) {
+export function usageRoutes(ch: ClickHouse, cache?: ReadCache) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.openapi(summaryRoute, async (c) => {
     const q = c.req.valid('query');
     checkRange(q.start_date, q.end_date);
     const team_id = effectiveTeam(c.get('identity'), q.team_id);
-    const summary = await usageSummary(ch, { ...q, team_id });
-    if (wantsCsv(c, q.format)) {
-      return csvResponse(
-        c,
-        toCsv(['total_users', 'active_users', 'total_sessions'], [{ ...summary }], {
-          escape: q.csv_escape,
-        }),
-      );
-    }
-    return c.json(summary, 200);
+    const csv = wantsCsv(c, q.format);
+    const { format: _format, ...asked } = q;
+    return cachedAnswer(cache, c, 'usage-summary', { ...asked, team_id, csv }, async () => {
+      const summary = await usageSummary(ch, { ...q, team_id });
+      if (csv) {
+        return csvResponse(
+          c,
+          toCsv(['total_users', 'active_users', 'total_sessions'], [{ ...summary }], {
+            escape: q.csv_escape,
+          }),
+        );
+      }
+      return c.json(summary, 200);
+    });
   });
   return app;
 }

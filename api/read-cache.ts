@@ -1,0 +1,219 @@
+// A result cache for the read routes: dashboards and BI refreshes ask the same question again and again. An
+// answer is kept under the *resolved* question (route, validated parameters with the team the credential is
+// bound to, output format, and the dates that answers depend on) and the data version read from the engine
+// (clickhouse/data-version.ts), so it is served only while the data it was computed from is unchanged.
+//
+// Where it sits: inside each route's handler, after authentication, the rate limit, scope and team checks and
+// validation. A refused request never reaches it, a cached answer still counts as a request, and the
+// response goes back out through the same middleware (X-Request-Id, RateLimit-* set on the way out).
+//
+// Never stale: a request only uses a version read that *started after it arrived* (VersionGate), so an insert
+// acknowledged before the request (POST /events?wait=stored, say) is in the version it keys on. The version is
+// read before the answer is computed, so an answer is never older than its version.
+import type { Context } from 'hono';
+import { Counter, Gauge } from 'prom-client';
+import type { DataVersionSource } from '../clickhouse/data-version.ts';
+import { firstRetainedDay } from '../clickhouse/retention.ts';
+import type { Logger } from '../core/logger.ts';
+import { registry } from '../core/metrics.ts';
+
+/** Default READ_CACHE_MAX_BYTES: 64 MiB of answers (keys and bodies). */
+export const DEFAULT_READ_CACHE_BYTES = 64 * 1024 * 1024;
+
+// The answer's own headers worth keeping; everything else (X-Request-Id, CORS, security headers, RateLimit-*)
+// belongs to the request and is set again by the middleware on the way out.
+const KEPT_HEADERS = ['content-type', 'content-disposition', 'x-page', 'x-total-pages', 'x-next-cursor'];
+
+const lookups = new Counter({
+  name: 'tally_read_cache_requests_total',
+  help: 'Read-route answers by cache outcome: hit, miss (computed and kept), bypass (version unreadable)',
+  labelNames: ['route', 'outcome'] as const,
+  registers: [registry],
+});
+const heldBytes = new Gauge({
+  name: 'tally_read_cache_bytes',
+  help: 'Bytes of answers the read cache holds (keys and bodies)',
+  registers: [registry],
+});
+const versionChecks = new Counter({
+  name: 'tally_read_cache_version_checks_total',
+  help: 'Data version reads from the engine (concurrent requests share one)',
+  registers: [registry],
+});
+
+/**
+ * One version read shared by the requests that arrive while none is running yet; a request that arrives while
+ * one runs waits for the next (which starts when the running one ends): the running one may have read the
+ * parts before that request's own insert was acknowledged. At most one read runs and one waits.
+ */
+export class VersionGate {
+  private running: Promise<string> | undefined;
+  private queued: Promise<string> | undefined;
+
+  constructor(private readonly source: DataVersionSource) {}
+
+  read(): Promise<string> {
+    if (!this.running) return this.launch();
+    this.queued ??= this.running
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        this.queued = undefined;
+        return this.launch();
+      });
+    return this.queued;
+  }
+
+  private launch(): Promise<string> {
+    versionChecks.inc();
+    const p: Promise<string> = this.source.read().finally(() => {
+      if (this.running === p) this.running = undefined;
+    });
+    this.running = p;
+    return p;
+  }
+}
+
+interface Entry {
+  status: number;
+  headers: Record<string, string>;
+  body: ArrayBuffer;
+  bytes: number;
+}
+
+export interface ReadCacheOptions {
+  /** Where the data version comes from (clickhouse/data-version.ts). */
+  version: DataVersionSource;
+  /** Bytes of answers kept, keys included (READ_CACHE_MAX_BYTES, default 64 MiB); least recently used go first. */
+  maxBytes: number;
+  /** RETENTION_DAYS as applied (the storage's `retention.days`): reads stop at its first retained day. */
+  retentionDays: () => number;
+  /** The clock of the date parts of the key (tests); default Date.now. */
+  now?: () => number;
+  logger?: Logger;
+}
+
+export class ReadCache {
+  private readonly entries = new Map<string, Entry>();
+  private bytes = 0;
+  private readonly gate: VersionGate;
+  private readonly now: () => number;
+  private lastVersion: string | undefined;
+  private warnedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly opts: ReadCacheOptions) {
+    this.gate = new VersionGate(opts.version);
+    // Looked up on each call, not captured: a clock replaced later (tests) is the one used.
+    this.now = opts.now ?? (() => Date.now());
+  }
+
+  /** Bytes held now (keys and bodies). */
+  get size(): number {
+    return this.bytes;
+  }
+
+  /**
+   * The answer to a resolved question: from the cache when the data version is the one it was computed at,
+   * else from `compute` (kept when it is a 200). `question` is everything the answer depends on besides the
+   * data and the dates: the route's validated parameters, the team the credential resolved to, the format.
+   */
+  async serve(
+    c: Context,
+    route: string,
+    question: Record<string, unknown>,
+    compute: () => Promise<Response>,
+  ): Promise<Response> {
+    let version: string;
+    try {
+      version = await this.gate.read();
+    } catch (err) {
+      // No version, no cache: the answer is computed as if there were none (a cluster host down, say, or a
+      // user without SELECT on system.parts). Told once a minute, not once a request.
+      if (Date.now() - this.warnedAt > 60_000) {
+        this.warnedAt = Date.now();
+        this.opts.logger?.warn({ err }, 'read cache: data version unavailable, answering uncached');
+      }
+      lookups.inc({ route, outcome: 'bypass' });
+      return compute();
+    }
+    if (version !== this.lastVersion) {
+      // Versions never repeat (clickhouse/data-version.ts): what was kept under the others is dead weight.
+      if (this.lastVersion !== undefined) this.clear();
+      this.lastVersion = version;
+    }
+    const key = this.keyOf(route, question, version);
+    const hit = this.entries.get(key);
+    if (hit) {
+      // Most recently used last: Map keeps insertion order.
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      lookups.inc({ route, outcome: 'hit' });
+      return c.body(new Uint8Array(hit.body), hit.status as 200, hit.headers);
+    }
+    const res = await compute();
+    lookups.inc({ route, outcome: 'miss' });
+    if (res.status !== 200 || this.opts.maxBytes <= 0) return res;
+    const body = await res.arrayBuffer();
+    const headers: Record<string, string> = {};
+    for (const name of KEPT_HEADERS) {
+      const v = res.headers.get(name);
+      if (v !== null) headers[name] = v;
+    }
+    // Rough but safe: UTF-16 key, the body, a little per header and entry.
+    const bytes = key.length * 2 + body.byteLength + 64 * (Object.keys(headers).length + 4);
+    if (bytes <= this.opts.maxBytes) {
+      this.entries.set(key, { status: res.status, headers, body, bytes });
+      this.bytes += bytes;
+      this.evict();
+    }
+    // The Response was read: hand back an equal one (its headers include the context's, set by c.body/json).
+    return new Response(body, { status: res.status, headers: res.headers });
+  }
+
+  private keyOf(route: string, question: Record<string, unknown>, version: string): string {
+    const nowMs = this.now();
+    const dates = {
+      // "Today" (UTC), and the first day retention keeps: answers that clip to either change at midnight.
+      today: new Date(nowMs).toISOString().slice(0, 10),
+      retained: firstRetainedDay(this.opts.retentionDays(), nowMs) ?? '',
+    };
+    const params = Object.entries(question)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return JSON.stringify([version, route, dates, params]);
+  }
+
+  private evict(): void {
+    for (const [key, e] of this.entries) {
+      if (this.bytes <= this.opts.maxBytes) break;
+      this.entries.delete(key);
+      this.bytes -= e.bytes;
+    }
+    heldBytes.set(this.bytes);
+  }
+
+  /** Drops every answer (tests, shutdown). */
+  clear(): void {
+    this.entries.clear();
+    this.bytes = 0;
+    heldBytes.set(0);
+  }
+
+  close(): void {
+    this.clear();
+    this.opts.version.close();
+  }
+}
+
+/** The routes' way in: with no cache configured, the answer is simply computed. */
+export function cachedAnswer(
+  cache: ReadCache | undefined,
+  c: Context,
+  route: string,
+  question: Record<string, unknown>,
+  compute: () => Promise<Response>,
+): Promise<Response> {
+  return cache ? cache.serve(c, route, question, compute) : compute();
+}

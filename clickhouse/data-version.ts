@@ -1,0 +1,123 @@
+// The data version of the analytics tables, read from the engine that answers the reads: a hash of the active
+// parts of every table in the database except the control plane's. The API's result cache (api/read-cache.ts)
+// keys answers on it, so a cached answer can only be served while the data it was computed from is unchanged.
+//
+// Why active part names are exact: a MergeTree table's data is the set of its active parts, and a part's name
+// (partition, min and max block, level, mutation version) never comes back once the part is replaced. Every
+// change makes a new part or removes one: an insert (any path: Kafka, POST /events, a direct INSERT, and the
+// materialized views it feeds) allocates a new block number; a merge raises the level; a mutation, a
+// lightweight DELETE included, rewrites or re-links each part under a new mutation version; a TTL drop
+// removes a whole part or merges it into one of a higher level; DROP PARTITION / TRUNCATE remove parts. A merge
+// changes the version without changing an answer: a miss, never a stale hit. The part's path is hashed too:
+// it holds the table's UUID, so a table dropped and created again with the same part names is another version.
+//
+// Cost, measured on the embedded engine (2 cores, see bench/RESULTS.md "Result cache"): any system table costs
+// ~1.3 ms above `SELECT 1` (~0.6 ms); system.tables (total_rows, not exact) was no cheaper than system.parts
+// filtered by database, and one aggregate row is cheaper than the names themselves. What made it cheap under
+// load is where it runs: on the shared connection a version check waited behind whatever report query was
+// running (p50 165 ms while one ran), so on the embedded engine it runs on a chdb Session of its own.
+import { join } from 'node:path';
+import { Session } from 'chdb';
+import { type ClickHouse, quoteIdent } from './client.ts';
+import { type BuiltQuery, quoteLiteral } from './queries/query.ts';
+
+/**
+ * Tables that no read route reads: the control plane (export jobs, schedules, webhook deliveries, updated in
+ * place every few seconds while a job runs) and the migrations record. Any other table counts, so a table
+ * added later (a new rollup tier) is covered without a change here.
+ */
+export const UNVERSIONED_TABLES = [
+  'schema_migrations',
+  'export_jobs',
+  'export_schedules',
+  'export_schedule_runs',
+  'webhook_deliveries',
+] as const;
+
+const excluded = (suffix: string) => UNVERSIONED_TABLES.map((t) => `'${t}${suffix}'`).join(', ');
+
+/**
+ * The query of the version: one row, `v` (the XOR of the parts' hashes) and `n` (their number), both as text.
+ * One node: this server's (or embedded engine's) parts of the current database. A cluster: every replica's
+ * parts of the shard-local tables (`<name>_local`, what the Distributed tables read), through
+ * clusterAllReplicas, with each host's name in the hash: system.parts is per host, and a replica that has not
+ * yet fetched a part answers differently from one that has. A host that does not answer fails the query, and
+ * the cache then answers uncached (api/read-cache.ts): it cannot tell what that host holds.
+ */
+export function buildDataVersionQuery(opts: { cluster?: string | undefined; database: string }): BuiltQuery {
+  if (opts.cluster === undefined) {
+    // currentDatabase(): nothing bound, so the same text runs on a chdb Session (binding there is shared state,
+    // see clickhouse/queries/query.ts) and on a server client, whose database is ours.
+    return {
+      query: `SELECT toString(groupBitXor(cityHash64(table, name, path))) AS v, toString(count()) AS n
+        FROM system.parts
+        WHERE database = currentDatabase() AND active AND table NOT IN (${excluded('')})`,
+      query_params: {},
+    };
+  }
+  return {
+    query: `SELECT toString(groupBitXor(cityHash64(hostName(), table, name, path))) AS v, toString(count()) AS n
+      FROM clusterAllReplicas(${clusterLiteral(opts.cluster)}, system.parts)
+      WHERE database = {database:String} AND active AND endsWith(table, '_local')
+        AND table NOT IN (${excluded('_local')})`,
+    query_params: { database: opts.database },
+  };
+}
+
+// A table function's arguments are read before parameters are bound: the cluster's name from config (an
+// identifier, checked by quoteIdent) goes in as a literal.
+function clusterLiteral(cluster: string): string {
+  quoteIdent(cluster);
+  return quoteLiteral(cluster);
+}
+
+export interface DataVersionSource {
+  /** The current version: equal strings mean the same data in every versioned table. */
+  read(): Promise<string>;
+  close(): void;
+}
+
+/**
+ * The embedded engine: a chdb Session of its own on the same data directory (chdb shares one engine between
+ * the sessions of a path), so a version check never queues behind the API's queries on the shared connection.
+ * Nothing is bound and no setting is changed on it.
+ */
+export function embeddedDataVersion(dataDir: string, database: string): DataVersionSource {
+  let session: Session | undefined;
+  const { query } = buildDataVersionQuery({ database });
+  return {
+    async read() {
+      if (!session) {
+        const s = new Session(join(dataDir, 'clickhouse'));
+        // USE lasts for this session only; the name is config's, already an identifier.
+        await s.queryAsync(`USE ${quoteIdent(database)}`, { format: 'TSV' });
+        session = s;
+      }
+      const r = await session.queryAsync(query, { format: 'TSV' });
+      return r.text().trim().replace('\t', ':');
+    },
+    close() {
+      session?.close();
+      session = undefined;
+    },
+  };
+}
+
+/** A ClickHouse server or cluster: the API's own (time-bounded) client. */
+export function serverDataVersion(ch: ClickHouse): DataVersionSource {
+  const q = buildDataVersionQuery({ cluster: ch.cluster, database: ch.database });
+  const client = ch.readClient ?? ch.client;
+  return {
+    async read() {
+      const rs = await client.query({ ...q, format: 'JSONEachRow' });
+      const [row] = await rs.json<{ v: string; n: string }>();
+      if (!row) throw new Error('the data version query returned no row');
+      return `${row.v}:${row.n}`;
+    },
+    close: () => undefined,
+  };
+}
+
+export function dataVersionSource(ch: ClickHouse, dataDir: string): DataVersionSource {
+  return ch.embedded ? embeddedDataVersion(dataDir, ch.database) : serverDataVersion(ch);
+}

@@ -4,19 +4,20 @@ import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
 import { recordAuthFailures } from '../api/auth/audit.ts';
 import { JwksCache } from '../api/auth/jwks.ts';
-import { KeyRing } from '../api/auth/key-ring.ts';
 import type { ExportDeps } from '../api/exports/deps.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { limitPerClient } from '../api/middleware/client-limit.ts';
 import { createRateLimit } from '../api/middleware/rate-limit.ts';
 import { RedisSlidingLogStore } from '../api/middleware/rate-limit-redis.ts';
 import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
-import { scheduleDeps } from '../api/schedules/setup.ts';
+import { scheduleDeps } from '../api/schedules/deps.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
+import { getKey } from '../control/keys.ts';
+import { type ControlStore, controlDir, openControl } from '../control/store.ts';
 import { type Config, ConfigError, loadConfig } from '../core/config.ts';
 import type { StatusSource } from '../core/health.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
@@ -99,6 +100,35 @@ export async function openStorage(config: Config, logger: Logger): Promise<Click
   return ch;
 }
 
+/**
+ * The control store: the PostgreSQL server of DATABASE_URL, or PGlite under DATA_DIR/control (this process
+ * its one owner). Migrated, and the state an earlier version kept in ClickHouse imported once.
+ */
+export async function openControlStore(config: Config, logger: Logger): Promise<ControlStore> {
+  const url = config.control.databaseUrl;
+  let control: ControlStore;
+  try {
+    control = await openControl({ url, dataDir: config.dataDir });
+  } catch (err) {
+    if (err instanceof StartupError) throw err;
+    const message = (err as Error).message ?? String(err);
+    if (url) {
+      throw new StartupError(
+        `DATABASE_URL: cannot use the PostgreSQL server (${message.split('\n')[0]}); start it, or fix DATABASE_URL`,
+        { cause: err },
+      );
+    }
+    throw new StartupError(
+      `DATA_DIR: cannot open the control store in ${controlDir(config.dataDir)} (${message})`,
+      {
+        cause: err,
+      },
+    );
+  }
+  logger.debug({ kind: control.kind }, 'control store open');
+  return control;
+}
+
 export interface Stoppable {
   stop(): Promise<void>;
 }
@@ -155,6 +185,7 @@ export async function startApi(
   config: Config,
   deps: {
     ch: ClickHouse;
+    control: ControlStore;
     sink: EventSink;
     secret: string;
     logger: Logger;
@@ -174,11 +205,10 @@ export async function startApi(
   // Redis (the shared limit and export quota) connected before the first request: without its offline
   // queue, a command sent earlier fails, and the first requests would get 503.
   try {
-    await Promise.all([limitStore?.ready(), ingestStore?.ready(), deps.exports?.admission.ready()]);
+    await Promise.all([limitStore?.ready(), ingestStore?.ready()]);
   } catch (err) {
     await limitStore?.shutdown();
     await ingestStore?.shutdown();
-    await deps.exports?.admission.close();
     throw new StartupError(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
   const authLog = new SelfLog(deps.ch);
@@ -198,7 +228,7 @@ export async function startApi(
       jwks: config.auth.jwksUrl
         ? new JwksCache({ url: config.auth.jwksUrl, logger: deps.logger })
         : undefined,
-      keys: new KeyRing({ path: config.security.apiKeysPath, logger: deps.logger }),
+      keys: { get: (id) => getKey(deps.control, id) },
     }),
     rateLimit: createRateLimit({ policy, ...(limitStore ? { store: limitStore } : {}) }),
     ingestRateLimit: createRateLimit({
@@ -209,6 +239,7 @@ export async function startApi(
     onAuthFailure: recordAuthFailures(authLog),
     downloadLimit,
     corsOrigins: config.security.corsAllowedOrigins,
+    adminKeys: deps.control,
     ...(deps.exports ? { exports: deps.exports } : {}),
     // schedules: mounted wherever exports are (the scheduler itself runs with the export workers).
     ...(deps.exports ? { schedules: scheduleDeps(config, deps.exports) } : {}),
@@ -223,7 +254,6 @@ export async function startApi(
           await limitStore?.shutdown();
           await ingestStore?.shutdown();
           downloadLimit.stop();
-          await deps.exports?.admission.close();
           await authLog.close();
         },
       });

@@ -2,18 +2,20 @@
 // on the embedded ClickHouse engine unless CLICKHOUSE_URL names a server.
 
 import { resolve } from 'node:path';
-import { exportDeps, startExportWorkers } from '../api/exports/setup.ts';
-import { startSchedules } from '../api/schedules/setup.ts';
+import { exportDeps } from '../api/exports/setup.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
 import type { Ingester } from '../ingest/consumer.ts';
 import { DEMO_WAIT_MS, loadDemo } from '../ingest/demo.ts';
+import { startExportWorkers } from '../worker/exports/setup.ts';
+import { startSchedules } from '../worker/schedules/setup.ts';
 import {
   checkListenAddress,
   configOrExit,
   createLogger,
   createSink,
   onShutdown,
+  openControlStore,
   openStorage,
   orExit,
   startApi,
@@ -38,6 +40,7 @@ const logger = createLogger(config.logLevel);
 await orExit(config, () => checkListenAddress(config));
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
 const ch = await orExit(config, () => openStorage(config, logger));
+const control = await orExit(config, () => openControlStore(config, logger));
 const sink = await createSink(config, ch, logger);
 // `npm run demo` (npm start -- --demo): a generated month of data, loaded once, and a token to read it with.
 const demo = process.argv.includes('--demo');
@@ -57,12 +60,20 @@ if (demoData) {
   );
 }
 // exports: the worker runs in this process; a queued job wakes it at once.
-const exportWorkers = startExportWorkers(config, ch, logger);
-const exports = exportDeps(config, ch, exportWorkers.notify);
+const exportWorkers = startExportWorkers(config, ch, control, logger);
+const exports = exportDeps(config, control, exportWorkers.notify);
 // schedules: the scheduler queues each closed period's job; the workers' finished jobs fire webhooks.
-const schedules = startSchedules(config, ch, logger, exportWorkers.workers, exportWorkers.notify);
+const schedules = startSchedules(config, ch, control, logger, exportWorkers.workers, exportWorkers.notify);
 const api = await orExit(config, () =>
-  startApi(config, { ch, sink, secret: secret.value, logger, exports, ...(ingester ? { ingester } : {}) }),
+  startApi(config, {
+    ch,
+    control,
+    sink,
+    secret: secret.value,
+    logger,
+    exports,
+    ...(ingester ? { ingester } : {}),
+  }),
 );
 
 // The command to mint another token, as printed: it must find the same secret, so a data directory other than
@@ -107,4 +118,5 @@ onShutdown(logger, async () => {
   await ingester?.stop();
   await sink.stop();
   await ch.close();
+  await control.close();
 });

@@ -61,3 +61,10 @@ export async function openServerControl(url: string): Promise<TestControl> {
     },
   };
 }
+
+let shared: Promise<ControlStore> | undefined;
+/** One in-memory PGlite store for this test file's process (closed when the process ends). */
+export function memoryControl(): Promise<ControlStore> {
+  shared ??= openControl({ url: undefined, dataDir: '', memory: true });
+  return shared;
+}

@@ -120,7 +120,16 @@ export async function recordDelivery(
     `UPDATE webhook_deliveries SET state = $3, attempts = $4, next_attempt_at = coalesce($5, next_attempt_at),
        lease_owner = '', lease_expires_at = 0, last_status = $6, last_error = $7, updated_at = $8
      WHERE job_id = $1 AND lease_owner = $2 RETURNING job_id`,
-    [jobId, owner, o.state, o.attempts, o.nextAttemptAt === undefined ? null : Math.ceil(o.nextAttemptAt), o.lastStatus, o.lastError, Math.round(nowMs)],
+    [
+      jobId,
+      owner,
+      o.state,
+      o.attempts,
+      o.nextAttemptAt === undefined ? null : Math.ceil(o.nextAttemptAt),
+      o.lastStatus,
+      o.lastError,
+      Math.round(nowMs),
+    ],
   );
   return rows.length === 1;
 }

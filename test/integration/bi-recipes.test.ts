@@ -6,13 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
-import { fileKeys } from '../helpers/keys.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { createKey } from '../../core/api-keys.ts';
 import { createLogger } from '../../core/logger.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { fileKeys } from '../helpers/keys.ts';
 import { rowsOf } from '../helpers/rows.ts';
 
 const DOCS = join(import.meta.dirname, '..', '..', 'docs', 'bi');

@@ -10,14 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import type { ExportDeps } from '../../api/exports/deps.ts';
 import { JobAdmission } from '../../api/exports/quota.ts';
-import { signLink } from '../../core/exports/signing.ts';
-import { ExportStore } from '../../core/exports/store.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { limitPerClient } from '../../api/middleware/client-limit.ts';
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import type { ControlStore } from '../../control/store.ts';
+import { signLink } from '../../core/exports/signing.ts';
+import { ExportStore } from '../../core/exports/store.ts';
 import { createLogger } from '../../core/logger.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
-import type { ControlStore } from '../../control/store.ts';
 import { memoryControl } from '../helpers/control.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 

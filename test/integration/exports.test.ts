@@ -12,21 +12,21 @@ import { JobAdmission, secondsToUtcMidnight } from '../../api/exports/quota.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { exportSource } from '../../clickhouse/export-stream.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
+import { SelfLog } from '../../clickhouse/self-log.ts';
 import { type ExportJob, getJob } from '../../control/jobs.ts';
 import { type ControlStore, openControl } from '../../control/store.ts';
 import type { KeyRing } from '../../core/exports/signing.ts';
 import { ExportStore } from '../../core/exports/store.ts';
-import { SelfLog } from '../../clickhouse/self-log.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
+import { ExportWorker } from '../../worker/exports/worker.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { readParquetRows } from '../helpers/python.ts';
 import { rowsOf } from '../helpers/rows.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { ExportWorker } from '../../worker/exports/worker.ts';
 
 interface ParquetCursor {
   next(): Promise<Record<string, unknown> | null>;

@@ -76,17 +76,21 @@ describe('schedules wiring (startSchedules)', () => {
     // A daily schedule created yesterday: its one closed day is queued by the scheduler's first tick.
     const created = Date.now() - DAY;
     const scheduleId = `sched-wiring-${randomUUID()}`;
-    const made = await createSchedule(control, {
-      schedule_id: scheduleId,
-      user_id: 'jwt::alice',
-      report_type: 'system-events',
-      format: 'csv',
-      cadence: 'daily',
-      params: '{}',
-      webhook_url: `http://127.0.0.1:${port}/hook`,
-      webhook_secret: SECRET,
-      created_at: created,
-    }, 10);
+    const made = await createSchedule(
+      control,
+      {
+        schedule_id: scheduleId,
+        user_id: 'jwt::alice',
+        report_type: 'system-events',
+        format: 'csv',
+        cadence: 'daily',
+        params: '{}',
+        webhook_url: `http://127.0.0.1:${port}/hook`,
+        webhook_secret: SECRET,
+        created_at: created,
+      },
+      10,
+    );
     expect(made).toBe(true);
     selfLog = new SelfLog(engine.ch);
     worker = new ExportWorker({
@@ -115,7 +119,9 @@ describe('schedules wiring (startSchedules)', () => {
         off();
       };
     };
-    services = startSchedules(config, engine.ch, control, logger, [worker], undefined, { webhookPollMs: 60_000 });
+    services = startSchedules(config, engine.ch, control, logger, [worker], undefined, {
+      webhookPollMs: 60_000,
+    });
     const { webhooks } = services;
     expect([...attached]).toEqual([webhooks.notify]);
 

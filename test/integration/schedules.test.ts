@@ -17,9 +17,9 @@ import { createSchedule, deleteSchedule, type ExportSchedule, runsOf } from '../
 import { type ControlStore, openControl } from '../../control/store.ts';
 import { newKey } from '../../core/api-keys.ts';
 import { ExportStore } from '../../core/exports/store.ts';
-import { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
+import { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { ExportWorker } from '../../worker/exports/worker.ts';
 import { apiKeyOwners } from '../../worker/schedules/owners.ts';
@@ -212,7 +212,9 @@ describe('scheduled exports', () => {
     expect(r.find((x) => x.period_start === '2025-02-01')?.period_end).toBe('2025-02-28');
     expect(await rawJobRows(r.map((x) => x.job_id))).toBe(3);
     // None of them spent the owner's daily quota.
-    const [quota] = await control.query('SELECT count(*) AS n FROM export_quota WHERE user_id = $1', ['jwt::alice']);
+    const [quota] = await control.query('SELECT count(*) AS n FROM export_quota WHERE user_id = $1', [
+      'jwt::alice',
+    ]);
     expect(Number(quota?.n)).toBe(0);
 
     // The worker runs them; each run then shows its file's link, which downloads that file.
@@ -370,7 +372,10 @@ describe('scheduled exports', () => {
     // Made usable again by hand (revocation removed, expiry pushed back): the skipped months stay skipped,
     // and only periods closing from now on are made. The unknown key, once in the file, is caught up.
     await control.query('UPDATE api_keys SET revoked_at = NULL WHERE id = $1', [revoked.id]);
-    await control.query('UPDATE api_keys SET expires_at = $2 WHERE id = $1', [expiring.id, '2026-12-31T00:00:00.000Z']);
+    await control.query('UPDATE api_keys SET expires_at = $2 WHERE id = $1', [
+      expiring.id,
+      '2026-12-31T00:00:00.000Z',
+    ]);
     await insertKey(control, { ...revoked, id: '00000000000000aa', name: 'late' });
     expect(await sched.tick()).toBe(3); // the unknown key's August, September and October
     expect(await periods(byUnknown)).toEqual(['2025-08-01', '2025-09-01', '2025-10-01']);

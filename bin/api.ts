@@ -33,8 +33,8 @@ if (!config.clickhouse.url || !config.control.databaseUrl) {
 const logger = createLogger(config.logLevel, 'tally-api');
 await orExit(config, () => checkListenAddress(config));
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
-const ch = await orExit(config, () => openStorage(config, logger));
 const control = await orExit(config, () => openControlStore(config, logger));
+const ch = await orExit(config, () => openStorage(config, logger, control));
 const sink = await createSink(config, ch, logger);
 const api = await orExit(config, () =>
   startApi(config, { ch, control, sink, secret: secret.value, logger, exports: exportDeps(config, control) }),

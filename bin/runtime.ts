@@ -13,11 +13,14 @@ import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
 import { scheduleDeps } from '../api/schedules/deps.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
-import { migrate } from '../clickhouse/migrate.ts';
+import { migrate, migrationsFor } from '../clickhouse/migrate.ts';
+import { RETIRE_MIGRATION, readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
+import { importLegacy, syncKeyFile } from '../control/import.ts';
 import { getKey } from '../control/keys.ts';
 import { type ControlStore, controlDir, openControl } from '../control/store.ts';
+import { readKeys } from '../core/api-keys.ts';
 import { type Config, ConfigError, loadConfig } from '../core/config.ts';
 import type { StatusSource } from '../core/health.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
@@ -77,7 +80,16 @@ export function checkListenAddress(config: Config): Promise<void> {
   });
 }
 
-export async function openStorage(config: Config, logger: Logger): Promise<ClickHouse> {
+/**
+ * Opens ClickHouse and brings its schema up to date. Migration 0010 retires the control-plane tables of earlier
+ * versions, so it runs only in a process that has the control store (`control`), after the one-time import of
+ * those tables has committed there; a process without one (the ingest role) leaves 0010 to the others.
+ */
+export async function openStorage(
+  config: Config,
+  logger: Logger,
+  control?: ControlStore,
+): Promise<ClickHouse> {
   // The embedded engine takes one process per data directory: a second one is told so in one line.
   if (!config.clickhouse.url) claimDataDir(config.dataDir);
   let ch: ClickHouse;
@@ -92,9 +104,28 @@ export async function openStorage(config: Config, logger: Logger): Promise<Click
   } catch (err) {
     throw storageFailure(err, config.clickhouse.url) ?? err;
   }
-  const applied = await migrate(ch).catch((err: unknown) => {
-    throw storageFailure(err, config.clickhouse.url) ?? err;
-  });
+  const all = migrationsFor(ch);
+  const migrateOr = (set: typeof all) =>
+    migrate(ch, set).catch((err: unknown) => {
+      throw storageFailure(err, config.clickhouse.url) ?? err;
+    });
+  const applied = await migrateOr(all.filter((m) => m.version < RETIRE_MIGRATION));
+  if (control) {
+    const summary = await importLegacy(
+      control,
+      () => readLegacyControl(ch),
+      () => readKeys(config.security.apiKeysPath),
+      { retryForMs: config.schedules.webhookRetryForSeconds * 1000 },
+    );
+    if (summary)
+      logger.info({ imported: summary }, 'control store: imported the state of the earlier version');
+    const added = await syncKeyFile(control, readKeys(config.security.apiKeysPath));
+    if (added > 0)
+      logger.info({ added }, `control store: API keys added from ${config.security.apiKeysPath}`);
+    applied.push(...(await migrateOr(all)));
+  } else {
+    applied.push(...(await migrateOr(all.filter((m) => m.version !== RETIRE_MIGRATION))));
+  }
   if (applied.length > 0) logger.info({ applied }, 'clickhouse: migrations applied');
   await applyRetention(ch, config.retentionDays);
   return ch;

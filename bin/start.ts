@@ -39,8 +39,8 @@ const config = configOrExit({
 const logger = createLogger(config.logLevel);
 await orExit(config, () => checkListenAddress(config));
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
-const ch = await orExit(config, () => openStorage(config, logger));
 const control = await orExit(config, () => openControlStore(config, logger));
+const ch = await orExit(config, () => openStorage(config, logger, control));
 const sink = await createSink(config, ch, logger);
 // `npm run demo` (npm start -- --demo): a generated month of data, loaded once, and a token to read it with.
 const demo = process.argv.includes('--demo');

@@ -19,8 +19,8 @@ if (!config.clickhouse.url || !config.control.databaseUrl) {
   process.exit(2);
 }
 const logger = createLogger(config.logLevel, 'tally-worker');
-const ch = await orExit(config, () => openStorage(config, logger));
 const control = await orExit(config, () => openControlStore(config, logger));
+const ch = await orExit(config, () => openStorage(config, logger, control));
 const workers = startExportWorkers(config, ch, control, logger);
 // schedules: every worker process also schedules; the (schedule, period) key keeps several of them exact.
 const schedules = startSchedules(config, ch, control, logger, workers.workers, workers.notify);

@@ -152,6 +152,7 @@ describe('request bodies: limits per operation, nothing read before authenticati
       'POST /events': MAX_BODY_BYTES,
       'POST /reports/export': JSON_BODY_BYTES,
       'POST /reports/export-schedules': JSON_BODY_BYTES,
+      'POST /admin/keys': JSON_BODY_BYTES,
     });
   });
 

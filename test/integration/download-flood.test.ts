@@ -34,7 +34,20 @@ describe('unauthenticated downloads: signature first, bounded per client address
 
   /** A service on a free loopback port; `trustProxy` as TRUST_PROXY would set it. */
   async function start(trustProxy: boolean): Promise<string> {
-    // The control store, counting the queries the download route makes (the real store answers them).
+    // The engine's client and the control store, counting the queries the routes make (the real ones answer).
+    const countedCh: ClickHouse = {
+      ...engine.ch,
+      client: new Proxy(engine.ch.client, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if ((prop !== 'query' && prop !== 'ping') || typeof v !== 'function') return v;
+          return (...args: unknown[]) => {
+            queries += 1;
+            return v.apply(target, args);
+          };
+        },
+      }),
+    };
     const store = await memoryControl();
     const counted: ControlStore = {
       ...store,
@@ -54,7 +67,7 @@ describe('unauthenticated downloads: signature first, bounded per client address
     const downloadLimit = limitPerClient({ perMinute: PER_MINUTE, trustProxy });
     limits.push(downloadLimit);
     const app = createApp({
-      ch: engine.ch,
+      ch: countedCh,
       sink: createDirectSink(engine.ch),
       logger: createLogger('silent'),
       auth: createAuthenticator({ secret: 'x'.repeat(40), issuer: undefined, audience: undefined }),

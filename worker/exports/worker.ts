@@ -78,7 +78,7 @@ export class ExportWorker {
   private readonly finished = new Set<(job: ExportJob) => void>();
 
   constructor(private readonly o: WorkerOptions) {
-    this.id = o.workerId ?? `worker-${randomUUID()}`;
+    this.id = o.workerId ?? `worker-${process.pid}-${randomUUID()}`;
     this.leaseMs = o.leaseMs ?? 30_000;
     this.maxAttempts = o.maxAttempts ?? 3;
     this.fileTtlMs = o.fileTtlMs ?? 24 * 3600_000;

@@ -37,7 +37,7 @@ export interface WebhookOptions {
   maxDelayMs?: number;
   /** Between looks for due deliveries when there is nothing to do (default 2 s); notify() looks at once. */
   pollMs?: number;
-  /** How long a claim holds; an attempt cannot outlast it (default timeoutMs + 30 s). */
+  /** How long a claim holds; an attempt cannot outlast it (default timeoutMs + 5 s). */
   leaseMs?: number;
   /** Deliveries attempted at once by this dispatcher (default 4): a slow receiver does not hold up the rest. */
   concurrency?: number;
@@ -81,11 +81,13 @@ export class WebhookDispatcher {
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly o: WebhookOptions) {
-    this.id = o.dispatcherId ?? `webhooks-${randomUUID()}`;
+    // The process id in the name tells an operator (and the race test) whose claim a lease is.
+    this.id = o.dispatcherId ?? `webhooks-${process.pid}-${randomUUID()}`;
     this.now = o.now ?? Date.now;
     this.retryForMs = o.retryForMs ?? 3_600_000;
     this.timeoutMs = o.timeoutMs ?? 10_000;
-    this.leaseMs = o.leaseMs ?? this.timeoutMs + 30_000;
+    // An attempt ends within timeoutMs (its own deadline), and its outcome is written at once.
+    this.leaseMs = o.leaseMs ?? this.timeoutMs + 5_000;
   }
 
   /** Starts delivering: looks for due deliveries now (what a previous process left included), then polls. */

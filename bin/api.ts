@@ -12,6 +12,7 @@ import {
   openControlStore,
   openStorage,
   orExit,
+  retireLegacyTables,
   startApi,
 } from './runtime.ts';
 
@@ -34,7 +35,8 @@ const logger = createLogger(config.logLevel, 'tally-api');
 await orExit(config, () => checkListenAddress(config));
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
 const control = await orExit(config, () => openControlStore(config, logger));
-const ch = await orExit(config, () => openStorage(config, logger, control));
+const ch = await orExit(config, () => openStorage(config, logger));
+await orExit(config, () => retireLegacyTables(config, ch, control, logger));
 const sink = await createSink(config, ch, logger);
 const api = await orExit(config, () =>
   startApi(config, { ch, control, sink, secret: secret.value, logger, exports: exportDeps(config, control) }),

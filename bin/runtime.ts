@@ -13,8 +13,8 @@ import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
 import { scheduleDeps } from '../api/schedules/deps.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
-import { migrate, migrationsFor } from '../clickhouse/migrate.ts';
-import { RETIRE_MIGRATION, readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
+import { migrate, migrationsFor, RETIRE_MIGRATION } from '../clickhouse/migrate.ts';
+import { readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
 import { importLegacy, syncKeyFile } from '../control/import.ts';
@@ -81,15 +81,10 @@ export function checkListenAddress(config: Config): Promise<void> {
 }
 
 /**
- * Opens ClickHouse and brings its schema up to date. Migration 0010 retires the control-plane tables of earlier
- * versions, so it runs only in a process that has the control store (`control`), after the one-time import of
- * those tables has committed there; a process without one (the ingest role) leaves 0010 to the others.
+ * Opens ClickHouse and brings its schema up to date, except migration 0010, which retires the control-plane
+ * tables of earlier versions: that one runs in retireLegacyTables, after their import into the control store.
  */
-export async function openStorage(
-  config: Config,
-  logger: Logger,
-  control?: ControlStore,
-): Promise<ClickHouse> {
+export async function openStorage(config: Config, logger: Logger): Promise<ClickHouse> {
   // The embedded engine takes one process per data directory: a second one is told so in one line.
   if (!config.clickhouse.url) claimDataDir(config.dataDir);
   let ch: ClickHouse;
@@ -104,31 +99,42 @@ export async function openStorage(
   } catch (err) {
     throw storageFailure(err, config.clickhouse.url) ?? err;
   }
-  const all = migrationsFor(ch);
-  const migrateOr = (set: typeof all) =>
-    migrate(ch, set).catch((err: unknown) => {
-      throw storageFailure(err, config.clickhouse.url) ?? err;
-    });
-  const applied = await migrateOr(all.filter((m) => m.version < RETIRE_MIGRATION));
-  if (control) {
-    const summary = await importLegacy(
-      control,
-      () => readLegacyControl(ch),
-      () => readKeys(config.security.apiKeysPath),
-      { retryForMs: config.schedules.webhookRetryForSeconds * 1000 },
-    );
-    if (summary)
-      logger.info({ imported: summary }, 'control store: imported the state of the earlier version');
-    const added = await syncKeyFile(control, readKeys(config.security.apiKeysPath));
-    if (added > 0)
-      logger.info({ added }, `control store: API keys added from ${config.security.apiKeysPath}`);
-    applied.push(...(await migrateOr(all)));
-  } else {
-    applied.push(...(await migrateOr(all.filter((m) => m.version !== RETIRE_MIGRATION))));
-  }
+  const applied = await migrate(
+    ch,
+    migrationsFor(ch).filter((m) => m.version !== RETIRE_MIGRATION),
+  ).catch((err: unknown) => {
+    throw storageFailure(err, config.clickhouse.url) ?? err;
+  });
   if (applied.length > 0) logger.info({ applied }, 'clickhouse: migrations applied');
   await applyRetention(ch, config.retentionDays);
   return ch;
+}
+
+/**
+ * The upgrade step of a process that has the control store: the state an earlier version kept in ClickHouse
+ * (and API_KEYS_FILE) is imported once (control/import.ts), API_KEYS_FILE's new keys are added, and only then is
+ * ClickHouse migration 0010 applied, which drops the old tables. A process without a control store (the ingest
+ * role) leaves this to the others.
+ */
+export async function retireLegacyTables(
+  config: Config,
+  ch: ClickHouse,
+  control: ControlStore,
+  logger: Logger,
+): Promise<void> {
+  const summary = await importLegacy(
+    control,
+    () => readLegacyControl(ch),
+    () => readKeys(config.security.apiKeysPath),
+    { retryForMs: config.schedules.webhookRetryForSeconds * 1000 },
+  );
+  if (summary) logger.info({ imported: summary }, 'control store: imported the state of the earlier version');
+  const added = await syncKeyFile(control, readKeys(config.security.apiKeysPath));
+  if (added > 0) logger.info({ added }, `control store: API keys added from ${config.security.apiKeysPath}`);
+  const applied = await migrate(ch).catch((err: unknown) => {
+    throw storageFailure(err, config.clickhouse.url) ?? err;
+  });
+  if (applied.length > 0) logger.info({ applied }, 'clickhouse: migrations applied');
 }
 
 /**

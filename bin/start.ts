@@ -3,6 +3,7 @@
 
 import { resolve } from 'node:path';
 import { exportDeps } from '../api/exports/setup.ts';
+import { whenOpen } from '../control/db.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
 import type { Ingester } from '../ingest/consumer.ts';
@@ -18,6 +19,7 @@ import {
   openControlStore,
   openStorage,
   orExit,
+  retireLegacyTables,
   startApi,
   startIngester,
 } from './runtime.ts';
@@ -39,8 +41,14 @@ const config = configOrExit({
 const logger = createLogger(config.logLevel);
 await orExit(config, () => checkListenAddress(config));
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
-const control = await orExit(config, () => openControlStore(config, logger));
-const ch = await orExit(config, () => openStorage(config, logger, control));
+// The control store opens beside ClickHouse and may finish after the API listens (PGlite's first start creates
+// its database, seconds on a loaded machine): whatever needs it waits for it, and a failure ends the process in
+// one line, as any start-up failure does. The import of an earlier version's state follows its opening.
+const opening = openControlStore(config, logger);
+opening.catch(() => undefined); // reported below
+const ch = await orExit(config, () => openStorage(config, logger));
+const control = whenOpen(opening, config.control.databaseUrl ? 'server' : 'embedded');
+void orExit(config, async () => retireLegacyTables(config, ch, await opening, logger));
 const sink = await createSink(config, ch, logger);
 // `npm run demo` (npm start -- --demo): a generated month of data, loaded once, and a token to read it with.
 const demo = process.argv.includes('--demo');

@@ -5,7 +5,15 @@
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import { startExportWorkers } from '../worker/exports/setup.ts';
 import { startSchedules } from '../worker/schedules/setup.ts';
-import { configOrExit, createLogger, onShutdown, openControlStore, openStorage, orExit } from './runtime.ts';
+import {
+  configOrExit,
+  createLogger,
+  onShutdown,
+  openControlStore,
+  openStorage,
+  orExit,
+  retireLegacyTables,
+} from './runtime.ts';
 
 handleHelp(
   `usage: npm run worker\n\nThe export worker (and scheduler) alone, for a distributed deployment: needs CLICKHOUSE_URL\nand DATABASE_URL.\n\n${ENV_HELP}`,
@@ -20,7 +28,8 @@ if (!config.clickhouse.url || !config.control.databaseUrl) {
 }
 const logger = createLogger(config.logLevel, 'tally-worker');
 const control = await orExit(config, () => openControlStore(config, logger));
-const ch = await orExit(config, () => openStorage(config, logger, control));
+const ch = await orExit(config, () => openStorage(config, logger));
+await orExit(config, () => retireLegacyTables(config, ch, control, logger));
 const workers = startExportWorkers(config, ch, control, logger);
 // schedules: every worker process also schedules; the (schedule, period) key keeps several of them exact.
 const schedules = startSchedules(config, ch, control, logger, workers.workers, workers.notify);

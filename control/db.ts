@@ -40,3 +40,17 @@ export async function openDb(o: OpenDbOptions): Promise<Db> {
   const { openEmbeddedDb } = await import('./pglite.ts');
   return openEmbeddedDb(o.dir);
 }
+
+/**
+ * A Db whose calls wait for `opening`: lets a process serve before a store that takes seconds to create on a
+ * first start (PGlite's initdb) is open. A failed opening fails every call (the opener reports it).
+ */
+export function whenOpen(opening: Promise<Db>, kind: Db['kind']): Db {
+  return {
+    kind,
+    query: async (text, params) => (await opening).query(text, params),
+    transaction: async (fn) => (await opening).transaction(fn),
+    exec: async (text) => (await opening).exec(text),
+    close: async () => (await opening).close(),
+  };
+}

@@ -3,9 +3,6 @@
 // Newest version of each row (FINAL); times as epoch milliseconds; absent tables read as empty.
 import type { ClickHouse } from '../client.ts';
 
-/** The ClickHouse migration that drops these tables: applied only after the import committed. */
-export const RETIRE_MIGRATION = 10;
-
 export interface LegacyControl {
   jobs: Record<string, unknown>[];
   schedules: Record<string, unknown>[];

@@ -79,6 +79,8 @@ describe('upgrade from the ClickHouse control plane', () => {
     DATA_DIR: dataDir,
     AUTH_JWT_SECRET: SECRET,
     WEBHOOK_ALLOWED_HOSTS: `127.0.0.1:${hookPort}`,
+    // Generous: an answer that a loaded machine delivers late must not turn into a second (at-least-once) attempt.
+    WEBHOOK_TIMEOUT_SECONDS: '30',
     LOG_LEVEL: 'warn',
   });
   const call = (path: string, init: RequestInit = {}, token = alice) =>

@@ -2,6 +2,8 @@
 // same raw tables and materialized views as real ingestion: 80% usage events, 20% system logs over 90 days,
 // and 1% of the logs delivered twice (separate inserts) so reads must stay duplicate-proof.
 import type { ClickHouse } from '../clickhouse/client.ts';
+import { sealLogDays } from '../clickhouse/queries/log-day-counts.ts';
+import { QuietDays, sealUsage } from '../clickhouse/sealer.ts';
 
 export interface DatasetSpec {
   events: number;
@@ -106,9 +108,26 @@ export async function ensureDataset(
   return { usage, logs: logs + resent, seconds: (performance.now() - t0) / 1000 };
 }
 
+/**
+ * Seals what the service's sealer would have sealed by now on a settled dataset: every log cell and every
+ * usage day (after back-filling usage_points if the dataset predates them). Returns the seconds it took.
+ */
+export async function sealAll(ch: ClickHouse): Promise<number> {
+  const t0 = performance.now();
+  await sealLogDays(ch);
+  await sealUsage(ch, new QuietDays(), 0, Date.now());
+  return (performance.now() - t0) / 1000;
+}
+
 /** Merges the rollups' parts, as background merges leave them on a steady stream. */
 export async function mergeRollups(ch: ClickHouse): Promise<void> {
-  for (const table of ['usage_daily', 'usage_first_seen', 'log_counts_hourly']) {
+  for (const table of [
+    'usage_daily',
+    'usage_first_seen',
+    'log_counts_hourly',
+    'log_cells_daily',
+    'usage_points',
+  ]) {
     await ch.client.command({ query: `OPTIMIZE TABLE ${table} FINAL` });
   }
 }

@@ -16,6 +16,7 @@ import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate, migrationsFor, RETIRE_MIGRATION } from '../clickhouse/migrate.ts';
 import { readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
+import { startSealer } from '../clickhouse/sealer.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
 import { importLegacy, syncKeyFile } from '../control/import.ts';
 import { getKey } from '../control/keys.ts';
@@ -81,7 +82,7 @@ export function checkListenAddress(config: Config): Promise<void> {
 }
 
 /**
- * Opens ClickHouse and brings its schema up to date, except migration 0010, which retires the control-plane
+ * Opens ClickHouse and brings its schema up to date, except migration 0012, which retires the control-plane
  * tables of earlier versions: that one runs in retireLegacyTables, after their import into the control store.
  */
 export async function openStorage(config: Config, logger: Logger): Promise<ClickHouse> {
@@ -113,7 +114,7 @@ export async function openStorage(config: Config, logger: Logger): Promise<Click
 /**
  * The upgrade step of a process that has the control store: the state an earlier version kept in ClickHouse
  * (and API_KEYS_FILE) is imported once (control/import.ts), API_KEYS_FILE's new keys are added, and only then is
- * ClickHouse migration 0010 applied, which drops the old tables. A process without a control store (the ingest
+ * ClickHouse migration 0012 applied, which drops the old tables. A process without a control store (the ingest
  * role) leaves this to the others.
  */
 export async function retireLegacyTables(
@@ -249,6 +250,8 @@ export async function startApi(
     throw new StartupError(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
   const authLog = new SelfLog(deps.ch);
+  // Seals for the read path: wherever reads are served, so a deployment without a worker has them too.
+  const sealer = startSealer(deps.ch, deps.logger);
   const downloadLimit = limitPerClient({
     perMinute: config.security.downloadRateLimitPerMinute,
     trustProxy: config.security.trustProxy,
@@ -291,6 +294,7 @@ export async function startApi(
           await limitStore?.shutdown();
           await ingestStore?.shutdown();
           downloadLimit.stop();
+          await sealer.stop();
           await authLog.close();
         },
       });

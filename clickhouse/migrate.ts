@@ -168,11 +168,11 @@ export async function migrate(
 }
 
 /**
- * The migration that drops the control-plane tables of earlier versions (0010). It runs only after their
+ * The migration that drops the control-plane tables of earlier versions (0012). It runs only after their
  * one-time import into the control store (bin/runtime.ts), so a process may serve before it; nothing reads
  * those tables, and /readyz does not wait for it.
  */
-export const RETIRE_MIGRATION = 10;
+export const RETIRE_MIGRATION = 12;
 
 /** True when every known migration (but the retirement, above) is recorded as applied (used by /readyz). */
 export async function migrationsApplied(

@@ -15,6 +15,9 @@ const TABLES = {
   // One day more than the raw logs: an hour's counts outlive every log they count, and the reads never go
   // below firstRetainedDay anyway.
   log_counts_hourly: 'hour',
+  // The daily cells and their seals likewise (migration 0010): they count logs the reads still page.
+  log_cells_daily: 'day',
+  log_day_seals: 'day',
 } as const;
 type Table = keyof typeof TABLES;
 
@@ -22,7 +25,7 @@ const DAY_MS = 86_400_000;
 
 /** Days a table keeps its rows for a retention of `days`. */
 function keptDays(table: Table, days: number): number {
-  return table === 'log_counts_hourly' ? days + 1 : days;
+  return table === 'usage_events' || table === 'log_events' ? days : days + 1;
 }
 
 /** Where the rows of a table live, and the ALTER target that reaches all of them. */

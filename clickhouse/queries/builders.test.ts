@@ -2,11 +2,11 @@
 // values travel only in query_params. Also the pure paging arithmetic against a brute-force model.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { buildOpenDaysQuery, buildSealedDaysQuery } from './log-day-counts.ts';
 import { clippedPeriodStarts } from './periods.ts';
 import {
-  buildLogHourCountsQuery,
+  type Bucket,
   buildLogPageQuery,
-  type HourCount,
   type LogFilters,
   locateAfter,
   locatePage,
@@ -92,9 +92,11 @@ describe('query builders keep request values out of the SQL text', () => {
         fc.nat(),
         fc.integer({ min: 1, max: 1000 }),
         (f: LogFilters, after, skip, limit) => {
-          const counts = buildLogHourCountsQuery(f);
-          expect(counts.query).toBe(buildLogHourCountsQuery(neutral(f)).query);
+          const counts = buildSealedDaysQuery(f);
+          expect(counts.query).toBe(buildSealedDaysQuery(neutral(f)).query);
           paramsHold(counts.query_params, f);
+          const open = buildOpenDaysQuery(f, ['2025-01-02']);
+          expect(open.query).toBe(buildOpenDaysQuery(neutral(f), ['2025-01-03']).query);
           const w = { after, skip, limit, fromMs: 0, toMs: 1 };
           const page = buildLogPageQuery(f, w);
           const neutralAfter = after ? { ...after, event_id: 'x' } : undefined;
@@ -112,14 +114,14 @@ describe('paging arithmetic', () => {
   // Hours newest first, each with a count (zero-count hours never come from the rollup).
   const hoursArb = fc
     .array(fc.integer({ min: 1, max: 30 }), { maxLength: 40 })
-    .map((ns) => ns.map((n, i): HourCount => ({ hourMs: (1000 - i) * HOUR, n })));
+    .map((ns) => ns.map((n, i): Bucket => ({ startMs: (1000 - i) * HOUR, n })));
 
   it('the located window holds the whole page and skips exactly the rows before it', () => {
     fc.assert(
       fc.property(hoursArb, fc.nat(400), fc.integer({ min: 1, max: 50 }), (hours, offset, limit) => {
         // Model: one row per unit of count, newest first, tagged with its hour.
-        const rows = hours.flatMap((h) => Array.from({ length: h.n }, () => h.hourMs));
-        const w = locatePage(hours, offset, limit);
+        const rows = hours.flatMap((h) => Array.from({ length: h.n }, () => h.startMs));
+        const w = locatePage(hours, offset, limit, HOUR);
         if (offset >= rows.length) {
           expect(w).toBeUndefined();
           return;
@@ -140,9 +142,9 @@ describe('paging arithmetic', () => {
       fc.property(hoursArb, fc.nat(39), fc.integer({ min: 1, max: 50 }), (hours, k, limit) => {
         const at = hours[k % Math.max(1, hours.length)];
         if (!at) return;
-        const w = locateAfter(hours, { ms: at.hourMs + 5, event_id: 'e' }, limit);
-        const older = hours.filter((h) => h.hourMs < at.hourMs);
-        const inWindow = older.filter((h) => w.fromMs === undefined || h.hourMs >= w.fromMs);
+        const w = locateAfter(hours, { ms: at.startMs + 5, event_id: 'e' }, limit, HOUR);
+        const older = hours.filter((h) => h.startMs < at.startMs);
+        const inWindow = older.filter((h) => w.fromMs === undefined || h.startMs >= w.fromMs);
         const total = older.reduce((s, h) => s + h.n, 0);
         expect(inWindow.reduce((s, h) => s + h.n, 0)).toBeGreaterThanOrEqual(Math.min(limit, total));
       }),

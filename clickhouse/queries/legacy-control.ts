@@ -1,5 +1,5 @@
 // Reads the control-plane tables that versions before the PostgreSQL control store kept in ClickHouse
-// (migrations 0006-0008; retired by 0010), once, for the import into the control store (control/import.ts).
+// (migrations 0006-0008; retired by 0012), once, for the import into the control store (control/import.ts).
 // Newest version of each row (FINAL); times as epoch milliseconds; absent tables read as empty.
 import type { ClickHouse } from '../client.ts';
 

@@ -2,6 +2,7 @@
 import type { ClickHouse } from '../client.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
+import { pairsSummary, userDaysReady } from './usage-pairs.ts';
 
 export interface UsageSummaryParams extends UsageFilters {
   /** First UTC day, YYYY-MM-DD, inclusive. */
@@ -20,26 +21,37 @@ export interface UsageSummary {
 // exactly when one of its rows is, so no FINAL is needed. active: likewise for max(). Sessions merge exact sets.
 // Active users and sessions come from one scan of usage_daily (two scans cost ~10 ms more on 90 days of 10M
 // events); the union of session sets is most of the time, see bench/RESULTS.md.
-export function buildUsageSummaryQuery(p: UsageSummaryParams): BuiltQuery {
+// With a user filter and usage_user_days back-filled (`byUser`), all three come from that user's rows of
+// usage_user_days (the same rollup ordered by user): a few rows instead of every day of the range.
+export function buildUsageSummaryQuery(p: UsageSummaryParams, byUser = false): BuiltQuery {
   const f = filterClause(p);
+  const users = byUser
+    ? `SELECT uniqExact(user_id) FROM usage_user_days WHERE day <= {end_date:Date}${f.sql}`
+    : `SELECT uniqExact(user_id) FROM usage_first_seen WHERE first_day <= {end_date:Date}${f.sql}`;
   const query = `
     SELECT
-      (SELECT uniqExact(user_id) FROM usage_first_seen
-        WHERE first_day <= {end_date:Date}${f.sql}) AS total_users,
+      (${users}) AS total_users,
       active_users,
       total_sessions
     FROM (
       SELECT uniqExactIf(user_id, active = 1) AS active_users, uniqExactMerge(sessions) AS total_sessions
-      FROM usage_daily
+      FROM ${byUser ? 'usage_user_days' : 'usage_daily'}
       WHERE day BETWEEN {start_date:Date} AND {end_date:Date}${f.sql}
     )`;
   return { query, query_params: { start_date: p.start_date, end_date: p.end_date, ...f.params } };
 }
 
 export async function usageSummary(ch: ClickHouse, p: UsageSummaryParams): Promise<UsageSummary> {
+  // Sealed pairs answer in time that does not grow with stored events; a user filter, or a day not sealed yet
+  // (today under live traffic, a fresh back-fill), is answered from the daily rollup below.
+  if (p.user_id === undefined) {
+    const sealed = await pairsSummary(ch, p.start_date, p.end_date, p);
+    if (sealed) return sealed;
+  }
+  const byUser = p.user_id !== undefined && (await userDaysReady(ch));
   // No per-query settings: on the embedded engine they would outlive the query. 64-bit counts may arrive as
   // strings (output_format_json_quote_64bit_integers), hence Number().
-  const rs = await ch.client.query({ ...buildUsageSummaryQuery(p), format: 'JSONEachRow' });
+  const rs = await ch.client.query({ ...buildUsageSummaryQuery(p, byUser), format: 'JSONEachRow' });
   const [row] = await rs.json<Record<keyof UsageSummary, string | number>>();
   return {
     total_users: Number(row?.total_users ?? 0),

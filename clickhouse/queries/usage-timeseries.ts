@@ -4,6 +4,7 @@ import type { ClickHouse } from '../client.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import { clippedPeriodStarts, type Interval } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
+import { levelOf, type SealedView, sealedView, userDaysReady } from './usage-pairs.ts';
 
 export type { Interval } from './periods.ts';
 export type GroupBy = 'team' | 'service';
@@ -33,7 +34,7 @@ const GROUP_COLUMN: Record<GroupBy, 'team_id' | 'service'> = { team: 'team_id', 
 
 // A period's active users are the distinct users with active = 1 on any of its days (active is a max()
 // partial before merges, so one row with 1 is enough); its sessions merge the days' exact sets.
-export function buildUsageTimeseriesQuery(p: UsageTimeseriesParams): BuiltQuery {
+export function buildUsageTimeseriesQuery(p: UsageTimeseriesParams, byUser = false): BuiltQuery {
   const f = filterClause(p);
   const group = p.group_by === undefined ? undefined : GROUP_COLUMN[p.group_by];
   const groupSelect = group ? `, ${group} AS grp` : '';
@@ -44,11 +45,61 @@ export function buildUsageTimeseriesQuery(p: UsageTimeseriesParams): BuiltQuery 
     SELECT toString(${PERIOD_SQL[p.interval]}) AS period${groupSelect},
       uniqExactIf(user_id, active = 1) AS active_users,
       uniqExactMerge(sessions) AS total_sessions
-    FROM usage_daily
+    FROM ${byUser ? 'usage_user_days' : 'usage_daily'}
     WHERE day BETWEEN {start_date:Date} AND {end_date:Date}${f.sql}
     GROUP BY period${groupKey}${having}
     ORDER BY period${groupKey}`;
   return { query, query_params: { start_date: p.start_date, end_date: p.end_date, ...f.params } };
+}
+
+/**
+ * The same rows from the sealed pairs (usage-pairs.ts): a period's distinct users or sessions are its points
+ * whose previous point is before the period's (clipped) first day. A grouped series reads the level of its
+ * group (team or service, crossed with the other filter), every key of it.
+ */
+export function buildPairsTimeseriesQuery(p: UsageTimeseriesParams, view: SealedView): BuiltQuery {
+  const group = p.group_by === undefined ? undefined : GROUP_COLUMN[p.group_by];
+  const { level } = levelOf({
+    team_id: p.team_id ?? (p.group_by === 'team' ? '' : undefined),
+    service: p.service ?? (p.group_by === 'service' ? '' : undefined),
+  });
+  const params: Record<string, string | number> = {
+    level,
+    start_date: p.start_date,
+    end_date: p.end_date,
+    keys: `[${view.keys.join(',')}]`,
+    prefixes: `[${view.prefixes.join(',')}]`,
+  };
+  // The key columns the level does not group by are fixed: the filter's value, or '' at a coarser level.
+  let keySql = '';
+  for (const col of ['team_id', 'service'] as const) {
+    if (col === group) {
+      if (p[col] !== undefined) {
+        keySql += ` AND ${col} = {${col}:String}`;
+        params[col] = p[col];
+      }
+      continue;
+    }
+    keySql += ` AND ${col} = {${col}:String}`;
+    params[col] = p[col] ?? '';
+  }
+  const groupSelect = group ? `, ${group} AS grp` : '';
+  const groupKey = group ? ', grp' : '';
+  const having = group ? '\n    HAVING active_users > 0' : '';
+  const query = `
+    SELECT toString(${PERIOD_SQL[p.interval]}) AS period${groupSelect},
+      sumIf(n, family = 'active') AS active_users,
+      sumIf(n, family = 'session') AS total_sessions
+    FROM usage_pairs FINAL
+    WHERE family IN ('active', 'session') AND level = {level:String}${keySql}
+      AND day BETWEEN {start_date:Date} AND {end_date:Date}
+      AND prev < ${PERIOD_SQL[p.interval]}
+      AND prefix = transform(toUInt64(toUInt8(family)) * 65536 + toUInt32(day), {keys:Array(UInt64)},
+        {prefixes:Array(UInt64)}, toUInt64(0))
+    GROUP BY period${groupKey}${having}
+    ORDER BY period${groupKey}
+    SETTINGS max_threads = 1`;
+  return { query, query_params: params };
 }
 
 interface Row {
@@ -59,7 +110,12 @@ interface Row {
 }
 
 export async function usageTimeseries(ch: ClickHouse, p: UsageTimeseriesParams): Promise<TimeseriesRow[]> {
-  const rs = await ch.client.query({ ...buildUsageTimeseriesQuery(p), format: 'JSONEachRow' });
+  // From the sealed pairs when every day is sealed and no user is asked for; a user's from their rows of
+  // usage_user_days once back-filled; else from the daily rollup.
+  const view = p.user_id === undefined ? await sealedView(ch, p.start_date, p.end_date) : undefined;
+  const byUser = p.user_id !== undefined && (await userDaysReady(ch));
+  const q = view ? buildPairsTimeseriesQuery(p, view) : buildUsageTimeseriesQuery(p, byUser);
+  const rs = await ch.client.query({ ...q, format: 'JSONEachRow' });
   const rows = await rs.json<Row>();
   if (p.group_by !== undefined) {
     const key = GROUP_COLUMN[p.group_by];

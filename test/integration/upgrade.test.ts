@@ -2,7 +2,7 @@
 // (commit c4f47f4, run from a copy of that tree) is opened by this version. Its export jobs (files, links,
 // Idempotency-Key, the day's quota), API keys (made by its `npm run keys`), schedules and runs are all there;
 // a job and a webhook delivery that were leased when it stopped go back to the queue and are done once; the old
-// ClickHouse tables are dropped by migration 0010 after the import, and a second start imports nothing again.
+// ClickHouse tables are dropped by migration 0012 after the import, and a second start imports nothing again.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -224,7 +224,7 @@ describe('upgrade from the ClickHouse control plane', () => {
     });
     await stop();
 
-    // Restarted: nothing imported twice; the old ClickHouse tables are gone, migration 0010 recorded.
+    // Restarted: nothing imported twice; the old ClickHouse tables are gone, migration 0012 recorded.
     service = await startService(env());
     const again = (await (await call('/reports/export-schedules/sched-old/runs')).json()) as {
       runs: unknown[];
@@ -244,7 +244,7 @@ describe('upgrade from the ClickHouse control plane', () => {
         query: 'SELECT max(version) AS v FROM schema_migrations',
         format: 'JSONEachRow',
       });
-      expect(Number((await m.json<{ v: number }>())[0]?.v)).toBeGreaterThanOrEqual(10);
+      expect(Number((await m.json<{ v: number }>())[0]?.v)).toBeGreaterThanOrEqual(12);
     } finally {
       await ch.close();
     }

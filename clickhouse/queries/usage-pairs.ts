@@ -1,0 +1,403 @@
+// Sealing and reading the usage pairs of migration 0011: exact distinct users and sessions over any day range
+// from per-day counts of (day, previous day) pairs, valid while the counters of the days they depend on are
+// unchanged. The reports fall back to the daily rollup whenever a day they need is not sealed.
+import { createHash } from 'node:crypto';
+import { type ClickHouse, quoteIdent } from '../client.ts';
+import type { UsageFilters } from './filters.ts';
+import type { BuiltQuery } from './query.ts';
+
+export type Family = 'seen' | 'active' | 'session';
+export const FAMILIES: readonly Family[] = ['seen', 'active', 'session'];
+export type Level = 'all' | 'team' | 'service' | 'team_service';
+
+/** The level and key of a team / service filter (a user filter has no pairs: the reports fall back). */
+export function levelOf(f: Pick<UsageFilters, 'team_id' | 'service'>): {
+  level: Level;
+  team: string;
+  service: string;
+} {
+  const team = f.team_id ?? '';
+  const service = f.service ?? '';
+  const level: Level =
+    f.team_id !== undefined
+      ? f.service !== undefined
+        ? 'team_service'
+        : 'team'
+      : f.service !== undefined
+        ? 'service'
+        : 'all';
+  return { level, team, service };
+}
+
+export interface DayPrefix {
+  day: string;
+  prefix: number;
+}
+
+async function rows<T>(ch: ClickHouse, q: BuiltQuery): Promise<T[]> {
+  const rs = await ch.client.query({ ...q, format: 'JSONEachRow' });
+  return rs.json<T>();
+}
+
+/** Per family, every day with points and the running sum of its counters up to that day (day ordered). */
+export async function dayPrefixes(ch: ClickHouse): Promise<Map<Family, DayPrefix[]>> {
+  const counters = await rows<{ family: Family; day: string; c: string | number }>(ch, {
+    query: `SELECT family, toString(day) AS day, sum(inserted) AS c FROM usage_points WHERE kind = 0
+      GROUP BY family, day ORDER BY family, day SETTINGS max_threads = 1`,
+    query_params: {},
+  });
+  const out = new Map<Family, DayPrefix[]>(FAMILIES.map((f) => [f, []]));
+  const running = new Map<Family, number>();
+  for (const r of counters) {
+    const prefix = (running.get(r.family) ?? 0) + Number(r.c);
+    running.set(r.family, prefix);
+    out.get(r.family)?.push({ day: r.day, prefix });
+  }
+  return out;
+}
+
+const sealKey = (family: string, day: string, prefix: number | string) => `${family}|${day}|${prefix}`;
+
+/** The (family, day, prefix) seals written so far. */
+export async function sealsWritten(ch: ClickHouse): Promise<Set<string>> {
+  const r = await rows<{ family: string; day: string; prefix: string | number }>(ch, {
+    query: 'SELECT family, toString(day) AS day, prefix FROM usage_day_seals SETTINGS max_threads = 1',
+    query_params: {},
+  });
+  return new Set(r.map((s) => sealKey(s.family, s.day, s.prefix)));
+}
+
+/** What the back-fill has completed: usage_points families, and 'user_days' for usage_user_days. */
+type Covered = Family | 'user_days';
+
+/** Families back-filled, with the first day their pairs cover. */
+export async function coverage(ch: ClickHouse): Promise<Map<Covered, string>> {
+  const r = await rows<{ family: Covered; from_day: string }>(ch, {
+    query: 'SELECT family, toString(max(from_day)) AS from_day FROM usage_points_coverage GROUP BY family',
+    query_params: {},
+  });
+  return new Map(r.map((c) => [c.family, c.from_day]));
+}
+
+/** The (family, day) points of one event family, as the view makes them (counter rows included). */
+const pointsSelect = (source: string, families: string, entity: string, where: string) => `
+  SELECT family, kind, entity, day, t AS team_id, s AS service, if(kind = 0, count(), 0) AS inserted
+  FROM (
+    SELECT
+      arrayJoin(${families}) AS f,
+      CAST(f, 'Enum8(\\'seen\\' = 1, \\'active\\' = 2, \\'session\\' = 3)') AS family,
+      arrayJoin([0, 1]) AS kind,
+      if(kind = 1, ${entity}, '') AS entity,
+      ${source === 'usage_daily' ? 'day' : 'toDate(timestamp)'} AS day,
+      if(kind = 1, team_id, '') AS t,
+      if(kind = 1, service, '') AS s
+    FROM ${source}
+    ${where}
+  )
+  GROUP BY family, kind, entity, day, team_id, service`;
+
+/**
+ * Fills usage_points from what was stored before migration 0011, once: users from usage_daily (kept forever),
+ * sessions from the raw events (which RETENTION_DAYS may have thinned: session pairs then cover only the days
+ * after the first raw day). Idempotent and resumable: points are deduplicated by their key, and the coverage
+ * row is written last.
+ */
+export async function backfillPoints(ch: ClickHouse, todayIso: string): Promise<boolean> {
+  const done = await coverage(ch);
+  if (FAMILIES.every((f) => done.has(f)) && done.has('user_days')) return false;
+  // Sets and maxima: copying a row again changes nothing.
+  await ch.client.command({
+    query: `INSERT INTO usage_user_days SETTINGS insert_deduplicate = 0
+      SELECT user_id, day, team_id, service, sessions, active FROM usage_daily`,
+  });
+  await ch.client.command({
+    query: `INSERT INTO usage_points SETTINGS insert_deduplicate = 0 ${pointsSelect(
+      'usage_daily',
+      "if(active = 1, ['seen', 'active'], ['seen'])",
+      'user_id',
+      '',
+    )}`,
+  });
+  await ch.client.command({
+    query: `INSERT INTO usage_points SETTINGS insert_deduplicate = 0 ${pointsSelect(
+      'usage_events',
+      "['session']",
+      'session_id',
+      "WHERE type = 'session_start'",
+    )}`,
+  });
+  const [m] = await rows<{ raw: number; raw_min: string; daily: number; daily_min: string }>(ch, {
+    query: `SELECT
+      (SELECT count() FROM usage_events) > 0 AS raw,
+      (SELECT toString(min(toDate(timestamp))) FROM usage_events) AS raw_min,
+      (SELECT count() FROM usage_daily) > 0 AS daily,
+      (SELECT toString(min(day)) FROM usage_daily) AS daily_min`,
+    query_params: {},
+  });
+  let sessionsFrom = '1970-01-01';
+  if (m && Number(m.daily) > 0) {
+    if (Number(m.raw) === 0) sessionsFrom = todayIso;
+    // The earliest raw day may be partly dropped by a TTL already: only the next one is whole.
+    else if (m.daily_min < m.raw_min) sessionsFrom = addDays(m.raw_min, 1);
+  }
+  await ch.client.insert({
+    table: 'usage_points_coverage',
+    values: [...FAMILIES, 'user_days'].map((family) => ({
+      family,
+      from_day: family === 'session' ? sessionsFrom : '1970-01-01',
+      done_at: Date.now(),
+    })),
+    format: 'JSONEachRow',
+  });
+  return true;
+}
+
+const LEVEL_TUPLES =
+  "[('all', '', ''), ('team', team_id, ''), ('service', '', toString(service)), ('team_service', team_id, toString(service))]";
+
+/**
+ * The pairs of `days` (each with the prefix read before this call) for one family and level: for every point
+ * on those days, the day of its entity's previous point at that level (1970-01-01 when none). Only entities
+ * with a point on those days are walked, over all their days up to the last one sealed.
+ */
+export function buildPairsInsert(family: Family, level: Level, days: readonly DayPrefix[]): BuiltQuery {
+  const token = createHash('sha256')
+    .update(`${family}|${level}|${days.map((d) => `${d.day}:${d.prefix}`).join(',')}`)
+    .digest('hex');
+  const last =
+    days
+      .map((d) => d.day)
+      .sort()
+      .at(-1) ?? '1970-01-01';
+  const query = `
+    INSERT INTO usage_pairs (family, level, team_id, service, day, prefix, prev, n)
+    SETTINGS insert_deduplication_token = '${token}', max_threads = 1,
+      max_bytes_before_external_sort = 268435456, max_bytes_before_external_group_by = 268435456
+    SELECT {family:String}, {level:String}, tk, sk, day,
+      transform(day, {days:Array(Date)}, {prefixes:Array(UInt64)}, toUInt64(0)) AS prefix, prev, count() AS n
+    FROM (
+      SELECT tk, sk, day,
+        lagInFrame(day, 1, toDate('1970-01-01')) OVER (PARTITION BY tk, sk, entity ORDER BY day ASC
+          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS prev
+      FROM (
+        SELECT DISTINCT lv.2 AS tk, lv.3 AS sk, entity, day
+        FROM usage_points
+        ARRAY JOIN arrayFilter(x -> x.1 = {level:String}, ${LEVEL_TUPLES}) AS lv
+        WHERE family = {family:String} AND kind = 1 AND day <= {last:Date}
+          AND entity IN (
+            SELECT entity FROM usage_points
+            WHERE family = {family:String} AND kind = 1 AND day IN {days:Array(Date)}
+          )
+      )
+    )
+    WHERE day IN {days:Array(Date)}
+    GROUP BY tk, sk, day, prev`;
+  return {
+    query,
+    query_params: {
+      family,
+      level,
+      last,
+      days: `[${days.map((d) => `'${d.day}'`).join(',')}]`,
+      prefixes: `[${days.map((d) => d.prefix).join(',')}]`,
+    },
+  };
+}
+
+const LEVELS: readonly Level[] = ['all', 'team', 'service', 'team_service'];
+
+/** Seals `days` of one family: the pairs at every level, then the seal rows that make them count. */
+export async function sealUsageDays(
+  ch: ClickHouse,
+  family: Family,
+  days: readonly DayPrefix[],
+): Promise<void> {
+  if (days.length === 0) return;
+  for (const level of LEVELS) await ch.client.command(buildPairsInsert(family, level, days));
+  await ch.client.insert({
+    table: 'usage_day_seals',
+    values: days.map((d) => ({ family, day: d.day, prefix: d.prefix, sealed_at: Date.now() })),
+    format: 'JSONEachRow',
+  });
+}
+
+/**
+ * Removes the pairs a later seal of the same day has replaced (and any left by a sealing that never finished
+ * under an older prefix), once that later seal is a minute old: no report still reads the older prefix then.
+ * Returns the rows removed. A lightweight delete, so it runs only when there is something to remove.
+ */
+export async function pruneReplacedPairs(ch: ClickHouse, minAgeMs = 60_000): Promise<number> {
+  const tops = await rows<{ key: string | number; top: string | number }>(ch, {
+    query: `SELECT toUInt64(toUInt8(family)) * 65536 + toUInt32(day) AS key, max(prefix) AS top
+      FROM usage_day_seals WHERE sealed_at <= now64(3, 'UTC') - toIntervalMillisecond({age:UInt64})
+      GROUP BY family, day`,
+    query_params: { age: minAgeMs },
+  });
+  if (tops.length === 0) return 0;
+  const where = `prefix < transform(toUInt64(toUInt8(family)) * 65536 + toUInt32(day), {keys:Array(UInt64)},
+    {tops:Array(UInt64)}, toUInt64(0))`;
+  const query_params = {
+    keys: `[${tops.map((t) => t.key).join(',')}]`,
+    tops: `[${tops.map((t) => t.top).join(',')}]`,
+  };
+  const [stale] = await rows<{ n: string | number }>(ch, {
+    query: `SELECT count() AS n FROM usage_pairs WHERE ${where}`,
+    query_params,
+  });
+  const n = Number(stale?.n ?? 0);
+  if (n === 0) return 0;
+  // On a cluster the rows live in the shard-local tables, reached ON CLUSTER.
+  const target = ch.cluster
+    ? `ALTER TABLE ${quoteIdent(ch.database)}.usage_pairs_local ON CLUSTER ${quoteIdent(ch.cluster)} DELETE WHERE`
+    : 'DELETE FROM usage_pairs WHERE';
+  await ch.client.command({ query: `${target} ${where}`, query_params });
+  return n;
+}
+
+/** Days of each family that have points and no seal under their current prefix. */
+export function unsealedDays(
+  prefixes: Map<Family, DayPrefix[]>,
+  seals: Set<string>,
+): Map<Family, DayPrefix[]> {
+  const out = new Map<Family, DayPrefix[]>();
+  for (const [family, days] of prefixes) {
+    out.set(
+      family,
+      days.filter((d) => !seals.has(sealKey(family, d.day, d.prefix))),
+    );
+  }
+  return out;
+}
+
+/** Whether usage_user_days holds everything usage_daily does (back-filled), so user filters may read it. */
+export async function userDaysReady(ch: ClickHouse): Promise<boolean> {
+  const r = await rows<{ n: string | number }>(ch, {
+    query: "SELECT count() AS n FROM usage_points_coverage WHERE family = 'user_days'",
+    query_params: {},
+  });
+  return Number(r[0]?.n ?? 0) > 0;
+}
+
+export function addDays(iso: string, n: number): string {
+  return new Date(Date.parse(`${iso}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
+}
+
+// ---- reads -------------------------------------------------------------------------------------------------
+
+/** The days a read needs, under their current prefixes, when every one of them is sealed. */
+export interface SealedView {
+  /** family * 65536 + day number, for transform(): a hash lookup per pair row. */
+  keys: number[];
+  prefixes: number[];
+}
+
+/**
+ * The current prefix of every day a summary of [start, end] needs (active and session days in the range, seen
+ * days up to `end`) and whether each is sealed under it. One query over the counter rows and the seals: a
+ * few thousand small rows whatever the traffic.
+ */
+export function buildSealedViewQuery(start: string, end: string): BuiltQuery {
+  const query = `
+    SELECT
+      toUInt8(family) AS family_n,
+      groupArray(toUInt32(day)) AS days,
+      groupArray(prefix) AS prefixes,
+      countIf((family, day, prefix) NOT IN (
+        SELECT family, day, prefix FROM usage_day_seals WHERE day <= {end_date:Date}
+      )) AS unsealed,
+      any((SELECT groupArray((toString(family), toString(from_day))) FROM usage_points_coverage)) AS covered
+    FROM (
+      SELECT family, day,
+        sum(c) OVER (PARTITION BY family ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS prefix
+      FROM (
+        SELECT family, day, sum(inserted) AS c FROM usage_points WHERE kind = 0 AND day <= {end_date:Date}
+        GROUP BY family, day
+      )
+    )
+    WHERE family = 'seen' OR day >= {start_date:Date}
+    GROUP BY family
+    SETTINGS max_threads = 1`;
+  return { query, query_params: { start_date: start, end_date: end } };
+}
+
+/** The sealed view of [start, end], or undefined when a day it needs is not sealed (the caller falls back). */
+export async function sealedView(
+  ch: ClickHouse,
+  start: string,
+  end: string,
+): Promise<SealedView | undefined> {
+  const r = await rows<{
+    family_n: number;
+    days: number[];
+    prefixes: Array<string | number>;
+    unsealed: string | number;
+    covered: Array<[string, string]>;
+  }>(ch, buildSealedViewQuery(start, end));
+  // No points at all: nothing to walk, and nothing to answer from either.
+  if (r.length === 0) return undefined;
+  const covered = new Map((r[0]?.covered ?? []).map(([family, from]) => [family, from]));
+  const sessionsFrom = covered.get('session');
+  if (!FAMILIES.every((f) => covered.has(f)) || sessionsFrom === undefined || sessionsFrom > start)
+    return undefined;
+  const view: SealedView = { keys: [], prefixes: [] };
+  for (const f of r) {
+    if (Number(f.unsealed) > 0) return undefined;
+    f.days.forEach((day, i) => {
+      view.keys.push(Number(f.family_n) * 65_536 + Number(day));
+      view.prefixes.push(Number(f.prefixes[i]));
+    });
+  }
+  return view;
+}
+
+/** The summary's three numbers from the pairs sealed under the view's prefixes. */
+export function buildPairsSummaryQuery(
+  start: string,
+  end: string,
+  f: Pick<UsageFilters, 'team_id' | 'service'>,
+  view: SealedView,
+): BuiltQuery {
+  const { level, team, service } = levelOf(f);
+  // Only pairs under the prefix the view read count (older seals of a day are left behind); FINAL folds a
+  // pair written twice by racing sealers.
+  const query = `
+    SELECT
+      sumIf(n, family = 'seen') AS total_users,
+      sumIf(n, family = 'active') AS active_users,
+      sumIf(n, family = 'session') AS total_sessions
+    FROM usage_pairs FINAL
+    WHERE level = {level:String} AND team_id = {team:String} AND service = {service:String}
+      AND ((family = 'seen' AND day <= {end_date:Date} AND prev = toDate('1970-01-01'))
+        OR (family != 'seen' AND day BETWEEN {start_date:Date} AND {end_date:Date} AND prev < {start_date:Date}))
+      AND prefix = transform(toUInt64(toUInt8(family)) * 65536 + toUInt32(day), {keys:Array(UInt64)},
+        {prefixes:Array(UInt64)}, toUInt64(0))
+    SETTINGS max_threads = 1`;
+  return {
+    query,
+    query_params: {
+      level,
+      team,
+      service,
+      start_date: start,
+      end_date: end,
+      keys: `[${view.keys.join(',')}]`,
+      prefixes: `[${view.prefixes.join(',')}]`,
+    },
+  };
+}
+
+export async function pairsSummary(
+  ch: ClickHouse,
+  start: string,
+  end: string,
+  f: Pick<UsageFilters, 'team_id' | 'service'>,
+): Promise<{ total_users: number; active_users: number; total_sessions: number } | undefined> {
+  const view = await sealedView(ch, start, end);
+  if (!view) return undefined;
+  const [r] = await rows<Record<string, string | number>>(ch, buildPairsSummaryQuery(start, end, f, view));
+  return {
+    total_users: Number(r?.total_users ?? 0),
+    active_users: Number(r?.active_users ?? 0),
+    total_sessions: Number(r?.total_sessions ?? 0),
+  };
+}

@@ -1,0 +1,116 @@
+// Keeps the read path's seals fresh: every few seconds, seals the log cells changed since their last seal
+// (log-day-counts.ts) and the usage days whose counters have settled (usage-pairs.ts), after back-filling the
+// usage points once. Any number of processes may run it at once (every seal is right on its own, and a pair
+// written twice is folded by the reads), so every process that serves reads runs one; a round that fails is
+// logged and retried on the next tick.
+import type { Logger } from '../core/logger.ts';
+import type { ClickHouse } from './client.ts';
+import { sealLogDays } from './queries/log-day-counts.ts';
+import {
+  backfillPoints,
+  type DayPrefix,
+  dayPrefixes,
+  type Family,
+  pruneReplacedPairs,
+  sealsWritten,
+  sealUsageDays,
+  unsealedDays,
+} from './queries/usage-pairs.ts';
+
+export interface SealerOptions {
+  /** Milliseconds between rounds (default 5,000). */
+  everyMs?: number;
+  /** Milliseconds between prunings of replaced usage pairs (default 600,000). */
+  pruneEveryMs?: number;
+  /**
+   * How long a usage day's prefix must stay unchanged before it is sealed (default 30,000 ms). Sealing walks
+   * the history of every entity seen on the day, so a day still taking events (today, under live traffic) is
+   * left to the daily rollup rather than sealed again on every round.
+   */
+  quietMs?: number;
+  now?: () => number;
+}
+
+export interface Sealer {
+  /** One round now (tests, benchmarks); resolves when it is done. */
+  runOnce(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Remembers since when each (family, day) has had its current prefix, as this process saw it. */
+export class QuietDays {
+  private readonly seen = new Map<string, { prefix: number; since: number }>();
+
+  settled(family: Family, days: readonly DayPrefix[], quietMs: number, now: number): DayPrefix[] {
+    const out: DayPrefix[] = [];
+    for (const d of days) {
+      const key = `${family}|${d.day}`;
+      const was = this.seen.get(key);
+      if (!was || was.prefix !== d.prefix) this.seen.set(key, { prefix: d.prefix, since: now });
+      const since = was && was.prefix === d.prefix ? was.since : now;
+      if (now - since >= quietMs) out.push(d);
+    }
+    return out;
+  }
+}
+
+/** One usage round: back-fill if not yet done, then seal every settled unsealed day. Returns days sealed. */
+export async function sealUsage(
+  ch: ClickHouse,
+  quiet: QuietDays,
+  quietMs: number,
+  now: number,
+): Promise<number> {
+  await backfillPoints(ch, new Date(now).toISOString().slice(0, 10));
+  // The prefixes are read before the pairs are computed: pairs that see a later insert are filed under a
+  // prefix that insert has already moved on from, so they never count.
+  const unsealed = unsealedDays(await dayPrefixes(ch), await sealsWritten(ch));
+  let sealed = 0;
+  for (const [family, days] of unsealed) {
+    const ready = quiet.settled(family, days, quietMs, now);
+    await sealUsageDays(ch, family, ready);
+    sealed += ready.length;
+  }
+  return sealed;
+}
+
+export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions = {}): Sealer {
+  const everyMs = opts.everyMs ?? 5_000;
+  const quietMs = opts.quietMs ?? 30_000;
+  const now = opts.now ?? Date.now;
+  const quiet = new QuietDays();
+  const pruneEveryMs = opts.pruneEveryMs ?? 600_000;
+  let prunedAt = now();
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const round = (): Promise<void> => {
+    // One round at a time per process: a slow round is not stacked on by the next tick.
+    running ??= (async () => {
+      const logCells = await sealLogDays(ch);
+      const usageDays = await sealUsage(ch, quiet, quietMs, now());
+      if (logCells + usageDays > 0) logger.debug({ logCells, usageDays }, 'sealer: sealed');
+      if (now() - prunedAt >= pruneEveryMs) {
+        prunedAt = now();
+        const pruned = await pruneReplacedPairs(ch);
+        if (pruned > 0) logger.debug({ pruned }, 'sealer: replaced usage pairs removed');
+      }
+    })()
+      .catch((err: unknown) => {
+        if (!stopped) logger.warn({ err }, 'sealer: round failed; retrying on the next tick');
+      })
+      .finally(() => {
+        running = undefined;
+      });
+    return running;
+  };
+  const timer = setInterval(() => void round(), everyMs);
+  timer.unref();
+  return {
+    runOnce: round,
+    stop: async () => {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,142 @@
+// Sealed log counts (migration 0010) against the generator's truth on the real engine: after sealing, pages and
+// totals stay exact; a back-fill straight into log_events reopens the sealed days it lands in at once; a re-sent
+// log changes nothing; and late inserts racing the sealer never make a read miss a stored log.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertEvents } from '../../clickhouse/inserts.ts';
+import { sealLogDays } from '../../clickhouse/queries/log-day-counts.ts';
+import { systemEvents } from '../../clickhouse/queries/system-events.ts';
+import { generateDataset } from '../../ingest/loadgen/generate.ts';
+import { type LogQuery, Truth } from '../../ingest/loadgen/truth.ts';
+import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { rowsOf } from '../helpers/rows.ts';
+
+const base = generateDataset({ events: 20_000, seed: 21, days: 40, duplicateRate: 0.02 }).events;
+// Later logs for the same days, as a back-fill or a late producer would bring them (other ids: other seed).
+const late = generateDataset({ events: 6_000, seed: 22, days: 40, duplicateRate: 0, logShare: 1 }).events;
+
+interface OpenCells {
+  open: number;
+}
+
+describe('sealed log counts', () => {
+  let engine: TestEngine;
+  const truth = new Truth();
+
+  const page = async (q: LogQuery) => {
+    const r = await systemEvents(engine.ch, {
+      limit: q.limit ?? 100,
+      page: q.page ?? 1,
+      severity: q.severity,
+      service: q.service,
+      start_date: q.start_date,
+      end_date: q.end_date,
+    });
+    return { events: r.events.map(({ ms: _ms, ...e }) => e), page: r.page, total_pages: r.total_pages };
+  };
+  const expectExact = async (queries: LogQuery[]) => {
+    for (const q of queries) expect({ q, got: await page(q) }).toEqual({ q, got: truth.systemEvents(q) });
+  };
+  const openCells = async (): Promise<number> => {
+    // The same test the read makes: cells whose counter matches no seal.
+    const rs = await engine.ch.client.query({
+      query: `SELECT count() AS open FROM (
+          SELECT day, severity, service, sum(inserted) AS inserted FROM log_cells_daily GROUP BY day, severity, service
+        ) AS c LEFT ANTI JOIN log_day_seals AS s USING (day, severity, service, inserted)`,
+      format: 'JSONEachRow',
+    });
+    const [row] = await rs.json<OpenCells>();
+    return Number(row?.open);
+  };
+  const insert = async (list: readonly unknown[], token: string) => {
+    await insertEvents(engine.ch, rowsOf(list), token);
+    truth.addAll(list);
+  };
+
+  beforeAll(async () => {
+    engine = await openTestEngine();
+    for (let i = 0; i < base.length; i += 4_000) await insert(base.slice(i, i + 4_000), `seals/base/${i}`);
+  });
+  afterAll(async () => engine?.dispose());
+
+  const queries = () => [
+    ...truth.sampleLogQueries(16, 5),
+    { limit: 1 },
+    { limit: 1000 },
+    { limit: 7, page: Math.ceil(truth.countLogs() / 7) },
+    { limit: 50, page: 3, severity: 'warning' as const },
+  ];
+
+  it('answers exactly before sealing, after sealing, and seals every cell', async () => {
+    expect(truth.countLogs()).toBeGreaterThan(3_000);
+    expect(await openCells()).toBeGreaterThan(40);
+    await expectExact(queries());
+    const sealed = await sealLogDays(engine.ch);
+    expect(sealed).toBeGreaterThan(40);
+    expect(await openCells()).toBe(0);
+    // Nothing changed: the next round seals nothing.
+    expect(await sealLogDays(engine.ch)).toBe(0);
+    await expectExact(queries());
+  });
+
+  it('reopens sealed days on a back-fill straight into log_events, and stays exact', async () => {
+    expect(await openCells()).toBe(0);
+    const first = late.slice(0, 1_500);
+    // A data engineer's back-fill: plain SQL, no insert token, any ingested_at.
+    const values = rowsOf(first).logs;
+    await engine.ch.client.insert({
+      table: 'log_events',
+      values: values.map((r) => ({ ...r, ingested_at: '2001-01-01 00:00:00.000' })),
+      format: 'JSONEachRow',
+    });
+    truth.addAll(first);
+    expect(await openCells()).toBeGreaterThan(0);
+    // Read before any seal: the reopened days answer from their sets.
+    await expectExact(queries());
+    await sealLogDays(engine.ch);
+    expect(await openCells()).toBe(0);
+    await expectExact(queries());
+  });
+
+  it('changes no answer when sealed logs are re-sent', async () => {
+    await sealLogDays(engine.ch);
+    const again = base.filter((_, i) => i % 9 === 4);
+    await insertEvents(engine.ch, rowsOf(again), 'seals/again');
+    truth.addAll(again);
+    expect(await openCells()).toBeGreaterThan(0);
+    await expectExact(queries().slice(0, 8));
+    await sealLogDays(engine.ch);
+    await expectExact(queries().slice(0, 8));
+  });
+
+  it('never misses a stored log while late inserts race the sealer', async () => {
+    const rest = late.slice(1_500);
+    let stop = false;
+    let rounds = 0;
+    const sealer = (async () => {
+      while (!stop) {
+        await sealLogDays(engine.ch);
+        rounds++;
+      }
+    })();
+    try {
+      for (let i = 0; i < rest.length; i += 300) {
+        await insert(rest.slice(i, i + 300), `seals/race/${i}`);
+        // Once an insert has returned, every read counts it, sealed or not.
+        const all = await page({ limit: 1000 });
+        expect({ i, total_pages: all.total_pages }).toEqual({
+          i,
+          total_pages: truth.systemEvents({ limit: 1000 }).total_pages,
+        });
+        const exact = await systemEvents(engine.ch, { limit: 1, page: 1 });
+        expect({ i, total: exact.total }).toEqual({ i, total: truth.countLogs() });
+      }
+    } finally {
+      stop = true;
+      await sealer;
+    }
+    expect(rounds).toBeGreaterThan(2);
+    await sealLogDays(engine.ch);
+    expect(await openCells()).toBe(0);
+    await expectExact(queries());
+  });
+});

@@ -1,0 +1,156 @@
+// Sealed usage pairs (migration 0011) against the generator's truth on the real engine: every summary filter
+// but the user's answers from the pairs once its days are sealed, exactly; a back-fill straight into
+// usage_events reopens the days it touches and every later one; re-sent events change nothing; and inserts
+// racing the sealer never make a summary miss a stored event.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertEvents } from '../../clickhouse/inserts.ts';
+import { pruneReplacedPairs, sealedView, userDaysReady } from '../../clickhouse/queries/usage-pairs.ts';
+import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
+import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
+import { QuietDays, sealUsage } from '../../clickhouse/sealer.ts';
+import { generateDataset } from '../../ingest/loadgen/generate.ts';
+import type { SummaryQuery, TimeseriesQuery } from '../../ingest/loadgen/queries.ts';
+import { Truth } from '../../ingest/loadgen/truth.ts';
+import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { rowsOf } from '../helpers/rows.ts';
+
+const base = generateDataset({ events: 20_000, seed: 31, days: 50, duplicateRate: 0.03 }).events;
+// More events for the same days and users, as a late producer or a back-fill would bring them.
+const late = generateDataset({ events: 5_000, seed: 32, days: 50, duplicateRate: 0, logShare: 0 }).events;
+
+describe('sealed usage pairs', () => {
+  let engine: TestEngine;
+  const truth = new Truth();
+  const quiet = new QuietDays();
+  const seal = () => sealUsage(engine.ch, quiet, 0, Date.now());
+  const insert = async (list: readonly unknown[], token: string) => {
+    await insertEvents(engine.ch, rowsOf(list), token);
+    truth.addAll(list);
+  };
+  // Filtered by team, service, both or neither (the user filter always reads the daily rollup).
+  const queries = (n: number, seed: number): SummaryQuery[] =>
+    truth.sampleQueries(n, seed).map((q) => ({ ...q, user_id: undefined }));
+  const expectExact = async (qs: SummaryQuery[]) => {
+    for (const q of qs)
+      expect({ q, got: await usageSummary(engine.ch, q) }).toEqual({ q, got: truth.usageSummary(q) });
+  };
+  const whole = { start_date: '2025-01-01', end_date: '2025-02-19' };
+  // Every interval and grouping, filtered by team / service or not (a user filter reads the daily rollup).
+  const series = (n: number, seed: number): TimeseriesQuery[] =>
+    truth.sampleTimeseriesQueries(n, seed).map((q) => ({ ...q, user_id: undefined }));
+  const expectSeries = async (qs: TimeseriesQuery[]) => {
+    for (const q of qs)
+      expect({ q, got: await usageTimeseries(engine.ch, q) }).toEqual({ q, got: truth.usageTimeseries(q) });
+  };
+
+  beforeAll(async () => {
+    engine = await openTestEngine();
+    for (let i = 0; i < base.length; i += 5_000) await insert(base.slice(i, i + 5_000), `pairs/base/${i}`);
+  });
+  afterAll(async () => engine?.dispose());
+
+  it('back-fills, seals every day, and answers every filter exactly from the pairs', async () => {
+    expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeUndefined();
+    await expectExact(queries(10, 1)); // from the daily rollup
+    expect(await seal()).toBeGreaterThan(100);
+    expect(await seal()).toBe(0);
+    expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeDefined();
+    const qs = queries(40, 2);
+    expect(new Set(qs.map((q) => `${q.team_id !== undefined}/${q.service !== undefined}`)).size).toBe(4);
+    expect(qs.filter((q) => truth.usageSummary(q).total_sessions > 20).length).toBeGreaterThan(10);
+    await expectExact(qs);
+    const ts = series(40, 2);
+    expect(new Set(ts.map((q) => `${q.interval}/${q.group_by}`)).size).toBeGreaterThanOrEqual(7);
+    await expectSeries(ts);
+    // User filters read usage_user_days once the back-fill has copied usage_daily into it.
+    expect(await userDaysReady(engine.ch)).toBe(true);
+    const byUser = truth.sampleQueries(60, 8).filter((q) => q.user_id !== undefined);
+    expect(byUser.length).toBeGreaterThan(10);
+    expect(byUser.filter((q) => truth.usageSummary(q).total_sessions > 0).length).toBeGreaterThan(3);
+    await expectExact(byUser);
+    await expectSeries(truth.sampleTimeseriesQueries(60, 8).filter((q) => q.user_id !== undefined));
+  });
+
+  it('reopens the days a back-fill lands in, and every later day, and stays exact', async () => {
+    const chunk = late.slice(0, 1_500);
+    await engine.ch.client.insert({
+      table: 'usage_events',
+      values: rowsOf(chunk).usage.map((r) => ({ ...r, ingested_at: '2001-01-01 00:00:00.000' })),
+      format: 'JSONEachRow',
+    });
+    truth.addAll(chunk);
+    expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeUndefined();
+    await expectExact(queries(12, 3));
+    expect(await seal()).toBeGreaterThan(0);
+    expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeDefined();
+    await expectExact(queries(20, 4));
+    await expectSeries(series(20, 4));
+    // The reopened days' earlier pairs are left behind, and pruned without changing an answer.
+    expect(await pruneReplacedPairs(engine.ch, 0)).toBeGreaterThan(0);
+    expect(await pruneReplacedPairs(engine.ch, 0)).toBe(0);
+    await expectExact(queries(20, 5));
+  });
+
+  it('changes no answer when sealed events are re-sent', async () => {
+    const again = base.filter((_, i) => i % 7 === 3);
+    await insertEvents(engine.ch, rowsOf(again), 'pairs/again');
+    truth.addAll(again);
+    await expectExact(queries(8, 5));
+    await seal();
+    expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeDefined();
+    await expectExact(queries(20, 6));
+  });
+
+  it('never misses a stored event while inserts race the sealer', async () => {
+    const rest = late.slice(1_500);
+    let stop = false;
+    let rounds = 0;
+    const sealer = (async () => {
+      while (!stop) {
+        await seal();
+        rounds++;
+      }
+    })();
+    try {
+      for (let i = 0; i < rest.length; i += 250) {
+        await insert(rest.slice(i, i + 250), `pairs/race/${i}`);
+        // Once an insert has returned, every summary counts it, sealed or not.
+        for (const q of [whole, ...queries(2, 100 + i), ...truth.sampleQueries(2, 200 + i)]) {
+          expect({ i, q, got: await usageSummary(engine.ch, q) }).toEqual({
+            i,
+            q,
+            got: truth.usageSummary(q),
+          });
+        }
+      }
+    } finally {
+      stop = true;
+      await sealer;
+    }
+    expect(rounds).toBeGreaterThan(2);
+    await seal();
+    expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeDefined();
+    await expectExact(queries(30, 7));
+  });
+
+  it('back-fills from usage_daily and the raw events after an upgrade, resumably', async () => {
+    // A database made before migration 0011 has the rollups and raw events, and empty new tables.
+    for (const t of [
+      'usage_points',
+      'usage_user_days',
+      'usage_points_coverage',
+      'usage_pairs',
+      'usage_day_seals',
+    ])
+      await engine.ch.client.command({ query: `TRUNCATE TABLE ${t}` });
+    expect(await userDaysReady(engine.ch)).toBe(false);
+    expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeUndefined();
+    const byUser = truth.sampleQueries(60, 9).filter((q) => q.user_id !== undefined);
+    await expectExact([...queries(6, 9), ...byUser.slice(0, 6)]); // from usage_daily meanwhile
+    expect(await seal()).toBeGreaterThan(100);
+    expect(await userDaysReady(engine.ch)).toBe(true);
+    expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeDefined();
+    await expectExact([...queries(20, 10), ...byUser]);
+    await expectSeries(series(20, 10));
+  });
+});

@@ -433,11 +433,11 @@ export interface Config {
   };
   // security
   readonly security: {
-    /** API_KEYS_FILE, default DATA_DIR/api-keys.json: the hashed API keys of `npm run keys`. */
+    /** API_KEYS_FILE, default DATA_DIR/api-keys.json: hashed API keys (the format of earlier versions) added to the control store at each start. */
     readonly apiKeysPath: string;
     /** RATE_LIMIT_OVERRIDES: identity (jwt:<iss>:<sub> or key:<id>) to its own limit per minute. */
     readonly rateLimitOverrides: ReadonlyMap<string, number>;
-    /** RATE_LIMIT_REDIS_URL: a Redis the replicas share for their rate limits and the export quota; unset: each replica counts alone. */
+    /** RATE_LIMIT_REDIS_URL: a Redis the API replicas share for their rate limits (nothing else); unset: each replica counts alone. */
     readonly rateLimitRedisUrl: string | undefined;
     /** DOWNLOAD_RATE_LIMIT_PER_MINUTE, default 60: signed downloads per client address in any minute. */
     readonly downloadRateLimitPerMinute: number;

@@ -13,8 +13,10 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/build.ts ./scripts/build.ts
 COPY core ./core
 COPY clickhouse ./clickhouse
+COPY control ./control
 COPY ingest ./ingest
 COPY api ./api
+COPY worker ./worker
 COPY bin ./bin
 RUN npm run build
 

@@ -3,6 +3,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { every } from 'hono/combine';
 import { type ClickHouse, forApiReads } from '../clickhouse/client.ts';
+import type { Sql } from '../control/db.ts';
 import type { StatusSource } from '../core/health.ts';
 import type { HttpLedger } from '../core/ledger.ts';
 import type { Logger } from '../core/logger.ts';
@@ -22,6 +23,7 @@ import { corsFor } from './middleware/cors.ts';
 import { requestId } from './middleware/request-id.ts';
 import { sharedAnswer } from './middleware/shared-answer.ts';
 import type { ReadCache } from './read-cache.ts';
+import { adminKeyRoutes } from './routes/admin-keys.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { downloadRoutes } from './routes/downloads.ts';
 import { eventRoutes, MAX_BODY_BYTES } from './routes/events.ts';
@@ -58,6 +60,8 @@ export interface AppDeps {
   corsOrigins?: readonly string[];
   /** The per-address bound of unauthenticated downloads (api/middleware/client-limit.ts). */
   downloadLimit?: MiddlewareHandler<AppEnv>;
+  /** The control store whose API keys /admin/keys administers (what `npm run keys` calls); not mounted without it. */
+  adminKeys?: Sql;
   /** Records POST /events arrivals in the ingestion ledger (ingest/ledger.ts); without it, nothing is recorded. */
   ledger?: HttpLedger;
   /** Answers of the read routes kept by data version (api/read-cache.ts); without it, every read is computed. */
@@ -108,6 +112,7 @@ export const BODY_LIMITS: BodyLimits = {
   'POST /events': MAX_BODY_BYTES,
   'POST /reports/export': JSON_BODY_BYTES,
   'POST /reports/export-schedules': JSON_BODY_BYTES,
+  'POST /admin/keys': JSON_BODY_BYTES,
 };
 
 /** The OpenAPI document's own fields; the paths come from the routes (api/routes/meta.ts completes them). */
@@ -157,7 +162,7 @@ export function createApp(deps: AppDeps) {
   // The API's own queries are bounded in time (a hanging storage is a 503, not a request held for minutes);
   // ingestion (the sink) and the export workers keep the unbounded client, their work is long by nature.
   const reads = forApiReads(deps.ch);
-  const exportsDeps = deps.exports ? { ...deps.exports, ch: forApiReads(deps.exports.ch) } : undefined;
+  const exportsDeps = deps.exports;
 
   app.route('/', healthRoutes(reads, deps.ingester ? { ingester: deps.ingester } : {}));
   app.route('/', docsRoutes());
@@ -193,6 +198,7 @@ export function createApp(deps: AppDeps) {
     ),
   );
   app.use('/ingest/*', authed);
+  app.use('/admin/*', authed);
   // Bodies are read only past authentication; POST /events streams its own, bounded as it reads.
   app.use('*', bufferedBody(BODY_LIMITS, ['POST /events']));
   app.route('/', usageRoutes(reads, deps.readCache));
@@ -206,13 +212,10 @@ export function createApp(deps: AppDeps) {
     app.route('/', downloadRoutes(exportsDeps));
   }
   if (deps.schedules) {
-    const exports = deps.schedules.exports;
-    app.route(
-      '/',
-      scheduleRoutes({ ...deps.schedules, exports: { ...exports, ch: forApiReads(exports.ch) } }),
-    );
+    app.route('/', scheduleRoutes(deps.schedules));
   }
 
+  if (deps.adminKeys) app.route('/', adminKeyRoutes(deps.adminKeys));
   // Once every route is registered: neither the routes nor the document change while the app runs.
   resolve = routeTable(app.openAPIRegistry.definitions);
   document = completeDocument(app.getOpenAPI31Document(DOCUMENT_INFO), {

@@ -7,17 +7,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../api/app.ts';
 import { JobAdmission } from '../api/exports/quota.ts';
-import { ExportStore } from '../api/exports/store.ts';
-import { ExportWorker } from '../api/exports/worker.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { openClickHouse } from '../clickhouse/client.ts';
 import { exportSource } from '../clickhouse/export-stream.ts';
 import { migrate } from '../clickhouse/migrate.ts';
-import { getJob } from '../clickhouse/queries/exports-jobs.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
+import { getJob } from '../control/jobs.ts';
+import { openControl } from '../control/store.ts';
+import { ExportStore } from '../core/exports/store.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { createDirectSink } from '../ingest/direct.ts';
+import { ExportWorker } from '../worker/exports/worker.ts';
 import { machine } from './machine.ts';
 import { benchOptions } from './options.ts';
 import { fmtSpread, spread, writeSection } from './stats.ts';
@@ -39,9 +40,10 @@ await ch.client.command({
   query_params: { rows },
 });
 const store = new ExportStore(join(dataDir, 'exports'));
+const control = await openControl({ url: undefined, dataDir });
 const deps = {
-  ch,
-  admission: new JobAdmission(ch, 1000),
+  control,
+  admission: new JobAdmission(control, 1000),
   store,
   keys: { current: 'k', keys: new Map([['k', Buffer.alloc(32, 7)]]) },
   publicBaseUrl: 'http://127.0.0.1',
@@ -57,6 +59,7 @@ const app = createApp({
 const token = await mintToken(SECRET, { sub: 'bench' });
 const worker = new ExportWorker({
   ch,
+  control,
   source: exportSource(ch, dataDir),
   store,
   selfLog: new SelfLog(ch),
@@ -121,7 +124,7 @@ for (let run = 0; run < opts.repeats; run++)
     await worker.runOnce();
     const seconds = (performance.now() - t0) / 1000;
     clearInterval(sampler);
-    const job = await getJob(ch, memJob);
+    const job = await getJob(control, memJob);
 
     // Contention: the same export again while the API is read every 50 ms (the reads' own memory would blur
     // the figure above, so they run apart from it).
@@ -181,5 +184,6 @@ ${row('csv')}
 ${row('parquet')}
 `,
 );
+await control.close();
 await ch.close();
 rmSync(dataDir, { recursive: true, force: true });

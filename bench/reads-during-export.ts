@@ -12,17 +12,18 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createApp } from '../api/app.ts';
 import { JobAdmission } from '../api/exports/quota.ts';
-import { ExportStore } from '../api/exports/store.ts';
-import { ExportWorker } from '../api/exports/worker.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { openClickHouse } from '../clickhouse/client.ts';
 import { embeddedSource } from '../clickhouse/export-stream.ts';
 import { migrate } from '../clickhouse/migrate.ts';
-import { getJob } from '../clickhouse/queries/exports-jobs.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
+import { getJob } from '../control/jobs.ts';
+import { openControl } from '../control/store.ts';
+import { ExportStore } from '../core/exports/store.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { createDirectSink } from '../ingest/direct.ts';
+import { ExportWorker } from '../worker/exports/worker.ts';
 import { DEFAULT_SPEC, ensureDataset, mergeRollups } from './dataset.ts';
 import { machine } from './machine.ts';
 import { benchOptions } from './options.ts';
@@ -52,9 +53,10 @@ const where = await machine(ch);
 log(`dataset ready: ${usageEvents} usage events, ${rows} logs`);
 
 const store = new ExportStore(join(dataDir, 'exports'));
+const control = await openControl({ url: undefined, dataDir });
 const deps = {
-  ch,
-  admission: new JobAdmission(ch, 1000),
+  control,
+  admission: new JobAdmission(control, 1000),
   store,
   keys: { current: 'k', keys: new Map([['k', Buffer.alloc(32, 7)]]) },
   publicBaseUrl: 'http://127.0.0.1',
@@ -73,6 +75,7 @@ const auth = { authorization: `Bearer ${await mintToken(SECRET, { sub: 'bench', 
 const workerOf = (bounded: boolean) =>
   new ExportWorker({
     ch,
+    control,
     source: bounded ? embeddedSource(dataDir, 'bench') : embeddedSource(dataDir, 'bench', {}),
     store,
     selfLog: new SelfLog(ch),
@@ -150,7 +153,7 @@ for (let r = 0; r < repeats; r++) {
       const done = workers[mode].runOnce();
       const w = await probe(done);
       const seconds = (performance.now() - t0) / 1000;
-      const job = await getJob(ch, id);
+      const job = await getJob(control, id);
       if (job?.status !== 'completed')
         throw new Error(`export ${format}: ${job?.status} ${job?.error ?? ''}`);
       run[`${mode} ${format}`] = { idle, during: { ...w, seconds, rows: job.rows_written } };
@@ -214,6 +217,7 @@ ${line('Parquet, unbounded', 'unbounded parquet')}
 ${line('Parquet, bounded', 'bounded parquet')}
 `,
 );
+await control.close();
 await ch.close();
 rmSync(dataDir, { recursive: true, force: true });
 process.exit(0);

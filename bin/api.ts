@@ -1,4 +1,4 @@
-// `npm run api`: the HTTP API alone, for a distributed deployment (needs CLICKHOUSE_URL).
+// `npm run api`: the HTTP API alone, for a distributed deployment (needs CLICKHOUSE_URL and DATABASE_URL).
 
 import { exportDeps } from '../api/exports/setup.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
@@ -9,13 +9,15 @@ import {
   createLogger,
   createSink,
   onShutdown,
+  openControlStore,
   openStorage,
   orExit,
+  retireLegacyTables,
   startApi,
 } from './runtime.ts';
 
 handleHelp(
-  `usage: npm run api [-- --port N] [--host H]\n\nThe HTTP API alone, for a distributed deployment: needs CLICKHOUSE_URL (a ClickHouse server).\n\n${ENV_HELP}`,
+  `usage: npm run api [-- --port N] [--host H]\n\nThe HTTP API alone, for a distributed deployment: needs CLICKHOUSE_URL (a ClickHouse server)\nand DATABASE_URL (a PostgreSQL server).\n\n${ENV_HELP}`,
 );
 const flags = parseFlags('npm run api', { port: { type: 'string' }, host: { type: 'string' } });
 const config = configOrExit({
@@ -23,23 +25,26 @@ const config = configOrExit({
   ...(flags.port !== undefined ? { PORT: flags.port } : {}),
   ...(flags.host !== undefined ? { HOST: flags.host } : {}),
 });
-if (!config.clickhouse.url) {
+if (!config.clickhouse.url || !config.control.databaseUrl) {
   process.stderr.write(
-    'tally: npm run api needs CLICKHOUSE_URL (the embedded engine belongs to npm start)\n',
+    `tally: npm run api needs ${!config.clickhouse.url ? 'CLICKHOUSE_URL' : 'DATABASE_URL'} (the embedded stores belong to npm start)\n`,
   );
   process.exit(2);
 }
 const logger = createLogger(config.logLevel, 'tally-api');
 await orExit(config, () => checkListenAddress(config));
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
+const control = await orExit(config, () => openControlStore(config, logger));
 const ch = await orExit(config, () => openStorage(config, logger));
+await orExit(config, () => retireLegacyTables(config, ch, control, logger));
 const sink = await createSink(config, ch, logger);
 const api = await orExit(config, () =>
-  startApi(config, { ch, sink, secret: secret.value, logger, exports: exportDeps(config, ch) }),
+  startApi(config, { ch, control, sink, secret: secret.value, logger, exports: exportDeps(config, control) }),
 );
 process.stdout.write(`Tally API listening on ${api.url}\n`);
 onShutdown(logger, async () => {
   await api.stop();
   await sink.stop();
   await ch.close();
+  await control.close();
 });

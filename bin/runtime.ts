@@ -4,7 +4,6 @@ import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
 import { recordAuthFailures } from '../api/auth/audit.ts';
 import { JwksCache } from '../api/auth/jwks.ts';
-import { KeyRing } from '../api/auth/key-ring.ts';
 import type { ExportDeps } from '../api/exports/deps.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { limitPerClient } from '../api/middleware/client-limit.ts';
@@ -12,14 +11,19 @@ import { createRateLimit } from '../api/middleware/rate-limit.ts';
 import { RedisSlidingLogStore } from '../api/middleware/rate-limit-redis.ts';
 import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
 import { ReadCache } from '../api/read-cache.ts';
-import { scheduleDeps } from '../api/schedules/setup.ts';
+import { scheduleDeps } from '../api/schedules/deps.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { dataVersionSource } from '../clickhouse/data-version.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
-import { migrate } from '../clickhouse/migrate.ts';
+import { migrate, migrationsFor, RETIRE_MIGRATION } from '../clickhouse/migrate.ts';
+import { readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
 import { startSealer } from '../clickhouse/sealer.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
+import { importLegacy, syncKeyFile } from '../control/import.ts';
+import { getKey } from '../control/keys.ts';
+import { type ControlStore, controlDir, openControl } from '../control/store.ts';
+import { readKeys } from '../core/api-keys.ts';
 import { type Config, ConfigError, loadConfig } from '../core/config.ts';
 import type { StatusSource } from '../core/health.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
@@ -79,6 +83,10 @@ export function checkListenAddress(config: Config): Promise<void> {
   });
 }
 
+/**
+ * Opens ClickHouse and brings its schema up to date, except migration 0012, which retires the control-plane
+ * tables of earlier versions: that one runs in retireLegacyTables, after their import into the control store.
+ */
 export async function openStorage(config: Config, logger: Logger): Promise<ClickHouse> {
   // The embedded engine takes one process per data directory: a second one is told so in one line.
   if (!config.clickhouse.url) claimDataDir(config.dataDir);
@@ -94,12 +102,71 @@ export async function openStorage(config: Config, logger: Logger): Promise<Click
   } catch (err) {
     throw storageFailure(err, config.clickhouse.url) ?? err;
   }
-  const applied = await migrate(ch).catch((err: unknown) => {
+  const applied = await migrate(
+    ch,
+    migrationsFor(ch).filter((m) => m.version !== RETIRE_MIGRATION),
+  ).catch((err: unknown) => {
     throw storageFailure(err, config.clickhouse.url) ?? err;
   });
   if (applied.length > 0) logger.info({ applied }, 'clickhouse: migrations applied');
   await applyRetention(ch, config.retentionDays);
   return ch;
+}
+
+/**
+ * The upgrade step of a process that has the control store: the state an earlier version kept in ClickHouse
+ * (and API_KEYS_FILE) is imported once (control/import.ts), API_KEYS_FILE's new keys are added, and only then is
+ * ClickHouse migration 0012 applied, which drops the old tables. A process without a control store (the ingest
+ * role) leaves this to the others.
+ */
+export async function retireLegacyTables(
+  config: Config,
+  ch: ClickHouse,
+  control: ControlStore,
+  logger: Logger,
+): Promise<void> {
+  const summary = await importLegacy(
+    control,
+    () => readLegacyControl(ch),
+    () => readKeys(config.security.apiKeysPath),
+    { retryForMs: config.schedules.webhookRetryForSeconds * 1000 },
+  );
+  if (summary) logger.info({ imported: summary }, 'control store: imported the state of the earlier version');
+  const added = await syncKeyFile(control, readKeys(config.security.apiKeysPath));
+  if (added > 0) logger.info({ added }, `control store: API keys added from ${config.security.apiKeysPath}`);
+  const applied = await migrate(ch).catch((err: unknown) => {
+    throw storageFailure(err, config.clickhouse.url) ?? err;
+  });
+  if (applied.length > 0) logger.info({ applied }, 'clickhouse: migrations applied');
+}
+
+/**
+ * The control store: the PostgreSQL server of DATABASE_URL, or PGlite under DATA_DIR/control (this process
+ * its one owner). Migrated, and the state an earlier version kept in ClickHouse imported once.
+ */
+export async function openControlStore(config: Config, logger: Logger): Promise<ControlStore> {
+  const url = config.control.databaseUrl;
+  let control: ControlStore;
+  try {
+    control = await openControl({ url, dataDir: config.dataDir });
+  } catch (err) {
+    if (err instanceof StartupError) throw err;
+    const message = (err as Error).message ?? String(err);
+    if (url) {
+      throw new StartupError(
+        `DATABASE_URL: cannot use the PostgreSQL server (${message.split('\n')[0]}); start it, or fix DATABASE_URL`,
+        { cause: err },
+      );
+    }
+    throw new StartupError(
+      `DATA_DIR: cannot open the control store in ${controlDir(config.dataDir)} (${message})`,
+      {
+        cause: err,
+      },
+    );
+  }
+  logger.debug({ kind: control.kind }, 'control store open');
+  return control;
 }
 
 export interface Stoppable {
@@ -158,6 +225,7 @@ export async function startApi(
   config: Config,
   deps: {
     ch: ClickHouse;
+    control: ControlStore;
     sink: EventSink;
     secret: string;
     logger: Logger;
@@ -177,11 +245,10 @@ export async function startApi(
   // Redis (the shared limit and export quota) connected before the first request: without its offline
   // queue, a command sent earlier fails, and the first requests would get 503.
   try {
-    await Promise.all([limitStore?.ready(), ingestStore?.ready(), deps.exports?.admission.ready()]);
+    await Promise.all([limitStore?.ready(), ingestStore?.ready()]);
   } catch (err) {
     await limitStore?.shutdown();
     await ingestStore?.shutdown();
-    await deps.exports?.admission.close();
     throw new StartupError(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
   const authLog = new SelfLog(deps.ch);
@@ -214,7 +281,7 @@ export async function startApi(
       jwks: config.auth.jwksUrl
         ? new JwksCache({ url: config.auth.jwksUrl, logger: deps.logger })
         : undefined,
-      keys: new KeyRing({ path: config.security.apiKeysPath, logger: deps.logger }),
+      keys: { get: (id) => getKey(deps.control, id) },
     }),
     rateLimit: createRateLimit({ policy, ...(limitStore ? { store: limitStore } : {}) }),
     ingestRateLimit: createRateLimit({
@@ -225,6 +292,7 @@ export async function startApi(
     onAuthFailure: recordAuthFailures(authLog),
     downloadLimit,
     corsOrigins: config.security.corsAllowedOrigins,
+    adminKeys: deps.control,
     ...(deps.exports ? { exports: deps.exports } : {}),
     // schedules: mounted wherever exports are (the scheduler itself runs with the export workers).
     ...(deps.exports ? { schedules: scheduleDeps(config, deps.exports) } : {}),
@@ -240,7 +308,6 @@ export async function startApi(
           await ingestStore?.shutdown();
           downloadLimit.stop();
           await sealer.stop();
-          await deps.exports?.admission.close();
           await authLog.close();
           readCache?.close();
         },

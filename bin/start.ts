@@ -2,20 +2,24 @@
 // on the embedded ClickHouse engine unless CLICKHOUSE_URL names a server.
 
 import { resolve } from 'node:path';
-import { exportDeps, startExportWorkers } from '../api/exports/setup.ts';
-import { startSchedules } from '../api/schedules/setup.ts';
+import { exportDeps } from '../api/exports/setup.ts';
+import { whenOpen } from '../control/db.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
 import type { Ingester } from '../ingest/consumer.ts';
 import { DEMO_WAIT_MS, loadDemo } from '../ingest/demo.ts';
+import { startExportWorkers } from '../worker/exports/setup.ts';
+import { startSchedules } from '../worker/schedules/setup.ts';
 import {
   checkListenAddress,
   configOrExit,
   createLogger,
   createSink,
   onShutdown,
+  openControlStore,
   openStorage,
   orExit,
+  retireLegacyTables,
   startApi,
   startIngester,
 } from './runtime.ts';
@@ -37,7 +41,14 @@ const config = configOrExit({
 const logger = createLogger(config.logLevel);
 await orExit(config, () => checkListenAddress(config));
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
+// The control store opens beside ClickHouse and may finish after the API listens (PGlite's first start creates
+// its database, seconds on a loaded machine): whatever needs it waits for it, and a failure ends the process in
+// one line, as any start-up failure does. The import of an earlier version's state follows its opening.
+const opening = openControlStore(config, logger);
+opening.catch(() => undefined); // reported below
 const ch = await orExit(config, () => openStorage(config, logger));
+const control = whenOpen(opening, config.control.databaseUrl ? 'server' : 'embedded');
+void orExit(config, async () => retireLegacyTables(config, ch, await opening, logger));
 const sink = await createSink(config, ch, logger);
 // `npm run demo` (npm start -- --demo): a generated month of data, loaded once, and a token to read it with.
 const demo = process.argv.includes('--demo');
@@ -57,12 +68,20 @@ if (demoData) {
   );
 }
 // exports: the worker runs in this process; a queued job wakes it at once.
-const exportWorkers = startExportWorkers(config, ch, logger);
-const exports = exportDeps(config, ch, exportWorkers.notify);
+const exportWorkers = startExportWorkers(config, ch, control, logger);
+const exports = exportDeps(config, control, exportWorkers.notify);
 // schedules: the scheduler queues each closed period's job; the workers' finished jobs fire webhooks.
-const schedules = startSchedules(config, ch, logger, exportWorkers.workers, exportWorkers.notify);
+const schedules = startSchedules(config, ch, control, logger, exportWorkers.workers, exportWorkers.notify);
 const api = await orExit(config, () =>
-  startApi(config, { ch, sink, secret: secret.value, logger, exports, ...(ingester ? { ingester } : {}) }),
+  startApi(config, {
+    ch,
+    control,
+    sink,
+    secret: secret.value,
+    logger,
+    exports,
+    ...(ingester ? { ingester } : {}),
+  }),
 );
 
 // The command to mint another token, as printed: it must find the same secret, so a data directory other than
@@ -107,4 +126,5 @@ onShutdown(logger, async () => {
   await ingester?.stop();
   await sink.stop();
   await ch.close();
+  await control.close();
 });

@@ -167,10 +167,17 @@ export async function migrate(
   return ran;
 }
 
-/** True when every known migration is recorded as applied (used by /readyz). */
+/**
+ * The migration that drops the control-plane tables of earlier versions (0012). It runs only after their
+ * one-time import into the control store (bin/runtime.ts), so a process may serve before it; nothing reads
+ * those tables, and /readyz does not wait for it.
+ */
+export const RETIRE_MIGRATION = 12;
+
+/** True when every known migration (but the retirement, above) is recorded as applied (used by /readyz). */
 export async function migrationsApplied(
   ch: ClickHouse,
-  migrations: Migration[] = migrationsFor(ch),
+  migrations: Migration[] = migrationsFor(ch).filter((m) => m.version !== RETIRE_MIGRATION),
 ): Promise<boolean> {
   const done = new Set((await applied(ch)).map((a) => Number(a.version)));
   return migrations.every((m) => done.has(m.version));

@@ -125,6 +125,9 @@ export class SelfLog {
     const now = this.now();
     for (const [key, w] of [...this.windows]) this.endWindow(key, w, now);
     await this.flush();
+    // A write in flight when close began starts another, when it ends, for what was queued meanwhile: wait for
+    // that one too (else the last records could land after close() returned).
+    while (this.writing) await this.writing;
     // A write that failed keeps its rows queued; one more try before giving up on them.
     if (this.queue.length > 0) await this.flush();
   }

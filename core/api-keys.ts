@@ -115,11 +115,9 @@ export function checkNewKey(k: NewKey, now = Date.now()): string[] {
   return problems;
 }
 
-/** Creates a key, stores its hash and returns the key string: the only time it exists in clear. */
-export function createKey(path: string, k: NewKey, now = new Date()): { key: string; record: ApiKeyRecord } {
-  const keys = readKeys(path);
-  let id = randomBytes(8).toString('hex');
-  while (keys.some((r) => r.id === id)) id = randomBytes(8).toString('hex');
+/** Makes a key: the key string (the only time it exists in clear) and the record to store (its hash). */
+export function newKey(k: NewKey, now = new Date()): { key: string; record: ApiKeyRecord } {
+  const id = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');
   const record: ApiKeyRecord = {
     id,
@@ -130,8 +128,16 @@ export function createKey(path: string, k: NewKey, now = new Date()): { key: str
     ...(k.expiresAt ? { expires_at: k.expiresAt.toISOString() } : {}),
     secret_sha256: sha256(secret).toString('hex'),
   };
-  writeKeys(path, [...keys, record]);
   return { key: `tally_${id}_${secret}`, record };
+}
+
+/** Creates a key in a key file (the format of earlier versions; tests and the import use it). */
+export function createKey(path: string, k: NewKey, now = new Date()): { key: string; record: ApiKeyRecord } {
+  const keys = readKeys(path);
+  let made = newKey(k, now);
+  while (keys.some((r) => r.id === made.record.id)) made = newKey(k, now);
+  writeKeys(path, [...keys, made.record]);
+  return made;
 }
 
 /** Marks a key revoked; false when no such key. Revoked records are kept so that `keys list` shows them. */

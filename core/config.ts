@@ -186,6 +186,21 @@ const envSchema = z.object({
   HOST: optionalString.transform((v) => v ?? '127.0.0.1'),
   DATA_DIR: optionalString.transform((v) => resolve(v ?? './data')),
   CLICKHOUSE_URL: url('CLICKHOUSE_URL'),
+  DATABASE_URL: optionalString.superRefine((v, ctx) => {
+    if (v === undefined) return;
+    let ok = false;
+    try {
+      ok = ['postgres:', 'postgresql:'].includes(new URL(v).protocol);
+    } catch {
+      ok = false;
+    }
+    // It may carry a password: the message shows only its shape.
+    if (!ok)
+      ctx.addIssue({
+        code: 'custom',
+        message: `DATABASE_URL: expected postgres://..., got ${describeValue(v)}`,
+      });
+  }),
   CLICKHOUSE_DATABASE: optionalString.transform((v, ctx) => {
     const db = v ?? 'analytics';
     if (!IDENT.test(db)) {
@@ -350,6 +365,13 @@ export interface Config {
      */
     readonly readTimeoutMs: number;
   };
+  readonly control: {
+    /**
+     * DATABASE_URL: the PostgreSQL server of the control plane (jobs, schedules, deliveries, keys, quotas),
+     * shared by every process; undefined: embedded PGlite under DATA_DIR/control (one process).
+     */
+    readonly databaseUrl: string | undefined;
+  };
   readonly kafka: {
     /** undefined: no Kafka; events arrive over POST /events only. */
     readonly brokers: readonly string[] | undefined;
@@ -417,11 +439,11 @@ export interface Config {
   };
   // security
   readonly security: {
-    /** API_KEYS_FILE, default DATA_DIR/api-keys.json: the hashed API keys of `npm run keys`. */
+    /** API_KEYS_FILE, default DATA_DIR/api-keys.json: hashed API keys (the format of earlier versions) added to the control store at each start. */
     readonly apiKeysPath: string;
     /** RATE_LIMIT_OVERRIDES: identity (jwt:<iss>:<sub> or key:<id>) to its own limit per minute. */
     readonly rateLimitOverrides: ReadonlyMap<string, number>;
-    /** RATE_LIMIT_REDIS_URL: a Redis the replicas share for their rate limits and the export quota; unset: each replica counts alone. */
+    /** RATE_LIMIT_REDIS_URL: a Redis the API replicas share for their rate limits (nothing else); unset: each replica counts alone. */
     readonly rateLimitRedisUrl: string | undefined;
     /** DOWNLOAD_RATE_LIMIT_PER_MINUTE, default 60: signed downloads per client address in any minute. */
     readonly downloadRateLimitPerMinute: number;
@@ -463,6 +485,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cluster: e.CLICKHOUSE_CLUSTER,
       readTimeoutMs: e.CLICKHOUSE_READ_TIMEOUT_SECONDS * 1000,
     },
+    control: { databaseUrl: e.DATABASE_URL },
     kafka: {
       brokers: e.KAFKA_BROKERS,
       topicSessions: e.KAFKA_TOPIC_SESSIONS,

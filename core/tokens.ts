@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 
 export const ALL_SCOPES = ['read:analytics', 'write:events', 'report_admin'] as const;
+/** Administers API keys (/admin/keys, what `npm run keys` calls); not among ALL_SCOPES, implied by none. */
+export const KEYS_ADMIN_SCOPE = 'keys:admin';
 
 export interface Secret {
   value: string;

@@ -1,4 +1,4 @@
-// `npm run build [-- --out DIR]`: compiles the service (bin, api, ingest, clickhouse, core; no tests) to DIR
+// `npm run build [-- --out DIR]`: compiles the service (bin, api, worker, ingest, clickhouse, control, core; no tests) to DIR
 // (default dist/) with tsc and copies the files the code reads at run time beside the compiled modules, since
 // they are resolved relative to the module (clickhouse/migrate.ts reads its SQL from its own folder).
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Folders of non-TypeScript files the compiled code needs, relative to the repository root. */
-const ASSETS = ['clickhouse/migrations', 'clickhouse/cluster'];
+const ASSETS = ['clickhouse/migrations', 'clickhouse/cluster', 'control/migrations'];
 
 let out: string;
 try {

@@ -1,11 +1,12 @@
-// What the export routes need, injected by createApp's caller (bin/runtime.ts, or a test).
-import type { ClickHouse } from '../../clickhouse/client.ts';
+// What the export routes need, injected by createApp's caller (bin/, or a test).
+import type { ControlStore } from '../../control/store.ts';
+import type { KeyRing } from '../../core/exports/signing.ts';
+import type { ExportStore } from '../../core/exports/store.ts';
 import type { JobAdmission } from './quota.ts';
-import type { KeyRing } from './signing.ts';
-import type { ExportStore } from './store.ts';
 
 export interface ExportDeps {
-  ch: ClickHouse;
+  /** The control store: jobs and their state. */
+  control: ControlStore;
   admission: JobAdmission;
   store: ExportStore;
   keys: KeyRing;

@@ -9,7 +9,6 @@ import { Forbidden, Unauthenticated } from '../../core/errors.ts';
 import { AuthFailure } from '../auth/failure.ts';
 import type { JwksCache } from '../auth/jwks.ts';
 import { createJwtVerifier } from '../auth/jwt.ts';
-import type { KeyRing } from '../auth/key-ring.ts';
 import type { AppEnv, Identity } from '../env.ts';
 
 export { CLOCK_TOLERANCE_SECONDS } from '../auth/jwt.ts';
@@ -21,10 +20,15 @@ export interface AuthOptions {
   audience: string | undefined;
   /** The IdP's keys (AUTH_JWKS_URL); without it only HS256 tokens are accepted. */
   jwks?: JwksCache;
-  /** API keys (API_KEYS_FILE); without it every X-API-Key is refused. */
-  keys?: KeyRing;
+  /** API keys by id (the control store's, read per request so a revocation counts at once); without it every X-API-Key is refused. */
+  keys?: KeyLookup;
   /** The clock for exp / nbf and key expiry (tests). */
   now?: () => number;
+}
+
+/** Finds an API key's record by its id. */
+export interface KeyLookup {
+  get(id: string): Promise<ApiKeyRecord | undefined>;
 }
 
 export type Authenticator = (

@@ -8,8 +8,8 @@ import { isIP } from 'node:net';
 import type { Context, MiddlewareHandler } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { RateLimited } from '../../core/errors.ts';
+import { normalizeHost } from '../../core/webhooks/allow-list.ts';
 import type { AppEnv } from '../env.ts';
-import { normalizeHost } from '../webhooks/allow-list.ts';
 import { remoteAddress } from './auth.ts';
 import { limitPolicy, SlidingLogStore } from './rate-limit-store.ts';
 

@@ -4,11 +4,11 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { getJob } from '../../clickhouse/queries/exports-jobs.ts';
+import { getJob } from '../../control/jobs.ts';
 import { Forbidden } from '../../core/errors.ts';
+import { verifyLink } from '../../core/exports/signing.ts';
 import type { AppEnv } from '../env.ts';
 import type { ExportDeps } from '../exports/deps.ts';
-import { verifyLink } from '../exports/signing.ts';
 import { ErrorSchema, errorResponses } from '../params.ts';
 import { validationHook } from '../validation.ts';
 
@@ -113,7 +113,7 @@ export function downloadRoutes(deps: ExportDeps) {
     // The signature and expiry first: a forged or stale link never reaches the storage.
     const check = verifyLink(deps.keys, job_id, { exp: Number(exp), kid, sig }, now());
     if (check !== 'ok' || !/^[0-9a-f-]{36}$/.test(job_id)) throw new Forbidden(denied);
-    const job = await getJob(deps.ch, job_id);
+    const job = await getJob(deps.control, job_id);
     if (job?.status !== 'completed' || job.expires_at <= now()) throw new Forbidden(denied);
     const size = deps.store.size(job.file_name);
     if (size === undefined) throw new Forbidden(denied);

@@ -1,11 +1,11 @@
 // POST /reports/export queues an export job (report_admin, daily quota, Idempotency-Key); GET
 // /reports/export/:job_id tells its creator how it goes and, once completed, hands out a signed download link.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { type ExportJob, getJob } from '../../clickhouse/queries/exports-jobs.ts';
+import { type ExportJob, getJob } from '../../control/jobs.ts';
 import { Forbidden, NotFound, ValidationError } from '../../core/errors.ts';
+import { signLink } from '../../core/exports/signing.ts';
 import type { AppEnv } from '../env.ts';
 import type { ExportDeps } from '../exports/deps.ts';
-import { signLink } from '../exports/signing.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
 import { checkRange, csvEscapeField, errorResponses, isCalendarDate, SECURITY } from '../params.ts';
 import { validationHook } from '../validation.ts';
@@ -217,7 +217,7 @@ export function exportRoutes(deps: ExportDeps) {
 
   app.openapi(statusRoute, async (c) => {
     const { job_id } = c.req.valid('param');
-    const job = await getJob(deps.ch, job_id);
+    const job = await getJob(deps.control, job_id);
     // Someone else's job is indistinguishable from no job.
     if (!job || job.user_id !== c.get('identity').id) throw new NotFound(`no export job ${job_id}`);
     c.header('Cache-Control', 'no-store');

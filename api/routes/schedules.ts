@@ -2,23 +2,23 @@
 // jobs a schedule produced. Someone else's schedule is indistinguishable from none (404).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { nextVersion } from '../../clickhouse/queries/exports-jobs.ts';
+import { nextPeriodStart, periodStart } from '../../control/periods.ts';
 import {
+  createSchedule,
+  deleteSchedule,
   type ExportSchedule,
   getSchedule,
+  type RunWithJob,
+  runsOf,
   schedulesOfUser,
-  writeSchedule,
-} from '../../clickhouse/queries/schedules.ts';
-import { type RunWithJob, runsOf } from '../../clickhouse/queries/schedules-runs.ts';
+} from '../../control/schedules.ts';
 import { Forbidden, NotFound, ValidationError } from '../../core/errors.ts';
+import { signedDownloadUrl } from '../../core/exports/link.ts';
 import type { AppEnv, Identity } from '../env.ts';
-import { KeyedMutex } from '../exports/lock.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
 import { errorResponses, intParam, SECURITY } from '../params.ts';
 import type { ScheduleDeps } from '../schedules/deps.ts';
-import { nextPeriodStart, periodStart } from '../schedules/periods.ts';
 import { validationHook } from '../validation.ts';
-import { signedDownloadUrl } from '../webhooks/link.ts';
 
 const id = (max: number) =>
   z
@@ -262,13 +262,12 @@ function showRun(deps: ScheduleDeps, r: RunWithJob, nowMs: number): z.infer<type
 
 export function scheduleRoutes(deps: ScheduleDeps) {
   const now = deps.now ?? Date.now;
-  const ch = deps.exports.ch;
+  const db = deps.exports.control;
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
-  const createLock = new KeyedMutex();
 
   // The caller's own schedule, or 404 whether it is missing or someone else's.
   const own = async (scheduleId: string, identity: Identity) => {
-    const s = await getSchedule(ch, scheduleId);
+    const s = await getSchedule(db, scheduleId);
     if (!s || s.user_id !== identity.id) throw new NotFound(`no export schedule ${scheduleId}`);
     return s;
   };
@@ -293,22 +292,17 @@ export function scheduleRoutes(deps: ScheduleDeps) {
       webhook_url: body.webhook_url ?? '',
       webhook_secret: secret,
       created_at: t,
-      deleted: 0,
-      version: nextVersion(t),
     };
-    // Count and insert under a per-user lock: exact in one process (replicas: see docs/data-engineers.md, a soft cap there).
-    await createLock.run(identity.id, async () => {
-      if ((await schedulesOfUser(ch, identity.id)).length >= deps.perUser) {
-        throw new Forbidden(`at most ${deps.perUser} export schedules per user; delete one first`);
-      }
-      await writeSchedule(ch, schedule);
-    });
+    // The count and the insert are one transaction under the owner's advisory lock: exact in any number of processes.
+    if (!(await createSchedule(db, schedule, deps.perUser))) {
+      throw new Forbidden(`at most ${deps.perUser} export schedules per user; delete one first`);
+    }
     return c.json(show(schedule, t, secret || undefined), 201);
   });
 
   app.openapi(listRoute, async (c) => {
     const t = now();
-    const list = await schedulesOfUser(ch, c.get('identity').id);
+    const list = await schedulesOfUser(db, c.get('identity').id);
     return c.json({ schedules: list.map((s) => show(s, t)) }, 200);
   });
 
@@ -319,14 +313,13 @@ export function scheduleRoutes(deps: ScheduleDeps) {
 
   app.openapi(deleteRoute, async (c) => {
     const s = await own(c.req.valid('param').schedule_id, c.get('identity'));
-    const t = now();
-    await writeSchedule(ch, { ...s, deleted: 1, version: nextVersion(t) });
+    await deleteSchedule(db, s.schedule_id);
     return c.body(null, 204);
   });
 
   app.openapi(runsRoute, async (c) => {
     const s = await own(c.req.valid('param').schedule_id, c.get('identity'));
-    const runs = await runsOf(ch, s.schedule_id, c.req.valid('query').limit ?? 100);
+    const runs = await runsOf(db, s.schedule_id, c.req.valid('query').limit ?? 100);
     const t = now();
     c.header('Cache-Control', 'no-store');
     return c.json({ runs: runs.map((r) => showRun(deps, r, t)) }, 200);

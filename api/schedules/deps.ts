@@ -1,13 +1,22 @@
-// What the schedule routes need, injected by createApp's caller (bin/runtime.ts, or a test).
+// What the schedule routes need, injected by createApp's caller (bin/, or a test).
+import type { Config } from '../../core/config.ts';
+import { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
 import type { ExportDeps } from '../exports/deps.ts';
-import type { WebhookAllowList } from '../webhooks/allow-list.ts';
 
 export interface ScheduleDeps {
-  /** The export parts: storage, link signing, file naming. */
+  /** The export parts: control store, link signing, file naming. */
   exports: ExportDeps;
   /** WEBHOOK_ALLOWED_HOSTS: a webhook_url must pass it (checked again at every delivery). */
   allow: WebhookAllowList;
   /** SCHEDULES_PER_USER. */
   perUser: number;
   now?: () => number;
+}
+
+export function scheduleDeps(config: Config, exports: ExportDeps): ScheduleDeps {
+  return {
+    exports,
+    allow: new WebhookAllowList(config.schedules.webhookAllowedHosts),
+    perUser: config.schedules.perUser,
+  };
 }

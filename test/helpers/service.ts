@@ -43,9 +43,15 @@ export function serviceEnv(env: Record<string, string>): Record<string, string> 
   return { ...base, ...env };
 }
 
-export async function startService(env: Record<string, string>, args: string[] = []): Promise<Service> {
+export async function startService(
+  env: Record<string, string>,
+  args: string[] = [],
+  /** The checkout to run (default: this one); `entry` the role's file in it. */
+  where: { cwd?: string; entry?: string } = {},
+): Promise<Service> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', where.entry ?? 'bin/start.ts', ...args], {
+    ...(where.cwd ? { cwd: where.cwd } : {}),
     env: { ...serviceEnv(env), PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

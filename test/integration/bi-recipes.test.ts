@@ -6,13 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
-import { KeyRing } from '../../api/auth/key-ring.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { createKey } from '../../core/api-keys.ts';
 import { createLogger } from '../../core/logger.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { fileKeys } from '../helpers/keys.ts';
 import { rowsOf } from '../helpers/rows.ts';
 
 const DOCS = join(import.meta.dirname, '..', '..', 'docs', 'bi');
@@ -49,7 +49,7 @@ describe('docs/bi recipes with a read-only API key', () => {
         secret: 'b'.repeat(40),
         issuer: undefined,
         audience: undefined,
-        keys: new KeyRing({ path: keysPath, checkEveryMs: 0 }),
+        keys: fileKeys(keysPath),
       }),
     });
     await insertEvents(

@@ -10,13 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_LIMITS, createApp } from '../../api/app.ts';
 import type { ExportDeps } from '../../api/exports/deps.ts';
 import { JobAdmission } from '../../api/exports/quota.ts';
-import { ExportStore } from '../../api/exports/store.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { JSON_BODY_BYTES } from '../../api/middleware/body-limit.ts';
 import { MAX_BODY_BYTES } from '../../api/routes/events.ts';
+import { ExportStore } from '../../core/exports/store.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
+import { memoryControl } from '../helpers/control.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 
 const SECRET = 'body-limit-test-secret-body-limit-test-secret-01';
@@ -46,8 +47,8 @@ describe('request bodies: limits per operation, nothing read before authenticati
     engine = await openTestEngine();
     filesDir = mkdtempSync(join(tmpdir(), 'tally-body-'));
     const exports: ExportDeps = {
-      ch: engine.ch,
-      admission: new JobAdmission(engine.ch, 10),
+      control: await memoryControl(),
+      admission: new JobAdmission(await memoryControl(), 10),
       store: new ExportStore(filesDir),
       keys: { current: 'k1', keys: new Map([['k1', Buffer.alloc(32, 7)]]) },
       publicBaseUrl: 'http://127.0.0.1',
@@ -151,6 +152,7 @@ describe('request bodies: limits per operation, nothing read before authenticati
       'POST /events': MAX_BODY_BYTES,
       'POST /reports/export': JSON_BODY_BYTES,
       'POST /reports/export-schedules': JSON_BODY_BYTES,
+      'POST /admin/keys': JSON_BODY_BYTES,
     });
   });
 

@@ -24,16 +24,12 @@ import {
   migrationsApplied,
   migrationsFor,
 } from '../../clickhouse/migrate.ts';
-import { nextVersion, writeJob } from '../../clickhouse/queries/exports-jobs.ts';
 import { type Arrival, ingestLedger, insertArrivals } from '../../clickhouse/queries/ingest-ledger.ts';
 import { sealLogDays } from '../../clickhouse/queries/log-day-counts.ts';
-import { writeSchedule } from '../../clickhouse/queries/schedules.ts';
-import { donePeriods, runsOf, writeRun } from '../../clickhouse/queries/schedules-runs.ts';
 import { systemEvents } from '../../clickhouse/queries/system-events.ts';
 import { sealedView } from '../../clickhouse/queries/usage-pairs.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
-import { dueDeliveries, getDelivery, writeDelivery } from '../../clickhouse/queries/webhook-deliveries.ts';
 import { applyRetention, retentionStatement } from '../../clickhouse/retention.ts';
 import { QuietDays, sealUsage } from '../../clickhouse/sealer.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
@@ -452,95 +448,6 @@ describe('cluster migrations (clickhouse/cluster/)', () => {
     });
     // Stored counts come from the raw tables' views, on each shard.
     expect(got.reduce((n, r) => n + r.stored, 0)).toBeGreaterThan(0);
-  });
-
-  it('keeps export jobs and schedule runs readable, including the IN subquery across two Distributed tables', async () => {
-    const now = Date.UTC(2025, 0, 10);
-    const job = {
-      job_id: 'job-1',
-      user_id: 'jwt::alice',
-      day: '2025-01-10',
-      idempotency_key: '',
-      report_type: 'usage-summary',
-      format: 'csv',
-      params: '{}',
-      status: 'completed',
-      attempts: 1,
-      lease_owner: '',
-      lease_expires_at: now,
-      rows_written: 3,
-      bytes: 10,
-      sha256: '',
-      file_name: 'f.csv',
-      expires_at: now,
-      error: '',
-      created_at: now,
-      updated_at: now,
-      version: nextVersion(now),
-    } as const;
-    await writeJob(cluster, job);
-    const run = {
-      schedule_id: 'sch-1',
-      period_start: '2025-01-09',
-      period_end: '2025-01-09',
-      job_id: 'job-1',
-      user_id: 'jwt::alice',
-      created_at: now,
-    };
-    await writeRun(cluster, run);
-    await writeRun(cluster, run);
-    expect(await runsOf(cluster, 'sch-1', 10)).toMatchObject([{ job_id: 'job-1', status: 'completed' }]);
-    expect([...((await donePeriods(cluster)).get('sch-1') ?? [])]).toEqual(['2025-01-09']);
-    expect(await count(cluster, 'SELECT count() AS n FROM export_schedule_runs')).toBe(1);
-  });
-
-  it('finds due webhook deliveries across four Distributed tables (jobs, runs, schedules, deliveries)', async () => {
-    // Uses job-1 / sch-1 of the test above: a completed job of a schedule's run.
-    const now = Date.UTC(2025, 0, 10, 0, 5);
-    await writeSchedule(cluster, {
-      schedule_id: 'sch-1',
-      user_id: 'jwt::alice',
-      report_type: 'usage-summary',
-      format: 'csv',
-      cadence: 'daily',
-      params: '{}',
-      webhook_url: 'https://hooks.example.com/t',
-      webhook_secret: 'whsec_x',
-      created_at: Date.UTC(2025, 0, 9),
-      deleted: 0,
-      version: nextVersion(now),
-    });
-    const [due] = await dueDeliveries(cluster, now, now - 3600_000, 10);
-    expect(due).toMatchObject({ job_id: 'job-1', job_status: 'completed', schedule_id: 'sch-1' });
-    expect(due?.delivery).toBeUndefined();
-    const row = {
-      job_id: 'job-1',
-      delivery_id: 'job-1:completed',
-      schedule_id: 'sch-1',
-      user_id: 'jwt::alice',
-      event: 'export.completed',
-      url: 'https://hooks.example.com/t',
-      state: 'pending',
-      attempts: 1,
-      finished_at: Date.UTC(2025, 0, 10),
-      next_attempt_at: now + 60_000,
-      lease_owner: '',
-      lease_expires_at: 0,
-      last_status: 503,
-      last_error: 'answered 503',
-      created_at: now,
-      updated_at: now,
-      version: nextVersion(now),
-    } as const;
-    await writeDelivery(cluster, row);
-    expect(await dueDeliveries(cluster, now, now - 3600_000, 10)).toEqual([]);
-    // Pending and due later, even past the discovery window: found with its delivery row.
-    const later = now + 7 * 86_400_000;
-    const [again] = await dueDeliveries(cluster, later, later - 3600_000, 10);
-    expect(again?.delivery).toMatchObject({ state: 'pending', attempts: 1, last_error: 'answered 503' });
-    await writeDelivery(cluster, { ...row, state: 'delivered', attempts: 2, version: nextVersion(now) });
-    expect(await dueDeliveries(cluster, later, later - 3600_000, 10)).toEqual([]);
-    expect(await getDelivery(cluster, 'job-1')).toMatchObject({ state: 'delivered', attempts: 2 });
   });
 
   it('sets and removes the retention TTL on the shard-local raw tables', async () => {

@@ -8,14 +8,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  exportDeps,
-  type startExportWorkers as StartWorkers,
-  startExportWorkers,
-} from '../../api/exports/setup.ts';
-import { startSchedules } from '../../api/schedules/setup.ts';
+import { exportDeps } from '../../api/exports/setup.ts';
 import { startApi } from '../../bin/runtime.ts';
-import { writeSchedule } from '../../clickhouse/queries/schedules.ts';
+import { createSchedule } from '../../control/schedules.ts';
 import { loadConfig } from '../../core/config.ts';
 import { parseEvent } from '../../core/events.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -23,6 +18,9 @@ import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
+import { type startExportWorkers as StartWorkers, startExportWorkers } from '../../worker/exports/setup.ts';
+import { startSchedules } from '../../worker/schedules/setup.ts';
+import { memoryControl } from '../helpers/control.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { uniqueName } from '../helpers/kafka.ts';
 import { freePort } from '../helpers/service.ts';
@@ -149,28 +147,31 @@ describe('answers under concurrency equal answers alone', () => {
         }),
       );
     }
-    workers = startExportWorkers(config, engine.ch, logger);
-    const exports = exportDeps(config, engine.ch, workers.notify);
-    schedules = startSchedules(config, engine.ch, logger, workers.workers, workers.notify, {
+    const control = await memoryControl();
+    workers = startExportWorkers(config, engine.ch, control, logger);
+    const exports = exportDeps(config, control, workers.notify);
+    schedules = startSchedules(config, engine.ch, control, logger, workers.workers, workers.notify, {
       webhookPollMs: 200,
     });
-    api = await startApi(config, { ch: engine.ch, sink, secret: SECRET, logger, exports });
+    api = await startApi(config, { ch: engine.ch, control, sink, secret: SECRET, logger, exports });
     token = await mintToken(SECRET, { sub: 'mixer' });
     // Schedules created days ago: the scheduler catches their missed periods up while the mixes run.
     for (const [i, report_type] of (['usage-summary', 'system-events'] as const).entries()) {
-      await writeSchedule(engine.ch, {
-        schedule_id: uniqueName('sched'),
-        user_id: 'scheduler-owner',
-        report_type,
-        format: i === 0 ? 'csv' : 'parquet',
-        cadence: 'daily',
-        params: '{}',
-        webhook_url: `http://127.0.0.1:${hookPort}/hook`,
-        webhook_secret: 'whsec-concurrency',
-        created_at: Date.now() - 4 * 86_400_000,
-        deleted: 0,
-        version: 1,
-      });
+      await createSchedule(
+        await memoryControl(),
+        {
+          schedule_id: uniqueName('sched'),
+          user_id: 'scheduler-owner',
+          report_type,
+          format: i === 0 ? 'csv' : 'parquet',
+          cadence: 'daily',
+          params: '{}',
+          webhook_url: `http://127.0.0.1:${hookPort}/hook`,
+          webhook_secret: 'whsec-concurrency',
+          created_at: Date.now() - 4 * 86_400_000,
+        },
+        10,
+      );
     }
   });
 

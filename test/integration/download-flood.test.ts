@@ -10,13 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import type { ExportDeps } from '../../api/exports/deps.ts';
 import { JobAdmission } from '../../api/exports/quota.ts';
-import { signLink } from '../../api/exports/signing.ts';
-import { ExportStore } from '../../api/exports/store.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { limitPerClient } from '../../api/middleware/client-limit.ts';
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import type { ControlStore } from '../../control/store.ts';
+import { signLink } from '../../core/exports/signing.ts';
+import { ExportStore } from '../../core/exports/store.ts';
 import { createLogger } from '../../core/logger.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
+import { memoryControl } from '../helpers/control.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 
 const PER_MINUTE = 5;
@@ -32,8 +34,8 @@ describe('unauthenticated downloads: signature first, bounded per client address
 
   /** A service on a free loopback port; `trustProxy` as TRUST_PROXY would set it. */
   async function start(trustProxy: boolean): Promise<string> {
-    // The engine's client, counting the queries the download route makes (the real engine answers them).
-    const counted: ClickHouse = {
+    // The engine's client and the control store, counting the queries the routes make (the real ones answer).
+    const countedCh: ClickHouse = {
       ...engine.ch,
       client: new Proxy(engine.ch.client, {
         get(target, prop, receiver) {
@@ -46,9 +48,17 @@ describe('unauthenticated downloads: signature first, bounded per client address
         },
       }),
     };
+    const store = await memoryControl();
+    const counted: ControlStore = {
+      ...store,
+      query: (text, params) => {
+        queries += 1;
+        return store.query(text, params);
+      },
+    };
     const exports: ExportDeps = {
-      ch: counted,
-      admission: new JobAdmission(engine.ch, 10),
+      control: counted,
+      admission: new JobAdmission(counted, 10),
       store: new ExportStore(filesDir),
       keys: KEYS,
       publicBaseUrl: 'http://127.0.0.1',
@@ -57,7 +67,7 @@ describe('unauthenticated downloads: signature first, bounded per client address
     const downloadLimit = limitPerClient({ perMinute: PER_MINUTE, trustProxy });
     limits.push(downloadLimit);
     const app = createApp({
-      ch: counted,
+      ch: countedCh,
       sink: createDirectSink(engine.ch),
       logger: createLogger('silent'),
       auth: createAuthenticator({ secret: 'x'.repeat(40), issuer: undefined, audience: undefined }),

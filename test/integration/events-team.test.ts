@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
-import { KeyRing } from '../../api/auth/key-ring.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { createKey } from '../../core/api-keys.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -19,6 +18,7 @@ import { StoredWatcher } from '../../ingest/stored-wait.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { dropTopics } from '../helpers/ingest.ts';
 import { testKafka, uniqueName } from '../helpers/kafka.ts';
+import { fileKeys } from '../helpers/keys.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const SECRET = 'events-team-test-secret-events-team-test-0123';
@@ -58,7 +58,7 @@ describe('POST /events and team-bound credentials', () => {
         secret: SECRET,
         issuer: undefined,
         audience: undefined,
-        keys: new KeyRing({ path: keysPath, checkEveryMs: 0 }),
+        keys: fileKeys(keysPath),
       }),
     });
   const send = (app: ReturnType<typeof appWith>, headers: Record<string, string>, body: string) =>

@@ -9,19 +9,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import type { ExportDeps } from '../../api/exports/deps.ts';
 import { JobAdmission, secondsToUtcMidnight } from '../../api/exports/quota.ts';
-import type { KeyRing } from '../../api/exports/signing.ts';
-import { ExportStore } from '../../api/exports/store.ts';
-import { ExportWorker } from '../../api/exports/worker.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { exportSource } from '../../clickhouse/export-stream.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
-import { type ExportJob, getJob, nextVersion, writeJob } from '../../clickhouse/queries/exports-jobs.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
+import { type ExportJob, getJob } from '../../control/jobs.ts';
+import { type ControlStore, openControl } from '../../control/store.ts';
+import type { KeyRing } from '../../core/exports/signing.ts';
+import { ExportStore } from '../../core/exports/store.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
+import { ExportWorker } from '../../worker/exports/worker.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { readParquetRows } from '../helpers/python.ts';
 import { rowsOf } from '../helpers/rows.ts';
@@ -77,6 +78,7 @@ function plain(v: unknown, column?: string): unknown {
 
 describe('export jobs', () => {
   let engine: TestEngine;
+  let control: ControlStore;
   let deps: ExportDeps;
   let worker: ExportWorker;
   let app: ReturnType<typeof createApp>;
@@ -134,10 +136,11 @@ describe('export jobs', () => {
     for (let i = 0; i < events.length; i += 5_000) {
       await insertEvents(engine.ch, rowsOf(events.slice(i, i + 5_000)), `exports/0/${i}`);
     }
+    control = await openControl({ url: undefined, dataDir: engine.dataDir });
     const store = new ExportStore(`${engine.dataDir}/exports`);
     deps = {
-      ch: engine.ch,
-      admission: new JobAdmission(engine.ch, 10, () => nowMs),
+      control,
+      admission: new JobAdmission(control, 10, () => nowMs),
       store,
       keys,
       publicBaseUrl: BASE,
@@ -147,6 +150,7 @@ describe('export jobs', () => {
     app = build(deps.admission);
     worker = new ExportWorker({
       ch: engine.ch,
+      control,
       source: exportSource(engine.ch, engine.dataDir),
       store,
       selfLog: new SelfLog(engine.ch),
@@ -162,6 +166,7 @@ describe('export jobs', () => {
   });
   afterAll(async () => {
     await worker?.stop();
+    await control?.close();
     await engine?.dispose();
   });
 
@@ -408,8 +413,8 @@ describe('export jobs', () => {
     const refused = answers.find((r) => r.status === 429) as Response;
     expect(Number(refused.headers.get('retry-after'))).toBe(secondsToUtcMidnight(nowMs));
     expect(await refused.json()).toMatchObject({ error: 'Too Many Requests' });
-    // A new app on the same engine: the count lives in ClickHouse, not in the old process.
-    const restarted = build(new JobAdmission(engine.ch, 10, () => nowMs));
+    // A new app on the same store: the count lives in the control store, not in the old process.
+    const restarted = build(new JobAdmission(control, 10, () => nowMs));
     expect((await post(tokens.quota as string, body, {}, restarted)).status).toBe(429);
     // Another user is not affected.
     expect((await post(tokens.limited as string, body, {}, restarted)).status).toBe(202);
@@ -502,17 +507,11 @@ describe('export jobs', () => {
     };
     // A worker claimed the job and vanished: its lease ran out long ago.
     const abandon = async (jobId: string, attempts: number) => {
-      const job = (await getJob(engine.ch, jobId)) as ExportJob;
-      const t = Date.now() - 60_000;
-      await writeJob(engine.ch, {
-        ...job,
-        status: 'processing',
-        attempts,
-        lease_owner: 'worker-dead',
-        lease_expires_at: t,
-        rows_written: 123,
-        version: nextVersion(),
-      });
+      await control.query(
+        `UPDATE export_jobs SET status = 'processing', attempts = $2, lease_owner = 'worker-dead',
+           lease_expires_at = $3, rows_written = 123 WHERE job_id = $1`,
+        [jobId, attempts, Date.now() - 60_000],
+      );
     };
     const revived = await start();
     await abandon(revived, 1);
@@ -521,7 +520,7 @@ describe('export jobs', () => {
       rows_written: 123,
     });
     while (await worker.runOnce()) {}
-    const done = (await getJob(engine.ch, revived)) as ExportJob;
+    const done = (await getJob(control, revived)) as ExportJob;
     expect({ status: done.status, attempts: done.attempts }).toEqual({ status: 'completed', attempts: 2 });
 
     const doomed = await start();
@@ -542,7 +541,7 @@ describe('export jobs', () => {
   });
 
   it('runs each of 20 queued jobs exactly once with two workers polling side by side', async () => {
-    const many = build(new JobAdmission(engine.ch, 100, () => nowMs));
+    const many = build(new JobAdmission(control, 100, () => nowMs));
     const queued: string[] = [];
     for (let i = 0; i < 20; i++) {
       const day = `2025-01-${String(10 + (i % 10)).padStart(2, '0')}`;
@@ -558,6 +557,7 @@ describe('export jobs', () => {
     const workers = ['w-a', 'w-b'].map((workerId) => {
       const w = new ExportWorker({
         ch: engine.ch,
+        control,
         source: exportSource(engine.ch, engine.dataDir),
         store: deps.store,
         selfLog: new SelfLog(engine.ch),
@@ -580,7 +580,7 @@ describe('export jobs', () => {
     expect(runs.map((r) => r.job).sort()).toEqual([...queued].sort());
     expect(new Set(runs.map((r) => r.worker))).toEqual(new Set(['w-a', 'w-b']));
     for (const id of queued) {
-      const job = (await getJob(engine.ch, id)) as ExportJob;
+      const job = (await getJob(control, id)) as ExportJob;
       expect({ id, status: job.status, attempts: job.attempts }).toEqual({
         id,
         status: 'completed',
@@ -598,6 +598,7 @@ describe('export jobs', () => {
     expect(store.size(name)).toBe(st.bytes);
     const later = new ExportWorker({
       ch: engine.ch,
+      control,
       source: exportSource(engine.ch, engine.dataDir),
       store,
       selfLog: new SelfLog(engine.ch),

@@ -10,6 +10,7 @@ import { loadConfig } from '../../core/config.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
+import { memoryControl } from '../helpers/control.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { freePort } from '../helpers/service.ts';
 
@@ -28,6 +29,7 @@ describe('the ingest budget', () => {
     expect(config.rateLimitPerMinute).toBe(100);
     api = await startApi(config, {
       ch: engine.ch,
+      control: await memoryControl(),
       sink: createDirectSink(engine.ch),
       secret: SECRET,
       logger: createLogger('silent'),

@@ -11,16 +11,17 @@ import { createApp } from '../../api/app.ts';
 import { createErrorHandler } from '../../api/errors.ts';
 import type { ExportDeps } from '../../api/exports/deps.ts';
 import { JobAdmission } from '../../api/exports/quota.ts';
-import { ExportStore } from '../../api/exports/store.ts';
 import { type AuthFailureReport, createAuthenticator } from '../../api/middleware/auth.ts';
 import { createRateLimit } from '../../api/middleware/rate-limit.ts';
 import { limitPolicy } from '../../api/middleware/rate-limit-store.ts';
-import { WebhookAllowList } from '../../api/webhooks/allow-list.ts';
 import { type ClickHouse, serverClickHouse } from '../../clickhouse/client.ts';
+import { ExportStore } from '../../core/exports/store.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
+import { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
+import { memoryControl } from '../helpers/control.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 
 const SECRET = 'ops-test-secret-ops-test-secret-ops-0123456';
@@ -93,8 +94,8 @@ describe('service surface', () => {
     // A full app, as bin/runtime.ts builds it: exports, schedules and the per-identity limit mounted, so the
     // document and the error model are checked on every route. The limit is high: not under test here.
     const exportDeps: ExportDeps = {
-      ch: engine.ch,
-      admission: new JobAdmission(engine.ch, 1000),
+      control: await memoryControl(),
+      admission: new JobAdmission(await memoryControl(), 1000),
       store: new ExportStore(`${engine.dataDir}/exports`),
       keys: { current: 'k1', keys: new Map([['k1', Buffer.alloc(32, 7)]]) },
       publicBaseUrl: 'https://tally.example.test',

@@ -2,13 +2,13 @@
 // pages) shows exactly the whole days no TTL has touched, before the TTL has run and after. The usage rollups
 // keep summarising dropped days.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportQuery } from '../../api/exports/worker.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
-import type { ExportJob } from '../../clickhouse/queries/exports-jobs.ts';
 import { systemEvents } from '../../clickhouse/queries/system-events.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { applyRetention, firstRetainedDay } from '../../clickhouse/retention.ts';
+import type { ExportJob } from '../../control/jobs.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
+import { exportQuery } from '../../worker/exports/worker.ts';
 import { scalar } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { rowsOf } from '../helpers/rows.ts';

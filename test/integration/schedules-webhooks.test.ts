@@ -1,31 +1,31 @@
 // Completion webhooks from the durable outbox (webhook_deliveries), against local receivers on the real engine:
 // signed (verified here with a plain HMAC), failing twice then accepted: delivered once; a delivery left
 // pending by a stopped dispatcher is delivered exactly once by the next one; a job whose finished-hook never ran
-// is delivered by a fresh dispatcher; two dispatchers that share no lock deliver each job once; refused and
-// redirected targets get no request (or no second one); two jobs given up are two system logs naming each.
-import { createHmac } from 'node:crypto';
+// is delivered by a fresh dispatcher (its outbox row was written with the job's finish); two dispatchers deliver
+// each job once; a dispatcher that dies mid-attempt leaves the delivery to another after its lease, with the same
+// X-Tally-Delivery; refused and redirected targets get no request (or no second one); two jobs given up are two
+// system logs naming each.
+import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeyedMutex } from '../../api/exports/lock.ts';
-import { ExportStore } from '../../api/exports/store.ts';
-import { ExportWorker } from '../../api/exports/worker.ts';
-import { scheduledJobId } from '../../api/schedules/job-id.ts';
-import { Scheduler } from '../../api/schedules/scheduler.ts';
-import { WebhookAllowList } from '../../api/webhooks/allow-list.ts';
+import { exportSource } from '../../clickhouse/export-stream.ts';
+import { SelfLog } from '../../clickhouse/self-log.ts';
+import { scheduledJobId } from '../../control/job-id.ts';
+import { type ExportJob, getJob } from '../../control/jobs.ts';
+import { createSchedule, deleteSchedule, type ExportSchedule, runsOf } from '../../control/schedules.ts';
+import { type ControlStore, openControl } from '../../control/store.ts';
+import { getDelivery, type WebhookDelivery } from '../../control/webhooks.ts';
+import { ExportStore } from '../../core/exports/store.ts';
+import { createLogger } from '../../core/logger.ts';
+import { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
+import { ExportWorker } from '../../worker/exports/worker.ts';
+import { Scheduler } from '../../worker/schedules/scheduler.ts';
 import {
   WebhookDispatcher,
   type WebhookOptions,
   type WebhookPayload,
-} from '../../api/webhooks/dispatcher.ts';
-import type { ClickHouse } from '../../clickhouse/client.ts';
-import { exportSource } from '../../clickhouse/export-stream.ts';
-import { type ExportJob, getJob, nextVersion } from '../../clickhouse/queries/exports-jobs.ts';
-import { type ExportSchedule, writeSchedule } from '../../clickhouse/queries/schedules.ts';
-import { runOfJob, runsOf } from '../../clickhouse/queries/schedules-runs.ts';
-import { getDelivery, type WebhookDelivery } from '../../clickhouse/queries/webhook-deliveries.ts';
-import { SelfLog } from '../../clickhouse/self-log.ts';
-import { createLogger } from '../../core/logger.ts';
+} from '../../worker/webhooks/dispatcher.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -77,6 +77,7 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('export webhooks (durable outbox)', () => {
   let engine: TestEngine;
+  let control: ControlStore;
   let store: ExportStore;
   let worker: ExportWorker;
   let selfLog: SelfLog;
@@ -86,7 +87,7 @@ describe('export webhooks (durable outbox)', () => {
 
   const dispatcher = (allow: string[], extra: Partial<WebhookOptions> = {}) =>
     new WebhookDispatcher({
-      ch: engine.ch,
+      control,
       allow: new WebhookAllowList(allow),
       links: {
         keys: { current: 'k', keys: new Map([['k', Buffer.alloc(32, 3)]]) },
@@ -100,7 +101,6 @@ describe('export webhooks (durable outbox)', () => {
       retryForMs: 60_000,
       timeoutMs: 2000,
       pollMs: 25,
-      claimLock: new KeyedMutex(),
       now: clock,
       ...extra,
     });
@@ -109,7 +109,7 @@ describe('export webhooks (durable outbox)', () => {
     waitFor(
       `the delivery of ${jobId} to be ${state}`,
       async () => {
-        const d = await getDelivery(engine.ch, jobId);
+        const d = await getDelivery(control, jobId);
         return d?.state === state ? d : undefined;
       },
       { timeoutMs: 20_000, everyMs: 25 },
@@ -117,12 +117,12 @@ describe('export webhooks (durable outbox)', () => {
 
   /**
    * A daily schedule with a webhook, `days` closed days of it run to completion by the export worker (which has
-   * no finished-job listener here: every delivery below is found in the tables, as after a crash right after
+   * no finished-job listener here: every delivery below is found in the outbox, as after a crash right after
    * the job's final write). The schedule is deleted again by `retire`.
    */
   async function finishedJobs(url: string, days = 1) {
     const schedule: ExportSchedule = {
-      schedule_id: `sched-${nextVersion()}`,
+      schedule_id: `sched-${randomUUID()}`,
       user_id: 'jwt::alice',
       report_type: 'system-events',
       format: 'csv',
@@ -131,32 +131,31 @@ describe('export webhooks (durable outbox)', () => {
       webhook_url: url,
       webhook_secret: HOOK_SECRET,
       created_at: clock(),
-      deleted: 0,
-      version: nextVersion(),
     };
-    await writeSchedule(engine.ch, schedule);
+    await createSchedule(control, schedule, 1000);
     const firstDay = Date.parse(new Date(schedule.created_at).toISOString().slice(0, 10));
     offset += days * DAY;
-    await new Scheduler({ ch: engine.ch, store, logger, lock: new KeyedMutex(), now: clock }).tick();
+    await new Scheduler({ control, store, logger, now: clock }).tick();
     while (await worker.runOnce()) {}
     const jobs: ExportJob[] = [];
     for (let i = 0; i < days; i++) {
       const day = new Date(firstDay + i * DAY).toISOString().slice(0, 10);
-      const job = await getJob(engine.ch, scheduledJobId(schedule.schedule_id, day));
+      const job = await getJob(control, scheduledJobId(schedule.schedule_id, day));
       if (job?.status !== 'completed') throw new Error(`the job of ${day} did not complete`);
-      expect((await runOfJob(engine.ch, job.job_id))?.schedule_id).toBe(schedule.schedule_id);
       jobs.push(job);
     }
-    const retire = () => writeSchedule(engine.ch, { ...schedule, deleted: 1, version: nextVersion() });
+    const retire = () => deleteSchedule(control, schedule.schedule_id);
     return { jobs, job: jobs[0] as ExportJob, scheduleId: schedule.schedule_id, retire };
   }
 
   beforeAll(async () => {
     engine = await openTestEngine();
+    control = await openControl({ url: undefined, dataDir: '', memory: true });
     store = new ExportStore(`${engine.dataDir}/exports`);
     selfLog = new SelfLog(engine.ch, { now: clock });
     worker = new ExportWorker({
       ch: engine.ch,
+      control,
       source: exportSource(engine.ch, engine.dataDir),
       store,
       selfLog,
@@ -168,6 +167,7 @@ describe('export webhooks (durable outbox)', () => {
   afterAll(async () => {
     await worker?.stop();
     await selfLog?.close();
+    await control?.close();
     await engine?.dispose();
   });
 
@@ -214,7 +214,7 @@ describe('export webhooks (durable outbox)', () => {
       );
       expect(Date.parse(body.expires_at ?? '')).toBeGreaterThan(clock());
       // The schedule's runs show the delivery.
-      const [run] = await runsOf(engine.ch, scheduleId, 10);
+      const [run] = await runsOf(control, scheduleId, 10);
       expect(run).toMatchObject({
         job_id: job.job_id,
         webhook_state: 'delivered',
@@ -228,12 +228,12 @@ describe('export webhooks (durable outbox)', () => {
     }
   });
 
-  it('delivers a job whose finished-hook never ran (a crash right after its final write), from the table alone', async () => {
+  it('delivers a job whose finished-hook never ran (a crash right after its final write), from the outbox alone', async () => {
     const rx = await receiver(() => 200);
     try {
       const { job, retire } = await finishedJobs(`http://127.0.0.1:${rx.port}/hook`);
-      // The job is completed in export_jobs and nothing was told of it: no delivery row exists.
-      expect(await getDelivery(engine.ch, job.job_id)).toBeUndefined();
+      // Nothing was told of the finished job, but its outbox row was written in the transaction that finished it.
+      expect(await getDelivery(control, job.job_id)).toMatchObject({ state: 'pending', attempts: 0 });
       const fresh = dispatcher([`127.0.0.1:${rx.port}`]);
       fresh.start();
       try {
@@ -259,7 +259,7 @@ describe('export webhooks (durable outbox)', () => {
       await waitFor('two failed attempts', async () => rx.hits.length >= 2, { everyMs: 10 });
       // The "restart": the first dispatcher stops (its attempt in flight finishes and is recorded) ...
       await first.stop();
-      const left = await getDelivery(engine.ch, job.job_id);
+      const left = await getDelivery(control, job.job_id);
       expect(left).toMatchObject({ state: 'pending', lease_owner: '', attempts: rx.hits.length });
       expect(left?.last_error).toBe('answered 503');
       expect(left?.last_status).toBe(503);
@@ -287,40 +287,47 @@ describe('export webhooks (durable outbox)', () => {
     }
   });
 
-  it('two dispatchers sharing no lock (like two processes) deliver each job once, one of them slow to write', async () => {
-    // The receiver takes 400 ms to answer, so a first claimant is still attempting when a second one reads back.
-    const rx = await receiver(() => 200, {}, { delayMs: 400 });
-    // B's writes take 150 ms (another process, a slower link): A selects, writes and would read back its own
-    // claim before B's lands. The settle time between writing a claim and reading it back (1 s) is what
-    // lets A see B's newer claim and walk away (with no settle time this test sends duplicates).
-    const slow: ClickHouse = {
-      ...engine.ch,
-      client: new Proxy(engine.ch.client, {
-        get(target, prop, receiver) {
-          const value: unknown = Reflect.get(target, prop, receiver);
-          if (typeof value !== 'function') return value;
-          if (prop !== 'insert') return value.bind(target);
-          return async (...args: unknown[]) => {
-            await pause(150);
-            return value.apply(target, args);
-          };
-        },
-      }),
-    };
-    const opts = { claimSettleMs: 1000, concurrency: 2 };
-    const a = dispatcher([`127.0.0.1:${rx.port}`], opts);
-    const b = dispatcher([`127.0.0.1:${rx.port}`], { ...opts, ch: slow });
+  it('two dispatchers (like two processes) deliver each of 6 jobs once', async () => {
+    // The receiver takes 300 ms to answer, so each dispatcher has attempts in flight while the other claims.
+    const rx = await receiver(() => 200, {}, { delayMs: 300 });
+    const a = dispatcher([`127.0.0.1:${rx.port}`], { concurrency: 2 });
+    const b = dispatcher([`127.0.0.1:${rx.port}`], { concurrency: 2 });
     try {
       const { jobs, retire } = await finishedJobs(`http://127.0.0.1:${rx.port}/hook`, 6);
       a.start();
       b.start();
       for (const j of jobs) await settled(j.job_id);
-      await pause(600);
+      await pause(400);
       const ids = rx.hits.map((h) => h.delivery).sort();
       expect(ids).toEqual(jobs.map((j) => `${j.job_id}:completed`).sort());
       await retire();
     } finally {
       await Promise.all([a.stop(), b.stop()]);
+      await rx.close();
+    }
+  });
+
+  it('a dispatcher that dies mid-attempt leaves the delivery to another, with the same X-Tally-Delivery', async () => {
+    const rx = await receiver(() => 200);
+    try {
+      const { job, retire } = await finishedJobs(`http://127.0.0.1:${rx.port}/hook`);
+      // The first dispatcher claims and never records (killed mid-attempt): its short lease runs out.
+      const dead = dispatcher([`127.0.0.1:${rx.port}`], { leaseMs: 300 });
+      // (Deliveries other tests left pending are claimed and abandoned too; they are not this test's.)
+      let claimed = await dead.claim();
+      while (claimed && claimed.delivery.job_id !== job.job_id) claimed = await dead.claim();
+      expect(claimed?.delivery.job_id).toBe(job.job_id);
+      const next = dispatcher([`127.0.0.1:${rx.port}`]);
+      next.start();
+      try {
+        const done = await settled(job.job_id);
+        expect(done.attempts).toBe(1);
+      } finally {
+        await next.stop();
+      }
+      expect(rx.hits.map((h) => h.delivery)).toEqual([`${job.job_id}:completed`]);
+      await retire();
+    } finally {
       await rx.close();
     }
   });

@@ -2,22 +2,23 @@
 // webhook dispatcher onto the export worker's finished-job listeners beside any other listener (one that throws
 // included), and a scheduled job that fails reaches the receiver as a signed export.failed webhook, woken by the
 // hook (the dispatcher's own polling is set to a minute here, so only the hook can explain a prompt delivery).
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ExportStore } from '../../api/exports/store.ts';
-import { ExportWorker } from '../../api/exports/worker.ts';
-import { scheduledJobId } from '../../api/schedules/job-id.ts';
-import { type ScheduleServices, startSchedules } from '../../api/schedules/setup.ts';
-import type { WebhookPayload } from '../../api/webhooks/dispatcher.ts';
 import { exportSource } from '../../clickhouse/export-stream.ts';
-import { type ExportJob, getJob, nextVersion, writeJob } from '../../clickhouse/queries/exports-jobs.ts';
-import { writeSchedule } from '../../clickhouse/queries/schedules.ts';
-import { getDelivery } from '../../clickhouse/queries/webhook-deliveries.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
+import { scheduledJobId } from '../../control/job-id.ts';
+import { type ExportJob, getJob } from '../../control/jobs.ts';
+import { createSchedule } from '../../control/schedules.ts';
+import { type ControlStore, openControl } from '../../control/store.ts';
+import { getDelivery } from '../../control/webhooks.ts';
 import { loadConfig } from '../../core/config.ts';
+import { ExportStore } from '../../core/exports/store.ts';
 import { createLogger } from '../../core/logger.ts';
+import { ExportWorker } from '../../worker/exports/worker.ts';
+import { type ScheduleServices, startSchedules } from '../../worker/schedules/setup.ts';
+import type { WebhookPayload } from '../../worker/webhooks/dispatcher.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -33,6 +34,7 @@ interface Hit {
 
 describe('schedules wiring (startSchedules)', () => {
   let engine: TestEngine;
+  let control: ControlStore;
   let server: Server;
   let port = 0;
   const hits: Hit[] = [];
@@ -42,6 +44,7 @@ describe('schedules wiring (startSchedules)', () => {
 
   beforeAll(async () => {
     engine = await openTestEngine();
+    control = await openControl({ url: undefined, dataDir: '', memory: true });
     server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -59,6 +62,7 @@ describe('schedules wiring (startSchedules)', () => {
     await worker?.stop();
     await selfLog?.close();
     await new Promise<void>((r) => server.close(() => r()));
+    await control?.close();
     await engine?.dispose();
   });
 
@@ -71,23 +75,27 @@ describe('schedules wiring (startSchedules)', () => {
     });
     // A daily schedule created yesterday: its one closed day is queued by the scheduler's first tick.
     const created = Date.now() - DAY;
-    const scheduleId = `sched-wiring-${nextVersion()}`;
-    await writeSchedule(engine.ch, {
-      schedule_id: scheduleId,
-      user_id: 'jwt::alice',
-      report_type: 'system-events',
-      format: 'csv',
-      cadence: 'daily',
-      params: '{}',
-      webhook_url: `http://127.0.0.1:${port}/hook`,
-      webhook_secret: SECRET,
-      created_at: created,
-      deleted: 0,
-      version: nextVersion(),
-    });
+    const scheduleId = `sched-wiring-${randomUUID()}`;
+    const made = await createSchedule(
+      control,
+      {
+        schedule_id: scheduleId,
+        user_id: 'jwt::alice',
+        report_type: 'system-events',
+        format: 'csv',
+        cadence: 'daily',
+        params: '{}',
+        webhook_url: `http://127.0.0.1:${port}/hook`,
+        webhook_secret: SECRET,
+        created_at: created,
+      },
+      10,
+    );
+    expect(made).toBe(true);
     selfLog = new SelfLog(engine.ch);
     worker = new ExportWorker({
       ch: engine.ch,
+      control,
       source: exportSource(engine.ch, engine.dataDir),
       store: new ExportStore(config.exports.dir),
       selfLog,
@@ -111,28 +119,25 @@ describe('schedules wiring (startSchedules)', () => {
         off();
       };
     };
-    services = startSchedules(config, engine.ch, logger, [worker], undefined, { webhookPollMs: 60_000 });
+    services = startSchedules(config, engine.ch, control, logger, [worker], undefined, {
+      webhookPollMs: 60_000,
+    });
     const { webhooks } = services;
     expect([...attached]).toEqual([webhooks.notify]);
 
     const jobId = scheduledJobId(scheduleId, new Date(created).toISOString().slice(0, 10));
-    const queued = await waitFor('the scheduled job', () => getJob(engine.ch, jobId), { timeoutMs: 20_000 });
+    const queued = await waitFor('the scheduled job', () => getJob(control, jobId), { timeoutMs: 20_000 });
     expect(queued.status).toBe('queued');
     // Its worker "died" twice: processing under an expired lease with every attempt spent, so the next claim
     // fails it (the worker's real failure path).
-    const now = Date.now();
-    await writeJob(engine.ch, {
-      ...queued,
-      status: 'processing',
-      attempts: 2,
-      lease_owner: 'worker-gone',
-      lease_expires_at: now - 1000,
-      updated_at: now,
-      version: nextVersion(now),
-    });
+    await control.query(
+      `UPDATE export_jobs SET status = 'processing', attempts = 2, lease_owner = 'worker-gone',
+         lease_expires_at = $2 WHERE job_id = $1`,
+      [jobId, Date.now() - 1000],
+    );
     expect(await worker.runOnce()).toBe(false);
     const failedAt = Date.now();
-    expect((await getJob(engine.ch, jobId))?.status).toBe('failed');
+    expect((await getJob(control, jobId))?.status).toBe('failed');
     expect(seen).toEqual([`${jobId}:failed`]);
 
     const hit = await waitFor('the webhook', async () => hits[0], { timeoutMs: 20_000, everyMs: 20 });
@@ -159,7 +164,7 @@ describe('schedules wiring (startSchedules)', () => {
     const t = /t=(\d+)/.exec(sig)?.[1];
     expect(sig).toBe(`t=${t},v1=${createHmac('sha256', SECRET).update(`${t}.${hit.body}`).digest('hex')}`);
     const row = await waitFor('the delivery row', async () => {
-      const d = await getDelivery(engine.ch, jobId);
+      const d = await getDelivery(control, jobId);
       return d?.state === 'delivered' ? d : undefined;
     });
     expect(row).toMatchObject({ event: 'export.failed', attempts: 1, last_status: 204 });

@@ -2,31 +2,28 @@
 // month, two months caught up after a downtime; ISO weeks across a year boundary; two schedulers without a
 // shared lock producing no duplicate; scheduled jobs outside the daily quota; runs with working download links;
 // schedules of a revoked or expired API key skipped for good.
-import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import type { ExportDeps } from '../../api/exports/deps.ts';
-import { KeyedMutex } from '../../api/exports/lock.ts';
 import { JobAdmission } from '../../api/exports/quota.ts';
-import { ExportStore } from '../../api/exports/store.ts';
-import { ExportWorker } from '../../api/exports/worker.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
-import { scheduledJobId } from '../../api/schedules/job-id.ts';
-import { apiKeyOwners } from '../../api/schedules/owners.ts';
-import { Scheduler } from '../../api/schedules/scheduler.ts';
-import { WebhookAllowList } from '../../api/webhooks/allow-list.ts';
 import { exportSource } from '../../clickhouse/export-stream.ts';
-import { countJobsOnDay, getJob, nextVersion } from '../../clickhouse/queries/exports-jobs.ts';
-import { type ExportSchedule, writeSchedule } from '../../clickhouse/queries/schedules.ts';
-import { insertScheduledJob, runsOf } from '../../clickhouse/queries/schedules-runs.ts';
-import { skippedPeriods } from '../../clickhouse/queries/schedules-skips.ts';
-import { writeDelivery } from '../../clickhouse/queries/webhook-deliveries.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
-import { createKey, readKeys, revokeKey, writeKeys } from '../../core/api-keys.ts';
+import { scheduledJobId } from '../../control/job-id.ts';
+import { getJob } from '../../control/jobs.ts';
+import { insertKey, revokeKey } from '../../control/keys.ts';
+import { createSchedule, deleteSchedule, type ExportSchedule, runsOf } from '../../control/schedules.ts';
+import { type ControlStore, openControl } from '../../control/store.ts';
+import { newKey } from '../../core/api-keys.ts';
+import { ExportStore } from '../../core/exports/store.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
+import { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
+import { ExportWorker } from '../../worker/exports/worker.ts';
+import { apiKeyOwners } from '../../worker/schedules/owners.ts';
+import { Scheduler } from '../../worker/schedules/scheduler.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 
 const SECRET = 'schedules-test-secret-schedules-test-secret-01';
@@ -46,6 +43,7 @@ interface Run {
 
 describe('scheduled exports', () => {
   let engine: TestEngine;
+  let control: ControlStore;
   let deps: ExportDeps;
   let app: ReturnType<typeof createApp>;
   let worker: ExportWorker;
@@ -70,26 +68,22 @@ describe('scheduled exports', () => {
     expect(res.status).toBe(200);
     return ((await res.json()) as { runs: Run[] }).runs;
   };
-  const scheduler = (lock = new KeyedMutex()) =>
-    new Scheduler({ ch: engine.ch, store: deps.store, logger, lock, now: clock });
+  const scheduler = () => new Scheduler({ control, store: deps.store, logger, now: clock });
   /** Deletes a schedule so that later tests' ticks see only their own. */
   const remove = async (id: string) => {
     expect((await call(alice, `/reports/export-schedules/${id}`, { method: 'DELETE' })).status).toBe(204);
   };
   const rawJobRows = async (ids: string[]) => {
-    const rs = await engine.ch.client.query({
-      query: 'SELECT count() AS n FROM export_jobs WHERE job_id IN {ids:Array(String)}',
-      query_params: { ids },
-      format: 'JSONEachRow',
-    });
-    return Number((await rs.json<{ n: string }>())[0]?.n);
+    const [r] = await control.query('SELECT count(*) AS n FROM export_jobs WHERE job_id = ANY($1)', [ids]);
+    return Number(r?.n);
   };
 
   beforeAll(async () => {
     engine = await openTestEngine();
+    control = await openControl({ url: undefined, dataDir: '', memory: true });
     deps = {
-      ch: engine.ch,
-      admission: new JobAdmission(engine.ch, 10, clock),
+      control,
+      admission: new JobAdmission(control, 10, clock),
       store: new ExportStore(`${engine.dataDir}/exports`),
       keys: { current: 'k1', keys: new Map([['k1', Buffer.alloc(32, 7)]]) },
       publicBaseUrl: BASE,
@@ -111,6 +105,7 @@ describe('scheduled exports', () => {
     });
     worker = new ExportWorker({
       ch: engine.ch,
+      control,
       source: exportSource(engine.ch, engine.dataDir),
       store: deps.store,
       selfLog: new SelfLog(engine.ch),
@@ -123,6 +118,7 @@ describe('scheduled exports', () => {
 
   afterAll(async () => {
     await worker?.stop();
+    await control?.close();
     await engine?.dispose();
   });
 
@@ -204,7 +200,7 @@ describe('scheduled exports', () => {
     expect(await sched.tick()).toBe(0);
     let r = await runs(schedule_id);
     expect(r.map((x) => `${x.period_start}..${x.period_end}`)).toEqual(['2025-01-01..2025-01-31']);
-    const job = await getJob(engine.ch, r[0]?.job_id ?? '');
+    const job = await getJob(control, r[0]?.job_id ?? '');
     expect(JSON.parse(job?.params ?? '{}')).toEqual({ start_date: '2025-01-01', end_date: '2025-01-31' });
 
     // Down from February 1 to April 2: February and March are both made, once each.
@@ -216,7 +212,10 @@ describe('scheduled exports', () => {
     expect(r.find((x) => x.period_start === '2025-02-01')?.period_end).toBe('2025-02-28');
     expect(await rawJobRows(r.map((x) => x.job_id))).toBe(3);
     // None of them spent the owner's daily quota.
-    expect(await countJobsOnDay(engine.ch, 'jwt::alice', '2025-04-02')).toBe(0);
+    const [quota] = await control.query('SELECT count(*) AS n FROM export_quota WHERE user_id = $1', [
+      'jwt::alice',
+    ]);
+    expect(Number(quota?.n)).toBe(0);
 
     // The worker runs them; each run then shows its file's link, which downloads that file.
     let ran = 0;
@@ -230,9 +229,9 @@ describe('scheduled exports', () => {
       const bytes = Buffer.from(await file.arrayBuffer());
       expect(createHash('sha256').update(bytes).digest('hex')).toBe(run.sha256);
     }
-    // A scheduler that lost a race writing the first row again, after the job finished, changes nothing.
-    if (job) await insertScheduledJob(engine.ch, job);
-    expect((await getJob(engine.ch, job?.job_id ?? ''))?.status).toBe('completed');
+    // A scheduler that comes late to a finished period changes nothing.
+    expect(await scheduler().tick()).toBe(0);
+    expect((await getJob(control, job?.job_id ?? ''))?.status).toBe('completed');
 
     // Deleted: later periods get no job, and its runs are no longer served.
     await remove(schedule_id);
@@ -265,17 +264,17 @@ describe('scheduled exports', () => {
     await remove(schedule_id);
   });
 
-  it('two schedulers sharing no lock (like two processes) make one job per period, run once each', async () => {
+  it('two schedulers (like two processes) make one job per period, run once each', async () => {
     nowMs = Date.parse('2025-06-01T10:00:00Z');
     const { schedule_id } = await create({ report_type: 'system-events', format: 'csv', cadence: 'daily' });
     nowMs = Date.parse('2025-06-11T00:00:01Z'); // ten days closed
-    const a = scheduler(new KeyedMutex());
-    const b = scheduler(new KeyedMutex());
+    const a = scheduler();
+    const b = scheduler();
     await Promise.all([a.tick(), b.tick(), a.tick(), b.tick()]);
     const r = await runs(schedule_id);
     expect(r).toHaveLength(10);
     expect(new Set(r.map((x) => x.period_start)).size).toBe(10);
-    // One stored row per job: the second writer's insert was dropped by its deduplication token.
+    // One row per job: the (schedule, period) key let one scheduler make each.
     expect(await rawJobRows(r.map((x) => x.job_id))).toBe(10);
     let ran = 0;
     while (await worker.runOnce()) ran += 1;
@@ -285,25 +284,13 @@ describe('scheduled exports', () => {
     // No webhook on this schedule: no run says anything of one. A recorded delivery shows on its run.
     expect(done.every((x) => x.webhook === undefined)).toBe(true);
     const first = done[0] as Run;
-    await writeDelivery(engine.ch, {
-      job_id: first.job_id,
-      delivery_id: `${first.job_id}:completed`,
-      schedule_id,
-      user_id: 'jwt::alice',
-      event: 'export.completed',
-      url: 'https://hooks.test/x',
-      state: 'gave_up',
-      attempts: 4,
-      finished_at: nowMs,
-      next_attempt_at: nowMs,
-      lease_owner: '',
-      lease_expires_at: 0,
-      last_status: 503,
-      last_error: 'HTTP 503',
-      created_at: nowMs,
-      updated_at: nowMs,
-      version: nextVersion(),
-    });
+    await control.query(
+      `INSERT INTO webhook_deliveries (job_id, delivery_id, schedule_id, user_id, event, url, state, attempts,
+         finished_at, next_attempt_at, last_status, last_error, created_at, updated_at)
+       VALUES ($1, $2, $3, 'jwt::alice', 'export.completed', 'https://hooks.test/x', 'gave_up', 4, $4, $4, 503,
+         'HTTP 503', $4, $4)`,
+      [first.job_id, `${first.job_id}:completed`, schedule_id, nowMs],
+    );
     const shown = await runs(schedule_id);
     expect(shown.find((x) => x.job_id === first.job_id)?.webhook).toEqual({
       state: 'gave_up',
@@ -315,16 +302,15 @@ describe('scheduled exports', () => {
     await remove(schedule_id);
   });
   it('skips, for good, the periods of a schedule whose API key is revoked or expired; waits on an unknown key', async () => {
-    const keysFile = join(engine.dataDir, 'api-keys.json');
     nowMs = Date.parse('2025-08-10T12:00:00Z');
-    const revoked = createKey(keysFile, { name: 'etl', scopes: ['report_admin'] }, new Date(nowMs)).record;
-    const expiring = createKey(
-      keysFile,
+    const revoked = newKey({ name: 'etl', scopes: ['report_admin'] }, new Date(nowMs)).record;
+    const expiring = newKey(
       { name: 'bi', scopes: ['report_admin'], expiresAt: new Date('2025-09-15T00:00:00Z') },
       new Date(nowMs),
     ).record;
+    for (const k of [revoked, expiring]) await insertKey(control, k);
     const schedule = (owner: string): ExportSchedule => ({
-      schedule_id: `sched-${owner}-${nextVersion()}`,
+      schedule_id: `sched-${randomUUID()}`,
       user_id: owner,
       report_type: 'system-events',
       format: 'csv',
@@ -333,28 +319,32 @@ describe('scheduled exports', () => {
       webhook_url: '',
       webhook_secret: '',
       created_at: nowMs,
-      deleted: 0,
-      version: nextVersion(),
     });
     const byRevoked = schedule(`key:${revoked.id}`);
     const byExpiring = schedule(`key:${expiring.id}`);
     const byUnknown = schedule('key:00000000000000aa');
     const byJwt = schedule('jwt::carol');
-    for (const s of [byRevoked, byExpiring, byUnknown, byJwt]) await writeSchedule(engine.ch, s);
+    for (const s of [byRevoked, byExpiring, byUnknown, byJwt]) await createSchedule(control, s, 100);
     const log = new SelfLog(engine.ch, { now: clock });
     const sched = new Scheduler({
-      ch: engine.ch,
+      control,
       store: deps.store,
       logger,
-      lock: new KeyedMutex(),
-      owners: apiKeyOwners(keysFile),
+      owners: apiKeyOwners(control),
       selfLog: log,
       now: clock,
     });
     const periods = async (s: ExportSchedule) =>
-      (await runsOf(engine.ch, s.schedule_id, 100)).map((r) => r.period_start).sort();
+      (await runsOf(control, s.schedule_id, 100)).map((r) => r.period_start).sort();
     const skipped = async (s: ExportSchedule) =>
-      [...((await skippedPeriods(engine.ch)).get(s.schedule_id) ?? [])].sort();
+      (
+        await control.query(
+          'SELECT period_start::text AS p FROM export_schedule_runs WHERE schedule_id = $1 AND job_id IS NULL',
+          [s.schedule_id],
+        )
+      )
+        .map((r) => String(r.p))
+        .sort();
 
     // August closes with every key usable: one job each, except the key this host does not know.
     nowMs = Date.parse('2025-09-01T00:10:00Z');
@@ -366,7 +356,7 @@ describe('scheduled exports', () => {
     expect(await skipped(byUnknown)).toEqual([]);
 
     // One key is revoked in September, the other expires in it; the scheduler is down until November 2.
-    revokeKey(keysFile, revoked.id, new Date('2025-09-20T00:00:00Z'));
+    await revokeKey(control, revoked.id, '2025-09-20T00:00:00.000Z');
     nowMs = Date.parse('2025-11-02T08:00:00Z');
     expect(await sched.tick()).toBe(2); // September and October of the JWT owner
     expect(await periods(byJwt)).toEqual(['2025-08-01', '2025-09-01', '2025-10-01']);
@@ -374,19 +364,19 @@ describe('scheduled exports', () => {
       expect(await periods(s)).toEqual(['2025-08-01']);
       expect(await skipped(s)).toEqual(['2025-09-01', '2025-10-01']);
       for (const p of ['2025-09-01', '2025-10-01']) {
-        expect(await getJob(engine.ch, scheduledJobId(s.schedule_id, p))).toBeUndefined();
+        expect(await getJob(control, scheduledJobId(s.schedule_id, p))).toBeUndefined();
       }
     }
     expect(await sched.tick()).toBe(0);
 
     // Made usable again by hand (revocation removed, expiry pushed back): the skipped months stay skipped,
     // and only periods closing from now on are made. The unknown key, once in the file, is caught up.
-    const records = readKeys(keysFile).map((k) => {
-      const { revoked_at: _r, ...rest } = k;
-      return k.id === expiring.id ? { ...rest, expires_at: '2026-12-31T00:00:00.000Z' } : rest;
-    });
-    const unknown = { ...(records[0] as (typeof records)[number]), id: '00000000000000aa', name: 'late' };
-    writeKeys(keysFile, [...records, unknown]);
+    await control.query('UPDATE api_keys SET revoked_at = NULL WHERE id = $1', [revoked.id]);
+    await control.query('UPDATE api_keys SET expires_at = $2 WHERE id = $1', [
+      expiring.id,
+      '2026-12-31T00:00:00.000Z',
+    ]);
+    await insertKey(control, { ...revoked, id: '00000000000000aa', name: 'late' });
     expect(await sched.tick()).toBe(3); // the unknown key's August, September and October
     expect(await periods(byUnknown)).toEqual(['2025-08-01', '2025-09-01', '2025-10-01']);
     nowMs = Date.parse('2025-12-01T00:10:00Z');
@@ -414,7 +404,7 @@ describe('scheduled exports', () => {
     while (await worker.runOnce()) ran += 1;
     expect(ran).toBe(12);
     for (const s of [byRevoked, byExpiring, byUnknown, byJwt]) {
-      await writeSchedule(engine.ch, { ...s, deleted: 1, version: nextVersion() });
+      await deleteSchedule(control, s.schedule_id);
     }
   });
 });

@@ -11,17 +11,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import { recordAuthFailures } from '../../api/auth/audit.ts';
 import { JwksCache } from '../../api/auth/jwks.ts';
-import { KeyRing } from '../../api/auth/key-ring.ts';
 import type { ExportDeps } from '../../api/exports/deps.ts';
 import { JobAdmission } from '../../api/exports/quota.ts';
-import { ExportStore } from '../../api/exports/store.ts';
 import { type AuthFailureReport, createAuthenticator } from '../../api/middleware/auth.ts';
-import { WebhookAllowList } from '../../api/webhooks/allow-list.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import { createKey, revokeKey } from '../../core/api-keys.ts';
+import { ExportStore } from '../../core/exports/store.ts';
 import { createLogger } from '../../core/logger.ts';
+import { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
+import { memoryControl } from '../helpers/control.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { fileKeys } from '../helpers/keys.ts';
 import { type IdpKey, type JwksServer, makeKey, signWith, startJwksServer } from './security-jwks-server.ts';
 
 const SECRET = 'security-test-secret-security-test-secret-0123';
@@ -69,8 +70,8 @@ describe('security: authentication, scopes, team isolation, API keys', () => {
     const record = recordAuthFailures(selfLog);
     // Export and schedule routes too: report_admin as a role, and team binding on schedules.
     const exports: ExportDeps = {
-      ch: engine.ch,
-      admission: new JobAdmission(engine.ch, 10),
+      control: await memoryControl(),
+      admission: new JobAdmission(await memoryControl(), 10),
       store: new ExportStore(join(keyDir, 'exports')),
       keys: { current: 'k1', keys: new Map([['k1', Buffer.alloc(32, 5)]]) },
       publicBaseUrl: 'https://tally.example.test',
@@ -86,7 +87,7 @@ describe('security: authentication, scopes, team isolation, API keys', () => {
         audience: AUDIENCE,
         jwks: new JwksCache({ url: idp.url }),
         // Every lookup looks at the file again, so a revocation shows at once.
-        keys: new KeyRing({ path: keysPath, checkEveryMs: 0 }),
+        keys: fileKeys(keysPath),
       }),
       onAuthFailure: (f) => {
         reports.push(f);
@@ -396,7 +397,7 @@ describe('security: authentication, scopes, team isolation, API keys', () => {
         issuer: ISSUER,
         audience: AUDIENCE,
         jwks: new JwksCache({ url: idp.url }),
-        keys: new KeyRing({ path: keysPath, checkEveryMs: 0 }),
+        keys: fileKeys(keysPath),
       }),
       onAuthFailure: record,
     });

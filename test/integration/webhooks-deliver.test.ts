@@ -3,8 +3,8 @@
 // a receiver that accepts but never finishes its body does not keep the socket open past the limit.
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebhookAllowList } from '../../api/webhooks/allow-list.ts';
-import { postWebhook } from '../../api/webhooks/deliver.ts';
+import { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
+import { postWebhook } from '../../worker/webhooks/deliver.ts';
 
 /** A raw TCP receiver: `onConnection` writes whatever (slow) bytes the test wants. */
 async function rawReceiver(onConnection: (socket: Socket) => void) {

@@ -1,6 +1,6 @@
 // The signed download link of a completed job, as GET /reports/export/:id builds it, for webhooks and run lists
 // (which know the job's id, owner and file expiry but are not the export routes).
-import { type KeyRing, signLink } from '../exports/signing.ts';
+import { type KeyRing, signLink } from './signing.ts';
 
 export interface LinkSigner {
   keys: KeyRing;

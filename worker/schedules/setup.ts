@@ -1,28 +1,17 @@
-// Assembles the schedule parts from the configuration: the routes' dependencies, the scheduler (checking API-key
-// owners against API_KEYS_FILE) and the webhook dispatcher. The dispatcher works from its outbox table; the
-// export workers' finished-job hook only wakes it early (one listener among any others the workers have).
+// Starts the scheduler (checking API-key owners in the control store) and the webhook dispatcher of a worker
+// process. The dispatcher works from its outbox; the export workers' finished-job hook only wakes it early.
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
+import type { ControlStore } from '../../control/store.ts';
 import type { Config } from '../../core/config.ts';
+import { loadOrCreateKeyRing } from '../../core/exports/signing.ts';
+import { ExportStore } from '../../core/exports/store.ts';
 import type { Logger } from '../../core/logger.ts';
-import type { ExportDeps } from '../exports/deps.ts';
-import { sharedClaims } from '../exports/setup.ts';
-import { loadOrCreateKeyRing } from '../exports/signing.ts';
-import { ExportStore } from '../exports/store.ts';
+import { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
 import type { ExportWorker } from '../exports/worker.ts';
-import { WebhookAllowList } from '../webhooks/allow-list.ts';
 import { WebhookDispatcher } from '../webhooks/dispatcher.ts';
-import type { ScheduleDeps } from './deps.ts';
 import { apiKeyOwners } from './owners.ts';
 import { Scheduler } from './scheduler.ts';
-
-export function scheduleDeps(config: Config, exports: ExportDeps): ScheduleDeps {
-  return {
-    exports,
-    allow: new WebhookAllowList(config.schedules.webhookAllowedHosts),
-    perUser: config.schedules.perUser,
-  };
-}
 
 export interface ScheduleServices {
   scheduler: Scheduler;
@@ -37,6 +26,7 @@ export interface ScheduleServices {
 export function startSchedules(
   config: Config,
   ch: ClickHouse,
+  control: ControlStore,
   logger: Logger,
   workers: readonly ExportWorker[],
   onQueued?: () => void,
@@ -44,10 +34,8 @@ export function startSchedules(
   tuning: { webhookPollMs?: number } = {},
 ): ScheduleServices {
   const selfLog = new SelfLog(ch);
-  // With RATE_LIMIT_REDIS_URL every attempt of a delivery is taken in Redis first: one dispatcher in all makes it.
-  const claims = sharedClaims(config);
   const webhooks = new WebhookDispatcher({
-    ch,
+    control,
     allow: new WebhookAllowList(config.schedules.webhookAllowedHosts),
     links: {
       keys: loadOrCreateKeyRing(config.dataDir),
@@ -59,15 +47,14 @@ export function startSchedules(
     retryForMs: config.schedules.webhookRetryForSeconds * 1000,
     timeoutMs: config.schedules.webhookTimeoutSeconds * 1000,
     ...(tuning.webhookPollMs ? { pollMs: tuning.webhookPollMs } : {}),
-    ...(claims ? { claims } : {}),
   });
   const unhook = workers.map((w) => w.onFinished(webhooks.notify));
   const scheduler = new Scheduler({
-    ch,
+    control,
     store: new ExportStore(config.exports.dir),
     logger: logger.child({ role: 'scheduler' }),
     intervalMs: config.schedules.intervalSeconds * 1000,
-    owners: apiKeyOwners(config.security.apiKeysPath),
+    owners: apiKeyOwners(control),
     selfLog,
     ...(onQueued ? { onQueued } : {}),
   });
@@ -80,7 +67,6 @@ export function startSchedules(
       for (const off of unhook) off();
       await scheduler.stop();
       await webhooks.stop();
-      await claims?.close();
       await selfLog.close();
     },
   };

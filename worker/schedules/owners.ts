@@ -1,8 +1,10 @@
 // Whether a schedule's owner may still have exports made for it. A JWT subject cannot be revoked here (that is
-// the IdP's business), so only API-key owners (`key:<id>`) are checked: against API_KEYS_FILE, read afresh at
-// each scheduler tick, with the same rule as authentication (core/api-keys.ts unusableReason).
-import { readFile } from 'node:fs/promises';
-import { type ApiKeyRecord, parseKeyFile, unusableReason } from '../../core/api-keys.ts';
+// the IdP's business), so only API-key owners (`key:<id>`) are checked: against the control store's keys, read
+// afresh at each scheduler tick, with the same rule as authentication (core/api-keys.ts unusableReason).
+
+import type { Sql } from '../../control/db.ts';
+import { listKeys } from '../../control/keys.ts';
+import { type ApiKeyRecord, unusableReason } from '../../core/api-keys.ts';
 
 /**
  * `active`: make its jobs. `revoked` / `expired`: skip its closed periods for good. `unknown`: the key cannot
@@ -19,14 +21,14 @@ export type OwnerCheck = () => Promise<OwnerSnapshot>;
 
 const KEY_OWNER = /^key:([0-9a-f]{16})$/;
 
-/** The owners' standing as the API key file at `path` says now. */
-export function apiKeyOwners(path: string): OwnerCheck {
+/** The owners' standing as the control store's API keys say now. */
+export function apiKeyOwners(db: Sql): OwnerCheck {
   return async () => {
     let keys: Map<string, ApiKeyRecord> | undefined;
     try {
-      keys = new Map(parseKeyFile(await readFile(path, 'utf8'), path).map((k) => [k.id, k]));
+      keys = new Map((await listKeys(db)).map((k) => [k.id, k]));
     } catch {
-      keys = undefined; // missing or unreadable: nothing about keys can be said this tick
+      keys = undefined; // the store did not answer: nothing about keys can be said this tick
     }
     return (userId, nowMs) => standing(keys, userId, nowMs);
   };

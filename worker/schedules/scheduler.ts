@@ -1,33 +1,27 @@
 // The scheduler: each tick, every live schedule gets exactly one export job for each of its periods that has
-// closed (missed ones are caught up, oldest first). Safe with several schedulers: the job id is a function of
-// (schedule, period), the check-and-write runs under the process's claim lock, and a duplicate first row can
-// neither be stored twice (dedup token) nor override a later state (it has the lowest version). A schedule
-// owned by an API key that has been revoked or has expired gets no job: its closed periods are recorded as
-// skipped (a run row without a job), so they are never made later either (docs/data-engineers.md "Scheduled exports").
-import type { ClickHouse } from '../../clickhouse/client.ts';
-import { type ExportJob, getJob } from '../../clickhouse/queries/exports-jobs.ts';
-import { type ExportSchedule, liveSchedules } from '../../clickhouse/queries/schedules.ts';
-import { donePeriods, insertScheduledJob, writeRun } from '../../clickhouse/queries/schedules-runs.ts';
-import { skippedPeriods, writeSkippedRun } from '../../clickhouse/queries/schedules-skips.ts';
+// closed (missed ones are caught up, oldest first). Safe with any number of schedulers: the run row (schedule,
+// period) is a primary key, inserted with its job in one transaction, and a scheduler that finds it taken does
+// nothing. A schedule owned by an API key that has been revoked or has expired gets no job: its closed periods
+// are recorded as skipped (a run row without a job), so they are never made later either
+// (docs/data-engineers.md "Scheduled exports").
 import type { SelfLog } from '../../clickhouse/self-log.ts';
+import { scheduledJobId } from '../../control/job-id.ts';
+import type { NewJob } from '../../control/jobs.ts';
+import { closedPeriods, type Period } from '../../control/periods.ts';
+import { donePeriods, type ExportSchedule, liveSchedules, startRun } from '../../control/schedules.ts';
+import type { ControlStore } from '../../control/store.ts';
+import type { ExportStore } from '../../core/exports/store.ts';
 import type { Logger } from '../../core/logger.ts';
-import type { KeyedMutex } from '../exports/lock.ts';
-import type { ExportStore } from '../exports/store.ts';
-import { processClaimLock } from '../exports/worker.ts';
-import { scheduledJobId } from './job-id.ts';
 import type { OwnerCheck, OwnerStanding } from './owners.ts';
-import { closedPeriods, type Period } from './periods.ts';
 
 export interface SchedulerOptions {
-  ch: ClickHouse;
+  control: ControlStore;
   store: ExportStore;
   logger: Logger;
   /** Between ticks (SCHEDULER_INTERVAL_SECONDS, default 60 s). */
   intervalMs?: number;
   /** Jobs created per tick at most, so a long downtime is caught up in bounded steps (default 500). */
   maxPerTick?: number;
-  /** The in-process lock shared with the export workers' claims (default: theirs). */
-  lock?: KeyedMutex;
   /** Told when jobs were queued (wakes the in-process export workers). */
   onQueued?: () => void;
   /**
@@ -43,7 +37,6 @@ export interface SchedulerOptions {
 export class Scheduler {
   private readonly intervalMs: number;
   private readonly maxPerTick: number;
-  private readonly lock: KeyedMutex;
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
@@ -53,7 +46,6 @@ export class Scheduler {
   constructor(private readonly o: SchedulerOptions) {
     this.intervalMs = o.intervalMs ?? 60_000;
     this.maxPerTick = o.maxPerTick ?? 500;
-    this.lock = o.lock ?? processClaimLock;
     this.now = o.now ?? Date.now;
   }
 
@@ -77,20 +69,16 @@ export class Scheduler {
   /** Creates the missing jobs of every closed period; returns how many it created. */
   async tick(): Promise<number> {
     const now = this.now();
-    const [schedules, done, skipped, owners] = await Promise.all([
-      liveSchedules(this.o.ch),
-      donePeriods(this.o.ch),
-      skippedPeriods(this.o.ch),
+    const [schedules, done, owners] = await Promise.all([
+      liveSchedules(this.o.control),
+      donePeriods(this.o.control),
       this.o.owners?.(),
     ]);
     let created = 0;
     let written = 0;
     for (const s of schedules) {
       const have = done.get(s.schedule_id);
-      const passed = skipped.get(s.schedule_id);
-      const todo = closedPeriods(s.cadence, s.created_at, now).filter(
-        (p) => !have?.has(p.start) && !passed?.has(p.start),
-      );
+      const todo = closedPeriods(s.cadence, s.created_at, now).filter((p) => !have?.has(p.start));
       if (todo.length === 0) continue;
       const owner: OwnerStanding = owners ? owners(s.user_id, now) : 'active';
       if (owner === 'unknown') {
@@ -98,7 +86,7 @@ export class Scheduler {
           this.waiting.add(s.schedule_id);
           this.o.logger.warn(
             { schedule: s.schedule_id, owner: s.user_id },
-            'scheduler: the owner key is not in API_KEYS_FILE here; its periods wait',
+            'scheduler: the owner key is not known to the control store; its periods wait',
           );
         }
         continue;
@@ -133,48 +121,26 @@ export class Scheduler {
     });
   }
 
-  /**
-   * One period of an unusable owner: recorded as skipped unless a job exists already (made by a scheduler
-   * that still saw the key usable). Under the claim lock, like runPeriod.
-   */
+  /** One period of an unusable owner, recorded as skipped (false when a scheduler has recorded it already). */
   private skipPeriod(s: ExportSchedule, p: Period, now: number): Promise<boolean> {
-    const jobId = scheduledJobId(s.schedule_id, p.start);
-    return this.lock.run('claim', async () => {
-      if (await getJob(this.o.ch, jobId)) return false;
-      await writeSkippedRun(this.o.ch, {
-        schedule_id: s.schedule_id,
-        period_start: p.start,
-        period_end: p.end,
-        user_id: s.user_id,
-        created_at: now,
-      });
-      return true;
-    });
+    return startRun(this.o.control, this.run(s, p, now), undefined);
   }
 
-  /**
-   * One period: the run row first (so the job's webhook can always find its schedule), then the job unless it
-   * exists. Under the claim lock so that, in this process, no other scheduler or worker interleaves.
-   */
+  /** One period: its run row and its job in one transaction; false when another scheduler has made them. */
   private runPeriod(s: ExportSchedule, p: Period, now: number): Promise<boolean> {
     const jobId = scheduledJobId(s.schedule_id, p.start);
-    return this.lock.run('claim', async () => {
-      const run = {
-        schedule_id: s.schedule_id,
-        period_start: p.start,
-        period_end: p.end,
-        job_id: jobId,
-        user_id: s.user_id,
-        created_at: now,
-      };
-      await writeRun(this.o.ch, run);
-      if (await getJob(this.o.ch, jobId)) return false;
-      await insertScheduledJob(
-        this.o.ch,
-        scheduledJob(s, p, jobId, this.o.store.fileName(jobId, s.format), now),
-      );
-      return true;
-    });
+    const job = scheduledJob(s, p, jobId, this.o.store.fileName(jobId, s.format), now);
+    return startRun(this.o.control, this.run(s, p, now), job);
+  }
+
+  private run(s: ExportSchedule, p: Period, now: number) {
+    return {
+      schedule_id: s.schedule_id,
+      period_start: p.start,
+      period_end: p.end,
+      user_id: s.user_id,
+      created_at: now,
+    };
   }
 }
 
@@ -185,30 +151,19 @@ export function scheduledJob(
   jobId: string,
   fileName: string,
   now: number,
-): ExportJob {
+): NewJob {
   const filters = JSON.parse(s.params) as Record<string, string>;
   return {
     job_id: jobId,
     user_id: s.user_id,
-    // The daily quota counts a user's jobs whose `day` is today; a scheduled job's `day` is its period's first
-    // day, always before today, so scheduled jobs never spend the owner's quota (docs/data-engineers.md "Scheduled exports").
+    // A scheduled job's `day` is its period's first day; it spends none of the owner's daily quota (which is
+    // taken only by POST /reports/export), docs/data-engineers.md "Scheduled exports".
     day: p.start,
     idempotency_key: '',
     report_type: s.report_type,
     format: s.format,
     params: JSON.stringify({ ...filters, start_date: p.start, end_date: p.end }),
-    status: 'queued',
-    attempts: 0,
-    lease_owner: '',
-    lease_expires_at: 0,
-    rows_written: 0,
-    bytes: 0,
-    sha256: '',
     file_name: fileName,
-    expires_at: 0,
-    error: '',
     created_at: now,
-    updated_at: now,
-    version: 1,
   };
 }

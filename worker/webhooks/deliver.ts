@@ -4,7 +4,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
-import { normalizeHost, type WebhookAllowList } from './allow-list.ts';
+import { normalizeHost, type WebhookAllowList } from '../../core/webhooks/allow-list.ts';
 
 export type AttemptResult =
   | { ok: true; status: number }

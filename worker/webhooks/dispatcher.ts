@@ -1,35 +1,25 @@
-// Completion webhooks of scheduled exports, delivered from a durable outbox (webhook_deliveries). When a job of
-// a schedule with a webhook_url completes or fails, a signed JSON POST goes to it, retried with capped
-// exponential backoff until accepted or until the retry time (counted from the job's finish) runs out; giving up
-// is recorded as an error system log. Nothing lives only in memory: every dispatcher (one per worker process),
-// on start and every poll, finds finished jobs without a delivery row and pending deliveries that are due, claims
-// one under a lease exactly as export workers claim jobs (with RATE_LIMIT_REDIS_URL, each attempt taken in Redis
-// first, so no two dispatchers make the same attempt), attempts it and records the outcome. Delivery is still
-// at-least-once (docs/data-engineers.md "Scheduled exports"): X-Tally-Delivery is the same on every attempt, for deduplication.
+// Completion webhooks of scheduled exports, delivered from a durable outbox (control store,
+// webhook_deliveries). The transaction that finishes a job of a schedule with a webhook_url also writes its
+// delivery row; a signed JSON POST then goes out, retried with capped exponential backoff until accepted or
+// until the retry time (counted from the job's finish) runs out; giving up is recorded as an error system log.
+// Every dispatcher (one per worker process) claims due deliveries with one statement (FOR UPDATE SKIP LOCKED,
+// under a lease), attempts it and records the outcome under that lease. Delivery is at least once: a
+// dispatcher that dies mid-attempt leaves its lease to expire and another makes the attempt again, with the same
+// X-Tally-Delivery for deduplication (docs/data-engineers.md "Scheduled exports").
 import { randomUUID } from 'node:crypto';
-import type { ClickHouse } from '../../clickhouse/client.ts';
-import { type ExportJob, getJob, nextVersion } from '../../clickhouse/queries/exports-jobs.ts';
-import { getSchedule } from '../../clickhouse/queries/schedules.ts';
-import { runOfJob } from '../../clickhouse/queries/schedules-runs.ts';
-import {
-  type DueDelivery,
-  dueDeliveries,
-  getDelivery,
-  type WebhookDelivery,
-  writeDelivery,
-} from '../../clickhouse/queries/webhook-deliveries.ts';
 import type { SelfLog } from '../../clickhouse/self-log.ts';
+import type { ExportJob } from '../../control/jobs.ts';
+import type { ControlStore } from '../../control/store.ts';
+import type { WebhookDelivery } from '../../control/webhooks.ts';
+import { type ClaimedDelivery, claimDelivery, recordDelivery } from '../../control/webhooks.ts';
+import { type LinkSigner, signedDownloadUrl } from '../../core/exports/link.ts';
 import type { Logger } from '../../core/logger.ts';
-import { AttemptGuard, type ClaimStore } from '../exports/claims.ts';
-import type { KeyedMutex } from '../exports/lock.ts';
-import { processClaimLock } from '../exports/worker.ts';
-import type { WebhookAllowList } from './allow-list.ts';
+import type { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
 import { type AttemptResult, postWebhook } from './deliver.ts';
-import { type LinkSigner, signedDownloadUrl } from './link.ts';
 import { SIGNATURE_HEADER, signPayload } from './signature.ts';
 
 export interface WebhookOptions {
-  ch: ClickHouse;
+  control: ControlStore;
   allow: WebhookAllowList;
   links: LinkSigner;
   selfLog: SelfLog;
@@ -47,23 +37,10 @@ export interface WebhookOptions {
   maxDelayMs?: number;
   /** Between looks for due deliveries when there is nothing to do (default 2 s); notify() looks at once. */
   pollMs?: number;
-  /** How long a claim holds; an attempt cannot outlast it (default timeoutMs + 30 s). */
+  /** How long a claim holds; an attempt cannot outlast it (default timeoutMs + 5 s). */
   leaseMs?: number;
-  /**
-   * Wait between writing a claim and reading it back (default 0 on the embedded engine, where one process
-   * claims under one lock; 500 ms on a server). A dispatcher of another process that selected the same
-   * delivery before our write is then seen, and the newer claim wins; see docs/data-engineers.md for what remains.
-   */
-  claimSettleMs?: number;
   /** Deliveries attempted at once by this dispatcher (default 4): a slow receiver does not hold up the rest. */
   concurrency?: number;
-  /** Selecting and claiming a delivery is one step under this lock (default: the process's claim lock). */
-  claimLock?: KeyedMutex;
-  /**
-   * Shared by every dispatcher process (RATE_LIMIT_REDIS_URL): each attempt of a delivery is taken there before
-   * its claim row is written, so one dispatcher in all makes it (default: none, the lock and read-back alone).
-   */
-  claims?: ClaimStore;
   dispatcherId?: string;
   now?: () => number;
   /** One attempt; tests may wrap it. */
@@ -98,24 +75,19 @@ export class WebhookDispatcher {
   private readonly retryForMs: number;
   private readonly timeoutMs: number;
   private readonly leaseMs: number;
-  private readonly settleMs: number;
-  private readonly lock: KeyedMutex;
   private running = false;
   private loop: Promise<void> | undefined;
   private readonly sleepers = new Set<() => void>();
   private readonly timers = new Set<NodeJS.Timeout>();
-  /** Attempts taken in the shared claim store (RATE_LIMIT_REDIS_URL), before a claim row is written. */
-  private readonly attempts: AttemptGuard;
 
   constructor(private readonly o: WebhookOptions) {
-    this.id = o.dispatcherId ?? `webhooks-${randomUUID()}`;
-    this.attempts = new AttemptGuard('webhook', o.claims, this.id, o.logger, ['webhooks', 'delivery']);
+    // The process id in the name tells an operator (and the race test) whose claim a lease is.
+    this.id = o.dispatcherId ?? `webhooks-${process.pid}-${randomUUID()}`;
     this.now = o.now ?? Date.now;
     this.retryForMs = o.retryForMs ?? 3_600_000;
     this.timeoutMs = o.timeoutMs ?? 10_000;
-    this.leaseMs = o.leaseMs ?? this.timeoutMs + 30_000;
-    this.settleMs = o.claimSettleMs ?? (o.ch.embedded ? 0 : 500);
-    this.lock = o.claimLock ?? processClaimLock;
+    // An attempt ends within timeoutMs (its own deadline), and its outcome is written at once.
+    this.leaseMs = o.leaseMs ?? this.timeoutMs + 5_000;
   }
 
   /** Starts delivering: looks for due deliveries now (what a previous process left included), then polls. */
@@ -164,18 +136,17 @@ export class WebhookDispatcher {
         await Promise.race(inFlight);
         continue;
       }
-      let next: WebhookDelivery | 'none' | 'lost' = 'none';
+      let next: ClaimedDelivery | undefined;
       try {
-        next = await this.tryClaim();
+        next = await this.claim();
       } catch (err) {
         this.o.logger.error({ err }, 'webhooks: looking for due deliveries failed');
       }
-      if (next === 'lost') continue;
-      if (next === 'none') {
+      if (!next) {
         if (this.running) await this.sleep(this.o.pollMs ?? 2000);
         continue;
       }
-      const job = next.job_id;
+      const job = next.delivery.job_id;
       const p: Promise<void> = this.process(next)
         .then(() => undefined)
         .catch((err: unknown) =>
@@ -221,55 +192,31 @@ export class WebhookDispatcher {
     this.timers.add(t);
   }
 
-  /**
-   * Selecting the oldest due delivery and writing the claim (a new version naming this dispatcher, with a lease)
-   * is one step under the process's lock. With a shared claim store, the attempt about to be made is first taken
-   * there (atomic for all processes): only its taker writes the claim, and a dispatcher that finds it taken
-   * claims nothing until its next poll (its reads may still show the delivery as due). The claim is then read
-   * back after the settle time: the newest version wins, and a dispatcher that does not find its own claim there
-   * walks away (as ExportWorker.claim does).
-   */
-  async claim(): Promise<WebhookDelivery | undefined> {
-    const r = await this.tryClaim();
-    return typeof r === 'string' ? undefined : r;
-  }
-
-  private async tryClaim(): Promise<WebhookDelivery | 'none' | 'lost'> {
-    const claimed = await this.lock.run('webhook-claim', async () => {
-      const now = this.now();
-      const [due] = await dueDeliveries(this.o.ch, now, now - this.retryForMs, 1);
-      if (!due) return undefined;
-      const current = due.delivery ?? firstVersion(due, now);
-      if (!(await this.attempts.take(current.job_id, current.attempts + 1, this.leaseMs))) return undefined;
-      const next: WebhookDelivery = {
-        ...current,
-        lease_owner: this.id,
-        lease_expires_at: now + this.leaseMs,
-        updated_at: now,
-        version: nextVersion(now),
-      };
-      await writeDelivery(this.o.ch, next);
-      return next;
-    });
-    if (!claimed) return 'none';
-    if (this.settleMs > 0) await new Promise((r) => setTimeout(r, this.settleMs));
-    const seen = await getDelivery(this.o.ch, claimed.job_id);
-    return seen?.lease_owner === this.id && seen.version === claimed.version ? claimed : 'lost';
+  /** Claims the delivery due longest, in one statement of the control store (control/webhooks.ts). */
+  claim(): Promise<ClaimedDelivery | undefined> {
+    return claimDelivery(this.o.control, this.id, this.now(), this.leaseMs);
   }
 
   /** One attempt of a claimed delivery (or none, when it cannot be made), and its outcome recorded. */
-  private async process(d: WebhookDelivery): Promise<DeliveryStep> {
-    const [job, run] = await Promise.all([getJob(this.o.ch, d.job_id), runOfJob(this.o.ch, d.job_id)]);
-    const schedule = run ? await getSchedule(this.o.ch, run.schedule_id) : undefined;
-    if (!job || !run || !schedule?.webhook_url) {
+  private async process(c: ClaimedDelivery): Promise<DeliveryStep> {
+    const d = c.delivery;
+    if (!c.webhook_url) {
       // Deleted schedules send no further webhooks: closed without an attempt and without an error log.
-      const reason = !job || !run ? 'the job or its run is gone' : 'the schedule was deleted';
-      return this.record(d, { state: 'gave_up', attempts: d.attempts, reason }, 0, false);
+      return this.record(
+        d,
+        { state: 'gave_up', attempts: d.attempts, reason: 'the schedule was deleted' },
+        0,
+        false,
+      );
     }
     // No budget check here: an attempt is only ever scheduled within the retry time (else the delivery was
     // given up), and one that is late because no dispatcher ran is still made, once: the delay was ours.
     const started = this.now();
-    const payload = this.payload(job, run, started);
+    const payload = this.payload(
+      c.job,
+      { schedule_id: d.schedule_id, period_start: c.period_start, period_end: c.period_end },
+      started,
+    );
     const body = JSON.stringify(payload);
     const headers = {
       'content-type': 'application/json',
@@ -277,14 +224,10 @@ export class WebhookDispatcher {
       'x-tally-event': payload.event,
       // The same for every attempt of one delivery, by any dispatcher: receivers deduplicate on it.
       'x-tally-delivery': d.delivery_id,
-      [SIGNATURE_HEADER.toLowerCase()]: signPayload(
-        schedule.webhook_secret,
-        body,
-        Math.floor(started / 1000),
-      ),
+      [SIGNATURE_HEADER.toLowerCase()]: signPayload(c.webhook_secret, body, Math.floor(started / 1000)),
     };
     const attempt = this.o.attempt ?? postWebhook;
-    const r: AttemptResult = await attempt(this.o.allow, schedule.webhook_url, body, headers, this.timeoutMs);
+    const r: AttemptResult = await attempt(this.o.allow, c.webhook_url, body, headers, this.timeoutMs);
     const attempts = d.attempts + 1;
     if (r.ok) return this.record(d, { state: 'delivered', attempts, status: r.status }, r.status, false);
     this.o.logger.warn({ job: d.job_id, attempt: attempts, reason: r.reason }, 'webhook attempt failed');
@@ -328,26 +271,27 @@ export class WebhookDispatcher {
     };
   }
 
-  /** Writes the outcome as the delivery's next version (releasing the claim); a give-up is also a system log. */
+  /** Records the outcome under this dispatcher's claim (releasing it); a give-up is also a system log. */
   private async record(
     d: WebhookDelivery,
     step: DeliveryStep,
     lastStatus: number,
     log: boolean,
   ): Promise<DeliveryStep> {
-    const now = this.now();
-    await writeDelivery(this.o.ch, {
-      ...d,
+    const held = await recordDelivery(this.o.control, d.job_id, this.id, this.now(), {
       state: step.state,
       attempts: step.attempts,
-      next_attempt_at: step.state === 'pending' ? step.nextAttemptAt : d.next_attempt_at,
-      lease_owner: '',
-      lease_expires_at: 0,
-      last_status: lastStatus,
-      last_error: step.state === 'delivered' ? '' : step.reason,
-      updated_at: now,
-      version: nextVersion(now),
+      ...(step.state === 'pending' ? { nextAttemptAt: step.nextAttemptAt } : {}),
+      lastStatus,
+      lastError: step.state === 'delivered' ? '' : step.reason,
     });
+    if (!held) {
+      this.o.logger.warn(
+        { job: d.job_id },
+        'webhooks: the claim expired during the attempt; another dispatcher has it',
+      );
+      return step;
+    }
     if (step.state === 'pending') this.wakeAt(step.nextAttemptAt);
     if (step.state === 'gave_up' && log) {
       // Keyed by job: two jobs given up within the rate-limit window are two records, each naming its job.
@@ -360,27 +304,4 @@ export class WebhookDispatcher {
     }
     return step;
   }
-}
-
-/** A delivery's first row, made by the claim of a finished job that has none yet. */
-function firstVersion(due: DueDelivery, now: number): WebhookDelivery {
-  return {
-    job_id: due.job_id,
-    delivery_id: `${due.job_id}:${due.job_status}`,
-    schedule_id: due.schedule_id,
-    user_id: due.user_id,
-    event: due.job_status === 'completed' ? 'export.completed' : 'export.failed',
-    url: due.webhook_url,
-    state: 'pending',
-    attempts: 0,
-    finished_at: due.finished_at,
-    next_attempt_at: now,
-    lease_owner: '',
-    lease_expires_at: 0,
-    last_status: 0,
-    last_error: '',
-    created_at: now,
-    updated_at: now,
-    version: 0,
-  };
 }

@@ -1,6 +1,7 @@
-// The export worker: claims one job at a time under a lease, streams its rows into the export store, keeps the
-// lease alive with heartbeats that also report progress, and records the outcome. A job whose worker died is
-// found by its expired lease and retried, up to maxAttempts claims, then failed with the reason.
+// The export worker: claims one job at a time under a lease (one statement of the control store, FOR UPDATE
+// SKIP LOCKED), streams its rows into the export store, keeps the lease alive with heartbeats that also report
+// progress, and records the outcome under that lease. A job whose worker died is found by its expired lease and
+// retried, up to maxAttempts claims, then failed with the reason.
 import { randomUUID } from 'node:crypto';
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import type { ExportSource } from '../../clickhouse/export-stream.ts';
@@ -11,24 +12,27 @@ import {
   type LogExportParams,
   type UsageExportParams,
 } from '../../clickhouse/queries/exports.ts';
-import {
-  type ExportJob,
-  getJob,
-  liveFiles,
-  nextClaimableJob,
-  nextVersion,
-  writeJob,
-} from '../../clickhouse/queries/exports-jobs.ts';
 import type { BuiltQuery } from '../../clickhouse/queries/query.ts';
 import { retainedStart } from '../../clickhouse/retention.ts';
 import type { SelfLog } from '../../clickhouse/self-log.ts';
+import {
+  claimJob,
+  completeJob,
+  type ExportJob,
+  failJob,
+  handBackJob,
+  heartbeat,
+  liveFiles,
+} from '../../control/jobs.ts';
+import type { ControlStore } from '../../control/store.ts';
+import type { ExportStore } from '../../core/exports/store.ts';
 import type { Logger } from '../../core/logger.ts';
-import { AttemptGuard, type ClaimStore } from './claims.ts';
-import { KeyedMutex } from './lock.ts';
-import type { ExportStore } from './store.ts';
 
 export interface WorkerOptions {
+  /** ClickHouse, which the export queries read. */
   ch: ClickHouse;
+  /** The control store: the jobs and their leases. */
+  control: ControlStore;
   source: ExportSource;
   store: ExportStore;
   selfLog: SelfLog;
@@ -43,19 +47,9 @@ export interface WorkerOptions {
   pollMs?: number;
   /** Between sweeps of expired and orphaned files (default 10 min). */
   sweepMs?: number;
-  /** Shared by the workers of one process: selecting and claiming a job is one atomic step. */
-  claimLock?: KeyedMutex;
-  /**
-   * Shared by every worker process (RATE_LIMIT_REDIS_URL): each attempt of a job is taken there before its
-   * claim row is written, so one worker in all runs it (default: none, the in-process lock alone).
-   */
-  claims?: ClaimStore;
   now?: () => number;
   workerId?: string;
 }
-
-/** The claim step's lock shared by every worker of this process (the embedded engine's only process). */
-export const processClaimLock = new KeyedMutex();
 
 export function exportQuery(job: ExportJob, ch: ClickHouse): BuiltQuery {
   const params = JSON.parse(job.params) as Record<string, string>;
@@ -74,27 +68,22 @@ export class ExportWorker {
   private readonly fileTtlMs: number;
   private readonly pollMs: number;
   private readonly sweepMs: number;
-  private readonly claimLock: KeyedMutex;
   private readonly now: () => number;
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private current: AbortController | undefined;
   private lastSweep = 0;
-  /** Attempts taken in the shared claim store (RATE_LIMIT_REDIS_URL), before a claim row is written. */
-  private readonly attempts: AttemptGuard;
   // schedules (issue 9): told of each job that reached completed or failed, so its webhook can fire.
   private readonly finished = new Set<(job: ExportJob) => void>();
 
   constructor(private readonly o: WorkerOptions) {
-    this.id = o.workerId ?? `worker-${randomUUID()}`;
-    this.attempts = new AttemptGuard('export', o.claims, this.id, o.logger, ['export worker', 'job']);
+    this.id = o.workerId ?? `worker-${process.pid}-${randomUUID()}`;
     this.leaseMs = o.leaseMs ?? 30_000;
     this.maxAttempts = o.maxAttempts ?? 3;
     this.fileTtlMs = o.fileTtlMs ?? 24 * 3600_000;
     this.pollMs = o.pollMs ?? 1000;
     this.sweepMs = o.sweepMs ?? 600_000;
-    this.claimLock = o.claimLock ?? processClaimLock;
     this.now = o.now ?? Date.now;
   }
 
@@ -173,70 +162,35 @@ export class ExportWorker {
   }
 
   /**
-   * Selecting the oldest claimable job and writing the claim is one step under the process's lock. With a
-   * shared claim store, the attempt being claimed is first taken there (one atomic step for all processes):
-   * only its taker writes the claim, and a worker that finds it taken claims nothing this poll (it does not
-   * spin on a job that its reads may still show as free). The claim is then read back: the newest version
-   * wins, and a worker that does not find its own id there walks away (docs/data-engineers.md, Exports: claims).
+   * Claims the oldest claimable job in one statement (control/jobs.ts claimJob). A job whose attempts are spent
+   * comes back failed from the same statement: it is reported, and the next one is claimed.
    */
   async claim(): Promise<ExportJob | undefined> {
-    const claimed = await this.claimLock.run('claim', async () => {
-      for (;;) {
-        const now = this.now();
-        const job = await nextClaimableJob(this.o.ch, now);
-        if (!job) return undefined;
-        if (!(await this.attempts.take(job.job_id, job.attempts + 1, this.leaseMs))) return undefined;
-        if (job.status === 'processing' && job.attempts >= this.maxAttempts) {
-          await this.fail(
-            job,
-            `its worker stopped before finishing ${job.attempts} times (lease expired); giving up`,
-          );
-          continue;
-        }
-        const next: ExportJob = {
-          ...job,
-          status: 'processing',
-          attempts: job.attempts + 1,
-          lease_owner: this.id,
-          lease_expires_at: now + this.leaseMs,
-          rows_written: 0,
-          bytes: 0,
-          updated_at: now,
-          version: nextVersion(now),
-        };
-        await writeJob(this.o.ch, next);
-        return next;
-      }
-    });
-    if (!claimed) return undefined;
-    const seen = await getJob(this.o.ch, claimed.job_id);
-    return seen?.lease_owner === this.id && seen.version === claimed.version ? claimed : undefined;
+    for (;;) {
+      const job = await claimJob(this.o.control, this.id, this.now(), this.leaseMs, this.maxAttempts);
+      if (job?.status !== 'failed') return job;
+      this.reportFailed(job);
+    }
   }
 
   private async execute(job: ExportJob): Promise<void> {
     const abort = new AbortController();
     this.current = abort;
-    let state = job;
     let rows = 0;
     let bytes = 0;
     let beat: Promise<void> = Promise.resolve();
     // Extends the lease and reports progress; a lost lease (another worker took the job) stops this run.
-    const heartbeat = () => {
+    const tick = () => {
       beat = beat.then(async () => {
-        const now = this.now();
-        state = {
-          ...state,
-          rows_written: rows,
+        const held = await heartbeat(this.o.control, job.job_id, this.id, this.now(), this.leaseMs, {
+          rows,
           bytes,
-          lease_expires_at: now + this.leaseMs,
-          updated_at: now,
-          version: nextVersion(now),
-        };
-        await writeJob(this.o.ch, state);
+        });
+        if (!held) abort.abort(new Error('the lease was lost'));
       });
       beat.catch((err: unknown) => this.o.logger.warn({ err, job: job.job_id }, 'export heartbeat failed'));
     };
-    const timer = setInterval(heartbeat, Math.max(50, Math.floor(this.leaseMs / 3)));
+    const timer = setInterval(tick, Math.max(50, Math.floor(this.leaseMs / 3)));
     const query = exportQuery(job, this.o.ch);
     try {
       const source = this.o.source.stream(query, CLICKHOUSE_FORMAT[job.format], abort.signal);
@@ -253,66 +207,54 @@ export class ExportWorker {
       clearInterval(timer);
       await beat.catch(() => undefined);
       const now = this.now();
-      const done: ExportJob = {
-        ...state,
-        status: 'completed',
-        rows_written: total,
+      const done = await completeJob(this.o.control, job.job_id, this.id, now, {
+        rows: total,
         bytes: file.bytes,
         sha256: file.sha256,
-        lease_owner: '',
-        lease_expires_at: 0,
-        expires_at: now + this.fileTtlMs,
-        updated_at: now,
-        version: nextVersion(now),
-      };
-      await writeJob(this.o.ch, done);
-      this.tellFinished(done); // schedules: completion webhook
+        expiresAt: now + this.fileTtlMs,
+      });
+      if (!done) {
+        this.o.logger.warn(
+          { job: job.job_id },
+          'export finished after its lease was lost; another worker has it',
+        );
+        return;
+      }
+      this.tellFinished(done); // wakes the webhook dispatcher (the outbox row is already written)
       this.o.logger.info({ job: job.job_id, rows: total, bytes: file.bytes }, 'export completed');
     } catch (err) {
       clearInterval(timer);
       await beat.catch(() => undefined);
       if (abort.signal.aborted && !this.running) {
         // Shutting down: hand the job back untouched rather than spend one of its attempts.
-        const now = this.now();
-        await writeJob(this.o.ch, {
-          ...state,
-          status: 'queued',
-          attempts: Math.max(0, state.attempts - 1),
-          lease_owner: '',
-          lease_expires_at: 0,
-          rows_written: 0,
-          bytes: 0,
-          updated_at: now,
-          version: nextVersion(now),
-        }).catch(() => undefined);
-        // The next claim takes this attempt number again: give it back in the claim store, if any.
-        await this.o.claims?.release('export', job.job_id, job.attempts, this.id).catch(() => undefined);
+        await handBackJob(this.o.control, job.job_id, this.id, this.now()).catch(() => undefined);
+        return;
+      }
+      if (abort.signal.aborted) {
+        this.o.logger.warn({ job: job.job_id }, 'export stopped: its lease was lost to another worker');
         return;
       }
       this.o.logger.error({ err, job: job.job_id }, 'export failed');
-      await this.fail(state, `the export query failed: ${reason(err)}`);
+      const failed = await failJob(
+        this.o.control,
+        job.job_id,
+        this.id,
+        this.now(),
+        `the export query failed: ${reason(err)}`,
+      );
+      if (failed) this.reportFailed(failed);
     } finally {
       this.current = undefined;
     }
   }
 
-  private async fail(job: ExportJob, why: string): Promise<void> {
-    const now = this.now();
-    const failed: ExportJob = {
-      ...job,
-      status: 'failed',
-      error: why,
-      lease_owner: '',
-      lease_expires_at: 0,
-      updated_at: now,
-      version: nextVersion(now),
-    };
-    await writeJob(this.o.ch, failed);
-    this.tellFinished(failed); // schedules: failure webhook
+  /** A job that reached `failed`: listeners told, and an error system log. */
+  private reportFailed(job: ExportJob): void {
+    this.tellFinished(job);
     this.o.selfLog.record(
       'error',
       'export-failed',
-      `export ${job.job_id} (${job.report_type}, ${job.format}) failed: ${why}`,
+      `export ${job.job_id} (${job.report_type}, ${job.format}) failed: ${job.error}`,
     );
   }
 
@@ -321,7 +263,7 @@ export class ExportWorker {
     const now = this.now();
     this.lastSweep = now;
     const keep = new Set<string>();
-    for (const f of await liveFiles(this.o.ch, now)) {
+    for (const f of await liveFiles(this.o.control, now)) {
       keep.add(f.status === 'completed' ? f.file_name : `${f.file_name}#processing`);
     }
     return this.o.store.sweep(keep, now);

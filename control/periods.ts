@@ -1,6 +1,6 @@
 // The UTC periods of a cadence (day, ISO week starting Monday, calendar month) and which of them have closed.
 // Pure arithmetic on epoch milliseconds, so the scheduler's tests can drive it with any clock.
-import type { Cadence } from '../../clickhouse/queries/schedules.ts';
+import type { Cadence } from './schedules.ts';
 
 export type { Cadence };
 

@@ -58,7 +58,13 @@ await writeDelivery(ch, { job_id: scheduledJob, delivery_id: scheduledJob + ':co
 await ch.close();
 `;
 
-describe('upgrade from the ClickHouse control plane', () => {
+// The old tree comes from this repository's history. A shallow clone has none: the test cannot run there, and
+// says so (it cannot be provisioned the way a package can).
+const hasOld = spawnSync('git', ['-C', ROOT, 'cat-file', '-e', `${OLD}^{commit}`]).status === 0;
+if (!hasOld)
+  process.stderr.write(`upgrade test skipped: commit ${OLD.slice(0, 7)} is not in this clone's history\n`);
+
+describe.skipIf(!hasOld)('upgrade from the ClickHouse control plane', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'tally-upgrade-'));
   const old = join(tmp, 'old');
   const dataDir = join(tmp, 'data');
@@ -85,6 +91,8 @@ describe('upgrade from the ClickHouse control plane', () => {
   });
   const call = (path: string, init: RequestInit = {}, token = alice) =>
     fetch(`${service?.base}${path}`, {
+      // A request that never returns fails the step that made it (waitFor retries it), never the whole file.
+      signal: AbortSignal.timeout(30_000),
       ...init,
       headers: {
         authorization: `Bearer ${token}`,
@@ -248,5 +256,6 @@ describe('upgrade from the ClickHouse control plane', () => {
     } finally {
       await ch.close();
     }
-  });
+    // Two starts, an import and four waits of up to a minute each: generous for a loaded CI machine.
+  }, 600_000);
 });

@@ -14,7 +14,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['{api,clickhouse,core,ingest,scripts}/**/*.test.ts'],
+          include: ['{api,bench,clickhouse,core,ingest,scripts}/**/*.test.ts'],
         },
       },
       {

@@ -140,7 +140,8 @@ interface Phase {
   stride: number;
 }
 
-const strideOf = (originals: number, copies: number) => Math.max(1, Math.floor(originals / Math.max(1, copies)));
+const strideOf = (originals: number, copies: number) =>
+  Math.max(1, Math.floor(originals / Math.max(1, copies)));
 
 function phases(p: ScalePlan): Phase[] {
   return [

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   addDays,
   type Domain,
-  daysBetween,
   dashboardRequests,
+  daysBetween,
   logsRequests,
   pageFor,
   query,

@@ -95,7 +95,8 @@ export function summaryFilter(r: () => number, d: Domain, kind: SummaryFilter): 
   const p: Params = {};
   const user = randomUser(r, d);
   if (kind.includes('user')) p.user_id = user.user_id;
-  if (kind.includes('team')) p.team_id = kind.includes('user') ? user.team_id : `team-${between(r, 0, d.teams - 1)}`;
+  if (kind.includes('team'))
+    p.team_id = kind.includes('user') ? user.team_id : `team-${between(r, 0, d.teams - 1)}`;
   if (kind.includes('service')) p.service = pick(r, d.services);
   return p;
 }
@@ -210,10 +211,18 @@ export function dashboardRequests(seed: number, n: number, d: Domain): Request[]
       }
       case 1: {
         const interval = daysBetween(range.start_date, range.end_date) < 60 ? 'day' : 'week';
-        return { kind: 'usage-timeseries', path: '/reports/usage-timeseries', params: { ...range, interval } };
+        return {
+          kind: 'usage-timeseries',
+          path: '/reports/usage-timeseries',
+          params: { ...range, interval },
+        };
       }
       default:
-        return { kind: 'system-events page 1', path: '/logs/system-events', params: { ...range, limit: '100' } };
+        return {
+          kind: 'system-events page 1',
+          path: '/logs/system-events',
+          params: { ...range, limit: '100' },
+        };
     }
   });
 }

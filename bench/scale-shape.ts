@@ -163,13 +163,13 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   // --- floors: the least each case must read and merge, timed with direct queries on this engine ----------
   log('floors');
   const floors: FloorResult[] = [];
-  async function floor(name: string, what: string, sql: string, runs = 20): Promise<number> {
+  async function floor(name: string, what: string, sql: string, runs = 20, warm = 2): Promise<number> {
     const ms: number[] = [];
-    for (let i = 0; i < runs + 2; i++) {
+    for (let i = 0; i < runs + warm; i++) {
       const t0 = performance.now();
       const rs = await base.client.query({ query: sql, format: 'JSONEachRow' });
       await rs.json();
-      if (i >= 2) ms.push(performance.now() - t0);
+      if (i >= warm) ms.push(performance.now() - t0);
     }
     ms.sort((a, b) => a - b);
     const p50 = percentile(ms, 50);
@@ -216,6 +216,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     `what no rollup costs: read the 4 columns a summary needs from all ${info!.usageRows.toLocaleString('en-US')} raw usage rows (no merge)`,
     'SELECT count() AS n FROM usage_events WHERE NOT ignore(timestamp, type, user_id, session_id)',
     2,
+    1,
   );
 
   // --- cases --------------------------------------------------------------------------------------------

@@ -12,6 +12,17 @@ import { scaleReport } from './scale-report.ts';
 import type { ShapeResult } from './scale-result.ts';
 import { writeSection } from './stats.ts';
 
+if (process.argv.includes('--help')) {
+  process.stdout.write(`npm run bench -- --scale [--quick] [--generate-only]
+
+  Generates (once, into BENCH_SCALE_DIR, default .cache/scale/<shape>-<events>/) and measures the scale datasets.
+  --generate-only   make or resume the datasets, measure nothing (run it with nice in the background)
+  --quick           a smoke run on 200,000 events, ~30 s; prints the report instead of writing RESULTS.md
+  BENCH_SCALE_EVENTS (100000000), BENCH_SCALE_SHAPES (product,long-tail), BENCH_SCALE_REQUESTS (1000),
+  BENCH_SCALE_CASE_SECONDS (900), BENCH_SCALE_CHECKS (20), BENCH_SCALE_CHECK_SECONDS (300)
+`);
+  process.exit(0);
+}
 const opts = scaleOptions();
 const generateOnly = process.argv.includes('--generate-only');
 const passthrough = process.argv.slice(2).filter((a) => a === '--quick');

@@ -15,7 +15,7 @@ export interface ScaleOptions {
   caseSeconds: number;
   /** Answers per case spot-checked against the raw tables (default 20; quick 3). */
   checks: number;
-  /** Most seconds the checks of one case may take, past the first 3 (default 300; quick 10). */
+  /** Most seconds the checks of one case may take, past the first 3 (or `checks` if fewer; default 300; quick 10). */
   checkSeconds: number;
   /** Where the datasets live, one directory per shape and size (default .cache/scale). */
   root: string;

@@ -24,6 +24,8 @@ export interface CaseResult {
   max: number;
   rps: number;
   met: boolean;
+  /** The machine's 1-minute load average as the case ended (the cores are shared). */
+  load?: number;
   kinds: Array<{ kind: string; runs: number; p50: number; p99: number }>;
 }
 

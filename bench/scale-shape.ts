@@ -5,6 +5,7 @@
 // implementation of the rollups alike. Results go to <dataset dir>/result.json for bench/scale.ts to report.
 import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
@@ -489,6 +490,7 @@ function summarize(
     max: ms.at(-1) ?? Number.NaN,
     rps: 0,
     met: unit === 'p99' ? p99 <= target : false,
+    load: loadavg()[0] ?? 0,
     kinds: [],
   };
 }

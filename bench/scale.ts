@@ -17,6 +17,7 @@ if (process.argv.includes('--help')) {
 
   Generates (once, into BENCH_SCALE_DIR, default .cache/scale/<shape>-<events>/) and measures the scale datasets.
   --generate-only   make or resume the datasets, measure nothing (run it with nice in the background)
+  --report-only     write the RESULTS.md section again from the last measurement's result.json files
   --quick           a smoke run on 200,000 events, ~30 s; prints the report instead of writing RESULTS.md
   BENCH_SCALE_EVENTS (100000000), BENCH_SCALE_SHAPES (product,long-tail), BENCH_SCALE_REQUESTS (1000),
   BENCH_SCALE_CASE_SECONDS (900), BENCH_SCALE_CHECKS (20), BENCH_SCALE_CHECK_SECONDS (300)
@@ -25,6 +26,8 @@ if (process.argv.includes('--help')) {
 }
 const opts = scaleOptions();
 const generateOnly = process.argv.includes('--generate-only');
+// Writes the section again from the result.json files left by the last measurement, measuring nothing.
+const reportOnly = process.argv.includes('--report-only');
 const passthrough = process.argv.slice(2).filter((a) => a === '--quick');
 const log = (s: string) => process.stderr.write(`bench scale: ${s}\n`);
 
@@ -43,7 +46,7 @@ const run = (what: string, args: string[]): boolean => {
 };
 
 let failed = false;
-for (const shape of opts.shapes) {
+for (const shape of reportOnly ? [] : opts.shapes) {
   if (!run(`generate ${shape}, ${opts.events.toLocaleString('en-US')} events`, ['generate', shape])) {
     process.exit(1);
   }
@@ -52,8 +55,10 @@ if (generateOnly) process.exit(0);
 const results: ShapeResult[] = [];
 for (const shape of opts.shapes) {
   const path = join(datasetDir(opts.root, shape, opts.events), 'result.json');
-  rmSync(path, { force: true });
-  if (!run(`measure ${shape}`, ['measure', shape])) failed = true;
+  if (!reportOnly) {
+    rmSync(path, { force: true });
+    if (!run(`measure ${shape}`, ['measure', shape])) failed = true;
+  }
   if (existsSync(path)) results.push(JSON.parse(readFileSync(path, 'utf8')) as ShapeResult);
 }
 const body = scaleReport(results, opts);

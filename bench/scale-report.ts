@@ -133,8 +133,10 @@ function shapeSection(r: ShapeResult): string {
   return out.join('\n');
 }
 
-export function scaleReport(results: readonly ShapeResult[], o: ScaleOptions): string {
+export function scaleReport(results: readonly ShapeResult[], opts: ScaleOptions): string {
   const first = results[0];
+  // The sizes the measurement ran with (a --report-only run may not have been given them again).
+  const o = first?.options ?? opts;
   const out: string[] = [];
   out.push(`## Scale, ${us(o.events)} events per shape (\`npm run bench -- --scale\`, \`bench/scale.ts\`)`);
   out.push('');

@@ -17,6 +17,8 @@ export interface ScaleOptions {
   checks: number;
   /** Most seconds the checks of one case may take, past the first 3 (or `checks` if fewer; default 300; quick 10). */
   checkSeconds: number;
+  /** Most seconds the measurement waits for background merges to finish before it starts (default 600). */
+  settleSeconds: number;
   /** Where the datasets live, one directory per shape and size (default .cache/scale). */
   root: string;
 }
@@ -37,6 +39,7 @@ export function scaleOptions(argv: readonly string[] = process.argv, env = proce
     caseSeconds: num('BENCH_SCALE_CASE_SECONDS', 900, 5),
     checks: num('BENCH_SCALE_CHECKS', 20, 3),
     checkSeconds: num('BENCH_SCALE_CHECK_SECONDS', 300, 10),
+    settleSeconds: num('BENCH_SCALE_SETTLE_SECONDS', 600, 60),
     root: env.BENCH_SCALE_DIR ?? '.cache/scale',
   };
 }

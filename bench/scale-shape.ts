@@ -75,7 +75,7 @@ const ch = await openClickHouse({ url: undefined, database: 'bench', dataDir: di
 const tm = performance.now();
 await migrate(ch);
 const migrateSeconds = (performance.now() - tm) / 1000;
-await settleMerges(ch, log);
+await settleMerges(ch, log, opts.settleSeconds);
 const result = await measure(ch, opts);
 writeFileSync(join(dir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
 log(`wrote ${join(dir, 'result.json')}`);

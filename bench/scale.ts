@@ -20,7 +20,8 @@ if (process.argv.includes('--help')) {
   --report-only     write the RESULTS.md section again from the last measurement's result.json files
   --quick           a smoke run on 200,000 events, ~30 s; prints the report instead of writing RESULTS.md
   BENCH_SCALE_EVENTS (100000000), BENCH_SCALE_SHAPES (product,long-tail), BENCH_SCALE_REQUESTS (1000),
-  BENCH_SCALE_CASE_SECONDS (900), BENCH_SCALE_CHECKS (20), BENCH_SCALE_CHECK_SECONDS (300)
+  BENCH_SCALE_CASE_SECONDS (900), BENCH_SCALE_CHECKS (20), BENCH_SCALE_CHECK_SECONDS (300),
+  BENCH_SCALE_SETTLE_SECONDS (600), BENCH_SCALE_DIR (.cache/scale)
 `);
   process.exit(0);
 }

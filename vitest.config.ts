@@ -14,7 +14,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['{api,clickhouse,control,core,ingest,scripts,worker}/**/*.test.ts'],
+          include: ['{api,bench,clickhouse,control,core,ingest,scripts,worker}/**/*.test.ts'],
         },
       },
       {

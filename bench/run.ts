@@ -18,6 +18,12 @@ const node = (file: string) =>
   [process.execPath, ['--expose-gc', '--import', 'tsx', file, ...passthrough]] as const;
 
 const t0 = performance.now();
+// --scale: only the scale benchmark (issue 14), in a process of its own; it needs no broker.
+if (passthrough.includes('--scale')) {
+  const [cmd, args] = node('bench/scale.ts');
+  step('scale', cmd, [...args]);
+  process.exit(0);
+}
 // Idempotent: returns at once when a broker already serves on 127.0.0.1:9092.
 step('kafka broker', 'bash', ['scripts/kafka.sh', 'up']);
 for (const name of [

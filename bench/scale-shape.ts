@@ -3,6 +3,7 @@
 // HTTP API as bench/queries.ts builds it and times every case, then spot-checks sampled answers against the
 // raw tables. It knows the read path only through the API and the engine's own tables, so it measures any
 // implementation of the rollups alike. Results go to <dataset dir>/result.json for bench/scale.ts to report.
+
 import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
@@ -10,7 +11,9 @@ import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
+import { ReadCache } from '../api/read-cache.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
+import { dataVersionSource } from '../clickhouse/data-version.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
@@ -140,11 +143,19 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   };
   const { ch, state } = recordingEngine(base);
   const SECRET = 'bench-secret-bench-secret-bench-secret-01';
+  // The read cache as the service runs it (default size, version from a chdb session of its own): every
+  // request but the repeated one is a new question, so it only ever answers that case.
+  const readCache = new ReadCache({
+    version: dataVersionSource(base, dir),
+    maxBytes: 64 << 20,
+    retentionDays: () => 0,
+  });
   const app = createApp({
     ch,
     sink: createDirectSink(ch),
     logger: createLogger('silent'),
     auth: createAuthenticator({ secret: SECRET, issuer: undefined, audience: undefined }),
+    readCache,
   });
   const headers = { authorization: `Bearer ${await mintToken(SECRET, { sub: 'bench-scale' })}` };
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
@@ -457,6 +468,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     }),
   );
   server.close();
+  readCache.close();
   return {
     shape,
     events: opts.events,

@@ -2,16 +2,8 @@
 // where they do not (migration 0010). A year of logs costs a few thousand small rows instead of a merge of
 // every event_id stored; only cells changed since their last seal pay for their sets.
 import type { ClickHouse } from '../client.ts';
+import { type LogFilters, logFilterClause } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
-
-export interface DayFilters {
-  severity?: string | undefined;
-  service?: string | undefined;
-  /** First UTC day, inclusive. */
-  start_date?: string | undefined;
-  /** Last UTC day, inclusive. */
-  end_date?: string | undefined;
-}
 
 export interface DayCount {
   /** Start of the UTC day, ms since the epoch. */
@@ -20,28 +12,6 @@ export interface DayCount {
 }
 
 const DAY_MS = 86_400_000;
-
-function dayFilterClause(f: DayFilters): { sql: string; params: Record<string, string> } {
-  let sql = '';
-  const params: Record<string, string> = {};
-  if (f.severity !== undefined) {
-    sql += ' AND severity = {severity:String}';
-    params.severity = f.severity;
-  }
-  if (f.service !== undefined) {
-    sql += ' AND service = {service:String}';
-    params.service = f.service;
-  }
-  if (f.start_date !== undefined) {
-    sql += ' AND day >= {start_date:Date}';
-    params.start_date = f.start_date;
-  }
-  if (f.end_date !== undefined) {
-    sql += ' AND day <= {end_date:Date}';
-    params.end_date = f.end_date;
-  }
-  return { sql, params };
-}
 
 // A cell's counter and a seal with the same counter value: the seal's count is the cell's count. Counters
 // only grow, so equality means no row has reached the cell since the seal's scan.
@@ -66,8 +36,8 @@ const SMALL = 'SETTINGS max_threads = 1';
  * Per day, newest first: the sealed cells' counts, and how many of its cells have no valid seal. One scan of
  * the counters and one of the seals, whatever the range: no id set is read.
  */
-export function buildSealedDaysQuery(f: DayFilters): BuiltQuery {
-  const w = dayFilterClause(f);
+export function buildSealedDaysQuery(f: LogFilters): BuiltQuery {
+  const w = logFilterClause(f, 'day');
   const query = `
     SELECT toUnixTimestamp(toDateTime(day, 'UTC')) AS day_s, sum(s.logs) AS logs, countIf(s.sealed = 0) AS open
     FROM (
@@ -86,8 +56,8 @@ export function buildSealedDaysQuery(f: DayFilters): BuiltQuery {
 }
 
 /** Distinct logs of the given days (those with an unsealed cell), from their id sets. */
-export function buildOpenDaysQuery(f: DayFilters, days: readonly string[]): BuiltQuery {
-  const w = dayFilterClause(f);
+export function buildOpenDaysQuery(f: LogFilters, days: readonly string[]): BuiltQuery {
+  const w = logFilterClause(f, 'day');
   const query = `
     SELECT toUnixTimestamp(toDateTime(day, 'UTC')) AS day_s, sum(n) AS n FROM (
       SELECT day, uniqExactMerge(ids) AS n
@@ -101,7 +71,7 @@ export function buildOpenDaysQuery(f: DayFilters, days: readonly string[]): Buil
 }
 
 /** Distinct logs per day matching the filters, newest day first; days without logs are left out. */
-export async function logDayCounts(ch: ClickHouse, f: DayFilters): Promise<DayCount[]> {
+export async function logDayCounts(ch: ClickHouse, f: LogFilters): Promise<DayCount[]> {
   const rs = await ch.client.query({ ...buildSealedDaysQuery(f), format: 'JSONEachRow' });
   const rows = await rs.json<{ day_s: string | number; logs: string | number; open: string | number }>();
   const days = rows.map((r) => ({

@@ -3,19 +3,13 @@
 // days that hold the page, so page 1,000 costs about what page 1 does, and a year little more than a day.
 import type { ClickHouse } from '../client.ts';
 import { retainedStart } from '../retention.ts';
+import { type LogFilters, logFilterClause } from './filters.ts';
 import { logDayCounts } from './log-day-counts.ts';
 import type { BuiltQuery } from './query.ts';
 
 export type Severity = 'info' | 'warning' | 'error';
 
-export interface LogFilters {
-  severity?: Severity | undefined;
-  service?: string | undefined;
-  /** First UTC day, inclusive. */
-  start_date?: string | undefined;
-  /** Last UTC day, inclusive. */
-  end_date?: string | undefined;
-}
+export type { LogFilters } from './filters.ts';
 
 /** A position in the newest-first order: the last log a page showed. */
 export interface LogKey {
@@ -39,32 +33,6 @@ export interface Bucket {
 }
 
 const DAY_MS = 86_400_000;
-
-/** Fixed fragments for the filters given; `col` is the timestamp column of the table read. */
-function logFilterClause(
-  f: LogFilters,
-  col: 'timestamp' | 'hour',
-): { sql: string; params: Record<string, string> } {
-  let sql = '';
-  const params: Record<string, string> = {};
-  if (f.severity !== undefined) {
-    sql += ' AND severity = {severity:String}';
-    params.severity = f.severity;
-  }
-  if (f.service !== undefined) {
-    sql += ' AND service = {service:String}';
-    params.service = f.service;
-  }
-  if (f.start_date !== undefined) {
-    sql += ` AND ${col} >= toDateTime({start_date:Date}, 'UTC')`;
-    params.start_date = f.start_date;
-  }
-  if (f.end_date !== undefined) {
-    sql += ` AND ${col} < toDateTime({end_date:Date} + 1, 'UTC')`;
-    params.end_date = f.end_date;
-  }
-  return { sql, params };
-}
 
 export interface PageWindow {
   /** Lower bound (inclusive) of timestamp, ms; undefined: none beyond the filters. */

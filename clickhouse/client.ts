@@ -22,7 +22,7 @@ export interface ClickHouseOptions {
   dataDir: string;
   /**
    * A cluster of the server's `remote_servers` (CLICKHOUSE_CLUSTER); undefined for one node. Set, the
-   * database is created ON CLUSTER, the cluster migrations run (clickhouse/cluster/) and every query carries
+   * database is created ON CLUSTER, the migrations run as cluster DDL (cluster-ddl.ts) and every query carries
    * CLUSTER_SETTINGS. Needs `url`: the embedded engine is one node.
    */
   cluster?: string | undefined;

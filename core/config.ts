@@ -356,7 +356,7 @@ export interface Config {
     readonly database: string;
     /**
      * CLICKHOUSE_CLUSTER, default unset (one node): a cluster of the server's remote_servers; the schema is
-     * then the clickhouse/cluster/ variant (replicated shard-local tables behind Distributed ones).
+     * then generated from the migrations for a cluster (replicated shard-local tables behind Distributed ones).
      */
     readonly cluster: string | undefined;
     /**

@@ -48,7 +48,8 @@ export const KNOWN_EXCEPTIONS: readonly KnownException[] = [
   {
     file: 'test/integration/cluster-migrations.test.ts',
     module: 'chdb',
-    reason: 'emulates a cluster on a raw chdb Session; goes when the cluster DDL is generated (issue 19)',
+    reason:
+      'emulates a cluster on a raw chdb Session (a config file with remote_servers), which openClickHouse cannot pass',
   },
   {
     file: 'test/integration/cluster-migrations.test.ts',

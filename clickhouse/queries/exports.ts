@@ -2,10 +2,11 @@
 // text cells that a spreadsheet would run as a formula get a leading ' in SQL, so ClickHouse stays the writer.
 // Parquet columns carry real types (DATE, TIMESTAMP(MILLIS, UTC), signed INT64 counts: unsigned 64-bit is
 // what Spark and several BI tools read badly).
+import type { Severity } from '../../core/events.ts';
+import type { ExportFormat } from '../../core/exports/formats.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
 
-export type ExportFormat = 'csv' | 'parquet';
 
 /** ClickHouse's output format for each export format. */
 export const CLICKHOUSE_FORMAT: Record<ExportFormat, string> = { csv: 'CSVWithNames', parquet: 'Parquet' };
@@ -34,7 +35,7 @@ export interface UsageExportParams extends UsageFilters {
 }
 
 export interface LogExportParams {
-  severity?: 'info' | 'warning' | 'error' | undefined;
+  severity?: Severity | undefined;
   service?: string | undefined;
   start_date?: string | undefined;
   end_date?: string | undefined;

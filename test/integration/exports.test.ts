@@ -186,6 +186,10 @@ describe('export jobs', () => {
     );
     expect(file.headers.get('cache-control')).toBe('no-store');
     expect(Number(file.headers.get('content-length'))).toBe(bytes.length);
+    // RFC 4180 line ends, as the API's CSV answers have: one CRLF per row and the header, no bare LF.
+    const text = bytes.toString('utf8');
+    expect(text.split('\r\n')).toHaveLength(want.length + 2);
+    expect(text.replaceAll('\r\n', '')).not.toContain('\n');
     const rows = parse(bytes, { columns: true }) as Array<Record<string, string>>;
     expect(Object.keys(rows[0] ?? {})).toEqual([
       'date',

@@ -1,5 +1,6 @@
 // One interface over both engines: the embedded ClickHouse (chdb, in this process, data under DATA_DIR) when no
 // CLICKHOUSE_URL is set, a ClickHouse server otherwise. Callers see the same @clickhouse/client either way.
+
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -8,6 +9,7 @@ import {
   type ClickHouseSettings,
   createClient,
 } from '@clickhouse/client';
+import { DEFAULT_READ_TIMEOUT_SECONDS } from '../core/config.ts';
 
 type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
 
@@ -28,13 +30,10 @@ export interface ClickHouseOptions {
   cluster?: string | undefined;
   /**
    * Server only: the longest one of the API's own queries may wait for the server, in milliseconds (default
-   * DEFAULT_READ_TIMEOUT_MS). See `readClient`.
+   * CLICKHOUSE_READ_TIMEOUT_SECONDS' default). See `readClient`.
    */
   readTimeoutMs?: number | undefined;
 }
-
-/** How long an API query waits for a ClickHouse server by default: 30 s. */
-export const DEFAULT_READ_TIMEOUT_MS = 30_000;
 
 export interface ClickHouse {
   readonly client: ClickHouseClient;
@@ -188,7 +187,7 @@ export function serverClickHouse(
   } = {},
 ): ClickHouse {
   const { cluster, log } = opts;
-  const readTimeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  const readTimeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_SECONDS * 1000;
   const settings: ClickHouseSettings = {
     date_time_output_format: 'iso',
     ...(cluster === undefined ? {} : CLUSTER_SETTINGS),

@@ -10,6 +10,9 @@ export type KafkaCodec = (typeof KAFKA_CODECS)[number];
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** CLICKHOUSE_READ_TIMEOUT_SECONDS' default, also the server client's when it is given none. */
+export const DEFAULT_READ_TIMEOUT_SECONDS = 30;
+
 const posInt = (name: string, def: number) =>
   z
     .string()
@@ -214,7 +217,10 @@ const envSchema = z.object({
   }),
   // A cluster of the server's remote_servers (docs/operators.md "Scaling out"): selects the cluster migrations.
   // The longest one of the API's own queries may wait for a ClickHouse server (clickhouse/client.ts readClient).
-  CLICKHOUSE_READ_TIMEOUT_SECONDS: posInt('CLICKHOUSE_READ_TIMEOUT_SECONDS', 30).refine((v) => v >= 2, {
+  CLICKHOUSE_READ_TIMEOUT_SECONDS: posInt(
+    'CLICKHOUSE_READ_TIMEOUT_SECONDS',
+    DEFAULT_READ_TIMEOUT_SECONDS,
+  ).refine((v) => v >= 2, {
     message: 'CLICKHOUSE_READ_TIMEOUT_SECONDS: expected at least 2',
   }),
   CLICKHOUSE_CLUSTER: optionalString.superRefine((v, ctx) => {

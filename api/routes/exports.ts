@@ -6,7 +6,7 @@ import { type ExportJob, getJob } from '../../control/jobs.ts';
 import { Forbidden, NotFound, ValidationError } from '../../core/errors.ts';
 import { SEVERITIES } from '../../core/events.ts';
 import { EXPORT_FORMATS } from '../../core/exports/formats.ts';
-import { signLink } from '../../core/exports/signing.ts';
+import { signedDownloadUrl } from '../../core/exports/link.ts';
 import type { AppEnv } from '../env.ts';
 import type { ExportDeps } from '../exports/deps.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
@@ -123,14 +123,6 @@ const statusRoute = createRoute({
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** The absolute signed link of a completed job, valid for the TTL (never past the file's own expiry). */
-export function downloadUrl(deps: ExportDeps, job: ExportJob, nowMs: number): string {
-  const exp = Math.min(Math.floor(nowMs / 1000) + deps.urlTtlSeconds, Math.floor(job.expires_at / 1000));
-  const link = signLink(deps.keys, job.job_id, exp);
-  const q = new URLSearchParams({ exp: String(link.exp), kid: link.kid, sig: link.sig });
-  return `${deps.publicBaseUrl}/downloads/${job.job_id}?${q.toString()}`;
-}
-
 function describe(deps: ExportDeps, job: ExportJob, nowMs: number): z.infer<typeof ExportJobStatus> {
   const base = {
     job_id: job.job_id,
@@ -154,7 +146,9 @@ function describe(deps: ExportDeps, job: ExportJob, nowMs: number): z.infer<type
         bytes: job.bytes,
         sha256: job.sha256,
         expires_at: iso(job.expires_at),
-        ...(live ? { download_url: downloadUrl(deps, job, nowMs) } : { error: 'the file has expired' }),
+        ...(live
+          ? { download_url: signedDownloadUrl(deps, job, nowMs).url }
+          : { error: 'the file has expired' }),
       };
     }
   }

@@ -8,7 +8,7 @@ import type { ExportDeps } from '../api/exports/deps.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { limitPerClient } from '../api/middleware/client-limit.ts';
 import { createRateLimit } from '../api/middleware/rate-limit.ts';
-import { RedisSlidingLogStore } from '../api/middleware/rate-limit-redis.ts';
+import { connectRedis, RedisSlidingLogStore, redisReady } from '../api/middleware/rate-limit-redis.ts';
 import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
 import { ReadCache } from '../api/read-cache.ts';
 import { scheduleDeps } from '../api/schedules/deps.ts';
@@ -238,17 +238,17 @@ export async function startApi(
   // POST /events: a budget of its own (INGEST_RATE_LIMIT_PER_MINUTE), counted apart from the reads'.
   const ingestPolicy = limitPolicy(config.ingestRateLimitPerMinute, new Map());
   const redisUrl = config.security.rateLimitRedisUrl;
-  const limitStore = redisUrl ? new RedisSlidingLogStore(policy, { url: redisUrl }) : undefined;
-  const ingestStore = redisUrl
-    ? new RedisSlidingLogStore(ingestPolicy, { url: redisUrl, prefix: 'tally:ratelimit:events:' })
+  const redis = redisUrl ? connectRedis(redisUrl) : undefined;
+  const limitStore = redis ? new RedisSlidingLogStore(policy, { client: redis }) : undefined;
+  const ingestStore = redis
+    ? new RedisSlidingLogStore(ingestPolicy, { client: redis, prefix: 'tally:ratelimit:events:' })
     : undefined;
-  // Redis (the shared limit and export quota) connected before the first request: without its offline
-  // queue, a command sent earlier fails, and the first requests would get 503.
+  // Redis (the shared limits) connected before the first request: without its offline queue, a command sent
+  // earlier fails, and the first requests would get 503.
   try {
-    await Promise.all([limitStore?.ready(), ingestStore?.ready()]);
+    if (redis) await redisReady(redis);
   } catch (err) {
-    await limitStore?.shutdown();
-    await ingestStore?.shutdown();
+    redis?.disconnect();
     throw new StartupError(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
   const authLog = new SelfLog(deps.ch);
@@ -304,8 +304,7 @@ export async function startApi(
         url: `http://${host}:${info.port}`,
         stop: async () => {
           await new Promise<void>((r) => server.close(() => r()));
-          await limitStore?.shutdown();
-          await ingestStore?.shutdown();
+          redis?.disconnect();
           downloadLimit.stop();
           await sealer.stop();
           await authLog.close();

@@ -19,7 +19,7 @@ import { migrate, migrationsFor, RETIRE_MIGRATION } from '../clickhouse/migrate.
 import { readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
 import { startSealer } from '../clickhouse/sealer.ts';
-import { SelfLog } from '../clickhouse/self-log.ts';
+import type { SelfLog } from '../clickhouse/self-log.ts';
 import { importLegacy, syncKeyFile } from '../control/import.ts';
 import { getKey } from '../control/keys.ts';
 import { type ControlStore, controlDir, openControl } from '../control/store.ts';
@@ -197,9 +197,8 @@ export async function createSink(
  * The ingester, started in the background: it connects and joins its group on its own (restarting after any
  * stop), so nothing waits on Kafka; its status shows in /readyz and /metrics.
  */
-export function startIngester(config: Config, ch: ClickHouse, logger: Logger): Ingester {
+export function startIngester(config: Config, ch: ClickHouse, logger: Logger, selfLog: SelfLog): Ingester {
   if (!config.kafka.brokers) throw new Error('the ingester needs KAFKA_BROKERS');
-  const selfLog = new SelfLog(ch);
   const ingester = new Ingester({
     kafka: createKafka({ brokers: config.kafka.brokers, clientId: 'tally-ingest', logger }),
     write: (rows, token) => insertEvents(ch, rows, token),
@@ -229,6 +228,8 @@ export async function startApi(
     sink: EventSink;
     secret: string;
     logger: Logger;
+    /** The process's system log (authentication failures); closed by its owner. */
+    selfLog: SelfLog;
     exports?: ExportDeps;
     ingester?: StatusSource;
   },
@@ -251,7 +252,6 @@ export async function startApi(
     redis?.disconnect();
     throw new StartupError(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
-  const authLog = new SelfLog(deps.ch);
   // Seals for the read path: wherever reads are served, so a deployment without a worker has them too.
   const sealer = startSealer(deps.ch, deps.logger);
   const downloadLimit = limitPerClient({
@@ -289,7 +289,7 @@ export async function startApi(
       ...(ingestStore ? { store: ingestStore } : {}),
     }),
     ...(deps.ingester ? { ingester: deps.ingester } : {}),
-    onAuthFailure: recordAuthFailures(authLog),
+    onAuthFailure: recordAuthFailures(deps.selfLog),
     downloadLimit,
     corsOrigins: config.security.corsAllowedOrigins,
     adminKeys: deps.control,
@@ -307,7 +307,6 @@ export async function startApi(
           redis?.disconnect();
           downloadLimit.stop();
           await sealer.stop();
-          await authLog.close();
           readCache?.close();
         },
       });

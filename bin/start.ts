@@ -3,6 +3,7 @@
 
 import { resolve } from 'node:path';
 import { exportDeps } from '../api/exports/setup.ts';
+import { SelfLog } from '../clickhouse/self-log.ts';
 import { whenOpen } from '../control/db.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
@@ -47,6 +48,8 @@ const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, con
 const opening = openControlStore(config, logger);
 opening.catch(() => undefined); // reported below
 const ch = await orExit(config, () => openStorage(config, logger));
+// One system log for the process (ingest faults, failed logins, failed jobs, webhooks), closed last.
+const selfLog = new SelfLog(ch);
 const control = whenOpen(opening, config.control.databaseUrl ? 'server' : 'embedded');
 void orExit(config, async () => retireLegacyTables(config, ch, await opening, logger));
 const sink = await createSink(config, ch, logger);
@@ -54,7 +57,9 @@ const sink = await createSink(config, ch, logger);
 const demo = process.argv.includes('--demo');
 const demoData = demo ? await loadDemo(sink, config.dataDir) : undefined;
 // In the background: the API below listens at once, whether Kafka answers or not (/readyz shows the ingester).
-const ingester: Ingester | undefined = config.kafka.brokers ? startIngester(config, ch, logger) : undefined;
+const ingester: Ingester | undefined = config.kafka.brokers
+  ? startIngester(config, ch, logger, selfLog)
+  : undefined;
 if (demoData) {
   // Through Kafka the month is only acknowledged so far: the page and the printed token come once it is
   // stored, so a first look never shows partial numbers.
@@ -68,10 +73,18 @@ if (demoData) {
   );
 }
 // exports: the worker runs in this process; a queued job wakes it at once.
-const exportWorkers = startExportWorkers(config, ch, control, logger);
+const exportWorkers = startExportWorkers(config, ch, control, logger, selfLog);
 const exports = exportDeps(config, control, exportWorkers.notify);
 // schedules: the scheduler queues each closed period's job; the workers' finished jobs fire webhooks.
-const schedules = startSchedules(config, ch, control, logger, exportWorkers.workers, exportWorkers.notify);
+const schedules = startSchedules(
+  config,
+  ch,
+  control,
+  logger,
+  selfLog,
+  exportWorkers.workers,
+  exportWorkers.notify,
+);
 const api = await orExit(config, () =>
   startApi(config, {
     ch,
@@ -79,6 +92,7 @@ const api = await orExit(config, () =>
     sink,
     secret: secret.value,
     logger,
+    selfLog,
     exports,
     ...(ingester ? { ingester } : {}),
   }),
@@ -125,6 +139,7 @@ onShutdown(logger, async () => {
   await exportWorkers.stop();
   await ingester?.stop();
   await sink.stop();
+  await selfLog.close();
   await ch.close();
   await control.close();
 });

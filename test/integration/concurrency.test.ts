@@ -3,6 +3,7 @@
 // report types, failed authentications (which write self-logs), ingestion into other teams, and, underneath,
 // schedules catching up missed periods and their webhooks being dispatched. Everything else happens outside
 // the reads' ranges and filters, so "the same answer" is exactly what must hold.
+
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportDeps } from '../../api/exports/setup.ts';
 import { startApi } from '../../bin/runtime.ts';
+import { SelfLog } from '../../clickhouse/self-log.ts';
 import { createSchedule } from '../../control/schedules.ts';
 import { loadConfig } from '../../core/config.ts';
 import { parseEvent } from '../../core/events.ts';
@@ -111,6 +113,7 @@ describe('answers under concurrency equal answers alone', () => {
   let api: Awaited<ReturnType<typeof startApi>>;
   let workers: ReturnType<typeof StartWorkers>;
   let schedules: ReturnType<typeof startSchedules>;
+  let selfLog: SelfLog | undefined;
   let hooks: Server;
   const deliveries = new Map<string, number>();
   let token: string;
@@ -148,12 +151,13 @@ describe('answers under concurrency equal answers alone', () => {
       );
     }
     const control = await memoryControl();
-    workers = startExportWorkers(config, engine.ch, control, logger);
+    selfLog = new SelfLog(engine.ch);
+    workers = startExportWorkers(config, engine.ch, control, logger, selfLog);
     const exports = exportDeps(config, control, workers.notify);
-    schedules = startSchedules(config, engine.ch, control, logger, workers.workers, workers.notify, {
+    schedules = startSchedules(config, engine.ch, control, logger, selfLog, workers.workers, workers.notify, {
       webhookPollMs: 200,
     });
-    api = await startApi(config, { ch: engine.ch, control, sink, secret: SECRET, logger, exports });
+    api = await startApi(config, { ch: engine.ch, control, sink, secret: SECRET, logger, selfLog, exports });
     token = await mintToken(SECRET, { sub: 'mixer' });
     // Schedules created days ago: the scheduler catches their missed periods up while the mixes run.
     for (const [i, report_type] of (['usage-summary', 'system-events'] as const).entries()) {
@@ -179,6 +183,7 @@ describe('answers under concurrency equal answers alone', () => {
     await api?.stop();
     await schedules?.stop();
     await workers?.stop();
+    await selfLog?.close();
     hooks?.close();
     await engine?.dispose();
   });

@@ -119,7 +119,7 @@ describe('schedules wiring (startSchedules)', () => {
         off();
       };
     };
-    services = startSchedules(config, engine.ch, control, logger, [worker], undefined, {
+    services = startSchedules(config, engine.ch, control, logger, selfLog, [worker], undefined, {
       webhookPollMs: 60_000,
     });
     const { webhooks } = services;

@@ -2,7 +2,7 @@
 // so any number of them in any number of processes run each job once.
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import { exportSource } from '../../clickhouse/export-stream.ts';
-import { SelfLog } from '../../clickhouse/self-log.ts';
+import type { SelfLog } from '../../clickhouse/self-log.ts';
 import type { ControlStore } from '../../control/store.ts';
 import type { Config } from '../../core/config.ts';
 import { ExportStore } from '../../core/exports/store.ts';
@@ -22,9 +22,10 @@ export function startExportWorkers(
   ch: ClickHouse,
   control: ControlStore,
   logger: Logger,
+  /** The process's system log (failed jobs); closed by its owner. */
+  selfLog: SelfLog,
 ): ExportWorkers {
   const store = new ExportStore(config.exports.dir);
-  const selfLog = new SelfLog(ch);
   const workers = Array.from(
     { length: config.exports.workers },
     () =>
@@ -48,8 +49,6 @@ export function startExportWorkers(
     },
     stop: async () => {
       await Promise.all(workers.map((w) => w.stop()));
-      // Also the summaries of records held back in the current window.
-      await selfLog.close();
     },
   };
 }

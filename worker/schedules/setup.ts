@@ -1,7 +1,7 @@
 // Starts the scheduler (checking API-key owners in the control store) and the webhook dispatcher of a worker
 // process. The dispatcher works from its outbox; the export workers' finished-job hook only wakes it early.
 import type { ClickHouse } from '../../clickhouse/client.ts';
-import { SelfLog } from '../../clickhouse/self-log.ts';
+import type { SelfLog } from '../../clickhouse/self-log.ts';
 import type { ControlStore } from '../../control/store.ts';
 import type { Config } from '../../core/config.ts';
 import { loadOrCreateKeyRing } from '../../core/exports/signing.ts';
@@ -28,12 +28,13 @@ export function startSchedules(
   ch: ClickHouse,
   control: ControlStore,
   logger: Logger,
+  /** The process's system log (skipped periods, given-up deliveries); closed by its owner. */
+  selfLog: SelfLog,
   workers: readonly ExportWorker[],
   onQueued?: () => void,
   /** For tests: how often the dispatcher looks for due deliveries when nothing wakes it (default 2 s). */
   tuning: { webhookPollMs?: number } = {},
 ): ScheduleServices {
-  const selfLog = new SelfLog(ch);
   const webhooks = new WebhookDispatcher({
     control,
     allow: new WebhookAllowList(config.schedules.webhookAllowedHosts),
@@ -67,7 +68,6 @@ export function startSchedules(
       for (const off of unhook) off();
       await scheduler.stop();
       await webhooks.stop();
-      await selfLog.close();
     },
   };
 }

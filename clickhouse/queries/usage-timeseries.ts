@@ -1,6 +1,7 @@
 // GET /reports/usage-timeseries: active users and sessions per day, week or month (optionally per team or
 // service), from the daily rollup. Each row equals the usage summary of its clipped period and group.
 import type { ClickHouse } from '../client.ts';
+import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import { clippedPeriodStarts, type Interval } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
@@ -109,11 +110,15 @@ interface Row {
   total_sessions: string | number;
 }
 
-export async function usageTimeseries(ch: ClickHouse, p: UsageTimeseriesParams): Promise<TimeseriesRow[]> {
+export async function usageTimeseries(
+  ch: ClickHouse,
+  p: UsageTimeseriesParams,
+  snap: Snapshot = UNVERSIONED,
+): Promise<TimeseriesRow[]> {
   // From the sealed pairs when every day is sealed and no user is asked for; a user's from their rows of
   // usage_user_days once back-filled; else from the daily rollup.
-  const view = p.user_id === undefined ? await sealedView(ch, p.start_date, p.end_date) : undefined;
-  const byUser = p.user_id !== undefined && (await userDaysReady(ch));
+  const view = p.user_id === undefined ? await sealedView(ch, p.start_date, p.end_date, snap) : undefined;
+  const byUser = p.user_id !== undefined && (await userDaysReady(ch, snap));
   const q = view ? buildPairsTimeseriesQuery(p, view) : buildUsageTimeseriesQuery(p, byUser);
   const rs = await ch.client.query({ ...q, format: 'JSONEachRow' });
   const rows = await rs.json<Row>();

@@ -3,6 +3,8 @@
 // usage_events reopens the days it touches and every later one; re-sent events change nothing; and inserts
 // racing the sealer never make a summary miss a stored event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dataVersionSource } from '../../clickhouse/data-version.ts';
+import { DerivedState } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { pruneReplacedPairs, sealedView, userDaysReady } from '../../clickhouse/queries/usage-pairs.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
@@ -103,6 +105,8 @@ describe('sealed usage pairs', () => {
 
   it('never misses a stored event while inserts race the sealer', async () => {
     const rest = late.slice(1_500);
+    const version = dataVersionSource(engine.ch, engine.dataDir);
+    const derived = new DerivedState();
     let stop = false;
     let rounds = 0;
     const sealer = (async () => {
@@ -114,9 +118,16 @@ describe('sealed usage pairs', () => {
     try {
       for (let i = 0; i < rest.length; i += 250) {
         await insert(rest.slice(i, i + 250), `pairs/race/${i}`);
-        // Once an insert has returned, every summary counts it, sealed or not.
+        // Once an insert has returned, every summary counts it, sealed or not; also when the seal state is
+        // shared per data version read after the insert, as the API's reads share it.
+        const snap = derived.at(await version.read());
         for (const q of [whole, ...queries(2, 100 + i), ...truth.sampleQueries(2, 200 + i)]) {
           expect({ i, q, got: await usageSummary(engine.ch, q) }).toEqual({
+            i,
+            q,
+            got: truth.usageSummary(q),
+          });
+          expect({ i, q, got: await usageSummary(engine.ch, q, snap) }).toEqual({
             i,
             q,
             got: truth.usageSummary(q),
@@ -126,6 +137,7 @@ describe('sealed usage pairs', () => {
     } finally {
       stop = true;
       await sealer;
+      version.close();
     }
     expect(rounds).toBeGreaterThan(2);
     await seal();

@@ -33,7 +33,7 @@ describe('DerivedState', () => {
   });
 
   it('bounds the keys of a version, least recently used first', async () => {
-    const state = new DerivedState(2);
+    const state = new DerivedState({ maxKeys: 2 });
     const snap = state.at('v1');
     await snap.derive('a', async () => 'a');
     await snap.derive('b', async () => 'b');
@@ -49,5 +49,38 @@ describe('DerivedState', () => {
     await UNVERSIONED.derive('k', async () => ++calls);
     await UNVERSIONED.derive('k', async () => ++calls);
     expect(calls).toBe(2);
+  });
+});
+
+describe('DerivedState bytes', () => {
+  it('bounds the bytes of a version by what the values weigh', async () => {
+    const state = new DerivedState({ maxBytes: 100 });
+    const snap = state.at('v1');
+    await snap.derive(
+      'a',
+      async () => 60,
+      (v) => v,
+    );
+    await snap.derive(
+      'b',
+      async () => 30,
+      (v) => v,
+    );
+    expect([state.size, state.heldBytes]).toEqual([2, 90]);
+    await snap.derive(
+      'c',
+      async () => 50,
+      (v) => v,
+    );
+    await Promise.resolve();
+    // 'a' (least recently used) went: 30 + 50.
+    expect([state.size, state.heldBytes]).toEqual([2, 80]);
+    expect(
+      await snap.derive(
+        'a',
+        async () => -1,
+        (v) => 0,
+      ),
+    ).toBe(-1);
   });
 });

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { type ClickHouse, quoteIdent } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
+import { toDayNumber } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
 
 export type Family = 'seen' | 'active' | 'session';
@@ -336,7 +337,6 @@ export async function readSealState(ch: ClickHouse): Promise<SealState> {
 }
 
 const SEAL_STATE = 'usage-seal-state';
-const dayNumber = (iso: string) => Math.round(Date.parse(`${iso}T00:00:00Z`) / 86_400_000);
 
 /** The seal state at the snapshot's version (read once per version). */
 export function sealState(ch: ClickHouse, snap: Snapshot = UNVERSIONED): Promise<SealState> {
@@ -354,8 +354,8 @@ export function viewOf(state: SealState, start: string, end: string): SealedView
   const sessionsFrom = state.covered.get('session');
   if (!FAMILIES.every((f) => state.covered.has(f)) || sessionsFrom === undefined || sessionsFrom > start)
     return undefined;
-  const from = dayNumber(start);
-  const to = dayNumber(end);
+  const from = toDayNumber(start);
+  const to = toDayNumber(end);
   const view: SealedView = { keys: [], prefixes: [] };
   for (const [family, days] of state.families) {
     const seen = family === FAMILY_NUMBER.seen;
@@ -415,15 +415,14 @@ export function buildPairsSummaryQuery(
   };
 }
 
+/** The summary's three numbers from the pairs under the view's prefixes, in SQL. */
 export async function pairsSummary(
   ch: ClickHouse,
   start: string,
   end: string,
   f: Pick<UsageFilters, 'team_id' | 'service'>,
-  snap: Snapshot = UNVERSIONED,
-): Promise<{ total_users: number; active_users: number; total_sessions: number } | undefined> {
-  const view = await sealedView(ch, start, end, snap);
-  if (!view) return undefined;
+  view: SealedView,
+): Promise<{ total_users: number; active_users: number; total_sessions: number }> {
   const [r] = await rows<Record<string, string | number>>(ch, buildPairsSummaryQuery(start, end, f, view));
   return {
     total_users: Number(r?.total_users ?? 0),

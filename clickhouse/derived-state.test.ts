@@ -79,7 +79,7 @@ describe('DerivedState bytes', () => {
       await snap.derive(
         'a',
         async () => -1,
-        (v) => 0,
+        () => 0,
       ),
     ).toBe(-1);
   });

@@ -27,80 +27,64 @@ export interface PairsIndex {
   bytes: number;
 }
 
-/** Every sealed (family, day) under its current prefix, as transform() keys (family * 65536 + day number). */
-function sealedKeys(state: SealState): { keys: number[]; prefixes: number[] } {
-  const keys: number[] = [];
-  const prefixes: number[] = [];
+/** Every sealed (family, day)'s current prefix, by family * 65536 + day number. */
+function sealedPrefixes(state: SealState): Map<number, number> {
+  const out = new Map<number, number>();
   for (const [family, days] of state.families) {
-    for (const [day, prefix, sealed] of days) {
-      if (!sealed) continue;
-      keys.push(family * 65_536 + day);
-      prefixes.push(prefix);
-    }
+    for (const [day, prefix, sealed] of days) if (sealed) out.set(family * 65_536 + day, prefix);
   }
-  return { keys, prefixes };
+  return out;
 }
 
 /**
- * A key's pairs on its sealed days, one row per family with the columns as arrays. Seen pairs are only needed
- * with no previous point (a user's first day). FINAL folds a pair written twice by racing sealers; only pairs
- * under a day's current prefix count (older seals of a day are left behind until pruned).
+ * A key's pairs, one row per family with the columns as arrays. Seen pairs are only needed with no previous
+ * point (a user's first day). FINAL folds a pair written twice by racing sealers. Every prefix a day was
+ * sealed under comes back; the reader keeps the current one (a lookup here measured cheaper than transform()
+ * over the seal state's arrays in SQL: 9 against 16 ms for one team at 20M events).
  */
-export function buildPairsIndexQuery(
-  f: Pick<UsageFilters, 'team_id' | 'service'>,
-  state: SealState,
-): BuiltQuery {
+export function buildPairsIndexQuery(f: Pick<UsageFilters, 'team_id' | 'service'>): BuiltQuery {
   const { level, team, service } = levelOf(f);
-  const { keys, prefixes } = sealedKeys(state);
   const query = `
-    SELECT toUInt8(family) AS family_n,
-      groupArray(toUInt32(day)) AS days, groupArray(toUInt32(prev)) AS prevs, groupArray(n) AS ns
-    FROM (
-      SELECT family, day, prev, n
-      FROM usage_pairs FINAL
-      WHERE level = {level:String} AND team_id = {team:String} AND service = {service:String}
-        AND (family != 'seen' OR prev = toDate('1970-01-01'))
-        AND prefix = transform(toUInt64(toUInt8(family)) * 65536 + toUInt32(day), {keys:Array(UInt64)},
-          {prefixes:Array(UInt64)}, toUInt64(0))
-      ORDER BY family, day, prev
-    )
+    SELECT toUInt8(family) AS family_n, groupArray(toUInt32(day)) AS days, groupArray(prefix) AS prefixes,
+      groupArray(toUInt32(prev)) AS prevs, groupArray(n) AS ns
+    FROM usage_pairs FINAL
+    WHERE level = {level:String} AND team_id = {team:String} AND service = {service:String}
+      AND (family != 'seen' OR prev = toDate('1970-01-01'))
     GROUP BY family
     SETTINGS max_threads = 1`;
-  return {
-    query,
-    query_params: {
-      level,
-      team,
-      service,
-      keys: `[${keys.join(',')}]`,
-      prefixes: `[${prefixes.join(',')}]`,
-    },
-  };
+  return { query, query_params: { level, team, service } };
 }
 
 const EMPTY: FamilyPairs = { day: new Int32Array(0), prev: new Int32Array(0), n: new Float64Array(0) };
 
+/** The key's pairs on days sealed under their current prefix (no other day's pairs are ever summed). */
 export async function readPairsIndex(
   ch: ClickHouse,
   f: Pick<UsageFilters, 'team_id' | 'service'>,
   state: SealState,
 ): Promise<PairsIndex> {
-  const rs = await ch.client.query({ ...buildPairsIndexQuery(f, state), format: 'JSONEachRow' });
+  const rs = await ch.client.query({ ...buildPairsIndexQuery(f), format: 'JSONEachRow' });
   const rows = await rs.json<{
     family_n: number;
     days: number[];
+    prefixes: Array<string | number>;
     prevs: number[];
     ns: Array<string | number>;
   }>();
+  const current = sealedPrefixes(state);
   const index: PairsIndex = { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0 };
   for (const r of rows) {
+    const family = Number(r.family_n);
+    const keep: number[] = [];
+    r.days.forEach((day, i) => {
+      if (current.get(family * 65_536 + Number(day)) === Number(r.prefixes[i])) keep.push(i);
+    });
     const pairs = sortedByDay({
-      day: Int32Array.from(r.days, Number),
-      prev: Int32Array.from(r.prevs, Number),
-      n: Float64Array.from(r.ns, Number),
+      day: Int32Array.from(keep, (i) => Number(r.days[i])),
+      prev: Int32Array.from(keep, (i) => Number(r.prevs[i])),
+      n: Float64Array.from(keep, (i) => Number(r.ns[i])),
     });
     index.bytes += pairs.day.length * 16;
-    const family = Number(r.family_n);
     if (family === 1) index.seen = pairs;
     else if (family === 2) index.active = pairs;
     else if (family === 3) index.session = pairs;

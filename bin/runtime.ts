@@ -13,7 +13,6 @@ import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
 import { ReadCache } from '../api/read-cache.ts';
 import { scheduleDeps } from '../api/schedules/deps.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
-import { dataVersionSource } from '../clickhouse/data-version.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate, migrationsFor, RETIRE_MIGRATION } from '../clickhouse/migrate.ts';
 import { readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
@@ -262,9 +261,9 @@ export async function startApi(
   const readCache =
     config.readCacheMaxBytes > 0
       ? new ReadCache({
-          version: dataVersionSource(deps.ch, config.dataDir),
+          version: deps.ch.dataVersion(),
           maxBytes: config.readCacheMaxBytes,
-          retentionDays: () => deps.ch.retention?.days ?? 0,
+          retentionDays: () => deps.ch.retention.days,
           logger: deps.logger,
         })
       : undefined;

@@ -106,7 +106,7 @@ const tokenHint =
   (config.auth.jwtSecret ? ' (with the same AUTH_JWT_SECRET in its environment)' : '');
 
 process.stdout.write(
-  `Tally listening on ${api.url} (storage: ${ch.embedded ? `embedded ClickHouse in ${config.dataDir}` : 'ClickHouse server'}, ` +
+  `Tally listening on ${api.url} (storage: ${ch.label}, ` +
     `events: ${config.kafka.brokers ? `Kafka ${config.kafka.brokers.join(',')}` : 'POST /events'})\n`,
 );
 if (demo && !secret.created) {

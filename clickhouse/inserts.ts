@@ -67,25 +67,5 @@ export async function insertRows(
   values: unknown[][],
   token: string,
 ): Promise<void> {
-  const settings = insertSettings(ch, token);
-  if (ch.insertRaw) {
-    // The same JSONCompactEachRow the client would send, built here so the engine gets the bytes as they are.
-    let body = '';
-    for (const v of values) body += `${JSON.stringify(v)}\n`;
-    await ch.insertRaw({
-      table,
-      columns,
-      format: 'JSONCompactEachRow',
-      body: Buffer.from(body),
-      settings: settings as Record<string, string | number>,
-    });
-    return;
-  }
-  await ch.client.insert({
-    table,
-    columns,
-    values,
-    format: 'JSONCompactEachRow',
-    clickhouse_settings: settings,
-  });
+  await ch.insert({ table, columns, values, settings: insertSettings(ch, token) });
 }

@@ -15,6 +15,6 @@ export const FORMULA_PATTERN = '^[=+\\-@\\t\\r]';
 const FORMULA = new RegExp(FORMULA_PATTERN);
 
 /** The cell as written under the escape rule: a formula-like text gets a leading quote. */
-export function escapeCell(s: string, escape: CsvEscape = 'formula'): string {
-  return escape !== 'none' && FORMULA.test(s) ? `'${s}` : s;
+export function escapeCell(s: string, rule: CsvEscape = 'formula'): string {
+  return rule !== 'none' && FORMULA.test(s) ? `'${s}` : s;
 }

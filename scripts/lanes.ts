@@ -25,9 +25,16 @@ export interface LibraryRule {
 
 export const LIBRARY_RULES: readonly LibraryRule[] = [
   {
-    modules: ['@clickhouse/client', '@clickhouse/client-common', '@clickhouse/client-web', 'chdb'],
+    modules: ['@clickhouse/client', '@clickhouse/client-common', '@clickhouse/client-web'],
     allowed: ['clickhouse/'],
     why: 'only clickhouse/ talks to ClickHouse',
+  },
+  {
+    // clickhouse/client.ts imports that module only when the embedded engine is chosen (import()), so
+    // processes on a server never load the embedded engine.
+    modules: ['chdb'],
+    allowed: ['clickhouse/engine/embedded.ts'],
+    why: 'only the embedded engine loads chdb',
   },
   { modules: ['kafkajs'], allowed: ['ingest/kafka.ts'], why: 'only ingest/kafka.ts talks to kafkajs' },
   {

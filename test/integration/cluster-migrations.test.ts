@@ -13,6 +13,7 @@ import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { Session } from 'chdb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLUSTER_SETTINGS, type ClickHouse, openClickHouse } from '../../clickhouse/client.ts';
+import { insertWithClient } from '../../clickhouse/engine/server.ts';
 import { type EventRows, insertEvents } from '../../clickhouse/inserts.ts';
 import {
   type Applied,
@@ -169,12 +170,14 @@ describe('cluster migrations (clickhouse/cluster/)', () => {
     });
     single = await openClickHouse({ url: undefined, database: singleDb, dataDir });
     const embedded = await openClickHouse({ url: undefined, database: clusterDb, dataDir });
+    // The embedded engine with its client wrapped as above: inserts go through that client, as a server's do.
+    const client = clusterClient(embedded.client);
     cluster = {
-      client: clusterClient(embedded.client),
-      embedded: true,
-      database: clusterDb,
+      ...embedded,
+      client,
+      readClient: client,
       cluster: CLUSTER,
-      close: () => embedded.close(),
+      insert: (p) => insertWithClient(client, p),
     };
     await migrate(single);
     firstRun = await migrate(cluster);

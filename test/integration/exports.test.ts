@@ -10,7 +10,6 @@ import { createApp } from '../../api/app.ts';
 import type { ExportDeps } from '../../api/exports/deps.ts';
 import { JobAdmission, secondsToUtcMidnight } from '../../api/exports/quota.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
-import { exportSource } from '../../clickhouse/export-stream.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import { type ExportJob, getJob } from '../../control/jobs.ts';
@@ -151,7 +150,7 @@ describe('export jobs', () => {
     worker = new ExportWorker({
       ch: engine.ch,
       control,
-      source: exportSource(engine.ch, engine.dataDir),
+      source: engine.ch.exportSource(),
       store,
       selfLog: new SelfLog(engine.ch),
       logger: createLogger('silent'),
@@ -562,7 +561,7 @@ describe('export jobs', () => {
       const w = new ExportWorker({
         ch: engine.ch,
         control,
-        source: exportSource(engine.ch, engine.dataDir),
+        source: engine.ch.exportSource(),
         store: deps.store,
         selfLog: new SelfLog(engine.ch),
         logger: createLogger('silent'),
@@ -603,7 +602,7 @@ describe('export jobs', () => {
     const later = new ExportWorker({
       ch: engine.ch,
       control,
-      source: exportSource(engine.ch, engine.dataDir),
+      source: engine.ch.exportSource(),
       store,
       selfLog: new SelfLog(engine.ch),
       logger: createLogger('silent'),

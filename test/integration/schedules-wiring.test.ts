@@ -6,7 +6,6 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportSource } from '../../clickhouse/export-stream.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import { scheduledJobId } from '../../control/job-id.ts';
 import { type ExportJob, getJob } from '../../control/jobs.ts';
@@ -96,7 +95,7 @@ describe('schedules wiring (startSchedules)', () => {
     worker = new ExportWorker({
       ch: engine.ch,
       control,
-      source: exportSource(engine.ch, engine.dataDir),
+      source: engine.ch.exportSource(),
       store: new ExportStore(config.exports.dir),
       selfLog,
       logger,

@@ -1,7 +1,6 @@
 // Starts the export workers of a process from the configuration; every worker claims from the control store,
 // so any number of them in any number of processes run each job once.
 import type { ClickHouse } from '../../clickhouse/client.ts';
-import { exportSource } from '../../clickhouse/export-stream.ts';
 import type { SelfLog } from '../../clickhouse/self-log.ts';
 import type { ControlStore } from '../../control/store.ts';
 import type { Config } from '../../core/config.ts';
@@ -32,7 +31,7 @@ export function startExportWorkers(
       new ExportWorker({
         ch,
         control,
-        source: exportSource(ch, config.dataDir),
+        source: ch.exportSource(),
         store,
         selfLog,
         logger: logger.child({ role: 'export-worker' }),

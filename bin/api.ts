@@ -1,14 +1,15 @@
 // `npm run api`: the HTTP API alone, for a distributed deployment (needs CLICKHOUSE_URL and DATABASE_URL).
 
-import { exportDeps } from '../api/exports/setup.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import { loadOrCreateSecret } from '../core/tokens.ts';
 import {
+  apiExports,
   checkListenAddress,
   configOrExit,
   createLogger,
   createSink,
+  exportParts,
   onShutdown,
   openControlStore,
   openStorage,
@@ -40,6 +41,7 @@ const ch = await orExit(config, () => openStorage(config, logger));
 await orExit(config, () => retireLegacyTables(config, ch, control, logger));
 const sink = await createSink(config, ch, logger);
 const selfLog = new SelfLog(ch);
+const shared = { ch, control, logger, selfLog, parts: exportParts(config) };
 const api = await orExit(config, () =>
   startApi(config, {
     ch,
@@ -48,7 +50,7 @@ const api = await orExit(config, () =>
     secret: secret.value,
     logger,
     selfLog,
-    exports: exportDeps(config, control),
+    exports: apiExports(config, shared),
   }),
 );
 process.stdout.write(`Tally API listening on ${api.url}\n`);

@@ -1,17 +1,19 @@
 // Wiring shared by the entry points: each role (API, ingester) is assembled here from its parts.
+
 import { createServer } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
 import { recordAuthFailures } from '../api/auth/audit.ts';
 import { JwksCache } from '../api/auth/jwks.ts';
 import type { ExportDeps } from '../api/exports/deps.ts';
+import { JobAdmission } from '../api/exports/quota.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { limitPerClient } from '../api/middleware/client-limit.ts';
 import { createRateLimit } from '../api/middleware/rate-limit.ts';
 import { connectRedis, RedisSlidingLogStore, redisReady } from '../api/middleware/rate-limit-redis.ts';
 import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
 import { ReadCache } from '../api/read-cache.ts';
-import { scheduleDeps } from '../api/schedules/deps.ts';
+import type { ScheduleDeps } from '../api/schedules/deps.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate, migrationsFor, RETIRE_MIGRATION } from '../clickhouse/migrate.ts';
@@ -24,6 +26,9 @@ import { getKey } from '../control/keys.ts';
 import { type ControlStore, controlDir, openControl } from '../control/store.ts';
 import { readKeys } from '../core/api-keys.ts';
 import { type Config, ConfigError, loadConfig } from '../core/config.ts';
+import type { LinkSigner } from '../core/exports/link.ts';
+import { loadOrCreateKeyRing } from '../core/exports/signing.ts';
+import { ExportStore } from '../core/exports/store.ts';
 import type { StatusSource } from '../core/health.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
@@ -34,11 +39,14 @@ import {
   StartupError,
   storageFailure,
 } from '../core/startup.ts';
+import { WebhookAllowList } from '../core/webhooks/allow-list.ts';
 import { Ingester } from '../ingest/consumer.ts';
 import { createDirectSink } from '../ingest/direct.ts';
 import { createKafka } from '../ingest/kafka.ts';
 import { httpLedger, recordBatch } from '../ingest/ledger.ts';
 import { connectingKafkaSink } from '../ingest/producer.ts';
+import { type ExportWorkers, startExportWorkers } from '../worker/exports/setup.ts';
+import { type ScheduleServices, startSchedules } from '../worker/schedules/setup.ts';
 
 /** Loads the configuration or exits with every problem listed. */
 export function configOrExit(env: NodeJS.ProcessEnv = process.env): Config {
@@ -168,6 +176,92 @@ export async function openControlStore(config: Config, logger: Logger): Promise<
   return control;
 }
 
+/** What a process's export routes, export workers and scheduler share: built once, by its entry. */
+export interface ExportParts {
+  store: ExportStore;
+  /** Signs download_url (the routes, the run lists, the webhooks). */
+  links: LinkSigner;
+  /** WEBHOOK_ALLOWED_HOSTS. */
+  allow: WebhookAllowList;
+}
+
+export function exportParts(config: Config): ExportParts {
+  return {
+    store: new ExportStore(config.exports.dir),
+    links: {
+      keys: loadOrCreateKeyRing(config.dataDir),
+      publicBaseUrl: config.publicBaseUrl,
+      urlTtlSeconds: config.exportUrlTtlSeconds,
+    },
+    allow: new WebhookAllowList(config.schedules.webhookAllowedHosts),
+  };
+}
+
+/** The objects a process builds once and hands to its parts. */
+export interface Shared {
+  ch: ClickHouse;
+  control: ControlStore;
+  logger: Logger;
+  /** The process's system log; closed by the entry after everything that writes to it. */
+  selfLog: SelfLog;
+  parts: ExportParts;
+}
+
+export interface ApiExports {
+  exports: ExportDeps;
+  schedules: ScheduleDeps;
+}
+
+/** The export and schedule routes' dependencies; `onQueued` wakes an in-process worker. */
+export function apiExports(config: Config, s: Shared, onQueued?: () => void): ApiExports {
+  const exports: ExportDeps = {
+    control: s.control,
+    admission: new JobAdmission(s.control, config.exportJobsPerDay),
+    store: s.parts.store,
+    ...s.parts.links,
+    ...(onQueued ? { onQueued } : {}),
+  };
+  return { exports, schedules: { exports, allow: s.parts.allow, perUser: config.schedules.perUser } };
+}
+
+/** The export workers of a process (EXPORT_WORKERS of them). */
+export function runExportWorkers(config: Config, s: Shared): ExportWorkers {
+  return startExportWorkers({
+    ch: s.ch,
+    control: s.control,
+    store: s.parts.store,
+    selfLog: s.selfLog,
+    logger: s.logger,
+    workers: config.exports.workers,
+    leaseMs: config.exports.leaseSeconds * 1000,
+    maxAttempts: config.exports.maxAttempts,
+    fileTtlMs: config.exports.fileTtlSeconds * 1000,
+  });
+}
+
+/** The scheduler and webhook dispatcher of a process, woken by its export workers' finished jobs. */
+export function runSchedules(
+  config: Config,
+  s: Shared,
+  workers: ExportWorkers,
+  tuning: { webhookPollMs?: number } = {},
+): ScheduleServices {
+  return startSchedules({
+    control: s.control,
+    store: s.parts.store,
+    links: s.parts.links,
+    allow: s.parts.allow,
+    selfLog: s.selfLog,
+    logger: s.logger,
+    intervalMs: config.schedules.intervalSeconds * 1000,
+    webhookRetryForMs: config.schedules.webhookRetryForSeconds * 1000,
+    webhookTimeoutMs: config.schedules.webhookTimeoutSeconds * 1000,
+    workers: workers.workers,
+    onQueued: workers.notify,
+    webhookPollMs: tuning.webhookPollMs,
+  });
+}
+
 export interface Stoppable {
   stop(): Promise<void>;
 }
@@ -229,7 +323,8 @@ export async function startApi(
     logger: Logger;
     /** The process's system log (authentication failures); closed by its owner. */
     selfLog: SelfLog;
-    exports?: ExportDeps;
+    /** The export and schedule routes; without them, those routes answer 404. */
+    exports?: ApiExports;
     ingester?: StatusSource;
   },
 ): Promise<Stoppable & { url: string }> {
@@ -292,9 +387,9 @@ export async function startApi(
     downloadLimit,
     corsOrigins: config.security.corsAllowedOrigins,
     adminKeys: deps.control,
-    ...(deps.exports ? { exports: deps.exports } : {}),
+    ...(deps.exports ? { exports: deps.exports.exports } : {}),
     // schedules: mounted wherever exports are (the scheduler itself runs with the export workers).
-    ...(deps.exports ? { schedules: scheduleDeps(config, deps.exports) } : {}),
+    ...(deps.exports ? { schedules: deps.exports.schedules } : {}),
   });
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {

@@ -2,25 +2,27 @@
 // on the embedded ClickHouse engine unless CLICKHOUSE_URL names a server.
 
 import { resolve } from 'node:path';
-import { exportDeps } from '../api/exports/setup.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
 import { whenOpen } from '../control/db.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
 import type { Ingester } from '../ingest/consumer.ts';
 import { DEMO_WAIT_MS, loadDemo } from '../ingest/demo.ts';
-import { startExportWorkers } from '../worker/exports/setup.ts';
-import { startSchedules } from '../worker/schedules/setup.ts';
 import {
+  apiExports,
   checkListenAddress,
   configOrExit,
   createLogger,
   createSink,
+  exportParts,
   onShutdown,
   openControlStore,
   openStorage,
   orExit,
   retireLegacyTables,
+  runExportWorkers,
+  runSchedules,
+  type Shared,
   startApi,
   startIngester,
 } from './runtime.ts';
@@ -72,19 +74,13 @@ if (demoData) {
         : `Demo: ${pending} of ${demoData.events} events published to Kafka are not stored after ${DEMO_WAIT_MS / 1000} s: is an ingester of group ${config.kafka.groupId} consuming ${config.kafka.topicSessions}? Numbers stay partial until it does.\n`,
   );
 }
+// Built once and shared by the routes, the export workers and the scheduler of this process.
+const shared: Shared = { ch, control, logger, selfLog, parts: exportParts(config) };
 // exports: the worker runs in this process; a queued job wakes it at once.
-const exportWorkers = startExportWorkers(config, ch, control, logger, selfLog);
-const exports = exportDeps(config, control, exportWorkers.notify);
+const exportWorkers = runExportWorkers(config, shared);
+const exports = apiExports(config, shared, exportWorkers.notify);
 // schedules: the scheduler queues each closed period's job; the workers' finished jobs fire webhooks.
-const schedules = startSchedules(
-  config,
-  ch,
-  control,
-  logger,
-  selfLog,
-  exportWorkers.workers,
-  exportWorkers.notify,
-);
+const schedules = runSchedules(config, shared, exportWorkers);
 const api = await orExit(config, () =>
   startApi(config, {
     ch,

@@ -9,8 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportDeps } from '../../api/exports/setup.ts';
-import { startApi } from '../../bin/runtime.ts';
+import { apiExports, exportParts, runExportWorkers, runSchedules, startApi } from '../../bin/runtime.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import { createSchedule } from '../../control/schedules.ts';
 import { loadConfig } from '../../core/config.ts';
@@ -20,8 +19,8 @@ import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
-import { type startExportWorkers as StartWorkers, startExportWorkers } from '../../worker/exports/setup.ts';
-import { startSchedules } from '../../worker/schedules/setup.ts';
+import type { ExportWorkers } from '../../worker/exports/setup.ts';
+import type { ScheduleServices } from '../../worker/schedules/setup.ts';
 import { memoryControl } from '../helpers/control.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { uniqueName } from '../helpers/kafka.ts';
@@ -111,8 +110,8 @@ describe('answers under concurrency equal answers alone', () => {
   const logger = createLogger('warn');
   let engine: TestEngine;
   let api: Awaited<ReturnType<typeof startApi>>;
-  let workers: ReturnType<typeof StartWorkers>;
-  let schedules: ReturnType<typeof startSchedules>;
+  let workers: ExportWorkers;
+  let schedules: ScheduleServices;
   let selfLog: SelfLog | undefined;
   let hooks: Server;
   const deliveries = new Map<string, number>();
@@ -152,11 +151,10 @@ describe('answers under concurrency equal answers alone', () => {
     }
     const control = await memoryControl();
     selfLog = new SelfLog(engine.ch);
-    workers = startExportWorkers(config, engine.ch, control, logger, selfLog);
-    const exports = exportDeps(config, control, workers.notify);
-    schedules = startSchedules(config, engine.ch, control, logger, selfLog, workers.workers, workers.notify, {
-      webhookPollMs: 200,
-    });
+    const shared = { ch: engine.ch, control, logger, selfLog, parts: exportParts(config) };
+    workers = runExportWorkers(config, shared);
+    const exports = apiExports(config, shared, workers.notify);
+    schedules = runSchedules(config, shared, workers, { webhookPollMs: 200 });
     api = await startApi(config, { ch: engine.ch, control, sink, secret: SECRET, logger, selfLog, exports });
     token = await mintToken(SECRET, { sub: 'mixer' });
     // Schedules created days ago: the scheduler catches their missed periods up while the mixes run.

@@ -43,15 +43,7 @@ const sink = await createSink(config, ch, logger);
 const selfLog = new SelfLog(ch);
 const shared = { ch, control, logger, selfLog, parts: exportParts(config) };
 const api = await orExit(config, () =>
-  startApi(config, {
-    ch,
-    control,
-    sink,
-    secret: secret.value,
-    logger,
-    selfLog,
-    exports: apiExports(config, shared),
-  }),
+  startApi(config, shared, { sink, secret: secret.value, exports: apiExports(config, shared) }),
 );
 process.stdout.write(`Tally API listening on ${api.url}\n`);
 onShutdown(logger, async () => {

@@ -315,19 +315,17 @@ export function startIngester(config: Config, ch: ClickHouse, logger: Logger, se
 
 export async function startApi(
   config: Config,
-  deps: {
-    ch: ClickHouse;
-    control: ControlStore;
+  /** The process's shared objects; its SelfLog records failed authentications. */
+  shared: Pick<Shared, 'ch' | 'control' | 'logger' | 'selfLog'>,
+  own: {
     sink: EventSink;
     secret: string;
-    logger: Logger;
-    /** The process's system log (authentication failures); closed by its owner. */
-    selfLog: SelfLog;
     /** The export and schedule routes; without them, those routes answer 404. */
     exports?: ApiExports;
     ingester?: StatusSource;
   },
 ): Promise<Stoppable & { url: string }> {
+  const deps = { ...shared, ...own };
   // security: JWT (secret and JWKS), API keys, the per-identity limit, failed logins as system logs.
   const policy = limitPolicy(config.rateLimitPerMinute, config.security.rateLimitOverrides);
   // POST /events: a budget of its own (INGEST_RATE_LIMIT_PER_MINUTE), counted apart from the reads'.

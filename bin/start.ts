@@ -82,16 +82,7 @@ const exports = apiExports(config, shared, exportWorkers.notify);
 // schedules: the scheduler queues each closed period's job; the workers' finished jobs fire webhooks.
 const schedules = runSchedules(config, shared, exportWorkers);
 const api = await orExit(config, () =>
-  startApi(config, {
-    ch,
-    control,
-    sink,
-    secret: secret.value,
-    logger,
-    selfLog,
-    exports,
-    ...(ingester ? { ingester } : {}),
-  }),
+  startApi(config, shared, { sink, secret: secret.value, exports, ...(ingester ? { ingester } : {}) }),
 );
 
 // The command to mint another token, as printed: it must find the same secret, so a data directory other than

@@ -155,7 +155,7 @@ describe('answers under concurrency equal answers alone', () => {
     workers = runExportWorkers(config, shared);
     const exports = apiExports(config, shared, workers.notify);
     schedules = runSchedules(config, shared, workers, { webhookPollMs: 200 });
-    api = await startApi(config, { ch: engine.ch, control, sink, secret: SECRET, logger, selfLog, exports });
+    api = await startApi(config, shared, { sink, secret: SECRET, exports });
     token = await mintToken(SECRET, { sub: 'mixer' });
     // Schedules created days ago: the scheduler catches their missed periods up while the mixes run.
     for (const [i, report_type] of (['usage-summary', 'system-events'] as const).entries()) {

@@ -31,14 +31,11 @@ describe('the ingest budget', () => {
     expect(config.ingestRateLimitPerMinute).toBe(6000);
     expect(config.rateLimitPerMinute).toBe(100);
     selfLog = new SelfLog(engine.ch);
-    api = await startApi(config, {
-      ch: engine.ch,
-      control: await memoryControl(),
-      sink: createDirectSink(engine.ch),
-      secret: SECRET,
-      logger: createLogger('silent'),
-      selfLog,
-    });
+    api = await startApi(
+      config,
+      { ch: engine.ch, control: await memoryControl(), logger: createLogger('silent'), selfLog },
+      { sink: createDirectSink(engine.ch), secret: SECRET },
+    );
   });
   afterAll(async () => {
     await api?.stop();

@@ -84,3 +84,20 @@ describe('DerivedState bytes', () => {
     ).toBe(-1);
   });
 });
+
+describe('DerivedState ready and ask', () => {
+  it('tells a computed value without starting one, and counts asks per version', async () => {
+    const state = new DerivedState();
+    const snap = state.at('v1');
+    expect(snap.ready('k')).toBeUndefined();
+    expect([snap.ask('k'), snap.ask('k'), snap.ask('other')]).toEqual([1, 2, 1]);
+    const p = snap.derive('k', async () => 42);
+    expect(snap.ready('k')).toBeUndefined();
+    await p;
+    await Promise.resolve();
+    expect(snap.ready('k')).toBe(42);
+    const next = state.at('v2');
+    expect([next.ready('k'), next.ask('k')]).toEqual([undefined, 1]);
+    expect(snap.ready('k')).toBeUndefined();
+  });
+});

@@ -17,12 +17,18 @@ export interface Snapshot {
    * gives the bytes a value holds, for the bound on what a version keeps (default: counted as 1 KiB).
    */
   derive<T>(key: string, compute: () => Promise<T>, weigh?: (value: T) => number): Promise<T>;
+  /** The value derived for `key` if it is computed already, else undefined (nothing is started). */
+  ready<T>(key: string): T | undefined;
+  /** How many times `key` has been asked for at this version, this time included. */
+  ask(key: string): number;
 }
 
 /** No version: every read computes its own state (no read cache, or the version could not be read). */
 export const UNVERSIONED: Snapshot = {
   version: undefined,
   derive: (_key, compute) => compute(),
+  ready: () => undefined,
+  ask: () => 1,
 };
 
 export interface DerivedStateOptions {
@@ -35,6 +41,7 @@ export interface DerivedStateOptions {
 interface Held {
   value: Promise<unknown>;
   bytes: number;
+  settled?: { value: unknown };
 }
 
 const UNWEIGHED_BYTES = 1024;
@@ -42,6 +49,7 @@ const UNWEIGHED_BYTES = 1024;
 export class DerivedState {
   private version: string | undefined;
   private readonly values = new Map<string, Held>();
+  private readonly asked = new Map<string, number>();
   private bytes = 0;
   private readonly maxKeys: number;
   private readonly maxBytes: number;
@@ -55,11 +63,22 @@ export class DerivedState {
   at(version: string): Snapshot {
     if (version !== this.version) {
       this.values.clear();
+      this.asked.clear();
       this.bytes = 0;
       this.version = version;
     }
     return {
       version,
+      ready: <T>(key: string): T | undefined =>
+        this.version === version ? (this.values.get(key)?.settled?.value as T | undefined) : undefined,
+      ask: (key: string): number => {
+        if (this.version !== version) return 1;
+        const n = (this.asked.get(key) ?? 0) + 1;
+        // Clients choose filters: a bounded tally (losing it only delays an index by a request).
+        if (this.asked.size >= 16 * this.maxKeys) this.asked.clear();
+        this.asked.set(key, n);
+        return n;
+      },
       derive: <T>(key: string, compute: () => Promise<T>, weigh?: (value: T) => number): Promise<T> => {
         // A request of an older version that is still running computes for itself: the map is the newest's.
         if (this.version !== version) return compute();
@@ -80,6 +99,7 @@ export class DerivedState {
             const bytes = weigh ? weigh(value) : UNWEIGHED_BYTES;
             this.bytes += bytes - entry.bytes;
             entry.bytes = bytes;
+            entry.settled = { value };
             this.evict();
           },
           // A failure is not kept: the next request tries again.

@@ -309,7 +309,7 @@ export async function startApi(
           downloadLimit.stop();
           await sealer.stop();
           await authLog.close();
-          readCache?.close();
+          await readCache?.close();
         },
       });
     });

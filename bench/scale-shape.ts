@@ -467,7 +467,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     }),
   );
   server.close();
-  readCache.close();
+  await readCache.close();
   return {
     shape,
     events: opts.events,

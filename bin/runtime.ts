@@ -399,7 +399,7 @@ export async function startApi(
           redis?.disconnect();
           downloadLimit.stop();
           await sealer.stop();
-          readCache?.close();
+          await readCache?.close();
         },
       });
     });

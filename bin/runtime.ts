@@ -9,9 +9,10 @@ import { createAuthenticator } from '../api/middleware/auth.ts';
 import { limitPerClient } from '../api/middleware/client-limit.ts';
 import { createRateLimit } from '../api/middleware/rate-limit.ts';
 import { RedisSlidingLogStore } from '../api/middleware/rate-limit-redis.ts';
-import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
+import { limitPolicy, SlidingLogStore } from '../api/middleware/rate-limit-store.ts';
 import { ReadCache } from '../api/read-cache.ts';
 import { scheduleDeps } from '../api/schedules/deps.ts';
+import { SqlUsage } from '../api/sql/usage.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { dataVersionSource } from '../clickhouse/data-version.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
@@ -20,6 +21,7 @@ import { readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
 import { startSealer } from '../clickhouse/sealer.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
+import { openSqlEngine } from '../clickhouse/sql/index.ts';
 import { importLegacy, syncKeyFile } from '../control/import.ts';
 import { getKey } from '../control/keys.ts';
 import { type ControlStore, controlDir, openControl } from '../control/store.ts';
@@ -268,7 +270,23 @@ export async function startApi(
           logger: deps.logger,
         })
       : undefined;
+  // /clickhouse: its engine (sessions of its own on the embedded engine), budget and per-minute usage log.
+  const sqlEngine = await openSqlEngine(deps.ch, config.dataDir, {
+    maxExecutionSeconds: config.sql.maxExecutionSeconds,
+    maxResultRows: config.sql.maxResultRows,
+    maxMemoryBytes: config.sql.maxMemoryBytes,
+  });
+  const sqlLog = new SelfLog(deps.ch);
+  const sqlUsage = new SqlUsage(sqlLog);
+  const sqlRate = new SlidingLogStore(limitPolicy(config.sql.rateLimitPerMinute, new Map()));
   const app = createApp({
+    sql: {
+      engine: sqlEngine,
+      database: deps.ch.database,
+      rateLimit: { store: sqlRate, perMinute: config.sql.rateLimitPerMinute },
+      concurrentQueries: config.sql.concurrentQueries,
+      usage: sqlUsage,
+    },
     ch: deps.ch,
     sink: deps.sink,
     ...(readCache ? { readCache } : {}),
@@ -309,6 +327,9 @@ export async function startApi(
           downloadLimit.stop();
           await sealer.stop();
           await authLog.close();
+          sqlUsage.close();
+          await sqlLog.close();
+          sqlEngine.close();
           readCache?.close();
         },
       });

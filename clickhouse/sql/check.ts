@@ -41,6 +41,15 @@ export function checkAst(root: AstNode, database: string): Checked {
     if (node.kind === 'Function') checkFunction(node);
     else if (node.kind === 'TableIdentifier') checkTable(nameParts(node.text), database, !select);
     else if (node.kind === 'Identifier') checkIdentifier(nameParts(node.text), database);
+    // A SETTINGS clause anywhere. readonly = 1 refuses one on the outer query, but the engine applied a
+    // subquery's (measured: SELECT * FROM (SELECT 1 SETTINGS max_memory_usage = 0) ran), which would lift the
+    // limits; settings come as URL parameters, through the allow-list, or not at all.
+    else if (node.kind === 'Set') {
+      throw sqlError(
+        'READONLY',
+        'Cannot modify settings in readonly mode: a SETTINGS clause is not allowed on /clickhouse',
+      );
+    }
   }
   return { statement: root.kind, needsTree: select };
 }

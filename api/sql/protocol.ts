@@ -81,6 +81,12 @@ export function parseParams(
   for (const [name, value] of url.searchParams) {
     if (name.startsWith('param_')) {
       params[name.slice('param_'.length)] = value;
+    } else if ((name === 'compress' || name === 'decompress') && value === '1') {
+      // ClickHouse's own LZ4 block framing (checksummed blocks); HTTP compression is what this route writes.
+      throw sqlError(
+        'SUPPORT_IS_DISABLED',
+        `${name}=1 (ClickHouse's block compression) is not supported on /clickhouse: use HTTP compression (enable_http_compression=1 with Accept-Encoding)`,
+      );
     } else if (name === 'readonly') {
       // Read-only already; asking for it is fine, asking for writes is what a readonly server refuses.
       if (value !== '1' && value !== '2') throw readonlySetting(name);

@@ -1,5 +1,6 @@
 // /clickhouse with unmodified ClickHouse clients through an API key, as a data engineer would use them:
-// @clickhouse/client (JSON formats) and Python clickhouse-connect from PyPI (Native, query_df), each with query
+// @clickhouse/client (JSON formats), Python clickhouse-connect from PyPI (Native, query_df) and ClickHouse's JDBC
+// driver from Maven (RowBinaryWithNamesAndTypes; it stands in for DBeaver and Grafana), each with bound
 // parameters, give the same numbers as GET /reports/usage-summary; refusals arrive as the clients' usual errors
 // with ClickHouse's codes; a query past SQL_MAX_EXECUTION_SECONDS ends with TIMEOUT_EXCEEDED (159).
 import { execFileSync } from 'node:child_process';
@@ -10,6 +11,7 @@ import { createClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../core/api-keys.ts';
 import { mintToken } from '../../core/tokens.ts';
+import { runJdbcClient } from '../helpers/jdbc.ts';
 import { pythonWith } from '../helpers/python.ts';
 import { type Service, startService } from '../helpers/service.ts';
 
@@ -174,5 +176,23 @@ print(json.dumps({'summary': {'total_users': row[0], 'active_users': row[1], 'to
     expect(result.df_columns).toEqual(['team_id', 'users']);
     expect(result.df_rows).toBe(3);
     expect(result.refused).toContain('code: 497');
+  }, 300_000);
+
+  it('JDBC (jdbc-v2, as DBeaver uses it): RowBinaryWithNamesAndTypes with bound parameters gives the usage summary', () => {
+    // The driver binds `?` itself; (end, start, end) as the query below takes them.
+    const jdbcSql = SUMMARY_SQL.replace('{end:Date}', 'toDate(?)')
+      .replace('{start:Date}', 'toDate(?)')
+      .replace('{end:Date}', 'toDate(?)');
+    const out = runJdbcClient([
+      `jdbc:clickhouse:${service.base}/clickhouse/default`,
+      sql.record.id,
+      sql.key,
+      jdbcSql,
+      RANGE.start,
+      RANGE.end,
+    ]);
+    const lines = out.trim().split('\n');
+    expect(JSON.parse(lines.at(-2) as string)).toEqual(expected);
+    expect(lines.at(-1)).toBe('refused: 497');
   }, 300_000);
 });

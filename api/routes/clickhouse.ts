@@ -193,6 +193,7 @@ export function clickhouseRoutes(deps: SqlDeps) {
         params: parsed.params,
         settings: parsed.settings,
         defaultFormat: parsed.defaultFormat,
+        clientProtocolVersion: parsed.clientProtocolVersion,
         signal: c.req.raw.signal,
       });
       const headers = new Headers({

@@ -66,6 +66,7 @@ export interface ParsedRequest {
   queryId: string | undefined;
   /** enable_http_compression=1: the answer may be compressed as Accept-Encoding allows. */
   compression: boolean;
+  clientProtocolVersion: string | undefined;
 }
 
 /** The URL's parameters: protocol parameters read, `param_*` collected, settings checked against the allow-list. */
@@ -114,6 +115,7 @@ export function parseParams(
     defaultFormat: get('default_format') ?? header('x-clickhouse-format') ?? 'TabSeparated',
     queryId: get('query_id'),
     compression: get('enable_http_compression') === '1',
+    clientProtocolVersion: get('client_protocol_version'),
   };
 }
 

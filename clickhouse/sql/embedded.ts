@@ -4,7 +4,6 @@
 // the shared connection, and nothing a query says can change its limits (a SETTINGS clause is the engine's
 // READONLY error). Streamed formats go out block by block (chdb's queryStream); the others are buffered whole,
 // bounded by max_result_rows and max_memory_usage.
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Session } from 'chdb';
 import { quoteIdent } from '../client.ts';
@@ -23,6 +22,7 @@ import {
 } from './engine.ts';
 import { fromEngine, SqlError, sqlError } from './errors.ts';
 import { LOWERABLE_LIMITS } from './policy.ts';
+import { rowBinaryHeader } from './row-binary.ts';
 
 export interface EmbeddedSqlOptions {
   dataDir: string;
@@ -70,6 +70,17 @@ export function embeddedSqlEngine(opts: EmbeddedSqlOptions): SqlEngine {
     async run(req: SqlRequest): Promise<SqlResult> {
       const a = await analyser();
       const { sql, format } = await analyse(a, req, opts.database);
+      if (
+        format === 'Native' &&
+        req.clientProtocolVersion !== undefined &&
+        req.clientProtocolVersion !== '0'
+      ) {
+        // The engine writes revision-0 Native only; a client expecting another revision would misread it.
+        throw sqlError(
+          'SUPPORT_IS_DISABLED',
+          `Native with client_protocol_version=${req.clientProtocolVersion} is not supported on the embedded engine: use RowBinaryWithNamesAndTypes or a JSON format (docs/sql.md)`,
+        );
+      }
       const limits = effectiveLimits(opts.limits, req.settings);
       const client = Object.fromEntries(
         Object.entries(req.settings).filter(([k]) => !(LOWERABLE_LIMITS as readonly string[]).includes(k)),
@@ -236,31 +247,3 @@ async function streamed(
   }
   return { format, body: body(), summary: () => summary };
 }
-
-/** The names-and-types header of a RowBinaryWithNamesAndTypes block: a count, then that many names and types. */
-export function rowBinaryHeader(b: Uint8Array): Buffer | undefined {
-  const leb = (at: number): [number, number] | undefined => {
-    let value = 0;
-    let shift = 0;
-    for (let i = at; i < b.length && shift < 35; i++) {
-      const byte = b[i] as number;
-      value += (byte & 0x7f) * 2 ** shift;
-      if ((byte & 0x80) === 0) return [value, i + 1];
-      shift += 7;
-    }
-    return undefined;
-  };
-  const n = leb(0);
-  if (!n) return undefined;
-  let pos = n[1];
-  for (let i = 0; i < 2 * n[0]; i++) {
-    const len = leb(pos);
-    if (!len) return undefined;
-    pos = len[1] + len[0];
-    if (pos > b.length) return undefined;
-  }
-  return Buffer.from(b.subarray(0, pos));
-}
-
-/** A query id when the client sent none. */
-export const newQueryId = (): string => randomUUID();

@@ -19,6 +19,11 @@ export interface SqlRequest {
   settings: Readonly<Record<string, string>>;
   /** The format when the query names none (`default_format`, else TabSeparated). */
   defaultFormat: string;
+  /**
+   * `client_protocol_version`: the client reads Native with that revision's block info and serialization
+   * flags (clickhouse-go, Grafana's plugin). A server writes them; the embedded engine cannot be told to.
+   */
+  clientProtocolVersion?: string | undefined;
   signal: AbortSignal;
 }
 

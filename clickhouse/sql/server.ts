@@ -94,6 +94,7 @@ export function serverSqlEngine(ch: ClickHouse, limits: SqlLimits, version = 'un
             ...fixedSettings(own),
             ...asParams(req.params),
             cancel_http_readonly_queries_on_client_close: 1,
+            ...(req.clientProtocolVersion ? { client_protocol_version: req.clientProtocolVersion } : {}),
             readonly: '1',
           } as Record<string, string | number>,
         });

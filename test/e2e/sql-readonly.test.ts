@@ -112,6 +112,10 @@ describe('/clickhouse refuses everything but reads', () => {
     expect((await ask('SELECT 1', { params: 'allow_ddl=1' })).code).toBe('164');
     expect((await ask('SELECT 1', { params: 'max_threads=64' })).code).toBe('164');
     expect((await ask('SELECT 1', { params: 'database=system' })).code).toBe('291');
+    expect((await ask('SELECT 1', { params: 'compress=1' })).code).toBe('344');
+    // Native at a client's protocol revision (clickhouse-go) is a server's to write, not the embedded engine's.
+    const native = await ask('SELECT 1', { params: 'default_format=Native&client_protocol_version=54460' });
+    expect(native.code).toBe('344');
     // A lower limit is the client's to choose; a higher one is ignored (the service's stays).
     const lowered = await ask('SELECT number FROM numbers(10)', { params: 'max_result_rows=5' });
     expect(lowered.code).toBe('396');

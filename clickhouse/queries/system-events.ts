@@ -2,6 +2,7 @@
 // from the sealed daily cells (log-day-counts.ts); the rows come from log_events FINAL read only within the
 // days that hold the page, so page 1,000 costs about what page 1 does, and a year little more than a day.
 import type { ClickHouse } from '../client.ts';
+import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { retainedStart } from '../retention.ts';
 import { type LogFilters, logFilterClause } from './filters.ts';
 import { logDayCounts } from './log-day-counts.ts';
@@ -169,10 +170,14 @@ export interface SystemEventsResult {
   total: number;
 }
 
-export async function systemEvents(ch: ClickHouse, query: SystemEventsQuery): Promise<SystemEventsResult> {
+export async function systemEvents(
+  ch: ClickHouse,
+  query: SystemEventsQuery,
+  snap: Snapshot = UNVERSIONED,
+): Promise<SystemEventsResult> {
   // Under RETENTION_DAYS, only whole days that no TTL has touched: counts and rows then agree.
   const q = { ...query, start_date: retainedStart(ch, query.start_date) };
-  const days = (await logDayCounts(ch, q)).map((d) => ({ startMs: d.dayMs, n: d.n }));
+  const days = (await logDayCounts(ch, q, snap)).map((d) => ({ startMs: d.dayMs, n: d.n }));
   const total = days.reduce((s, d) => s + d.n, 0);
   const total_pages = Math.ceil(total / q.limit);
   // The page is read from the days that hold it, skipping within them: a day's logs at most, which measured

@@ -25,7 +25,10 @@ function stubEngine() {
     },
     close: () => undefined,
   };
-  return { engine, releaseAll: () => waiting.splice(0).forEach((r) => r()) };
+  const releaseAll = () => {
+    for (const r of waiting.splice(0)) r();
+  };
+  return { engine, releaseAll };
 }
 
 function appWith(engine: SqlEngine, perMinute: number, concurrent: number) {

@@ -80,6 +80,10 @@ describe('/clickhouse budget per identity', () => {
       const r = await ask();
       releaseAll();
       expect(await r.text()).toBe('1\n');
+      expect([r.headers.get('ratelimit-limit'), r.headers.get('ratelimit-remaining')]).toEqual([
+        '2',
+        String(1 - i),
+      ]);
     }
     const refused = await ask();
     expect([refused.status, refused.headers.get('x-clickhouse-exception-code')]).toEqual([429, '201']);

@@ -141,7 +141,10 @@ export function clickhouseRoutes(deps: SqlDeps) {
   async function handle(c: Context<AppEnv>): Promise<Response> {
     const started = performance.now();
     const queryId = c.req.query('query_id') || randomUUID();
-    const common = { 'X-ClickHouse-Query-Id': queryId, 'X-ClickHouse-Server-Display-Name': 'tally' };
+    const common: Record<string, string> = {
+      'X-ClickHouse-Query-Id': queryId,
+      'X-ClickHouse-Server-Display-Name': 'tally',
+    };
     let who: string | undefined;
     let slot = false;
     let outcome: Outcome = 'refused';
@@ -156,6 +159,14 @@ export function clickhouseRoutes(deps: SqlDeps) {
     };
     try {
       const id = await identify(c);
+      // Counted once the caller is known, before what it may do (as the API's limit): every answer from here on
+      // carries the RateLimit headers of the SQL budget.
+      const hit = deps.rateLimit.store.increment(id.id);
+      const limit = deps.rateLimit.perMinute;
+      const retry = Math.max(1, Math.ceil(((hit.resetTime?.getTime() ?? Date.now()) - Date.now()) / 1000));
+      common['RateLimit-Limit'] = String(limit);
+      common['RateLimit-Remaining'] = String(Math.max(0, limit - hit.totalHits));
+      common['RateLimit-Reset'] = String(retry);
       if (!id.scopes.has(SQL_SCOPE)) {
         throw sqlError('ACCESS_DENIED', `Not enough privileges: /clickhouse needs the ${SQL_SCOPE} scope`);
       }
@@ -167,12 +178,10 @@ export function clickhouseRoutes(deps: SqlDeps) {
         );
       }
       who = id.id;
-      const hit = deps.rateLimit.store.increment(id.id);
-      if (hit.totalHits > deps.rateLimit.perMinute) {
-        const retry = Math.max(1, Math.ceil(((hit.resetTime?.getTime() ?? Date.now()) - Date.now()) / 1000));
+      if (hit.totalHits > limit) {
         const e = sqlError(
           'QUOTA_EXCEEDED',
-          `Quota for user ${id.id} for 60 seconds has been exceeded: more than ${deps.rateLimit.perMinute} queries; retry after ${retry} s`,
+          `Quota for user ${id.id} for 60 seconds has been exceeded: more than ${limit} queries; retry after ${retry} s`,
         );
         return errorResponse(e, version, { ...common, 'Retry-After': String(retry) });
       }

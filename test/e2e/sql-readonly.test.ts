@@ -180,6 +180,15 @@ describe('/clickhouse refuses everything but reads', () => {
     const none = await fetch(`${service.base}/clickhouse?query=SELECT%201`);
     expect([none.status, none.headers.get('x-clickhouse-exception-code')]).toEqual([401, '516']);
     expect(await none.text()).toMatch(/^Code: 516\. DB::Exception: /);
+    // Per identity in /metrics: counts by outcome, never the SQL.
+    const metrics = await (await fetch(`${service.base}/metrics`)).text();
+    expect(metrics).toMatch(
+      new RegExp(`tally_sql_queries_total\\{identity="key:${sql.record.id}",outcome="ok"\\} [1-9]`),
+    );
+    expect(metrics).toMatch(
+      new RegExp(`tally_sql_queries_total\\{identity="key:${sql.record.id}",outcome="refused"\\} [1-9]`),
+    );
+    expect(metrics).not.toContain('SELECT');
   });
 
   it('answers like a ClickHouse server: headers, formats, parameters, compression', async () => {

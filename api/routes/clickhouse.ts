@@ -140,7 +140,9 @@ export function clickhouseRoutes(deps: SqlDeps) {
 
   async function handle(c: Context<AppEnv>): Promise<Response> {
     const started = performance.now();
-    const queryId = c.req.query('query_id') || randomUUID();
+    // The client's query_id comes back in a header: one that a header cannot carry is replaced.
+    const asked = c.req.query('query_id');
+    const queryId = asked !== undefined && /^[\x21-\x7e]{1,128}$/.test(asked) ? asked : randomUUID();
     const common: Record<string, string> = {
       'X-ClickHouse-Query-Id': queryId,
       'X-ClickHouse-Server-Display-Name': 'tally',

@@ -468,7 +468,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     }),
   );
   server.close();
-  readCache.close();
+  await readCache.close();
   return {
     shape,
     events: opts.events,

@@ -330,7 +330,7 @@ export async function startApi(
           sqlUsage.close();
           await sqlLog.close();
           sqlEngine.close();
-          readCache?.close();
+          await readCache?.close();
         },
       });
     });

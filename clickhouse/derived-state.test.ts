@@ -84,3 +84,41 @@ describe('DerivedState bytes', () => {
     ).toBe(-1);
   });
 });
+
+describe('DerivedState ready and ask', () => {
+  it('tells a computed value without starting one, and counts asks per version', async () => {
+    const state = new DerivedState();
+    const snap = state.at('v1');
+    expect(snap.ready('k')).toBeUndefined();
+    expect([snap.ask('k'), snap.ask('k'), snap.ask('other')]).toEqual([1, 2, 1]);
+    const p = snap.derive('k', async () => 42);
+    expect(snap.ready('k')).toBeUndefined();
+    await p;
+    await Promise.resolve();
+    expect(snap.ready('k')).toBe(42);
+    const next = state.at('v2');
+    expect([next.ready('k'), next.ask('k')]).toEqual([undefined, 1]);
+    expect(snap.ready('k')).toBeUndefined();
+  });
+});
+
+describe('DerivedState idle', () => {
+  it('waits for every computation still running, also of an older version', async () => {
+    const state = new DerivedState();
+    let release: (v: number) => void = () => undefined;
+    const slow = new Promise<number>((r) => {
+      release = r;
+    });
+    void state.at('v1').derive('k', () => slow);
+    void state.at('v2').derive('k', async () => 1);
+    let idle = false;
+    const waiting = state.idle().then(() => {
+      idle = true;
+    });
+    await Promise.resolve();
+    expect(idle).toBe(false);
+    release(7);
+    await waiting;
+    expect(idle).toBe(true);
+  });
+});

@@ -17,12 +17,18 @@ export interface Snapshot {
    * gives the bytes a value holds, for the bound on what a version keeps (default: counted as 1 KiB).
    */
   derive<T>(key: string, compute: () => Promise<T>, weigh?: (value: T) => number): Promise<T>;
+  /** The value derived for `key` if it is computed already, else undefined (nothing is started). */
+  ready<T>(key: string): T | undefined;
+  /** How many times `key` has been asked for at this version, this time included. */
+  ask(key: string): number;
 }
 
 /** No version: every read computes its own state (no read cache, or the version could not be read). */
 export const UNVERSIONED: Snapshot = {
   version: undefined,
   derive: (_key, compute) => compute(),
+  ready: () => undefined,
+  ask: () => 1,
 };
 
 export interface DerivedStateOptions {
@@ -35,6 +41,7 @@ export interface DerivedStateOptions {
 interface Held {
   value: Promise<unknown>;
   bytes: number;
+  settled?: { value: unknown };
 }
 
 const UNWEIGHED_BYTES = 1024;
@@ -42,6 +49,10 @@ const UNWEIGHED_BYTES = 1024;
 export class DerivedState {
   private version: string | undefined;
   private readonly values = new Map<string, Held>();
+  private readonly asked = new Map<string, number>();
+  // Every computation still running, whatever its version: what a shutdown waits for before the engine closes
+  // (some are started in the background, by no request that would otherwise be waited for).
+  private readonly running = new Set<Promise<unknown>>();
   private bytes = 0;
   private readonly maxKeys: number;
   private readonly maxBytes: number;
@@ -55,11 +66,22 @@ export class DerivedState {
   at(version: string): Snapshot {
     if (version !== this.version) {
       this.values.clear();
+      this.asked.clear();
       this.bytes = 0;
       this.version = version;
     }
     return {
       version,
+      ready: <T>(key: string): T | undefined =>
+        this.version === version ? (this.values.get(key)?.settled?.value as T | undefined) : undefined,
+      ask: (key: string): number => {
+        if (this.version !== version) return 1;
+        const n = (this.asked.get(key) ?? 0) + 1;
+        // Clients choose filters: a bounded tally (losing it only delays an index by a request).
+        if (this.asked.size >= 16 * this.maxKeys) this.asked.clear();
+        this.asked.set(key, n);
+        return n;
+      },
       derive: <T>(key: string, compute: () => Promise<T>, weigh?: (value: T) => number): Promise<T> => {
         // A request of an older version that is still running computes for itself: the map is the newest's.
         if (this.version !== version) return compute();
@@ -71,6 +93,9 @@ export class DerivedState {
           return held.value as Promise<T>;
         }
         const p = compute();
+        this.running.add(p);
+        const done = () => this.running.delete(p);
+        p.then(done, done);
         // Weighed once it resolves; until then it holds nothing yet.
         const entry: Held = { value: p, bytes: 0 };
         this.values.set(key, entry);
@@ -80,6 +105,7 @@ export class DerivedState {
             const bytes = weigh ? weigh(value) : UNWEIGHED_BYTES;
             this.bytes += bytes - entry.bytes;
             entry.bytes = bytes;
+            entry.settled = { value };
             this.evict();
           },
           // A failure is not kept: the next request tries again.
@@ -103,6 +129,11 @@ export class DerivedState {
       if (this.values.size <= 1 || (this.values.size <= this.maxKeys && this.bytes <= this.maxBytes)) break;
       this.drop(key, entry);
     }
+  }
+
+  /** Resolves once nothing derived is still being computed (shutdown, before the engine closes). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
   /** Keys held for the current version (tests, metrics). */

@@ -102,19 +102,42 @@ function sortedByDay(p: FamilyPairs): FamilyPairs {
   };
 }
 
-/** The index of the filter's key at the snapshot's version. */
+const indexKey = (f: Pick<UsageFilters, 'team_id' | 'service'>): string => {
+  const { level, team, service } = levelOf(f);
+  return JSON.stringify(['usage-pairs', level, team, service]);
+};
+
+/** The index of the filter's key at the snapshot's version, loading it if it is not yet. */
 export function pairsIndex(
   ch: ClickHouse,
   f: Pick<UsageFilters, 'team_id' | 'service'>,
   state: SealState,
   snap: Snapshot,
 ): Promise<PairsIndex> {
-  const { level, team, service } = levelOf(f);
   return snap.derive(
-    JSON.stringify(['usage-pairs', level, team, service]),
+    indexKey(f),
     () => readPairsIndex(ch, f, state),
     (i) => i.bytes,
   );
+}
+
+/**
+ * The filter's index when it is loaded at this version; else undefined (the caller sums the range in SQL), and
+ * from the second time its key is asked for, its load starts in the background for the requests after this
+ * one. A one-off filter never pays for an index (loading a key costs more than one range in SQL: all its days),
+ * no request waits for one, and a dashboard's filters are summed in memory from about their third request.
+ */
+export function readyIndex(
+  ch: ClickHouse,
+  f: Pick<UsageFilters, 'team_id' | 'service'>,
+  state: SealState,
+  snap: Snapshot,
+): PairsIndex | undefined {
+  const key = indexKey(f);
+  const ready = snap.ready<PairsIndex>(key);
+  if (ready) return ready;
+  if (snap.ask(key) >= 2) pairsIndex(ch, f, state, snap).catch(() => undefined);
+  return undefined;
 }
 
 /** The first position whose day is >= `day` (binary search). */

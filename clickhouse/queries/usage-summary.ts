@@ -4,7 +4,7 @@ import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
 import { pairsSummary, sealState, userDaysReady, viewOf } from './usage-pairs.ts';
-import { pairsIndex, summaryFromIndex } from './usage-pairs-index.ts';
+import { readyIndex, summaryFromIndex } from './usage-pairs-index.ts';
 
 export interface UsageSummaryParams extends UsageFilters {
   /** First UTC day, YYYY-MM-DD, inclusive. */
@@ -27,20 +27,28 @@ export interface UsageSummary {
 // usage_user_days (the same rollup ordered by user): a few rows instead of every day of the range.
 export function buildUsageSummaryQuery(p: UsageSummaryParams, byUser = false): BuiltQuery {
   const f = filterClause(p);
-  const users = byUser
-    ? `SELECT uniqExact(user_id) FROM usage_user_days WHERE day <= {end_date:Date}${f.sql}`
-    : `SELECT uniqExact(user_id) FROM usage_first_seen WHERE first_day <= {end_date:Date}${f.sql}`;
+  const query_params = { start_date: p.start_date, end_date: p.end_date, ...f.params };
+  if (byUser) {
+    // One user's rows up to end_date, read once: seen on any of them, active and sessions within the range.
+    const query = `
+      SELECT uniqExact(user_id) AS total_users,
+        uniqExactIf(user_id, active = 1 AND day >= {start_date:Date}) AS active_users,
+        uniqExactMergeIf(sessions, day >= {start_date:Date}) AS total_sessions
+      FROM usage_user_days
+      WHERE day <= {end_date:Date}${f.sql}`;
+    return { query, query_params };
+  }
   const query = `
     SELECT
-      (${users}) AS total_users,
+      (SELECT uniqExact(user_id) FROM usage_first_seen WHERE first_day <= {end_date:Date}${f.sql}) AS total_users,
       active_users,
       total_sessions
     FROM (
       SELECT uniqExactIf(user_id, active = 1) AS active_users, uniqExactMerge(sessions) AS total_sessions
-      FROM ${byUser ? 'usage_user_days' : 'usage_daily'}
+      FROM usage_daily
       WHERE day BETWEEN {start_date:Date} AND {end_date:Date}${f.sql}
     )`;
-  return { query, query_params: { start_date: p.start_date, end_date: p.end_date, ...f.params } };
+  return { query, query_params };
 }
 
 export async function usageSummary(
@@ -50,14 +58,16 @@ export async function usageSummary(
 ): Promise<UsageSummary> {
   // Sealed pairs answer in time that does not grow with stored events; a user filter, or a day not sealed yet
   // (today under live traffic, a fresh back-fill), is answered from the daily rollup below.
-  // With a data version, the filter's pairs are read once per version and every range is summed in memory
-  // (usage-pairs-index.ts); without one, the pairs of the range are summed in SQL.
+  // A filter asked for again at one data version is summed in memory from its pairs (usage-pairs-index.ts);
+  // otherwise the pairs of the range are summed in SQL.
   if (p.user_id === undefined) {
     const state = await sealState(ch, snap);
     const view = viewOf(state, p.start_date, p.end_date);
-    if (view && snap.version !== undefined)
-      return summaryFromIndex(await pairsIndex(ch, p, state, snap), p.start_date, p.end_date);
-    if (view) return pairsSummary(ch, p.start_date, p.end_date, p, view);
+    if (view) {
+      const index = readyIndex(ch, p, state, snap);
+      if (index) return summaryFromIndex(index, p.start_date, p.end_date);
+      return pairsSummary(ch, p.start_date, p.end_date, p, view);
+    }
   }
   const byUser = p.user_id !== undefined && (await userDaysReady(ch, snap));
   // No per-query settings: on the embedded engine they would outlive the query. 64-bit counts may arrive as

@@ -6,7 +6,7 @@ import { filterClause, type UsageFilters } from './filters.ts';
 import { clippedPeriodStarts, type Interval } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
 import { levelOf, type SealedView, sealState, userDaysReady, viewOf } from './usage-pairs.ts';
-import { pairsIndex, timeseriesFromIndex } from './usage-pairs-index.ts';
+import { readyIndex, timeseriesFromIndex } from './usage-pairs-index.ts';
 
 export type { Interval } from './periods.ts';
 export type GroupBy = 'team' | 'service';
@@ -117,13 +117,14 @@ export async function usageTimeseries(
   snap: Snapshot = UNVERSIONED,
 ): Promise<TimeseriesRow[]> {
   // From the sealed pairs when every day is sealed and no user is asked for (an ungrouped series summed in
-  // memory from the filter's pairs when a data version was read); a user's from their rows of usage_user_days
-  // once back-filled; else from the daily rollup.
+  // memory from the filter's pairs once loaded at this data version, see readyIndex); a user's from their rows
+  // of usage_user_days once back-filled; else from the daily rollup.
   const state = p.user_id === undefined ? await sealState(ch, snap) : undefined;
   const view = state ? viewOf(state, p.start_date, p.end_date) : undefined;
-  if (state && view && p.group_by === undefined && snap.version !== undefined) {
+  const index = state && view && p.group_by === undefined ? readyIndex(ch, p, state, snap) : undefined;
+  if (index) {
     const starts = clippedPeriodStarts(p.start_date, p.end_date, p.interval);
-    const values = timeseriesFromIndex(await pairsIndex(ch, p, state, snap), starts, p.end_date);
+    const values = timeseriesFromIndex(index, starts, p.end_date);
     return starts.map((period, k) => ({
       period,
       active_users: values[k]?.active_users ?? 0,

@@ -105,7 +105,7 @@ describe('the read cache', () => {
     await producer?.disconnect();
     if (kadmin) await dropTopics(kadmin, topics);
     await kadmin?.disconnect();
-    cache?.close();
+    await cache?.close();
     await engine?.dispose();
   });
 

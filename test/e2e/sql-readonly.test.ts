@@ -113,6 +113,9 @@ describe('/clickhouse refuses everything but reads', () => {
     expect((await ask('SELECT 1', { params: 'max_threads=64' })).code).toBe('164');
     expect((await ask('SELECT 1', { params: 'database=system' })).code).toBe('291');
     expect((await ask('SELECT 1', { params: 'compress=1' })).code).toBe('344');
+    // A table named by a query parameter is checked as substituted.
+    const viaParam = await ask('SELECT * FROM {t:Identifier}', { params: 'param_t=system.query_log' });
+    expect(viaParam.code).toBe('497');
     // Native at a client's protocol revision (clickhouse-go) is a server's to write, not the embedded engine's.
     const native = await ask('SELECT 1', { params: 'default_format=Native&client_protocol_version=54460' });
     expect(native.code).toBe('344');

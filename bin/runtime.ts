@@ -11,9 +11,10 @@ import { createAuthenticator } from '../api/middleware/auth.ts';
 import { limitPerClient } from '../api/middleware/client-limit.ts';
 import { createRateLimit } from '../api/middleware/rate-limit.ts';
 import { connectRedis, RedisSlidingLogStore, redisReady } from '../api/middleware/rate-limit-redis.ts';
-import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
+import { limitPolicy, SlidingLogStore } from '../api/middleware/rate-limit-store.ts';
 import { ReadCache } from '../api/read-cache.ts';
 import type { ScheduleDeps } from '../api/schedules/deps.ts';
+import { SqlUsage } from '../api/sql/usage.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate, migrationsFor, RETIRE_MIGRATION } from '../clickhouse/migrate.ts';
@@ -21,6 +22,7 @@ import { readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
 import { startSealer } from '../clickhouse/sealer.ts';
 import type { SelfLog } from '../clickhouse/self-log.ts';
+import { openSqlEngine } from '../clickhouse/sql/index.ts';
 import { importLegacy, syncKeyFile } from '../control/import.ts';
 import { getKey } from '../control/keys.ts';
 import { type ControlStore, controlDir, openControl } from '../control/store.ts';
@@ -360,7 +362,22 @@ export async function startApi(
           logger: deps.logger,
         })
       : undefined;
+  // /clickhouse: its engine (sessions of its own on the embedded engine), budget and per-minute usage log.
+  const sqlEngine = await openSqlEngine(deps.ch, {
+    maxExecutionSeconds: config.sql.maxExecutionSeconds,
+    maxResultRows: config.sql.maxResultRows,
+    maxMemoryBytes: config.sql.maxMemoryBytes,
+  });
+  const sqlUsage = new SqlUsage(deps.selfLog);
+  const sqlRate = new SlidingLogStore(limitPolicy(config.sql.rateLimitPerMinute, new Map()));
   const app = createApp({
+    sql: {
+      engine: sqlEngine,
+      database: deps.ch.database,
+      rateLimit: { store: sqlRate, perMinute: config.sql.rateLimitPerMinute },
+      concurrentQueries: config.sql.concurrentQueries,
+      usage: sqlUsage,
+    },
     ch: deps.ch,
     sink: deps.sink,
     ...(readCache ? { readCache } : {}),
@@ -399,6 +416,8 @@ export async function startApi(
           redis?.disconnect();
           downloadLimit.stop();
           await sealer.stop();
+          sqlUsage.close();
+          sqlEngine.close();
           await readCache?.close();
         },
       });

@@ -6,6 +6,7 @@ import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import type { DataVersionSource } from './data-version.ts';
 import { openServer } from './engine/server.ts';
 import type { ExportSource } from './export-stream.ts';
+import type { SqlEngine, SqlLimits } from './sql/engine.ts';
 
 export interface ClickHouseOptions {
   /** A ClickHouse server URL (credentials in it); undefined for the embedded engine. */
@@ -50,6 +51,8 @@ export interface Engine {
   exportSource(bound?: ClickHouseSettings): ExportSource;
   /** The data version of the analytics tables, read where it does not queue behind the API's queries. */
   dataVersion(): DataVersionSource;
+  /** /clickhouse's engine on this storage: read-only, under `limits` (clickhouse/sql/engine.ts). */
+  openSql(limits: SqlLimits): Promise<SqlEngine>;
   close(): Promise<void>;
 }
 

@@ -356,6 +356,16 @@ const SPEC = {
     'INGEST_RATE_LIMIT_PER_MINUTE',
     posInt('INGEST_RATE_LIMIT_PER_MINUTE', 6000),
   ),
+  // /clickhouse (docs/sql.md): limits no client can raise, and a budget per identity of its own. 30 s and
+  // 1 GiB keep one query from holding the two cores or the service's memory; a million rows is more than any
+  // dashboard panel draws and still a few hundred MB at most in a buffered format.
+  sql: {
+    maxExecutionSeconds: from('SQL_MAX_EXECUTION_SECONDS', posInt('SQL_MAX_EXECUTION_SECONDS', 30)),
+    maxResultRows: from('SQL_MAX_RESULT_ROWS', posInt('SQL_MAX_RESULT_ROWS', 1_000_000)),
+    maxMemoryBytes: from('SQL_MAX_MEMORY_BYTES', posInt('SQL_MAX_MEMORY_BYTES', 1024 ** 3)),
+    concurrentQueries: from('SQL_CONCURRENT_QUERIES', posInt('SQL_CONCURRENT_QUERIES', 4)),
+    rateLimitPerMinute: from('SQL_RATE_LIMIT_PER_MINUTE', posInt('SQL_RATE_LIMIT_PER_MINUTE', 600)),
+  },
   exportJobsPerDay: from('EXPORT_JOBS_PER_DAY', posInt('EXPORT_JOBS_PER_DAY', 10)),
   retentionDays: from('RETENTION_DAYS', nonNegInt('RETENTION_DAYS', 0)),
   publicBaseUrl: from('PUBLIC_BASE_URL', url('PUBLIC_BASE_URL')),
@@ -508,6 +518,19 @@ export interface Config {
   readonly rateLimitPerMinute: number;
   /** POST /events requests one identity may make in any 60 s (INGEST_RATE_LIMIT_PER_MINUTE, default 6000). */
   readonly ingestRateLimitPerMinute: number;
+  /** /clickhouse (docs/sql.md): per-query limits no client can raise, and the budget of each identity. */
+  readonly sql: {
+    /** SQL_MAX_EXECUTION_SECONDS, default 30: past it a query ends with TIMEOUT_EXCEEDED (159). */
+    readonly maxExecutionSeconds: number;
+    /** SQL_MAX_RESULT_ROWS, default 1,000,000: more is TOO_MANY_ROWS_OR_BYTES (396). */
+    readonly maxResultRows: number;
+    /** SQL_MAX_MEMORY_BYTES, default 1 GiB: more is MEMORY_LIMIT_EXCEEDED (241). */
+    readonly maxMemoryBytes: number;
+    /** SQL_CONCURRENT_QUERIES, default 4: queries one identity may run at once. */
+    readonly concurrentQueries: number;
+    /** SQL_RATE_LIMIT_PER_MINUTE, default 600: /clickhouse requests one identity may make in any 60 s. */
+    readonly rateLimitPerMinute: number;
+  };
   readonly exportJobsPerDay: number;
   /** 0 keeps raw events forever. */
   readonly retentionDays: number;

@@ -16,6 +16,7 @@ import {
   STREAM_PARAMS_DDL,
   STREAM_PARAMS_TABLE,
 } from '../queries/query.ts';
+import { embeddedSqlEngine } from '../sql/embedded.ts';
 
 type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
 
@@ -61,6 +62,8 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
     },
     exportSource: (bound) => embeddedSource(dataDir, database, bound),
     dataVersion: () => embeddedDataVersion(dataDir, database),
+    // Sessions of its own on the same data directory: nothing a query sets reaches the service's.
+    openSql: async (limits) => embeddedSqlEngine({ dataDir, database, limits }),
     close: () => client.close(),
   };
 }

@@ -17,6 +17,7 @@ import {
 } from '../client.ts';
 import { buildDataVersionQuery, type DataVersionSource } from '../data-version.ts';
 import { EXPORT_SETTINGS, type ExportSource } from '../export-stream.ts';
+import { serverSqlEngine } from '../sql/server.ts';
 
 type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
 
@@ -86,17 +87,24 @@ export function serverClickHouse(
     ...(log ? { log } : {}),
   });
   const bounds = { client, readClient, database, cluster };
-  return {
+  const engine: Engine = {
     ...bounds,
     label: 'ClickHouse server',
     retention: new Retention(),
     insert: (p) => insertWithClient(client, p),
     exportSource: (bound) => serverSource(client, bound),
     dataVersion: () => serverDataVersion(bounds),
+    async openSql(limits) {
+      // The server's own version, for the X-ClickHouse-Server-Display-Name clients read.
+      const rs = await client.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' });
+      const [row] = await rs.json<{ v: string }>();
+      return serverSqlEngine(engine, limits, row?.v ?? 'unknown');
+    },
     close: async () => {
       await Promise.all([client.close(), readClient.close()]);
     },
   };
+  return engine;
 }
 
 // A misspelt CLICKHOUSE_CLUSTER would otherwise surface as an obscure error from the first ON CLUSTER DDL.

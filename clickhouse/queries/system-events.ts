@@ -182,7 +182,7 @@ export async function systemEvents(
   const total_pages = Math.ceil(total / q.limit);
   // The page is read from the days that hold it, skipping within them: a day's logs at most, which measured
   // cheaper than merging that day's hourly sets to narrow the window further (8.8 ms against 13.6 ms at
-  // 22,000 logs a day).
+  // 22,000 logs a day; 33 ms against 43 ms at 54,000 a day, 100M events, of which 28 ms the hourly merge).
   const window = q.after
     ? locateAfter(days, q.after, q.limit, DAY_MS)
     : locatePage(days, (q.page - 1) * q.limit, q.limit, DAY_MS);

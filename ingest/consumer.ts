@@ -8,7 +8,7 @@
 // After a crash, a rebalance or a lost commit, whoever owns the partition next starts at the first offset, reads
 // the intent, and re-forms exactly the same batch: the same token makes ClickHouse drop the second insert, in the
 // raw table and through the materialized views. Nothing is committed that is not stored; nothing is stored twice.
-import type { EventRows } from '../clickhouse/inserts.ts';
+import type { EncodedRows } from '../clickhouse/inserts.ts';
 import type { IngestStatus, TopicLag } from '../core/health.ts';
 import type { Logger } from '../core/logger.ts';
 import { type Batch, type BatchLimits, batchToken, PartitionBuffer } from './batcher.ts';
@@ -24,10 +24,14 @@ import {
   type Kafka,
   type Producer,
 } from './kafka.ts';
+import { batchDelivery } from './ledger.ts';
 import { ingestMetrics as m, reasonCategory, registerHealthMetrics } from './metrics.ts';
 
-/** Where batches go: the raw tables in production, something failing on purpose in tests. */
-export type BatchWriter = (rows: EventRows, token: string) => Promise<void>;
+/**
+ * Where batches go: clickhouse/inserts.ts insertEvents in production (the raw tables, and the ledger's record of
+ * each valid event's arrival), something failing on purpose in tests.
+ */
+export type BatchWriter = (rows: EncodedRows, token: string) => Promise<void>;
 
 /** Notable faults, recorded as system logs of the service (rate-limited by the receiver). */
 export type FaultReporter = (kind: string, message: string) => void;
@@ -35,7 +39,10 @@ export type FaultReporter = (kind: string, message: string) => void;
 export interface IngesterOptions {
   kafka: Kafka;
   write: BatchWriter;
-  /** Records each batch's arrivals in the ingestion ledger before its insert (ingest/ledger.ts; default none). */
+  /**
+   * Records each batch's dead letters in the ingestion ledger before its insert (ingest/ledger.ts recordBatch;
+   * default none). Its valid events are recorded by the insert itself.
+   */
   ledger?: (batch: Batch) => Promise<void>;
   topics: readonly string[];
   groupId: string;
@@ -783,7 +790,10 @@ export class Ingester {
           return;
         }
         await this.opts.ledger?.(batch);
-        await this.opts.write({ usage: batch.usage, logs: batch.logs }, token);
+        await this.opts.write(
+          { usage: batch.usage, logs: batch.logs, delivery: batchDelivery(batch) },
+          token,
+        );
         break;
       } catch (err) {
         this.stats.failures += 1;

@@ -104,9 +104,9 @@ export class PartitionBuffer {
     return this.count >= this.limits.rows || this.bytes >= this.limits.bytes;
   }
 
-  /** Non-empty and its oldest message has waited long enough. */
-  isDue(nowMs: number): boolean {
-    return this.count > 0 && (this.isFull() || nowMs - this.firstAt >= this.limits.waitMs);
+  /** Non-empty and its oldest message has waited long enough (`waitMs`, default the batch wait). */
+  isDue(nowMs: number, waitMs = this.limits.waitMs): boolean {
+    return this.count > 0 && (this.isFull() || nowMs - this.firstAt >= waitMs);
   }
 
   /** Empties the buffer into a batch, or returns null when there is nothing. */

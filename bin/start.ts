@@ -2,27 +2,10 @@
 // on the embedded ClickHouse engine unless CLICKHOUSE_URL names a server.
 
 import { resolve } from 'node:path';
-import { exportDeps } from '../api/exports/setup.ts';
-import { whenOpen } from '../control/db.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
-import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
+import { createLogger } from '../core/logger.ts';
 import type { Ingester } from '../ingest/consumer.ts';
-import { DEMO_WAIT_MS, loadDemo } from '../ingest/demo.ts';
-import { startExportWorkers } from '../worker/exports/setup.ts';
-import { startSchedules } from '../worker/schedules/setup.ts';
-import {
-  checkListenAddress,
-  configOrExit,
-  createLogger,
-  createSink,
-  onShutdown,
-  openControlStore,
-  openStorage,
-  orExit,
-  retireLegacyTables,
-  startApi,
-  startIngester,
-} from './runtime.ts';
+import { checkListenAddress, configOrExit, openStorage, orExit } from './boot.ts';
 
 handleHelp(
   `usage: npm start [-- --demo] [--port N] [--host H]\n\nThe whole service in one process: the HTTP API, the export worker and scheduler, and the Kafka ingester\nwhen KAFKA_BROKERS is set; storage is the embedded ClickHouse under DATA_DIR unless CLICKHOUSE_URL is set.\n  --demo     load a generated month of data once (npm run demo) and print a token\n  --port N   listen on port N (instead of PORT)\n  --host H   listen on address H (instead of HOST)\n\n${ENV_HELP}`,
@@ -40,13 +23,39 @@ const config = configOrExit({
 });
 const logger = createLogger(config.logLevel);
 await orExit(config, () => checkListenAddress(config));
+// The storage opens while the rest of the service's modules load: loading them took most of a restart's time to
+// /readyz (seconds under load, through tsx), and readiness waits for the storage anyway.
+const storage = orExit(config, () => openStorage(config, logger));
+storage.catch(() => undefined); // awaited below
+const [
+  { exportDeps },
+  { whenOpen },
+  { loadOrCreateSecret, mintToken },
+  { DEMO_WAIT_MS, loadDemo },
+  { startExportWorkers },
+  { startSchedules },
+  { createSink, onShutdown, openControlStore, retireLegacyTables, startApi, startIngester },
+] = await Promise.all([
+  import('../api/exports/setup.ts'),
+  import('../control/db.ts'),
+  import('../core/tokens.ts'),
+  import('../ingest/demo.ts'),
+  import('../worker/exports/setup.ts'),
+  import('../worker/schedules/setup.ts'),
+  import('./runtime.ts'),
+]);
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
-// The control store opens beside ClickHouse and may finish after the API listens (PGlite's first start creates
-// its database, seconds on a loaded machine): whatever needs it waits for it, and a failure ends the process in
-// one line, as any start-up failure does. The import of an earlier version's state follows its opening.
-const opening = openControlStore(config, logger);
+// The control store opens once the API listens: readiness needs the storage only, and opening PGlite runs
+// PostgreSQL's start-up in WebAssembly on this thread (1-2 s of CPU on a restart, more on a loaded machine,
+// measured with --cpu-prof), which beside ClickHouse's opening delayed /readyz after every restart. Whatever
+// needs the store waits for it, and a failure ends the process in one line, as any start-up failure does. The
+// import of an earlier version's state follows its opening.
+let openControlNow!: () => void;
+const opening = new Promise<Awaited<ReturnType<typeof openControlStore>>>((resolve, reject) => {
+  openControlNow = () => openControlStore(config, logger).then(resolve, reject);
+});
 opening.catch(() => undefined); // reported below
-const ch = await orExit(config, () => openStorage(config, logger));
+const ch = await storage;
 const control = whenOpen(opening, config.control.databaseUrl ? 'server' : 'embedded');
 void orExit(config, async () => retireLegacyTables(config, ch, await opening, logger));
 const sink = await createSink(config, ch, logger);
@@ -83,6 +92,8 @@ const api = await orExit(config, () =>
     ...(ingester ? { ingester } : {}),
   }),
 );
+
+openControlNow();
 
 // The command to mint another token, as printed: it must find the same secret, so a data directory other than
 // the default one is part of it (and a configured secret has to be given to it the same way).

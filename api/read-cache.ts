@@ -13,6 +13,7 @@
 import type { Context } from 'hono';
 import { Counter, Gauge } from 'prom-client';
 import type { DataVersionSource } from '../clickhouse/data-version.ts';
+import { DerivedState, type Snapshot, UNVERSIONED } from '../clickhouse/derived-state.ts';
 import { firstRetainedDay } from '../clickhouse/retention.ts';
 import type { Logger } from '../core/logger.ts';
 import { registry } from '../core/metrics.ts';
@@ -101,6 +102,8 @@ export class ReadCache {
   private readonly gate: VersionGate;
   private readonly now: () => number;
   private lastVersion: string | undefined;
+  // State the reads derive from the data (seal states, log day counts), shared per version like the answers.
+  private readonly derived = new DerivedState();
   private warnedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: ReadCacheOptions) {
@@ -123,7 +126,7 @@ export class ReadCache {
     c: Context,
     route: string,
     question: Record<string, unknown>,
-    compute: () => Promise<Response>,
+    compute: (snap: Snapshot) => Promise<Response>,
   ): Promise<Response> {
     let version: string;
     try {
@@ -136,7 +139,7 @@ export class ReadCache {
         this.opts.logger?.warn({ err }, 'read cache: data version unavailable, answering uncached');
       }
       lookups.inc({ route, outcome: 'bypass' });
-      return compute();
+      return compute(UNVERSIONED);
     }
     if (version !== this.lastVersion) {
       // Versions never repeat (clickhouse/data-version.ts): what was kept under the others is dead weight.
@@ -152,7 +155,7 @@ export class ReadCache {
       lookups.inc({ route, outcome: 'hit' });
       return c.body(new Uint8Array(hit.body), hit.status as 200, hit.headers);
     }
-    const res = await compute();
+    const res = await compute(this.derived.at(version));
     lookups.inc({ route, outcome: 'miss' });
     if (res.status !== 200 || this.opts.maxBytes <= 0) return res;
     const body = await res.arrayBuffer();
@@ -213,7 +216,7 @@ export function cachedAnswer(
   c: Context,
   route: string,
   question: Record<string, unknown>,
-  compute: () => Promise<Response>,
+  compute: (snap: Snapshot) => Promise<Response>,
 ): Promise<Response> {
-  return cache ? cache.serve(c, route, question, compute) : compute();
+  return cache ? cache.serve(c, route, question, compute) : compute(UNVERSIONED);
 }

@@ -123,25 +123,31 @@ export function logRoutes(ch: ClickHouse, cache?: ReadCache) {
     const csv = wantsCsv(c, q.format);
     // The question as resolved: the decoded page and position, not the cursor's text.
     const question = { ...filters, limit, page, after_ms: after?.ms, after_id: after?.event_id, csv };
-    return cachedAnswer(cache, c, 'system-events', { ...question, csv_escape: q.csv_escape }, async () => {
-      const result = await systemEvents(ch, { ...filters, limit, page, after });
-      const last = result.events.at(-1);
-      const next_cursor =
-        last && result.events.length === limit && page * limit < result.total
-          ? encodeCursor({ after: { ms: last.ms, event_id: last.event_id }, page: page + 1, binding })
-          : undefined;
-      const events = result.events.map(({ ms: _ms, ...e }) => e);
-      if (csv) {
-        c.header('X-Page', String(page));
-        c.header('X-Total-Pages', String(result.total_pages));
-        if (next_cursor) c.header('X-Next-Cursor', next_cursor);
-        return csvResponse(c, toCsv(CSV_COLUMNS, events, { escape: q.csv_escape }));
-      }
-      return c.json(
-        { events, page, total_pages: result.total_pages, ...(next_cursor ? { next_cursor } : {}) },
-        200,
-      );
-    });
+    return cachedAnswer(
+      cache,
+      c,
+      'system-events',
+      { ...question, csv_escape: q.csv_escape },
+      async (snap) => {
+        const result = await systemEvents(ch, { ...filters, limit, page, after }, snap);
+        const last = result.events.at(-1);
+        const next_cursor =
+          last && result.events.length === limit && page * limit < result.total
+            ? encodeCursor({ after: { ms: last.ms, event_id: last.event_id }, page: page + 1, binding })
+            : undefined;
+        const events = result.events.map(({ ms: _ms, ...e }) => e);
+        if (csv) {
+          c.header('X-Page', String(page));
+          c.header('X-Total-Pages', String(result.total_pages));
+          if (next_cursor) c.header('X-Next-Cursor', next_cursor);
+          return csvResponse(c, toCsv(CSV_COLUMNS, events, { escape: q.csv_escape }));
+        }
+        return c.json(
+          { events, page, total_pages: result.total_pages, ...(next_cursor ? { next_cursor } : {}) },
+          200,
+        );
+      },
+    );
   });
   return app;
 }

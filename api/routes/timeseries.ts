@@ -80,8 +80,8 @@ export function timeseriesRoutes(ch: ClickHouse, cache?: ReadCache) {
     const team_id = effectiveTeam(c.get('identity'), q.team_id);
     const csv = wantsCsv(c, q.format);
     const { format: _format, ...asked } = q;
-    return cachedAnswer(cache, c, 'usage-timeseries', { ...asked, team_id, csv }, async () => {
-      const rows = await usageTimeseries(ch, { ...q, team_id });
+    return cachedAnswer(cache, c, 'usage-timeseries', { ...asked, team_id, csv }, async (snap) => {
+      const rows = await usageTimeseries(ch, { ...q, team_id }, snap);
       if (csv) {
         const group = q.group_by === 'team' ? ['team_id'] : q.group_by === 'service' ? ['service'] : [];
         return csvResponse(

@@ -69,8 +69,8 @@ export function usageRoutes(ch: ClickHouse, cache?: ReadCache) {
     const team_id = effectiveTeam(c.get('identity'), q.team_id);
     const csv = wantsCsv(c, q.format);
     const { format: _format, ...asked } = q;
-    return cachedAnswer(cache, c, 'usage-summary', { ...asked, team_id, csv }, async () => {
-      const summary = await usageSummary(ch, { ...q, team_id });
+    return cachedAnswer(cache, c, 'usage-summary', { ...asked, team_id, csv }, async (snap) => {
+      const summary = await usageSummary(ch, { ...q, team_id }, snap);
       if (csv) {
         return csvResponse(
           c,

@@ -2,6 +2,7 @@
 // where they do not (migration 0010). A year of logs costs a few thousand small rows instead of a merge of
 // every event_id stored; only cells changed since their last seal pay for their sets.
 import type { ClickHouse } from '../client.ts';
+import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { type LogFilters, logFilterClause } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
 
@@ -70,8 +71,28 @@ export function buildOpenDaysQuery(f: LogFilters, days: readonly string[]): Buil
   return { query, query_params: { ...w.params, open_days: `[${days.map((d) => `'${d}'`).join(',')}]` } };
 }
 
-/** Distinct logs per day matching the filters, newest day first; days without logs are left out. */
-export async function logDayCounts(ch: ClickHouse, f: LogFilters): Promise<DayCount[]> {
+/**
+ * Distinct logs per day matching the filters, newest day first; days without logs are left out. With a data
+ * version, the days of a (severity, service) filter are read once per version over every date, and each
+ * request's date range is applied to them here: the same whole UTC days the SQL bounds of logFilterClause keep.
+ */
+export async function logDayCounts(
+  ch: ClickHouse,
+  f: LogFilters,
+  snap: Snapshot = UNVERSIONED,
+): Promise<DayCount[]> {
+  if (snap.version === undefined) return readLogDayCounts(ch, f);
+  const key = JSON.stringify(['log-days', f.severity ?? null, f.service ?? null]);
+  const all = await snap.derive(key, () =>
+    readLogDayCounts(ch, { severity: f.severity, service: f.service }),
+  );
+  const from =
+    f.start_date === undefined ? Number.NEGATIVE_INFINITY : Date.parse(`${f.start_date}T00:00:00Z`);
+  const to = f.end_date === undefined ? Number.POSITIVE_INFINITY : Date.parse(`${f.end_date}T00:00:00Z`);
+  return all.filter((d) => d.dayMs >= from && d.dayMs <= to);
+}
+
+async function readLogDayCounts(ch: ClickHouse, f: LogFilters): Promise<DayCount[]> {
   const rs = await ch.client.query({ ...buildSealedDaysQuery(f), format: 'JSONEachRow' });
   const rows = await rs.json<{ day_s: string | number; logs: string | number; open: string | number }>();
   const days = rows.map((r) => ({

@@ -2,6 +2,7 @@
 // from the sealed daily cells (log-day-counts.ts); the rows come from log_events FINAL read only within the
 // days that hold the page, so page 1,000 costs about what page 1 does, and a year little more than a day.
 import type { ClickHouse } from '../client.ts';
+import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { retainedStart } from '../retention.ts';
 import { type LogFilters, logFilterClause } from './filters.ts';
 import { logDayCounts } from './log-day-counts.ts';
@@ -154,6 +155,62 @@ export async function readLogPage(
   });
 }
 
+const HOUR_MS = 3_600_000;
+
+/**
+ * From how many logs in its day a one-day window is narrowed to hours. Below it, reading the day costs less than
+ * merging its hourly id sets first (8.8 against 13.6 ms at 22,000 logs a day); above it, the day's read grows
+ * with its traffic while the hourly merge stays a fraction of it (see bench/RESULTS.md, "Scale").
+ */
+export const HOURLY_FROM = 20_000;
+
+/** Distinct logs per hour of one day matching the filters, newest first (log_counts_hourly's id sets). */
+export function buildHourCountsQuery(f: LogFilters, dayMs: number): BuiltQuery {
+  const c = logFilterClause({ severity: f.severity, service: f.service }, 'day');
+  const query = `
+    SELECT toUnixTimestamp(hour) AS hour_s, sum(n) AS n FROM (
+      SELECT hour, uniqExactMerge(ids) AS n
+      FROM log_counts_hourly
+      WHERE hour >= toDateTime({day_s:UInt32}, 'UTC') AND hour < toDateTime({day_s:UInt32} + 86400, 'UTC')${c.sql}
+      GROUP BY hour, severity, service
+    )
+    GROUP BY hour_s ORDER BY hour_s DESC
+    SETTINGS max_threads = 1`;
+  return { query, query_params: { ...c.params, day_s: dayMs / 1000 } };
+}
+
+/**
+ * The window of `w` (within the day starting at `dayMs`) narrowed to the hours that hold its rows, or undefined
+ * when the hours hold fewer rows than it skips (an insert or delete landed since the day counts were read):
+ * the day's window is then read as it was.
+ */
+async function refineToHours(
+  ch: ClickHouse,
+  f: LogFilters,
+  dayMs: number,
+  w: PageWindow,
+): Promise<PageWindow | undefined> {
+  const rs = await ch.client.query({ ...buildHourCountsQuery(f, dayMs), format: 'JSONEachRow' });
+  const hours = (await rs.json<{ hour_s: string | number; n: string | number }>()).map((h) => ({
+    startMs: Number(h.hour_s) * 1000,
+    n: Number(h.n),
+  }));
+  // Rows past the last hour counted are none of this day's: the window then ends at that hour, as the day's
+  // would hold no more either.
+  return locatePage(hours, w.skip, w.limit, HOUR_MS);
+}
+
+/**
+ * All the logs of a day, whatever their severity and service: what reading its window costs (FINAL reads every
+ * row in the window before filtering). From the unfiltered day counts when shared per data version; else the
+ * filtered count, a lower bound, rather than a query more per request.
+ */
+async function logsOfDay(ch: ClickHouse, f: LogFilters, day: Bucket, snap: Snapshot): Promise<number> {
+  if (snap.version === undefined || (f.severity === undefined && f.service === undefined)) return day.n;
+  const all = await logDayCounts(ch, {}, snap);
+  return all.find((d) => d.dayMs === day.startMs)?.n ?? day.n;
+}
+
 export interface SystemEventsQuery extends LogFilters {
   limit: number;
   /** Page number (1-based); ignored when `after` is given, which then only labels the answer. */
@@ -169,18 +226,29 @@ export interface SystemEventsResult {
   total: number;
 }
 
-export async function systemEvents(ch: ClickHouse, query: SystemEventsQuery): Promise<SystemEventsResult> {
+export async function systemEvents(
+  ch: ClickHouse,
+  query: SystemEventsQuery,
+  snap: Snapshot = UNVERSIONED,
+  /** Logs in a day from which a one-day window is narrowed to hours (tests set it low). */
+  hourlyFrom = HOURLY_FROM,
+): Promise<SystemEventsResult> {
   // Under RETENTION_DAYS, only whole days that no TTL has touched: counts and rows then agree.
   const q = { ...query, start_date: retainedStart(ch, query.start_date) };
-  const days = (await logDayCounts(ch, q)).map((d) => ({ startMs: d.dayMs, n: d.n }));
+  const days = (await logDayCounts(ch, q, snap)).map((d) => ({ startMs: d.dayMs, n: d.n }));
   const total = days.reduce((s, d) => s + d.n, 0);
   const total_pages = Math.ceil(total / q.limit);
-  // The page is read from the days that hold it, skipping within them: a day's logs at most, which measured
-  // cheaper than merging that day's hourly sets to narrow the window further (8.8 ms against 13.6 ms at
-  // 22,000 logs a day).
-  const window = q.after
+  // The page is read from the days that hold it, skipping within them. A window of one large day is narrowed
+  // to its hours first (refineToHours): reading a whole day of logs grows with the day's traffic.
+  let window = q.after
     ? locateAfter(days, q.after, q.limit, DAY_MS)
     : locatePage(days, (q.page - 1) * q.limit, q.limit, DAY_MS);
+  if (window && !q.after) {
+    const top = days.find((d) => d.startMs + DAY_MS === window?.toMs);
+    if (top && window.fromMs === top.startMs && (await logsOfDay(ch, q, top, snap)) >= hourlyFrom) {
+      window = (await refineToHours(ch, q, top.startMs, window)) ?? window;
+    }
+  }
   const events = window ? await readLogPage(ch, q, window) : [];
   return { events, page: q.page, total_pages, total };
 }

@@ -1,8 +1,10 @@
 // GET /reports/usage-summary, from the daily rollups (never the raw events).
 import type { ClickHouse } from '../client.ts';
+import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
-import { pairsSummary, userDaysReady } from './usage-pairs.ts';
+import { pairsSummary, sealState, userDaysReady, viewOf } from './usage-pairs.ts';
+import { readyIndex, summaryFromIndex } from './usage-pairs-index.ts';
 
 export interface UsageSummaryParams extends UsageFilters {
   /** First UTC day, YYYY-MM-DD, inclusive. */
@@ -41,14 +43,25 @@ export function buildUsageSummaryQuery(p: UsageSummaryParams, byUser = false): B
   return { query, query_params: { start_date: p.start_date, end_date: p.end_date, ...f.params } };
 }
 
-export async function usageSummary(ch: ClickHouse, p: UsageSummaryParams): Promise<UsageSummary> {
+export async function usageSummary(
+  ch: ClickHouse,
+  p: UsageSummaryParams,
+  snap: Snapshot = UNVERSIONED,
+): Promise<UsageSummary> {
   // Sealed pairs answer in time that does not grow with stored events; a user filter, or a day not sealed yet
   // (today under live traffic, a fresh back-fill), is answered from the daily rollup below.
+  // A filter asked for again at one data version is summed in memory from its pairs (usage-pairs-index.ts);
+  // otherwise the pairs of the range are summed in SQL.
   if (p.user_id === undefined) {
-    const sealed = await pairsSummary(ch, p.start_date, p.end_date, p);
-    if (sealed) return sealed;
+    const state = await sealState(ch, snap);
+    const view = viewOf(state, p.start_date, p.end_date);
+    if (view) {
+      const index = readyIndex(ch, p, state, snap);
+      if (index) return summaryFromIndex(index, p.start_date, p.end_date);
+      return pairsSummary(ch, p.start_date, p.end_date, p, view);
+    }
   }
-  const byUser = p.user_id !== undefined && (await userDaysReady(ch));
+  const byUser = p.user_id !== undefined && (await userDaysReady(ch, snap));
   // No per-query settings: on the embedded engine they would outlive the query. 64-bit counts may arrive as
   // strings (output_format_json_quote_64bit_integers), hence Number().
   const rs = await ch.client.query({ ...buildUsageSummaryQuery(p, byUser), format: 'JSONEachRow' });

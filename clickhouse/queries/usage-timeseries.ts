@@ -1,10 +1,12 @@
 // GET /reports/usage-timeseries: active users and sessions per day, week or month (optionally per team or
 // service), from the daily rollup. Each row equals the usage summary of its clipped period and group.
 import type { ClickHouse } from '../client.ts';
+import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import { clippedPeriodStarts, type Interval } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
-import { levelOf, type SealedView, sealedView, userDaysReady } from './usage-pairs.ts';
+import { levelOf, type SealedView, sealState, userDaysReady, viewOf } from './usage-pairs.ts';
+import { readyIndex, timeseriesFromIndex } from './usage-pairs-index.ts';
 
 export type { Interval } from './periods.ts';
 export type GroupBy = 'team' | 'service';
@@ -109,11 +111,27 @@ interface Row {
   total_sessions: string | number;
 }
 
-export async function usageTimeseries(ch: ClickHouse, p: UsageTimeseriesParams): Promise<TimeseriesRow[]> {
-  // From the sealed pairs when every day is sealed and no user is asked for; a user's from their rows of
-  // usage_user_days once back-filled; else from the daily rollup.
-  const view = p.user_id === undefined ? await sealedView(ch, p.start_date, p.end_date) : undefined;
-  const byUser = p.user_id !== undefined && (await userDaysReady(ch));
+export async function usageTimeseries(
+  ch: ClickHouse,
+  p: UsageTimeseriesParams,
+  snap: Snapshot = UNVERSIONED,
+): Promise<TimeseriesRow[]> {
+  // From the sealed pairs when every day is sealed and no user is asked for (an ungrouped series summed in
+  // memory from the filter's pairs once loaded at this data version, see readyIndex); a user's from their rows
+  // of usage_user_days once back-filled; else from the daily rollup.
+  const state = p.user_id === undefined ? await sealState(ch, snap) : undefined;
+  const view = state ? viewOf(state, p.start_date, p.end_date) : undefined;
+  const index = state && view && p.group_by === undefined ? readyIndex(ch, p, state, snap) : undefined;
+  if (index) {
+    const starts = clippedPeriodStarts(p.start_date, p.end_date, p.interval);
+    const values = timeseriesFromIndex(index, starts, p.end_date);
+    return starts.map((period, k) => ({
+      period,
+      active_users: values[k]?.active_users ?? 0,
+      total_sessions: values[k]?.total_sessions ?? 0,
+    }));
+  }
+  const byUser = p.user_id !== undefined && (await userDaysReady(ch, snap));
   const q = view ? buildPairsTimeseriesQuery(p, view) : buildUsageTimeseriesQuery(p, byUser);
   const rs = await ch.client.query({ ...q, format: 'JSONEachRow' });
   const rows = await rs.json<Row>();

@@ -2,6 +2,8 @@
 // totals stay exact; a back-fill straight into log_events reopens the sealed days it lands in at once; a re-sent
 // log changes nothing; and late inserts racing the sealer never make a read miss a stored log.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dataVersionSource } from '../../clickhouse/data-version.ts';
+import { DerivedState, type Snapshot } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { sealLogDays } from '../../clickhouse/queries/log-day-counts.ts';
 import { systemEvents } from '../../clickhouse/queries/system-events.ts';
@@ -22,19 +24,28 @@ describe('sealed log counts', () => {
   let engine: TestEngine;
   const truth = new Truth();
 
-  const page = async (q: LogQuery) => {
-    const r = await systemEvents(engine.ch, {
-      limit: q.limit ?? 100,
-      page: q.page ?? 1,
-      severity: q.severity,
-      service: q.service,
-      start_date: q.start_date,
-      end_date: q.end_date,
-    });
+  const page = async (q: LogQuery, snap?: Snapshot, hourlyFrom?: number) => {
+    const r = await systemEvents(
+      engine.ch,
+      {
+        limit: q.limit ?? 100,
+        page: q.page ?? 1,
+        severity: q.severity,
+        service: q.service,
+        start_date: q.start_date,
+        end_date: q.end_date,
+      },
+      snap,
+      hourlyFrom,
+    );
     return { events: r.events.map(({ ms: _ms, ...e }) => e), page: r.page, total_pages: r.total_pages };
   };
-  const expectExact = async (queries: LogQuery[]) => {
-    for (const q of queries) expect({ q, got: await page(q) }).toEqual({ q, got: truth.systemEvents(q) });
+  // Every page also with its one-day windows narrowed to hours, which production does from 20,000 logs a day.
+  const expectExact = async (queries: LogQuery[], snap?: Snapshot) => {
+    for (const q of queries) {
+      expect({ q, got: await page(q, snap) }).toEqual({ q, got: truth.systemEvents(q) });
+      expect({ q, hourly: await page(q, snap, 1) }).toEqual({ q, hourly: truth.systemEvents(q) });
+    }
   };
   const openCells = async (): Promise<number> => {
     // The same test the read makes: cells whose counter matches no seal.
@@ -64,6 +75,10 @@ describe('sealed log counts', () => {
     { limit: 1000 },
     { limit: 7, page: Math.ceil(truth.countLogs() / 7) },
     { limit: 50, page: 3, severity: 'warning' as const },
+    // Small pages fall inside one day, whose window the hourly narrowing then splits.
+    { limit: 5, page: 37 },
+    { limit: 5, page: 211 },
+    { limit: 4, page: 9, severity: 'error' as const },
   ];
 
   it('answers exactly before sealing, after sealing, and seals every cell', async () => {
@@ -110,6 +125,8 @@ describe('sealed log counts', () => {
 
   it('never misses a stored log while late inserts race the sealer', async () => {
     const rest = late.slice(1_500);
+    const version = dataVersionSource(engine.ch, engine.dataDir);
+    const derived = new DerivedState();
     let stop = false;
     let rounds = 0;
     const sealer = (async () => {
@@ -129,10 +146,17 @@ describe('sealed log counts', () => {
         });
         const exact = await systemEvents(engine.ch, { limit: 1, page: 1 });
         expect({ i, total: exact.total }).toEqual({ i, total: truth.countLogs() });
+        // The same when the day counts are shared per data version read after the insert, as the API's
+        // reads share them: filtered and date-bounded pages included.
+        const snap = derived.at(await version.read());
+        const shared = await systemEvents(engine.ch, { limit: 1, page: 1 }, snap);
+        expect({ i, total: shared.total }).toEqual({ i, total: truth.countLogs() });
+        await expectExact(queries().slice(0, 4), snap);
       }
     } finally {
       stop = true;
       await sealer;
+      version.close();
     }
     expect(rounds).toBeGreaterThan(2);
     await sealLogDays(engine.ch);

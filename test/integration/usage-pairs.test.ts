@@ -3,8 +3,17 @@
 // usage_events reopens the days it touches and every later one; re-sent events change nothing; and inserts
 // racing the sealer never make a summary miss a stored event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DataVersionSource, dataVersionSource } from '../../clickhouse/data-version.ts';
+import { DerivedState } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
-import { pruneReplacedPairs, sealedView, userDaysReady } from '../../clickhouse/queries/usage-pairs.ts';
+import {
+  pruneReplacedPairs,
+  sealedView,
+  sealState,
+  userDaysReady,
+  viewOf,
+} from '../../clickhouse/queries/usage-pairs.ts';
+import { pairsIndex } from '../../clickhouse/queries/usage-pairs-index.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
 import { QuietDays, sealUsage } from '../../clickhouse/sealer.ts';
@@ -30,24 +39,51 @@ describe('sealed usage pairs', () => {
   // Filtered by team, service, both or neither (the user filter always reads the daily rollup).
   const queries = (n: number, seed: number): SummaryQuery[] =>
     truth.sampleQueries(n, seed).map((q) => ({ ...q, user_id: undefined }));
+  // Every answer twice: computed on its own, and from state shared per data version as the API computes it
+  // (the seal state, and the filter's pairs summed in memory: a filter asked for again loads them in the
+  // background; here they are loaded first when the range is sealed, so the answer is the in-memory one).
+  const derived = new DerivedState();
+  const shared = async (q: { start_date: string; end_date: string; team_id?: string; service?: string }) => {
+    const snap = derived.at(await version.read());
+    const state = await sealState(engine.ch, snap);
+    if (viewOf(state, q.start_date, q.end_date)) await pairsIndex(engine.ch, q, state, snap);
+    return snap;
+  };
   const expectExact = async (qs: SummaryQuery[]) => {
-    for (const q of qs)
+    for (const q of qs) {
       expect({ q, got: await usageSummary(engine.ch, q) }).toEqual({ q, got: truth.usageSummary(q) });
+      const snap = await shared(q);
+      expect({ q, shared: await usageSummary(engine.ch, q, snap) }).toEqual({
+        q,
+        shared: truth.usageSummary(q),
+      });
+    }
   };
   const whole = { start_date: '2025-01-01', end_date: '2025-02-19' };
   // Every interval and grouping, filtered by team / service or not (a user filter reads the daily rollup).
   const series = (n: number, seed: number): TimeseriesQuery[] =>
     truth.sampleTimeseriesQueries(n, seed).map((q) => ({ ...q, user_id: undefined }));
   const expectSeries = async (qs: TimeseriesQuery[]) => {
-    for (const q of qs)
+    for (const q of qs) {
       expect({ q, got: await usageTimeseries(engine.ch, q) }).toEqual({ q, got: truth.usageTimeseries(q) });
+      const snap = await shared(q);
+      expect({ q, shared: await usageTimeseries(engine.ch, q, snap) }).toEqual({
+        q,
+        shared: truth.usageTimeseries(q),
+      });
+    }
   };
 
+  let version: DataVersionSource;
   beforeAll(async () => {
     engine = await openTestEngine();
+    version = dataVersionSource(engine.ch, engine.dataDir);
     for (let i = 0; i < base.length; i += 5_000) await insert(base.slice(i, i + 5_000), `pairs/base/${i}`);
   });
-  afterAll(async () => engine?.dispose());
+  afterAll(async () => {
+    version?.close();
+    await engine?.dispose();
+  });
 
   it('back-fills, seals every day, and answers every filter exactly from the pairs', async () => {
     expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeUndefined();
@@ -114,9 +150,16 @@ describe('sealed usage pairs', () => {
     try {
       for (let i = 0; i < rest.length; i += 250) {
         await insert(rest.slice(i, i + 250), `pairs/race/${i}`);
-        // Once an insert has returned, every summary counts it, sealed or not.
+        // Once an insert has returned, every summary counts it, sealed or not; also when the seal state is
+        // shared per data version read after the insert, as the API's reads share it.
         for (const q of [whole, ...queries(2, 100 + i), ...truth.sampleQueries(2, 200 + i)]) {
           expect({ i, q, got: await usageSummary(engine.ch, q) }).toEqual({
+            i,
+            q,
+            got: truth.usageSummary(q),
+          });
+          const snap = await shared(q);
+          expect({ i, q, got: await usageSummary(engine.ch, q, snap) }).toEqual({
             i,
             q,
             got: truth.usageSummary(q),

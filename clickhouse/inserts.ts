@@ -126,14 +126,15 @@ async function insertLines(
     });
     return;
   }
-  await ch.client.insert({
-    table,
-    columns,
-    // A server takes the bytes as a stream; the client would otherwise serialize values again.
-    values: Readable.from([body]),
-    format: 'JSONCompactEachRow',
+  // The client's insert takes JSON formats only as values it serializes itself; exec sends the bytes as they are.
+  const result = await ch.client.exec({
+    query: `INSERT INTO ${table} (${columns.join(', ')}) FORMAT JSONCompactEachRow`,
+    values: Readable.from([body], { objectMode: false }),
     clickhouse_settings: settings,
   });
+  for await (const _ of result.stream) {
+    // Drained: the response frees the connection.
+  }
 }
 
 /** Inserts rows with the guarantee's settings and `token` (also the ingestion ledger's writer). */

@@ -183,7 +183,7 @@ than the wall time. Median (min–max) of ${opts.repeats} runs.
 | share of the run with an insert in the engine, each run | ${kafkaRuns.map((r) => `${Math.round(100 * r.engineBusy)}%`).join(', ')} |
 | share of the run the main thread was busy (decoding, batching, Kafka client), each run | ${kafkaRuns.map((r) => `${Math.round(100 * r.mainBusy)}%`).join(', ')} |
 | CPU seconds: end-to-end (ingesting process) / baseline insert, each run | ${kafkaRuns.map((r, i) => `${r.cpuSeconds.toFixed(1)} / ${(directCpu[i] ?? Number.NaN).toFixed(1)}`).join(', ')} |
-| CPU ratio baseline / end-to-end (the ratio on an idle machine would tend to it), each run | ${cpuRatios.map((x) => x.toFixed(2)).join(', ')} |
+| CPU ratio baseline / end-to-end (what the wall ratio would be on an idle machine if both used the two cores equally well), each run | ${cpuRatios.map((x) => x.toFixed(2)).join(', ')} |
 | at the RSS peak: V8 heap / buffers / the rest (engine, runtime) MB, each run | ${kafkaRuns.map((r) => `${mb(r.atPeak.heapTotal)} / ${mb(r.atPeak.external)} / ${mb(r.atPeak.rss - r.atPeak.heapTotal - r.atPeak.external)}`).join(', ')} |
 | batches (inserts), each run | ${kafkaRuns.map((r) => r.batches).join(', ')} |
 | load average before–after, each run | ${loads.join(', ')} |

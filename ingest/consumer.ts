@@ -727,7 +727,6 @@ export class Ingester {
     return this.opts.memoryBytes ?? 2 * this.opts.limits.bytes;
   }
 
-  /** Resumes the partitions paused for the budget once under it (those with a write of their own wait for it). */
   /**
    * Whether a partition must stop taking messages for the memory budget: at the budget, or, to start a new
    * batch, while the other partitions hold half of it. Without the second rule every owned partition fills a
@@ -743,6 +742,10 @@ export class Ingester {
     return held - st.inflightBytes >= this.memoryBytes() / 2;
   }
 
+  /**
+   * Resumes the partitions paused for the budget once under half of it, the share at which a new batch may start
+   * (those with a write of their own wait for it).
+   */
   private resumeBudgetPaused(): void {
     if (this.budgetPaused.size === 0 || this.heldBytes() >= this.memoryBytes() / 2) return;
     for (const st of this.budgetPaused) {

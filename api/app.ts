@@ -24,6 +24,7 @@ import { requestId } from './middleware/request-id.ts';
 import { sharedAnswer } from './middleware/shared-answer.ts';
 import type { ReadCache } from './read-cache.ts';
 import { adminKeyRoutes } from './routes/admin-keys.ts';
+import { clickhouseRoutes, MAX_QUERY_BYTES, type SqlDeps } from './routes/clickhouse.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { downloadRoutes } from './routes/downloads.ts';
 import { eventRoutes, MAX_BODY_BYTES } from './routes/events.ts';
@@ -66,6 +67,8 @@ export interface AppDeps {
   ledger?: HttpLedger;
   /** Answers of the read routes kept by data version (api/read-cache.ts); without it, every read is computed. */
   readCache?: ReadCache;
+  /** /clickhouse (api/routes/clickhouse.ts): read-only SQL for data engineers; not mounted without it. */
+  sql?: Omit<SqlDeps, 'auth' | 'onAuthFailure' | 'logger'>;
 }
 
 /** Where a request goes: 'ok' (an operation serves it), the methods its path serves (405), or none (404). */
@@ -113,6 +116,8 @@ export const BODY_LIMITS: BodyLimits = {
   'POST /reports/export': JSON_BODY_BYTES,
   'POST /reports/export-schedules': JSON_BODY_BYTES,
   'POST /admin/keys': JSON_BODY_BYTES,
+  'POST /clickhouse': MAX_QUERY_BYTES,
+  'POST /clickhouse/': MAX_QUERY_BYTES,
 };
 
 /** The OpenAPI document's own fields; the paths come from the routes (api/routes/meta.ts completes them). */
@@ -200,7 +205,8 @@ export function createApp(deps: AppDeps) {
   app.use('/ingest/*', authed);
   app.use('/admin/*', authed);
   // Bodies are read only past authentication; POST /events streams its own, bounded as it reads.
-  app.use('*', bufferedBody(BODY_LIMITS, ['POST /events']));
+  // /clickhouse reads its own body, once the caller is known (api/routes/clickhouse.ts).
+  app.use('*', bufferedBody(BODY_LIMITS, ['POST /events', 'POST /clickhouse', 'POST /clickhouse/']));
   app.route('/', usageRoutes(reads, deps.readCache));
   app.route('/', timeseriesRoutes(reads, deps.readCache));
   app.route('/', logRoutes(reads, deps.readCache));
@@ -216,6 +222,23 @@ export function createApp(deps: AppDeps) {
   }
 
   if (deps.adminKeys) app.route('/', adminKeyRoutes(deps.adminKeys));
+  // Authenticates and limits by itself: its errors are ClickHouse's text, not the API's JSON.
+  if (deps.sql) {
+    app.openAPIRegistry.registerComponent('securitySchemes', 'basic', {
+      type: 'http',
+      scheme: 'basic',
+      description: '/clickhouse only: user = API key id, password = the whole key',
+    });
+    app.route(
+      '/',
+      clickhouseRoutes({
+        ...deps.sql,
+        auth: deps.auth,
+        logger: deps.logger,
+        ...(deps.onAuthFailure ? { onAuthFailure: deps.onAuthFailure } : {}),
+      }),
+    );
+  }
   // Once every route is registered: neither the routes nor the document change while the app runs.
   resolve = routeTable(app.openAPIRegistry.definitions);
   document = completeDocument(app.getOpenAPI31Document(DOCUMENT_INFO), {

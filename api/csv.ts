@@ -1,18 +1,15 @@
-// CSV answers for BI tools: a header row, RFC 4180 quoting, and cells that a spreadsheet would run as a
-// formula (starting with = + - @ tab or CR) prefixed with a quote.
+// CSV answers for BI tools: a header row, RFC 4180 quoting, and the formula escape of core/csv.ts.
 import type { Context } from 'hono';
-
-const FORMULA = /^[=+\-@\t\r]/;
+import { CSV_LINE_END, type CsvEscape, escapeCell } from '../core/csv.ts';
 
 export interface CsvOptions {
   /** `?csv_escape=`: 'none' leaves formula-like cells as they are (default 'formula'). */
-  escape?: 'formula' | 'none' | undefined;
+  escape?: CsvEscape | undefined;
 }
 
 export function csvCell(v: unknown, opts: CsvOptions = {}): string {
   if (v === null || v === undefined) return '';
-  let s = String(v);
-  if (typeof v === 'string' && opts.escape !== 'none' && FORMULA.test(s)) s = `'${s}`;
+  const s = typeof v === 'string' ? escapeCell(v, opts.escape) : String(v);
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
@@ -26,7 +23,7 @@ export function toCsv<T extends object>(
     const cells = r as Record<string, unknown>;
     lines.push(columns.map((col) => csvCell(cells[col], opts)).join(','));
   }
-  return `${lines.join('\r\n')}\r\n`;
+  return `${lines.join(CSV_LINE_END)}${CSV_LINE_END}`;
 }
 
 /** True when the caller asked for CSV with ?format=csv or an Accept header preferring text/csv. */

@@ -1,5 +1,7 @@
 // Query-parameter schemas shared by the read routes; they validate requests and describe them in OpenAPI.
+
 import { z } from '@hono/zod-openapi';
+import { CSV_ESCAPES } from '../core/csv.ts';
 import { ValidationError } from '../core/errors.ts';
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -65,13 +67,13 @@ const CSV_ESCAPE_DESCRIPTION =
 
 /** `csv_escape` in an export request's body. */
 export const csvEscapeField = z
-  .enum(['formula', 'none'], { error: 'must be formula or none' })
+  .enum(CSV_ESCAPES, { error: 'must be formula or none' })
   .optional()
   .openapi({ description: CSV_ESCAPE_DESCRIPTION });
 
 /** `?csv_escape=` of the read routes. */
 export const csvEscapeParam = z
-  .enum(['formula', 'none'], { error: 'must be formula or none' })
+  .enum(CSV_ESCAPES, { error: 'must be formula or none' })
   .optional()
   .openapi({ param: { name: 'csv_escape', in: 'query' }, description: CSV_ESCAPE_DESCRIPTION });
 

@@ -204,7 +204,9 @@ export class ReadCache {
     heldBytes.set(0);
   }
 
-  close(): void {
+  /** Waits for state still being derived (a background load may be running), then closes the version source. */
+  async close(): Promise<void> {
+    await this.derived.idle();
     this.clear();
     this.opts.version.close();
   }

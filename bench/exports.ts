@@ -9,7 +9,6 @@ import { createApp } from '../api/app.ts';
 import { JobAdmission } from '../api/exports/quota.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { openClickHouse } from '../clickhouse/client.ts';
-import { exportSource } from '../clickhouse/export-stream.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
 import { getJob } from '../control/jobs.ts';
@@ -60,7 +59,7 @@ const token = await mintToken(SECRET, { sub: 'bench' });
 const worker = new ExportWorker({
   ch,
   control,
-  source: exportSource(ch, dataDir),
+  source: ch.exportSource(),
   store,
   selfLog: new SelfLog(ch),
   logger: createLogger('silent'),

@@ -6,7 +6,7 @@ import type { ClickHouse } from '../clickhouse/client.ts';
 export async function machine(ch: ClickHouse): Promise<string> {
   const rs = await ch.client.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' });
   const [row] = await rs.json<{ v: string }>();
-  const engine = ch.embedded ? `embedded ClickHouse ${row?.v} (chdb)` : `ClickHouse server ${row?.v}`;
+  const engine = `${ch.label}, ClickHouse ${row?.v}`;
   const load = loadavg()[0] ?? 0;
   const shared = load > 0.5 ? `, shared: load average ${load.toFixed(1)} at start` : '';
   return (

@@ -11,7 +11,7 @@ import { createApp } from '../api/app.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { ReadCache } from '../api/read-cache.ts';
 import { openClickHouse } from '../clickhouse/client.ts';
-import { embeddedDataVersion } from '../clickhouse/data-version.ts';
+import { embeddedDataVersion } from '../clickhouse/engine/embedded.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { usageSummary } from '../clickhouse/queries/usage-summary.ts';
 import { createLogger } from '../core/logger.ts';

@@ -14,7 +14,7 @@ import { createApp } from '../api/app.ts';
 import { JobAdmission } from '../api/exports/quota.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { openClickHouse } from '../clickhouse/client.ts';
-import { embeddedSource } from '../clickhouse/export-stream.ts';
+import { embeddedSource } from '../clickhouse/engine/embedded.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { SelfLog } from '../clickhouse/self-log.ts';
 import { getJob } from '../control/jobs.ts';

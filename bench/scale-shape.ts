@@ -13,7 +13,6 @@ import { createApp } from '../api/app.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { ReadCache } from '../api/read-cache.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
-import { dataVersionSource } from '../clickhouse/data-version.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
@@ -146,7 +145,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   // The read cache as the service runs it (default size, version from a chdb session of its own): every
   // request but the repeated one is a new question, so it only ever answers that case.
   const readCache = new ReadCache({
-    version: dataVersionSource(base, dir),
+    version: base.dataVersion(),
     maxBytes: 64 << 20,
     retentionDays: () => 0,
   });
@@ -468,7 +467,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     }),
   );
   server.close();
-  readCache.close();
+  await readCache.close();
   return {
     shape,
     events: opts.events,

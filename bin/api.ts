@@ -1,13 +1,15 @@
 // `npm run api`: the HTTP API alone, for a distributed deployment (needs CLICKHOUSE_URL and DATABASE_URL).
 
-import { exportDeps } from '../api/exports/setup.ts';
+import { SelfLog } from '../clickhouse/self-log.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import { loadOrCreateSecret } from '../core/tokens.ts';
 import {
+  apiExports,
   checkListenAddress,
   configOrExit,
   createLogger,
   createSink,
+  exportParts,
   onShutdown,
   openControlStore,
   openStorage,
@@ -38,13 +40,16 @@ const control = await orExit(config, () => openControlStore(config, logger));
 const ch = await orExit(config, () => openStorage(config, logger));
 await orExit(config, () => retireLegacyTables(config, ch, control, logger));
 const sink = await createSink(config, ch, logger);
+const selfLog = new SelfLog(ch);
+const shared = { ch, control, logger, selfLog, parts: exportParts(config) };
 const api = await orExit(config, () =>
-  startApi(config, { ch, control, sink, secret: secret.value, logger, exports: exportDeps(config, control) }),
+  startApi(config, shared, { sink, secret: secret.value, exports: apiExports(config, shared) }),
 );
 process.stdout.write(`Tally API listening on ${api.url}\n`);
 onShutdown(logger, async () => {
   await api.stop();
   await sink.stop();
+  await selfLog.close();
   await ch.close();
   await control.close();
 });

@@ -1,6 +1,7 @@
 // `npm run ingest`: one Kafka ingester of the consumer group, for a distributed deployment (needs
 // CLICKHOUSE_URL and KAFKA_BROKERS). Run several: they share the topics' partitions.
 import { createProbeApp } from '../api/probes.ts';
+import { SelfLog } from '../clickhouse/self-log.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import {
   configOrExit,
@@ -23,7 +24,8 @@ if (!config.clickhouse.url || !config.kafka.brokers) {
 }
 const logger = createLogger(config.logLevel, 'tally-ingest');
 const ch = await orExit(config, () => openStorage(config, logger));
-const ingester = startIngester(config, ch, logger);
+const selfLog = new SelfLog(ch);
+const ingester = startIngester(config, ch, logger, selfLog);
 // /healthz, /readyz (503 naming the reason once the ingester cannot consume for 30 s) and /metrics on PORT.
 const probes = await orExit(config, () => serveApp(config, createProbeApp({ ch, logger, ingester }).fetch));
 process.stdout.write(
@@ -32,5 +34,6 @@ process.stdout.write(
 onShutdown(logger, async () => {
   await probes.stop();
   await ingester.stop();
+  await selfLog.close();
   await ch.close();
 });

@@ -1,36 +1,46 @@
+// Wiring shared by the entry points: each role (API, ingester) is assembled here from its parts.
+
 import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
 import { recordAuthFailures } from '../api/auth/audit.ts';
 import { JwksCache } from '../api/auth/jwks.ts';
 import type { ExportDeps } from '../api/exports/deps.ts';
+import { JobAdmission } from '../api/exports/quota.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { limitPerClient } from '../api/middleware/client-limit.ts';
 import { createRateLimit } from '../api/middleware/rate-limit.ts';
-import { RedisSlidingLogStore } from '../api/middleware/rate-limit-redis.ts';
-import { limitPolicy } from '../api/middleware/rate-limit-store.ts';
+import { connectRedis, RedisSlidingLogStore, redisReady } from '../api/middleware/rate-limit-redis.ts';
+import { limitPolicy, SlidingLogStore } from '../api/middleware/rate-limit-store.ts';
 import { ReadCache } from '../api/read-cache.ts';
-import { scheduleDeps } from '../api/schedules/deps.ts';
+import type { ScheduleDeps } from '../api/schedules/deps.ts';
+import { SqlUsage } from '../api/sql/usage.ts';
 import type { ClickHouse } from '../clickhouse/client.ts';
-import { dataVersionSource } from '../clickhouse/data-version.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
 import { startSealer } from '../clickhouse/sealer.ts';
-import { SelfLog } from '../clickhouse/self-log.ts';
+import type { SelfLog } from '../clickhouse/self-log.ts';
+import { openSqlEngine } from '../clickhouse/sql/index.ts';
 import { importLegacy, syncKeyFile } from '../control/import.ts';
 import { getKey } from '../control/keys.ts';
 import { type ControlStore, controlDir, openControl } from '../control/store.ts';
 import { readKeys } from '../core/api-keys.ts';
 import type { Config } from '../core/config.ts';
+import type { LinkSigner } from '../core/exports/link.ts';
+import { loadOrCreateKeyRing } from '../core/exports/signing.ts';
+import { ExportStore } from '../core/exports/store.ts';
 import type { StatusSource } from '../core/health.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
 import { listenFailure, StartupError, storageFailure } from '../core/startup.ts';
+import { WebhookAllowList } from '../core/webhooks/allow-list.ts';
 import { Ingester } from '../ingest/consumer.ts';
 import { createDirectSink } from '../ingest/direct.ts';
 import { createKafka } from '../ingest/kafka.ts';
 import { httpLedger, recordBatch } from '../ingest/ledger.ts';
 import { connectingKafkaSink } from '../ingest/producer.ts';
+import { type ExportWorkers, startExportWorkers } from '../worker/exports/setup.ts';
+import { type ScheduleServices, startSchedules } from '../worker/schedules/setup.ts';
 
 /**
  * The upgrade step of a process that has the control store: the state an earlier version kept in ClickHouse
@@ -88,6 +98,92 @@ export async function openControlStore(config: Config, logger: Logger): Promise<
   return control;
 }
 
+/** What a process's export routes, export workers and scheduler share: built once, by its entry. */
+export interface ExportParts {
+  store: ExportStore;
+  /** Signs download_url (the routes, the run lists, the webhooks). */
+  links: LinkSigner;
+  /** WEBHOOK_ALLOWED_HOSTS. */
+  allow: WebhookAllowList;
+}
+
+export function exportParts(config: Config): ExportParts {
+  return {
+    store: new ExportStore(config.exports.dir),
+    links: {
+      keys: loadOrCreateKeyRing(config.dataDir),
+      publicBaseUrl: config.publicBaseUrl,
+      urlTtlSeconds: config.exportUrlTtlSeconds,
+    },
+    allow: new WebhookAllowList(config.schedules.webhookAllowedHosts),
+  };
+}
+
+/** The objects a process builds once and hands to its parts. */
+export interface Shared {
+  ch: ClickHouse;
+  control: ControlStore;
+  logger: Logger;
+  /** The process's system log; closed by the entry after everything that writes to it. */
+  selfLog: SelfLog;
+  parts: ExportParts;
+}
+
+export interface ApiExports {
+  exports: ExportDeps;
+  schedules: ScheduleDeps;
+}
+
+/** The export and schedule routes' dependencies; `onQueued` wakes an in-process worker. */
+export function apiExports(config: Config, s: Shared, onQueued?: () => void): ApiExports {
+  const exports: ExportDeps = {
+    control: s.control,
+    admission: new JobAdmission(s.control, config.exportJobsPerDay),
+    store: s.parts.store,
+    ...s.parts.links,
+    ...(onQueued ? { onQueued } : {}),
+  };
+  return { exports, schedules: { exports, allow: s.parts.allow, perUser: config.schedules.perUser } };
+}
+
+/** The export workers of a process (EXPORT_WORKERS of them). */
+export function runExportWorkers(config: Config, s: Shared): ExportWorkers {
+  return startExportWorkers({
+    ch: s.ch,
+    control: s.control,
+    store: s.parts.store,
+    selfLog: s.selfLog,
+    logger: s.logger,
+    workers: config.exports.workers,
+    leaseMs: config.exports.leaseSeconds * 1000,
+    maxAttempts: config.exports.maxAttempts,
+    fileTtlMs: config.exports.fileTtlSeconds * 1000,
+  });
+}
+
+/** The scheduler and webhook dispatcher of a process, woken by its export workers' finished jobs. */
+export function runSchedules(
+  config: Config,
+  s: Shared,
+  workers: ExportWorkers,
+  tuning: { webhookPollMs?: number } = {},
+): ScheduleServices {
+  return startSchedules({
+    control: s.control,
+    store: s.parts.store,
+    links: s.parts.links,
+    allow: s.parts.allow,
+    selfLog: s.selfLog,
+    logger: s.logger,
+    intervalMs: config.schedules.intervalSeconds * 1000,
+    webhookRetryForMs: config.schedules.webhookRetryForSeconds * 1000,
+    webhookTimeoutMs: config.schedules.webhookTimeoutSeconds * 1000,
+    workers: workers.workers,
+    onQueued: workers.notify,
+    webhookPollMs: tuning.webhookPollMs,
+  });
+}
+
 export interface Stoppable {
   stop(): Promise<void>;
 }
@@ -116,9 +212,8 @@ export async function createSink(
  * The ingester, started in the background: it connects and joins its group on its own (restarting after any
  * stop), so nothing waits on Kafka; its status shows in /readyz and /metrics.
  */
-export function startIngester(config: Config, ch: ClickHouse, logger: Logger): Ingester {
+export function startIngester(config: Config, ch: ClickHouse, logger: Logger, selfLog: SelfLog): Ingester {
   if (!config.kafka.brokers) throw new Error('the ingester needs KAFKA_BROKERS');
-  const selfLog = new SelfLog(ch);
   const ingester = new Ingester({
     kafka: createKafka({ brokers: config.kafka.brokers, clientId: 'tally-ingest', logger }),
     write: (rows, token) => insertEvents(ch, rows, token),
@@ -142,35 +237,35 @@ export function startIngester(config: Config, ch: ClickHouse, logger: Logger): I
 
 export async function startApi(
   config: Config,
-  deps: {
-    ch: ClickHouse;
-    control: ControlStore;
+  /** The process's shared objects; its SelfLog records failed authentications. */
+  shared: Pick<Shared, 'ch' | 'control' | 'logger' | 'selfLog'>,
+  own: {
     sink: EventSink;
     secret: string;
-    logger: Logger;
-    exports?: ExportDeps;
+    /** The export and schedule routes; without them, those routes answer 404. */
+    exports?: ApiExports;
     ingester?: StatusSource;
   },
 ): Promise<Stoppable & { url: string }> {
+  const deps = { ...shared, ...own };
   // security: JWT (secret and JWKS), API keys, the per-identity limit, failed logins as system logs.
   const policy = limitPolicy(config.rateLimitPerMinute, config.security.rateLimitOverrides);
   // POST /events: a budget of its own (INGEST_RATE_LIMIT_PER_MINUTE), counted apart from the reads'.
   const ingestPolicy = limitPolicy(config.ingestRateLimitPerMinute, new Map());
   const redisUrl = config.security.rateLimitRedisUrl;
-  const limitStore = redisUrl ? new RedisSlidingLogStore(policy, { url: redisUrl }) : undefined;
-  const ingestStore = redisUrl
-    ? new RedisSlidingLogStore(ingestPolicy, { url: redisUrl, prefix: 'tally:ratelimit:events:' })
+  const redis = redisUrl ? connectRedis(redisUrl) : undefined;
+  const limitStore = redis ? new RedisSlidingLogStore(policy, { client: redis }) : undefined;
+  const ingestStore = redis
+    ? new RedisSlidingLogStore(ingestPolicy, { client: redis, prefix: 'tally:ratelimit:events:' })
     : undefined;
-  // Redis (the shared limit and export quota) connected before the first request: without its offline
-  // queue, a command sent earlier fails, and the first requests would get 503.
+  // Redis (the shared limits) connected before the first request: without its offline queue, a command sent
+  // earlier fails, and the first requests would get 503.
   try {
-    await Promise.all([limitStore?.ready(), ingestStore?.ready()]);
+    if (redis) await redisReady(redis);
   } catch (err) {
-    await limitStore?.shutdown();
-    await ingestStore?.shutdown();
+    redis?.disconnect();
     throw new StartupError(`RATE_LIMIT_REDIS_URL: ${(err as Error).message}`, { cause: err });
   }
-  const authLog = new SelfLog(deps.ch);
   // Seals for the read path: wherever reads are served, so a deployment without a worker has them too.
   const sealer = startSealer(deps.ch, deps.logger);
   const downloadLimit = limitPerClient({
@@ -181,13 +276,28 @@ export async function startApi(
   const readCache =
     config.readCacheMaxBytes > 0
       ? new ReadCache({
-          version: dataVersionSource(deps.ch, config.dataDir),
+          version: deps.ch.dataVersion(),
           maxBytes: config.readCacheMaxBytes,
-          retentionDays: () => deps.ch.retention?.days ?? 0,
+          retentionDays: () => deps.ch.retention.days,
           logger: deps.logger,
         })
       : undefined;
+  // /clickhouse: its engine (sessions of its own on the embedded engine), budget and per-minute usage log.
+  const sqlEngine = await openSqlEngine(deps.ch, {
+    maxExecutionSeconds: config.sql.maxExecutionSeconds,
+    maxResultRows: config.sql.maxResultRows,
+    maxMemoryBytes: config.sql.maxMemoryBytes,
+  });
+  const sqlUsage = new SqlUsage(deps.selfLog);
+  const sqlRate = new SlidingLogStore(limitPolicy(config.sql.rateLimitPerMinute, new Map()));
   const app = createApp({
+    sql: {
+      engine: sqlEngine,
+      database: deps.ch.database,
+      rateLimit: { store: sqlRate, perMinute: config.sql.rateLimitPerMinute },
+      concurrentQueries: config.sql.concurrentQueries,
+      usage: sqlUsage,
+    },
     ch: deps.ch,
     sink: deps.sink,
     ...(readCache ? { readCache } : {}),
@@ -208,13 +318,13 @@ export async function startApi(
       ...(ingestStore ? { store: ingestStore } : {}),
     }),
     ...(deps.ingester ? { ingester: deps.ingester } : {}),
-    onAuthFailure: recordAuthFailures(authLog),
+    onAuthFailure: recordAuthFailures(deps.selfLog),
     downloadLimit,
     corsOrigins: config.security.corsAllowedOrigins,
     adminKeys: deps.control,
-    ...(deps.exports ? { exports: deps.exports } : {}),
+    ...(deps.exports ? { exports: deps.exports.exports } : {}),
     // schedules: mounted wherever exports are (the scheduler itself runs with the export workers).
-    ...(deps.exports ? { schedules: scheduleDeps(config, deps.exports) } : {}),
+    ...(deps.exports ? { schedules: deps.exports.schedules } : {}),
   });
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
@@ -223,12 +333,12 @@ export async function startApi(
         url: `http://${host}:${info.port}`,
         stop: async () => {
           await new Promise<void>((r) => server.close(() => r()));
-          await limitStore?.shutdown();
-          await ingestStore?.shutdown();
+          redis?.disconnect();
           downloadLimit.stop();
           await sealer.stop();
-          await authLog.close();
-          readCache?.close();
+          sqlUsage.close();
+          sqlEngine.close();
+          await readCache?.close();
         },
       });
     });

@@ -6,6 +6,7 @@ import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import { createLogger } from '../core/logger.ts';
 import type { Ingester } from '../ingest/consumer.ts';
 import { checkListenAddress, configOrExit, openStorage, orExit } from './boot.ts';
+import type { Shared } from './runtime.ts';
 
 handleHelp(
   `usage: npm start [-- --demo] [--port N] [--host H]\n\nThe whole service in one process: the HTTP API, the export worker and scheduler, and the Kafka ingester\nwhen KAFKA_BROKERS is set; storage is the embedded ClickHouse under DATA_DIR unless CLICKHOUSE_URL is set.\n  --demo     load a generated month of data once (npm run demo) and print a token\n  --port N   listen on port N (instead of PORT)\n  --host H   listen on address H (instead of HOST)\n\n${ENV_HELP}`,
@@ -28,20 +29,27 @@ await orExit(config, () => checkListenAddress(config));
 const storage = orExit(config, () => openStorage(config, logger));
 storage.catch(() => undefined); // awaited below
 const [
-  { exportDeps },
+  { SelfLog },
   { whenOpen },
   { loadOrCreateSecret, mintToken },
   { DEMO_WAIT_MS, loadDemo },
-  { startExportWorkers },
-  { startSchedules },
-  { createSink, onShutdown, openControlStore, retireLegacyTables, startApi, startIngester },
+  {
+    apiExports,
+    createSink,
+    exportParts,
+    onShutdown,
+    openControlStore,
+    retireLegacyTables,
+    runExportWorkers,
+    runSchedules,
+    startApi,
+    startIngester,
+  },
 ] = await Promise.all([
-  import('../api/exports/setup.ts'),
+  import('../clickhouse/self-log.ts'),
   import('../control/db.ts'),
   import('../core/tokens.ts'),
   import('../ingest/demo.ts'),
-  import('../worker/exports/setup.ts'),
-  import('../worker/schedules/setup.ts'),
   import('./runtime.ts'),
 ]);
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
@@ -56,6 +64,8 @@ const opening = new Promise<Awaited<ReturnType<typeof openControlStore>>>((resol
 });
 opening.catch(() => undefined); // reported below
 const ch = await storage;
+// One system log for the process (ingest faults, failed logins, failed jobs, webhooks), closed last.
+const selfLog = new SelfLog(ch);
 const control = whenOpen(opening, config.control.databaseUrl ? 'server' : 'embedded');
 void orExit(config, async () => retireLegacyTables(config, ch, await opening, logger));
 const sink = await createSink(config, ch, logger);
@@ -63,7 +73,9 @@ const sink = await createSink(config, ch, logger);
 const demo = process.argv.includes('--demo');
 const demoData = demo ? await loadDemo(sink, config.dataDir) : undefined;
 // In the background: the API below listens at once, whether Kafka answers or not (/readyz shows the ingester).
-const ingester: Ingester | undefined = config.kafka.brokers ? startIngester(config, ch, logger) : undefined;
+const ingester: Ingester | undefined = config.kafka.brokers
+  ? startIngester(config, ch, logger, selfLog)
+  : undefined;
 if (demoData) {
   // Through Kafka the month is only acknowledged so far: the page and the printed token come once it is
   // stored, so a first look never shows partial numbers.
@@ -76,23 +88,16 @@ if (demoData) {
         : `Demo: ${pending} of ${demoData.events} events published to Kafka are not stored after ${DEMO_WAIT_MS / 1000} s: is an ingester of group ${config.kafka.groupId} consuming ${config.kafka.topicSessions}? Numbers stay partial until it does.\n`,
   );
 }
+// Built once and shared by the routes, the export workers and the scheduler of this process.
+const shared: Shared = { ch, control, logger, selfLog, parts: exportParts(config) };
 // exports: the worker runs in this process; a queued job wakes it at once.
-const exportWorkers = startExportWorkers(config, ch, control, logger);
-const exports = exportDeps(config, control, exportWorkers.notify);
+const exportWorkers = runExportWorkers(config, shared);
+const exports = apiExports(config, shared, exportWorkers.notify);
 // schedules: the scheduler queues each closed period's job; the workers' finished jobs fire webhooks.
-const schedules = startSchedules(config, ch, control, logger, exportWorkers.workers, exportWorkers.notify);
+const schedules = runSchedules(config, shared, exportWorkers);
 const api = await orExit(config, () =>
-  startApi(config, {
-    ch,
-    control,
-    sink,
-    secret: secret.value,
-    logger,
-    exports,
-    ...(ingester ? { ingester } : {}),
-  }),
+  startApi(config, shared, { sink, secret: secret.value, exports, ...(ingester ? { ingester } : {}) }),
 );
-
 openControlNow();
 
 // The command to mint another token, as printed: it must find the same secret, so a data directory other than
@@ -103,7 +108,7 @@ const tokenHint =
   (config.auth.jwtSecret ? ' (with the same AUTH_JWT_SECRET in its environment)' : '');
 
 process.stdout.write(
-  `Tally listening on ${api.url} (storage: ${ch.embedded ? `embedded ClickHouse in ${config.dataDir}` : 'ClickHouse server'}, ` +
+  `Tally listening on ${api.url} (storage: ${ch.label}, ` +
     `events: ${config.kafka.brokers ? `Kafka ${config.kafka.brokers.join(',')}` : 'POST /events'})\n`,
 );
 if (demo && !secret.created) {
@@ -136,6 +141,7 @@ onShutdown(logger, async () => {
   await exportWorkers.stop();
   await ingester?.stop();
   await sink.stop();
+  await selfLog.close();
   await ch.close();
   await control.close();
 });

@@ -2,17 +2,19 @@
 // deployment (needs CLICKHOUSE_URL, DATABASE_URL and an export directory shared with the API replicas that serve
 // the downloads).
 
+import { SelfLog } from '../clickhouse/self-log.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
-import { startExportWorkers } from '../worker/exports/setup.ts';
-import { startSchedules } from '../worker/schedules/setup.ts';
 import {
   configOrExit,
   createLogger,
+  exportParts,
   onShutdown,
   openControlStore,
   openStorage,
   orExit,
   retireLegacyTables,
+  runExportWorkers,
+  runSchedules,
 } from './runtime.ts';
 
 handleHelp(
@@ -30,13 +32,16 @@ const logger = createLogger(config.logLevel, 'tally-worker');
 const control = await orExit(config, () => openControlStore(config, logger));
 const ch = await orExit(config, () => openStorage(config, logger));
 await orExit(config, () => retireLegacyTables(config, ch, control, logger));
-const workers = startExportWorkers(config, ch, control, logger);
+const selfLog = new SelfLog(ch);
+const shared = { ch, control, logger, selfLog, parts: exportParts(config) };
+const workers = runExportWorkers(config, shared);
 // schedules: every worker process also schedules; the (schedule, period) key keeps several of them exact.
-const schedules = startSchedules(config, ch, control, logger, workers.workers, workers.notify);
+const schedules = runSchedules(config, shared, workers);
 process.stdout.write(`Tally export worker(s): ${workers.workers.length}, files in ${config.exports.dir}\n`);
 onShutdown(logger, async () => {
   await schedules.stop();
   await workers.stop();
+  await selfLog.close();
   await ch.close();
   await control.close();
 });

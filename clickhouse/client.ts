@@ -1,17 +1,12 @@
-// One interface over both engines: the embedded ClickHouse (chdb, in this process, data under DATA_DIR) when no
-// CLICKHOUSE_URL is set, a ClickHouse server otherwise. Callers see the same @clickhouse/client either way.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import {
-  type ClickHouseClient,
-  ClickHouseLogLevel,
-  type ClickHouseSettings,
-  createClient,
-} from '@clickhouse/client';
-
-type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
-
-import { createChdbConnection } from 'chdb/connection';
+// One interface over both engines, `Engine`: the embedded ClickHouse (chdb, in this process, data under
+// DATA_DIR; engine/embedded.ts) when no CLICKHOUSE_URL is set, a ClickHouse server otherwise (engine/server.ts).
+// Queries go through the same @clickhouse/client either way; what differs (inserts, export streams, data
+// versions, time bounds) is a method of the engine, so no caller asks which one it has.
+import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
+import type { DataVersionSource } from './data-version.ts';
+import { openServer } from './engine/server.ts';
+import type { ExportSource } from './export-stream.ts';
+import type { SqlEngine, SqlLimits } from './sql/engine.ts';
 
 export interface ClickHouseOptions {
   /** A ClickHouse server URL (credentials in it); undefined for the embedded engine. */
@@ -22,60 +17,75 @@ export interface ClickHouseOptions {
   dataDir: string;
   /**
    * A cluster of the server's `remote_servers` (CLICKHOUSE_CLUSTER); undefined for one node. Set, the
-   * database is created ON CLUSTER, the cluster migrations run (clickhouse/cluster/) and every query carries
+   * database is created ON CLUSTER, the migrations run as cluster DDL (cluster-ddl.ts) and every query carries
    * CLUSTER_SETTINGS. Needs `url`: the embedded engine is one node.
    */
   cluster?: string | undefined;
   /**
    * Server only: the longest one of the API's own queries may wait for the server, in milliseconds (default
-   * DEFAULT_READ_TIMEOUT_MS). See `readClient`.
+   * CLICKHOUSE_READ_TIMEOUT_SECONDS' default). See `readClient`.
    */
   readTimeoutMs?: number | undefined;
 }
 
-/** How long an API query waits for a ClickHouse server by default: 30 s. */
-export const DEFAULT_READ_TIMEOUT_MS = 30_000;
-
-export interface ClickHouse {
+export interface Engine {
+  /** For migrations, ingestion, exports and background work: no short time bound. */
   readonly client: ClickHouseClient;
-  readonly embedded: boolean;
+  /**
+   * For the API's interactive queries. On a server, bounded in time: a server that accepts the connection
+   * but never answers fails them after `readTimeoutMs` (the client's request timeout), and a query that runs
+   * too long is stopped by the server itself (max_execution_time). The embedded engine runs in this process and
+   * has none (its settings would outlive the query: see INSERT_SETTINGS): `client` itself.
+   */
+  readonly readClient: ClickHouseClient;
   readonly database: string;
   /** The cluster the schema spans (public names are Distributed tables), or undefined for one node. */
-  readonly cluster?: string | undefined;
-  /** Embedded engine only: an insert whose payload bytes go to the engine's parser as they are. */
-  readonly insertRaw?: (p: RawInsert) => Promise<void>;
-  /**
-   * Server only: a client for the API's interactive queries, bounded in time. A server that accepts the
-   * connection but never answers fails them after `readTimeoutMs` (the client's request timeout), and a query
-   * that runs too long is stopped by the server itself (max_execution_time). The main `client` keeps a long
-   * timeout for exports, ingestion and migrations, which are long by nature. The embedded engine runs in this
-   * process and has none (its settings would outlive the query: see INSERT_SETTINGS).
-   */
-  readonly readClient?: ClickHouseClient;
-  /**
-   * What the storage keeps, as applied at start (clickhouse/retention.ts): one object shared by every view of
-   * this connection (forApiReads copies the reference), so the API's reads see what was applied.
-   */
-  readonly retention?: { days: number };
+  readonly cluster: string | undefined;
+  /** What the storage is, for people: "embedded ClickHouse in DIR", "ClickHouse server". */
+  readonly label: string;
+  /** What the storage keeps, as applied at start (clickhouse/retention.ts); shared by forApiReads' views. */
+  readonly retention: Retention;
+  /** Rows into a table with the insert's own settings (a dedup token), as the engine takes them best. */
+  insert(p: RowsInsert): Promise<void>;
+  /** A source of export streams (bounded by EXPORT_SETTINGS unless `bound` says otherwise). */
+  exportSource(bound?: ClickHouseSettings): ExportSource;
+  /** The data version of the analytics tables, read where it does not queue behind the API's queries. */
+  dataVersion(): DataVersionSource;
+  /** /clickhouse's engine on this storage: read-only, under `limits` (clickhouse/sql/engine.ts). */
+  openSql(limits: SqlLimits): Promise<SqlEngine>;
   close(): Promise<void>;
 }
 
-/**
- * The same connection seen by the API's request handlers: `client` is the time-bounded `readClient` where
- * there is one. A view: closing it closes nothing (the ClickHouse it came from owns both clients).
- */
-export function forApiReads(ch: ClickHouse): ClickHouse {
-  if (!ch.readClient) return ch;
-  return { ...ch, client: ch.readClient, close: async () => undefined };
+/** The handle every query function takes: the engine. */
+export type ClickHouse = Engine;
+
+export interface RowsInsert {
+  table: string;
+  columns: [string, ...string[]];
+  /** The rows, or their JSONCompactEachRow text already built (a line per row), sent as it is. */
+  values: unknown[][] | Buffer;
+  /** Stated with this insert only. */
+  settings: ClickHouseSettings;
 }
 
-export interface RawInsert {
-  table: string;
-  columns: readonly string[];
-  format: 'JSONCompactEachRow';
-  body: Buffer;
-  /** Stated in the INSERT's own SETTINGS clause, so nothing outlives the insert. */
-  settings: Record<string, string | number>;
+/** The retention applied at start (RETENTION_DAYS), recorded by applyRetention and read by the read paths. */
+export class Retention {
+  #days = 0;
+  get days(): number {
+    return this.#days;
+  }
+  record(days: number): void {
+    this.#days = Math.trunc(days);
+  }
+}
+
+/**
+ * The same engine seen by the API's request handlers: `client` is its `readClient` (time-bounded on a server).
+ * A view: closing it closes nothing (the engine it came from owns both clients).
+ */
+export function forApiReads(ch: Engine): Engine {
+  if (ch.readClient === ch.client) return ch;
+  return { ...ch, client: ch.readClient, close: async () => undefined };
 }
 
 // The embedded connection applies per-query settings as session-wide `SET`s that outlive the query, so a
@@ -111,136 +121,17 @@ export const CLUSTER_SETTINGS: ClickHouseSettings = {
  */
 export const API_QUERY_PRIORITY = '1';
 
-/** Opens the engine named by the options and makes `database` current. */
-export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHouse> {
+/**
+ * Opens the engine named by the options and makes `database` current. chdb is imported here, on demand, so a
+ * process on a server never loads it.
+ */
+export async function openClickHouse(opts: ClickHouseOptions): Promise<Engine> {
   if (opts.cluster !== undefined && !opts.url) {
     throw new Error('a ClickHouse cluster needs a server (CLICKHOUSE_URL); the embedded engine is one node');
   }
-  if (opts.url) {
-    const cluster = opts.cluster;
-    // Creating the database needs a connection that does not already name it.
-    // Its own error log is off: a server that cannot be reached is reported once, by the caller, in one line.
-    const bootstrap = createClient({
-      url: opts.url,
-      database: 'default',
-      log: { level: ClickHouseLogLevel.OFF },
-    });
-    try {
-      if (cluster !== undefined) await checkCluster(bootstrap, cluster);
-      // ON CLUSTER: the migrations' ON CLUSTER DDL needs the database on every host, not just this one.
-      const onCluster = cluster === undefined ? '' : ` ON CLUSTER ${quoteIdent(cluster)}`;
-      await bootstrap.command({
-        query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(opts.database)}${onCluster}`,
-      });
-    } finally {
-      await bootstrap.close();
-    }
-    return serverClickHouse(opts.url, opts.database, { cluster, readTimeoutMs: opts.readTimeoutMs });
-  }
-  const path = join(opts.dataDir, 'clickhouse');
-  mkdirSync(path, { recursive: true });
-  // chdb types its connection against its own copy of @clickhouse/client-common; the shapes are the same.
-  const chdb = createChdbConnection({ path });
-  const connection = chdb as unknown as NonNullable<ClientOptions['connection']>;
-  // Restated on every query so that a token set by one insert never leaks into the next (see above).
-  // priority: every query of the shared connection (the API's reads, ingestion) outranks an export.
-  const client = createClient({
-    connection,
-    clickhouse_settings: { insert_deduplication_token: '', priority: API_QUERY_PRIORITY },
-  });
-  // The embedded engine ignores the client's `database` option; `USE` lasts for the process's session.
-  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(opts.database)}` });
-  await client.command({ query: `USE ${quoteIdent(opts.database)}` });
-  // The client's insert turns the rows into one SQL string (INSERT ... FORMAT X + body) that the engine parses
-  // again; chdb's own raw insert hands the payload over without a copy. Measured with 10,000-row batches of
-  // generated events into the raw tables and their views: 86,000 -> 94,000-120,000 rows/s.
-  const insertRaw = async (p: RawInsert) => {
-    await chdb.chdb.rawInsert({
-      table: p.table,
-      columns: p.columns,
-      format: p.format,
-      values: p.body,
-      settings: p.settings,
-    });
-  };
-  return {
-    client,
-    embedded: true,
-    database: opts.database,
-    insertRaw,
-    retention: { days: 0 },
-    close: () => client.close(),
-  };
-}
-
-/**
- * The clients of a ClickHouse server whose database exists already (openClickHouse creates it first): the main
- * one, and the API's time-bounded `readClient`. Connects lazily: nothing is sent until the first query.
- */
-export function serverClickHouse(
-  url: string,
-  database: string,
-  opts: {
-    cluster?: string | undefined;
-    readTimeoutMs?: number | undefined;
-    /** The clients' own logging (default: @clickhouse/client's, warnings and errors to the console). */
-    log?: ClientOptions['log'];
-  } = {},
-): ClickHouse {
-  const { cluster, log } = opts;
-  const readTimeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
-  const settings: ClickHouseSettings = {
-    date_time_output_format: 'iso',
-    ...(cluster === undefined ? {} : CLUSTER_SETTINGS),
-  };
-  const client = createClient({
-    url: new URL(url).toString(),
-    database,
-    request_timeout: 300_000,
-    clickhouse_settings: settings,
-    ...(log ? { log } : {}),
-  });
-  const readClient = createClient({
-    url: new URL(url).toString(),
-    database,
-    request_timeout: readTimeoutMs,
-    clickhouse_settings: {
-      ...settings,
-      // The server stops the query a little before the client would give up on it, so the caller gets its
-      // TIMEOUT_EXCEEDED rather than a bare socket timeout, and no abandoned query keeps running.
-      max_execution_time: Math.max(1, Math.floor(readTimeoutMs / 1000) - 1),
-      // Exports (on the main client) run at a lower priority and yield to these (see API_QUERY_PRIORITY).
-      priority: API_QUERY_PRIORITY,
-      cancel_http_readonly_queries_on_client_close: 1,
-    },
-    ...(log ? { log } : {}),
-  });
-  return {
-    client,
-    readClient,
-    embedded: false,
-    database,
-    cluster,
-    retention: { days: 0 },
-    close: async () => {
-      await Promise.all([client.close(), readClient.close()]);
-    },
-  };
-}
-
-// A misspelt CLICKHOUSE_CLUSTER would otherwise surface as an obscure error from the first ON CLUSTER DDL.
-async function checkCluster(client: ClickHouseClient, cluster: string): Promise<void> {
-  const rs = await client.query({
-    query: 'SELECT count() AS n FROM system.clusters WHERE cluster = {cluster:String}',
-    query_params: { cluster },
-    format: 'JSONEachRow',
-  });
-  const [row] = await rs.json<{ n: string | number }>();
-  if (Number(row?.n ?? 0) === 0) {
-    throw new Error(
-      `CLICKHOUSE_CLUSTER: the server has no cluster ${JSON.stringify(cluster)} in its remote_servers (see system.clusters)`,
-    );
-  }
+  if (opts.url) return openServer({ ...opts, url: opts.url });
+  const { openEmbedded } = await import('./engine/embedded.ts');
+  return openEmbedded(opts);
 }
 
 /** Quotes an identifier that config has already restricted to [A-Za-z0-9_]. */

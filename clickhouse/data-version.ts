@@ -16,9 +16,8 @@
 // filtered by database, and one aggregate row is cheaper than the names themselves. What made it cheap under
 // load is where it runs: on the shared connection a version check waited behind whatever report query was
 // running (p50 165 ms while one ran), so on the embedded engine it runs on a chdb Session of its own.
-import { join } from 'node:path';
-import { Session } from 'chdb';
-import { type ClickHouse, quoteIdent } from './client.ts';
+// Each engine implements the source (engine/embedded.ts, engine/server.ts): `ch.dataVersion()`.
+import { quoteIdent } from './client.ts';
 import { type BuiltQuery, quoteLiteral } from './queries/query.ts';
 
 /**
@@ -75,49 +74,4 @@ export interface DataVersionSource {
   /** The current version: equal strings mean the same data in every versioned table. */
   read(): Promise<string>;
   close(): void;
-}
-
-/**
- * The embedded engine: a chdb Session of its own on the same data directory (chdb shares one engine between
- * the sessions of a path), so a version check never queues behind the API's queries on the shared connection.
- * Nothing is bound and no setting is changed on it.
- */
-export function embeddedDataVersion(dataDir: string, database: string): DataVersionSource {
-  let session: Session | undefined;
-  const { query } = buildDataVersionQuery({ database });
-  return {
-    async read() {
-      if (!session) {
-        const s = new Session(join(dataDir, 'clickhouse'));
-        // USE lasts for this session only; the name is config's, already an identifier.
-        await s.queryAsync(`USE ${quoteIdent(database)}`, { format: 'TSV' });
-        session = s;
-      }
-      const r = await session.queryAsync(query, { format: 'TSV' });
-      return r.text().trim().replace('\t', ':');
-    },
-    close() {
-      session?.close();
-      session = undefined;
-    },
-  };
-}
-
-/** A ClickHouse server or cluster: the API's own (time-bounded) client. */
-export function serverDataVersion(ch: ClickHouse): DataVersionSource {
-  const q = buildDataVersionQuery({ cluster: ch.cluster, database: ch.database });
-  const client = ch.readClient ?? ch.client;
-  return {
-    async read() {
-      const rs = await client.query({ ...q, format: 'JSONEachRow' });
-      const [row] = await rs.json<{ v: string; n: string }>();
-      if (!row) throw new Error('the data version query returned no row');
-      return `${row.v}:${row.n}`;
-    },
-    close: () => undefined,
-  };
-}
-
-export function dataVersionSource(ch: ClickHouse, dataDir: string): DataVersionSource {
-  return ch.embedded ? embeddedDataVersion(dataDir, ch.database) : serverDataVersion(ch);
 }

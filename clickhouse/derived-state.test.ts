@@ -101,3 +101,24 @@ describe('DerivedState ready and ask', () => {
     expect(snap.ready('k')).toBeUndefined();
   });
 });
+
+describe('DerivedState idle', () => {
+  it('waits for every computation still running, also of an older version', async () => {
+    const state = new DerivedState();
+    let release: (v: number) => void = () => undefined;
+    const slow = new Promise<number>((r) => {
+      release = r;
+    });
+    void state.at('v1').derive('k', () => slow);
+    void state.at('v2').derive('k', async () => 1);
+    let idle = false;
+    const waiting = state.idle().then(() => {
+      idle = true;
+    });
+    await Promise.resolve();
+    expect(idle).toBe(false);
+    release(7);
+    await waiting;
+    expect(idle).toBe(true);
+  });
+});

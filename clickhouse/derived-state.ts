@@ -50,6 +50,9 @@ export class DerivedState {
   private version: string | undefined;
   private readonly values = new Map<string, Held>();
   private readonly asked = new Map<string, number>();
+  // Every computation still running, whatever its version: what a shutdown waits for before the engine closes
+  // (some are started in the background, by no request that would otherwise be waited for).
+  private readonly running = new Set<Promise<unknown>>();
   private bytes = 0;
   private readonly maxKeys: number;
   private readonly maxBytes: number;
@@ -90,6 +93,9 @@ export class DerivedState {
           return held.value as Promise<T>;
         }
         const p = compute();
+        this.running.add(p);
+        const done = () => this.running.delete(p);
+        p.then(done, done);
         // Weighed once it resolves; until then it holds nothing yet.
         const entry: Held = { value: p, bytes: 0 };
         this.values.set(key, entry);
@@ -123,6 +129,11 @@ export class DerivedState {
       if (this.values.size <= 1 || (this.values.size <= this.maxKeys && this.bytes <= this.maxBytes)) break;
       this.drop(key, entry);
     }
+  }
+
+  /** Resolves once nothing derived is still being computed (shutdown, before the engine closes). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
   /** Keys held for the current version (tests, metrics). */

@@ -2,7 +2,6 @@
 // what it writes, so the same batch inserted again (a retry, a crash before the offset commit) adds nothing
 // to the raw table nor, through the materialized views, to the rollups.
 
-import { Readable } from 'node:stream';
 import type { ClickHouseSettings } from '@clickhouse/client';
 import type { LogRow, UsageRow } from '../core/events.ts';
 import { CLUSTER_SETTINGS, type ClickHouse, INSERT_SETTINGS } from './client.ts';
@@ -115,26 +114,7 @@ async function insertLines(
   const parts = new Array<string>(lines.length);
   for (let i = 0; i < lines.length; i++) parts[i] = `${lines[i]}${tail}${i}"]\n`;
   const body = Buffer.from(parts.join(''));
-  const settings = insertSettings(ch, token);
-  if (ch.insertRaw) {
-    await ch.insertRaw({
-      table,
-      columns,
-      format: 'JSONCompactEachRow',
-      body,
-      settings: settings as Record<string, string | number>,
-    });
-    return;
-  }
-  // The client's insert takes JSON formats only as values it serializes itself; exec sends the bytes as they are.
-  const result = await ch.client.exec({
-    query: `INSERT INTO ${table} (${columns.join(', ')}) FORMAT JSONCompactEachRow`,
-    values: Readable.from([body], { objectMode: false }),
-    clickhouse_settings: settings,
-  });
-  for await (const _ of result.stream) {
-    // Drained: the response frees the connection.
-  }
+  await ch.insert({ table, columns, values: body, settings: insertSettings(ch, token) });
 }
 
 /** Inserts rows with the guarantee's settings and `token` (also the ingestion ledger's writer). */
@@ -145,25 +125,5 @@ export async function insertRows(
   values: unknown[][],
   token: string,
 ): Promise<void> {
-  const settings = insertSettings(ch, token);
-  if (ch.insertRaw) {
-    // The same JSONCompactEachRow the client would send, built here so the engine gets the bytes as they are.
-    let body = '';
-    for (const v of values) body += `${JSON.stringify(v)}\n`;
-    await ch.insertRaw({
-      table,
-      columns,
-      format: 'JSONCompactEachRow',
-      body: Buffer.from(body),
-      settings: settings as Record<string, string | number>,
-    });
-    return;
-  }
-  await ch.client.insert({
-    table,
-    columns,
-    values,
-    format: 'JSONCompactEachRow',
-    clickhouse_settings: settings,
-  });
+  await ch.insert({ table, columns, values, settings: insertSettings(ch, token) });
 }

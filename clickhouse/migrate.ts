@@ -1,17 +1,16 @@
 // Applies the plain-SQL migrations in order, once each, and records them. Every statement is idempotent (IF
 // NOT EXISTS), so two processes migrating at once, or a crash between a statement and its record, leave the
-// same schema behind. Two sets with the same numbering: clickhouse/migrations for one node (embedded engine or
-// a single server), clickhouse/cluster for a sharded, replicated cluster (CLICKHOUSE_CLUSTER); the connection
-// picks one. A new migration is written into both (test/integration/cluster-migrations.test.ts fails if not).
+// same schema behind. One source, clickhouse/migrations; on a sharded, replicated cluster (CLICKHOUSE_CLUSTER)
+// each statement runs as the DDL cluster-ddl.ts generates from it.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ClickHouse, quoteIdent } from './client.ts';
+import { clusterStatements, emptySchema } from './cluster-ddl.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const MIGRATIONS_DIR = join(HERE, 'migrations');
-export const CLUSTER_MIGRATIONS_DIR = join(HERE, 'cluster');
 const FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
 export interface Migration {
@@ -35,7 +34,7 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
       name: m[2] as string,
       // Of the file as written, before placeholders are filled in: renaming the cluster or the database is
       // not an edit of the migration.
-      checksum: createHash('sha256').update(sql).digest('hex'),
+      checksum: sha256(sql),
       statements: splitStatements(sql),
     };
   });
@@ -46,9 +45,48 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
   return migrations;
 }
 
-/** The migration set this connection runs: the cluster variant when it names a cluster. */
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+interface LandedTwin {
+  version: number;
+  name: string;
+  /** sha256 of the single-node file. */
+  source: string;
+  /** sha256 of its hand-written cluster twin, as clusters recorded it. */
+  cluster: string;
+}
+
+/**
+ * Until 0012 the cluster DDL was a hand-written twin of each file, and clusters recorded the twin's checksum.
+ * While a single-node file is the one its twin was written from, its cluster checksum is the recorded one;
+ * an edited file gets its own checksum, which the record then refuses like any edit.
+ */
+export function landedTwins(dir: string = MIGRATIONS_DIR): Map<number, LandedTwin> {
+  const { landed } = JSON.parse(readFileSync(join(dir, 'cluster-checksums.json'), 'utf8')) as {
+    landed: LandedTwin[];
+  };
+  return new Map(landed.map((t) => [t.version, t]));
+}
+
+/** The cluster set: each migration's statements as the cluster DDL generated from them, in order. */
+export function clusterMigrations(
+  migrations: Migration[],
+  twins: ReadonlyMap<number, LandedTwin> = landedTwins(),
+): Migration[] {
+  const schema = emptySchema();
+  return migrations.map((m) => {
+    const twin = twins.get(m.version);
+    return {
+      ...m,
+      checksum: twin && twin.source === m.checksum ? twin.cluster : m.checksum,
+      statements: m.statements.flatMap((s) => clusterStatements(s, schema)),
+    };
+  });
+}
+
+/** The migration set this connection runs: the generated cluster DDL when it names a cluster. */
 export function migrationsFor(ch: Pick<ClickHouse, 'cluster'>): Migration[] {
-  return loadMigrations(ch.cluster ? CLUSTER_MIGRATIONS_DIR : MIGRATIONS_DIR);
+  return ch.cluster ? clusterMigrations(loadMigrations()) : loadMigrations();
 }
 
 /** Splits a file on statement-ending semicolons (at the end of a line), dropping comment-only chunks. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ClickHouse, forApiReads } from './client.ts';
+import { type ClickHouse, forApiReads, Retention } from './client.ts';
 import { firstRetainedDay, retainedStart } from './retention.ts';
 
 const at = (iso: string) => Date.parse(iso);
@@ -13,16 +13,16 @@ describe('firstRetainedDay', () => {
   });
 
   it('leaves a storage without retention alone', () => {
-    expect(retainedStart({}, undefined)).toBeUndefined();
-    expect(retainedStart({}, '2001-01-01')).toBe('2001-01-01');
+    expect(retainedStart({ retention: new Retention() }, undefined)).toBeUndefined();
+    expect(retainedStart({ retention: new Retention() }, '2001-01-01')).toBe('2001-01-01');
   });
 
   it("reaches the API's bounded view of a server connection, applied before or after the view was made", () => {
-    const ch = { client: {}, readClient: {}, retention: { days: 0 } } as unknown as ClickHouse;
+    const ch = { client: {}, readClient: {}, retention: new Retention() } as unknown as ClickHouse;
     const view = forApiReads(ch);
     expect(view).not.toBe(ch);
     // What applyRetention does once the TTLs are set.
-    (ch.retention as { days: number }).days = 5;
+    ch.retention.record(5);
     const now = at('2026-03-10T12:00:00Z');
     expect(retainedStart(view, undefined, now)).toBe('2026-03-06');
     expect(retainedStart(view, '2026-03-08', now)).toBe('2026-03-08');

@@ -76,7 +76,7 @@ export async function applyRetention(ch: ClickHouse, days: number): Promise<void
       await ch.client.command({ query: retentionStatement(ch, table, 0) });
     }
   }
-  if (ch.retention) ch.retention.days = Math.trunc(days);
+  ch.retention.record(days);
 }
 
 /**
@@ -96,7 +96,7 @@ export function retainedStart(
   start_date: string | undefined,
   nowMs = Date.now(),
 ): string | undefined {
-  const first = firstRetainedDay(ch.retention?.days ?? 0, nowMs);
+  const first = firstRetainedDay(ch.retention.days, nowMs);
   if (first === undefined) return start_date;
   return start_date === undefined || start_date < first ? first : start_date;
 }

@@ -1,5 +1,6 @@
 // The UTC periods of a cadence (day, ISO week starting Monday, calendar month) and which of them have closed.
-// Pure arithmetic on epoch milliseconds, so the scheduler's tests can drive it with any clock.
+// The calendar arithmetic is core/periods.ts; pure, so the scheduler's tests can drive it with any clock.
+import { DAY_MS, type PeriodUnit, startOfNextPeriod, startOfPeriod, utcDate } from '../core/periods.ts';
 import type { Cadence } from './schedules.ts';
 
 export type { Cadence };
@@ -13,25 +14,14 @@ export interface Period {
   closesAt: number;
 }
 
-const DAY_MS = 86_400_000;
-const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const UNIT: Record<Cadence, PeriodUnit> = { daily: 'day', weekly: 'week', monthly: 'month' };
 
 /** Start of the period of `cadence` containing `ms`. */
-export function periodStart(cadence: Cadence, ms: number): number {
-  const d = new Date(ms);
-  const midnight = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
-  if (cadence === 'daily') return midnight;
-  if (cadence === 'weekly') return midnight - ((d.getUTCDay() + 6) % 7) * DAY_MS; // Monday = 0
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
-}
+export const periodStart = (cadence: Cadence, ms: number): number => startOfPeriod(UNIT[cadence], ms);
 
 /** Start of the period after the one starting at `startMs`. */
-export function nextPeriodStart(cadence: Cadence, startMs: number): number {
-  if (cadence === 'daily') return startMs + DAY_MS;
-  if (cadence === 'weekly') return startMs + 7 * DAY_MS;
-  const d = new Date(startMs);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
-}
+export const nextPeriodStart = (cadence: Cadence, startMs: number): number =>
+  startOfNextPeriod(UNIT[cadence], startMs);
 
 /**
  * The periods that have closed by `nowMs`, oldest first, beginning with the one containing `fromMs` (a
@@ -42,7 +32,7 @@ export function closedPeriods(cadence: Cadence, fromMs: number, nowMs: number, l
   for (let s = periodStart(cadence, fromMs); out.length < limit; ) {
     const next = nextPeriodStart(cadence, s);
     if (next > nowMs) break;
-    out.push({ start: day(s), end: day(next - DAY_MS), closesAt: next });
+    out.push({ start: utcDate(s), end: utcDate(next - DAY_MS), closesAt: next });
     s = next;
   }
   return out;

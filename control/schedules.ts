@@ -1,15 +1,9 @@
 // Export schedules and their runs. A run is the row (schedule, period): its primary key makes "one job per
 // period" a constraint, and the run and its job are inserted in one transaction, so a period is either done
 // (with its job, or skipped on purpose) or not started, whatever number of schedulers race on it.
+import type { ExportFormat } from '../core/exports/formats.ts';
 import type { Row, Sql } from './db.ts';
-import {
-  type ExportFormat,
-  type ExportJob,
-  insertJob,
-  type JobStatus,
-  type NewJob,
-  type ReportType,
-} from './jobs.ts';
+import { type ExportJob, insertJob, type JobStatus, type NewJob, type ReportType } from './jobs.ts';
 
 export type Cadence = 'daily' | 'weekly' | 'monthly';
 

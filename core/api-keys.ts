@@ -3,7 +3,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { ALL_SCOPES } from './tokens.ts';
+import { KEY_SCOPES } from './tokens.ts';
 
 /**
  * `tally_<id>_<secret>`: the 16-hex-digit id makes lookup O(1) and names the key in logs and limits; the
@@ -104,11 +104,11 @@ export interface NewKey {
 export function checkNewKey(k: NewKey, now = Date.now()): string[] {
   const problems: string[] = [];
   if (!/^[\w .:@-]{1,100}$/.test(k.name)) problems.push('--name: 1-100 letters, digits, space or . _ : @ -');
-  const known = new Set<string>(ALL_SCOPES);
-  if (k.scopes.length === 0) problems.push(`--scopes: at least one of ${ALL_SCOPES.join(', ')}`);
+  const known = new Set<string>(KEY_SCOPES);
+  if (k.scopes.length === 0) problems.push(`--scopes: at least one of ${KEY_SCOPES.join(', ')}`);
   for (const s of k.scopes) {
     if (!known.has(s))
-      problems.push(`--scopes: unknown scope ${JSON.stringify(s)} (known: ${ALL_SCOPES.join(', ')})`);
+      problems.push(`--scopes: unknown scope ${JSON.stringify(s)} (known: ${KEY_SCOPES.join(', ')})`);
   }
   if (k.teamId !== undefined && !/^.{1,256}$/.test(k.teamId)) problems.push('--team: 1-256 characters');
   if (k.expiresAt && !(k.expiresAt.getTime() > now)) problems.push('--expires: must be a future instant');

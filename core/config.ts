@@ -10,6 +10,9 @@ export type KafkaCodec = (typeof KAFKA_CODECS)[number];
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** CLICKHOUSE_READ_TIMEOUT_SECONDS' default, also the server client's when it is given none. */
+export const DEFAULT_READ_TIMEOUT_SECONDS = 30;
+
 const posInt = (name: string, def: number) =>
   z
     .string()
@@ -181,165 +184,289 @@ function parseOverrides(v: string | undefined, ctx: z.RefinementCtx): ReadonlyMa
   return out;
 }
 
-const envSchema = z.object({
-  PORT: posInt('PORT', 8080).refine((p) => p <= 65535, { message: 'PORT: expected 1..65535' }),
-  HOST: optionalString.transform((v) => v ?? '127.0.0.1'),
-  DATA_DIR: optionalString.transform((v) => resolve(v ?? './data')),
-  CLICKHOUSE_URL: url('CLICKHOUSE_URL'),
-  DATABASE_URL: optionalString.superRefine((v, ctx) => {
-    if (v === undefined) return;
-    let ok = false;
-    try {
-      ok = ['postgres:', 'postgresql:'].includes(new URL(v).protocol);
-    } catch {
-      ok = false;
+/** A variable of the environment and how it is read; SPEC below places each one in the nested Config. */
+interface EnvVar<S extends z.ZodType = z.ZodType> {
+  readonly env: string;
+  readonly schema: S;
+}
+
+interface Spec {
+  readonly [key: string]: EnvVar | Spec;
+}
+
+/** What a spec reads into: each variable's parsed value in its place. */
+type Parsed<S> = { -readonly [K in keyof S]: S[K] extends EnvVar<infer Z> ? z.output<Z> : Parsed<S[K]> };
+
+const from = <S extends z.ZodType>(env: string, schema: S): EnvVar<S> => ({ env, schema });
+
+const isEnvVar = (node: EnvVar | Spec): node is EnvVar => typeof node.env === 'string';
+
+/** Reads every variable of `spec` into the same nested shape, collecting every problem (each names its variable). */
+function read<S extends Spec>(spec: S, env: NodeJS.ProcessEnv, problems: string[]): Parsed<S> {
+  const out: Record<string, unknown> = {};
+  for (const [key, node] of Object.entries(spec)) {
+    if (!isEnvVar(node)) {
+      out[key] = read(node, env, problems);
+      continue;
     }
-    // It may carry a password: the message shows only its shape.
-    if (!ok)
-      ctx.addIssue({
-        code: 'custom',
-        message: `DATABASE_URL: expected postgres://..., got ${describeValue(v)}`,
-      });
-  }),
-  CLICKHOUSE_DATABASE: optionalString.transform((v, ctx) => {
-    const db = v ?? 'analytics';
-    if (!IDENT.test(db)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `CLICKHOUSE_DATABASE: expected letters, digits and _, got ${JSON.stringify(db)}`,
-      });
-      return z.NEVER;
-    }
-    return db;
-  }),
-  // A cluster of the server's remote_servers (docs/operators.md "Scaling out"): selects the cluster migrations.
-  // The longest one of the API's own queries may wait for a ClickHouse server (clickhouse/client.ts readClient).
-  CLICKHOUSE_READ_TIMEOUT_SECONDS: posInt('CLICKHOUSE_READ_TIMEOUT_SECONDS', 30).refine((v) => v >= 2, {
-    message: 'CLICKHOUSE_READ_TIMEOUT_SECONDS: expected at least 2',
-  }),
-  CLICKHOUSE_CLUSTER: optionalString.superRefine((v, ctx) => {
-    if (v !== undefined && !IDENT.test(v)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `CLICKHOUSE_CLUSTER: expected letters, digits and _, got ${JSON.stringify(v)}`,
-      });
-    }
-  }),
-  KAFKA_BROKERS: optionalString.transform((v, ctx) => {
-    if (v === undefined) return undefined;
-    const list = v
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
-    const bad = list.filter((b) => !HOST_PORT.test(b));
-    if (list.length === 0 || bad.length > 0) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `KAFKA_BROKERS: expected comma-separated host:port, got ${JSON.stringify(bad[0] ?? v)}`,
-      });
-      return z.NEVER;
-    }
-    return list;
-  }),
-  KAFKA_TOPIC_SESSIONS: topic('KAFKA_TOPIC_SESSIONS', 'analytics.sessions'),
-  KAFKA_TOPIC_LOGS: topic('KAFKA_TOPIC_LOGS', 'analytics.logs'),
-  KAFKA_GROUP_ID: optionalString.transform((v) => v ?? 'tally-ingest'),
-  // zstd by default: on a batch of 1,250 typical events (204 KB) it compressed as well as gzip (6.3x) about
-  // four times faster (0.55 ms against 2.4 ms); snappy and lz4 were faster still but compressed 3.9x.
-  KAFKA_COMPRESSION: optionalString.transform((v, ctx) => {
-    const codec = (v ?? 'zstd').toLowerCase();
-    if (!(KAFKA_CODECS as readonly string[]).includes(codec)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `KAFKA_COMPRESSION: expected one of ${KAFKA_CODECS.join(', ')}, got ${JSON.stringify(v)}`,
-      });
-      return z.NEVER;
-    }
-    return codec as KafkaCodec;
-  }),
-  AUTH_JWT_SECRET: optionalString.superRefine((v, ctx) => {
-    if (v !== undefined && Buffer.byteLength(v, 'utf8') < 32) {
-      ctx.addIssue({ code: 'custom', message: 'AUTH_JWT_SECRET: must be at least 32 bytes' });
-    }
-  }),
-  AUTH_JWKS_URL: jwksUrl,
-  AUTH_ISSUER: optionalString,
-  AUTH_AUDIENCE: optionalString,
-  API_KEYS_FILE: optionalString.transform((v) => (v === undefined ? undefined : resolve(v))),
-  RATE_LIMIT_PER_MINUTE: posInt('RATE_LIMIT_PER_MINUTE', 100),
+    const r = node.schema.safeParse(env[node.env]);
+    if (r.success) out[key] = r.data;
+    else
+      problems.push(
+        ...r.error.issues.map((i) => (i.code === 'custom' ? i.message : `${node.env}: ${i.message}`)),
+      );
+  }
+  return out as Parsed<S>;
+}
+
+const SPEC = {
+  port: from(
+    'PORT',
+    posInt('PORT', 8080).refine((p) => p <= 65535, { message: 'PORT: expected 1..65535' }),
+  ),
+  host: from(
+    'HOST',
+    optionalString.transform((v) => v ?? '127.0.0.1'),
+  ),
+  dataDir: from(
+    'DATA_DIR',
+    optionalString.transform((v) => resolve(v ?? './data')),
+  ),
+  clickhouse: {
+    url: from('CLICKHOUSE_URL', url('CLICKHOUSE_URL')),
+    database: from(
+      'CLICKHOUSE_DATABASE',
+      optionalString.transform((v, ctx) => {
+        const db = v ?? 'analytics';
+        if (!IDENT.test(db)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `CLICKHOUSE_DATABASE: expected letters, digits and _, got ${JSON.stringify(db)}`,
+          });
+          return z.NEVER;
+        }
+        return db;
+      }),
+    ),
+    cluster: from(
+      'CLICKHOUSE_CLUSTER',
+      optionalString.superRefine((v, ctx) => {
+        if (v !== undefined && !IDENT.test(v)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `CLICKHOUSE_CLUSTER: expected letters, digits and _, got ${JSON.stringify(v)}`,
+          });
+        }
+      }),
+    ),
+    // A cluster of the server's remote_servers (docs/operators.md "Scaling out"): selects the cluster migrations.
+    // The longest one of the API's own queries may wait for a ClickHouse server (clickhouse/client.ts readClient).
+    readTimeoutMs: from(
+      'CLICKHOUSE_READ_TIMEOUT_SECONDS',
+      posInt('CLICKHOUSE_READ_TIMEOUT_SECONDS', DEFAULT_READ_TIMEOUT_SECONDS)
+        .refine((v) => v >= 2, {
+          message: 'CLICKHOUSE_READ_TIMEOUT_SECONDS: expected at least 2',
+        })
+        .transform((s) => s * 1000),
+    ),
+  },
+  control: {
+    databaseUrl: from(
+      'DATABASE_URL',
+      optionalString.superRefine((v, ctx) => {
+        if (v === undefined) return;
+        let ok = false;
+        try {
+          ok = ['postgres:', 'postgresql:'].includes(new URL(v).protocol);
+        } catch {
+          ok = false;
+        }
+        // It may carry a password: the message shows only its shape.
+        if (!ok)
+          ctx.addIssue({
+            code: 'custom',
+            message: `DATABASE_URL: expected postgres://..., got ${describeValue(v)}`,
+          });
+      }),
+    ),
+  },
+  kafka: {
+    brokers: from(
+      'KAFKA_BROKERS',
+      optionalString.transform((v, ctx) => {
+        if (v === undefined) return undefined;
+        const list = v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        const bad = list.filter((b) => !HOST_PORT.test(b));
+        if (list.length === 0 || bad.length > 0) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `KAFKA_BROKERS: expected comma-separated host:port, got ${JSON.stringify(bad[0] ?? v)}`,
+          });
+          return z.NEVER;
+        }
+        return list;
+      }),
+    ),
+    topicSessions: from('KAFKA_TOPIC_SESSIONS', topic('KAFKA_TOPIC_SESSIONS', 'analytics.sessions')),
+    topicLogs: from('KAFKA_TOPIC_LOGS', topic('KAFKA_TOPIC_LOGS', 'analytics.logs')),
+    groupId: from(
+      'KAFKA_GROUP_ID',
+      optionalString.transform((v) => v ?? 'tally-ingest'),
+    ),
+    // zstd by default: on a batch of 1,250 typical events (204 KB) it compressed as well as gzip (6.3x) about
+    // four times faster (0.55 ms against 2.4 ms); snappy and lz4 were faster still but compressed 3.9x.
+    compression: from(
+      'KAFKA_COMPRESSION',
+      optionalString.transform((v, ctx) => {
+        const codec = (v ?? 'zstd').toLowerCase();
+        if (!(KAFKA_CODECS as readonly string[]).includes(codec)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `KAFKA_COMPRESSION: expected one of ${KAFKA_CODECS.join(', ')}, got ${JSON.stringify(v)}`,
+          });
+          return z.NEVER;
+        }
+        return codec as KafkaCodec;
+      }),
+    ),
+  },
+  auth: {
+    jwtSecret: from(
+      'AUTH_JWT_SECRET',
+      optionalString.superRefine((v, ctx) => {
+        if (v !== undefined && Buffer.byteLength(v, 'utf8') < 32) {
+          ctx.addIssue({ code: 'custom', message: 'AUTH_JWT_SECRET: must be at least 32 bytes' });
+        }
+      }),
+    ),
+    jwksUrl: from('AUTH_JWKS_URL', jwksUrl),
+    issuer: from('AUTH_ISSUER', optionalString),
+    audience: from('AUTH_AUDIENCE', optionalString),
+    apiKeysFile: from(
+      'API_KEYS_FILE',
+      optionalString.transform((v) => (v === undefined ? undefined : resolve(v))),
+    ),
+  },
+  rateLimitPerMinute: from('RATE_LIMIT_PER_MINUTE', posInt('RATE_LIMIT_PER_MINUTE', 100)),
   // POST /events has a budget of its own: a producer posting one request per event must not eat the reads'.
-  INGEST_RATE_LIMIT_PER_MINUTE: posInt('INGEST_RATE_LIMIT_PER_MINUTE', 6000),
-  EXPORT_JOBS_PER_DAY: posInt('EXPORT_JOBS_PER_DAY', 10),
-  RETENTION_DAYS: nonNegInt('RETENTION_DAYS', 0),
-  PUBLIC_BASE_URL: url('PUBLIC_BASE_URL'),
-  EXPORT_URL_TTL_SECONDS: posInt('EXPORT_URL_TTL_SECONDS', 3600),
+  ingestRateLimitPerMinute: from(
+    'INGEST_RATE_LIMIT_PER_MINUTE',
+    posInt('INGEST_RATE_LIMIT_PER_MINUTE', 6000),
+  ),
+  // /clickhouse (docs/sql.md): limits no client can raise, and a budget per identity of its own. 30 s and
+  // 1 GiB keep one query from holding the two cores or the service's memory; a million rows is more than any
+  // dashboard panel draws and still a few hundred MB at most in a buffered format.
+  sql: {
+    maxExecutionSeconds: from('SQL_MAX_EXECUTION_SECONDS', posInt('SQL_MAX_EXECUTION_SECONDS', 30)),
+    maxResultRows: from('SQL_MAX_RESULT_ROWS', posInt('SQL_MAX_RESULT_ROWS', 1_000_000)),
+    maxMemoryBytes: from('SQL_MAX_MEMORY_BYTES', posInt('SQL_MAX_MEMORY_BYTES', 1024 ** 3)),
+    concurrentQueries: from('SQL_CONCURRENT_QUERIES', posInt('SQL_CONCURRENT_QUERIES', 4)),
+    rateLimitPerMinute: from('SQL_RATE_LIMIT_PER_MINUTE', posInt('SQL_RATE_LIMIT_PER_MINUTE', 600)),
+  },
+  exportJobsPerDay: from('EXPORT_JOBS_PER_DAY', posInt('EXPORT_JOBS_PER_DAY', 10)),
+  retentionDays: from('RETENTION_DAYS', nonNegInt('RETENTION_DAYS', 0)),
+  publicBaseUrl: from('PUBLIC_BASE_URL', url('PUBLIC_BASE_URL')),
+  exportUrlTtlSeconds: from('EXPORT_URL_TTL_SECONDS', posInt('EXPORT_URL_TTL_SECONDS', 3600)),
   // The read routes' result cache (api/read-cache.ts): bytes of answers kept, 0 turns it off. 64 MiB holds
   // thousands of dashboard answers (a summary is ~80 bytes, a 365-day weekly series ~5 KB, a logs page of 100
   // ~20 KB) and is small beside the engine's own memory.
-  READ_CACHE_MAX_BYTES: nonNegInt('READ_CACHE_MAX_BYTES', 64 * 1024 * 1024),
-  // Tuning knobs beyond the contract (documented in docs/operators.md).
-  // Batches of a few tens of thousands of rows: each insert makes new parts in the raw tables and in every
-  // rollup, and merging them back costs the same two cores. Measured on a 300,000-event backlog: 10,000 rows
-  // 41,500 events/s, 20,000 rows 50,000, 40,000 rows (16 MiB) 57,000. Live traffic below the limits is
-  // flushed by the wait instead.
-  INGEST_BATCH_ROWS: posInt('INGEST_BATCH_ROWS', 40_000),
-  INGEST_BATCH_BYTES: posInt('INGEST_BATCH_BYTES', 16 * 1024 * 1024),
-  INGEST_BATCH_WAIT_MS: posInt('INGEST_BATCH_WAIT_MS', 1000),
-  // 10 s: a member killed without leaving holds its partitions this long (30 s made every restart of
-  // `npm start` wait ~28 s). kafkajs heartbeats from its fetch loop, which never waits on a storage write
-  // (batches are written in the background), and the broker's own floor (group.min.session.timeout.ms) is 6 s.
-  KAFKA_SESSION_TIMEOUT_MS: posInt('KAFKA_SESSION_TIMEOUT_MS', 10_000).refine((v) => v >= 3000, {
-    message: 'KAFKA_SESSION_TIMEOUT_MS: expected at least 3000',
-  }),
-  // Fault injection for tests only: a wait between a batch's insert and its offset commit, widening the
-  // window that a crash test aims its kills at.
-  TALLY_TEST_COMMIT_DELAY_MS: nonNegInt('TALLY_TEST_COMMIT_DELAY_MS', 0),
-  // exports: where files go, how long they live, and the workers' leases (docs/data-engineers.md "Exports").
-  EXPORT_DIR: optionalString.transform((v) => (v === undefined ? undefined : resolve(v))),
-  EXPORT_FILE_TTL_SECONDS: posInt('EXPORT_FILE_TTL_SECONDS', 86_400),
-  EXPORT_WORKERS: posInt('EXPORT_WORKERS', 1),
-  EXPORT_LEASE_SECONDS: posInt('EXPORT_LEASE_SECONDS', 30),
-  EXPORT_MAX_ATTEMPTS: posInt('EXPORT_MAX_ATTEMPTS', 3),
-  // security: per-identity rate-limit overrides and the shared limit store (docs/security.md).
-  RATE_LIMIT_OVERRIDES: optionalString.transform((v, ctx) => parseOverrides(v, ctx)),
-  // Unauthenticated signed downloads, per client address (X-Forwarded-For's last hop with TRUST_PROXY).
-  DOWNLOAD_RATE_LIMIT_PER_MINUTE: posInt('DOWNLOAD_RATE_LIMIT_PER_MINUTE', 60),
-  TRUST_PROXY: flag('TRUST_PROXY'),
-  CORS_ALLOWED_ORIGINS: origins,
-  RATE_LIMIT_REDIS_URL: optionalString.superRefine((v, ctx) => {
-    if (v !== undefined && !/^rediss?:\/\/[^\s]+$/.test(v)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'RATE_LIMIT_REDIS_URL: expected redis://host:port or rediss://...',
-      });
-    }
-  }),
-  // schedules: the scheduler's tick, schedules per user, and where and how long webhooks are delivered
-  // (docs/data-engineers.md "Scheduled exports").
-  SCHEDULER_INTERVAL_SECONDS: posInt('SCHEDULER_INTERVAL_SECONDS', 60),
-  SCHEDULES_PER_USER: posInt('SCHEDULES_PER_USER', 20),
-  WEBHOOK_ALLOWED_HOSTS: optionalString.transform((v, ctx) => {
-    const list = (v ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
-    const bad = list.find((h) => !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(h));
-    if (bad !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `WEBHOOK_ALLOWED_HOSTS: expected comma-separated host or host:port, got ${JSON.stringify(bad)}`,
-      });
-      return z.NEVER;
-    }
-    return list;
-  }),
-  WEBHOOK_RETRY_FOR_SECONDS: posInt('WEBHOOK_RETRY_FOR_SECONDS', 3600),
-  WEBHOOK_TIMEOUT_SECONDS: posInt('WEBHOOK_TIMEOUT_SECONDS', 10),
-  LOG_LEVEL: z
-    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-    .optional()
-    .default('info'),
-});
+  readCacheMaxBytes: from('READ_CACHE_MAX_BYTES', nonNegInt('READ_CACHE_MAX_BYTES', 64 * 1024 * 1024)),
+  ingest: {
+    // Tuning knobs beyond the contract (documented in docs/operators.md).
+    // Batches of a few tens of thousands of rows: each insert makes new parts in the raw tables and in every
+    // rollup, and merging them back costs the same two cores. Measured on a 300,000-event backlog: 10,000 rows
+    // 41,500 events/s, 20,000 rows 50,000, 40,000 rows (16 MiB) 57,000. Live traffic below the limits is
+    // flushed by the wait instead.
+    batchRows: from('INGEST_BATCH_ROWS', posInt('INGEST_BATCH_ROWS', 40_000)),
+    batchBytes: from('INGEST_BATCH_BYTES', posInt('INGEST_BATCH_BYTES', 16 * 1024 * 1024)),
+    batchWaitMs: from('INGEST_BATCH_WAIT_MS', posInt('INGEST_BATCH_WAIT_MS', 1000)),
+    // 10 s: a member killed without leaving holds its partitions this long (30 s made every restart of
+    // `npm start` wait ~28 s). kafkajs heartbeats from its fetch loop, which never waits on a storage write
+    // (batches are written in the background), and the broker's own floor (group.min.session.timeout.ms) is 6 s.
+    sessionTimeoutMs: from(
+      'KAFKA_SESSION_TIMEOUT_MS',
+      posInt('KAFKA_SESSION_TIMEOUT_MS', 10_000).refine((v) => v >= 3000, {
+        message: 'KAFKA_SESSION_TIMEOUT_MS: expected at least 3000',
+      }),
+    ),
+    // Fault injection for tests only: a wait between a batch's insert and its offset commit, widening the
+    // window that a crash test aims its kills at.
+    testCommitDelayMs: from('TALLY_TEST_COMMIT_DELAY_MS', nonNegInt('TALLY_TEST_COMMIT_DELAY_MS', 0)),
+  },
+  exports: {
+    // exports: where files go, how long they live, and the workers' leases (docs/data-engineers.md "Exports").
+    dir: from(
+      'EXPORT_DIR',
+      optionalString.transform((v) => (v === undefined ? undefined : resolve(v))),
+    ),
+    fileTtlSeconds: from('EXPORT_FILE_TTL_SECONDS', posInt('EXPORT_FILE_TTL_SECONDS', 86_400)),
+    workers: from('EXPORT_WORKERS', posInt('EXPORT_WORKERS', 1)),
+    leaseSeconds: from('EXPORT_LEASE_SECONDS', posInt('EXPORT_LEASE_SECONDS', 30)),
+    maxAttempts: from('EXPORT_MAX_ATTEMPTS', posInt('EXPORT_MAX_ATTEMPTS', 3)),
+  },
+  logLevel: from(
+    'LOG_LEVEL',
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
+  ),
+  schedules: {
+    // schedules: the scheduler's tick, schedules per user, and where and how long webhooks are delivered
+    // (docs/data-engineers.md "Scheduled exports").
+    intervalSeconds: from('SCHEDULER_INTERVAL_SECONDS', posInt('SCHEDULER_INTERVAL_SECONDS', 60)),
+    perUser: from('SCHEDULES_PER_USER', posInt('SCHEDULES_PER_USER', 20)),
+    webhookAllowedHosts: from(
+      'WEBHOOK_ALLOWED_HOSTS',
+      optionalString.transform((v, ctx) => {
+        const list = (v ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        const bad = list.find((h) => !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(h));
+        if (bad !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `WEBHOOK_ALLOWED_HOSTS: expected comma-separated host or host:port, got ${JSON.stringify(bad)}`,
+          });
+          return z.NEVER;
+        }
+        return list;
+      }),
+    ),
+    webhookRetryForSeconds: from('WEBHOOK_RETRY_FOR_SECONDS', posInt('WEBHOOK_RETRY_FOR_SECONDS', 3600)),
+    webhookTimeoutSeconds: from('WEBHOOK_TIMEOUT_SECONDS', posInt('WEBHOOK_TIMEOUT_SECONDS', 10)),
+  },
+  security: {
+    apiKeysPath: from(
+      'API_KEYS_FILE',
+      optionalString.transform((v) => (v === undefined ? undefined : resolve(v))),
+    ),
+    // security: per-identity rate-limit overrides and the shared limit store (docs/security.md).
+    rateLimitOverrides: from(
+      'RATE_LIMIT_OVERRIDES',
+      optionalString.transform((v, ctx) => parseOverrides(v, ctx)),
+    ),
+    rateLimitRedisUrl: from(
+      'RATE_LIMIT_REDIS_URL',
+      optionalString.superRefine((v, ctx) => {
+        if (v !== undefined && !/^rediss?:\/\/[^\s]+$/.test(v)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'RATE_LIMIT_REDIS_URL: expected redis://host:port or rediss://...',
+          });
+        }
+      }),
+    ),
+    // Unauthenticated signed downloads, per client address (X-Forwarded-For's last hop with TRUST_PROXY).
+    downloadRateLimitPerMinute: from(
+      'DOWNLOAD_RATE_LIMIT_PER_MINUTE',
+      posInt('DOWNLOAD_RATE_LIMIT_PER_MINUTE', 60),
+    ),
+    trustProxy: from('TRUST_PROXY', flag('TRUST_PROXY')),
+    corsAllowedOrigins: from('CORS_ALLOWED_ORIGINS', origins),
+  },
+} satisfies Spec;
 
 /** The validated configuration of one process. */
 export interface Config {
@@ -356,7 +483,7 @@ export interface Config {
     readonly database: string;
     /**
      * CLICKHOUSE_CLUSTER, default unset (one node): a cluster of the server's remote_servers; the schema is
-     * then the clickhouse/cluster/ variant (replicated shard-local tables behind Distributed ones).
+     * then generated from the migrations for a cluster (replicated shard-local tables behind Distributed ones).
      */
     readonly cluster: string | undefined;
     /**
@@ -391,6 +518,19 @@ export interface Config {
   readonly rateLimitPerMinute: number;
   /** POST /events requests one identity may make in any 60 s (INGEST_RATE_LIMIT_PER_MINUTE, default 6000). */
   readonly ingestRateLimitPerMinute: number;
+  /** /clickhouse (docs/sql.md): per-query limits no client can raise, and the budget of each identity. */
+  readonly sql: {
+    /** SQL_MAX_EXECUTION_SECONDS, default 30: past it a query ends with TIMEOUT_EXCEEDED (159). */
+    readonly maxExecutionSeconds: number;
+    /** SQL_MAX_RESULT_ROWS, default 1,000,000: more is TOO_MANY_ROWS_OR_BYTES (396). */
+    readonly maxResultRows: number;
+    /** SQL_MAX_MEMORY_BYTES, default 1 GiB: more is MEMORY_LIMIT_EXCEEDED (241). */
+    readonly maxMemoryBytes: number;
+    /** SQL_CONCURRENT_QUERIES, default 4: queries one identity may run at once. */
+    readonly concurrentQueries: number;
+    /** SQL_RATE_LIMIT_PER_MINUTE, default 600: /clickhouse requests one identity may make in any 60 s. */
+    readonly rateLimitPerMinute: number;
+  };
   readonly exportJobsPerDay: number;
   /** 0 keeps raw events forever. */
   readonly retentionDays: number;
@@ -466,82 +606,18 @@ export class ConfigError extends Error {
 
 /** Parses the environment once; throws a ConfigError listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = envSchema.safeParse(env);
-  const problems = [
-    ...(parsed.success ? [] : parsed.error.issues).map((i) =>
-      i.code === 'custom' || i.path.length === 0 ? i.message : `${i.path.join('.')}: ${i.message}`,
-    ),
-    ...combinationProblems(env),
-  ];
-  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
-  const e = parsed.data;
+  const problems: string[] = [];
+  const c = read(SPEC, env, problems);
+  problems.push(...combinationProblems(env));
+  if (problems.length > 0) throw new ConfigError(problems);
+  // The defaults that depend on other variables.
   const config: Config = {
-    port: e.PORT,
-    host: e.HOST,
-    dataDir: e.DATA_DIR,
-    clickhouse: {
-      url: e.CLICKHOUSE_URL,
-      database: e.CLICKHOUSE_DATABASE,
-      cluster: e.CLICKHOUSE_CLUSTER,
-      readTimeoutMs: e.CLICKHOUSE_READ_TIMEOUT_SECONDS * 1000,
-    },
-    control: { databaseUrl: e.DATABASE_URL },
-    kafka: {
-      brokers: e.KAFKA_BROKERS,
-      topicSessions: e.KAFKA_TOPIC_SESSIONS,
-      topicLogs: e.KAFKA_TOPIC_LOGS,
-      groupId: e.KAFKA_GROUP_ID,
-      compression: e.KAFKA_COMPRESSION,
-    },
-    auth: {
-      jwtSecret: e.AUTH_JWT_SECRET,
-      jwksUrl: e.AUTH_JWKS_URL,
-      issuer: e.AUTH_ISSUER,
-      audience: e.AUTH_AUDIENCE,
-      apiKeysFile: e.API_KEYS_FILE,
-    },
-    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
-    ingestRateLimitPerMinute: e.INGEST_RATE_LIMIT_PER_MINUTE,
-    exportJobsPerDay: e.EXPORT_JOBS_PER_DAY,
-    retentionDays: e.RETENTION_DAYS,
+    ...c,
     publicBaseUrl: (
-      e.PUBLIC_BASE_URL ?? `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`
+      c.publicBaseUrl ?? `http://${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}`
     ).replace(/\/+$/, ''),
-    exportUrlTtlSeconds: e.EXPORT_URL_TTL_SECONDS,
-    readCacheMaxBytes: e.READ_CACHE_MAX_BYTES,
-    ingest: {
-      batchRows: e.INGEST_BATCH_ROWS,
-      batchBytes: e.INGEST_BATCH_BYTES,
-      batchWaitMs: e.INGEST_BATCH_WAIT_MS,
-      sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
-      testCommitDelayMs: e.TALLY_TEST_COMMIT_DELAY_MS,
-    },
-    // exports
-    exports: {
-      dir: e.EXPORT_DIR ?? resolve(e.DATA_DIR, 'exports'),
-      fileTtlSeconds: e.EXPORT_FILE_TTL_SECONDS,
-      workers: e.EXPORT_WORKERS,
-      leaseSeconds: e.EXPORT_LEASE_SECONDS,
-      maxAttempts: e.EXPORT_MAX_ATTEMPTS,
-    },
-    logLevel: e.LOG_LEVEL,
-    // schedules
-    schedules: {
-      intervalSeconds: e.SCHEDULER_INTERVAL_SECONDS,
-      perUser: e.SCHEDULES_PER_USER,
-      webhookAllowedHosts: e.WEBHOOK_ALLOWED_HOSTS,
-      webhookRetryForSeconds: e.WEBHOOK_RETRY_FOR_SECONDS,
-      webhookTimeoutSeconds: e.WEBHOOK_TIMEOUT_SECONDS,
-    },
-    // security
-    security: {
-      apiKeysPath: e.API_KEYS_FILE ?? resolve(e.DATA_DIR, 'api-keys.json'),
-      rateLimitOverrides: e.RATE_LIMIT_OVERRIDES,
-      rateLimitRedisUrl: e.RATE_LIMIT_REDIS_URL,
-      downloadRateLimitPerMinute: e.DOWNLOAD_RATE_LIMIT_PER_MINUTE,
-      trustProxy: e.TRUST_PROXY,
-      corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
-    },
+    exports: { ...c.exports, dir: c.exports.dir ?? resolve(c.dataDir, 'exports') },
+    security: { ...c.security, apiKeysPath: c.security.apiKeysPath ?? resolve(c.dataDir, 'api-keys.json') },
   };
   return deepFreeze(config);
 }

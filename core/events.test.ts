@@ -1,6 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseEvent, parseTimestamp, toClickHouseTime, utcTimestamp } from './events.ts';
+import {
+  isPlainValid,
+  LIMITS,
+  logSchema,
+  parseEvent,
+  parseTimestamp,
+  toClickHouseTime,
+  usageSchema,
+  utcTimestamp,
+} from './events.ts';
 
 const NOW = Date.UTC(2026, 0, 1);
 const usage = {
@@ -76,6 +85,56 @@ describe('parseTimestamp', () => {
   });
   it('applies the zone offset', () => {
     expect(parseTimestamp('2025-01-01T00:30:00-01:00')).toBe(Date.UTC(2025, 0, 1, 1, 30));
+  });
+});
+
+describe('the fast path of parseEvent', () => {
+  // Values at and around every limit, of the right and the wrong type: where the plain check says yes, the
+  // zod schema (the one source of the shapes) must say yes too; otherwise the schema decides and words it.
+  const text = (max: number) =>
+    fc.oneof(
+      fc.string({ maxLength: 3 }),
+      fc.constantFrom('', 'x'.repeat(max), 'x'.repeat(max + 1)),
+      fc.constantFrom(undefined, null, 1, true, ['a'], { a: 'b' }),
+    );
+  const attributes = fc.oneof(
+    fc.constant(undefined),
+    fc.dictionary(fc.string({ maxLength: 3 }), fc.oneof(fc.string({ maxLength: 3 }), fc.constant(1))),
+    fc.constantFrom(
+      null,
+      [],
+      'a',
+      Object.fromEntries(Array.from({ length: LIMITS.attributes + 1 }, (_, i) => [`k${i}`, 'v'])),
+      { ['k'.repeat(LIMITS.attributeKey + 1)]: 'v' },
+      { k: 'v'.repeat(LIMITS.attributeValue + 1) },
+    ),
+  );
+  const event = fc.record(
+    {
+      event_id: text(LIMITS.eventId),
+      type: fc.constantFrom('user_registered', 'session_start', 'session_end', 'activity', 'log'),
+      timestamp: fc.constantFrom('2025-01-02T10:00:00Z', 1, undefined),
+      user_id: text(LIMITS.id),
+      team_id: text(LIMITS.id),
+      service: text(LIMITS.service),
+      session_id: text(LIMITS.id),
+      attributes,
+      severity: fc.constantFrom('info', 'warning', 'error', 'fatal', undefined, 2),
+      message: text(LIMITS.message),
+    },
+    { requiredKeys: ['type'] },
+  );
+
+  it('accepts only what the zod schema accepts', () => {
+    fc.assert(
+      fc.property(event, (e) => {
+        const schema = e.type === 'log' ? logSchema : usageSchema;
+        if (isPlainValid(e as Record<string, unknown>, e.type)) {
+          expect(schema.safeParse(e).success, JSON.stringify(e).slice(0, 300)).toBe(true);
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

@@ -8,6 +8,10 @@ import { SignJWT } from 'jose';
 export const ALL_SCOPES = ['read:analytics', 'write:events', 'report_admin'] as const;
 /** Administers API keys (/admin/keys, what `npm run keys` calls); not among ALL_SCOPES, implied by none. */
 export const KEYS_ADMIN_SCOPE = 'keys:admin';
+/** Queries /clickhouse with SQL (docs/sql.md); not among ALL_SCOPES, implied by none: given only on purpose. */
+export const SQL_SCOPE = 'query:sql';
+/** Every scope a key may carry. */
+export const KEY_SCOPES = [...ALL_SCOPES, SQL_SCOPE] as const;
 
 export interface Secret {
   value: string;

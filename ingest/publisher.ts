@@ -110,7 +110,7 @@ export function waitOption(wait: boolean | undefined, ms: string | undefined): n
 }
 
 /** The origin a client tool reaches by default: the service's own listen address. */
-export function defaultUrl(config: Config): string {
+export function defaultUrl(config: Pick<Config, 'host' | 'port'>): string {
   return `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
 }
 
@@ -132,7 +132,8 @@ function errorText(text: string): string {
 }
 
 export async function createPublisher(
-  config: Config,
+  /** What it reads of the configuration: Kafka, or else the local service and its signing secret. */
+  config: Pick<Config, 'kafka' | 'auth' | 'dataDir' | 'host' | 'port'>,
   logger: Logger,
   opts: PublisherOptions = {},
 ): Promise<Publisher> {

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Folders of non-TypeScript files the compiled code needs, relative to the repository root. */
-const ASSETS = ['clickhouse/migrations', 'clickhouse/cluster', 'control/migrations'];
+const ASSETS = ['clickhouse/migrations', 'control/migrations'];
 
 let out: string;
 try {

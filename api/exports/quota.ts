@@ -2,9 +2,10 @@
 // Idempotency-Key, one job of the user's UTC-day quota and the insert together, so 30 concurrent requests with a
 // quota of 10 create exactly 10 jobs in any number of API processes, and a restart changes nothing.
 import { randomUUID } from 'node:crypto';
-import { admitJob, type ExportFormat, type ExportJob, type ReportType } from '../../control/jobs.ts';
+import { admitJob, type ExportJob, type ReportType } from '../../control/jobs.ts';
 import type { ControlStore } from '../../control/store.ts';
 import { RateLimited } from '../../core/errors.ts';
+import type { ExportFormat } from '../../core/exports/formats.ts';
 
 export interface JobRequest {
   userId: string;

@@ -60,8 +60,21 @@ export function redisReady(client: Redis, timeoutMs = 10_000): Promise<void> {
   });
 }
 
+/**
+ * The Redis client of a process (RATE_LIMIT_REDIS_URL), built here only and shared by its stores. No offline
+ * queue and one retry: while Redis is away requests fail fast (503) instead of piling up. Await `redisReady`
+ * before serving: without the offline queue every command sent before the connection is up fails.
+ */
+export function connectRedis(url: string): Redis {
+  const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 });
+  // Connection errors surface on each request; without a listener they would also be printed by ioredis.
+  client.on('error', () => undefined);
+  return client;
+}
+
 export interface RedisStoreOptions {
-  url: string;
+  /** From connectRedis; its owner closes it. */
+  client: Redis;
   /** Prepended to every key (default "tally:ratelimit:"). */
   prefix?: string;
 }
@@ -77,22 +90,7 @@ export class RedisSlidingLogStore implements Store<AppEnv> {
     opts: RedisStoreOptions,
   ) {
     this.prefix = opts.prefix ?? 'tally:ratelimit:';
-    // No offline queue and one retry: while Redis is away requests fail fast (503) instead of piling up.
-    this.client = new Redis(opts.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2000,
-    });
-    // Connection errors surface on each request; without a listener they would also be printed by ioredis.
-    this.client.on('error', () => undefined);
-  }
-
-  /**
-   * Resolves once connected: awaited before the API listens, since without the offline queue every command
-   * sent before the connection is up fails (503). Rejects after `timeoutMs` (default 10 s).
-   */
-  ready(timeoutMs?: number): Promise<void> {
-    return redisReady(this.client, timeoutMs);
+    this.client = opts.client;
   }
 
   async increment(key: string): Promise<ClientRateLimitInfo> {
@@ -128,9 +126,5 @@ export class RedisSlidingLogStore implements Store<AppEnv> {
 
   async resetKey(key: string): Promise<void> {
     await this.client.del(this.prefix + key);
-  }
-
-  async shutdown(): Promise<void> {
-    this.client.disconnect();
   }
 }

@@ -1,9 +1,12 @@
 // POST /reports/export queues an export job (report_admin, daily quota, Idempotency-Key); GET
 // /reports/export/:job_id tells its creator how it goes and, once completed, hands out a signed download link.
+
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type ExportJob, getJob } from '../../control/jobs.ts';
 import { Forbidden, NotFound, ValidationError } from '../../core/errors.ts';
-import { signLink } from '../../core/exports/signing.ts';
+import { SEVERITIES } from '../../core/events.ts';
+import { EXPORT_FORMATS } from '../../core/exports/formats.ts';
+import { signedDownloadUrl } from '../../core/exports/link.ts';
 import type { AppEnv } from '../env.ts';
 import type { ExportDeps } from '../exports/deps.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
@@ -25,14 +28,14 @@ const ExportRequest = z
     report_type: z.enum(['usage-summary', 'system-events'], {
       error: 'must be usage-summary or system-events',
     }),
-    format: z.enum(['csv', 'parquet'], { error: 'must be csv or parquet' }),
+    format: z.enum(EXPORT_FORMATS, { error: 'must be csv or parquet' }),
     start_date: date.optional().openapi({ description: 'required for usage-summary' }),
     end_date: date.optional().openapi({ description: 'required for usage-summary' }),
     user_id: id(256).optional().openapi({ description: 'usage-summary only' }),
     team_id: id(256).optional().openapi({ description: 'usage-summary only' }),
     service: id(128).optional(),
     severity: z
-      .enum(['info', 'warning', 'error'], { error: 'must be info, warning or error' })
+      .enum(SEVERITIES, { error: 'must be info, warning or error' })
       .optional()
       .openapi({ description: 'system-events only' }),
     csv_escape: csvEscapeField,
@@ -48,7 +51,7 @@ const ExportJobStatus = z
     job_id: z.string(),
     status: JobStatus,
     report_type: z.enum(['usage-summary', 'system-events']),
-    format: z.enum(['csv', 'parquet']),
+    format: z.enum(EXPORT_FORMATS),
     created_at: z.string().openapi({ description: 'UTC, RFC 3339' }),
     rows_written: z.number().int().optional().openapi({ description: 'rows written so far (processing)' }),
     row_count: z.number().int().optional().openapi({ description: 'rows in the file (completed)' }),
@@ -120,14 +123,6 @@ const statusRoute = createRoute({
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** The absolute signed link of a completed job, valid for the TTL (never past the file's own expiry). */
-export function downloadUrl(deps: ExportDeps, job: ExportJob, nowMs: number): string {
-  const exp = Math.min(Math.floor(nowMs / 1000) + deps.urlTtlSeconds, Math.floor(job.expires_at / 1000));
-  const link = signLink(deps.keys, job.job_id, exp);
-  const q = new URLSearchParams({ exp: String(link.exp), kid: link.kid, sig: link.sig });
-  return `${deps.publicBaseUrl}/downloads/${job.job_id}?${q.toString()}`;
-}
-
 function describe(deps: ExportDeps, job: ExportJob, nowMs: number): z.infer<typeof ExportJobStatus> {
   const base = {
     job_id: job.job_id,
@@ -151,7 +146,9 @@ function describe(deps: ExportDeps, job: ExportJob, nowMs: number): z.infer<type
         bytes: job.bytes,
         sha256: job.sha256,
         expires_at: iso(job.expires_at),
-        ...(live ? { download_url: downloadUrl(deps, job, nowMs) } : { error: 'the file has expired' }),
+        ...(live
+          ? { download_url: signedDownloadUrl(deps, job, nowMs).url }
+          : { error: 'the file has expired' }),
       };
     }
   }

@@ -1,10 +1,12 @@
 // GET /logs/system-events: system logs newest first (timestamp, then event_id, descending), each log once,
 // by page (offset semantics) or by the opaque cursor of the previous answer. Platform-wide: a token bound to
 // a team may not read them (403).
+
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import { systemEvents } from '../../clickhouse/queries/system-events.ts';
 import { Forbidden, ValidationError } from '../../core/errors.ts';
+import { SEVERITIES } from '../../core/events.ts';
 import { csvResponse, toCsv, wantsCsv } from '../csv.ts';
 import { cursorBinding, decodeCursor, encodeCursor } from '../cursor.ts';
 import type { AppEnv } from '../env.ts';
@@ -27,7 +29,7 @@ import { validationHook } from '../validation.ts';
 const SystemEvent = z
   .object({
     timestamp: z.string().openapi({ example: '2025-05-21T10:15:30.000Z', description: 'UTC, milliseconds' }),
-    severity: z.enum(['info', 'warning', 'error']),
+    severity: z.enum(SEVERITIES),
     message: z.string(),
     service: z.string(),
     event_id: z.string(),
@@ -64,7 +66,7 @@ const route = createRoute({
       limit: intParam('limit', 1, 1000, 100),
       page: intParam('page', 1, MAX_PAGE, 1),
       severity: z
-        .enum(['info', 'warning', 'error'], { error: 'must be info, warning or error' })
+        .enum(SEVERITIES, { error: 'must be info, warning or error' })
         .optional()
         .openapi({ param: { name: 'severity', in: 'query' } }),
       service: idParam('service', 128),

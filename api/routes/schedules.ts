@@ -1,5 +1,6 @@
 // Scheduled exports (report_admin): create, list, read and delete one's own schedules, and list the export
 // jobs a schedule produced. Someone else's schedule is indistinguishable from none (404).
+
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { nextPeriodStart, periodStart } from '../../control/periods.ts';
@@ -13,6 +14,8 @@ import {
   schedulesOfUser,
 } from '../../control/schedules.ts';
 import { Forbidden, NotFound, ValidationError } from '../../core/errors.ts';
+import { SEVERITIES } from '../../core/events.ts';
+import { EXPORT_FORMATS } from '../../core/exports/formats.ts';
 import { signedDownloadUrl } from '../../core/exports/link.ts';
 import type { AppEnv, Identity } from '../env.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
@@ -32,7 +35,7 @@ const Filters = z
     team_id: id(256).optional().openapi({ description: 'usage-summary only' }),
     service: id(128).optional(),
     severity: z
-      .enum(['info', 'warning', 'error'], { error: 'must be info, warning or error' })
+      .enum(SEVERITIES, { error: 'must be info, warning or error' })
       .optional()
       .openapi({ description: 'system-events only' }),
   })
@@ -45,7 +48,7 @@ const ScheduleRequest = z
     report_type: z.enum(['usage-summary', 'system-events'], {
       error: 'must be usage-summary or system-events',
     }),
-    format: z.enum(['csv', 'parquet'], { error: 'must be csv or parquet' }),
+    format: z.enum(EXPORT_FORMATS, { error: 'must be csv or parquet' }),
     cadence: Cadence,
     filters: Filters.optional(),
     webhook_url: z
@@ -60,7 +63,7 @@ const Schedule = z
   .object({
     schedule_id: z.string(),
     report_type: z.enum(['usage-summary', 'system-events']),
-    format: z.enum(['csv', 'parquet']),
+    format: z.enum(EXPORT_FORMATS),
     cadence: Cadence,
     filters: z.record(z.string(), z.string()),
     webhook_url: z.string().optional(),

@@ -1,6 +1,5 @@
 // What the schedule routes need, injected by createApp's caller (bin/, or a test).
-import type { Config } from '../../core/config.ts';
-import { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
+import type { WebhookAllowList } from '../../core/webhooks/allow-list.ts';
 import type { ExportDeps } from '../exports/deps.ts';
 
 export interface ScheduleDeps {
@@ -11,12 +10,4 @@ export interface ScheduleDeps {
   /** SCHEDULES_PER_USER. */
   perUser: number;
   now?: () => number;
-}
-
-export function scheduleDeps(config: Config, exports: ExportDeps): ScheduleDeps {
-  return {
-    exports,
-    allow: new WebhookAllowList(config.schedules.webhookAllowedHosts),
-    perUser: config.schedules.perUser,
-  };
 }

@@ -2,10 +2,11 @@
 // text cells that a spreadsheet would run as a formula get a leading ' in SQL, so ClickHouse stays the writer.
 // Parquet columns carry real types (DATE, TIMESTAMP(MILLIS, UTC), signed INT64 counts: unsigned 64-bit is
 // what Spark and several BI tools read badly).
+import { CSV_LINE_END, type CsvEscape, FORMULA_PATTERN } from '../../core/csv.ts';
+import type { Severity } from '../../core/events.ts';
+import type { ExportFormat } from '../../core/exports/formats.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
-
-export type ExportFormat = 'csv' | 'parquet';
 
 /** ClickHouse's output format for each export format. */
 export const CLICKHOUSE_FORMAT: Record<ExportFormat, string> = { csv: 'CSVWithNames', parquet: 'Parquet' };
@@ -21,11 +22,10 @@ export function formatSettings(format: ExportFormat): string {
         // Row groups are buffered whole before they are written: bounded here so memory stays flat.
         'output_format_parquet_string_as_string = 1, output_format_parquet_row_group_size = 65536, ' +
         'output_format_parquet_row_group_size_bytes = 16777216, output_format_parquet_parallel_encoding = 0'
-    : 'output_format_csv_crlf_end_of_line = 0';
+    : `output_format_csv_crlf_end_of_line = ${CSV_LINE_END === '\r\n' ? 1 : 0}`;
 }
 
-/** CSV only: `none` writes text cells as stored, without the formula escape (for scripts, not spreadsheets). */
-export type CsvEscape = 'formula' | 'none';
+export type { CsvEscape };
 
 export interface UsageExportParams extends UsageFilters {
   start_date: string;
@@ -34,7 +34,7 @@ export interface UsageExportParams extends UsageFilters {
 }
 
 export interface LogExportParams {
-  severity?: 'info' | 'warning' | 'error' | undefined;
+  severity?: Severity | undefined;
   service?: string | undefined;
   start_date?: string | undefined;
   end_date?: string | undefined;
@@ -52,7 +52,9 @@ export function textColumn(
   csvEscape: CsvEscape = 'formula',
 ): string {
   if (format !== 'csv' || csvEscape === 'none') return `${expr} AS ${alias}`;
-  return `if(match(${expr}, '^[=+\\\\-@\\\\t\\\\r]'), concat('''', ${expr}), ${expr}) AS ${alias}`;
+  // The pattern's backslashes doubled: it is written inside an SQL string literal.
+  const pattern = FORMULA_PATTERN.replaceAll('\\', '\\\\');
+  return `if(match(${expr}, '${pattern}'), concat('''', ${expr}), ${expr}) AS ${alias}`;
 }
 
 /**

@@ -1,5 +1,7 @@
 // The optional user / team / service filters shared by the usage queries: fixed SQL fragments, values bound
 // as parameters, so no request value is ever part of the SQL text.
+import type { Severity } from '../../core/events.ts';
+
 export interface UsageFilters {
   user_id?: string | undefined;
   team_id?: string | undefined;
@@ -26,7 +28,7 @@ export function filterClause(f: UsageFilters): { sql: string; params: Record<str
 
 /** The system-events filters, shared by the page read (log_events) and the day counts (log_cells_daily). */
 export interface LogFilters {
-  severity?: 'info' | 'warning' | 'error' | undefined;
+  severity?: Severity | undefined;
   service?: string | undefined;
   /** First UTC day, inclusive. */
   start_date?: string | undefined;

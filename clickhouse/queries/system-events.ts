@@ -1,6 +1,7 @@
 // GET /logs/system-events: newest-first pages of system logs, each log once. Counting and locating a page come
 // from the sealed daily cells (log-day-counts.ts); the rows come from log_events FINAL read only within the
 // days that hold the page, so page 1,000 costs about what page 1 does, and a year little more than a day.
+import type { Severity } from '../../core/events.ts';
 import type { ClickHouse } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { retainedStart } from '../retention.ts';
@@ -8,9 +9,8 @@ import { type LogFilters, logFilterClause } from './filters.ts';
 import { logDayCounts } from './log-day-counts.ts';
 import type { BuiltQuery } from './query.ts';
 
-export type Severity = 'info' | 'warning' | 'error';
-
 export type { LogFilters } from './filters.ts';
+export type { Severity };
 
 /** A position in the newest-first order: the last log a page showed. */
 export interface LogKey {

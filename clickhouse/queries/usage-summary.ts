@@ -27,20 +27,28 @@ export interface UsageSummary {
 // usage_user_days (the same rollup ordered by user): a few rows instead of every day of the range.
 export function buildUsageSummaryQuery(p: UsageSummaryParams, byUser = false): BuiltQuery {
   const f = filterClause(p);
-  const users = byUser
-    ? `SELECT uniqExact(user_id) FROM usage_user_days WHERE day <= {end_date:Date}${f.sql}`
-    : `SELECT uniqExact(user_id) FROM usage_first_seen WHERE first_day <= {end_date:Date}${f.sql}`;
+  const query_params = { start_date: p.start_date, end_date: p.end_date, ...f.params };
+  if (byUser) {
+    // One user's rows up to end_date, read once: seen on any of them, active and sessions within the range.
+    const query = `
+      SELECT uniqExact(user_id) AS total_users,
+        uniqExactIf(user_id, active = 1 AND day >= {start_date:Date}) AS active_users,
+        uniqExactMergeIf(sessions, day >= {start_date:Date}) AS total_sessions
+      FROM usage_user_days
+      WHERE day <= {end_date:Date}${f.sql}`;
+    return { query, query_params };
+  }
   const query = `
     SELECT
-      (${users}) AS total_users,
+      (SELECT uniqExact(user_id) FROM usage_first_seen WHERE first_day <= {end_date:Date}${f.sql}) AS total_users,
       active_users,
       total_sessions
     FROM (
       SELECT uniqExactIf(user_id, active = 1) AS active_users, uniqExactMerge(sessions) AS total_sessions
-      FROM ${byUser ? 'usage_user_days' : 'usage_daily'}
+      FROM usage_daily
       WHERE day BETWEEN {start_date:Date} AND {end_date:Date}${f.sql}
     )`;
-  return { query, query_params: { start_date: p.start_date, end_date: p.end_date, ...f.params } };
+  return { query, query_params };
 }
 
 export async function usageSummary(

@@ -1,5 +1,5 @@
-// The signed download link of a completed job, as GET /reports/export/:id builds it, for webhooks and run lists
-// (which know the job's id, owner and file expiry but are not the export routes).
+// The signed download link of a completed job: the one builder of download_url, for GET /reports/export/:id,
+// the schedules' run lists and the webhooks.
 import { type KeyRing, signLink } from './signing.ts';
 
 export interface LinkSigner {

@@ -119,7 +119,7 @@ describe('an export whose process is killed mid-write', () => {
       const body = Buffer.from(await file.arrayBuffer());
       expect(createHash('sha256').update(body).digest('hex')).toBe(done?.sha256);
       if (format === 'csv') {
-        const lines = body.toString('utf8').trimEnd().split('\n');
+        const lines = body.toString('utf8').trimEnd().split('\r\n');
         expect(lines).toHaveLength(ROWS + 1);
         expect(lines[0]).toBe('"timestamp","severity","service","message","event_id"');
         expect(lines[1]).toContain(`"k-${ROWS - 1}"`);

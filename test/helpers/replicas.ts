@@ -6,6 +6,7 @@
 // to the engine's own database, seen alike by all.
 import type { ClickHouse } from '../../clickhouse/client.ts';
 import { quoteIdent } from '../../clickhouse/client.ts';
+import { insertWithClient } from '../../clickhouse/engine/server.ts';
 import { dropTestDatabase, type TestEngine } from './engine.ts';
 
 export interface Replicas {
@@ -70,7 +71,14 @@ export async function replicas(
         return typeof v === 'function' ? v.bind(target) : v;
       },
     }) as Client;
-    return { ...engine.ch, client, close: async () => undefined };
+    // Reads and inserts both through the view's client.
+    return {
+      ...engine.ch,
+      client,
+      readClient: client,
+      insert: (p) => insertWithClient(client, p),
+      close: async () => undefined,
+    };
   };
 
   return {

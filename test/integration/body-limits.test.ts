@@ -12,6 +12,7 @@ import type { ExportDeps } from '../../api/exports/deps.ts';
 import { JobAdmission } from '../../api/exports/quota.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { JSON_BODY_BYTES } from '../../api/middleware/body-limit.ts';
+import { MAX_QUERY_BYTES } from '../../api/routes/clickhouse.ts';
 import { MAX_BODY_BYTES } from '../../api/routes/events.ts';
 import { ExportStore } from '../../core/exports/store.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -153,6 +154,9 @@ describe('request bodies: limits per operation, nothing read before authenticati
       'POST /reports/export': JSON_BODY_BYTES,
       'POST /reports/export-schedules': JSON_BODY_BYTES,
       'POST /admin/keys': JSON_BODY_BYTES,
+      // read by the route itself once the caller is known (api/routes/clickhouse.ts)
+      'POST /clickhouse': MAX_QUERY_BYTES,
+      'POST /clickhouse/': MAX_QUERY_BYTES,
     });
   });
 

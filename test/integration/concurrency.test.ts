@@ -3,13 +3,14 @@
 // report types, failed authentications (which write self-logs), ingestion into other teams, and, underneath,
 // schedules catching up missed periods and their webhooks being dispatched. Everything else happens outside
 // the reads' ranges and filters, so "the same answer" is exactly what must hold.
+
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportDeps } from '../../api/exports/setup.ts';
-import { startApi } from '../../bin/runtime.ts';
+import { apiExports, exportParts, runExportWorkers, runSchedules, startApi } from '../../bin/runtime.ts';
+import { SelfLog } from '../../clickhouse/self-log.ts';
 import { createSchedule } from '../../control/schedules.ts';
 import { loadConfig } from '../../core/config.ts';
 import { parseEvent } from '../../core/events.ts';
@@ -18,8 +19,8 @@ import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
-import { type startExportWorkers as StartWorkers, startExportWorkers } from '../../worker/exports/setup.ts';
-import { startSchedules } from '../../worker/schedules/setup.ts';
+import type { ExportWorkers } from '../../worker/exports/setup.ts';
+import type { ScheduleServices } from '../../worker/schedules/setup.ts';
 import { memoryControl } from '../helpers/control.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { uniqueName } from '../helpers/kafka.ts';
@@ -109,8 +110,9 @@ describe('answers under concurrency equal answers alone', () => {
   const logger = createLogger('warn');
   let engine: TestEngine;
   let api: Awaited<ReturnType<typeof startApi>>;
-  let workers: ReturnType<typeof StartWorkers>;
-  let schedules: ReturnType<typeof startSchedules>;
+  let workers: ExportWorkers;
+  let schedules: ScheduleServices;
+  let selfLog: SelfLog | undefined;
   let hooks: Server;
   const deliveries = new Map<string, number>();
   let token: string;
@@ -148,12 +150,12 @@ describe('answers under concurrency equal answers alone', () => {
       );
     }
     const control = await memoryControl();
-    workers = startExportWorkers(config, engine.ch, control, logger);
-    const exports = exportDeps(config, control, workers.notify);
-    schedules = startSchedules(config, engine.ch, control, logger, workers.workers, workers.notify, {
-      webhookPollMs: 200,
-    });
-    api = await startApi(config, { ch: engine.ch, control, sink, secret: SECRET, logger, exports });
+    selfLog = new SelfLog(engine.ch);
+    const shared = { ch: engine.ch, control, logger, selfLog, parts: exportParts(config) };
+    workers = runExportWorkers(config, shared);
+    const exports = apiExports(config, shared, workers.notify);
+    schedules = runSchedules(config, shared, workers, { webhookPollMs: 200 });
+    api = await startApi(config, shared, { sink, secret: SECRET, exports });
     token = await mintToken(SECRET, { sub: 'mixer' });
     // Schedules created days ago: the scheduler catches their missed periods up while the mixes run.
     for (const [i, report_type] of (['usage-summary', 'system-events'] as const).entries()) {
@@ -179,6 +181,7 @@ describe('answers under concurrency equal answers alone', () => {
     await api?.stop();
     await schedules?.stop();
     await workers?.stop();
+    await selfLog?.close();
     hooks?.close();
     await engine?.dispose();
   });

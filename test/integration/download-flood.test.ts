@@ -35,19 +35,18 @@ describe('unauthenticated downloads: signature first, bounded per client address
   /** A service on a free loopback port; `trustProxy` as TRUST_PROXY would set it. */
   async function start(trustProxy: boolean): Promise<string> {
     // The engine's client and the control store, counting the queries the routes make (the real ones answer).
-    const countedCh: ClickHouse = {
-      ...engine.ch,
-      client: new Proxy(engine.ch.client, {
-        get(target, prop, receiver) {
-          const v = Reflect.get(target, prop, receiver);
-          if ((prop !== 'query' && prop !== 'ping') || typeof v !== 'function') return v;
-          return (...args: unknown[]) => {
-            queries += 1;
-            return v.apply(target, args);
-          };
-        },
-      }),
-    };
+    // Both clients: the routes read through readClient (time-bounded on a server).
+    const client = new Proxy(engine.ch.readClient, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if ((prop !== 'query' && prop !== 'ping') || typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          queries += 1;
+          return v.apply(target, args);
+        };
+      },
+    });
+    const countedCh: ClickHouse = { ...engine.ch, client, readClient: client };
     const store = await memoryControl();
     const counted: ControlStore = {
       ...store,

@@ -3,7 +3,8 @@
 // during and after an export, and the export's rows are all there.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_QUERY_PRIORITY } from '../../clickhouse/client.ts';
-import { EXPORT_SETTINGS, embeddedSource } from '../../clickhouse/export-stream.ts';
+import { embeddedSource } from '../../clickhouse/engine/embedded.ts';
+import { EXPORT_SETTINGS } from '../../clickhouse/export-stream.ts';
 import { buildLogExportQuery, CLICKHOUSE_FORMAT } from '../../clickhouse/queries/exports.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 

@@ -10,7 +10,6 @@ import { createApp } from '../../api/app.ts';
 import type { ExportDeps } from '../../api/exports/deps.ts';
 import { JobAdmission, secondsToUtcMidnight } from '../../api/exports/quota.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
-import { exportSource } from '../../clickhouse/export-stream.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import { type ExportJob, getJob } from '../../control/jobs.ts';
@@ -151,7 +150,7 @@ describe('export jobs', () => {
     worker = new ExportWorker({
       ch: engine.ch,
       control,
-      source: exportSource(engine.ch, engine.dataDir),
+      source: engine.ch.exportSource(),
       store,
       selfLog: new SelfLog(engine.ch),
       logger: createLogger('silent'),
@@ -186,6 +185,10 @@ describe('export jobs', () => {
     );
     expect(file.headers.get('cache-control')).toBe('no-store');
     expect(Number(file.headers.get('content-length'))).toBe(bytes.length);
+    // RFC 4180 line ends, as the API's CSV answers have: one CRLF per row and the header, no bare LF.
+    const text = bytes.toString('utf8');
+    expect(text.split('\r\n')).toHaveLength(want.length + 2);
+    expect(text.replaceAll('\r\n', '')).not.toContain('\n');
     const rows = parse(bytes, { columns: true }) as Array<Record<string, string>>;
     expect(Object.keys(rows[0] ?? {})).toEqual([
       'date',
@@ -558,7 +561,7 @@ describe('export jobs', () => {
       const w = new ExportWorker({
         ch: engine.ch,
         control,
-        source: exportSource(engine.ch, engine.dataDir),
+        source: engine.ch.exportSource(),
         store: deps.store,
         selfLog: new SelfLog(engine.ch),
         logger: createLogger('silent'),
@@ -599,7 +602,7 @@ describe('export jobs', () => {
     const later = new ExportWorker({
       ch: engine.ch,
       control,
-      source: exportSource(engine.ch, engine.dataDir),
+      source: engine.ch.exportSource(),
       store,
       selfLog: new SelfLog(engine.ch),
       logger: createLogger('silent'),

@@ -1,11 +1,13 @@
 // POST /events has a budget of its own. With the default configuration, wired as `npm start` wires it
 // (startApi): 300 POST /events from one identity within a minute are all accepted, each answer saying the ingest
 // limit (6,000); the same identity still has its 100 reporting requests, and the 101st is refused.
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../../bin/runtime.ts';
+import { SelfLog } from '../../clickhouse/self-log.ts';
 import { loadConfig } from '../../core/config.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
@@ -19,6 +21,7 @@ const SECRET = 'ingest-budget-secret-ingest-budget-secret-01';
 describe('the ingest budget', () => {
   let engine: TestEngine;
   let api: Awaited<ReturnType<typeof startApi>>;
+  let selfLog: SelfLog | undefined;
   let dataDir: string;
 
   beforeAll(async () => {
@@ -27,16 +30,16 @@ describe('the ingest budget', () => {
     const config = loadConfig({ PORT: String(await freePort()), DATA_DIR: dataDir, AUTH_JWT_SECRET: SECRET });
     expect(config.ingestRateLimitPerMinute).toBe(6000);
     expect(config.rateLimitPerMinute).toBe(100);
-    api = await startApi(config, {
-      ch: engine.ch,
-      control: await memoryControl(),
-      sink: createDirectSink(engine.ch),
-      secret: SECRET,
-      logger: createLogger('silent'),
-    });
+    selfLog = new SelfLog(engine.ch);
+    api = await startApi(
+      config,
+      { ch: engine.ch, control: await memoryControl(), logger: createLogger('silent'), selfLog },
+      { sink: createDirectSink(engine.ch), secret: SECRET },
+    );
   });
   afterAll(async () => {
     await api?.stop();
+    await selfLog?.close();
     await engine?.dispose();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });

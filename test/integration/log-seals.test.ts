@@ -2,7 +2,6 @@
 // totals stay exact; a back-fill straight into log_events reopens the sealed days it lands in at once; a re-sent
 // log changes nothing; and late inserts racing the sealer never make a read miss a stored log.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dataVersionSource } from '../../clickhouse/data-version.ts';
 import { DerivedState, type Snapshot } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { sealLogDays } from '../../clickhouse/queries/log-day-counts.ts';
@@ -125,7 +124,7 @@ describe('sealed log counts', () => {
 
   it('never misses a stored log while late inserts race the sealer', async () => {
     const rest = late.slice(1_500);
-    const version = dataVersionSource(engine.ch, engine.dataDir);
+    const version = engine.ch.dataVersion();
     const derived = new DerivedState();
     let stop = false;
     let rounds = 0;

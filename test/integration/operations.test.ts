@@ -3,7 +3,7 @@
 // health, the error model (404 and 405 before authentication, 413, 503 with Retry-After when the storage does
 // not answer or hangs), X-Request-Id, and hostile strings in every parameter answered 200 or 400, never 500.
 import { createServer, type Socket } from 'node:net';
-import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
+import { ClickHouseLogLevel } from '@clickhouse/client';
 import fc from 'fast-check';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { JobAdmission } from '../../api/exports/quota.ts';
 import { type AuthFailureReport, createAuthenticator } from '../../api/middleware/auth.ts';
 import { createRateLimit } from '../../api/middleware/rate-limit.ts';
 import { limitPolicy } from '../../api/middleware/rate-limit-store.ts';
-import { type ClickHouse, serverClickHouse } from '../../clickhouse/client.ts';
+import { serverClickHouse } from '../../clickhouse/engine/server.ts';
 import { ExportStore } from '../../core/exports/store.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
@@ -531,12 +531,10 @@ describe('service surface', () => {
 
   it('answers 503 with Retry-After when the storage does not answer, and readyz says so', async () => {
     // Nothing listens on port 1; the client's own error log is silenced (the 503 is what is under test).
-    const client = createClient({
-      url: 'http://127.0.0.1:1',
-      request_timeout: 2_000,
+    const down = serverClickHouse('http://127.0.0.1:1', 'analytics', {
+      readTimeoutMs: 2_000,
       log: { level: ClickHouseLogLevel.OFF },
     });
-    const down: ClickHouse = { client, embedded: false, database: 'analytics', close: () => client.close() };
     const broken = createApp({
       ch: down,
       sink: createDirectSink(down),
@@ -558,7 +556,7 @@ describe('service surface', () => {
       expect((await broken.request('/readyz')).status).toBe(503);
       expect((await broken.request('/healthz')).status).toBe(200);
     } finally {
-      await client.close();
+      await down.close();
     }
   });
 

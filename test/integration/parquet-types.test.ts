@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ExportSource, exportSource } from '../../clickhouse/export-stream.ts';
+import type { ExportSource } from '../../clickhouse/export-stream.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { buildLogExportQuery, buildUsageExportQuery } from '../../clickhouse/queries/exports.ts';
 import type { BuiltQuery } from '../../clickhouse/queries/query.ts';
@@ -49,7 +49,7 @@ describe('Parquet exports have real types (pyarrow, duckdb)', () => {
     python = pythonWith('parquet-readers', PARQUET_READERS);
     engine = await openTestEngine();
     dir = mkdtempSync(join(tmpdir(), 'tally-parquet-'));
-    source = exportSource(engine.ch, engine.dataDir);
+    source = engine.ch.exportSource();
     const usage = (id: string, type: string, ts: string, user: string) => ({
       event_id: id,
       type,

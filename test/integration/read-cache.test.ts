@@ -9,7 +9,6 @@ import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { createRateLimit } from '../../api/middleware/rate-limit.ts';
 import { limitPolicy } from '../../api/middleware/rate-limit-store.ts';
 import { ReadCache } from '../../api/read-cache.ts';
-import { dataVersionSource } from '../../clickhouse/data-version.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { applyRetention } from '../../clickhouse/retention.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -68,9 +67,9 @@ describe('the read cache', () => {
   beforeAll(async () => {
     engine = await openTestEngine();
     cache = new ReadCache({
-      version: dataVersionSource(engine.ch, engine.dataDir),
+      version: engine.ch.dataVersion(),
       maxBytes: 1024 * 1024,
-      retentionDays: () => engine.ch.retention?.days ?? 0,
+      retentionDays: () => engine.ch.retention.days,
     });
     app = createApp({
       ch: engine.ch,
@@ -105,7 +104,7 @@ describe('the read cache', () => {
     await producer?.disconnect();
     if (kadmin) await dropTopics(kadmin, topics);
     await kadmin?.disconnect();
-    cache?.close();
+    await cache?.close();
     await engine?.dispose();
   });
 
@@ -268,7 +267,7 @@ describe('the read cache', () => {
     expect(await total()).toBe(1);
     expect(await total()).toBe(1);
     await applyRetention(engine.ch, 10);
-    if (engine.ch.retention) engine.ch.retention.days = 0;
+    engine.ch.retention.record(0);
     await engine.ch.client.command({ query: 'OPTIMIZE TABLE log_counts_hourly FINAL' });
     await engine.ch.client.command({ query: 'OPTIMIZE TABLE log_events FINAL' });
     expect(await total()).toBe(0);
@@ -291,7 +290,7 @@ describe('the read cache', () => {
         message: `day -${d}`,
       })),
     );
-    if (engine.ch.retention) engine.ch.retention.days = 3;
+    engine.ch.retention.record(3);
     const path = '/logs/system-events?service=days';
     const count = async () => ((await (await get(path)).json()) as { events: unknown[] }).events.length;
     try {
@@ -305,7 +304,7 @@ describe('the read cache', () => {
       expect(await count()).toBe(before - 1);
     } finally {
       vi.useRealTimers();
-      if (engine.ch.retention) engine.ch.retention.days = 0;
+      engine.ch.retention.record(0);
     }
   });
 

@@ -9,7 +9,6 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportSource } from '../../clickhouse/export-stream.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import { scheduledJobId } from '../../control/job-id.ts';
 import { type ExportJob, getJob } from '../../control/jobs.ts';
@@ -156,7 +155,7 @@ describe('export webhooks (durable outbox)', () => {
     worker = new ExportWorker({
       ch: engine.ch,
       control,
-      source: exportSource(engine.ch, engine.dataDir),
+      source: engine.ch.exportSource(),
       store,
       selfLog,
       logger,

@@ -1,4 +1,4 @@
-// The real wiring of bin/start.ts and bin/worker.ts: startSchedules() from a loaded configuration hooks its
+// The real wiring of bin/start.ts and bin/worker.ts: runSchedules() from a loaded configuration hooks its
 // webhook dispatcher onto the export worker's finished-job listeners beside any other listener (one that throws
 // included), and a scheduled job that fails reaches the receiver as a signed export.failed webhook, woken by the
 // hook (the dispatcher's own polling is set to a minute here, so only the hook can explain a prompt delivery).
@@ -6,7 +6,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportSource } from '../../clickhouse/export-stream.ts';
+import { exportParts, runSchedules } from '../../bin/runtime.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import { scheduledJobId } from '../../control/job-id.ts';
 import { type ExportJob, getJob } from '../../control/jobs.ts';
@@ -17,7 +17,7 @@ import { loadConfig } from '../../core/config.ts';
 import { ExportStore } from '../../core/exports/store.ts';
 import { createLogger } from '../../core/logger.ts';
 import { ExportWorker } from '../../worker/exports/worker.ts';
-import { type ScheduleServices, startSchedules } from '../../worker/schedules/setup.ts';
+import type { ScheduleServices } from '../../worker/schedules/setup.ts';
 import type { WebhookPayload } from '../../worker/webhooks/dispatcher.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -96,7 +96,7 @@ describe('schedules wiring (startSchedules)', () => {
     worker = new ExportWorker({
       ch: engine.ch,
       control,
-      source: exportSource(engine.ch, engine.dataDir),
+      source: engine.ch.exportSource(),
       store: new ExportStore(config.exports.dir),
       selfLog,
       logger,
@@ -119,9 +119,9 @@ describe('schedules wiring (startSchedules)', () => {
         off();
       };
     };
-    services = startSchedules(config, engine.ch, control, logger, [worker], undefined, {
-      webhookPollMs: 60_000,
-    });
+    const shared = { ch: engine.ch, control, logger, selfLog, parts: exportParts(config) };
+    const workers = { workers: [worker], notify: () => undefined, stop: async () => undefined };
+    services = runSchedules(config, shared, workers, { webhookPollMs: 60_000 });
     const { webhooks } = services;
     expect([...attached]).toEqual([webhooks.notify]);
 

@@ -8,7 +8,6 @@ import { createApp } from '../../api/app.ts';
 import type { ExportDeps } from '../../api/exports/deps.ts';
 import { JobAdmission } from '../../api/exports/quota.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
-import { exportSource } from '../../clickhouse/export-stream.ts';
 import { SelfLog } from '../../clickhouse/self-log.ts';
 import { scheduledJobId } from '../../control/job-id.ts';
 import { getJob } from '../../control/jobs.ts';
@@ -106,7 +105,7 @@ describe('scheduled exports', () => {
     worker = new ExportWorker({
       ch: engine.ch,
       control,
-      source: exportSource(engine.ch, engine.dataDir),
+      source: engine.ch.exportSource(),
       store: deps.store,
       selfLog: new SelfLog(engine.ch),
       logger,

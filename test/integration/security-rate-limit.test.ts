@@ -2,12 +2,13 @@
 // and 50 × 429 with Retry-After, whatever X-Forwarded-For says; another identity is unaffected; refused
 // credentials spend no budget. Then the same through Redis shared by two replicas (Debian's redis-server,
 // started here on a free loopback port; without it the test skips locally and fails under CI).
+import type { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { createRateLimit } from '../../api/middleware/rate-limit.ts';
-import { RedisSlidingLogStore } from '../../api/middleware/rate-limit-redis.ts';
+import { connectRedis, RedisSlidingLogStore, redisReady } from '../../api/middleware/rate-limit-redis.ts';
 import { limitPolicy } from '../../api/middleware/rate-limit-store.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
@@ -96,7 +97,7 @@ describe('security: rate limits', () => {
     const skip = skipWithoutRedis('the Redis rate-limit test');
     let redis: TestRedis | undefined;
     let redisError: unknown;
-    const stores: RedisSlidingLogStore[] = [];
+    const clients: Redis[] = [];
 
     beforeAll(async () => {
       if (skip) return;
@@ -111,7 +112,7 @@ describe('security: rate limits', () => {
       if (redisError) throw redisError;
     });
     afterAll(async () => {
-      for (const s of stores) await s.shutdown();
+      for (const c of clients) c.disconnect();
       await redis?.stop();
     });
 
@@ -120,11 +121,13 @@ describe('security: rate limits', () => {
       const prefix = `test:${Date.now()}:`;
       const url = (redis as TestRedis).url;
       const replicas = [0, 1].map(() => {
-        const store = new RedisSlidingLogStore(policy, { url, prefix });
-        stores.push(store);
+        // One client per replica, as each process builds its own.
+        const client = connectRedis(url);
+        clients.push(client);
+        const store = new RedisSlidingLogStore(policy, { client, prefix });
         return { store, app: appWith(createRateLimit({ policy, store })) };
       });
-      await Promise.all(replicas.map((r) => r.store.ready()));
+      await Promise.all(clients.map((c) => redisReady(c)));
       const dave = await mintToken(SECRET, { sub: 'dave', scope: 'read:analytics' });
       const counts = { 200: 0, 429: 0 } as Record<number, number>;
       for (let i = 0; i < 150; i++) {

@@ -3,7 +3,7 @@
 // usage_events reopens the days it touches and every later one; re-sent events change nothing; and inserts
 // racing the sealer never make a summary miss a stored event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DataVersionSource, dataVersionSource } from '../../clickhouse/data-version.ts';
+import type { DataVersionSource } from '../../clickhouse/data-version.ts';
 import { DerivedState } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import {
@@ -77,7 +77,7 @@ describe('sealed usage pairs', () => {
   let version: DataVersionSource;
   beforeAll(async () => {
     engine = await openTestEngine();
-    version = dataVersionSource(engine.ch, engine.dataDir);
+    version = engine.ch.dataVersion();
     for (let i = 0; i < base.length; i += 5_000) await insert(base.slice(i, i + 5_000), `pairs/base/${i}`);
   });
   afterAll(async () => {

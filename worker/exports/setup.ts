@@ -1,13 +1,28 @@
-// Starts the export workers of a process from the configuration; every worker claims from the control store,
-// so any number of them in any number of processes run each job once.
+// Starts the export workers of a process; every worker claims from the control store, so any number of them in
+// any number of processes run each job once. The process's entry (bin/) hands it what it built once.
 import type { ClickHouse } from '../../clickhouse/client.ts';
-import { exportSource } from '../../clickhouse/export-stream.ts';
-import { SelfLog } from '../../clickhouse/self-log.ts';
+import type { SelfLog } from '../../clickhouse/self-log.ts';
 import type { ControlStore } from '../../control/store.ts';
-import type { Config } from '../../core/config.ts';
-import { ExportStore } from '../../core/exports/store.ts';
+import type { ExportStore } from '../../core/exports/store.ts';
 import type { Logger } from '../../core/logger.ts';
 import { ExportWorker } from './worker.ts';
+
+export interface ExportWorkersOptions {
+  ch: ClickHouse;
+  control: ControlStore;
+  store: ExportStore;
+  /** The process's system log (failed jobs); closed by its owner. */
+  selfLog: SelfLog;
+  logger: Logger;
+  /** EXPORT_WORKERS. */
+  workers: number;
+  /** EXPORT_LEASE_SECONDS, in ms. */
+  leaseMs: number;
+  /** EXPORT_MAX_ATTEMPTS. */
+  maxAttempts: number;
+  /** EXPORT_FILE_TTL_SECONDS, in ms. */
+  fileTtlMs: number;
+}
 
 export interface ExportWorkers {
   readonly workers: readonly ExportWorker[];
@@ -16,28 +31,21 @@ export interface ExportWorkers {
   stop(): Promise<void>;
 }
 
-/** Starts config.exports.workers workers, each with its own streaming session. */
-export function startExportWorkers(
-  config: Config,
-  ch: ClickHouse,
-  control: ControlStore,
-  logger: Logger,
-): ExportWorkers {
-  const store = new ExportStore(config.exports.dir);
-  const selfLog = new SelfLog(ch);
+/** Starts `o.workers` workers, each with its own streaming session. */
+export function startExportWorkers(o: ExportWorkersOptions): ExportWorkers {
   const workers = Array.from(
-    { length: config.exports.workers },
+    { length: o.workers },
     () =>
       new ExportWorker({
-        ch,
-        control,
-        source: exportSource(ch, config.dataDir),
-        store,
-        selfLog,
-        logger: logger.child({ role: 'export-worker' }),
-        leaseMs: config.exports.leaseSeconds * 1000,
-        maxAttempts: config.exports.maxAttempts,
-        fileTtlMs: config.exports.fileTtlSeconds * 1000,
+        ch: o.ch,
+        control: o.control,
+        source: o.ch.exportSource(),
+        store: o.store,
+        selfLog: o.selfLog,
+        logger: o.logger.child({ role: 'export-worker' }),
+        leaseMs: o.leaseMs,
+        maxAttempts: o.maxAttempts,
+        fileTtlMs: o.fileTtlMs,
       }),
   );
   for (const w of workers) w.start();
@@ -48,8 +56,6 @@ export function startExportWorkers(
     },
     stop: async () => {
       await Promise.all(workers.map((w) => w.stop()));
-      // Also the summaries of records held back in the current window.
-      await selfLog.close();
     },
   };
 }

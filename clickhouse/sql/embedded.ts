@@ -1,0 +1,249 @@
+// /clickhouse on the embedded engine: each query analysed on a session kept for analysis, then run on a chdb
+// Session of its own (same data directory, same engine), whose limits, priority and the client's allowed
+// settings are SET first and locked with readonly = 1. Nothing set there reaches the service's own queries on
+// the shared connection, and nothing a query says can change its limits (a SETTINGS clause is the engine's
+// READONLY error). Streamed formats go out block by block (chdb's queryStream); the others are buffered whole,
+// bounded by max_result_rows and max_memory_usage.
+import { join } from 'node:path';
+import { Session } from 'chdb';
+import { quoteIdent } from '../client.ts';
+import { parseExplainAst } from './ast.ts';
+import { checkAst, checkQueryTree, clausesOf } from './check.ts';
+import {
+  effectiveLimits,
+  fixedSettings,
+  type SqlEngine,
+  type SqlLimits,
+  type SqlRequest,
+  type SqlResult,
+  type SqlSummary,
+  STREAMED_FORMATS,
+  settingLiteral,
+} from './engine.ts';
+import { fromEngine, SqlError, sqlError } from './errors.ts';
+import { LOWERABLE_LIMITS } from './policy.ts';
+import { rowBinaryHeader } from './row-binary.ts';
+
+export interface EmbeddedSqlOptions {
+  dataDir: string;
+  database: string;
+  limits: SqlLimits;
+}
+
+type Params = Readonly<Record<string, string>>;
+
+const engineError = (err: unknown): unknown => fromEngine(err) ?? err;
+
+/** Runs `sql` on a session, binding `params` when there are any. */
+function run(s: Session, sql: string, params: Params, format: string, signal?: AbortSignal) {
+  const opts = { format, ...(signal ? { signal } : {}) };
+  return Object.keys(params).length > 0 ? s.queryBindAsync(sql, params, opts) : s.queryAsync(sql, opts);
+}
+
+export function embeddedSqlEngine(opts: EmbeddedSqlOptions): SqlEngine {
+  const path = join(opts.dataDir, 'clickhouse');
+  let analysis: Session | undefined;
+  // The analysis session runs formatQuery and EXPLAIN only (EXPLAIN QUERY TREE may evaluate scalar
+  // subqueries): under the same limits and readonly as the queries themselves.
+  const analyser = async (): Promise<Session> => {
+    if (analysis) return analysis;
+    const s = new Session(path);
+    await prepare(s, opts.database, fixedSettings(opts.limits));
+    analysis = s;
+    return s;
+  };
+  const version = (() => {
+    try {
+      const s = new Session(path);
+      try {
+        return s.query('SELECT version()', 'TSVRaw').trim();
+      } finally {
+        s.close();
+      }
+    } catch {
+      return 'unknown';
+    }
+  })();
+
+  return {
+    version,
+    async run(req: SqlRequest): Promise<SqlResult> {
+      const a = await analyser();
+      const { sql, format } = await analyse(a, req, opts.database);
+      if (
+        format === 'Native' &&
+        req.clientProtocolVersion !== undefined &&
+        req.clientProtocolVersion !== '0'
+      ) {
+        // The engine writes revision-0 Native only; a client expecting another revision would misread it.
+        throw sqlError(
+          'SUPPORT_IS_DISABLED',
+          `Native with client_protocol_version=${req.clientProtocolVersion} is not supported on the embedded engine: use RowBinaryWithNamesAndTypes or a JSON format (docs/sql.md)`,
+        );
+      }
+      const limits = effectiveLimits(opts.limits, req.settings);
+      const client = Object.fromEntries(
+        Object.entries(req.settings).filter(([k]) => !(LOWERABLE_LIMITS as readonly string[]).includes(k)),
+      );
+      const s = new Session(path);
+      try {
+        // The client's settings before the fixed ones: a limit or priority can never come from the client.
+        await prepare(s, opts.database, { ...client, ...fixedSettings(limits) });
+      } catch (err) {
+        s.close();
+        throw engineError(err);
+      }
+      const started = process.hrtime.bigint();
+      const summary: SqlSummary = {
+        read_rows: 0,
+        read_bytes: 0,
+        result_rows: 0,
+        result_bytes: 0,
+        elapsed_ns: 0,
+      };
+      const elapsed = () => {
+        summary.elapsed_ns = Number(process.hrtime.bigint() - started);
+      };
+      if (STREAMED_FORMATS.has(format)) {
+        try {
+          return await streamed(s, sql, req.params, format, req.signal, summary, elapsed);
+        } catch (err) {
+          s.close();
+          throw engineError(err);
+        }
+      }
+      try {
+        const r = await run(s, sql, req.params, format, req.signal);
+        const bytes = r.bytes();
+        summary.read_rows = r.rowsRead;
+        summary.read_bytes = r.bytesRead;
+        summary.result_bytes = bytes.length;
+        elapsed();
+        return { format, body: once(bytes), summary: () => summary };
+      } catch (err) {
+        throw engineError(err);
+      } finally {
+        s.close();
+      }
+    },
+    close() {
+      analysis?.close();
+      analysis = undefined;
+    },
+  };
+}
+
+async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}
+
+/** USE the database, SET the settings, then readonly = 1: from here on the session's settings are fixed. */
+async function prepare(
+  s: Session,
+  database: string,
+  settings: Record<string, string | number>,
+): Promise<void> {
+  await s.queryAsync(`USE ${quoteIdent(database)}`);
+  // Names are the allow-list's or our own (policy.ts, fixedSettings); values are literals.
+  const set = Object.entries(settings).map(([k, v]) => `${quoteIdent(k)} = ${settingLiteral(v)}`);
+  if (set.length > 0) await s.queryAsync(`SET ${set.join(', ')}`);
+  await s.queryAsync('SET readonly = 1');
+}
+
+/**
+ * The engine parses the query (formatQuery: one statement, or SYNTAX_ERROR "Multi-statements are not allowed"),
+ * the policy checks its syntax tree (EXPLAIN AST), and for SELECTs the tables the engine resolved (EXPLAIN
+ * QUERY TREE: CTEs, unqualified names). What runs is the engine's own formatting of what was checked.
+ */
+async function analyse(
+  s: Session,
+  req: SqlRequest,
+  database: string,
+): Promise<{ sql: string; format: string }> {
+  let formatted: string;
+  try {
+    const r = await s.queryBindAsync(
+      'SELECT formatQuery({q:String})',
+      { q: req.query },
+      { format: 'TSVRaw' },
+    );
+    formatted = r.text().replace(/\n$/, '');
+  } catch (err) {
+    throw engineError(err);
+  }
+  const clauses = clausesOf(formatted);
+  if (clauses.outfile) throw sqlError('SUPPORT_IS_DISABLED', 'INTO OUTFILE is not allowed on /clickhouse');
+  let ast: string;
+  try {
+    ast = (await run(s, `EXPLAIN AST ${clauses.explainable}`, req.params, 'TSVRaw')).text();
+  } catch (err) {
+    throw engineError(err);
+  }
+  let checked: ReturnType<typeof checkAst>;
+  try {
+    checked = checkAst(parseExplainAst(ast), database);
+  } catch (err) {
+    if (err instanceof SqlError) throw err;
+    // A tree this module cannot read is refused, never run.
+    throw sqlError('ACCESS_DENIED', `the query could not be analysed (${(err as Error).message})`, err);
+  }
+  if (checked.needsTree) {
+    let tree: string;
+    try {
+      tree = (await run(s, `EXPLAIN QUERY TREE ${clauses.explainable}`, req.params, 'TSVRaw')).text();
+    } catch (err) {
+      throw engineError(err);
+    }
+    checkQueryTree(tree, database);
+  }
+  return { sql: formatted, format: clauses.format ?? req.defaultFormat };
+}
+
+async function streamed(
+  s: Session,
+  sql: string,
+  params: Params,
+  format: string,
+  signal: AbortSignal,
+  summary: SqlSummary,
+  elapsed: () => void,
+): Promise<SqlResult> {
+  const opts = { format, signal };
+  const stream =
+    Object.keys(params).length > 0 ? s.queryStreamBind(sql, params, opts) : s.queryStream(sql, opts);
+  const it = stream[Symbol.asyncIterator]();
+  // The first block (or the engine's error) before any header goes out: a refused or failed query still gets
+  // its error status.
+  const first = await it.next();
+  if (first.done) {
+    // No block at all: the same query's empty answer, with the header its format has (names and types).
+    const r = await run(s, sql, params, format, signal);
+    const bytes = r.bytes();
+    summary.result_bytes = bytes.length;
+    elapsed();
+    s.close();
+    return { format, body: once(bytes), summary: () => summary };
+  }
+  const header = format === 'RowBinaryWithNamesAndTypes' ? rowBinaryHeader(first.value.raw()) : undefined;
+  async function* body(): AsyncIterable<Uint8Array> {
+    try {
+      let chunk: IteratorResult<{ raw(): Uint8Array; numRows: number }> = first;
+      while (!chunk.done) {
+        let bytes = Buffer.from(chunk.value.raw());
+        // Each block is written alone, names and types again: only the first keeps them.
+        if (header && chunk !== first && bytes.subarray(0, header.length).equals(header)) {
+          bytes = bytes.subarray(header.length);
+        }
+        summary.result_rows += chunk.value.numRows;
+        summary.result_bytes += bytes.length;
+        yield bytes;
+        chunk = await it.next();
+      }
+      elapsed();
+    } finally {
+      if (!stream.closed) stream.cancel();
+      s.close();
+    }
+  }
+  return { format, body: body(), summary: () => summary };
+}

@@ -31,6 +31,12 @@ export interface ChildResult {
   peakHeap: number;
   /** Share of the run during which an insert (events or ledger) was in the engine: near 1, the engine is the limit. */
   engineBusy: number;
+  /** CPU seconds the whole process used (every thread: JS and engine) from the first message to the last insert. */
+  cpuSeconds: number;
+  /** Share of that time the main thread (decoding, batching, Kafka client) was busy: near 1, it is the limit. */
+  mainBusy: number;
+  /** process.memoryUsage() when the RSS peaked: how much of it was the JS heap, buffers, and the rest (engine). */
+  atPeak: NodeJS.MemoryUsage;
 }
 
 const task = JSON.parse(process.env.BENCH_CHILD ?? '{}') as ChildTask;
@@ -44,6 +50,7 @@ global.gc?.();
 const idleRss = process.memoryUsage().rss;
 let peakRss = idleRss;
 let peakHeap = 0;
+let atPeak = process.memoryUsage();
 // Time during which at least one insert is in the engine (the embedded engine runs them one at a time).
 let inEngine = 0;
 let busySince = 0;
@@ -67,12 +74,19 @@ const ingester = new Ingester({
   logger,
 });
 let first = 0;
+let cpuAtFirst = process.cpuUsage();
+let eluAtFirst = performance.eventLoopUtilization();
 // Polled, so "first consumed" is late by at most one tick (25 ms).
 const sampler = setInterval(() => {
   const mem = process.memoryUsage();
+  if (mem.rss > peakRss) atPeak = mem;
   peakRss = Math.max(peakRss, mem.rss);
   peakHeap = Math.max(peakHeap, mem.heapTotal + mem.external);
-  if (first === 0 && ingester.stats.consumed > 0) first = performance.now();
+  if (first === 0 && ingester.stats.consumed > 0) {
+    first = performance.now();
+    cpuAtFirst = process.cpuUsage();
+    eluAtFirst = performance.eventLoopUtilization();
+  }
 }, 25);
 await ingester.start();
 const started = performance.now();
@@ -81,6 +95,8 @@ while (ingester.stats.inserted + ingester.stats.deadLettered < task.events) {
   await new Promise((ok) => setTimeout(ok, 20));
 }
 const end = performance.now();
+const cpu = process.cpuUsage(cpuAtFirst);
+const elu = performance.eventLoopUtilization(eluAtFirst);
 clearInterval(sampler);
 await ingester.stop();
 const result: ChildResult = {
@@ -90,6 +106,9 @@ const result: ChildResult = {
   batches: ingester.stats.batches,
   peakHeap,
   engineBusy: busy / (end - first),
+  cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  mainBusy: elu.utilization,
+  atPeak,
 };
 process.stdout.write(`${JSON.stringify(result)}\n`);
 await ch.close();

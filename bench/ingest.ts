@@ -2,11 +2,13 @@
 // ingester (with the ingestion ledger, as in production) into a fresh embedded engine, in a process of its own
 // (bench/ingest-child.ts): events/s from the first consumed message until every message is inserted
 // (materialized views fill the rollups within each insert, so the rollups are then complete), and that
-// process's peak RSS. Baseline: the same rows inserted straight into the engine in one go. Also events/s
-// of POST /events in embedded mode. Writes the ingest section of bench/RESULTS.md.
+// process's peak RSS. Baseline: the same rows inserted straight into the raw tables in one go, through the same
+// views (every rollup, the ledger's stored counts); the ingester's inserts do that and record the arrivals
+// besides. Also the CPU seconds each used, which the machine's other work changes less than the wall time, and
+// events/s of POST /events in embedded mode. Writes the ingest section of bench/RESULTS.md.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../api/app.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
@@ -62,10 +64,16 @@ async function freshEngine(): Promise<{ ch: ClickHouse; dir: string }> {
 }
 // One engine per process: each run empties the tables instead of opening another data directory.
 const { ch, dir } = await freshEngine();
-const tables = ['usage_events', 'log_events', 'usage_daily', 'usage_first_seen'];
+// Every table that holds event data (raw, rollups, ledger, seals), so each run inserts into empty tables and no
+// merge of an earlier run's parts runs meanwhile.
 const empty = async () => {
-  for (const t of [...tables, 'log_counts_hourly', 'ingest_ledger'])
-    await ch.client.command({ query: `TRUNCATE TABLE ${t}` });
+  const rs = await ch.client.query({
+    query: `SELECT name FROM system.tables WHERE database = currentDatabase()
+      AND engine LIKE '%MergeTree' AND name != 'schema_migrations'`,
+    format: 'JSONEachRow',
+  });
+  for (const { name } of await rs.json<{ name: string }>())
+    await ch.client.command({ query: `TRUNCATE TABLE ${name}` });
 };
 
 // The ingester in a child process (bench/ingest-child.ts), so that its peak RSS is its own.
@@ -85,6 +93,7 @@ async function kafkaRun(group: string): Promise<ChildResult> {
 }
 
 // Baseline: the same decoded rows in one insert per table, no Kafka, no batching.
+const directCpu: number[] = [];
 async function directRun(i: number): Promise<number> {
   await empty();
   const rows: EventRows = { usage: [], logs: [] };
@@ -95,7 +104,10 @@ async function directRun(i: number): Promise<number> {
     else rows.logs.push(r.event.row);
   }
   const t = performance.now();
+  const cpu = process.cpuUsage();
   await insertEvents(ch, rows, `bench-direct-${run}-${i}`);
+  const used = process.cpuUsage(cpu);
+  directCpu.push((used.user + used.system) / 1e6);
   return N / ((performance.now() - t) / 1000);
 }
 
@@ -129,9 +141,12 @@ async function httpRun(): Promise<number> {
 const kafkaRuns: ChildResult[] = [];
 const direct: number[] = [];
 const http: number[] = [];
+const loads: string[] = [];
 for (let i = 0; i < opts.repeats; i++) {
+  const before = loadavg()[0] ?? 0;
   kafkaRuns.push(await kafkaRun(`bench-ingest-${run}-${i}`));
   direct.push(await directRun(i));
+  loads.push(`${before.toFixed(1)}–${(loadavg()[0] ?? 0).toFixed(1)}`);
   http.push(await httpRun());
   log(
     `run ${i + 1}: kafka ${Math.round(kafkaRuns.at(-1)?.rate ?? 0)}/s (peak RSS ${Math.round((kafkaRuns.at(-1)?.peakRss ?? 0) / 1e6)} MB, JS heap ${Math.round((kafkaRuns.at(-1)?.peakHeap ?? 0) / 1e6)} MB, ${kafkaRuns.at(-1)?.batches} batches, engine busy ${Math.round(100 * (kafkaRuns.at(-1)?.engineBusy ?? 0))}%), direct ${Math.round(direct.at(-1) ?? 0)}/s, POST ${Math.round(http.at(-1) ?? 0)}/s`,
@@ -140,14 +155,21 @@ for (let i = 0; i < opts.repeats; i++) {
 const k = spread(kafkaRuns.map((r) => r.rate));
 const d = spread(direct);
 const ratios = spread(kafkaRuns.map((r, i) => r.rate / (direct[i] ?? Number.NaN)));
+const cpuRatios = kafkaRuns.map((r, i) => (directCpu[i] ?? Number.NaN) / r.cpuSeconds);
+const mb = (n: number) => Math.round(n / 1e6).toLocaleString('en-US');
 const body = `## Ingest (\`bench/ingest.ts\`)
 
 Run ${new Date().toISOString().slice(0, 10)}, ${await machine(ch)}; broker: local single-node Kafka on the same machine.
 ${N.toLocaleString('en-US')} events from the seeded generator (seed 8, 2% re-sent), produced once to 4-partition topics
-(${Math.round(produceRate).toLocaleString('en-US')} events/s), then consumed by the ingester (its default batches: ${defaults.batchRows.toLocaleString('en-US')} rows or ${defaults.batchBytes / 1048576} MiB; each batch's arrivals also
-recorded in the ingestion ledger, as in production) into a fresh embedded engine, in a process of its own like
-\`npm run ingest\` (the RSS is that process's). The baseline inserts the same rows into the raw tables only (no
-ledger) in the benchmark's process. The machine is shared: compare the ratio within a run. Median (min–max) of ${opts.repeats} runs.
+(${Math.round(produceRate).toLocaleString('en-US')} events/s), then consumed by the ingester (its default batches: ${defaults.batchRows.toLocaleString('en-US')} rows or ${defaults.batchBytes / 1048576} MiB, a memory budget of twice that; each batch's
+arrivals recorded in the ingestion ledger by the batch's own insert, as in production) into a fresh embedded engine,
+in a process of its own like \`npm run ingest\` (the RSS is that process's). The baseline inserts the same rows in
+one insert per raw table in the benchmark's process, into the same tables with the same materialized views (every
+rollup and the ledger's stored counts); the ingester's inserts go through them too and also record each event's
+arrival (migration 0013), so the end-to-end run does all the baseline's engine work and more. The machine is
+shared with other engineers' test runs: the load average (1-minute, before and after each run) is in the table;
+compare the ratio within a run, and the CPU seconds (every thread of the process), which other work changes less
+than the wall time. Median (min–max) of ${opts.repeats} runs.
 
 | figure | value |
 |---|---:|
@@ -159,6 +181,12 @@ ledger) in the benchmark's process. The machine is shared: compare the ratio wit
 | ratio, each run | ${kafkaRuns.map((r, i) => (r.rate / (direct[i] ?? Number.NaN)).toFixed(2)).join(', ')} |
 | events/s, each run | ${kafkaRuns.map((r) => Math.round(r.rate).toLocaleString('en-US')).join(', ')} |
 | share of the run with an insert in the engine, each run | ${kafkaRuns.map((r) => `${Math.round(100 * r.engineBusy)}%`).join(', ')} |
+| share of the run the main thread was busy (decoding, batching, Kafka client), each run | ${kafkaRuns.map((r) => `${Math.round(100 * r.mainBusy)}%`).join(', ')} |
+| CPU seconds: end-to-end (ingesting process) / baseline insert, each run | ${kafkaRuns.map((r, i) => `${r.cpuSeconds.toFixed(1)} / ${(directCpu[i] ?? Number.NaN).toFixed(1)}`).join(', ')} |
+| CPU ratio baseline / end-to-end (what the wall ratio would be on an idle machine if both used the two cores equally well), each run | ${cpuRatios.map((x) => x.toFixed(2)).join(', ')} |
+| at the RSS peak: V8 heap / buffers / the rest (engine, runtime) MB, each run | ${kafkaRuns.map((r) => `${mb(r.atPeak.heapTotal)} / ${mb(r.atPeak.external)} / ${mb(r.atPeak.rss - r.atPeak.heapTotal - r.atPeak.external)}`).join(', ')} |
+| batches (inserts), each run | ${kafkaRuns.map((r) => r.batches).join(', ')} |
+| load average before–after, each run | ${loads.join(', ')} |
 | peak JS heap (V8 heap and buffers) MB, each run | ${kafkaRuns.map((r) => Math.round(r.peakHeap / 1e6).toLocaleString('en-US')).join(', ')} |
 | peak RSS MB, each run | ${kafkaRuns.map((r) => Math.round(r.peakRss / 1e6).toLocaleString('en-US')).join(', ')} |
 | POST /events embedded (NDJSON, 1,000 per request, sequential), events/s | ${fmtSpread(spread(http), 0)} |

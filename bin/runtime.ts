@@ -1,6 +1,5 @@
 // Wiring shared by the entry points: each role (API, ingester) is assembled here from its parts.
 
-import { createServer } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
 import { recordAuthFailures } from '../api/auth/audit.ts';
@@ -15,11 +14,10 @@ import { limitPolicy, SlidingLogStore } from '../api/middleware/rate-limit-store
 import { ReadCache } from '../api/read-cache.ts';
 import type { ScheduleDeps } from '../api/schedules/deps.ts';
 import { SqlUsage } from '../api/sql/usage.ts';
-import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
+import type { ClickHouse } from '../clickhouse/client.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
-import { migrate, migrationsFor, RETIRE_MIGRATION } from '../clickhouse/migrate.ts';
+import { migrate } from '../clickhouse/migrate.ts';
 import { readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
-import { applyRetention } from '../clickhouse/retention.ts';
 import { startSealer } from '../clickhouse/sealer.ts';
 import type { SelfLog } from '../clickhouse/self-log.ts';
 import { openSqlEngine } from '../clickhouse/sql/index.ts';
@@ -27,20 +25,14 @@ import { importLegacy, syncKeyFile } from '../control/import.ts';
 import { getKey } from '../control/keys.ts';
 import { type ControlStore, controlDir, openControl } from '../control/store.ts';
 import { readKeys } from '../core/api-keys.ts';
-import { type Config, ConfigError, loadConfig } from '../core/config.ts';
+import type { Config } from '../core/config.ts';
 import type { LinkSigner } from '../core/exports/link.ts';
 import { loadOrCreateKeyRing } from '../core/exports/signing.ts';
 import { ExportStore } from '../core/exports/store.ts';
 import type { StatusSource } from '../core/health.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import type { EventSink } from '../core/sink.ts';
-import {
-  claimDataDir,
-  dataDirFailure,
-  listenFailure,
-  StartupError,
-  storageFailure,
-} from '../core/startup.ts';
+import { listenFailure, StartupError, storageFailure } from '../core/startup.ts';
 import { WebhookAllowList } from '../core/webhooks/allow-list.ts';
 import { Ingester } from '../ingest/consumer.ts';
 import { createDirectSink } from '../ingest/direct.ts';
@@ -49,78 +41,6 @@ import { httpLedger, recordBatch } from '../ingest/ledger.ts';
 import { connectingKafkaSink } from '../ingest/producer.ts';
 import { type ExportWorkers, startExportWorkers } from '../worker/exports/setup.ts';
 import { type ScheduleServices, startSchedules } from '../worker/schedules/setup.ts';
-
-/** Loads the configuration or exits with every problem listed. */
-export function configOrExit(env: NodeJS.ProcessEnv = process.env): Config {
-  try {
-    return loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`tally: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-}
-
-/**
- * Runs one start-up step; a failure the operator can fix (core/startup.ts) ends the process with one line on
- * stderr naming the variable, exit code 1. Anything else is a bug and keeps its stack.
- */
-export async function orExit<T>(config: Config, step: () => T | Promise<T>): Promise<T> {
-  try {
-    return await step();
-  } catch (err) {
-    const known = err instanceof StartupError ? err : dataDirFailure(err, config.dataDir);
-    if (!known) throw err;
-    process.stderr.write(`tally: ${known.message}\n`);
-    process.exit(1);
-  }
-}
-
-/**
- * Fails at once, before storage is opened and migrated (seconds on the embedded engine), when the listen
- * address is taken or not ours. The listen itself still reports the same way if the port is taken meanwhile.
- */
-export function checkListenAddress(config: Config): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', (err) => reject(listenFailure(err, config.host, config.port) ?? err));
-    probe.listen({ port: config.port, host: config.host, exclusive: true }, () =>
-      probe.close(() => resolve()),
-    );
-  });
-}
-
-/**
- * Opens ClickHouse and brings its schema up to date, except migration 0012, which retires the control-plane
- * tables of earlier versions: that one runs in retireLegacyTables, after their import into the control store.
- */
-export async function openStorage(config: Config, logger: Logger): Promise<ClickHouse> {
-  // The embedded engine takes one process per data directory: a second one is told so in one line.
-  if (!config.clickhouse.url) claimDataDir(config.dataDir);
-  let ch: ClickHouse;
-  try {
-    ch = await openClickHouse({
-      url: config.clickhouse.url,
-      database: config.clickhouse.database,
-      dataDir: config.dataDir,
-      cluster: config.clickhouse.cluster,
-      readTimeoutMs: config.clickhouse.readTimeoutMs,
-    });
-  } catch (err) {
-    throw storageFailure(err, config.clickhouse.url) ?? err;
-  }
-  const applied = await migrate(
-    ch,
-    migrationsFor(ch).filter((m) => m.version !== RETIRE_MIGRATION),
-  ).catch((err: unknown) => {
-    throw storageFailure(err, config.clickhouse.url) ?? err;
-  });
-  if (applied.length > 0) logger.info({ applied }, 'clickhouse: migrations applied');
-  await applyRetention(ch, config.retentionDays);
-  return ch;
-}
 
 /**
  * The upgrade step of a process that has the control store: the state an earlier version kept in ClickHouse
@@ -466,4 +386,7 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>, drainMs = 
   process.on('SIGINT', () => handler('SIGINT'));
 }
 
+// The start-up steps that need neither the API nor the ingester live in boot.ts (npm start loads the rest while
+// the storage opens); re-exported for the other entry points.
+export { checkListenAddress, configOrExit, openStorage, orExit } from './boot.ts';
 export { createLogger };

@@ -2,30 +2,11 @@
 // on the embedded ClickHouse engine unless CLICKHOUSE_URL names a server.
 
 import { resolve } from 'node:path';
-import { SelfLog } from '../clickhouse/self-log.ts';
-import { whenOpen } from '../control/db.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
-import { loadOrCreateSecret, mintToken } from '../core/tokens.ts';
+import { createLogger } from '../core/logger.ts';
 import type { Ingester } from '../ingest/consumer.ts';
-import { DEMO_WAIT_MS, loadDemo } from '../ingest/demo.ts';
-import {
-  apiExports,
-  checkListenAddress,
-  configOrExit,
-  createLogger,
-  createSink,
-  exportParts,
-  onShutdown,
-  openControlStore,
-  openStorage,
-  orExit,
-  retireLegacyTables,
-  runExportWorkers,
-  runSchedules,
-  type Shared,
-  startApi,
-  startIngester,
-} from './runtime.ts';
+import { checkListenAddress, configOrExit, openStorage, orExit } from './boot.ts';
+import type { Shared } from './runtime.ts';
 
 handleHelp(
   `usage: npm start [-- --demo] [--port N] [--host H]\n\nThe whole service in one process: the HTTP API, the export worker and scheduler, and the Kafka ingester\nwhen KAFKA_BROKERS is set; storage is the embedded ClickHouse under DATA_DIR unless CLICKHOUSE_URL is set.\n  --demo     load a generated month of data once (npm run demo) and print a token\n  --port N   listen on port N (instead of PORT)\n  --host H   listen on address H (instead of HOST)\n\n${ENV_HELP}`,
@@ -43,13 +24,46 @@ const config = configOrExit({
 });
 const logger = createLogger(config.logLevel);
 await orExit(config, () => checkListenAddress(config));
+// The storage opens while the rest of the service's modules load: loading them took most of a restart's time to
+// /readyz (seconds under load, through tsx), and readiness waits for the storage anyway.
+const storage = orExit(config, () => openStorage(config, logger));
+storage.catch(() => undefined); // awaited below
+const [
+  { SelfLog },
+  { whenOpen },
+  { loadOrCreateSecret, mintToken },
+  { DEMO_WAIT_MS, loadDemo },
+  {
+    apiExports,
+    createSink,
+    exportParts,
+    onShutdown,
+    openControlStore,
+    retireLegacyTables,
+    runExportWorkers,
+    runSchedules,
+    startApi,
+    startIngester,
+  },
+] = await Promise.all([
+  import('../clickhouse/self-log.ts'),
+  import('../control/db.ts'),
+  import('../core/tokens.ts'),
+  import('../ingest/demo.ts'),
+  import('./runtime.ts'),
+]);
 const secret = await orExit(config, () => loadOrCreateSecret(config.dataDir, config.auth.jwtSecret));
-// The control store opens beside ClickHouse and may finish after the API listens (PGlite's first start creates
-// its database, seconds on a loaded machine): whatever needs it waits for it, and a failure ends the process in
-// one line, as any start-up failure does. The import of an earlier version's state follows its opening.
-const opening = openControlStore(config, logger);
+// The control store opens once the API listens: readiness needs the storage only, and opening PGlite runs
+// PostgreSQL's start-up in WebAssembly on this thread (1-2 s of CPU on a restart, more on a loaded machine,
+// measured with --cpu-prof), which beside ClickHouse's opening delayed /readyz after every restart. Whatever
+// needs the store waits for it, and a failure ends the process in one line, as any start-up failure does. The
+// import of an earlier version's state follows its opening.
+let openControlNow!: () => void;
+const opening = new Promise<Awaited<ReturnType<typeof openControlStore>>>((resolve, reject) => {
+  openControlNow = () => openControlStore(config, logger).then(resolve, reject);
+});
 opening.catch(() => undefined); // reported below
-const ch = await orExit(config, () => openStorage(config, logger));
+const ch = await storage;
 // One system log for the process (ingest faults, failed logins, failed jobs, webhooks), closed last.
 const selfLog = new SelfLog(ch);
 const control = whenOpen(opening, config.control.databaseUrl ? 'server' : 'embedded');
@@ -84,6 +98,7 @@ const schedules = runSchedules(config, shared, exportWorkers);
 const api = await orExit(config, () =>
   startApi(config, shared, { sink, secret: secret.value, exports, ...(ingester ? { ingester } : {}) }),
 );
+openControlNow();
 
 // The command to mint another token, as printed: it must find the same secret, so a data directory other than
 // the default one is part of it (and a configured secret has to be given to it the same way).

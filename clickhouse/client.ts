@@ -62,7 +62,8 @@ export type ClickHouse = Engine;
 export interface RowsInsert {
   table: string;
   columns: [string, ...string[]];
-  values: unknown[][];
+  /** The rows, or their JSONCompactEachRow text already built (a line per row), sent as it is. */
+  values: unknown[][] | Buffer;
   /** Stated with this insert only. */
   settings: ClickHouseSettings;
 }

@@ -25,6 +25,9 @@ const SHARD_BY: Readonly<Record<string, string>> = {
   // A retried arrivals batch splits the same way and meets its token; the ledger's rows of a key stay together.
   ingest_ledger: 'day, team_id, service',
   ingest_arrivals: 'day, team_id, service',
+  // A Kafka batch's events where their raw table puts them (0013: Null, its views write that shard's tables).
+  usage_ingest: 'event_id',
+  log_ingest: 'event_id',
   // One entity's points of a day together, whichever team or service they came from.
   usage_points: 'family, entity, day',
   // One user's rows together: reports filtered by user read one shard's rows.

@@ -1,6 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isPlainValid, LIMITS, logSchema, parseEvent, parseTimestamp, usageSchema } from './events.ts';
+import {
+  isPlainValid,
+  LIMITS,
+  logSchema,
+  parseEvent,
+  parseTimestamp,
+  toClickHouseTime,
+  usageSchema,
+  utcTimestamp,
+} from './events.ts';
 
 const NOW = Date.UTC(2026, 0, 1);
 const usage = {
@@ -125,6 +134,60 @@ describe('the fast path of parseEvent', () => {
         }
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe('utcTimestamp', () => {
+  const general = (v: string) => {
+    const ms = parseTimestamp(v);
+    return typeof ms === 'number' ? { ms, at: toClickHouseTime(ms) } : undefined;
+  };
+
+  it('reads the common UTC shapes exactly as the general path', () => {
+    for (const v of [
+      '2025-01-02T10:00:00Z',
+      '2025-01-02T10:00:00.123Z',
+      '2024-02-29t23:59:59.999z',
+      '2000-01-01 00:00:00Z',
+      '9999-12-31T23:59:59Z',
+    ])
+      expect(utcTimestamp(v), v).toEqual(general(v));
+  });
+
+  it('leaves everything else to the general path', () => {
+    for (const v of [
+      '2025-02-29T10:00:00Z',
+      '2025-04-31T10:00:00Z',
+      '2025-01-02T24:00:00Z',
+      '2025-01-02T10:60:00Z',
+      '2025-01-02T10:00:60Z',
+      '0099-01-02T10:00:00Z',
+      '2025-01-02T10:00:00+00:00',
+      '2025-01-02T10:00:00.12Z',
+      '2025-01-02T10:00:00.1234Z',
+      '2025-1-02T10:00:00Z',
+      '2025-01-02X10:00:00Z',
+      '2025-01-0aT10:00:00Z',
+    ])
+      expect(utcTimestamp(v), v).toBeUndefined();
+  });
+
+  it('agrees with the general path on any UTC instant', () => {
+    fc.assert(
+      fc.property(
+        fc.date({
+          min: new Date(Date.UTC(1000, 0, 1)),
+          max: new Date(Date.UTC(9999, 11, 31)),
+          noInvalidDate: true,
+        }),
+        fc.boolean(),
+        (d, withMs) => {
+          const iso = d.toISOString();
+          const v = withMs ? iso : `${iso.slice(0, 19)}Z`;
+          expect(utcTimestamp(v)).toEqual(general(v));
+        },
+      ),
     );
   });
 });

@@ -64,6 +64,58 @@ export function parseTimestamp(value: string): number | string {
   return local - offsetMin * 60_000;
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** The digits of `v` from `from` to `to` (exclusive) as a number, or -1 if one is not a digit. */
+function digits(v: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = v.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
+}
+
+/**
+ * The common shapes of a timestamp, UTC with whole seconds or milliseconds (`2025-01-02T10:00:00Z`,
+ * `2025-01-02T10:00:00.123Z`), read without a regular expression or a Date: epoch milliseconds and the
+ * ClickHouse form, exactly as parseTimestamp and toClickHouseTime give them. Undefined for anything else (the
+ * general path decides). Parsing and formatting timestamps was ~10% of the ingester's main thread (--cpu-prof).
+ */
+export function utcTimestamp(v: string): { ms: number; at: string } | undefined {
+  const n = v.length;
+  if (n !== 20 && n !== 24) return undefined;
+  const z = v.charCodeAt(n - 1);
+  const t = v.charCodeAt(10);
+  if (
+    (z !== 90 && z !== 122) ||
+    (t !== 84 && t !== 116 && t !== 32) ||
+    v.charCodeAt(4) !== 45 ||
+    v.charCodeAt(7) !== 45 ||
+    v.charCodeAt(13) !== 58 ||
+    v.charCodeAt(16) !== 58 ||
+    (n === 24 && v.charCodeAt(19) !== 46)
+  )
+    return undefined;
+  const year = digits(v, 0, 4);
+  const month = digits(v, 5, 7);
+  const day = digits(v, 8, 10);
+  const hour = digits(v, 11, 13);
+  const minute = digits(v, 14, 16);
+  const second = digits(v, 17, 19);
+  const ms = n === 24 ? digits(v, 20, 23) : 0;
+  // Years below 1000 are left to the general path (Date.UTC reads 0-99 as 1900-1999).
+  if (year < 1000 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23) return undefined;
+  if (minute < 0 || minute > 59 || second < 0 || second > 59 || ms < 0) return undefined;
+  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 1 : 0;
+  if (day > (DAYS_IN_MONTH[month - 1] as number) + leap) return undefined;
+  return {
+    ms: Date.UTC(year, month - 1, day, hour, minute, second, ms),
+    at: `${v.slice(0, 10)} ${v.slice(11, 19)}.${n === 24 ? v.slice(20, 23) : '000'}`,
+  };
+}
+
 /** Formats epoch milliseconds the way ClickHouse reads a DateTime64(3, 'UTC') from JSON. */
 export function toClickHouseTime(ms: number): string {
   // Slices instead of two replace() calls: this runs once per ingested event (seen hot in --cpu-prof).
@@ -208,14 +260,15 @@ export function parseEvent(value: unknown, nowMs: number = Date.now()): ParseRes
       ? logSchema.safeParse(value)
       : usageSchema.safeParse(value);
   if (!parsed.success) return { ok: false, error: firstIssue(parsed.error) };
-  const ts = parseTimestamp(parsed.data.timestamp);
+  const fast = utcTimestamp(parsed.data.timestamp);
+  const ts = fast ? fast.ms : parseTimestamp(parsed.data.timestamp);
   if (typeof ts === 'string') return { ok: false, error: `timestamp: ${ts}` };
   if (ts < MIN_TIMESTAMP_MS)
     return { ok: false, error: 'timestamp: must not be before 2000-01-01T00:00:00Z' };
   if (ts > nowMs + MAX_FUTURE_MS) {
     return { ok: false, error: 'timestamp: must not be more than 24 hours in the future' };
   }
-  const at = toClickHouseTime(ts);
+  const at = fast ? fast.at : toClickHouseTime(ts);
   const data = parsed.data;
   if (data.type === 'log') {
     return {

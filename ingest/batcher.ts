@@ -1,7 +1,8 @@
 // Per-partition batching: messages accumulate in offset order and leave as one batch at a row, byte or age
 // limit, whichever comes first. Pure logic, no I/O: the consumer decides when to flush and what to do after.
 
-import type { LogRow, ParseResult, UsageRow } from '../core/events.ts';
+import { encodeLog, encodeUsage } from '../clickhouse/inserts.ts';
+import type { ParseResult } from '../core/events.ts';
 import type { MessageHeaders } from './decode.ts';
 
 export interface BatchLimits {
@@ -39,8 +40,9 @@ export interface Batch {
   count: number;
   /** Raw bytes of its messages. */
   bytes: number;
-  usage: UsageRow[];
-  logs: LogRow[];
+  /** Valid events, encoded for their insert (clickhouse/inserts.ts encodeUsage / encodeLog), in offset order. */
+  usage: string[];
+  logs: string[];
   dead: DeadLetter[];
 }
 
@@ -49,8 +51,16 @@ export function batchToken(b: Pick<Batch, 'topic' | 'partition' | 'firstOffset' 
   return `${b.topic}/${b.partition}/${b.firstOffset}-${b.lastOffset}`;
 }
 
+// Each valid event is held as the one string its insert needs, not as the parsed object graph: a member holds
+// up to its memory budget of events, and the objects (JSON value, row, attributes) cost several times the
+// string and survive into the old generation while they wait.
 export class PartitionBuffer {
-  private items: Buffered[] = [];
+  private usage: string[] = [];
+  private logs: string[] = [];
+  private dead: DeadLetter[] = [];
+  private count = 0;
+  private first = '';
+  private last = '';
   private bytes = 0;
   private firstAt = 0;
 
@@ -61,7 +71,7 @@ export class PartitionBuffer {
   ) {}
 
   get size(): number {
-    return this.items.length;
+    return this.count;
   }
 
   get byteSize(): number {
@@ -69,58 +79,60 @@ export class PartitionBuffer {
   }
 
   add(item: Buffered, nowMs: number): void {
-    if (this.items.length === 0) this.firstAt = nowMs;
-    this.items.push(item);
+    if (this.count === 0) {
+      this.firstAt = nowMs;
+      this.first = item.offset;
+    }
+    this.count += 1;
+    this.last = item.offset;
     this.bytes += item.bytes;
+    const r = item.result;
+    if (!r.ok)
+      this.dead.push({
+        offset: item.offset,
+        reason: r.error,
+        key: item.key ?? null,
+        value: item.value ?? null,
+        headers: item.headers,
+      });
+    else if (r.event.kind === 'usage') this.usage.push(encodeUsage(r.event.row));
+    else this.logs.push(encodeLog(r.event.row));
   }
 
   /** At the row or byte limit: flush before taking more. */
   isFull(): boolean {
-    return this.items.length >= this.limits.rows || this.bytes >= this.limits.bytes;
+    return this.count >= this.limits.rows || this.bytes >= this.limits.bytes;
   }
 
-  /** Non-empty and its oldest message has waited long enough. */
-  isDue(nowMs: number): boolean {
-    return this.items.length > 0 && (this.isFull() || nowMs - this.firstAt >= this.limits.waitMs);
+  /** Non-empty and its oldest message has waited long enough (`waitMs`, default the batch wait). */
+  isDue(nowMs: number, waitMs = this.limits.waitMs): boolean {
+    return this.count > 0 && (this.isFull() || nowMs - this.firstAt >= waitMs);
   }
 
   /** Empties the buffer into a batch, or returns null when there is nothing. */
   take(): Batch | null {
-    const items = this.items;
-    if (items.length === 0) return null;
-    const bytes = this.bytes;
-    this.items = [];
-    this.bytes = 0;
+    if (this.count === 0) return null;
     const batch: Batch = {
       topic: this.topic,
       partition: this.partition,
-      firstOffset: (items[0] as Buffered).offset,
-      lastOffset: (items[items.length - 1] as Buffered).offset,
-      count: items.length,
-      bytes,
-      usage: [],
-      logs: [],
-      dead: [],
+      firstOffset: this.first,
+      lastOffset: this.last,
+      count: this.count,
+      bytes: this.bytes,
+      usage: this.usage,
+      logs: this.logs,
+      dead: this.dead,
     };
-    for (const it of items) {
-      const r = it.result;
-      if (!r.ok)
-        batch.dead.push({
-          offset: it.offset,
-          reason: r.error,
-          key: it.key ?? null,
-          value: it.value ?? null,
-          headers: it.headers,
-        });
-      else if (r.event.kind === 'usage') batch.usage.push(r.event.row);
-      else batch.logs.push(r.event.row);
-    }
+    this.clear();
     return batch;
   }
 
   /** Drops what is buffered (the partition was revoked: its new owner re-reads from the last commit). */
   clear(): void {
-    this.items = [];
+    this.usage = [];
+    this.logs = [];
+    this.dead = [];
+    this.count = 0;
     this.bytes = 0;
   }
 }

@@ -4,7 +4,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouse } from '../clickhouse/client.ts';
 import { type Arrival, insertArrivals } from '../clickhouse/queries/ingest-ledger.ts';
-import type { LogRow, UsageRow } from '../core/events.ts';
 import { LIMITS, MAX_FUTURE_MS, MIN_TIMESTAMP_MS, parseTimestamp } from '../core/events.ts';
 import type { HttpArrivals, HttpLedger } from '../core/ledger.ts';
 import { type Batch, batchToken } from './batcher.ts';
@@ -61,42 +60,18 @@ function parseValue(value: Buffer | null): unknown {
 }
 
 /**
- * The arrivals of one Kafka batch. A valid row's delivery is its place among the batch's valid rows of its kind,
- * within the batch's offset range: a re-formed batch has the same range and messages, so the same deliveries.
+ * Where a Kafka batch's valid events came from: each one's delivery is this, then `/u<i>` (or `/l<i>`), i its
+ * place among the batch's valid events of its kind. The batch's offset range fixes it, so a re-formed batch
+ * (same range, same messages) has the same deliveries. They are recorded by the batch's own insert
+ * (clickhouse/inserts.ts, EncodedRows), not here.
  */
+export function batchDelivery(batch: Batch): string {
+  return `kafka:${batchToken(batch)}`;
+}
+
+/** The arrivals of one Kafka batch recorded apart from its insert: its dead letters, each its own delivery. */
 export function batchArrivals(batch: Batch, arrivalMs: number): Arrival[] {
-  const at = `kafka:${batchToken(batch)}`;
   const out: Arrival[] = [];
-  // Plain loops and literals: this runs for every consumed message (spreads measured ~2x slower here).
-  const { usage, logs } = batch;
-  for (let i = 0; i < usage.length; i++) {
-    const r = usage[i] as UsageRow;
-    const day = r.timestamp.slice(0, 10);
-    const delivery = `${at}/u${i}`;
-    out.push({
-      day,
-      team_id: r.team_id,
-      service: r.service,
-      outcome: 'accepted',
-      reason: '',
-      identity: r.event_id,
-      delivery,
-    });
-  }
-  for (let i = 0; i < logs.length; i++) {
-    const r = logs[i] as LogRow;
-    const day = r.timestamp.slice(0, 10);
-    const delivery = `${at}/l${i}`;
-    out.push({
-      day,
-      team_id: LOGS_TEAM,
-      service: r.service,
-      outcome: 'accepted',
-      reason: '',
-      identity: r.event_id,
-      delivery,
-    });
-  }
   for (const d of batch.dead) {
     const delivery = `kafka:${batch.topic}/${batch.partition}/${d.offset}`;
     out.push({
@@ -109,7 +84,10 @@ export function batchArrivals(batch: Batch, arrivalMs: number): Arrival[] {
   return out;
 }
 
-/** Records a Kafka batch's arrivals, with a token derived from the batch's own: a re-formed batch adds nothing. */
+/**
+ * Records a Kafka batch's dead letters, with a token derived from the batch's own: a re-formed batch adds
+ * nothing. Its valid events are recorded by its insert.
+ */
 export async function recordBatch(ch: ClickHouse, batch: Batch, arrivalMs = Date.now()): Promise<void> {
   await insertArrivals(ch, batchArrivals(batch, arrivalMs), `ledger/${batchToken(batch)}`);
 }

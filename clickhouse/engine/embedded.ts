@@ -50,12 +50,12 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
     async insert({ table, columns, values, settings }) {
       // The same JSONCompactEachRow the client would send, built here so the engine gets the bytes as they are.
       let body = '';
-      for (const v of values) body += `${JSON.stringify(v)}\n`;
+      if (!Buffer.isBuffer(values)) for (const v of values) body += `${JSON.stringify(v)}\n`;
       await chdb.chdb.rawInsert({
         table,
         columns,
         format: 'JSONCompactEachRow',
-        values: Buffer.from(body),
+        values: Buffer.isBuffer(values) ? values : Buffer.from(body),
         // Stated in the INSERT's own SETTINGS clause, so nothing outlives the insert.
         settings: settings as Record<string, string | number>,
       });

@@ -109,7 +109,9 @@ describe('an export whose process is killed mid-write', () => {
           }
           return true;
         },
-        { timeoutMs: 240_000, everyMs: 100 },
+        // Every poll is a request of the same identity: at most ~86 a minute, under the default limit of 100
+        // (a restarted export that takes longer than 10 s under load got 429 at 100 ms).
+        { timeoutMs: 240_000, everyMs: 700 },
       );
       expect(done).toMatchObject({ status: 'completed', row_count: ROWS });
       const file = await fetch(String(done?.download_url));

@@ -14,7 +14,7 @@ import { Session } from 'chdb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLUSTER_SETTINGS, type ClickHouse, openClickHouse } from '../../clickhouse/client.ts';
 import { insertWithClient } from '../../clickhouse/engine/server.ts';
-import { type EventRows, insertEvents } from '../../clickhouse/inserts.ts';
+import { type EventRows, encodeLog, encodeUsage, insertEvents } from '../../clickhouse/inserts.ts';
 import {
   type Applied,
   bookkeepingStatements,
@@ -314,6 +314,34 @@ describe('cluster migrations (clickhouse/cluster/)', () => {
       expect(await sealLogDays(cluster)).toBeGreaterThan(0);
       expect(await sealLogDays(cluster)).toBe(0);
       expect(await systemEvents(cluster, page)).toEqual(logs);
+    });
+
+    it('a Kafka batch goes through usage_ingest / log_ingest into the raw tables and the ledger, once', async () => {
+      const b = batches[1] as EventRows;
+      const encoded = {
+        usage: b.usage.map(encodeUsage),
+        logs: b.logs.map(encodeLog),
+        delivery: 'kafka:cluster-test/0/0-1999',
+      };
+      const accepted = (ch: ClickHouse) =>
+        count(ch, "SELECT uniqExactMerge(deliveries) AS n FROM ingest_ledger WHERE outcome = 'accepted'");
+      const stored = (ch: ClickHouse) =>
+        count(ch, 'SELECT (SELECT count() FROM usage_events) + (SELECT count() FROM log_events) AS n');
+      await cluster.client.command({ query: 'SYSTEM STOP MERGES' });
+      try {
+        const before = await stored(cluster);
+        await insertEvents(single, encoded, 'kafka/cluster-test');
+        await insertEvents(cluster, encoded, 'kafka/cluster-test');
+        const once = [await accepted(cluster), await stored(cluster)];
+        // Each message is one delivery; copies of an event within the batch collapse as the part is written.
+        expect(once[0]).toBe(b.usage.length + b.logs.length);
+        expect(once[1]).toBeGreaterThan(before);
+        expect(await accepted(single)).toBe(once[0]);
+        await insertEvents(cluster, encoded, 'kafka/cluster-test');
+        expect([await accepted(cluster), await stored(cluster)]).toEqual(once);
+      } finally {
+        await cluster.client.command({ query: 'SYSTEM START MERGES' });
+      }
     });
 
     it('a batch re-sent with its token adds nothing, through the Distributed tables and the views', async () => {

@@ -363,17 +363,23 @@ export function serveApp(
   });
 }
 
-/** Runs `stop` on SIGTERM / SIGINT, then exits; a second signal or the drain timeout exits at once. */
+/**
+ * Runs `stop` on SIGTERM / SIGINT, then exits; a second signal or the drain timeout ends the process at once.
+ * "At once" is SIGKILL, not process.exit: exit runs the embedded engine's native teardown, which crashed or hung
+ * (a deadlock in its fatal-signal handler) when queries were still running in it. Everything stored is on disk
+ * either way; an insert cut short is retried from Kafka's uncommitted offsets, as after any crash.
+ */
 export function onShutdown(logger: Logger, stop: () => Promise<void>, drainMs = 20_000): void {
   let stopping = false;
+  const kill = (why: string) => {
+    logger.error(`${why}: exiting now`);
+    process.kill(process.pid, 'SIGKILL');
+  };
   const handler = (signal: string) => {
-    if (stopping) process.exit(1);
+    if (stopping) return kill(`second ${signal}`);
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    setTimeout(() => {
-      logger.error('drain timeout: exiting');
-      process.exit(1);
-    }, drainMs).unref();
+    setTimeout(() => kill(`drain timeout (${drainMs / 1000} s)`), drainMs).unref();
     stop().then(
       () => process.exit(0),
       (err) => {

@@ -67,7 +67,10 @@ const ch = await storage;
 // One system log for the process (ingest faults, failed logins, failed jobs, webhooks), closed last.
 const selfLog = new SelfLog(ch);
 const control = whenOpen(opening, config.control.databaseUrl ? 'server' : 'embedded');
-void orExit(config, async () => retireLegacyTables(config, ch, await opening, logger));
+// Storage closes only after this step: a migration still running when the engine's connection closes (a
+// SIGTERM while PGlite was still opening on a loaded machine) crashed the embedded engine on exit, or hung it.
+const retiring = orExit(config, async () => retireLegacyTables(config, ch, await opening, logger));
+retiring.catch(() => undefined); // awaited on shutdown
 const sink = await createSink(config, ch, logger);
 // `npm run demo` (npm start -- --demo): a generated month of data, loaded once, and a token to read it with.
 const demo = process.argv.includes('--demo');
@@ -136,6 +139,7 @@ if (secret.created) {
 }
 
 onShutdown(logger, async () => {
+  await retiring;
   await api.stop();
   await schedules.stop();
   await exportWorkers.stop();

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ClickHouseSettings, createClient } from '@clickhouse/client';
-import { Session } from 'chdb';
+import { drainPending, Session } from 'chdb';
 import { createChdbConnection } from 'chdb/connection';
 import { API_QUERY_PRIORITY, type ClickHouseOptions, type Engine, quoteIdent, Retention } from '../client.ts';
 import { buildDataVersionQuery, type DataVersionSource } from '../data-version.ts';
@@ -64,7 +64,12 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
     dataVersion: () => embeddedDataVersion(dataDir, database),
     // Sessions of its own on the same data directory: nothing a query sets reaches the service's.
     openSql: async (limits) => embeddedSqlEngine({ dataDir, database, limits }),
-    close: () => client.close(),
+    async close() {
+      await client.close();
+      // No query may still run in the engine when the process exits: chdb closes its sessions on exit without
+      // waiting, and the engine's teardown then crashed (SIGSEGV) or hung under a running one.
+      await drainPending();
+    },
   };
 }
 

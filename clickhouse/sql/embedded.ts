@@ -21,6 +21,7 @@ import {
   settingLiteral,
 } from './engine.ts';
 import { fromEngine, SqlError, sqlError } from './errors.ts';
+import { NativeTranscoder } from './native.ts';
 import { LOWERABLE_LIMITS } from './policy.ts';
 import { rowBinaryHeader } from './row-binary.ts';
 
@@ -69,18 +70,16 @@ export function embeddedSqlEngine(opts: EmbeddedSqlOptions): SqlEngine {
     version,
     async run(req: SqlRequest): Promise<SqlResult> {
       const a = await analyser();
-      const { sql, format } = await analyse(a, req, opts.database);
-      if (
-        format === 'Native' &&
-        req.clientProtocolVersion !== undefined &&
-        req.clientProtocolVersion !== '0'
-      ) {
-        // The engine writes revision-0 Native only; a client expecting another revision would misread it.
-        throw sqlError(
-          'SUPPORT_IS_DISABLED',
-          `Native with client_protocol_version=${req.clientProtocolVersion} is not supported on the embedded engine: use RowBinaryWithNamesAndTypes or a JSON format (docs/sql.md)`,
-        );
-      }
+      const { sql, format, explainable } = await analyse(a, req, opts.database);
+      // clickhouse-go (Grafana) reads Native at its protocol revision; the engine writes revision 0, re-framed here.
+      const transcoder =
+        format === 'Native' && req.clientProtocolVersion !== undefined && req.clientProtocolVersion !== '0'
+          ? new NativeTranscoder({ revision: Number(req.clientProtocolVersion) })
+          : undefined;
+      const native = transcoder && {
+        transcoder,
+        types: () => describe(a, explainable, req.params),
+      };
       const limits = effectiveLimits(opts.limits, req.settings);
       const client = Object.fromEntries(
         Object.entries(req.settings).filter(([k]) => !(LOWERABLE_LIMITS as readonly string[]).includes(k)),
@@ -106,7 +105,7 @@ export function embeddedSqlEngine(opts: EmbeddedSqlOptions): SqlEngine {
       };
       if (STREAMED_FORMATS.has(format)) {
         try {
-          return await streamed(s, sql, req.params, format, req.signal, summary, elapsed);
+          return await streamed(s, sql, req.params, format, req.signal, summary, elapsed, native);
         } catch (err) {
           s.close();
           throw engineError(err);
@@ -159,7 +158,7 @@ async function analyse(
   s: Session,
   req: SqlRequest,
   database: string,
-): Promise<{ sql: string; format: string }> {
+): Promise<{ sql: string; format: string; explainable: string }> {
   let formatted: string;
   try {
     const r = await s.queryBindAsync(
@@ -196,7 +195,7 @@ async function analyse(
     }
     checkQueryTree(tree, database);
   }
-  return { sql: formatted, format: clauses.format ?? req.defaultFormat };
+  return { sql: formatted, format: clauses.format ?? req.defaultFormat, explainable: clauses.explainable };
 }
 
 async function streamed(
@@ -207,6 +206,7 @@ async function streamed(
   signal: AbortSignal,
   summary: SqlSummary,
   elapsed: () => void,
+  native?: { transcoder: NativeTranscoder; types: () => Promise<string[] | undefined> },
 ): Promise<SqlResult> {
   const opts = { format, signal };
   const stream =
@@ -218,18 +218,41 @@ async function streamed(
   if (first.done) {
     // No block at all: the same query's empty answer, with the header its format has (names and types).
     const r = await run(s, sql, params, format, signal);
-    const bytes = r.bytes();
+    let bytes: Uint8Array = r.bytes();
+    if (native) {
+      if (bytes.length > 0) native.transcoder.setTypes(await native.types());
+      bytes = Buffer.concat(native.transcoder.push(bytes));
+      native.transcoder.end();
+    }
+    s.close();
     summary.result_bytes = bytes.length;
     elapsed();
-    s.close();
     return { format, body: once(bytes), summary: () => summary };
   }
   const header = format === 'RowBinaryWithNamesAndTypes' ? rowBinaryHeader(first.value.raw()) : undefined;
+  // Re-framed before any header goes out, so a type it cannot carry is still the 344 error.
+  let firstOut: Buffer | undefined;
+  if (native) {
+    try {
+      const tops = NativeTranscoder.columnTypes(first.value.raw());
+      // Revision 0 writes DateTime('tz') as DateTime: the query's own types give the zone back.
+      if (tops === undefined || tops.includes('DateTime')) native.transcoder.setTypes(await native.types());
+      firstOut = Buffer.concat(native.transcoder.push(first.value.raw()));
+    } catch (err) {
+      if (!stream.closed) stream.cancel();
+      throw err;
+    }
+  }
   async function* body(): AsyncIterable<Uint8Array> {
     try {
       let chunk: IteratorResult<{ raw(): Uint8Array; numRows: number }> = first;
       while (!chunk.done) {
-        let bytes = Buffer.from(chunk.value.raw());
+        let bytes =
+          native === undefined
+            ? Buffer.from(chunk.value.raw())
+            : chunk === first
+              ? (firstOut as Buffer)
+              : Buffer.concat(native.transcoder.push(chunk.value.raw()));
         // Each block is written alone, names and types again: only the first keeps them.
         if (header && chunk !== first && bytes.subarray(0, header.length).equals(header)) {
           bytes = bytes.subarray(header.length);
@@ -239,6 +262,7 @@ async function streamed(
         yield bytes;
         chunk = await it.next();
       }
+      native?.transcoder.end();
       elapsed();
     } finally {
       if (!stream.closed) stream.cancel();
@@ -246,4 +270,19 @@ async function streamed(
     }
   }
   return { format, body: body(), summary: () => summary };
+}
+
+/** The full type names of a query's columns (DESCRIBE of the checked query), or undefined when it has none. */
+async function describe(s: Session, explainable: string, params: Params): Promise<string[] | undefined> {
+  try {
+    const r = await run(s, `DESCRIBE (${explainable})`, params, 'JSONEachRow');
+    return r
+      .text()
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => (JSON.parse(l) as { type: string }).type);
+  } catch {
+    // Not a SELECT (SHOW, DESCRIBE, EXISTS): their columns have no DateTime to restore.
+    return undefined;
+  }
 }

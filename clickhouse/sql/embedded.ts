@@ -3,7 +3,8 @@
 // settings are SET first and locked with readonly = 1. Nothing set there reaches the service's own queries on
 // the shared connection, and nothing a query says can change its limits (a SETTINGS clause is the engine's
 // READONLY error). Streamed formats go out block by block (chdb's queryStream); the others are buffered whole,
-// bounded by max_result_rows and max_memory_usage.
+// bounded by max_result_rows and max_memory_usage. Native for a client at a protocol revision (clickhouse-go) is
+// re-framed block by block from the engine's revision 0 (native.ts).
 import { join } from 'node:path';
 import { Session } from 'chdb';
 import { quoteIdent } from '../client.ts';

@@ -1,6 +1,7 @@
 // /clickhouse with unmodified ClickHouse clients through an API key, as a data engineer would use them:
 // @clickhouse/client (JSON formats), Python clickhouse-connect from PyPI (Native, query_df) and ClickHouse's JDBC
-// driver from Maven (RowBinaryWithNamesAndTypes; it stands in for DBeaver and Grafana), each with bound
+// driver from Maven (RowBinaryWithNamesAndTypes; it stands in for DBeaver) and clickhouse-go v2 from the Go module
+// proxy (Grafana's driver: Native at its protocol revision, over HTTP with an HTTP path), each with bound
 // parameters, give the same numbers as GET /reports/usage-summary; refusals arrive as the clients' usual errors
 // with ClickHouse's codes; a query past SQL_MAX_EXECUTION_SECONDS ends with TIMEOUT_EXCEEDED (159).
 import { execFileSync } from 'node:child_process';

@@ -24,9 +24,9 @@ export function goSqlClient(): string {
   if (existsSync(bin)) return bin;
   // GOTOOLCHAIN=local: build with the installed Go, never download another toolchain. -mod=readonly: go.sum
   // pins every module.
-  execFileSync(goBinary(), ['build', '-mod=readonly', '-o', bin, '.'], {
+  execFileSync(goBinary(), ['build', '-mod=readonly', '-buildvcs=false', '-o', bin, '.'], {
     cwd: CLIENT,
-    env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly', CGO_ENABLED: '0' },
+    env: { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
     stdio: 'inherit',
     timeout: 480_000,
   });

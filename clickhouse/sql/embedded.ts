@@ -108,13 +108,16 @@ export function embeddedSqlEngine(opts: EmbeddedSqlOptions): SqlEngine {
         try {
           return await streamed(s, sql, req.params, format, req.signal, summary, elapsed, native);
         } catch (err) {
-          s.close();
-          throw engineError(err);
+          // The engine streams SELECTs only; SHOW, DESCRIBE and EXISTS answer small, buffered below.
+          if (!/Streaming query is not supported/.test(String((err as Error)?.message))) {
+            s.close();
+            throw engineError(err);
+          }
         }
       }
       try {
         const r = await run(s, sql, req.params, format, req.signal);
-        const bytes = r.bytes();
+        const bytes = native ? await reframeWhole(native, r.bytes()) : r.bytes();
         summary.read_rows = r.rowsRead;
         summary.read_bytes = r.bytesRead;
         summary.result_bytes = bytes.length;
@@ -131,6 +134,27 @@ export function embeddedSqlEngine(opts: EmbeddedSqlOptions): SqlEngine {
       analysis = undefined;
     },
   };
+}
+
+interface Reframing {
+  transcoder: NativeTranscoder;
+  /** The query's full column types (DESCRIBE), asked for only when the first block has a bare DateTime. */
+  types: () => Promise<string[] | undefined>;
+}
+
+/** Revision 0 writes a top-level DateTime('tz') as DateTime: the query's own types give the zone back. */
+async function restoreTypes(native: Reframing, firstBlock: Uint8Array): Promise<void> {
+  if (firstBlock.length === 0) return;
+  const tops = NativeTranscoder.columnTypes(firstBlock);
+  if (tops === undefined || tops.includes('DateTime')) native.transcoder.setTypes(await native.types());
+}
+
+/** A whole buffered answer, re-framed. */
+async function reframeWhole(native: Reframing, bytes: Uint8Array): Promise<Buffer> {
+  await restoreTypes(native, bytes);
+  const out = Buffer.concat(native.transcoder.push(bytes));
+  native.transcoder.end();
+  return out;
 }
 
 async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
@@ -207,7 +231,7 @@ async function streamed(
   signal: AbortSignal,
   summary: SqlSummary,
   elapsed: () => void,
-  native?: { transcoder: NativeTranscoder; types: () => Promise<string[] | undefined> },
+  native?: Reframing,
 ): Promise<SqlResult> {
   const opts = { format, signal };
   const stream =
@@ -219,13 +243,12 @@ async function streamed(
   if (first.done) {
     // No block at all: the same query's empty answer, with the header its format has (names and types).
     const r = await run(s, sql, params, format, signal);
-    let bytes: Uint8Array = r.bytes();
-    if (native) {
-      if (bytes.length > 0) native.transcoder.setTypes(await native.types());
-      bytes = Buffer.concat(native.transcoder.push(bytes));
-      native.transcoder.end();
+    let bytes: Uint8Array;
+    try {
+      bytes = native ? await reframeWhole(native, r.bytes()) : r.bytes();
+    } finally {
+      s.close();
     }
-    s.close();
     summary.result_bytes = bytes.length;
     elapsed();
     return { format, body: once(bytes), summary: () => summary };
@@ -235,9 +258,7 @@ async function streamed(
   let firstOut: Buffer | undefined;
   if (native) {
     try {
-      const tops = NativeTranscoder.columnTypes(first.value.raw());
-      // Revision 0 writes DateTime('tz') as DateTime: the query's own types give the zone back.
-      if (tops === undefined || tops.includes('DateTime')) native.transcoder.setTypes(await native.types());
+      await restoreTypes(native, first.value.raw());
       firstOut = Buffer.concat(native.transcoder.push(first.value.raw()));
     } catch (err) {
       if (!stream.closed) stream.cancel();

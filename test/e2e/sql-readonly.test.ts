@@ -122,6 +122,10 @@ describe('/clickhouse refuses everything but reads', () => {
     // re-framing cannot carry, is refused (344), never answered with bytes the client would misread.
     const native = await ask('SELECT 1', { params: 'default_format=Native&client_protocol_version=54460' });
     expect(native.code).toBeNull();
+    // SHOW is not streamed by the engine: answered whole, in Native too.
+    const show = await ask('SHOW TABLES', { params: 'default_format=Native&client_protocol_version=54460' });
+    expect(show.code).toBeNull();
+    expect(show.body).toContain('usage_daily');
     const later = await ask('SELECT 1', { params: 'default_format=Native&client_protocol_version=54470' });
     expect(later.code).toBe('344');
     const state = await ask('SELECT uniqExactState(1)', {

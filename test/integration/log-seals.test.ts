@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DerivedState, type Snapshot } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
-import { sealLogDays } from '../../clickhouse/queries/log-day-counts.ts';
+import { logDayCounts, sealLogDays } from '../../clickhouse/queries/log-day-counts.ts';
 import { systemEvents } from '../../clickhouse/queries/system-events.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { type LogQuery, Truth } from '../../ingest/loadgen/truth.ts';
@@ -53,6 +53,17 @@ describe('sealed log counts', () => {
     const [row] = await rs.json<OpenCells>();
     return Number(row?.open);
   };
+  // Sealed cells without hours sealed at the same counter value: their days are paged by whole day.
+  const hourlessCells = async (): Promise<number> => {
+    const rs = await engine.ch.client.query({
+      query: `SELECT count() AS open FROM (
+          SELECT day, severity, service, sum(inserted) AS inserted FROM log_cells_daily GROUP BY day, severity, service
+        ) AS c LEFT ANTI JOIN log_hour_seals AS h USING (day, severity, service, inserted)`,
+      format: 'JSONEachRow',
+    });
+    const [row] = await rs.json<OpenCells>();
+    return Number(row?.open);
+  };
   const insert = async (list: readonly unknown[], token: string) => {
     await insertEvents(engine.ch, rowsOf(list), token);
     truth.addAll(list);
@@ -79,6 +90,11 @@ describe('sealed log counts', () => {
     const sealed = await sealLogDays(engine.ch);
     expect(sealed).toBeGreaterThan(40);
     expect(await openCells()).toBe(0);
+    expect(await hourlessCells()).toBe(0);
+    // Every day is now located by the hour, and its hours add up to its count.
+    const days = await logDayCounts(engine.ch, {});
+    expect(days.length).toBeGreaterThan(30);
+    for (const d of days) expect(d.hours?.reduce((a, b) => a + b, 0)).toBe(d.n);
     // Nothing changed: the next round seals nothing.
     expect(await sealLogDays(engine.ch)).toBe(0);
     await expectExact(queries());
@@ -98,8 +114,11 @@ describe('sealed log counts', () => {
     expect(await openCells()).toBeGreaterThan(0);
     // Read before any seal: the reopened days answer from their sets.
     await expectExact(queries());
+    // The reopened days lost their hours with their seals (paged by whole day meanwhile) and get them back.
+    expect(await hourlessCells()).toBeGreaterThan(0);
     await sealLogDays(engine.ch);
     expect(await openCells()).toBe(0);
+    expect(await hourlessCells()).toBe(0);
     await expectExact(queries());
   });
 
@@ -152,6 +171,7 @@ describe('sealed log counts', () => {
     expect(rounds).toBeGreaterThan(2);
     await sealLogDays(engine.ch);
     expect(await openCells()).toBe(0);
+    expect(await hourlessCells()).toBe(0);
     await expectExact(queries());
   });
 });

@@ -26,7 +26,16 @@ export function goSqlClient(): string {
   // pins every module.
   execFileSync(goBinary(), ['build', '-mod=readonly', '-buildvcs=false', '-o', bin, '.'], {
     cwd: CLIENT,
-    env: { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
+    env: {
+      ...process.env,
+      GOTOOLCHAIN: 'local',
+      CGO_ENABLED: '0',
+      // Without HOME (a bare CI environment) Go has no default module or build cache: keep both under .cache/.
+      ...(process.env.HOME || process.env.GOPATH ? {} : { GOPATH: join(ROOT, '.cache', 'gopath') }),
+      ...(process.env.HOME || process.env.GOCACHE || process.env.XDG_CACHE_HOME
+        ? {}
+        : { GOCACHE: join(ROOT, '.cache', 'go-build') }),
+    },
     stdio: 'inherit',
     timeout: 480_000,
   });

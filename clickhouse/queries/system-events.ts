@@ -174,6 +174,28 @@ export async function readLogPage(
   });
 }
 
+/**
+ * A window's page. A first page (no rows to skip: page 1, or any page after a cursor) is the window's newest
+ * `limit` logs, so when its newest hour (ending now at the latest) holds that many, they are the page: the
+ * common case of a day not sealed yet, which takes logs all the time (today, under live traffic), where the
+ * window is the whole day. Otherwise the whole window is read.
+ */
+async function readWindow(
+  ch: ClickHouse,
+  f: LogFilters,
+  w: PageWindow,
+): Promise<Array<SystemEvent & { ms: number }>> {
+  const top = w.toMs ?? w.after?.ms;
+  if (w.skip === 0 && top !== undefined) {
+    const fromMs = Math.min(top, Date.now()) - HOUR_MS;
+    if (w.fromMs === undefined || fromMs - w.fromMs >= HOUR_MS) {
+      const newest = await readLogPage(ch, f, { ...w, fromMs });
+      if (newest.length === w.limit) return newest;
+    }
+  }
+  return readLogPage(ch, f, w);
+}
+
 export interface SystemEventsQuery extends LogFilters {
   limit: number;
   /** Page number (1-based); ignored when `after` is given, which then only labels the answer. */
@@ -205,6 +227,6 @@ export async function systemEvents(
   const window = q.after
     ? locateAfter(buckets, q.after, q.limit)
     : locatePage(buckets, (q.page - 1) * q.limit, q.limit);
-  const events = window ? await readLogPage(ch, q, window) : [];
+  const events = window ? await readWindow(ch, q, window) : [];
   return { events, page: q.page, total_pages, total };
 }

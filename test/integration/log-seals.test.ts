@@ -133,6 +133,61 @@ describe('sealed log counts', () => {
     await expectExact(queries().slice(0, 8));
   });
 
+  it('reads a day not sealed yet from its newest hour for a first page that hour holds, exact either way', async () => {
+    // 150 logs in the last hour of a day after the others (as today's would be, under live traffic).
+    const day = '2023-03-04';
+    const burst = Array.from({ length: 150 }, (_, i) => ({
+      event_id: `burst-${i}`,
+      type: 'log',
+      timestamp: `${day}T23:${String(Math.floor(i / 3)).padStart(2, '0')}:0${i % 3}.000Z`,
+      severity: i % 5 === 0 ? 'error' : 'info',
+      service: 'burst',
+      message: `burst ${i}`,
+    }));
+    const early = Array.from({ length: 40 }, (_, i) => ({
+      ...burst[i],
+      event_id: `early-${i}`,
+      timestamp: `${day}T03:00:${String(i).padStart(2, '0')}.000Z`,
+    }));
+    await insert([...early, ...burst], 'seals/burst');
+    const pageQueries: Array<Record<string, unknown>> = [];
+    const client = new Proxy(engine.ch.client, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'query') return value;
+        return (arg: { query: string; query_params?: Record<string, unknown> }) => {
+          if (arg.query.includes('FROM log_events')) pageQueries.push(arg.query_params ?? {});
+          return value.call(target, arg);
+        };
+      },
+    });
+    const counted = { ...engine.ch, client };
+    const ask = async (q: LogQuery) => {
+      pageQueries.length = 0;
+      const r = await systemEvents(counted, {
+        limit: q.limit ?? 100,
+        page: q.page ?? 1,
+        start_date: day,
+        end_date: day,
+        severity: q.severity,
+      });
+      expect({ q, got: r.events.map(({ ms: _ms, ...e }) => e) }).toEqual({
+        q,
+        got: truth.systemEvents({ ...q, start_date: day, end_date: day }).events,
+      });
+      return [...pageQueries];
+    };
+    const lastHour = Date.parse(`${day}T23:00:00Z`);
+    // The newest hour holds the page: one read, of that hour only.
+    expect(await ask({ limit: 100 })).toEqual([expect.objectContaining({ from_ms: lastHour, skip: 0 })]);
+    expect(await ask({ limit: 20, severity: 'error' })).toHaveLength(1);
+    // It does not (only 150 logs there, 30 errors): the hour, then the day.
+    expect(await ask({ limit: 170 })).toHaveLength(2);
+    expect(await ask({ limit: 40, severity: 'error' })).toHaveLength(2);
+    // Not a first page: the day at once.
+    expect(await ask({ limit: 100, page: 2 })).toHaveLength(1);
+  });
+
   it('never misses a stored log while late inserts race the sealer', async () => {
     const rest = late.slice(1_500);
     const version = engine.ch.dataVersion();

@@ -77,6 +77,14 @@ export function embeddedSqlEngine(opts: EmbeddedSqlOptions): SqlEngine {
         format === 'Native' && req.clientProtocolVersion !== undefined && req.clientProtocolVersion !== '0'
           ? new NativeTranscoder({ revision: Number(req.clientProtocolVersion) })
           : undefined;
+      const binaryTypes = req.settings.output_format_native_encode_types_in_binary_format ?? '0';
+      if (transcoder && !['0', 'false'].includes(binaryTypes.toLowerCase())) {
+        // Types in binary form are not names the re-framing can read: refused rather than guessed.
+        throw sqlError(
+          'SUPPORT_IS_DISABLED',
+          'output_format_native_encode_types_in_binary_format with client_protocol_version is not supported on the embedded engine',
+        );
+      }
       const native = transcoder && {
         transcoder,
         types: () => describe(a, explainable, req.params),

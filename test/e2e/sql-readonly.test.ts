@@ -133,6 +133,14 @@ describe('/clickhouse refuses everything but reads', () => {
     });
     expect(state.code).toBe('344');
     expect(state.body).toContain('AggregateFunction(uniqExact, UInt8)');
+    const binaryTypes = await ask('SELECT 1', {
+      params:
+        'default_format=Native&client_protocol_version=54460&output_format_native_encode_types_in_binary_format=1',
+    });
+    expect(binaryTypes.code).toBe('344');
+    // Grafana's row limit arrives as the `limit` setting.
+    const limited = await ask('SELECT number FROM numbers(10) FORMAT TSV', { params: 'limit=3' });
+    expect(limited.body).toBe('0\n1\n2\n');
     // A lower limit is the client's to choose; a higher one is ignored (the service's stays).
     const lowered = await ask('SELECT number FROM numbers(10)', { params: 'max_result_rows=5' });
     expect(lowered.code).toBe('396');

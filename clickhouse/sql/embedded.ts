@@ -3,7 +3,8 @@
 // settings are SET first and locked with readonly = 1. Nothing set there reaches the service's own queries on
 // the shared connection, and nothing a query says can change its limits (a SETTINGS clause is the engine's
 // READONLY error). Streamed formats go out block by block (chdb's queryStream); the others are buffered whole,
-// bounded by max_result_rows and max_memory_usage.
+// bounded by max_result_rows and max_memory_usage. Native for a client at a protocol revision (clickhouse-go) is
+// re-framed block by block from the engine's revision 0 (native.ts).
 import { join } from 'node:path';
 import { Session } from 'chdb';
 import { quoteIdent } from '../client.ts';
@@ -21,6 +22,7 @@ import {
   settingLiteral,
 } from './engine.ts';
 import { fromEngine, SqlError, sqlError } from './errors.ts';
+import { NativeTranscoder } from './native.ts';
 import { LOWERABLE_LIMITS } from './policy.ts';
 import { rowBinaryHeader } from './row-binary.ts';
 
@@ -69,18 +71,24 @@ export function embeddedSqlEngine(opts: EmbeddedSqlOptions): SqlEngine {
     version,
     async run(req: SqlRequest): Promise<SqlResult> {
       const a = await analyser();
-      const { sql, format } = await analyse(a, req, opts.database);
-      if (
-        format === 'Native' &&
-        req.clientProtocolVersion !== undefined &&
-        req.clientProtocolVersion !== '0'
-      ) {
-        // The engine writes revision-0 Native only; a client expecting another revision would misread it.
+      const { sql, format, explainable } = await analyse(a, req, opts.database);
+      // clickhouse-go (Grafana) reads Native at its protocol revision; the engine writes revision 0, re-framed here.
+      const transcoder =
+        format === 'Native' && req.clientProtocolVersion !== undefined && req.clientProtocolVersion !== '0'
+          ? new NativeTranscoder({ revision: Number(req.clientProtocolVersion) })
+          : undefined;
+      const binaryTypes = req.settings.output_format_native_encode_types_in_binary_format ?? '0';
+      if (transcoder && !['0', 'false'].includes(binaryTypes.toLowerCase())) {
+        // Types in binary form are not names the re-framing can read: refused rather than guessed.
         throw sqlError(
           'SUPPORT_IS_DISABLED',
-          `Native with client_protocol_version=${req.clientProtocolVersion} is not supported on the embedded engine: use RowBinaryWithNamesAndTypes or a JSON format (docs/sql.md)`,
+          'output_format_native_encode_types_in_binary_format with client_protocol_version is not supported on the embedded engine',
         );
       }
+      const native = transcoder && {
+        transcoder,
+        types: () => describe(a, explainable, req.params),
+      };
       const limits = effectiveLimits(opts.limits, req.settings);
       const client = Object.fromEntries(
         Object.entries(req.settings).filter(([k]) => !(LOWERABLE_LIMITS as readonly string[]).includes(k)),
@@ -106,15 +114,18 @@ export function embeddedSqlEngine(opts: EmbeddedSqlOptions): SqlEngine {
       };
       if (STREAMED_FORMATS.has(format)) {
         try {
-          return await streamed(s, sql, req.params, format, req.signal, summary, elapsed);
+          return await streamed(s, sql, req.params, format, req.signal, summary, elapsed, native);
         } catch (err) {
-          s.close();
-          throw engineError(err);
+          // The engine streams SELECTs only; SHOW, DESCRIBE and EXISTS answer small, buffered below.
+          if (!/Streaming query is not supported/.test(String((err as Error)?.message))) {
+            s.close();
+            throw engineError(err);
+          }
         }
       }
       try {
         const r = await run(s, sql, req.params, format, req.signal);
-        const bytes = r.bytes();
+        const bytes = native ? await reframeWhole(native, r.bytes()) : r.bytes();
         summary.read_rows = r.rowsRead;
         summary.read_bytes = r.bytesRead;
         summary.result_bytes = bytes.length;
@@ -131,6 +142,27 @@ export function embeddedSqlEngine(opts: EmbeddedSqlOptions): SqlEngine {
       analysis = undefined;
     },
   };
+}
+
+interface Reframing {
+  transcoder: NativeTranscoder;
+  /** The query's full column types (DESCRIBE), asked for only when the first block has a bare DateTime. */
+  types: () => Promise<string[] | undefined>;
+}
+
+/** Revision 0 writes a top-level DateTime('tz') as DateTime: the query's own types give the zone back. */
+async function restoreTypes(native: Reframing, firstBlock: Uint8Array): Promise<void> {
+  if (firstBlock.length === 0) return;
+  const tops = NativeTranscoder.columnTypes(firstBlock);
+  if (tops === undefined || tops.includes('DateTime')) native.transcoder.setTypes(await native.types());
+}
+
+/** A whole buffered answer, re-framed. */
+async function reframeWhole(native: Reframing, bytes: Uint8Array): Promise<Buffer> {
+  await restoreTypes(native, bytes);
+  const out = Buffer.concat(native.transcoder.push(bytes));
+  native.transcoder.end();
+  return out;
 }
 
 async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
@@ -159,7 +191,7 @@ async function analyse(
   s: Session,
   req: SqlRequest,
   database: string,
-): Promise<{ sql: string; format: string }> {
+): Promise<{ sql: string; format: string; explainable: string }> {
   let formatted: string;
   try {
     const r = await s.queryBindAsync(
@@ -196,7 +228,7 @@ async function analyse(
     }
     checkQueryTree(tree, database);
   }
-  return { sql: formatted, format: clauses.format ?? req.defaultFormat };
+  return { sql: formatted, format: clauses.format ?? req.defaultFormat, explainable: clauses.explainable };
 }
 
 async function streamed(
@@ -207,6 +239,7 @@ async function streamed(
   signal: AbortSignal,
   summary: SqlSummary,
   elapsed: () => void,
+  native?: Reframing,
 ): Promise<SqlResult> {
   const opts = { format, signal };
   const stream =
@@ -218,18 +251,38 @@ async function streamed(
   if (first.done) {
     // No block at all: the same query's empty answer, with the header its format has (names and types).
     const r = await run(s, sql, params, format, signal);
-    const bytes = r.bytes();
+    let bytes: Uint8Array;
+    try {
+      bytes = native ? await reframeWhole(native, r.bytes()) : r.bytes();
+    } finally {
+      s.close();
+    }
     summary.result_bytes = bytes.length;
     elapsed();
-    s.close();
     return { format, body: once(bytes), summary: () => summary };
   }
   const header = format === 'RowBinaryWithNamesAndTypes' ? rowBinaryHeader(first.value.raw()) : undefined;
+  // Re-framed before any header goes out, so a type it cannot carry is still the 344 error.
+  let firstOut: Buffer | undefined;
+  if (native) {
+    try {
+      await restoreTypes(native, first.value.raw());
+      firstOut = Buffer.concat(native.transcoder.push(first.value.raw()));
+    } catch (err) {
+      if (!stream.closed) stream.cancel();
+      throw err;
+    }
+  }
   async function* body(): AsyncIterable<Uint8Array> {
     try {
       let chunk: IteratorResult<{ raw(): Uint8Array; numRows: number }> = first;
       while (!chunk.done) {
-        let bytes = Buffer.from(chunk.value.raw());
+        let bytes =
+          native === undefined
+            ? Buffer.from(chunk.value.raw())
+            : chunk === first
+              ? (firstOut as Buffer)
+              : Buffer.concat(native.transcoder.push(chunk.value.raw()));
         // Each block is written alone, names and types again: only the first keeps them.
         if (header && chunk !== first && bytes.subarray(0, header.length).equals(header)) {
           bytes = bytes.subarray(header.length);
@@ -239,6 +292,7 @@ async function streamed(
         yield bytes;
         chunk = await it.next();
       }
+      native?.transcoder.end();
       elapsed();
     } finally {
       if (!stream.closed) stream.cancel();
@@ -246,4 +300,19 @@ async function streamed(
     }
   }
   return { format, body: body(), summary: () => summary };
+}
+
+/** The full type names of a query's columns (DESCRIBE of the checked query), or undefined when it has none. */
+async function describe(s: Session, explainable: string, params: Params): Promise<string[] | undefined> {
+  try {
+    const r = await run(s, `DESCRIBE (${explainable})`, params, 'JSONEachRow');
+    return r
+      .text()
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => (JSON.parse(l) as { type: string }).type);
+  } catch {
+    // Not a SELECT (SHOW, DESCRIBE, EXISTS): their columns have no DateTime to restore.
+    return undefined;
+  }
 }

@@ -21,7 +21,8 @@ export interface SqlRequest {
   defaultFormat: string;
   /**
    * `client_protocol_version`: the client reads Native with that revision's block info and serialization
-   * flags (clickhouse-go, Grafana's plugin). A server writes them; the embedded engine cannot be told to.
+   * flags (clickhouse-go, Grafana's plugin). A server writes them; the embedded engine writes revision 0, which
+   * embedded.ts re-frames (native.ts).
    */
   clientProtocolVersion?: string | undefined;
   signal: AbortSignal;

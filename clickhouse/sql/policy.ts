@@ -150,6 +150,8 @@ export const CLIENT_SETTINGS: ReadonlySet<string> = new Set([
   'aggregate_functions_null_for_empty',
   'union_default_mode',
   'max_block_size',
+  // Grafana's ClickHouse data source sends its row limit as the `limit` setting (at most that many rows back).
+  'limit',
 ]);
 
 /** Limits a client may lower but never raise. */

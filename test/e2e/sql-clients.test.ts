@@ -1,6 +1,7 @@
 // /clickhouse with unmodified ClickHouse clients through an API key, as a data engineer would use them:
 // @clickhouse/client (JSON formats), Python clickhouse-connect from PyPI (Native, query_df) and ClickHouse's JDBC
-// driver from Maven (RowBinaryWithNamesAndTypes; it stands in for DBeaver and Grafana), each with bound
+// driver from Maven (RowBinaryWithNamesAndTypes; it stands in for DBeaver) and clickhouse-go v2 from the Go module
+// proxy (Grafana's driver: Native at its protocol revision, over HTTP with an HTTP path), each with bound
 // parameters, give the same numbers as GET /reports/usage-summary; refusals arrive as the clients' usual errors
 // with ClickHouse's codes; a query past SQL_MAX_EXECUTION_SECONDS ends with TIMEOUT_EXCEEDED (159).
 import { execFileSync } from 'node:child_process';
@@ -11,6 +12,7 @@ import { createClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../core/api-keys.ts';
 import { mintToken } from '../../core/tokens.ts';
+import { runGoSqlClient } from '../helpers/go-client.ts';
 import { runJdbcClient } from '../helpers/jdbc.ts';
 import { pythonWith } from '../helpers/python.ts';
 import { type Service, startService } from '../helpers/service.ts';
@@ -27,6 +29,19 @@ const SUMMARY_SQL = `SELECT
 FROM usage_daily WHERE day BETWEEN {start:Date} AND {end:Date}`;
 
 const RANGE = { start: '2025-03-01', end: '2025-03-20' };
+
+// Columns of most types a query over the documented tables returns (LowCardinality, Enum8, DateTime64 from the
+// table; DateTime with a zone, Decimal, Nullable, Array, Tuple, Map, UUID, Bool, FixedString, Date32, floats
+// and signed integers computed), with bound parameters.
+const TYPED_SQL = `SELECT team_id, service, type, count() AS events, uniqExact(user_id) AS users,
+  min(timestamp) AS first_at, toDateTime(min(timestamp), 'Europe/Berlin') AS first_at_berlin,
+  toDate(min(timestamp)) AS first_day, toDecimal64(count() / 4, 2) AS quarter,
+  CAST(NULL, 'Nullable(String)') AS nothing, [toUInt32(count()), 1] AS arr, tuple(team_id, toUInt8(1)) AS tup,
+  map('events', count()) AS m, toUUID('61f0c404-5cb3-11e7-907b-a6006ad3dba0') AS uuid, toBool(count() > 1) AS many,
+  toFixedString('ab', 3) AS fixed, toDate32('1960-01-01') AS d32, count() / 4 AS ratio, -toInt64(count()) AS neg
+FROM usage_events FINAL
+WHERE toDate(timestamp) BETWEEN {start:Date} AND {end:Date}
+GROUP BY team_id, service, type ORDER BY team_id, type`;
 
 function events(): object[] {
   const out: object[] = [];
@@ -195,4 +210,89 @@ print(json.dumps({'summary': {'total_users': row[0], 'active_users': row[1], 'to
     expect(JSON.parse(lines.at(-2) as string)).toEqual(expected);
     expect(lines.at(-1)).toBe('refused: 497');
   }, 300_000);
+
+  it("clickhouse-go v2 over HTTP (Grafana's driver): Native at its protocol revision gives the usage summary and typed values", async () => {
+    const out = runGoSqlClient([
+      `127.0.0.1:${new URL(service.base).port}`,
+      sql.record.id,
+      sql.key,
+      SUMMARY_SQL,
+      RANGE.start,
+      RANGE.end,
+      TYPED_SQL,
+    ]);
+    const result = JSON.parse(out.trim().split('\n').at(-1) as string);
+    expect(result.summary).toEqual(expected);
+    // The same rows as JSON (no Native involved), to compare value by value.
+    const client = node();
+    let json: Record<string, unknown>[];
+    try {
+      json = await (
+        await client.query({ query: TYPED_SQL, query_params: RANGE, format: 'JSONEachRow' })
+      ).json<Record<string, unknown>>();
+    } finally {
+      await client.close();
+    }
+    const rows = result.typed.rows as Record<string, unknown>[];
+    expect(rows.length).toBe(json.length);
+    expect(rows.length).toBeGreaterThanOrEqual(3);
+    expect(result.typed.types).toMatchObject({
+      service: 'LowCardinality(String)',
+      type: "Enum8('user_registered' = 1, 'session_start' = 2, 'session_end' = 3, 'activity' = 4)",
+      first_at: "DateTime64(3, 'UTC')",
+      first_at_berlin: "DateTime('Europe/Berlin')",
+      quarter: 'Decimal(18, 2)',
+      nothing: 'Nullable(String)',
+      m: 'Map(String, UInt64)',
+    });
+    const iso = (ch: unknown) => `${String(ch).replace(' ', 'T')}`;
+    rows.forEach((go, i) => {
+      const j = json[i] as Record<string, unknown>;
+      expect({
+        team_id: go.team_id,
+        service: go.service,
+        type: go.type,
+        events: go.events,
+        users: go.users,
+        first_at: Date.parse(String(go.first_at)),
+        first_day: String(go.first_day).slice(0, 10),
+        quarter: go.quarter,
+        nothing: go.nothing,
+        arr: go.arr,
+        tup: go.tup,
+        m: go.m,
+        uuid: go.uuid,
+        many: go.many,
+        fixed: go.fixed,
+        d32: String(go.d32).slice(0, 10),
+        ratio: go.ratio,
+        neg: go.neg,
+      }).toEqual({
+        team_id: j.team_id,
+        service: j.service,
+        type: j.type,
+        events: Number(j.events),
+        users: Number(j.users),
+        first_at: Date.parse(`${iso(j.first_at)}Z`),
+        first_day: j.first_day,
+        quarter: String(j.quarter),
+        nothing: null,
+        arr: (j.arr as unknown[]).map(Number),
+        tup: [(j.tup as unknown[])[0], 1],
+        m: { events: Number((j.m as Record<string, unknown>).events) },
+        uuid: j.uuid,
+        many: j.many,
+        fixed: 'ab\u0000',
+        d32: '1960-01-01',
+        ratio: j.ratio,
+        neg: Number(j.neg),
+      });
+      // The same instant (to the second), in the column's own zone: Native at revision 0 would have lost it.
+      const second = Math.floor(Date.parse(`${iso(j.first_at)}Z`) / 1000) * 1000;
+      expect(Date.parse(String(go.first_at_berlin))).toBe(second);
+      expect(String(go.first_at_berlin)).toMatch(/\+01:00$/);
+    });
+    // Refusals arrive as the driver's exceptions with ClickHouse's codes.
+    expect(result.refused).toEqual({ file: 497, aggregate: 344 });
+  }, 420_000);
 });

@@ -118,9 +118,29 @@ describe('/clickhouse refuses everything but reads', () => {
     // A table named by a query parameter is checked as substituted.
     const viaParam = await ask('SELECT * FROM {t:Identifier}', { params: 'param_t=system.query_log' });
     expect(viaParam.code).toBe('497');
-    // Native at a client's protocol revision (clickhouse-go) is a server's to write, not the embedded engine's.
+    // Native at a client's protocol revision (clickhouse-go) is re-framed up to 54460; a later one, or a type the
+    // re-framing cannot carry, is refused (344), never answered with bytes the client would misread.
     const native = await ask('SELECT 1', { params: 'default_format=Native&client_protocol_version=54460' });
-    expect(native.code).toBe('344');
+    expect(native.code).toBeNull();
+    // SHOW is not streamed by the engine: answered whole, in Native too.
+    const show = await ask('SHOW TABLES', { params: 'default_format=Native&client_protocol_version=54460' });
+    expect(show.code).toBeNull();
+    expect(show.body).toContain('usage_daily');
+    const later = await ask('SELECT 1', { params: 'default_format=Native&client_protocol_version=54470' });
+    expect(later.code).toBe('344');
+    const state = await ask('SELECT uniqExactState(1)', {
+      params: 'default_format=Native&client_protocol_version=54460',
+    });
+    expect(state.code).toBe('344');
+    expect(state.body).toContain('AggregateFunction(uniqExact, UInt8)');
+    const binaryTypes = await ask('SELECT 1', {
+      params:
+        'default_format=Native&client_protocol_version=54460&output_format_native_encode_types_in_binary_format=1',
+    });
+    expect(binaryTypes.code).toBe('344');
+    // Grafana's row limit arrives as the `limit` setting.
+    const limited = await ask('SELECT number FROM numbers(10) FORMAT TSV', { params: 'limit=3' });
+    expect(limited.body).toBe('0\n1\n2\n');
     // A lower limit is the client's to choose; a higher one is ignored (the service's stays).
     const lowered = await ask('SELECT number FROM numbers(10)', { params: 'max_result_rows=5' });
     expect(lowered.code).toBe('396');

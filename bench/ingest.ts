@@ -7,7 +7,7 @@
 // besides. Also the CPU seconds each used, which the machine's other work changes less than the wall time, and
 // events/s of POST /events in embedded mode. Writes the ingest section of bench/RESULTS.md.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../api/app.ts';
@@ -76,10 +76,16 @@ const empty = async () => {
     await ch.client.command({ query: `TRUNCATE TABLE ${name}` });
 };
 
+// The node flags `npm start` runs with (package.json: its heap sizes), so that the child's RSS is the service's.
+const startScript = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> })
+  .scripts.start;
+const nodeFlags = (startScript?.match(/--max-[a-z-]+=\d+/g) ?? []) as string[];
+
 // The ingester in a child process (bench/ingest-child.ts), so that its peak RSS is its own.
 async function kafkaRun(group: string): Promise<ChildResult> {
   const task: ChildTask = { brokers, topics: [topics.sessions, topics.logs], group, events: N };
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/ingest-child.ts'], {
+  const args = [...nodeFlags, '--expose-gc', '--import', 'tsx', 'bench/ingest-child.ts'];
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, BENCH_CHILD: JSON.stringify(task) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -175,7 +175,9 @@ rollup and the ledger's stored counts); the ingester's inserts go through them t
 arrival (migration 0013), so the end-to-end run does all the baseline's engine work and more. The machine is
 shared with other engineers' test runs: the load average (1-minute, before and after each run) is in the table;
 compare the ratio within a run, and the CPU seconds (every thread of the process), which other work changes less
-than the wall time. Median (min–max) of ${opts.repeats} runs.
+than the wall time. The ingesting process runs with \`npm start\`'s node flags (${nodeFlags.join(' ') || 'none'}) and the
+embedded engine's own settings (clickhouse/engine/embedded.ts: one merge at a time, freed memory returned at once,
+an insert parsed on one thread). Median (min–max) of ${opts.repeats} runs.
 
 | figure | value |
 |---|---:|

@@ -30,10 +30,14 @@ const env: Record<string, string> = {
   KAFKA_TOPIC_LOGS: `bench.restart.logs.${run}`,
   KAFKA_GROUP_ID: `bench-restart-${run}`,
 };
+// `npm start` exactly as package.json runs it: its node flags, then the launcher.
+const startScript = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> })
+  .scripts.start;
+const nodeFlags = (startScript?.match(/--max-[a-z-]+=\d+/g) ?? []) as string[];
 const WAYS = {
-  launcher: ['bin/launch.mjs', 'bin/start.ts'],
-  tsx: ['--import', 'tsx', 'bin/start.ts'],
-} as const;
+  launcher: [...nodeFlags, 'bin/launch.mjs', 'bin/start.ts'],
+  tsx: [...nodeFlags, '--import', 'tsx', 'bin/start.ts'],
+};
 type Way = keyof typeof WAYS;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

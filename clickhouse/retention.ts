@@ -18,6 +18,7 @@ const TABLES = {
   // The daily cells and their seals likewise (migration 0010): they count logs the reads still page.
   log_cells_daily: 'day',
   log_day_seals: 'day',
+  log_hour_seals: 'day',
 } as const;
 type Table = keyof typeof TABLES;
 

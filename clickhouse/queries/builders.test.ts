@@ -114,14 +114,14 @@ describe('paging arithmetic', () => {
   // Hours newest first, each with a count (zero-count hours never come from the rollup).
   const hoursArb = fc
     .array(fc.integer({ min: 1, max: 30 }), { maxLength: 40 })
-    .map((ns) => ns.map((n, i): Bucket => ({ startMs: (1000 - i) * HOUR, n })));
+    .map((ns) => ns.map((n, i): Bucket => ({ startMs: (1000 - i) * HOUR, endMs: (1001 - i) * HOUR, n })));
 
   it('the located window holds the whole page and skips exactly the rows before it', () => {
     fc.assert(
       fc.property(hoursArb, fc.nat(400), fc.integer({ min: 1, max: 50 }), (hours, offset, limit) => {
         // Model: one row per unit of count, newest first, tagged with its hour.
         const rows = hours.flatMap((h) => Array.from({ length: h.n }, () => h.startMs));
-        const w = locatePage(hours, offset, limit, HOUR);
+        const w = locatePage(hours, offset, limit);
         if (offset >= rows.length) {
           expect(w).toBeUndefined();
           return;
@@ -142,7 +142,7 @@ describe('paging arithmetic', () => {
       fc.property(hoursArb, fc.nat(39), fc.integer({ min: 1, max: 50 }), (hours, k, limit) => {
         const at = hours[k % Math.max(1, hours.length)];
         if (!at) return;
-        const w = locateAfter(hours, { ms: at.startMs + 5, event_id: 'e' }, limit, HOUR);
+        const w = locateAfter(hours, { ms: at.startMs + 5, event_id: 'e' }, limit);
         const older = hours.filter((h) => h.startMs < at.startMs);
         const inWindow = older.filter((h) => w.fromMs === undefined || h.startMs >= w.fromMs);
         const total = older.reduce((s, h) => s + h.n, 0);

@@ -11,6 +11,7 @@ export const ANALYTICS_TABLES: ReadonlySet<string> = new Set([
   'log_counts_hourly',
   'log_cells_daily',
   'log_day_seals',
+  'log_hour_seals',
   'usage_points',
   'usage_points_coverage',
   'usage_pairs',

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DerivedState, type Snapshot } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
-import { sealLogDays } from '../../clickhouse/queries/log-day-counts.ts';
+import { logDayCounts, sealLogDays } from '../../clickhouse/queries/log-day-counts.ts';
 import { systemEvents } from '../../clickhouse/queries/system-events.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { type LogQuery, Truth } from '../../ingest/loadgen/truth.ts';
@@ -53,6 +53,17 @@ describe('sealed log counts', () => {
     const [row] = await rs.json<OpenCells>();
     return Number(row?.open);
   };
+  // Sealed cells without hours sealed at the same counter value: their days are paged by whole day.
+  const hourlessCells = async (): Promise<number> => {
+    const rs = await engine.ch.client.query({
+      query: `SELECT count() AS open FROM (
+          SELECT day, severity, service, sum(inserted) AS inserted FROM log_cells_daily GROUP BY day, severity, service
+        ) AS c LEFT ANTI JOIN log_hour_seals AS h USING (day, severity, service, inserted)`,
+      format: 'JSONEachRow',
+    });
+    const [row] = await rs.json<OpenCells>();
+    return Number(row?.open);
+  };
   const insert = async (list: readonly unknown[], token: string) => {
     await insertEvents(engine.ch, rowsOf(list), token);
     truth.addAll(list);
@@ -79,6 +90,11 @@ describe('sealed log counts', () => {
     const sealed = await sealLogDays(engine.ch);
     expect(sealed).toBeGreaterThan(40);
     expect(await openCells()).toBe(0);
+    expect(await hourlessCells()).toBe(0);
+    // Every day is now located by the hour, and its hours add up to its count.
+    const days = await logDayCounts(engine.ch, {});
+    expect(days.length).toBeGreaterThan(30);
+    for (const d of days) expect(d.hours?.reduce((a, b) => a + b, 0)).toBe(d.n);
     // Nothing changed: the next round seals nothing.
     expect(await sealLogDays(engine.ch)).toBe(0);
     await expectExact(queries());
@@ -98,8 +114,11 @@ describe('sealed log counts', () => {
     expect(await openCells()).toBeGreaterThan(0);
     // Read before any seal: the reopened days answer from their sets.
     await expectExact(queries());
+    // The reopened days lost their hours with their seals (paged by whole day meanwhile) and get them back.
+    expect(await hourlessCells()).toBeGreaterThan(0);
     await sealLogDays(engine.ch);
     expect(await openCells()).toBe(0);
+    expect(await hourlessCells()).toBe(0);
     await expectExact(queries());
   });
 
@@ -112,6 +131,61 @@ describe('sealed log counts', () => {
     await expectExact(queries().slice(0, 8));
     await sealLogDays(engine.ch);
     await expectExact(queries().slice(0, 8));
+  });
+
+  it('reads a day not sealed yet from its newest hour for a first page that hour holds, exact either way', async () => {
+    // 150 logs in the last hour of a day after the others (as today's would be, under live traffic).
+    const day = '2023-03-04';
+    const burst = Array.from({ length: 150 }, (_, i) => ({
+      event_id: `burst-${i}`,
+      type: 'log',
+      timestamp: `${day}T23:${String(Math.floor(i / 3)).padStart(2, '0')}:0${i % 3}.000Z`,
+      severity: i % 5 === 0 ? 'error' : 'info',
+      service: 'burst',
+      message: `burst ${i}`,
+    }));
+    const early = Array.from({ length: 40 }, (_, i) => ({
+      ...burst[i],
+      event_id: `early-${i}`,
+      timestamp: `${day}T03:00:${String(i).padStart(2, '0')}.000Z`,
+    }));
+    await insert([...early, ...burst], 'seals/burst');
+    const pageQueries: Array<Record<string, unknown>> = [];
+    const client = new Proxy(engine.ch.client, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'query') return value;
+        return (arg: { query: string; query_params?: Record<string, unknown> }) => {
+          if (arg.query.includes('FROM log_events')) pageQueries.push(arg.query_params ?? {});
+          return value.call(target, arg);
+        };
+      },
+    });
+    const counted = { ...engine.ch, client };
+    const ask = async (q: LogQuery) => {
+      pageQueries.length = 0;
+      const r = await systemEvents(counted, {
+        limit: q.limit ?? 100,
+        page: q.page ?? 1,
+        start_date: day,
+        end_date: day,
+        severity: q.severity,
+      });
+      expect({ q, got: r.events.map(({ ms: _ms, ...e }) => e) }).toEqual({
+        q,
+        got: truth.systemEvents({ ...q, start_date: day, end_date: day }).events,
+      });
+      return [...pageQueries];
+    };
+    const lastHour = Date.parse(`${day}T23:00:00Z`);
+    // The newest hour holds the page: one read, of that hour only.
+    expect(await ask({ limit: 100 })).toEqual([expect.objectContaining({ from_ms: lastHour, skip: 0 })]);
+    expect(await ask({ limit: 20, severity: 'error' })).toHaveLength(1);
+    // It does not (only 150 logs there, 30 errors): the hour, then the day.
+    expect(await ask({ limit: 170 })).toHaveLength(2);
+    expect(await ask({ limit: 40, severity: 'error' })).toHaveLength(2);
+    // Not a first page: the day at once.
+    expect(await ask({ limit: 100, page: 2 })).toHaveLength(1);
   });
 
   it('never misses a stored log while late inserts race the sealer', async () => {
@@ -152,6 +226,7 @@ describe('sealed log counts', () => {
     expect(rounds).toBeGreaterThan(2);
     await sealLogDays(engine.ch);
     expect(await openCells()).toBe(0);
+    expect(await hourlessCells()).toBe(0);
     await expectExact(queries());
   });
 });

@@ -112,7 +112,8 @@ async function build(fp) {
       writeFileSync(`${js}.map`, JSON.stringify(map));
     }
   }
-  for (const dir of ASSETS) cpSync(join(ROOT, dir), join(tmp, dir), { recursive: true });
+  for (const dir of ASSETS)
+    if (existsSync(join(ROOT, dir))) cpSync(join(ROOT, dir), join(tmp, dir), { recursive: true });
   try {
     renameSync(tmp, join(CACHE, fp));
   } catch {

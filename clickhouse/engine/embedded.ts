@@ -32,7 +32,10 @@ type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
  *   time. Merges, not inserts, are most of the engine's memory while ingesting: an insert of a batch through
  *   every materialized view peaked at 30-40 MB, while merges of ingest_ledger's uniqExact states took 90-190
  *   MB each and usage_events' 60-80 MB, and up to four ran together. A 2-core machine gains little from
- *   parallel merges, and the ingest rate did not drop (see bench/RESULTS.md, ingest).
+ *   parallel merges. Measured together with allocator.ts and `npm start`'s --max-semi-space-size=4, 3 runs
+ *   each in one session: peak RSS 864 MB (849-886) before, 731 MB (707-771) after, and the end-to-end / engine
+ *   ratio 0.48 before, 0.55 after (bench/RESULTS.md, ingest; load 2-24 from other work). The ledger's merges
+ *   are still most of what is left above the ~340 MB at rest: their memory follows the events per group.
  */
 export const ENGINE_ARGS: readonly string[] = [
   '--background_pool_size=1',
@@ -42,8 +45,9 @@ export const ENGINE_ARGS: readonly string[] = [
 /**
  * Settings of every insert, beside the caller's (the dedup token). input_format_parallel_parsing = 0: an insert
  * body (at most INGEST_BATCH_BYTES) is parsed on one thread; in parallel the engine cuts it into 10 MB chunks
- * per thread and holds them all, and the batches are small enough that one thread keeps up (the rows/s of the
- * baseline insert did not change within the machine's noise).
+ * per thread and holds them all, and the batches are small enough that one thread keeps up. Single runs of the
+ * ingest (bench/ingest-child.ts, load 6-16): peak RSS 703-720 MB with it, 742-778 MB without, at the same rate
+ * within the machine's noise; a small gain, kept because it cannot cost memory.
  */
 const INSERT_ENGINE_SETTINGS = { input_format_parallel_parsing: 0 } as const;
 

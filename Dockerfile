@@ -38,4 +38,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # node runs as PID 1 with no npm in between, so SIGTERM reaches the service and it drains (bin/runtime.ts).
-CMD ["node", "dist/bin/start.js"]
+CMD ["node", "--max-semi-space-size=4", "dist/bin/start.js"]

@@ -7,7 +7,7 @@
 // besides. Also the CPU seconds each used, which the machine's other work changes less than the wall time, and
 // events/s of POST /events in embedded mode. Writes the ingest section of bench/RESULTS.md.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../api/app.ts';
@@ -76,10 +76,16 @@ const empty = async () => {
     await ch.client.command({ query: `TRUNCATE TABLE ${name}` });
 };
 
+// The node flags `npm start` runs with (package.json: its heap sizes), so that the child's RSS is the service's.
+const startScript = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> })
+  .scripts.start;
+const nodeFlags = (startScript?.match(/--max-[a-z-]+=\d+/g) ?? []) as string[];
+
 // The ingester in a child process (bench/ingest-child.ts), so that its peak RSS is its own.
 async function kafkaRun(group: string): Promise<ChildResult> {
   const task: ChildTask = { brokers, topics: [topics.sessions, topics.logs], group, events: N };
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/ingest-child.ts'], {
+  const args = [...nodeFlags, '--expose-gc', '--import', 'tsx', 'bench/ingest-child.ts'];
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, BENCH_CHILD: JSON.stringify(task) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -169,7 +175,9 @@ rollup and the ledger's stored counts); the ingester's inserts go through them t
 arrival (migration 0013), so the end-to-end run does all the baseline's engine work and more. The machine is
 shared with other engineers' test runs: the load average (1-minute, before and after each run) is in the table;
 compare the ratio within a run, and the CPU seconds (every thread of the process), which other work changes less
-than the wall time. Median (min–max) of ${opts.repeats} runs.
+than the wall time. The ingesting process runs with \`npm start\`'s node flags (${nodeFlags.join(' ') || 'none'}) and the
+embedded engine's own settings (clickhouse/engine/embedded.ts: one merge at a time, freed memory returned at once,
+an insert parsed on one thread). Median (min–max) of ${opts.repeats} runs.
 
 | figure | value |
 |---|---:|

@@ -33,6 +33,7 @@ for (const name of [
   'exports',
   'read-cache',
   'reads-during-export',
+  'restart',
 ]) {
   const [cmd, args] = node(`bench/${name}.ts`);
   step(name, cmd, [...args]);

@@ -1,5 +1,7 @@
 // The embedded engine (chdb): ClickHouse in this process, its data under DATA_DIR/clickhouse. Loaded only when
 // no CLICKHOUSE_URL is set (client.ts imports this module on demand), so server roles never load chdb.
+// First: it configures the allocator that chdb's library initialises as it loads (allocator.ts).
+import './allocator.ts';
 import { randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,11 +22,42 @@ import { embeddedSqlEngine } from '../sql/embedded.ts';
 
 type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
 
+/**
+ * The engine's server settings, given to the first connection of the data directory (chdb starts one engine
+ * per directory with the arguments of its first connection; later ones, chdb/connection's included, share it).
+ * Each bounds the memory of the process that ingests (issue 15: peak RSS <= 600 MB), measured with
+ * bench/ingest.ts (1,000,000 events through Kafka, 40,000-row batches; RSS sampled every 25 ms, the engine's
+ * own share from system.metrics MemoryTracking, system.merges memory_usage and system.jemalloc_stats):
+ * - background_pool_size 1 and a concurrency ratio of 1 (here 2 and 2: four merges at once): one merge at a
+ *   time. Merges, not inserts, are most of the engine's memory while ingesting: an insert of a batch through
+ *   every materialized view peaked at 30-40 MB, while merges of ingest_ledger's uniqExact states took 90-190
+ *   MB each and usage_events' 60-80 MB, and up to four ran together. A 2-core machine gains little from
+ *   parallel merges. Measured together with allocator.ts and `npm start`'s --max-semi-space-size=4, 3 runs
+ *   each in one session: peak RSS 864 MB (849-886) before, 731 MB (707-771) after, and the end-to-end / engine
+ *   ratio 0.48 before, 0.55 after (bench/RESULTS.md, ingest; load 2-24 from other work). The ledger's merges
+ *   are still most of what is left above the ~340 MB at rest: their memory follows the events per group.
+ */
+export const ENGINE_ARGS: readonly string[] = [
+  '--background_pool_size=1',
+  '--background_merges_mutations_concurrency_ratio=1',
+];
+
+/**
+ * Settings of every insert, beside the caller's (the dedup token). input_format_parallel_parsing = 0: an insert
+ * body (at most INGEST_BATCH_BYTES) is parsed on one thread; in parallel the engine cuts it into 10 MB chunks
+ * per thread and holds them all, and the batches are small enough that one thread keeps up. Single runs of the
+ * ingest (bench/ingest-child.ts, load 6-16): peak RSS 703-720 MB with it, 742-778 MB without, at the same rate
+ * within the machine's noise; a small gain, kept because it cannot cost memory.
+ */
+const INSERT_ENGINE_SETTINGS = { input_format_parallel_parsing: 0 } as const;
+
 /**{@link Engine} on chdb. Its API reads need no time bound: they run in this process. */
 export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
   const path = join(opts.dataDir, 'clickhouse');
   mkdirSync(path, { recursive: true });
   // chdb types its connection against its own copy of @clickhouse/client-common; the shapes are the same.
+  // Opened first and held until close, so that the engine starts with ENGINE_ARGS (see there).
+  const engineSession = new Session(path, { connectionArgs: [...ENGINE_ARGS] });
   const chdb = createChdbConnection({ path });
   const connection = chdb as unknown as NonNullable<ClientOptions['connection']>;
   // Restated on every query so that a token set by one insert never leaks into the next (INSERT_SETTINGS).
@@ -57,7 +90,7 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
         format: 'JSONCompactEachRow',
         values: Buffer.isBuffer(values) ? values : Buffer.from(body),
         // Stated in the INSERT's own SETTINGS clause, so nothing outlives the insert.
-        settings: settings as Record<string, string | number>,
+        settings: { ...INSERT_ENGINE_SETTINGS, ...(settings as Record<string, string | number>) },
       });
     },
     exportSource: (bound) => embeddedSource(dataDir, database, bound),
@@ -66,6 +99,7 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
     openSql: async (limits) => embeddedSqlEngine({ dataDir, database, limits }),
     async close() {
       await client.close();
+      engineSession.close();
       // No query may still run in the engine when the process exits: chdb closes its sessions on exit without
       // waiting, and the engine's teardown then crashed (SIGSEGV) or hung under a running one.
       await drainPending();

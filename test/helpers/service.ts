@@ -1,6 +1,8 @@
 // Runs the service (`bin/start.ts`, what `npm start` runs) as a child process, for tests that kill it.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { waitFor } from './wait.ts';
 
 export function freePort(): Promise<number> {
@@ -50,7 +52,11 @@ export async function startService(
   where: { cwd?: string; entry?: string } = {},
 ): Promise<Service> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', where.entry ?? 'bin/start.ts', ...args], {
+  // As `npm start` runs it (bin/launch.mjs: compiled ahead when built), in a checkout that has the launcher.
+  const launcher = existsSync(join(where.cwd ?? '.', 'bin', 'launch.mjs'));
+  const entry = where.entry ?? 'bin/start.ts';
+  const node = launcher ? ['bin/launch.mjs', entry] : ['--import', 'tsx', entry];
+  const child = spawn(process.execPath, [...node, ...args], {
     ...(where.cwd ? { cwd: where.cwd } : {}),
     env: { ...serviceEnv(env), PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -268,7 +268,7 @@ async function progressOf(monitor: Session, id: string): Promise<number> {
 /**
  * The embedded engine: a chdb Session of its own on the same data directory (chdb shares one engine between
  * the sessions of a path), so a version check never queues behind the API's queries on the shared connection.
- * Nothing is bound and no setting is changed on it.
+ * Nothing is bound on it; its one setting is the API's query priority.
  */
 export function embeddedDataVersion(dataDir: string, database: string): DataVersionSource {
   let session: Session | undefined;
@@ -277,8 +277,10 @@ export function embeddedDataVersion(dataDir: string, database: string): DataVers
     async read() {
       if (!session) {
         const s = new Session(join(dataDir, 'clickhouse'));
-        // USE lasts for this session only; the name is config's, already an identifier.
+        // USE lasts for this session only; the name is config's, already an identifier. The API's priority, as
+        // on the shared connection: a /clickhouse query (priority 10) then yields to a version check too.
         await s.queryAsync(`USE ${quoteIdent(database)}`, { format: 'TSV' });
+        await s.queryAsync(`SET priority = ${API_QUERY_PRIORITY}`, { format: 'TSV' });
         session = s;
       }
       const r = await session.queryAsync(query, { format: 'TSV' });

@@ -9,7 +9,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createApp } from '../api/app.ts';
 import { JobAdmission } from '../api/exports/quota.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
@@ -27,6 +26,7 @@ import { ExportWorker } from '../worker/exports/worker.ts';
 import { DEFAULT_SPEC, ensureDataset, mergeRollups } from './dataset.ts';
 import { machine } from './machine.ts';
 import { benchOptions } from './options.ts';
+import { probeReads, type ReadWindow } from './read-probe.ts';
 import { fmtSpread, percentile, spread, writeSection } from './stats.ts';
 
 const opts = benchOptions();
@@ -91,38 +91,9 @@ const READS = {
   logs: '/logs/system-events?limit=100&start_date=2025-01-03&end_date=2025-01-03',
 } as const;
 type ReadName = keyof typeof READS;
-const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
-interface Window {
-  ms: Record<ReadName, number[]>;
-  loopP99: number;
-  loopMax: number;
-}
-/** Reads in a closed loop until `until` resolves (or for `seconds`), with the event loop's delay. */
-async function probe(until: Promise<unknown> | number): Promise<Window> {
-  const ms: Record<ReadName, number[]> = { summary: [], logs: [] };
-  const loop = monitorEventLoopDelay({ resolution: 5 });
-  loop.enable();
-  let running = true;
-  const stop = typeof until === 'number' ? sleep(until * 1000) : until;
-  void stop.finally(() => {
-    running = false;
-  });
-  while (running) {
-    for (const name of Object.keys(READS) as ReadName[]) {
-      const t0 = performance.now();
-      const res = await app.request(READS[name], { headers: auth });
-      if (res.status !== 200) throw new Error(`${READS[name]}: ${res.status}`);
-      await res.arrayBuffer();
-      ms[name].push(performance.now() - t0);
-      await sleep(100);
-    }
-  }
-  await stop;
-  loop.disable();
-  for (const k of Object.keys(ms) as ReadName[]) ms[k].sort((a, b) => a - b);
-  return { ms, loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6 };
-}
+type Window = ReadWindow<ReadName>;
+const probe = (until: Promise<unknown> | number) => probeReads(app, READS, auth, until);
 
 const post = async (format: 'csv' | 'parquet') => {
   const res = await app.request('/reports/export', {

@@ -24,6 +24,7 @@ import { createDirectSink } from '../ingest/direct.ts';
 import { DEFAULT_SPEC, ensureDataset, mergeRollups } from './dataset.ts';
 import { machine } from './machine.ts';
 import { benchOptions } from './options.ts';
+import { probeReads } from './read-probe.ts';
 import { fmtSpread, percentile, spread, writeSection } from './stats.ts';
 
 const opts = benchOptions();
@@ -71,7 +72,6 @@ const READS = {
   logs: '/logs/system-events?limit=100',
 } as const;
 type ReadName = keyof typeof READS;
-const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
 /** Machine-wide CPU time counters (Linux /proc/stat), to tell how busy the shared machine was in a window. */
 function cpuTimes(): { busy: number; total: number } | undefined {
@@ -101,27 +101,7 @@ async function load<T>(fn: () => Promise<T>): Promise<{ value: T; machine: numbe
   };
 }
 
-async function probe(until: Promise<unknown> | number): Promise<Record<ReadName, number[]>> {
-  const ms: Record<ReadName, number[]> = { summary: [], logs: [] };
-  let running = true;
-  const stop = typeof until === 'number' ? sleep(until * 1000) : until;
-  void stop.finally(() => {
-    running = false;
-  });
-  while (running) {
-    for (const name of Object.keys(READS) as ReadName[]) {
-      const t0 = performance.now();
-      const res = await app.request(READS[name], { headers: auth });
-      if (res.status !== 200) throw new Error(`${READS[name]}: ${res.status}`);
-      await res.arrayBuffer();
-      ms[name].push(performance.now() - t0);
-      await sleep(100);
-    }
-  }
-  await stop;
-  for (const k of Object.keys(ms) as ReadName[]) ms[k].sort((a, b) => a - b);
-  return ms;
-}
+const probe = async (until: Promise<unknown> | number) => (await probeReads(app, READS, auth, until)).ms;
 
 // CPU-bound, on allowed tables only: a hash over the raw events crossed with a generated range, far more work
 // than the limit allows.

@@ -12,6 +12,7 @@ import { parseExplainAst } from './ast.ts';
 import { checkAst, checkQueryTree, clausesOf } from './check.ts';
 import {
   effectiveLimits,
+  emptySummary,
   fixedSettings,
   type SqlEngine,
   type SqlLimits,
@@ -102,13 +103,7 @@ export function embeddedSqlEngine(opts: EmbeddedSqlOptions): SqlEngine {
         throw engineError(err);
       }
       const started = process.hrtime.bigint();
-      const summary: SqlSummary = {
-        read_rows: 0,
-        read_bytes: 0,
-        result_rows: 0,
-        result_bytes: 0,
-        elapsed_ns: 0,
-      };
+      const summary: SqlSummary = emptySummary();
       const elapsed = () => {
         summary.elapsed_ns = Number(process.hrtime.bigint() - started);
       };

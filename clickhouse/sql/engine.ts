@@ -36,6 +36,15 @@ export interface SqlSummary {
   elapsed_ns: number;
 }
 
+/** A summary before the engine has reported anything. */
+export const emptySummary = (): SqlSummary => ({
+  read_rows: 0,
+  read_bytes: 0,
+  result_rows: 0,
+  result_bytes: 0,
+  elapsed_ns: 0,
+});
+
 export interface SqlResult {
   /** The output format (the query's FORMAT, else the default). */
   format: string;

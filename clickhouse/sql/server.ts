@@ -7,6 +7,7 @@ import { parseExplainAst } from './ast.ts';
 import { checkAst, checkQueryTree, clausesOf } from './check.ts';
 import {
   effectiveLimits,
+  emptySummary,
   fixedSettings,
   type SqlEngine,
   type SqlLimits,
@@ -78,13 +79,7 @@ export function serverSqlEngine(ch: ClickHouse, limits: SqlLimits, version = 'un
       const client_settings = Object.fromEntries(
         Object.entries(req.settings).filter(([k]) => !(LOWERABLE_LIMITS as readonly string[]).includes(k)),
       );
-      const summary: SqlSummary = {
-        read_rows: 0,
-        read_bytes: 0,
-        result_rows: 0,
-        result_bytes: 0,
-        elapsed_ns: 0,
-      };
+      const summary: SqlSummary = emptySummary();
       try {
         const res = await client.exec({
           query: clauses.format ? formatted : `${formatted}\nFORMAT ${format}`,

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ClickHouse, openClickHouse, quoteIdent } from '../../clickhouse/client.ts';
 import { migrate } from '../../clickhouse/migrate.ts';
+import { waitFor } from './wait.ts';
 
 export interface TestEngine {
   ch: ClickHouse;
@@ -35,4 +36,26 @@ export async function openTestEngine(): Promise<TestEngine> {
 export async function dropTestDatabase(ch: ClickHouse, database: string): Promise<void> {
   if (!/^test_[a-z0-9]+$/.test(database)) throw new Error(`refusing to drop non-test database ${database}`);
   await ch.client.command({ query: `DROP DATABASE IF EXISTS ${quoteIdent(database)}` });
+}
+
+/**
+ * Holds background merges (all tables, or one) so row counts stay put, and returns only once no merge is
+ * running: `SYSTEM STOP MERGES` does not wait for a merge already past its last cancellation check, and such
+ * a merge still commits its part (and changes a table's row count) a moment later.
+ */
+export async function holdMerges(client: ClickHouse['client'], table?: string): Promise<void> {
+  await client.command({ query: `SYSTEM STOP MERGES${table ? ` ${quoteIdent(table)}` : ''}` });
+  const where = table ? `database = currentDatabase() AND table = {table:String}` : '1';
+  await waitFor(
+    'running merges to end',
+    async () => {
+      const rs = await client.query({
+        query: `SELECT count() AS n FROM system.merges WHERE ${where}`,
+        query_params: { table: table ?? '' },
+        format: 'JSONEachRow',
+      });
+      return Number((await rs.json<{ n: string }>())[0]?.n) === 0;
+    },
+    { everyMs: 20 },
+  );
 }

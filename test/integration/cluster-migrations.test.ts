@@ -33,7 +33,7 @@ import { applyRetention, retentionStatement } from '../../clickhouse/retention.t
 import { QuietDays, sealUsage } from '../../clickhouse/sealer.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
-import { dropTestDatabase } from '../helpers/engine.ts';
+import { dropTestDatabase, holdMerges } from '../helpers/engine.ts';
 import { rowsOf } from '../helpers/rows.ts';
 
 const CLUSTER = 'tally_test';
@@ -327,7 +327,7 @@ describe('cluster migrations (clickhouse/cluster/)', () => {
         count(ch, "SELECT uniqExactMerge(deliveries) AS n FROM ingest_ledger WHERE outcome = 'accepted'");
       const stored = (ch: ClickHouse) =>
         count(ch, 'SELECT (SELECT count() FROM usage_events) + (SELECT count() FROM log_events) AS n');
-      await cluster.client.command({ query: 'SYSTEM STOP MERGES' });
+      await holdMerges(cluster.client);
       try {
         const before = await stored(cluster);
         await insertEvents(single, encoded, 'kafka/cluster-test');
@@ -355,7 +355,7 @@ describe('cluster migrations (clickhouse/cluster/)', () => {
         'ingest_ledger',
       ];
       // Row counts of the rollups move with background merges: hold them while counting.
-      await cluster.client.command({ query: 'SYSTEM STOP MERGES' });
+      await holdMerges(cluster.client);
       try {
         const before = await Promise.all(tables.map((t) => count(cluster, `SELECT count() AS n FROM ${t}`)));
         for (const [i, b] of batches.entries()) await insertEvents(cluster, b, `test/0/${i}`);

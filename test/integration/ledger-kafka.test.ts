@@ -16,7 +16,7 @@ import { type Admin, createKafka, createProducer, ensureTopics, type Producer } 
 import { httpLedger, recordBatch } from '../../ingest/ledger.ts';
 import { createKafkaSink, PartitionMap } from '../../ingest/producer.ts';
 import { StoredWatcher } from '../../ingest/stored-wait.ts';
-import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { holdMerges, openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { dropTopics, killableSockets } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -209,7 +209,7 @@ describe('the ingestion ledger through Kafka', () => {
       });
       return Number((await rs.json<{ n: string }>())[0]?.n);
     };
-    await engine.ch.client.command({ query: 'SYSTEM STOP MERGES ingest_ledger' });
+    await holdMerges(engine.ch.client, 'ingest_ledger');
     try {
       const before = await count();
       const answer = await ingestLedger(engine.ch, { start_date: DAY, end_date: today() });

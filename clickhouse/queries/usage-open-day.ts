@@ -6,6 +6,7 @@
 // number of points in it whose entity's previous point is before a, and an open day's previous points depend
 // only on the days before it, which are sealed and unchanged while the base is.
 import { type ClickHouse, quoteIdent } from '../client.ts';
+import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
 import { type DayPrefix, type Family, levelOf } from './usage-pairs.ts';
@@ -34,30 +35,41 @@ async function rows<T>(ch: ClickHouse, q: BuiltQuery): Promise<T[]> {
 const LOOKUP_CHUNK = 5_000;
 
 /**
+ * Earlier points already looked up, by family, open day, base and entity: they cannot change while the base
+ * is the same (every day before the open one is sealed under it), so a point the sealer has not covered yet
+ * is looked up once per process, not once per request. Bounded; the oldest entries go first.
+ */
+const remembered = new Map<string, Array<{ team: string; service: string; last: string }>>();
+const REMEMBERED_MAX = 200_000;
+
+/**
  * The last point before `day` of each entity, per (team, service) it has had points in: a key-range read of
  * usage_points per entity (its family, kind and entity lead the key).
  */
-async function historyOf(
-  ch: ClickHouse,
-  family: Family,
-  day: string,
-  entities: readonly string[],
-): Promise<History> {
+async function historyOf(ch: ClickHouse, open: OpenDay, entities: readonly string[]): Promise<History> {
   const out: History = new Map();
-  for (let i = 0; i < entities.length; i += LOOKUP_CHUNK) {
-    const chunk = entities.slice(i, i + LOOKUP_CHUNK);
+  const prefix = `${open.family}|${open.day}|${open.base}|`;
+  const missing: string[] = [];
+  for (const e of entities) {
+    const known = remembered.get(prefix + e);
+    if (known) out.set(e, known);
+    else missing.push(e);
+  }
+  for (let i = 0; i < missing.length; i += LOOKUP_CHUNK) {
+    const chunk = missing.slice(i, i + LOOKUP_CHUNK);
     const rs = await ch.client.query({
       query: `SELECT entity, team_id, service, toString(max(day)) AS last FROM usage_points
         WHERE family = {family:String} AND kind = 1 AND day < {day:Date} AND entity IN {entities:Array(String)}
         GROUP BY entity, team_id, service`,
-      query_params: { family, day, entities: chunk },
+      query_params: { family: open.family, day: open.day, entities: chunk },
       format: 'JSONEachRow',
     });
     const found = await rs.json<{ entity: string; team_id: string; service: string; last: string }>();
-    for (const r of found) {
-      const list = out.get(r.entity) ?? [];
-      list.push({ team: r.team_id, service: r.service, last: r.last });
-      out.set(r.entity, list);
+    for (const e of chunk) out.set(e, []);
+    for (const r of found) out.get(r.entity)?.push({ team: r.team_id, service: r.service, last: r.last });
+    for (const e of chunk) {
+      remembered.set(prefix + e, out.get(e) ?? []);
+      if (remembered.size > REMEMBERED_MAX) remembered.delete(remembered.keys().next().value as string);
     }
   }
   return out;
@@ -104,7 +116,7 @@ export async function coverOpenDays(
     });
     if (points.length === 0) continue;
     // Looked up after the points were listed, so every listed point's entity has all its earlier points here.
-    const history = await historyOf(ch, open.family, open.day, [...new Set(points.map((p) => p.entity))]);
+    const history = await historyOf(ch, open, [...new Set(points.map((p) => p.entity))]);
     await ch.client.insert({
       table: 'usage_open_points',
       values: points.map((p) => ({
@@ -216,15 +228,51 @@ export interface OpenRead {
 export const READ_LOOKUP_LIMIT = 2_000;
 
 /**
- * The open days' entities that count in the read's range, per group ('' when ungrouped), or undefined when
- * more than READ_LOOKUP_LIMIT of them are not covered yet.
+ * The open days' entities at one level, per group: how many have their previous point on each day (NONE: no
+ * earlier point). Any range's contribution is then a sum over the days before its start, so one computation
+ * serves every request of a data version that reads the same level and days.
+ */
+type OpenPairs = Map<string, Map<Family, Map<string, number>>>;
+
+/**
+ * The open days' contribution to each group ('' when ungrouped), or undefined when more than
+ * READ_LOOKUP_LIMIT of their points are not covered yet. Computed once per data version and level.
  */
 export async function openContribution(
   ch: ClickHouse,
   r: OpenRead,
+  snap: Snapshot = UNVERSIONED,
 ): Promise<Map<string, OpenCounts> | undefined> {
+  if (r.open.length === 0) return new Map();
+  const key = JSON.stringify([
+    'usage-open-pairs',
+    r.filters.team_id ?? null,
+    r.filters.service ?? null,
+    r.groupBy ?? null,
+    r.open.map((o) => [o.family, o.day, o.base]),
+  ]);
+  const pairs = await snap.derive(
+    key,
+    () => openPairs(ch, r),
+    (v) => {
+      let entries = 0;
+      for (const families of v?.values() ?? []) for (const prevs of families.values()) entries += prevs.size;
+      return 1_024 + entries * 64;
+    },
+  );
+  if (!pairs) return undefined;
   const out = new Map<string, OpenCounts>();
-  if (r.open.length === 0) return out;
+  for (const [grp, families] of pairs) {
+    const c: OpenCounts = { seen: 0, active: 0, session: 0 };
+    for (const [family, prevs] of families) {
+      for (const [prev, n] of prevs) if (family === 'seen' ? prev === NONE : prev < r.since) c[family] += n;
+    }
+    out.set(grp, c);
+  }
+  return out;
+}
+
+async function openPairs(ch: ClickHouse, r: OpenRead): Promise<OpenPairs | undefined> {
   const { level } = levelOf({
     team_id: r.filters.team_id ?? (r.groupBy === 'team_id' ? '' : undefined),
     service: r.filters.service ?? (r.groupBy === 'service' ? '' : undefined),
@@ -235,15 +283,16 @@ export async function openContribution(
     service: 'prev_service',
     team_service: 'prev_team_service',
   }[level];
-  const params: Record<string, string | number> = { since: r.since };
-  const days = r.open.map((o, i) => {
+  const params: Record<string, string | number> = {};
+  const onDay: string[] = [];
+  const underBase: string[] = [];
+  r.open.forEach((o, i) => {
     params[`f${i}`] = o.family;
     params[`d${i}`] = o.day;
     params[`b${i}`] = o.base;
-    return { day: `(family = {f${i}:String} AND day = {d${i}:Date})`, base: `base = {b${i}:UInt64}`, i };
+    onDay.push(`(family = {f${i}:String} AND day = {d${i}:Date})`);
+    underBase.push(`(family = {f${i}:String} AND day = {d${i}:Date} AND base = {b${i}:UInt64})`);
   });
-  const onDay = days.map((d) => d.day).join(' OR ');
-  const underBase = days.map((d) => `(${d.day.slice(1, -1)} AND ${d.base})`).join(' OR ');
   let filter = '';
   for (const col of ['team_id', 'service'] as const) {
     const v = r.filters[col];
@@ -252,38 +301,38 @@ export async function openContribution(
     params[col] = v;
   }
   const grp = r.groupBy ?? "''";
-  const counts = (n: string) =>
-    `uniqExactIf(entity, if(family = 'seen', ${n} = toDate('${NONE}'), ${n} < {since:Date}))`;
-  const [covered, uncovered] = await Promise.all([
-    rows<{ f: number; grp: string; n: string | number }>(ch, {
-      query: `SELECT toUInt8(family) AS f, ${grp} AS grp, ${counts(prevColumn)} AS n
-        FROM usage_open_points
-        WHERE (${underBase})${filter}
-        GROUP BY f, grp`,
-      query_params: params,
-    }),
-    rows<{ f: number; entity: string; grp: string }>(ch, {
-      query: `SELECT toUInt8(family) AS f, entity, ${grp} AS grp
-        FROM usage_points_by_day
-        WHERE (${onDay})${filter}
-          AND (family, entity, ${grp}) NOT IN (
-            SELECT family, entity, ${grp} FROM usage_open_points WHERE (${underBase})${filter})
-        GROUP BY f, entity, grp
-        LIMIT ${READ_LOOKUP_LIMIT + 1}`,
-      query_params: params,
-    }),
-  ]);
+  const covered = await rows<{ f: number; grp: string; prev: string; n: string | number }>(ch, {
+    query: `SELECT toUInt8(family) AS f, ${grp} AS grp, toString(${prevColumn}) AS prev, uniqExact(entity) AS n
+      FROM usage_open_points
+      WHERE (${underBase.join(' OR ')})${filter}
+      GROUP BY f, grp, prev`,
+    query_params: params,
+  });
+  // A unit (entity and group) is covered when any of its points is: its previous point is the same for all.
+  const uncovered = await rows<{ f: number; entity: string; grp: string }>(ch, {
+    query: `SELECT toUInt8(family) AS f, entity, ${grp} AS grp
+      FROM usage_points_by_day
+      WHERE (${onDay.join(' OR ')})${filter}
+        AND (family, entity, ${grp}) NOT IN (
+          SELECT family, entity, ${grp} FROM usage_open_points WHERE (${underBase.join(' OR ')})${filter})
+      GROUP BY f, entity, grp
+      LIMIT ${READ_LOOKUP_LIMIT + 1}`,
+    query_params: params,
+  });
   if (uncovered.length > READ_LOOKUP_LIMIT) return undefined;
-  const add = (g: string, family: Family, n: number) => {
-    const c = out.get(g) ?? { seen: 0, active: 0, session: 0 };
-    c[family] += n;
-    out.set(g, c);
+  const out: OpenPairs = new Map();
+  const add = (g: string, family: Family, prev: string, n: number) => {
+    const families = out.get(g) ?? new Map<Family, Map<string, number>>();
+    const prevs = families.get(family) ?? new Map<string, number>();
+    prevs.set(prev, (prevs.get(prev) ?? 0) + n);
+    families.set(family, prevs);
+    out.set(g, families);
   };
-  for (const c of covered) add(c.grp, FAMILY_OF[Number(c.f)] as Family, Number(c.n));
+  for (const c of covered) add(c.grp, FAMILY_OF[Number(c.f)] as Family, c.prev, Number(c.n));
   for (const open of r.open) {
     const mine = uncovered.filter((u) => FAMILY_OF[Number(u.f)] === open.family);
     if (mine.length === 0) continue;
-    const history = await historyOf(ch, open.family, open.day, [...new Set(mine.map((u) => u.entity))]);
+    const history = await historyOf(ch, open, [...new Set(mine.map((u) => u.entity))]);
     for (const u of mine) {
       // The unit's previous point at the read's level: its team / service fixed by the filter or the group.
       const team = r.groupBy === 'team_id' ? u.grp : r.filters.team_id;
@@ -293,7 +342,7 @@ export async function openContribution(
         u.entity,
         (h) => (team === undefined || h.team === team) && (service === undefined || h.service === service),
       );
-      if (open.family === 'seen' ? prev === NONE : prev < r.since) add(u.grp, open.family, 1);
+      add(u.grp, open.family, prev, 1);
     }
   }
   return out;

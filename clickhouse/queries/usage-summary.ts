@@ -67,7 +67,8 @@ export async function usageSummary(
     const view = viewOf(state, p.start_date, p.end_date);
     // A family's last day, open under live traffic, is added from its points' previous points (undefined:
     // too many of them not covered yet by the sealer, so the daily rollup answers).
-    const open = view && (await openContribution(ch, { open: view.open, filters: p, since: p.start_date }));
+    const open =
+      view && (await openContribution(ch, { open: view.open, filters: p, since: p.start_date }, snap));
     if (view && open) {
       const index = readyIndex(ch, p, state, snap);
       const sealed = index

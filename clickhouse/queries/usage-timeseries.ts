@@ -124,7 +124,7 @@ export async function usageTimeseries(
   const state = p.user_id === undefined ? await sealState(ch, snap) : undefined;
   const sealed = state ? viewOf(state, p.start_date, p.end_date) : undefined;
   const starts = clippedPeriodStarts(p.start_date, p.end_date, p.interval);
-  const open = sealed ? await openCells(ch, p, sealed.open, starts) : undefined;
+  const open = sealed ? await openCells(ch, p, sealed.open, starts, snap) : undefined;
   const view = open ? sealed : undefined;
   const index = state && view && p.group_by === undefined ? readyIndex(ch, p, state, snap) : undefined;
   if (index) {
@@ -192,6 +192,7 @@ async function openCells(
   p: UsageTimeseriesParams,
   open: readonly OpenDay[],
   starts: readonly string[],
+  snap: Snapshot,
 ): Promise<Map<string, OpenCounts> | undefined> {
   const out = new Map<string, OpenCounts>();
   const byPeriod = new Map<string, OpenDay[]>();
@@ -202,7 +203,7 @@ async function openCells(
   }
   const groupBy = p.group_by === undefined ? undefined : GROUP_COLUMN[p.group_by];
   for (const [period, days] of byPeriod) {
-    const cells = await openContribution(ch, { open: days, filters: p, groupBy, since: period });
+    const cells = await openContribution(ch, { open: days, filters: p, groupBy, since: period }, snap);
     if (!cells) return undefined;
     for (const [grp, c] of cells) out.set(cellKey(period, grp), c);
   }

@@ -126,7 +126,11 @@ export async function usageTimeseries(
   const starts = clippedPeriodStarts(p.start_date, p.end_date, p.interval);
   const open = sealed ? await openCells(ch, p, sealed.open, starts, snap) : undefined;
   const view = open ? sealed : undefined;
-  const index = state && view && p.group_by === undefined ? readyIndex(ch, p, state, snap) : undefined;
+  // No index while a day is open (see usage-summary.ts).
+  const index =
+    state && view && view.open.length === 0 && p.group_by === undefined
+      ? readyIndex(ch, p, state, snap)
+      : undefined;
   if (index) {
     const values = timeseriesFromIndex(index, starts, p.end_date);
     return starts.map((period, k) => ({

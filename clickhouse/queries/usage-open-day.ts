@@ -11,6 +11,7 @@
 import { type ClickHouse, quoteIdent } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
+import { toDayNumber } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
 import { type DayPrefix, type Family, levelOf } from './usage-pairs.ts';
 
@@ -261,7 +262,7 @@ export const READ_LOOKUP_LIMIT = 2_000;
  * the window, days of the window they have points on as a bit mask). Any range's contribution is a sum over it,
  * so one computation serves every request of a data version that reads the same level.
  */
-type OpenCells = Map<string, Map<Family, Array<{ prev: string; mask: number; n: number }>>>;
+type OpenCells = Map<string, Map<Family, Array<{ prev: number; mask: number; n: number }>>>;
 
 /**
  * The open days' contribution to each group ('' when ungrouped), or undefined when more than READ_LOOKUP_LIMIT
@@ -292,6 +293,7 @@ export async function openContribution(
   if (!cells) return undefined;
   const out = new Map<string, OpenCounts>();
   const masks = new Map(r.open.map((w) => [w.family, rangeMasks(w.days, r.since, r.until)]));
+  const since = toDayNumber(r.since);
   for (const [grp, families] of cells) {
     const c: OpenCounts = { seen: 0, active: 0, session: 0 };
     for (const [family, list] of families) {
@@ -301,8 +303,8 @@ export async function openContribution(
         // Seen: a user first seen on or before the range's end. Else: a first point in the range on an open day.
         const counts =
           family === 'seen'
-            ? e.prev === NONE && (e.mask & m.upToEnd) !== 0
-            : e.prev < r.since && (e.mask & m.inRange) !== 0;
+            ? e.prev === 0 && (e.mask & m.upToEnd) !== 0
+            : e.prev < since && (e.mask & m.inRange) !== 0;
         if (counts) c[family] += e.n;
       }
     }
@@ -346,38 +348,56 @@ async function openCells(ch: ClickHouse, r: OpenRead): Promise<OpenCells | undef
     params[col] = v;
   }
   const grp = r.groupBy ?? "''";
-  // Units (an entity within its group) with the days they have points on, from every point of the windows.
-  const units = `SELECT toUInt8(family) AS f, entity, ${grp} AS grp, groupBitOr(${bit}) AS mask
-      FROM usage_points_by_day WHERE (${onDays})${filter}
-      GROUP BY f, entity, grp`;
-  // A unit is covered when any of its points is: its last point before the window is the same for all.
-  const prevs = `SELECT toUInt8(family) AS f, entity, ${grp} AS grp, any(${prevColumn}) AS prev
-      FROM usage_open_points WHERE (${underBase})${filter}
-      GROUP BY f, entity, grp`;
-  const [covered, uncovered] = await Promise.all([
-    rows<{ f: number; grp: string; prev: string; mask: string | number; n: string | number }>(ch, {
-      query: `SELECT u.f AS f, u.grp AS grp, toString(p.prev) AS prev, u.mask AS mask, count() AS n
-        FROM (${units}) AS u INNER JOIN (${prevs}) AS p ON u.f = p.f AND u.entity = p.entity AND u.grp = p.grp
-        GROUP BY f, grp, prev, mask`,
-      query_params: params,
-    }),
-    rows<{ f: number; entity: string; grp: string; mask: string | number }>(ch, {
-      query: `SELECT u.f AS f, u.entity AS entity, u.grp AS grp, u.mask AS mask
-        FROM (${units}) AS u LEFT ANTI JOIN (${prevs}) AS p ON u.f = p.f AND u.entity = p.entity AND u.grp = p.grp
-        LIMIT ${READ_LOOKUP_LIMIT + 1}`,
-      query_params: params,
-    }),
-  ]);
-  if (uncovered.length > READ_LOOKUP_LIMIT) return undefined;
+  // One pass over both tables: every unit (an entity within its group) of the windows' points, with the days
+  // it has points on as a bit mask, and its last point before the window when a covered row says (a unit is
+  // covered when any of its points is: that day is the same for all of them). Counted per (last point, mask);
+  // the uncovered units come back by name, to be looked up.
+  const found = await rows<{
+    f: number;
+    grp: string;
+    covered: number;
+    prev: number;
+    mask: string | number;
+    n: string | number;
+    entities: string[];
+  }>(ch, {
+    query: `SELECT f, grp, covered, prev, mask, count() AS n,
+        if(covered = 1, [], groupArray(${READ_LOOKUP_LIMIT + 1})(entity)) AS entities
+      FROM (
+        SELECT f, entity, grp, groupBitOr(bit) AS mask, max(src) AS covered, max(prev_day) AS prev
+        FROM (
+          SELECT toUInt8(family) AS f, entity, ${grp} AS grp, ${bit} AS bit, toUInt8(0) AS src,
+            toUInt16(0) AS prev_day
+          FROM usage_points_by_day WHERE (${onDays})${filter}
+          UNION ALL
+          SELECT toUInt8(family) AS f, entity, ${grp} AS grp, toUInt64(0) AS bit, toUInt8(1) AS src,
+            toUInt16(${prevColumn}) AS prev_day
+          FROM usage_open_points WHERE (${underBase})${filter}
+        )
+        GROUP BY f, entity, grp
+        HAVING mask != 0
+      )
+      GROUP BY f, grp, covered, prev, mask`,
+    query_params: params,
+  });
+  const uncovered: Array<{ f: number; entity: string; grp: string; mask: number }> = [];
+  for (const c of found) {
+    if (Number(c.covered) === 1) continue;
+    if (Number(c.n) + uncovered.length > READ_LOOKUP_LIMIT) return undefined;
+    for (const entity of c.entities) uncovered.push({ f: c.f, entity, grp: c.grp, mask: Number(c.mask) });
+  }
   const out: OpenCells = new Map();
-  const add = (g: string, family: Family, prev: string, mask: number, n: number) => {
-    const families = out.get(g) ?? new Map<Family, Array<{ prev: string; mask: number; n: number }>>();
+  const add = (g: string, family: Family, prev: number, mask: number, n: number) => {
+    const families = out.get(g) ?? new Map<Family, Array<{ prev: number; mask: number; n: number }>>();
     const list = families.get(family) ?? [];
     list.push({ prev, mask, n });
     families.set(family, list);
     out.set(g, families);
   };
-  for (const c of covered) add(c.grp, FAMILY_OF[Number(c.f)] as Family, c.prev, Number(c.mask), Number(c.n));
+  for (const c of found) {
+    if (Number(c.covered) === 1)
+      add(c.grp, FAMILY_OF[Number(c.f)] as Family, Number(c.prev), Number(c.mask), Number(c.n));
+  }
   for (const w of r.open) {
     const mine = uncovered.filter((u) => FAMILY_OF[Number(u.f)] === w.family);
     if (mine.length === 0) continue;
@@ -392,7 +412,7 @@ async function openCells(ch: ClickHouse, r: OpenRead): Promise<OpenCells | undef
         u.entity,
         (h) => (team === undefined || h.team === team) && (service === undefined || h.service === service),
       );
-      add(u.grp, w.family, prev, Number(u.mask), 1);
+      add(u.grp, w.family, toDayNumber(prev), u.mask, 1);
     }
   }
   return out;

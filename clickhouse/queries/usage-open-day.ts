@@ -147,8 +147,15 @@ export async function coverOpenDays(
 ): Promise<number> {
   let covered = 0;
   for (const w of openWindowsOf(prefixes, isSealed)) {
+    // Only the days whose counters moved since this process last covered them under this base: a new point
+    // always moves its day's counter (they share a part), and a round with nothing new then reads nothing.
+    const counters = dayCounters(prefixes.get(w.family) ?? [], w.days);
+    const key = `${w.family}|${w.days[0]}|${w.base}`;
+    const seen = lastCovered.get(key);
+    const days = w.days.filter((d) => seen?.get(d) !== counters.get(d));
+    if (days.length === 0) continue;
     const params: Record<string, string | number> = { limit: ROUND_POINTS };
-    const win = windowParams(w, 0, params);
+    const win = windowParams({ ...w, days }, 0, params);
     const points = await rows<{ point_day: string; team_id: string; service: string; entity: string }>(ch, {
       query: `SELECT toString(day) AS point_day, team_id, service, entity FROM usage_points_by_day
         WHERE ${win.days}
@@ -158,28 +165,56 @@ export async function coverOpenDays(
         LIMIT {limit:UInt32}`,
       query_params: params,
     });
-    if (points.length === 0) continue;
-    // Looked up after the points were listed, so every listed point's entity has all its earlier points here.
-    const history = await historyOf(ch, w, [...new Set(points.map((p) => p.entity))]);
-    await ch.client.insert({
-      table: 'usage_open_points',
-      values: points.map((p) => ({
-        family: w.family,
-        day: p.point_day,
-        base: w.base,
-        team_id: p.team_id,
-        service: p.service,
-        entity: p.entity,
-        prev_all: latest(history, p.entity, () => true),
-        prev_team: latest(history, p.entity, (h) => h.team === p.team_id),
-        prev_service: latest(history, p.entity, (h) => h.service === p.service),
-        prev_team_service: latest(history, p.entity, (h) => h.team === p.team_id && h.service === p.service),
-      })),
-      format: 'JSONEachRow',
-    });
-    covered += points.length;
+    if (points.length > 0) {
+      // Looked up after the points were listed, so every listed point's entity has all its earlier points.
+      const history = await historyOf(ch, w, [...new Set(points.map((p) => p.entity))]);
+      await ch.client.insert({
+        table: 'usage_open_points',
+        values: points.map((p) => ({
+          family: w.family,
+          day: p.point_day,
+          base: w.base,
+          team_id: p.team_id,
+          service: p.service,
+          entity: p.entity,
+          prev_all: latest(history, p.entity, () => true),
+          prev_team: latest(history, p.entity, (h) => h.team === p.team_id),
+          prev_service: latest(history, p.entity, (h) => h.service === p.service),
+          prev_team_service: latest(
+            history,
+            p.entity,
+            (h) => h.team === p.team_id && h.service === p.service,
+          ),
+        })),
+        format: 'JSONEachRow',
+      });
+      covered += points.length;
+    }
+    // A round cut short by its limit leaves the days to the next one.
+    if (points.length < ROUND_POINTS) {
+      const done = new Map(seen ?? []);
+      for (const d of days) done.set(d, counters.get(d) as number);
+      lastCovered.set(key, done);
+      if (lastCovered.size > 64) lastCovered.delete(lastCovered.keys().next().value as string);
+    }
   }
   return covered;
+}
+
+/**
+ * Per window (family, first day, base), the counter of each of its days when this process last covered it:
+ * the days a round need not read again.
+ */
+const lastCovered = new Map<string, Map<string, number>>();
+
+/** Each of `days`' own counter (its prefix less the previous day's). */
+function dayCounters(all: readonly DayPrefix[], days: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  const wanted = new Set(days);
+  all.forEach((d, i) => {
+    if (wanted.has(d.day)) out.set(d.day, d.prefix - (all[i - 1]?.prefix ?? 0));
+  });
+  return out;
 }
 
 /**

@@ -66,6 +66,8 @@ function windowParams(w: OpenWindow, i: number, params: Record<string, string | 
   params[`b${i}`] = w.base;
   return {
     days: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day))`,
+    points: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND kind = 1)`,
+    counters: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND kind = 0)`,
     base: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND base = {b${i}:UInt64})`,
     bit: `toUInt64(bitShiftLeft(toUInt64(1), toUInt8(indexOf({d${i}:Array(Date)}, day) - 1)))`,
   };
@@ -158,7 +160,7 @@ export async function coverOpenDays(
     const win = windowParams({ ...w, days }, 0, params);
     const points = await rows<{ point_day: string; team_id: string; service: string; entity: string }>(ch, {
       query: `SELECT toString(day) AS point_day, team_id, service, entity FROM usage_points_by_day
-        WHERE ${win.days}
+        WHERE ${win.points}
           AND (day, team_id, service, entity) NOT IN (
             SELECT day, team_id, service, entity FROM usage_open_points WHERE ${win.base})
         GROUP BY day, team_id, service, entity
@@ -309,23 +311,30 @@ export async function openContribution(
   snap: Snapshot = UNVERSIONED,
 ): Promise<Map<string, OpenCounts> | undefined> {
   if (r.open.length === 0) return new Map();
+  const windows = r.open.map((w) => [w.family, w.days, w.base]);
+  // The cells follow from the windows' points and base alone, so they are kept by those, not by the data
+  // version (which every insert, sealer round and merge changes): the windows' counters, read first, say
+  // whether the points are still the same. Cells computed after a later insert are only ever asked for by
+  // reads that saw it (the counters only grow), so none is ever stale.
+  const counters = await snap.derive(JSON.stringify(['usage-open-counters', windows]), () =>
+    windowCounters(ch, r.open),
+  );
   const key = JSON.stringify([
-    'usage-open-cells',
     r.filters.team_id ?? null,
     r.filters.service ?? null,
     r.groupBy ?? null,
-    r.open.map((w) => [w.family, w.days, w.base]),
+    windows,
+    counters,
   ]);
-  const cells = await snap.derive(
-    key,
-    () => openCells(ch, r),
-    (v) => {
-      let entries = 0;
-      for (const families of v?.values() ?? []) for (const list of families.values()) entries += list.length;
-      return 1_024 + entries * 64;
-    },
-  );
-  if (!cells) return undefined;
+  let cells = cellCache.get(key);
+  if (cells) {
+    cellCache.delete(key);
+    cellCache.set(key, cells);
+  } else {
+    cells = await openCells(ch, r);
+    if (!cells) return undefined;
+    remember(key, cells);
+  }
   const out = new Map<string, OpenCounts>();
   const masks = new Map(r.open.map((w) => [w.family, rangeMasks(w.days, r.since, r.until)]));
   const since = toDayNumber(r.since);
@@ -346,6 +355,41 @@ export async function openContribution(
     out.set(grp, c);
   }
   return out;
+}
+
+/** Open days' cells by their inputs (openContribution), the least recently used dropped past a bound. */
+const cellCache = new Map<string, OpenCells>();
+const CELL_ENTRIES_MAX = 500_000;
+let cellEntries = 0;
+
+const entriesOf = (cells: OpenCells): number => {
+  let n = 1;
+  for (const families of cells.values()) for (const list of families.values()) n += list.length;
+  return n;
+};
+
+function remember(key: string, cells: OpenCells): void {
+  if (cellCache.has(key)) return;
+  cellCache.set(key, cells);
+  cellEntries += entriesOf(cells);
+  while (cellEntries > CELL_ENTRIES_MAX && cellCache.size > 1) {
+    const [oldest, value] = cellCache.entries().next().value as [string, OpenCells];
+    cellCache.delete(oldest);
+    cellEntries -= entriesOf(value);
+  }
+}
+
+/** The windows' day counters in usage_points_by_day: they move whenever a window's points do. */
+async function windowCounters(ch: ClickHouse, open: readonly OpenWindow[]): Promise<string> {
+  const params: Record<string, string | number> = {};
+  const where = open.map((w, i) => windowParams(w, i, params).counters).join(' OR ');
+  // Not aliased `day`: the WHERE would read the alias (text) instead of the column.
+  const found = await rows<{ f: number; d: string; c: string | number }>(ch, {
+    query: `SELECT toUInt8(family) AS f, toString(day) AS d, sum(inserted) AS c FROM usage_points_by_day
+      WHERE ${where} GROUP BY f, d ORDER BY f, d`,
+    query_params: params,
+  });
+  return found.map((x) => `${x.f}:${x.d}:${x.c}`).join(',');
 }
 
 /** The bits of the window's days in [since, until], and of those up to `until`. */
@@ -372,7 +416,7 @@ async function openCells(ch: ClickHouse, r: OpenRead): Promise<OpenCells | undef
   }[level];
   const params: Record<string, string | number> = {};
   const wins = r.open.map((w, i) => windowParams(w, i, params));
-  const onDays = wins.map((w) => w.days).join(' OR ');
+  const onDays = wins.map((w) => w.points).join(' OR ');
   const underBase = wins.map((w) => w.base).join(' OR ');
   const bit = `multiIf(${wins.map((w, i) => `family = {f${i}:String}, ${w.bit}`).join(', ')}, toUInt64(0))`;
   let filter = '';

@@ -156,7 +156,7 @@ export async function coverOpenDays(
     const seen = lastCovered.get(key);
     const days = w.days.filter((d) => seen?.get(d) !== counters.get(d));
     if (days.length === 0) continue;
-    const params: Record<string, string | number> = { limit: ROUND_POINTS };
+    const params: Record<string, string | number> = {};
     const win = windowParams({ ...w, days }, 0, params);
     const points = await rows<{ point_day: string; team_id: string; service: string; entity: string }>(ch, {
       query: `SELECT toString(day) AS point_day, team_id, service, entity FROM usage_points_by_day
@@ -164,7 +164,7 @@ export async function coverOpenDays(
           AND (day, team_id, service, entity) NOT IN (
             SELECT day, team_id, service, entity FROM usage_open_points WHERE ${win.base})
         GROUP BY day, team_id, service, entity
-        LIMIT {limit:UInt32}`,
+        LIMIT ${ROUND_POINTS}`,
       query_params: params,
     });
     if (points.length > 0) {

@@ -31,6 +31,7 @@ export interface RecoveredRecord {
 
 const LOG_DIR = 'deduplication_logs';
 const LOG_FILE = /^deduplication_log_(\d+)\.txt$/;
+const TMP_INSERT = 'tmp_insert_';
 
 /**
  * Appends a DROP record for every deduplication record of `enginePath`'s tables whose part a crash left
@@ -40,17 +41,28 @@ export function recoverDedupLogs(enginePath: string): RecoveredRecord[] {
   const store = join(enginePath, 'store');
   if (!existsSync(store)) return [];
   const out: RecoveredRecord[] = [];
-  for (const prefix of readdirSync(store)) {
-    const prefixDir = join(store, prefix);
-    for (const uuid of readdirSync(prefixDir)) {
-      const table = join(prefixDir, uuid);
-      if (existsSync(join(table, LOG_DIR))) out.push(...recoverTable(table));
+  for (const prefix of readdirSync(store, { withFileTypes: true })) {
+    if (!prefix.isDirectory()) continue;
+    const prefixDir = join(store, prefix.name);
+    for (const uuid of readdirSync(prefixDir, { withFileTypes: true })) {
+      const table = join(prefixDir, uuid.name);
+      if (uuid.isDirectory() && existsSync(join(table, LOG_DIR))) out.push(...recoverTable(table));
     }
   }
   return out;
 }
 
 function recoverTable(table: string): RecoveredRecord[] {
+  // Temporary parts never committed: the only parts a record could be left without. Most starts have none, and
+  // then no log is read (a log holds up to twice the window's records, megabytes on every table).
+  const entries = new Set(readdirSync(table));
+  const uncommitted = new Set<string>();
+  for (const e of entries) {
+    if (!e.startsWith(TMP_INSERT)) continue;
+    const part = e.slice(TMP_INSERT.length);
+    if (!entries.has(part)) uncommitted.add(part);
+  }
+  if (uncommitted.size === 0) return [];
   const logs = readdirSync(join(table, LOG_DIR))
     .flatMap((f) => {
       const m = LOG_FILE.exec(f);
@@ -73,10 +85,9 @@ function recoverTable(table: string): RecoveredRecord[] {
   }
   // A record cut short would make the engine stop reading the file there; nothing is appended behind it.
   if (lastText.length > 0 && !lastText.endsWith('\n')) return [];
-  const entries = new Set(readdirSync(table));
   const orphans: RecoveredRecord[] = [];
   for (const [blockId, part] of inForce) {
-    if (!entries.has(part) && entries.has(`tmp_insert_${part}`)) orphans.push({ table, part, blockId });
+    if (uncommitted.has(part)) orphans.push({ table, part, blockId });
   }
   if (orphans.length === 0) return [];
   const fd = openSync(last.path, 'a');

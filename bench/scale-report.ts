@@ -53,6 +53,13 @@ function shapeSection(r: ShapeResult): string {
         : '') +
       (r.sealSeconds !== undefined
         ? ` Sealed (usage points back-filled, every usage day and log cell sealed) before measuring: ${r.sealSeconds.toFixed(0)} s.`
+        : '') +
+      (r.open
+        ? ` Open day (the "ranges ending on the open day" cases): ${r.open.day}, the last day's usage events a day later ` +
+          `(scale-live.ts): ${us(r.open.firstSlice)} rows, then the sealer's first round of the day ` +
+          `(${r.open.coverMs.toFixed(0)} ms), then ${us(r.open.secondSlice)} rows it had not covered, then ` +
+          `${us(r.open.trickled)} more in a trickle every second during the cases with a sealer round every 5 s ` +
+          `(${us(r.open.coveredPoints)} points covered at the end).`
         : ''),
   );
   out.push('');

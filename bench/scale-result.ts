@@ -66,4 +66,13 @@ export interface ShapeResult {
   rssBytes: number;
   tables: Array<{ table: string; rows: number; bytes: number; parts: number }>;
   options: ScaleOptions;
+  /** The open-day cases' traffic: rows inserted per slice, and the sealer's first round of the day. */
+  open?: {
+    day: string;
+    firstSlice: number;
+    secondSlice: number;
+    trickled: number;
+    coverMs: number;
+    coveredPoints: number;
+  };
 }

@@ -14,6 +14,7 @@ import { createAuthenticator } from '../api/middleware/auth.ts';
 import { ReadCache } from '../api/read-cache.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { migrate } from '../clickhouse/migrate.ts';
+import { QuietDays, sealUsage } from '../clickhouse/sealer.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { createDirectSink } from '../ingest/direct.ts';
@@ -33,10 +34,13 @@ import {
   settleMerges,
   USAGE_SERVICES,
 } from './scale-dataset.ts';
+import { insertLive, LIVE_DAY } from './scale-live.ts';
 import { type ScaleOptions, scaleOptions } from './scale-options.ts';
 import {
+  addDays,
   type Domain,
   dashboardRequests,
+  daysBetween,
   type LogsRequest,
   logsRequests,
   type Params,
@@ -413,6 +417,101 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     (b) => (b as { rows: unknown[] }).rows,
   );
 
+  // --- the open day: ranges that end on a day still taking events (today, under live traffic) -------------
+  // The live events of scale-live.ts: a first slice, one sealer round (its first of the day: every point
+  // covered), a second slice (points the sealer has not reached), then while the cases run a trickle every
+  // second and a sealer round every 5 s, on this process's engine as the service's ingest and sealer run.
+  log('open day');
+  const liveSince = addDays(LIVE_DAY, -364);
+  const toLive = (q: Request): Request => {
+    const start = q.params.start_date ?? liveSince;
+    return {
+      ...q,
+      params: { ...q.params, start_date: start < liveSince ? liveSince : start, end_date: LIVE_DAY },
+    };
+  };
+  const liveSummaries = (seed: number, count: number) => {
+    const half = Math.ceil(count / 2);
+    const a = summaryRequests(seed, half, domain, false).map(toLive);
+    const b = summaryRequests(seed + 1, half, domain, true).map(toLive);
+    return a.flatMap((q, i) => [q, b[i] as Request]).slice(0, count);
+  };
+  const liveSeries = (seed: number, count: number) =>
+    timeseriesRequests(seed, count, domain).map((q) => ({
+      ...q,
+      params: {
+        ...q.params,
+        start_date: addDays(
+          liveSince,
+          daysBetween(addDays(domain.first, -31), q.params.start_date ?? domain.first),
+        ),
+        end_date: LIVE_DAY,
+      },
+    }));
+  // Rows an earlier run covered would leave nothing to cover: the day starts uncovered, as each day does.
+  await base.client.command({
+    query: 'DELETE FROM usage_open_points WHERE day = {day:Date}',
+    query_params: { day: LIVE_DAY },
+  });
+  const quiet = new QuietDays();
+  const coverRound = () => sealUsage(base, quiet, 3_600_000, Date.now());
+  const first = await insertLive(base, 0, 8, 100);
+  const tc = performance.now();
+  await coverRound();
+  const coverMs = performance.now() - tc;
+  const second = await insertLive(base, 8, 9, 100);
+  let trickled = 0;
+  let trickling = true;
+  const trickle = (async () => {
+    let slot = 9_000;
+    let sealedAt = performance.now();
+    while (trickling) {
+      trickled += await insertLive(base, slot, slot + 1, 10_000);
+      slot += 1;
+      if (performance.now() - sealedAt >= 5_000) {
+        await coverRound();
+        sealedAt = performance.now();
+      }
+      await new Promise((ok) => setTimeout(ok, 1_000));
+    }
+  })();
+  try {
+    await timed('usage-summary, ranges ending on the open day (live traffic)', 50, liveSummaries(1406, n));
+    await timed(
+      'usage-timeseries, 365 days by week to the open day (live traffic)',
+      100,
+      liveSeries(1408, n),
+    );
+  } finally {
+    trickling = false;
+    await trickle;
+  }
+  const covered = await base.client.query({
+    query: 'SELECT count() AS n FROM usage_open_points WHERE day = {day:Date}',
+    query_params: { day: LIVE_DAY },
+    format: 'JSONEachRow',
+  });
+  const open = {
+    day: LIVE_DAY,
+    firstSlice: first,
+    secondSlice: second,
+    trickled,
+    coverMs,
+    coveredPoints: Number((await covered.json<{ n: string }>())[0]?.n ?? 0),
+  };
+  log(`open day: ${JSON.stringify(open)}`);
+  await check(
+    'usage-summary, ranges ending on the open day (live traffic)',
+    liveSummaries(2406, k),
+    summaryTruth,
+  );
+  await check(
+    'usage-timeseries, 365 days by week to the open day (live traffic)',
+    liveSeries(2408, k),
+    (q) => truthTimeseriesByWeek(base, q.params),
+    (b) => (b as { rows: unknown[] }).rows,
+  );
+
   // --- where the time goes: the slowest request of each case that missed its target, replayed ----------
   const slow: SlowQuery[] = [];
   for (const c of cases) {
@@ -484,6 +583,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     rssBytes: rss,
     tables,
     options: o,
+    open,
   };
 }
 

@@ -1,11 +1,13 @@
 // Keeps the read path's seals fresh: every few seconds, seals the log cells changed since their last seal
 // (log-day-counts.ts) and the usage days whose counters have settled (usage-pairs.ts), after back-filling the
-// usage points once. Any number of processes may run it at once (every seal is right on its own, and a pair
+// usage points once, and covers the points of each family's last day while it is still open
+// (usage-open-day.ts). Any number of processes may run it at once (every seal is right on its own, and a pair
 // written twice is folded by the reads), so every process that serves reads runs one; a round that fails is
 // logged and retried on the next tick.
 import type { Logger } from '../core/logger.ts';
 import type { ClickHouse } from './client.ts';
 import { sealLogDays } from './queries/log-day-counts.ts';
+import { coverOpenDays, type OpenDay, openDaysOf, pruneOpenPoints } from './queries/usage-open-day.ts';
 import {
   backfillPoints,
   type DayPrefix,
@@ -54,7 +56,10 @@ export class QuietDays {
   }
 }
 
-/** One usage round: back-fill if not yet done, then seal every settled unsealed day. Returns days sealed. */
+/**
+ * One usage round: back-fill if not yet done, seal every settled unsealed day, then cover the points of each
+ * family's last day if it is still open (usage-open-day.ts). Returns days sealed.
+ */
 export async function sealUsage(
   ch: ClickHouse,
   quiet: QuietDays,
@@ -63,15 +68,27 @@ export async function sealUsage(
 ): Promise<number> {
   await backfillPoints(ch, new Date(now).toISOString().slice(0, 10));
   // The prefixes are read before the pairs are computed: pairs that see a later insert are filed under a
-  // prefix that insert has already moved on from, so they never count.
-  const unsealed = unsealedDays(await dayPrefixes(ch), await sealsWritten(ch));
+  // prefix that insert has already moved on from, so they never count. Likewise the open days' bases.
+  const prefixes = await dayPrefixes(ch);
+  const unsealed = unsealedDays(prefixes, await sealsWritten(ch));
+  const open = new Map<Family, Set<string>>();
   let sealed = 0;
   for (const [family, days] of unsealed) {
     const ready = quiet.settled(family, days, quietMs, now);
     await sealUsageDays(ch, family, ready);
     sealed += ready.length;
+    const done = new Set(ready.map((d) => d.day));
+    open.set(family, new Set(days.filter((d) => !done.has(d.day)).map((d) => d.day)));
   }
+  await coverOpenDays(ch, prefixes, (family, d) => !open.get(family)?.has(d.day));
   return sealed;
+}
+
+/** The open days now: each family's last day with points when it is not sealed under its current prefix. */
+async function currentOpenDays(ch: ClickHouse): Promise<OpenDay[]> {
+  const prefixes = await dayPrefixes(ch);
+  const unsealed = unsealedDays(prefixes, await sealsWritten(ch));
+  return openDaysOf(prefixes, (family, d) => !unsealed.get(family)?.some((u) => u.day === d.day));
 }
 
 export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions = {}): Sealer {
@@ -81,6 +98,8 @@ export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions 
   const quiet = new QuietDays();
   const pruneEveryMs = opts.pruneEveryMs ?? 600_000;
   let prunedAt = now();
+  // Open-day rows already left behind at the previous pruning (pruneOpenPoints).
+  let staleOpen = new Set<string>();
   let running: Promise<void> | undefined;
   let stopped = false;
   const round = (): Promise<void> => {
@@ -93,6 +112,10 @@ export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions 
         prunedAt = now();
         const pruned = await pruneReplacedPairs(ch);
         if (pruned > 0) logger.debug({ pruned }, 'sealer: replaced usage pairs removed');
+        const left = await pruneOpenPoints(ch, await currentOpenDays(ch), staleOpen);
+        staleOpen = left.stale;
+        if (left.removed > 0)
+          logger.debug({ removed: left.removed }, 'sealer: open-day rows left behind removed');
       }
     })()
       .catch((err: unknown) => {

@@ -5,8 +5,9 @@ import { createHash } from 'node:crypto';
 import { type ClickHouse, quoteIdent } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
-import { toDayNumber } from './periods.ts';
+import { fromDayNumber, toDayNumber } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
+import type { OpenDay } from './usage-open-day.ts';
 
 export type Family = 'seen' | 'active' | 'session';
 export const FAMILIES: readonly Family[] = ['seen', 'active', 'session'];
@@ -71,8 +72,11 @@ export async function sealsWritten(ch: ClickHouse): Promise<Set<string>> {
   return new Set(r.map((s) => sealKey(s.family, s.day, s.prefix)));
 }
 
-/** What the back-fill has completed: usage_points families, and 'user_days' for usage_user_days. */
-type Covered = Family | 'user_days';
+/**
+ * What the back-fill has completed: usage_points families, 'user_days' for usage_user_days and 'by_day' for
+ * usage_points_by_day (migration 0015).
+ */
+type Covered = Family | 'user_days' | 'by_day';
 
 /** Families back-filled, with the first day their pairs cover. */
 export async function coverage(ch: ClickHouse): Promise<Map<Covered, string>> {
@@ -112,7 +116,11 @@ const USER_POINTS = `
  */
 export async function backfillPoints(ch: ClickHouse, todayIso: string): Promise<boolean> {
   const done = await coverage(ch);
-  if (FAMILIES.every((f) => done.has(f)) && done.has('user_days')) return false;
+  if (FAMILIES.every((f) => done.has(f)) && done.has('user_days')) {
+    if (done.has('by_day')) return false;
+    await backfillByDay(ch);
+    return true;
+  }
   // Sets and maxima: copying a row again changes nothing.
   await ch.client.command({
     query: `INSERT INTO usage_user_days SETTINGS insert_deduplicate = 0
@@ -147,7 +155,24 @@ export async function backfillPoints(ch: ClickHouse, todayIso: string): Promise<
     })),
     format: 'JSONEachRow',
   });
+  if (!done.has('by_day')) await backfillByDay(ch);
   return true;
+}
+
+/**
+ * Copies usage_points' points into usage_points_by_day (migration 0015) once, for what was stored before its
+ * view: a point copied twice is one row once merged, and the reads ask for distinct points.
+ */
+async function backfillByDay(ch: ClickHouse): Promise<void> {
+  await ch.client.command({
+    query: `INSERT INTO usage_points_by_day SETTINGS insert_deduplicate = 0
+      SELECT family, day, team_id, service, entity FROM usage_points WHERE kind = 1`,
+  });
+  await ch.client.insert({
+    table: 'usage_points_coverage',
+    values: [{ family: 'by_day', from_day: '1970-01-01', done_at: Date.now() }],
+    format: 'JSONEachRow',
+  });
 }
 
 const LEVEL_TUPLES =
@@ -277,11 +302,15 @@ export function addDays(iso: string, n: number): string {
 
 // ---- reads -------------------------------------------------------------------------------------------------
 
-/** The days a read needs, under their current prefixes, when every one of them is sealed. */
+/**
+ * The days a read needs, under their current prefixes, when every one of them is sealed but at most each
+ * family's last day (open: usage-open-day.ts adds its points).
+ */
 export interface SealedView {
-  /** family * 65536 + day number, for transform(): a hash lookup per pair row. */
+  /** The sealed days: family * 65536 + day number, for transform(): a hash lookup per pair row. */
   keys: number[];
   prefixes: number[];
+  open: OpenDay[];
 }
 
 /** Every day with points, per family: its current prefix and whether it is sealed under it. */
@@ -355,14 +384,20 @@ export function viewOf(state: SealState, start: string, end: string): SealedView
     return undefined;
   const from = toDayNumber(start);
   const to = toDayNumber(end);
-  const view: SealedView = { keys: [], prefixes: [] };
+  const byDay = state.covered.has('by_day');
+  const view: SealedView = { keys: [], prefixes: [], open: [] };
   for (const [family, days] of state.families) {
     const seen = family === FAMILY_NUMBER.seen;
-    for (const [day, prefix, sealed] of days) {
+    for (let i = 0; i < days.length; i++) {
+      const [day, prefix, sealed] = days[i] as [number, number, boolean];
       if (day > to || (!seen && day < from)) continue;
-      if (!sealed) return undefined;
-      view.keys.push(family * 65_536 + day);
-      view.prefixes.push(prefix);
+      if (sealed) {
+        view.keys.push(family * 65_536 + day);
+        view.prefixes.push(prefix);
+      } else if (byDay && i === days.length - 1) {
+        const name = FAMILIES.find((f) => FAMILY_NUMBER[f] === family) as Family;
+        view.open.push({ family: name, day: fromDayNumber(day), base: days[i - 1]?.[1] ?? 0 });
+      } else return undefined;
     }
   }
   return view;

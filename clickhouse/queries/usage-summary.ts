@@ -3,6 +3,7 @@ import type { ClickHouse } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
+import { openContribution } from './usage-open-day.ts';
 import { pairsSummary, sealState, userDaysReady, viewOf } from './usage-pairs.ts';
 import { readyIndex, summaryFromIndex } from './usage-pairs-index.ts';
 
@@ -56,17 +57,29 @@ export async function usageSummary(
   p: UsageSummaryParams,
   snap: Snapshot = UNVERSIONED,
 ): Promise<UsageSummary> {
-  // Sealed pairs answer in time that does not grow with stored events; a user filter, or a day not sealed yet
-  // (today under live traffic, a fresh back-fill), is answered from the daily rollup below.
+  // Sealed pairs answer in time that does not grow with stored events, plus the open day (today under live
+  // traffic) from usage-open-day.ts; a user filter, or another day not sealed yet (a fresh back-fill, late
+  // events for an earlier day within the sealer's quiet time), is answered from the daily rollup below.
   // A filter asked for again at one data version is summed in memory from its pairs (usage-pairs-index.ts);
   // otherwise the pairs of the range are summed in SQL.
   if (p.user_id === undefined) {
     const state = await sealState(ch, snap);
     const view = viewOf(state, p.start_date, p.end_date);
-    if (view) {
+    // A family's last day, open under live traffic, is added from its points' previous points (undefined:
+    // too many of them not covered yet by the sealer, so the daily rollup answers).
+    const open =
+      view && (await openContribution(ch, { open: view.open, filters: p, since: p.start_date }, snap));
+    if (view && open) {
       const index = readyIndex(ch, p, state, snap);
-      if (index) return summaryFromIndex(index, p.start_date, p.end_date);
-      return pairsSummary(ch, p.start_date, p.end_date, p, view);
+      const sealed = index
+        ? summaryFromIndex(index, p.start_date, p.end_date)
+        : await pairsSummary(ch, p.start_date, p.end_date, p, view);
+      const extra = open.get('');
+      return {
+        total_users: sealed.total_users + (extra?.seen ?? 0),
+        active_users: sealed.active_users + (extra?.active ?? 0),
+        total_sessions: sealed.total_sessions + (extra?.session ?? 0),
+      };
     }
   }
   const byUser = p.user_id !== undefined && (await userDaysReady(ch, snap));

@@ -5,6 +5,7 @@ import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import { clippedPeriodStarts, type Interval } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
+import { type OpenCounts, type OpenDay, openContribution } from './usage-open-day.ts';
 import { levelOf, type SealedView, sealState, userDaysReady, viewOf } from './usage-pairs.ts';
 import { readyIndex, timeseriesFromIndex } from './usage-pairs-index.ts';
 
@@ -116,19 +117,22 @@ export async function usageTimeseries(
   p: UsageTimeseriesParams,
   snap: Snapshot = UNVERSIONED,
 ): Promise<TimeseriesRow[]> {
-  // From the sealed pairs when every day is sealed and no user is asked for (an ungrouped series summed in
-  // memory from the filter's pairs once loaded at this data version, see readyIndex); a user's from their rows
-  // of usage_user_days once back-filled; else from the daily rollup.
+  // From the sealed pairs when every day is sealed but at most each family's last one (added from its points'
+  // previous points, usage-open-day.ts) and no user is asked for (an ungrouped series summed in memory from
+  // the filter's pairs once loaded at this data version, see readyIndex); a user's from their rows of
+  // usage_user_days once back-filled; else from the daily rollup.
   const state = p.user_id === undefined ? await sealState(ch, snap) : undefined;
-  const view = state ? viewOf(state, p.start_date, p.end_date) : undefined;
+  const sealed = state ? viewOf(state, p.start_date, p.end_date) : undefined;
+  const starts = clippedPeriodStarts(p.start_date, p.end_date, p.interval);
+  const open = sealed ? await openCells(ch, p, sealed.open, starts, snap) : undefined;
+  const view = open ? sealed : undefined;
   const index = state && view && p.group_by === undefined ? readyIndex(ch, p, state, snap) : undefined;
   if (index) {
-    const starts = clippedPeriodStarts(p.start_date, p.end_date, p.interval);
     const values = timeseriesFromIndex(index, starts, p.end_date);
     return starts.map((period, k) => ({
       period,
-      active_users: values[k]?.active_users ?? 0,
-      total_sessions: values[k]?.total_sessions ?? 0,
+      active_users: (values[k]?.active_users ?? 0) + (open?.get(cellKey(period, ''))?.active ?? 0),
+      total_sessions: (values[k]?.total_sessions ?? 0) + (open?.get(cellKey(period, ''))?.session ?? 0),
     }));
   }
   const byUser = p.user_id !== undefined && (await userDaysReady(ch, snap));
@@ -137,20 +141,71 @@ export async function usageTimeseries(
   const rows = await rs.json<Row>();
   if (p.group_by !== undefined) {
     const key = GROUP_COLUMN[p.group_by];
-    return rows.map((r) => ({
-      period: r.period,
-      [key]: r.grp ?? '',
-      active_users: Number(r.active_users),
-      total_sessions: Number(r.total_sessions),
-    }));
+    const cells = new Map(
+      rows.map((r) => [
+        cellKey(r.period, r.grp ?? ''),
+        {
+          period: r.period,
+          grp: r.grp ?? '',
+          active: Number(r.active_users),
+          session: Number(r.total_sessions),
+        },
+      ]),
+    );
+    for (const [k, c] of open ?? []) {
+      const [period, grp] = JSON.parse(k) as [string, string];
+      const cell = cells.get(k) ?? { period, grp, active: 0, session: 0 };
+      cell.active += c.active;
+      cell.session += c.session;
+      cells.set(k, cell);
+    }
+    // As the SQL lists them: cells with activity, by period then group.
+    return [...cells.values()]
+      .filter((c) => c.active > 0)
+      .sort((a, b) => (a.period === b.period ? cmp(a.grp, b.grp) : cmp(a.period, b.period)))
+      .map((c) => ({ period: c.period, [key]: c.grp, active_users: c.active, total_sessions: c.session }));
   }
   const byPeriod = new Map(rows.map((r) => [r.period, r]));
-  return clippedPeriodStarts(p.start_date, p.end_date, p.interval).map((period) => {
+  return starts.map((period) => {
     const r = byPeriod.get(period);
+    const extra = open?.get(cellKey(period, ''));
     return {
       period,
-      active_users: Number(r?.active_users ?? 0),
-      total_sessions: Number(r?.total_sessions ?? 0),
+      active_users: Number(r?.active_users ?? 0) + (extra?.active ?? 0),
+      total_sessions: Number(r?.total_sessions ?? 0) + (extra?.session ?? 0),
     };
   });
+}
+
+// Byte order, as ClickHouse sorts strings.
+const cmp = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+const cellKey = (period: string, grp: string): string => JSON.stringify([period, grp]);
+
+/**
+ * The open days' active users and sessions per (period, group) cell, each in the period that holds it (an
+ * entity counts when its previous point is before that period's first day); undefined when the daily rollup
+ * must answer instead (openContribution).
+ */
+async function openCells(
+  ch: ClickHouse,
+  p: UsageTimeseriesParams,
+  open: readonly OpenDay[],
+  starts: readonly string[],
+  snap: Snapshot,
+): Promise<Map<string, OpenCounts> | undefined> {
+  const out = new Map<string, OpenCounts>();
+  const byPeriod = new Map<string, OpenDay[]>();
+  for (const o of open) {
+    if (o.family === 'seen') continue;
+    const period = starts.findLast((s) => s <= o.day) ?? p.start_date;
+    byPeriod.set(period, [...(byPeriod.get(period) ?? []), o]);
+  }
+  const groupBy = p.group_by === undefined ? undefined : GROUP_COLUMN[p.group_by];
+  for (const [period, days] of byPeriod) {
+    const cells = await openContribution(ch, { open: days, filters: p, groupBy, since: period }, snap);
+    if (!cells) return undefined;
+    for (const [grp, c] of cells) out.set(cellKey(period, grp), c);
+  }
+  return out;
 }

@@ -17,6 +17,8 @@ export const ANALYTICS_TABLES: ReadonlySet<string> = new Set([
   'usage_pairs',
   'usage_day_seals',
   'usage_user_days',
+  'usage_points_by_day',
+  'usage_open_points',
   'ingest_ledger',
   'ingest_arrivals',
   'schema_migrations',

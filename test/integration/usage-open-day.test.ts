@@ -1,0 +1,188 @@
+// The open day (migration 0015, usage-open-day.ts) against the generator's truth on the real engine: every day
+// sealed but the last one, which keeps taking events as today does under live traffic. Reports whose range
+// reaches it are exact whether its points are not covered yet (the read looks them up), covered by the sealer,
+// or partly both; covered rows computed under an older base (a late insert into an earlier day since) are never
+// used; and the answers do not come from the daily rollup (they stay exact with usage_daily emptied).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DataVersionSource } from '../../clickhouse/data-version.ts';
+import { DerivedState } from '../../clickhouse/derived-state.ts';
+import { insertEvents } from '../../clickhouse/inserts.ts';
+import { coverOpenDays, openDaysOf } from '../../clickhouse/queries/usage-open-day.ts';
+import {
+  dayPrefixes,
+  FAMILIES,
+  sealedView,
+  sealsWritten,
+  sealUsageDays,
+  unsealedDays,
+} from '../../clickhouse/queries/usage-pairs.ts';
+import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
+import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
+import { QuietDays, sealUsage } from '../../clickhouse/sealer.ts';
+import { describeWorld, generateDataset } from '../../ingest/loadgen/generate.ts';
+import type { SummaryQuery, TimeseriesQuery } from '../../ingest/loadgen/queries.ts';
+import { Truth } from '../../ingest/loadgen/truth.ts';
+import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
+import { rowsOf } from '../helpers/rows.ts';
+
+const LAST = '2025-01-30';
+// The UTC day (timestamps may carry an offset).
+const dayOf = (e: { timestamp: string }) => new Date(e.timestamp).toISOString().slice(0, 10);
+const all = generateDataset({ events: 20_000, seed: 41, days: 30, duplicateRate: 0.02 }).events.filter(
+  (e) => dayOf(e) <= LAST,
+);
+const before = all.filter((e) => dayOf(e) < LAST);
+const today = all.filter((e) => dayOf(e) === LAST);
+const world = describeWorld(41);
+const team = world.teams[0] as string;
+const service = world.usageServices[0] as string;
+
+// Hand-made entities whose previous points the generator would not reliably give: a user back after ten days
+// (whose previous point a late event moves into the middle of a range), a session resumed across midnight,
+// and a user first seen today.
+const usage = (id: string, day: string, time: string, user: string, type: string, session?: string) => ({
+  event_id: `open-${id}`,
+  type,
+  timestamp: `${day}T${time}Z`,
+  user_id: user,
+  team_id: team,
+  service,
+  ...(session ? { session_id: session } : {}),
+});
+const returning = [usage('v1', '2025-01-20', '10:00:00.000', 'open-v', 'session_start', 'open-sv1')];
+const returningToday = [usage('v2', LAST, '09:00:00.000', 'open-v', 'session_start', 'open-sv2')];
+const returningLate = [usage('v3', '2025-01-27', '11:00:00.000', 'open-v', 'activity')];
+const resumed = [
+  usage('r1', '2025-01-29', '23:50:00.000', 'open-r', 'session_start', 'open-sr'),
+  usage('r2', LAST, '00:10:00.000', 'open-r', 'session_start', 'open-sr'),
+];
+const newcomer = [usage('n1', LAST, '12:00:00.000', 'open-n', 'session_start', 'open-sn')];
+
+describe('the open day: reports reaching a last day that is still taking events', () => {
+  let engine: TestEngine;
+  const truth = new Truth();
+  let batch = 0;
+  const insert = async (list: readonly unknown[]) => {
+    await insertEvents(engine.ch, rowsOf(list), `open/${batch++}`);
+    truth.addAll(list);
+  };
+  // Ranges that reach the last day: every filter but the user's, starts from far back to the day itself.
+  const starts = ['2025-01-01', '2025-01-09', '2025-01-21', '2025-01-25', '2025-01-28', LAST];
+  const filters = [{}, { team_id: team }, { service }, { team_id: team, service }];
+  const summaries: SummaryQuery[] = starts.flatMap((start_date) =>
+    filters.map((f) => ({ start_date, end_date: LAST, ...f })),
+  );
+  const series: TimeseriesQuery[] = (['day', 'week', 'month'] as const).flatMap((interval) =>
+    [undefined, 'team' as const, 'service' as const].flatMap((group_by) =>
+      [{}, { team_id: team }, { service }].map((f) => ({
+        start_date: '2025-01-08',
+        end_date: LAST,
+        interval,
+        ...(group_by ? { group_by } : {}),
+        ...f,
+      })),
+    ),
+  );
+  // Every answer twice: on its own, and from state shared per data version as the API computes it (the open
+  // day's previous points read once per version and level, whatever the range).
+  const derived = new DerivedState();
+  const expectExact = async () => {
+    const snap = derived.at(await version.read());
+    for (const q of summaries) {
+      const want = truth.usageSummary(q);
+      expect({ q, got: await usageSummary(engine.ch, q) }).toEqual({ q, got: want });
+      expect({ q, shared: await usageSummary(engine.ch, q, snap) }).toEqual({ q, shared: want });
+    }
+    for (const q of series) {
+      const want = truth.usageTimeseries(q);
+      expect({ q, got: await usageTimeseries(engine.ch, q) }).toEqual({ q, got: want });
+      expect({ q, shared: await usageTimeseries(engine.ch, q, snap) }).toEqual({ q, shared: want });
+    }
+  };
+  /** The open days a read of the whole range sees (none when it falls back to the daily rollup). */
+  const openDays = async () => (await sealedView(engine.ch, '2025-01-01', LAST))?.open.map((o) => o.family);
+  const coveredRows = async () => {
+    const rs = await engine.ch.client.query({
+      query: 'SELECT count() AS n FROM usage_open_points',
+      format: 'JSONEachRow',
+    });
+    return Number((await rs.json<{ n: string }>())[0]?.n);
+  };
+  // Seals settled days (all of them: quiet time 0) or none (an hour, which a changed day never reaches here);
+  // each round also covers the open days' points.
+  const sealAll = () => sealUsage(engine.ch, new QuietDays(), 0, Date.now());
+  const never = new QuietDays();
+  const coverOnly = () => sealUsage(engine.ch, never, 3_600_000, Date.now());
+
+  let version: DataVersionSource;
+  beforeAll(async () => {
+    engine = await openTestEngine();
+    version = engine.ch.dataVersion();
+    for (let i = 0; i < before.length; i += 5_000) await insert(before.slice(i, i + 5_000));
+    await insert([...returning, resumed[0]]);
+    expect(await sealAll()).toBeGreaterThan(60);
+  });
+  afterAll(async () => {
+    version?.close();
+    await engine?.dispose();
+  });
+
+  it('answers exactly while none of the open day is covered: the read looks its points up', async () => {
+    expect(today.length).toBeGreaterThan(300);
+    await insert([...today.slice(0, 400), ...returningToday, resumed[1], ...newcomer]);
+    expect((await openDays())?.sort()).toEqual([...FAMILIES].sort());
+    expect(await coveredRows()).toBe(0);
+    await expectExact();
+  });
+
+  it('covers the open day in the sealer, then partly, and stays exact through re-sent events', async () => {
+    expect(await coverOnly()).toBe(0);
+    const covered = await coveredRows();
+    expect(covered).toBeGreaterThan(100);
+    expect((await openDays())?.length).toBe(3);
+    await expectExact();
+    // More of today: covered points and new ones together.
+    await insert(today.slice(400));
+    expect(await coveredRows()).toBe(covered);
+    await expectExact();
+    await coverOnly();
+    expect(await coveredRows()).toBeGreaterThan(covered);
+    await expectExact();
+    // Re-sent events of today and of earlier days: counters move, answers do not.
+    await insert([...today.slice(0, 50), ...returningToday]);
+    await expectExact();
+  });
+
+  it('never uses rows computed before a late event moved an open-day entity’s previous point', async () => {
+    await coverOnly();
+    // open-v was last seen on 01-20 when today's rows were computed; now also on 01-27 (inside 01-25..today).
+    await insert(returningLate);
+    expect(await openDays()).toBeUndefined(); // 01-27 is open too: the daily rollup answers
+    await expectExact();
+    // Seal 01-27 (and every day before today) without covering today under its new base.
+    const prefixes = await dayPrefixes(engine.ch);
+    const unsealed = unsealedDays(prefixes, await sealsWritten(engine.ch));
+    for (const [family, days] of unsealed)
+      await sealUsageDays(
+        engine.ch,
+        family,
+        days.filter((d) => d.day < LAST),
+      );
+    const open = openDaysOf(prefixes, (f, d) => !unsealed.get(f)?.some((u) => u.day === d.day));
+    expect(open.map((o) => o.day)).toEqual([LAST, LAST, LAST]);
+    expect((await openDays())?.length).toBe(3);
+    // Today's rows are all under the old base: the read looks every point up again.
+    const q = { start_date: '2025-01-25', end_date: LAST, team_id: team };
+    expect(await usageSummary(engine.ch, q)).toEqual(truth.usageSummary(q));
+    await expectExact();
+    await coverOpenDays(engine.ch, prefixes, (f, d) => !unsealed.get(f)?.some((u) => u.day === d.day));
+    await expectExact();
+  });
+
+  it('answers without the daily rollup: exact with usage_daily emptied', async () => {
+    await coverOnly();
+    expect((await openDays())?.length).toBe(3);
+    await engine.ch.client.command({ query: 'TRUNCATE TABLE usage_daily' });
+    await expectExact();
+  });
+});

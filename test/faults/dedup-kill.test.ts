@@ -20,6 +20,7 @@ const TABLES = [
   'usage_daily',
   'usage_first_seen',
   'usage_points',
+  'usage_points_by_day',
   'usage_user_days',
   'ingest_ledger',
 ];

@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import { openContribution } from '../../clickhouse/queries/usage-open-day.ts';
 import { sealedView } from '../../clickhouse/queries/usage-pairs.ts';
 import { parseEvent } from '../../core/events.ts';
 import type { GeneratedEvent } from '../../ingest/loadgen/generate.ts';
@@ -53,7 +54,9 @@ async function tableFirstDays(ch: ClickHouse, table: string, q: SummaryQuery): P
   const where = [
     q.team_id === undefined ? '' : ' AND team_id = {team:String}',
     q.service === undefined ? '' : ' AND service = {service:String}',
-    q.user_id === undefined ? '' : ` AND ${table === 'usage_points' ? 'entity' : 'user_id'} = {user:String}`,
+    q.user_id === undefined
+      ? ''
+      : ` AND ${table.startsWith('usage_points') ? 'entity' : 'user_id'} = {user:String}`,
   ].join('');
   const rs = await ch.client.query({
     query: `${TABLE_FIRST_DAYS[table]}${where} GROUP BY team_id, service, user_id`,
@@ -78,9 +81,16 @@ export async function explainSummaryMismatch(
   limit = 20,
 ): Promise<string[]> {
   const lines: string[] = [];
+  // As usageSummary decides: sealed pairs plus the open days when every other day is sealed and the open days'
+  // uncovered points are few, else the daily rollups.
   const view = q.user_id === undefined ? await sealedView(ch, q.start_date, q.end_date) : undefined;
+  const open = view && (await openContribution(ch, { open: view.open, filters: q, since: q.start_date }));
   lines.push(
-    `  answered from: ${view ? `sealed usage_pairs (${view.keys.length} sealed days)` : 'the daily rollups (usage_first_seen for total_users, usage_daily for the rest)'}`,
+    `  answered from: ${
+      view && open
+        ? `sealed usage_pairs (${view.keys.length} sealed days) and open days ${JSON.stringify(view.open)}`
+        : 'the daily rollups (usage_first_seen for total_users, usage_daily for the rest)'
+    }`,
   );
   const truth = truthFirstDays(events, q);
   const tables = Object.keys(TABLE_FIRST_DAYS);

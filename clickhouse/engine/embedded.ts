@@ -65,10 +65,10 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
     const recovered = recoverDedupLogs(path);
     if (recovered.length > 0) opts.onDedupRecovery?.(recovered);
   }
-  enginesOpen.set(path, (enginesOpen.get(path) ?? 0) + 1);
   // chdb types its connection against its own copy of @clickhouse/client-common; the shapes are the same.
   // Opened first and held until close, so that the engine starts with ENGINE_ARGS (see there).
   const engineSession = new Session(path, { connectionArgs: [...ENGINE_ARGS] });
+  enginesOpen.set(path, (enginesOpen.get(path) ?? 0) + 1);
   const chdb = createChdbConnection({ path });
   const connection = chdb as unknown as NonNullable<ClientOptions['connection']>;
   // Restated on every query so that a token set by one insert never leaks into the next (INSERT_SETTINGS).

@@ -74,7 +74,7 @@ export async function openStorage(config: Config, logger: Logger): Promise<Click
       readTimeoutMs: config.clickhouse.readTimeoutMs,
       onDedupRecovery: (records) =>
         logger.warn(
-          { records: records.map((r) => ({ table: r.table, part: r.part })) },
+          { records: records.map((r) => ({ table: r.table, part: r.part, dir: r.dir })) },
           'clickhouse: undid insert-deduplication records a crash left without their part; the retried batches will be stored',
         ),
     });

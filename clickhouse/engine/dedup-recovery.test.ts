@@ -18,6 +18,11 @@ function engineDir(dirs: string[], logs: Record<string, string>): { root: string
   for (const d of dirs) mkdirSync(join(table, d));
   for (const [name, text] of Object.entries(logs))
     writeFileSync(join(table, 'deduplication_logs', name), text);
+  mkdirSync(join(root, 'metadata', 'db'), { recursive: true });
+  writeFileSync(
+    join(root, 'metadata', 'db', 'usage_first_seen.sql'),
+    "ATTACH TABLE _ UUID 'abc12345-0000-0000-0000-000000000000'\n(\n    `user_id` String\n)\n",
+  );
   return { root, table };
 }
 
@@ -29,7 +34,9 @@ describe('recoverDedupLogs', () => {
       'deduplication_log_1.txt': '1\t2025_1_1_1\t2025_11_12\n',
       'deduplication_log_2.txt': '1\t2025_2_2_1\t2025_21_22\n',
     });
-    expect(recoverDedupLogs(root)).toEqual([{ table, part: '2025_2_2_1', blockId: '2025_21_22' }]);
+    expect(recoverDedupLogs(root)).toEqual([
+      { table: 'db.usage_first_seen', dir: table, part: '2025_2_2_1', blockId: '2025_21_22' },
+    ]);
     expect(log(table, 'deduplication_log_2.txt')).toBe(
       '1\t2025_2_2_1\t2025_21_22\n2\t2025_2_2_1\t2025_21_22\n',
     );

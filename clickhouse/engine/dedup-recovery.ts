@@ -20,11 +20,13 @@
 // and while it runs a temporary part beside its record is an insert about to commit. One process owns a data
 // directory (DESIGN.md), so no other engine reads these files meanwhile.
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 export interface RecoveredRecord {
-  /** The table's data directory (store/<xyz>/<uuid>). */
+  /** `database.table`, from the engine's metadata; the data directory when it is not found there. */
   table: string;
+  /** The table's data directory (store/<xyz>/<uuid>). */
+  dir: string;
   part: string;
   blockId: string;
 }
@@ -45,14 +47,35 @@ export function recoverDedupLogs(enginePath: string): RecoveredRecord[] {
     if (!prefix.isDirectory()) continue;
     const prefixDir = join(store, prefix.name);
     for (const uuid of readdirSync(prefixDir, { withFileTypes: true })) {
-      const table = join(prefixDir, uuid.name);
-      if (uuid.isDirectory() && existsSync(join(table, LOG_DIR))) out.push(...recoverTable(table));
+      const dir = join(prefixDir, uuid.name);
+      if (!uuid.isDirectory() || !existsSync(join(dir, LOG_DIR))) continue;
+      for (const r of recoverTable(dir)) out.push({ table: dir, dir, ...r });
     }
+  }
+  if (out.length > 0) {
+    const names = tableNames(enginePath);
+    for (const r of out) r.table = names.get(basename(r.dir)) ?? r.dir;
   }
   return out;
 }
 
-function recoverTable(table: string): RecoveredRecord[] {
+/** Table UUID -> `database.table`, from the engine's metadata files (`ATTACH TABLE _ UUID '<uuid>'`). */
+function tableNames(enginePath: string): Map<string, string> {
+  const names = new Map<string, string>();
+  const metadata = join(enginePath, 'metadata');
+  if (!existsSync(metadata)) return names;
+  for (const db of readdirSync(metadata, { withFileTypes: true })) {
+    if (!db.isDirectory()) continue;
+    for (const f of readdirSync(join(metadata, db.name))) {
+      if (!f.endsWith('.sql')) continue;
+      const uuid = /UUID '([0-9a-f-]{36})'/.exec(readFileSync(join(metadata, db.name, f), 'utf8'))?.[1];
+      if (uuid) names.set(uuid, `${db.name}.${f.slice(0, -'.sql'.length)}`);
+    }
+  }
+  return names;
+}
+
+function recoverTable(table: string): { part: string; blockId: string }[] {
   // Temporary parts never committed: the only parts a record could be left without. Most starts have none, and
   // then no log is read (a log holds up to twice the window's records, megabytes on every table).
   const entries = new Set(readdirSync(table));
@@ -85,9 +108,9 @@ function recoverTable(table: string): RecoveredRecord[] {
   }
   // A record cut short would make the engine stop reading the file there; nothing is appended behind it.
   if (lastText.length > 0 && !lastText.endsWith('\n')) return [];
-  const orphans: RecoveredRecord[] = [];
+  const orphans: { part: string; blockId: string }[] = [];
   for (const [blockId, part] of inForce) {
-    if (uncommitted.has(part)) orphans.push({ table, part, blockId });
+    if (uncommitted.has(part)) orphans.push({ part, blockId });
   }
   if (orphans.length === 0) return [];
   const fd = openSync(last.path, 'a');

@@ -100,6 +100,11 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
     })();
     let service: Service | undefined;
     const restarts: { readyMs: number; firstMessageMs: number | null }[] = [];
+    // Deduplication records a kill had left without their part, undone by a start (engine/dedup-recovery.ts).
+    let recoveredAtStart = 0;
+    const countRecovered = (svc: Service) => {
+      if (svc.stderr().includes('undid insert-deduplication records')) recoveredAtStart += 1;
+    };
     try {
       for (let k = 0; k < KILLS; k++) {
         const spawned = Date.now();
@@ -118,6 +123,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
           { timeoutMs: 30_000, everyMs: 100 },
         ).catch(() => undefined);
         restarts.push({ readyMs: ready, firstMessageMs: consuming ?? null });
+        countRecovered(svc);
         await sleep(runsBeforeKill[k] ?? 1_000);
         service.child.kill('SIGKILL');
         const { signal } = await service.exited;
@@ -128,6 +134,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
       await streaming;
       expect(published).toBe(events.length);
       service = await startService(env);
+      countRecovered(service);
       await waitFor(
         'the ingester to catch up',
         () => caughtUp(admin, groupId, [topics.sessions, topics.logs]),
@@ -171,7 +178,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
       console.info(
         [
           `crash soak (seed ${SEED}): ${JSON.stringify(figures)}`,
-          `  deduplication records without their part: ${orphans.length}`,
+          `  deduplication records without their part: ${orphans.length} (starts that undid such records: ${recoveredAtStart})`,
           ...orphans.map((o) => `    ${o.table} ${o.part} ${o.blockId}`),
           `  from each start: /readyz median ${mid(ready)} ms, max ${ready.at(-1) ?? null} ms; first message read median ${mid(first)} ms, max ${first.at(-1) ?? null} ms`,
           ...lines,

@@ -5,11 +5,14 @@
 // at once) and only then renames the block's temporary part (tmp_insert_<part>) into place. A process killed
 // between the two leaves the record without its part: on restart the engine deletes the temporary part but
 // still holds the record, so the ingester's retry of that batch, with the same insert_deduplication_token, is
-// dropped as a duplicate in that table, while the other tables of the insert took it. One lost block in
-// usage_first_seen was a total_users one short in the crash soak (test/faults/crash.test.ts); in usage_events
-// it would be 2,000 events. Seen with strace: the record's write(2) and the part's rename(2) are consecutive
-// syscalls of the inserting thread, and a SIGKILL injected at that rename reproduces the loss
-// (test/integration/dedup-recovery.test.ts).
+// dropped as a duplicate in that table, while the other tables of the insert took it. A block lost in
+// usage_first_seen makes total_users short by the users seen only in that batch, everything else exact: the
+// signature of the crash soak's one failure in CI (test/faults/crash.test.ts); in usage_events it would be the
+// batch's events. Seen with strace: the record's write(2) and the part's rename(2) are consecutive syscalls of
+// the inserting thread, and a SIGKILL injected at that rename reproduces the loss in every table the ingester's
+// insert writes (test/faults/dedup-kill.test.ts). Upstream rolls such a record back when an insert fails in the
+// process (ClickHouse PR #118089); after a kill nothing runs to do it, and the engine does not check its log
+// against its parts as it loads.
 //
 // The fix is the engine's own undo: a `2\t<part>\t<block id>` (DROP) record, which the engine writes itself when
 // an insert's part is rolled back, and which makes it forget the block id as it loads the log. It is appended

@@ -16,7 +16,7 @@ import { Rng } from '../../ingest/loadgen/random.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { publish, route } from '../../ingest/producer.ts';
 import { createAudit, eventsPerDay, expectedCounts, storedCounts } from '../helpers/audit.ts';
-import { explainSummaryMismatch, orphanedDedupRecords } from '../helpers/exactness.ts';
+import { explainExtraRows, explainSummaryMismatch, orphanedDedupRecords } from '../helpers/exactness.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { type Service, startService } from '../helpers/service.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -65,7 +65,12 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
     // The service reads the engine this test reads: a server when the runner names one.
     ...(process.env.CLICKHOUSE_URL ? { CLICKHOUSE_URL: process.env.CLICKHOUSE_URL } : {}),
   };
-  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+  // FAULTS_KEEP_DATA=1 keeps the engine's directory of a failed soak for a look afterwards (its path is printed).
+  let failed = true;
+  afterAll(() => {
+    if (failed && process.env.FAULTS_KEEP_DATA === '1') console.error(`crash soak data kept in ${dataDir}`);
+    else rmSync(dataDir, { recursive: true, force: true });
+  });
 
   // A kill cycle takes 5 to 15 s here (longer on a loaded machine), then the catch-up.
   it('loses nothing and stores nothing twice', { timeout: 300_000 + KILLS * 30_000 }, async () => {
@@ -195,6 +200,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
         wrong.push(`usage summary ${JSON.stringify(q)}: ${JSON.stringify(a)}, truth ${JSON.stringify(want)}`);
         wrong.push(...(await explainSummaryMismatch(ch, events, q)));
       }
+      if (stored.inserted !== expected.published) wrong.push(...(await explainExtraRows(ch, events)));
       if (wrong.length > 0) {
         console.error([`crash soak (seed ${SEED}): wrong answers`, ...wrong].join('\n'));
       }
@@ -208,6 +214,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
       expect(await eventsPerDay(ch)).toEqual(expected.perDay);
       expect(wrong).toEqual([]);
       expect(orphans).toEqual([]);
+      failed = false;
     });
   });
 });

@@ -170,3 +170,56 @@ export async function orphanedDedupRecords(ch: ClickHouse): Promise<OrphanRecord
   }
   return out;
 }
+
+/**
+ * Rows inserted beyond the published copies (the audit table counts every row inserted), grouped into runs of
+ * consecutive published positions per kind: a batch stored twice under two tokens shows as one run, with the
+ * times its rows were stored. At most `limit` runs.
+ */
+export async function explainExtraRows(
+  ch: ClickHouse,
+  events: readonly GeneratedEvent[],
+  limit = 20,
+): Promise<string[]> {
+  const published = new Map<string, number>();
+  const position = new Map<string, number>();
+  events.forEach((e, i) => {
+    published.set(e.event_id, (published.get(e.event_id) ?? 0) + 1);
+    if (!position.has(e.event_id)) position.set(e.event_id, i);
+  });
+  const rs = await ch.client.query({
+    query: `SELECT a.event_id AS id, any(a.kind) AS kind, count() AS n FROM test_ingest_audit AS a
+      GROUP BY a.event_id HAVING n > 1`,
+    format: 'JSONEachRow',
+  });
+  const extra: { at: number; id: string; kind: string; n: number }[] = [];
+  for (const r of await rs.json<{ id: string; kind: string; n: string | number }>()) {
+    const n = Number(r.n) - (published.get(r.id) ?? 0);
+    if (n > 0) extra.push({ at: position.get(r.id) ?? -1, id: r.id, kind: r.kind, n });
+  }
+  extra.sort((a, b) => a.at - b.at);
+  const runs: { kind: string; from: number; to: number; rows: number; ids: string[] }[] = [];
+  for (const x of extra) {
+    const last = runs.at(-1);
+    if (last && last.kind === x.kind && x.at - last.to <= 50) {
+      last.to = x.at;
+      last.rows += x.n;
+      if (last.ids.length < 3) last.ids.push(x.id);
+    } else runs.push({ kind: x.kind, from: x.at, to: x.at, rows: x.n, ids: [x.id] });
+  }
+  const lines = [`  rows beyond the published copies: ${extra.reduce((a, x) => a + x.n, 0)}`];
+  for (const r of runs.slice(0, limit)) {
+    const times = await ch.client.query({
+      query: `SELECT groupUniqArray(10)(toString(toStartOfSecond(ingested_at))) AS t FROM
+        (SELECT ingested_at FROM usage_events WHERE event_id IN {ids:Array(String)}
+         UNION ALL SELECT ingested_at FROM log_events WHERE event_id IN {ids:Array(String)})`,
+      query_params: { ids: r.ids },
+      format: 'JSONEachRow',
+    });
+    const [t] = await times.json<{ t: string[] }>();
+    lines.push(
+      `    ${r.kind}: ${r.rows} extra rows, published positions ${r.from}-${r.to}, e.g. ${r.ids.join(' ')}, stored at ${(t?.t ?? []).sort().join(' ')}`,
+    );
+  }
+  return lines;
+}

@@ -5,36 +5,53 @@
 // run inserts the same events again: copies, which change no answer but move the day's counters, so the day
 // is open again in every run and the cached dataset's answers stay what they were.
 import type { ClickHouse } from '../clickhouse/client.ts';
+import type { UsageRow } from '../core/events.ts';
 import { addDays } from './scale-requests.ts';
 
 /** The open day: the day after the datasets' last (2025-12-31). */
 export const LIVE_DAY = '2026-01-01';
 const SOURCE_DAY = addDays(LIVE_DAY, -1);
 
+const LIVE_SELECT = `SELECT concat('live-', event_id) AS event_id, type,
+    formatDateTime(timestamp + INTERVAL 1 DAY, '%Y-%m-%d %H:%i:%s.%f', 'UTC') AS timestamp,
+    if(cityHash64(user_id, 7) % 20 = 0, concat('live-', user_id), user_id) AS user_id,
+    team_id, service,
+    if(session_id != '' AND cityHash64(session_id, 8) % 2 = 0, concat('live-', session_id), session_id) AS session_id,
+    attributes
+  FROM usage_events
+  WHERE toDate(timestamp) = {source:Date}
+    AND cityHash64(event_id, 1) % {slots:UInt32} >= {from:UInt32} AND cityHash64(event_id, 1) % {slots:UInt32} < {to:UInt32}`;
+
 /**
  * Inserts the live events whose hash slot (of `slots`) is in [from, to): a slice of about
- * (to − from) / slots of the source day's usage events. Straight into usage_events, as a back-fill or any
- * producer's insert reaches the rollups. Returns the rows inserted.
+ * (to − from) / slots of the source day's usage events. Straight into usage_events, as a back-fill reaches the
+ * rollups. Returns the rows inserted.
  */
 export async function insertLive(ch: ClickHouse, from: number, to: number, slots: number): Promise<number> {
-  const where = `toDate(timestamp) = {source:Date}
-    AND cityHash64(event_id, 1) % {slots:UInt32} >= {from:UInt32} AND cityHash64(event_id, 1) % {slots:UInt32} < {to:UInt32}`;
   const params = { source: SOURCE_DAY, slots, from, to };
   await ch.client.command({
     query: `INSERT INTO usage_events (event_id, type, timestamp, user_id, team_id, service, session_id, attributes)
-      SETTINGS insert_deduplicate = 0
-      SELECT concat('live-', event_id), type, timestamp + INTERVAL 1 DAY,
-        if(cityHash64(user_id, 7) % 20 = 0, concat('live-', user_id), user_id),
-        team_id, service,
-        if(session_id != '' AND cityHash64(session_id, 8) % 2 = 0, concat('live-', session_id), session_id),
-        attributes
-      FROM usage_events WHERE ${where}`,
+      SETTINGS insert_deduplicate = 0 ${LIVE_SELECT}`,
     query_params: params,
   });
   const rs = await ch.client.query({
-    query: `SELECT count() AS n FROM usage_events WHERE ${where}`,
+    query: `SELECT count() AS n FROM (${LIVE_SELECT})`,
     query_params: params,
     format: 'JSONEachRow',
   });
   return Number((await rs.json<{ n: string }>())[0]?.n ?? 0);
+}
+
+/**
+ * The live events of slots [from, to) as rows, read once up front: a trickle then inserts them a few at a time
+ * through the ingest path's insert (small batches, as a live producer's arrive), not an INSERT … SELECT that
+ * scans the source day each time.
+ */
+export async function liveRows(ch: ClickHouse, from: number, to: number, slots: number): Promise<UsageRow[]> {
+  const rs = await ch.client.query({
+    query: LIVE_SELECT,
+    query_params: { source: SOURCE_DAY, slots, from, to },
+    format: 'JSONEachRow',
+  });
+  return rs.json<UsageRow>();
 }

@@ -13,6 +13,7 @@ import { createApp } from '../api/app.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { ReadCache } from '../api/read-cache.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
+import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { QuietDays, sealUsage } from '../clickhouse/sealer.ts';
 import { createLogger } from '../core/logger.ts';
@@ -34,7 +35,7 @@ import {
   settleMerges,
   USAGE_SERVICES,
 } from './scale-dataset.ts';
-import { insertLive, LIVE_DAY } from './scale-live.ts';
+import { insertLive, LIVE_DAY, liveRows } from './scale-live.ts';
 import { type ScaleOptions, scaleOptions } from './scale-options.ts';
 import {
   addDays,
@@ -460,14 +461,17 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   await coverRound();
   const coverMs = performance.now() - tc;
   const second = await insertLive(base, 8, 9, 100);
+  // About 20 events a second (a day's traffic is ~2.5 a second at 80M usage events a year), in the order
+  // they will be inserted, each second's batch under its own token.
+  const trickleRows = await liveRows(base, 9_000, 10_000, 10_000);
   let trickled = 0;
   let trickling = true;
   const trickle = (async () => {
-    let slot = 9_000;
     let sealedAt = performance.now();
-    while (trickling) {
-      trickled += await insertLive(base, slot, slot + 1, 10_000);
-      slot += 1;
+    for (let at = 0; trickling && at < trickleRows.length; at += 20) {
+      const batch = trickleRows.slice(at, at + 20);
+      await insertEvents(base, { usage: batch, logs: [] }, `bench-live/${started}/${at}`);
+      trickled += batch.length;
       if (performance.now() - sealedAt >= 5_000) {
         await coverRound();
         sealedAt = performance.now();

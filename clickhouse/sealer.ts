@@ -7,7 +7,7 @@
 import type { Logger } from '../core/logger.ts';
 import type { ClickHouse } from './client.ts';
 import { sealLogDays } from './queries/log-day-counts.ts';
-import { coverOpenDays, type OpenDay, openDaysOf, pruneOpenPoints } from './queries/usage-open-day.ts';
+import { coverOpenDays, type OpenWindow, openWindowsOf, pruneOpenPoints } from './queries/usage-open-day.ts';
 import {
   backfillPoints,
   type DayPrefix,
@@ -84,11 +84,11 @@ export async function sealUsage(
   return sealed;
 }
 
-/** The open days now: each family's last day with points when it is not sealed under its current prefix. */
-async function currentOpenDays(ch: ClickHouse): Promise<OpenDay[]> {
+/** The open windows now: each family's last days from the first one not sealed under its current prefix. */
+async function currentOpenWindows(ch: ClickHouse): Promise<OpenWindow[]> {
   const prefixes = await dayPrefixes(ch);
   const unsealed = unsealedDays(prefixes, await sealsWritten(ch));
-  return openDaysOf(prefixes, (family, d) => !unsealed.get(family)?.some((u) => u.day === d.day));
+  return openWindowsOf(prefixes, (family, d) => !unsealed.get(family)?.some((u) => u.day === d.day));
 }
 
 export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions = {}): Sealer {
@@ -112,7 +112,7 @@ export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions 
         prunedAt = now();
         const pruned = await pruneReplacedPairs(ch);
         if (pruned > 0) logger.debug({ pruned }, 'sealer: replaced usage pairs removed');
-        const left = await pruneOpenPoints(ch, await currentOpenDays(ch), staleOpen);
+        const left = await pruneOpenPoints(ch, await currentOpenWindows(ch), staleOpen);
         staleOpen = left.stale;
         if (left.removed > 0)
           logger.debug({ removed: left.removed }, 'sealer: open-day rows left behind removed');

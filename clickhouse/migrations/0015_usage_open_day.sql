@@ -1,9 +1,9 @@
--- Ranges that end on a day still taking events. Sealed pairs (0011) need a day's counters to have settled, so
--- under live traffic the last day of a family (today) is never sealed, and every range that reached it was
--- summed from usage_daily: 0.2 s for 30 days and 2.2 s for 365 at 100M events. For that one day the service
--- keeps, per point, the day of its entity's previous point at each level, computed once per point as points
--- arrive, and a read adds the open day's points whose previous point is before its range (looking up the few
--- points the service has not reached yet itself).
+-- Ranges that end on days still taking events. Sealed pairs (0011) need a day's counters to have settled, so
+-- under live traffic the last days of a family (today, and yesterday while its late events trickle in) are not
+-- sealed, and every range that reached them was summed from usage_daily: 0.2 s for 30 days and 2.2 s for 365 at
+-- 100M events. For those open days the service keeps, per point, the day of its entity's last point before
+-- them at each level, computed once per point as points arrive, and a read adds the open days' entities whose
+-- first point in its range is on an open day (looking up the few points the service has not reached yet).
 
 -- usage_points' points again, ordered by day: one day's points are a short key range (in usage_points they are
 -- spread over every entity). Filled by its view from usage_points, and once from usage_points by the service's
@@ -28,9 +28,10 @@ SELECT family, day, team_id, service, entity
 FROM usage_points
 WHERE kind = 1;
 
--- The previous points of the open day's points, written by the service. A row holds while the family's
--- counters summed over the days before `day` (`base`) are what they were when it was computed: any insert
--- into an earlier day moves them, and the rows under the old base are left behind.
+-- The earlier points of the open days' points, written by the service. The open days of a family are its last
+-- days from the first one not sealed; a row holds while the family's counters summed over the days before them
+-- (`base`) are what they were when it was computed: any insert into an earlier day moves them, and the rows
+-- under the old base are left behind.
 CREATE TABLE IF NOT EXISTS usage_open_points
 (
     family            Enum8('seen' = 1, 'active' = 2, 'session' = 3),
@@ -39,15 +40,15 @@ CREATE TABLE IF NOT EXISTS usage_open_points
     team_id           String,
     service           LowCardinality(String),
     entity            String,
-    -- The day of the entity's last point before `day` (1970-01-01: none): anywhere, in this point's team, in
-    -- its service, in both (the four levels of usage_pairs).
+    -- The day of the entity's last point before the open days (1970-01-01: none): anywhere, in this point's
+    -- team, in its service, in both (the four levels of usage_pairs).
     prev_all          Date,
     prev_team         Date,
     prev_service      Date,
     prev_team_service Date
 )
 ENGINE = ReplacingMergeTree
--- Serves the reads of one open day under its base, whole or for one team / service.
+-- Serves the reads of the open days under their base, whole or for one team / service.
 ORDER BY (family, day, base, team_id, service, entity);
 
 ALTER TABLE usage_points_coverage MODIFY COLUMN family Enum8('seen' = 1, 'active' = 2, 'session' = 3, 'user_days' = 4, 'by_day' = 5);

@@ -1,29 +1,39 @@
-// The open day of migration 0015: a family's last day with points while it is not sealed (today, under live
-// traffic). The sealer keeps, for each of its points, the day of the entity's previous point at every level
-// (usage_open_points, under the base the previous days had then); a read adds the open day's entities whose
-// previous point is before its range to the sealed pairs of the other days, looking up itself the few points
-// the sealer has not reached yet. Exact for the same reason as the pairs: a distinct count over [a, b] is the
-// number of points in it whose entity's previous point is before a, and an open day's previous points depend
-// only on the days before it, which are sealed and unchanged while the base is.
+// The open days of migration 0015: a family's last days with points from the first one not sealed under its
+// current prefix (today under live traffic, and yesterday while its late events trickle in). The sealer keeps,
+// for each of their points, the day of the entity's last point before them at every level (usage_open_points,
+// under the base the days before had then); a read adds to the sealed pairs of the other days the open days'
+// entities whose first point in its range is on an open day, looking up itself the few points the sealer has
+// not reached yet. Exact for the same reason as the pairs: an entity counts in [a, b] once, at its first point
+// there, and that point is on an open day exactly when it has a point on an open day in [a, b] and none on the
+// sealed days in [a, b], i.e. its last point before the open days is before a. Those last points depend only on
+// the days before the open ones, which are sealed and unchanged while the base is: an insert into an open day
+// (late events for yesterday included) changes no row.
 import { type ClickHouse, quoteIdent } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
 import { type DayPrefix, type Family, levelOf } from './usage-pairs.ts';
 
-/** An open (family, day) and the base its previous points must have been computed under. */
-export interface OpenDay {
+/** A family's open days and the base their points' earlier points must have been computed under. */
+export interface OpenWindow {
   family: Family;
-  day: string;
-  /** The family's counters summed over the days before `day`. */
+  /** Its days with points from the first one not sealed, ascending (at most OPEN_DAYS_MAX). */
+  days: string[];
+  /** The family's counters summed over the days before days[0]. */
   base: number;
 }
+
+/**
+ * The most days a family's open days may span: beyond it (a back-fill into an old day) reads fall back to the
+ * daily rollup until the sealer has sealed them, rather than read many days of points per request.
+ */
+export const OPEN_DAYS_MAX = 7;
 
 const NONE = '1970-01-01';
 /** Family names by their Enum8 value (migration 0011). */
 const FAMILY_OF: Record<number, Family> = { 1: 'seen', 2: 'active', 3: 'session' };
 
-/** What an entity's earlier points look like: its last day before the open day per (team, service). */
+/** What an entity's earlier points look like: its last day before the open days per (team, service). */
 type History = Map<string, Array<{ team: string; service: string; last: string }>>;
 
 async function rows<T>(ch: ClickHouse, q: BuiltQuery): Promise<T[]> {
@@ -31,24 +41,56 @@ async function rows<T>(ch: ClickHouse, q: BuiltQuery): Promise<T[]> {
   return rs.json<T>();
 }
 
+/**
+ * Each family's open window: its days from the first one `isSealed` says is not, when that is among its last
+ * OPEN_DAYS_MAX days with points (else none: the reads of those days fall back).
+ */
+export function openWindowsOf(
+  prefixes: ReadonlyMap<Family, readonly DayPrefix[]>,
+  isSealed: (family: Family, d: DayPrefix) => boolean,
+): OpenWindow[] {
+  const out: OpenWindow[] = [];
+  for (const [family, days] of prefixes) {
+    const first = days.findIndex((d) => !isSealed(family, d));
+    if (first < 0 || days.length - first > OPEN_DAYS_MAX) continue;
+    out.push({ family, days: days.slice(first).map((d) => d.day), base: days[first - 1]?.prefix ?? 0 });
+  }
+  return out;
+}
+
+/** The window's days as a parameter, and each point's bit: its day's position in them. */
+function windowParams(w: OpenWindow, i: number, params: Record<string, string | number>) {
+  params[`f${i}`] = w.family;
+  params[`d${i}`] = `[${w.days.map((d) => `'${d}'`).join(',')}]`;
+  params[`b${i}`] = w.base;
+  return {
+    days: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day))`,
+    base: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND base = {b${i}:UInt64})`,
+    bit: `toUInt64(bitShiftLeft(toUInt64(1), toUInt8(indexOf({d${i}:Array(Date)}, day) - 1)))`,
+  };
+}
+
+// ---- earlier points ----------------------------------------------------------------------------------------
+
 // Bounds the entities of one lookup: the array goes into the query text.
 const LOOKUP_CHUNK = 5_000;
 
 /**
- * Earlier points already looked up, by family, open day, base and entity: they cannot change while the base
- * is the same (every day before the open one is sealed under it), so a point the sealer has not covered yet
- * is looked up once per process, not once per request. Bounded; the oldest entries go first.
+ * Earlier points already looked up, by family, window, base and entity: they cannot change while the base is
+ * the same (every day before the window is sealed under it), so a point the sealer has not covered yet is
+ * looked up once per process, not once per request. Bounded; the oldest entries go first.
  */
 const remembered = new Map<string, Array<{ team: string; service: string; last: string }>>();
 const REMEMBERED_MAX = 200_000;
 
 /**
- * The last point before `day` of each entity, per (team, service) it has had points in: a key-range read of
- * usage_points per entity (its family, kind and entity lead the key).
+ * The last point before the window of each entity, per (team, service) it has had points in: a key-range read
+ * of usage_points per entity (its family, kind and entity lead the key).
  */
-async function historyOf(ch: ClickHouse, open: OpenDay, entities: readonly string[]): Promise<History> {
+async function historyOf(ch: ClickHouse, w: OpenWindow, entities: readonly string[]): Promise<History> {
   const out: History = new Map();
-  const prefix = `${open.family}|${open.day}|${open.base}|`;
+  const first = w.days[0] as string;
+  const prefix = `${w.family}|${first}|${w.base}|`;
   const missing: string[] = [];
   for (const e of entities) {
     const known = remembered.get(prefix + e);
@@ -61,7 +103,7 @@ async function historyOf(ch: ClickHouse, open: OpenDay, entities: readonly strin
       query: `SELECT entity, team_id, service, toString(max(day)) AS last FROM usage_points
         WHERE family = {family:String} AND kind = 1 AND day < {day:Date} AND entity IN {entities:Array(String)}
         GROUP BY entity, team_id, service`,
-      query_params: { family: open.family, day: open.day, entities: chunk },
+      query_params: { family: w.family, day: first, entities: chunk },
       format: 'JSONEachRow',
     });
     const found = await rs.json<{ entity: string; team_id: string; service: string; last: string }>();
@@ -86,16 +128,16 @@ function latest(
   return best;
 }
 
-// ---- the sealer's side ---------------------------------------------------------------------------------------
+// ---- the sealer's side -------------------------------------------------------------------------------------
 
-/** Points of one open day the sealer covers per round at most: a day's first round is the long one. */
+/** Points of one window the sealer covers per round at most: a window's first round is the long one. */
 const ROUND_POINTS = 50_000;
 
 /**
- * Writes the previous points of every open day's points not yet covered under its current base, for each
- * family whose last day with points is not sealed under its current prefix. Returns the points covered.
- * `prefixes` must have been read before this call, like a seal's: rows computed after a later insert into an
- * earlier day are filed under the base that insert has moved on from, so they never count.
+ * Writes the earlier points of every open day's points not yet covered under the window's current base.
+ * Returns the points covered. `prefixes` must have been read before this call, like a seal's: rows computed
+ * after a later insert into a day before the window are filed under the base that insert has moved on from, so
+ * they never count.
  */
 export async function coverOpenDays(
   ch: ClickHouse,
@@ -103,26 +145,27 @@ export async function coverOpenDays(
   isSealed: (family: Family, d: DayPrefix) => boolean,
 ): Promise<number> {
   let covered = 0;
-  for (const open of openDaysOf(prefixes, isSealed)) {
-    const points = await rows<{ team_id: string; service: string; entity: string }>(ch, {
-      query: `SELECT team_id, service, entity FROM usage_points_by_day
-        WHERE family = {family:String} AND day = {day:Date}
-          AND (team_id, service, entity) NOT IN (
-            SELECT team_id, service, entity FROM usage_open_points
-            WHERE family = {family:String} AND day = {day:Date} AND base = {base:UInt64})
-        GROUP BY team_id, service, entity
+  for (const w of openWindowsOf(prefixes, isSealed)) {
+    const params: Record<string, string | number> = { limit: ROUND_POINTS };
+    const win = windowParams(w, 0, params);
+    const points = await rows<{ point_day: string; team_id: string; service: string; entity: string }>(ch, {
+      query: `SELECT toString(day) AS point_day, team_id, service, entity FROM usage_points_by_day
+        WHERE ${win.days}
+          AND (day, team_id, service, entity) NOT IN (
+            SELECT day, team_id, service, entity FROM usage_open_points WHERE ${win.base})
+        GROUP BY day, team_id, service, entity
         LIMIT {limit:UInt32}`,
-      query_params: { ...open, limit: ROUND_POINTS },
+      query_params: params,
     });
     if (points.length === 0) continue;
     // Looked up after the points were listed, so every listed point's entity has all its earlier points here.
-    const history = await historyOf(ch, open, [...new Set(points.map((p) => p.entity))]);
+    const history = await historyOf(ch, w, [...new Set(points.map((p) => p.entity))]);
     await ch.client.insert({
       table: 'usage_open_points',
       values: points.map((p) => ({
-        family: open.family,
-        day: open.day,
-        base: open.base,
+        family: w.family,
+        day: p.point_day,
+        base: w.base,
         team_id: p.team_id,
         service: p.service,
         entity: p.entity,
@@ -138,34 +181,19 @@ export async function coverOpenDays(
   return covered;
 }
 
-/** Each family's last day with points, when it is not sealed under its current prefix, with its base. */
-export function openDaysOf(
-  prefixes: ReadonlyMap<Family, readonly DayPrefix[]>,
-  isSealed: (family: Family, d: DayPrefix) => boolean,
-): OpenDay[] {
-  const out: OpenDay[] = [];
-  for (const [family, days] of prefixes) {
-    const last = days.at(-1);
-    if (!last || isSealed(family, last)) continue;
-    out.push({ family, day: last.day, base: days.at(-2)?.prefix ?? 0 });
-  }
-  return out;
-}
-
 /**
- * Removes the rows of days that are no longer open under that base (sealed since, or their base moved on), once
- * they have been left behind for a whole pruning interval: `staleBefore` is what the previous call returned
- * (rows stale then and still stale now go). A read that began under an older base meanwhile finds its rows; one
- * that loses them looks their points up itself. Returns the keys stale now, for the next call.
+ * Removes the rows of windows that are no longer open under that base (their days sealed since, or their base
+ * moved on), once they have been left behind for a whole pruning interval: `staleBefore` is what the previous
+ * call returned (rows stale then and still stale now go). A read that began under an older base meanwhile
+ * finds its rows; one that loses them looks their points up itself. Returns the keys stale now.
  */
 export async function pruneOpenPoints(
   ch: ClickHouse,
-  current: readonly OpenDay[],
+  current: readonly OpenWindow[],
   staleBefore: ReadonlySet<string>,
 ): Promise<{ stale: Set<string>; removed: number }> {
-  const keyOf = (o: { family: string; day: string; base: number | string }) =>
-    `${o.family}|${o.day}|${o.base}`;
-  const live = new Set(current.map(keyOf));
+  const keyOf = (family: string, day: string, base: number | string) => `${family}|${day}|${base}`;
+  const live = new Set(current.flatMap((w) => w.days.map((d) => keyOf(w.family, d, w.base))));
   const keys = await rows<{ family: Family; day: string; base: string | number; n: string | number }>(ch, {
     query: `SELECT family, toString(day) AS day, base, count() AS n FROM usage_open_points
       GROUP BY family, day, base`,
@@ -175,7 +203,7 @@ export async function pruneOpenPoints(
   const gone: Array<{ family: Family; day: string; base: number }> = [];
   let removed = 0;
   for (const k of keys) {
-    const key = keyOf(k);
+    const key = keyOf(k.family, k.day, k.base);
     if (live.has(key)) continue;
     stale.add(key);
     if (!staleBefore.has(key)) continue;
@@ -197,13 +225,13 @@ export async function pruneOpenPoints(
     ? `ALTER TABLE ${quoteIdent(ch.database)}.usage_open_points_local ON CLUSTER ${quoteIdent(ch.cluster)} DELETE WHERE`
     : 'DELETE FROM usage_open_points WHERE';
   await ch.client.command({ query: `${target} ${where}`, query_params: params });
-  for (const g of gone) stale.delete(keyOf(g));
+  for (const g of gone) stale.delete(keyOf(g.family, g.day, g.base));
   return { stale, removed };
 }
 
-// ---- the reads -----------------------------------------------------------------------------------------------
+// ---- the reads ---------------------------------------------------------------------------------------------
 
-/** The open day's contribution to one group of a report: entities counted once each. */
+/** The open days' contribution to one group of a report: entities counted once each. */
 export interface OpenCounts {
   seen: number;
   active: number;
@@ -211,32 +239,33 @@ export interface OpenCounts {
 }
 
 export interface OpenRead {
-  /** The open days the read needs (those in its range; seen on or before its end). */
-  open: readonly OpenDay[];
+  /** The windows the read needs (of the families whose days it reads). */
+  open: readonly OpenWindow[];
   /** The report's team / service filter. */
   filters: Pick<UsageFilters, 'team_id' | 'service'>;
   /** Grouped timeseries: the column each group is; the group's key is then that column's value. */
   groupBy?: 'team_id' | 'service' | undefined;
-  /** Active users and sessions count when their previous point is before this day (the range's or period's). */
+  /** The range (a summary's, or one period's): active users and sessions count once in it. */
   since: string;
+  until: string;
 }
 
 /**
- * Uncovered points a read looks up itself at most: beyond it (the sealer far behind, or stopped) the read is
- * answered from the daily rollup instead (undefined).
+ * Points not covered yet that a read looks up itself at most: beyond it (the sealer far behind, or stopped)
+ * the read is answered from the daily rollup instead (undefined).
  */
 export const READ_LOOKUP_LIMIT = 2_000;
 
 /**
- * The open days' entities at one level, per group: how many have their previous point on each day (NONE: no
- * earlier point). Any range's contribution is then a sum over the days before its start, so one computation
- * serves every request of a data version that reads the same level and days.
+ * The windows' entities at one level, per group and family: how many there are with each (last point before
+ * the window, days of the window they have points on as a bit mask). Any range's contribution is a sum over it,
+ * so one computation serves every request of a data version that reads the same level.
  */
-type OpenPairs = Map<string, Map<Family, Map<string, number>>>;
+type OpenCells = Map<string, Map<Family, Array<{ prev: string; mask: number; n: number }>>>;
 
 /**
- * The open days' contribution to each group ('' when ungrouped), or undefined when more than
- * READ_LOOKUP_LIMIT of their points are not covered yet. Computed once per data version and level.
+ * The open days' contribution to each group ('' when ungrouped), or undefined when more than READ_LOOKUP_LIMIT
+ * of their points are not covered yet. Computed once per data version and level.
  */
 export async function openContribution(
   ch: ClickHouse,
@@ -245,34 +274,55 @@ export async function openContribution(
 ): Promise<Map<string, OpenCounts> | undefined> {
   if (r.open.length === 0) return new Map();
   const key = JSON.stringify([
-    'usage-open-pairs',
+    'usage-open-cells',
     r.filters.team_id ?? null,
     r.filters.service ?? null,
     r.groupBy ?? null,
-    r.open.map((o) => [o.family, o.day, o.base]),
+    r.open.map((w) => [w.family, w.days, w.base]),
   ]);
-  const pairs = await snap.derive(
+  const cells = await snap.derive(
     key,
-    () => openPairs(ch, r),
+    () => openCells(ch, r),
     (v) => {
       let entries = 0;
-      for (const families of v?.values() ?? []) for (const prevs of families.values()) entries += prevs.size;
+      for (const families of v?.values() ?? []) for (const list of families.values()) entries += list.length;
       return 1_024 + entries * 64;
     },
   );
-  if (!pairs) return undefined;
+  if (!cells) return undefined;
   const out = new Map<string, OpenCounts>();
-  for (const [grp, families] of pairs) {
+  const masks = new Map(r.open.map((w) => [w.family, rangeMasks(w.days, r.since, r.until)]));
+  for (const [grp, families] of cells) {
     const c: OpenCounts = { seen: 0, active: 0, session: 0 };
-    for (const [family, prevs] of families) {
-      for (const [prev, n] of prevs) if (family === 'seen' ? prev === NONE : prev < r.since) c[family] += n;
+    for (const [family, list] of families) {
+      const m = masks.get(family);
+      if (!m) continue;
+      for (const e of list) {
+        // Seen: a user first seen on or before the range's end. Else: a first point in the range on an open day.
+        const counts =
+          family === 'seen'
+            ? e.prev === NONE && (e.mask & m.upToEnd) !== 0
+            : e.prev < r.since && (e.mask & m.inRange) !== 0;
+        if (counts) c[family] += e.n;
+      }
     }
     out.set(grp, c);
   }
   return out;
 }
 
-async function openPairs(ch: ClickHouse, r: OpenRead): Promise<OpenPairs | undefined> {
+/** The bits of the window's days in [since, until], and of those up to `until`. */
+function rangeMasks(days: readonly string[], since: string, until: string) {
+  let inRange = 0;
+  let upToEnd = 0;
+  days.forEach((d, i) => {
+    if (d <= until) upToEnd |= 1 << i;
+    if (d >= since && d <= until) inRange |= 1 << i;
+  });
+  return { inRange, upToEnd };
+}
+
+async function openCells(ch: ClickHouse, r: OpenRead): Promise<OpenCells | undefined> {
   const { level } = levelOf({
     team_id: r.filters.team_id ?? (r.groupBy === 'team_id' ? '' : undefined),
     service: r.filters.service ?? (r.groupBy === 'service' ? '' : undefined),
@@ -284,15 +334,10 @@ async function openPairs(ch: ClickHouse, r: OpenRead): Promise<OpenPairs | undef
     team_service: 'prev_team_service',
   }[level];
   const params: Record<string, string | number> = {};
-  const onDay: string[] = [];
-  const underBase: string[] = [];
-  r.open.forEach((o, i) => {
-    params[`f${i}`] = o.family;
-    params[`d${i}`] = o.day;
-    params[`b${i}`] = o.base;
-    onDay.push(`(family = {f${i}:String} AND day = {d${i}:Date})`);
-    underBase.push(`(family = {f${i}:String} AND day = {d${i}:Date} AND base = {b${i}:UInt64})`);
-  });
+  const wins = r.open.map((w, i) => windowParams(w, i, params));
+  const onDays = wins.map((w) => w.days).join(' OR ');
+  const underBase = wins.map((w) => w.base).join(' OR ');
+  const bit = `multiIf(${wins.map((w, i) => `family = {f${i}:String}, ${w.bit}`).join(', ')}, toUInt64(0))`;
   let filter = '';
   for (const col of ['team_id', 'service'] as const) {
     const v = r.filters[col];
@@ -301,40 +346,45 @@ async function openPairs(ch: ClickHouse, r: OpenRead): Promise<OpenPairs | undef
     params[col] = v;
   }
   const grp = r.groupBy ?? "''";
-  const covered = await rows<{ f: number; grp: string; prev: string; n: string | number }>(ch, {
-    query: `SELECT toUInt8(family) AS f, ${grp} AS grp, toString(${prevColumn}) AS prev, uniqExact(entity) AS n
-      FROM usage_open_points
-      WHERE (${underBase.join(' OR ')})${filter}
-      GROUP BY f, grp, prev`,
-    query_params: params,
-  });
-  // A unit (entity and group) is covered when any of its points is: its previous point is the same for all.
-  const uncovered = await rows<{ f: number; entity: string; grp: string }>(ch, {
-    query: `SELECT toUInt8(family) AS f, entity, ${grp} AS grp
-      FROM usage_points_by_day
-      WHERE (${onDay.join(' OR ')})${filter}
-        AND (family, entity, ${grp}) NOT IN (
-          SELECT family, entity, ${grp} FROM usage_open_points WHERE (${underBase.join(' OR ')})${filter})
-      GROUP BY f, entity, grp
-      LIMIT ${READ_LOOKUP_LIMIT + 1}`,
-    query_params: params,
-  });
+  // Units (an entity within its group) with the days they have points on, from every point of the windows.
+  const units = `SELECT toUInt8(family) AS f, entity, ${grp} AS grp, groupBitOr(${bit}) AS mask
+      FROM usage_points_by_day WHERE (${onDays})${filter}
+      GROUP BY f, entity, grp`;
+  // A unit is covered when any of its points is: its last point before the window is the same for all.
+  const prevs = `SELECT toUInt8(family) AS f, entity, ${grp} AS grp, any(${prevColumn}) AS prev
+      FROM usage_open_points WHERE (${underBase})${filter}
+      GROUP BY f, entity, grp`;
+  const [covered, uncovered] = await Promise.all([
+    rows<{ f: number; grp: string; prev: string; mask: string | number; n: string | number }>(ch, {
+      query: `SELECT u.f AS f, u.grp AS grp, toString(p.prev) AS prev, u.mask AS mask, count() AS n
+        FROM (${units}) AS u INNER JOIN (${prevs}) AS p ON u.f = p.f AND u.entity = p.entity AND u.grp = p.grp
+        GROUP BY f, grp, prev, mask`,
+      query_params: params,
+    }),
+    rows<{ f: number; entity: string; grp: string; mask: string | number }>(ch, {
+      query: `SELECT u.f AS f, u.entity AS entity, u.grp AS grp, u.mask AS mask
+        FROM (${units}) AS u LEFT ANTI JOIN (${prevs}) AS p ON u.f = p.f AND u.entity = p.entity AND u.grp = p.grp
+        LIMIT ${READ_LOOKUP_LIMIT + 1}`,
+      query_params: params,
+    }),
+  ]);
   if (uncovered.length > READ_LOOKUP_LIMIT) return undefined;
-  const out: OpenPairs = new Map();
-  const add = (g: string, family: Family, prev: string, n: number) => {
-    const families = out.get(g) ?? new Map<Family, Map<string, number>>();
-    const prevs = families.get(family) ?? new Map<string, number>();
-    prevs.set(prev, (prevs.get(prev) ?? 0) + n);
-    families.set(family, prevs);
+  const out: OpenCells = new Map();
+  const add = (g: string, family: Family, prev: string, mask: number, n: number) => {
+    const families = out.get(g) ?? new Map<Family, Array<{ prev: string; mask: number; n: number }>>();
+    const list = families.get(family) ?? [];
+    list.push({ prev, mask, n });
+    families.set(family, list);
     out.set(g, families);
   };
-  for (const c of covered) add(c.grp, FAMILY_OF[Number(c.f)] as Family, c.prev, Number(c.n));
-  for (const open of r.open) {
-    const mine = uncovered.filter((u) => FAMILY_OF[Number(u.f)] === open.family);
+  for (const c of covered) add(c.grp, FAMILY_OF[Number(c.f)] as Family, c.prev, Number(c.mask), Number(c.n));
+  for (const w of r.open) {
+    const mine = uncovered.filter((u) => FAMILY_OF[Number(u.f)] === w.family);
     if (mine.length === 0) continue;
-    const history = await historyOf(ch, open, [...new Set(mine.map((u) => u.entity))]);
+    const history = await historyOf(ch, w, [...new Set(mine.map((u) => u.entity))]);
     for (const u of mine) {
-      // The unit's previous point at the read's level: its team / service fixed by the filter or the group.
+      // The unit's last point before the window at the read's level: its team / service fixed by the filter or
+      // the group.
       const team = r.groupBy === 'team_id' ? u.grp : r.filters.team_id;
       const service = r.groupBy === 'service' ? u.grp : r.filters.service;
       const prev = latest(
@@ -342,7 +392,7 @@ async function openPairs(ch: ClickHouse, r: OpenRead): Promise<OpenPairs | undef
         u.entity,
         (h) => (team === undefined || h.team === team) && (service === undefined || h.service === service),
       );
-      add(u.grp, open.family, prev, 1);
+      add(u.grp, w.family, prev, Number(u.mask), 1);
     }
   }
   return out;

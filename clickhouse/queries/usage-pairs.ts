@@ -7,7 +7,7 @@ import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { fromDayNumber, toDayNumber } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
-import type { OpenDay } from './usage-open-day.ts';
+import { OPEN_DAYS_MAX, type OpenWindow } from './usage-open-day.ts';
 
 export type Family = 'seen' | 'active' | 'session';
 export const FAMILIES: readonly Family[] = ['seen', 'active', 'session'];
@@ -303,14 +303,14 @@ export function addDays(iso: string, n: number): string {
 // ---- reads -------------------------------------------------------------------------------------------------
 
 /**
- * The days a read needs, under their current prefixes, when every one of them is sealed but at most each
- * family's last day (open: usage-open-day.ts adds its points).
+ * The days a read needs, under their current prefixes, when every one of them is sealed but each family's
+ * last few (open: usage-open-day.ts adds their points).
  */
 export interface SealedView {
   /** The sealed days: family * 65536 + day number, for transform(): a hash lookup per pair row. */
   keys: number[];
   prefixes: number[];
-  open: OpenDay[];
+  open: OpenWindow[];
 }
 
 /** Every day with points, per family: its current prefix and whether it is sealed under it. */
@@ -388,16 +388,25 @@ export function viewOf(state: SealState, start: string, end: string): SealedView
   const view: SealedView = { keys: [], prefixes: [], open: [] };
   for (const [family, days] of state.families) {
     const seen = family === FAMILY_NUMBER.seen;
-    for (let i = 0; i < days.length; i++) {
+    const needed = (day: number) => day <= to && (seen || day >= from);
+    // The family's open days (usage-open-day.ts): from its first day not sealed, when few enough.
+    const first = days.findIndex((d) => !d[2]);
+    const windowAt = first >= 0 && byDay && days.length - first <= OPEN_DAYS_MAX ? first : days.length;
+    for (let i = 0; i < windowAt; i++) {
       const [day, prefix, sealed] = days[i] as [number, number, boolean];
-      if (day > to || (!seen && day < from)) continue;
-      if (sealed) {
-        view.keys.push(family * 65_536 + day);
-        view.prefixes.push(prefix);
-      } else if (byDay && i === days.length - 1) {
-        const name = FAMILIES.find((f) => FAMILY_NUMBER[f] === family) as Family;
-        view.open.push({ family: name, day: fromDayNumber(day), base: days[i - 1]?.[1] ?? 0 });
-      } else return undefined;
+      if (!needed(day)) continue;
+      if (!sealed) return undefined;
+      view.keys.push(family * 65_536 + day);
+      view.prefixes.push(prefix);
+    }
+    const open = days.slice(windowAt);
+    // Days after the window's first count through it, sealed or not; a range that ends before it needs none.
+    if (open.length > 0 && (open[0] as [number, number, boolean])[0] <= to) {
+      view.open.push({
+        family: FAMILIES.find((f) => FAMILY_NUMBER[f] === family) as Family,
+        days: open.map(([d]) => fromDayNumber(d)),
+        base: days[windowAt - 1]?.[1] ?? 0,
+      });
     }
   }
   return view;

@@ -68,9 +68,16 @@ export async function usageSummary(
     // A family's last day, open under live traffic, is added from its points' previous points (undefined:
     // too many of them not covered yet by the sealer, so the daily rollup answers).
     const open =
-      view && (await openContribution(ch, { open: view.open, filters: p, since: p.start_date }, snap));
+      view &&
+      (await openContribution(
+        ch,
+        { open: view.open, filters: p, since: p.start_date, until: p.end_date },
+        snap,
+      ));
     if (view && open) {
-      const index = readyIndex(ch, p, state, snap);
+      // Not while a day is open: its inserts change the data version every second or so, and a filter's index
+      // is loaded per version (more work than the range it would save).
+      const index = view.open.length === 0 ? readyIndex(ch, p, state, snap) : undefined;
       const sealed = index
         ? summaryFromIndex(index, p.start_date, p.end_date)
         : await pairsSummary(ch, p.start_date, p.end_date, p, view);

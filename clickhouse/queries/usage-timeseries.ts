@@ -5,8 +5,8 @@ import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { filterClause, type UsageFilters } from './filters.ts';
 import { clippedPeriodStarts, type Interval } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
-import { type OpenCounts, type OpenDay, openContribution } from './usage-open-day.ts';
-import { levelOf, type SealedView, sealState, userDaysReady, viewOf } from './usage-pairs.ts';
+import { type OpenCounts, type OpenWindow, openContribution } from './usage-open-day.ts';
+import { addDays, levelOf, type SealedView, sealState, userDaysReady, viewOf } from './usage-pairs.ts';
 import { readyIndex, timeseriesFromIndex } from './usage-pairs-index.ts';
 
 export type { Interval } from './periods.ts';
@@ -88,7 +88,9 @@ export function buildPairsTimeseriesQuery(p: UsageTimeseriesParams, view: Sealed
   }
   const groupSelect = group ? `, ${group} AS grp` : '';
   const groupKey = group ? ', grp' : '';
-  const having = group ? '\n    HAVING active_users > 0' : '';
+  // Open days' active users are added after (usage-open-day.ts): a cell whose actives are all there still has
+  // its sessions here, and the cells without activity are dropped once both are added.
+  const having = group ? '\n    HAVING active_users > 0 OR total_sessions > 0' : '';
   const query = `
     SELECT toString(${PERIOD_SQL[p.interval]}) AS period${groupSelect},
       sumIf(n, family = 'active') AS active_users,
@@ -126,7 +128,11 @@ export async function usageTimeseries(
   const starts = clippedPeriodStarts(p.start_date, p.end_date, p.interval);
   const open = sealed ? await openCells(ch, p, sealed.open, starts, snap) : undefined;
   const view = open ? sealed : undefined;
-  const index = state && view && p.group_by === undefined ? readyIndex(ch, p, state, snap) : undefined;
+  // No index while a day is open (see usage-summary.ts).
+  const index =
+    state && view && view.open.length === 0 && p.group_by === undefined
+      ? readyIndex(ch, p, state, snap)
+      : undefined;
   if (index) {
     const values = timeseriesFromIndex(index, starts, p.end_date);
     return starts.map((period, k) => ({
@@ -183,29 +189,27 @@ const cmp = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buf
 const cellKey = (period: string, grp: string): string => JSON.stringify([period, grp]);
 
 /**
- * The open days' active users and sessions per (period, group) cell, each in the period that holds it (an
- * entity counts when its previous point is before that period's first day); undefined when the daily rollup
- * must answer instead (openContribution).
+ * The open days' active users and sessions per (period, group) cell: in each period that holds one of them, the
+ * entities whose first point in the period is on an open day; undefined when the daily rollup must answer
+ * instead (openContribution). One computation per data version serves every period (usage-open-day.ts).
  */
 async function openCells(
   ch: ClickHouse,
   p: UsageTimeseriesParams,
-  open: readonly OpenDay[],
+  open: readonly OpenWindow[],
   starts: readonly string[],
   snap: Snapshot,
 ): Promise<Map<string, OpenCounts> | undefined> {
   const out = new Map<string, OpenCounts>();
-  const byPeriod = new Map<string, OpenDay[]>();
-  for (const o of open) {
-    if (o.family === 'seen') continue;
-    const period = starts.findLast((s) => s <= o.day) ?? p.start_date;
-    byPeriod.set(period, [...(byPeriod.get(period) ?? []), o]);
-  }
+  const windows = open.filter((w) => w.family !== 'seen');
   const groupBy = p.group_by === undefined ? undefined : GROUP_COLUMN[p.group_by];
-  for (const [period, days] of byPeriod) {
-    const cells = await openContribution(ch, { open: days, filters: p, groupBy, since: period }, snap);
+  for (const [k, since] of starts.entries()) {
+    const next = starts[k + 1];
+    const until = next === undefined ? p.end_date : addDays(next, -1);
+    if (!windows.some((w) => w.days.some((d) => d >= since && d <= until))) continue;
+    const cells = await openContribution(ch, { open: windows, filters: p, groupBy, since, until }, snap);
     if (!cells) return undefined;
-    for (const [grp, c] of cells) out.set(cellKey(period, grp), c);
+    for (const [grp, c] of cells) out.set(cellKey(since, grp), c);
   }
   return out;
 }

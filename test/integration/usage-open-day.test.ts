@@ -7,10 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataVersionSource } from '../../clickhouse/data-version.ts';
 import { DerivedState } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
-import { coverOpenDays, openDaysOf } from '../../clickhouse/queries/usage-open-day.ts';
+import { coverOpenDays, openWindowsOf } from '../../clickhouse/queries/usage-open-day.ts';
 import {
+  type DayPrefix,
   dayPrefixes,
   FAMILIES,
+  type Family,
   sealedView,
   sealsWritten,
   sealUsageDays,
@@ -101,6 +103,11 @@ describe('the open day: reports reaching a last day that is still taking events'
   };
   /** The open days a read of the whole range sees (none when it falls back to the daily rollup). */
   const openDays = async () => (await sealedView(engine.ch, '2025-01-01', LAST))?.open.map((o) => o.family);
+  /** Each family's open days, as a read of the whole range sees them. */
+  const windows = async () =>
+    (await sealedView(engine.ch, '2025-01-01', LAST))?.open
+      .sort((a, b) => a.family.localeCompare(b.family))
+      .map((o) => o.days);
   const coveredRows = async () => {
     const rs = await engine.ch.client.query({
       query: 'SELECT count() AS n FROM usage_open_points',
@@ -118,9 +125,25 @@ describe('the open day: reports reaching a last day that is still taking events'
   beforeAll(async () => {
     engine = await openTestEngine();
     version = engine.ch.dataVersion();
-    for (let i = 0; i < before.length; i += 5_000) await insert(before.slice(i, i + 5_000));
+  });
+
+  it('answers from the open day alone when it is the only day with data (a first day)', async () => {
+    const first = before.filter((e) => dayOf(e) === '2025-01-01');
+    await insert(first.slice(0, 300));
+    expect(await openDays()).toBeUndefined(); // no round of the sealer yet: nothing back-filled
+    await coverOnly();
+    expect(await coveredRows()).toBeGreaterThan(10);
+    await insert(first.slice(300));
+    expect((await openDays())?.sort()).toEqual([...FAMILIES].sort());
+    await expectExact();
+    await coverOnly();
+    await expectExact();
+    // The rest of the month before the last day, all of it sealed.
+    const rest = before.filter((e) => dayOf(e) !== '2025-01-01');
+    for (let i = 0; i < rest.length; i += 5_000) await insert(rest.slice(i, i + 5_000));
     await insert([...returning, resumed[0]]);
     expect(await sealAll()).toBeGreaterThan(60);
+    expect(await openDays()).toEqual([]);
   });
   afterAll(async () => {
     version?.close();
@@ -129,9 +152,10 @@ describe('the open day: reports reaching a last day that is still taking events'
 
   it('answers exactly while none of the open day is covered: the read looks its points up', async () => {
     expect(today.length).toBeGreaterThan(300);
+    const earlier = await coveredRows();
     await insert([...today.slice(0, 400), ...returningToday, resumed[1], ...newcomer]);
     expect((await openDays())?.sort()).toEqual([...FAMILIES].sort());
-    expect(await coveredRows()).toBe(0);
+    expect(await coveredRows()).toBe(earlier);
     await expectExact();
   });
 
@@ -153,13 +177,35 @@ describe('the open day: reports reaching a last day that is still taking events'
     await expectExact();
   });
 
-  it('never uses rows computed before a late event moved an open-day entity’s previous point', async () => {
+  it('takes late events for earlier days as open days too, exactly, covered or not', async () => {
     await coverOnly();
-    // open-v was last seen on 01-20 when today's rows were computed; now also on 01-27 (inside 01-25..today).
+    const covered = await coveredRows();
+    // open-v was last seen on 01-20 when today's rows were computed; now also on 01-27 (inside 01-25..today):
+    // 01-27 and every later day are open, under the base before 01-27, and today's rows under the old one are
+    // never used (else open-v would count twice in 01-25..today).
     await insert(returningLate);
-    expect(await openDays()).toBeUndefined(); // 01-27 is open too: the daily rollup answers
+    const late = ['2025-01-27', '2025-01-28', '2025-01-29', LAST];
+    // By family name (active, seen, session): an activity event moves no session.
+    expect(await windows()).toEqual([late, late, [LAST]]);
     await expectExact();
-    // Seal 01-27 (and every day before today) without covering today under its new base.
+    await coverOnly();
+    expect(await coveredRows()).toBeGreaterThan(covered);
+    await expectExact();
+    // Late events for an open day (yesterday's stragglers): its rows still hold, its new points are looked up.
+    const before = await coveredRows();
+    await insert(
+      generateDataset({ events: 600, seed: 43, start: '2025-01-29', days: 1, duplicateRate: 0 }).events,
+    );
+    expect(await coveredRows()).toBe(before);
+    await expectExact();
+    await coverOnly();
+    await expectExact();
+  });
+
+  it('never uses rows computed under a base a late event has moved on from', async () => {
+    // open-v gets another point on 01-26, before every open day; seal the days before today so that today is
+    // the only open day again, now under a new base, with no row computed under it yet.
+    await insert([usage('v4', '2025-01-26', '08:00:00.000', 'open-v', 'activity')]);
     const prefixes = await dayPrefixes(engine.ch);
     const unsealed = unsealedDays(prefixes, await sealsWritten(engine.ch));
     for (const [family, days] of unsealed)
@@ -168,14 +214,16 @@ describe('the open day: reports reaching a last day that is still taking events'
         family,
         days.filter((d) => d.day < LAST),
       );
-    const open = openDaysOf(prefixes, (f, d) => !unsealed.get(f)?.some((u) => u.day === d.day));
-    expect(open.map((o) => o.day)).toEqual([LAST, LAST, LAST]);
-    expect((await openDays())?.length).toBe(3);
-    // Today's rows are all under the old base: the read looks every point up again.
+    // Sealed now: every day before today, and whatever was sealed already.
+    const sealedNow = (f: Family, d: DayPrefix) =>
+      d.day < LAST || !unsealed.get(f)?.some((u) => u.day === d.day);
+    expect(openWindowsOf(prefixes, sealedNow).map((w) => w.days)).toEqual(FAMILIES.map(() => [LAST]));
+    expect(await windows()).toEqual(FAMILIES.map(() => [LAST]));
+    // Today's rows are all under older bases: the read looks every point up again.
     const q = { start_date: '2025-01-25', end_date: LAST, team_id: team };
     expect(await usageSummary(engine.ch, q)).toEqual(truth.usageSummary(q));
     await expectExact();
-    await coverOpenDays(engine.ch, prefixes, (f, d) => !unsealed.get(f)?.some((u) => u.day === d.day));
+    await coverOpenDays(engine.ch, prefixes, sealedNow);
     await expectExact();
   });
 

@@ -84,7 +84,9 @@ export async function explainSummaryMismatch(
   // As usageSummary decides: sealed pairs plus the open days when every other day is sealed and the open days'
   // uncovered points are few, else the daily rollups.
   const view = q.user_id === undefined ? await sealedView(ch, q.start_date, q.end_date) : undefined;
-  const open = view && (await openContribution(ch, { open: view.open, filters: q, since: q.start_date }));
+  const open =
+    view &&
+    (await openContribution(ch, { open: view.open, filters: q, since: q.start_date, until: q.end_date }));
   lines.push(
     `  answered from: ${
       view && open

@@ -12,15 +12,18 @@ import { addDays } from './scale-requests.ts';
 export const LIVE_DAY = '2026-01-01';
 const SOURCE_DAY = addDays(LIVE_DAY, -1);
 
+// The source rows are picked in a subquery: outside it, `timestamp` would be the shifted alias.
 const LIVE_SELECT = `SELECT concat('live-', event_id) AS event_id, type,
     formatDateTime(timestamp + INTERVAL 1 DAY, '%Y-%m-%d %H:%i:%s.%f', 'UTC') AS timestamp,
     if(cityHash64(user_id, 7) % 20 = 0, concat('live-', user_id), user_id) AS user_id,
     team_id, service,
     if(session_id != '' AND cityHash64(session_id, 8) % 2 = 0, concat('live-', session_id), session_id) AS session_id,
     attributes
-  FROM usage_events
-  WHERE toDate(timestamp) = {source:Date}
-    AND cityHash64(event_id, 1) % {slots:UInt32} >= {from:UInt32} AND cityHash64(event_id, 1) % {slots:UInt32} < {to:UInt32}`;
+  FROM (
+    SELECT * FROM usage_events
+    WHERE toDate(timestamp) = {source:Date}
+      AND cityHash64(event_id, 1) % {slots:UInt32} >= {from:UInt32} AND cityHash64(event_id, 1) % {slots:UInt32} < {to:UInt32}
+  )`;
 
 /**
  * Inserts the live events whose hash slot (of `slots`) is in [from, to): a slice of about

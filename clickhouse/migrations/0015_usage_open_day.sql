@@ -5,28 +5,33 @@
 -- them at each level, computed once per point as points arrive, and a read adds the open days' entities whose
 -- first point in its range is on an open day (looking up the few points the service has not reached yet).
 
--- usage_points' points again, ordered by day: one day's points are a short key range (in usage_points they are
--- spread over every entity). Filled by its view from usage_points, and once from usage_points by the service's
--- back-fill (coverage family 'by_day') for what was stored before this migration.
+-- usage_points again, ordered by day: one day's points are a short key range (in usage_points they are spread
+-- over every entity). Its counter rows (kind 0) come with the points in the same part, so a read can tell from
+-- them alone whether a day's points have changed since it last looked: they only grow, and a day's points never
+-- change without them. Filled by its view from usage_points, and once from usage_points by the service's
+-- back-fill (coverage family 'by_day') for what was stored before this migration (its counters are then not
+-- usage_points' own, only a number that moves whenever the day's points do).
 CREATE TABLE IF NOT EXISTS usage_points_by_day
 (
     family    Enum8('seen' = 1, 'active' = 2, 'session' = 3),
     day       Date,
+    -- 0: the (family, day) counter row; 1: a point.
+    kind      UInt8,
     team_id   String,
     service   LowCardinality(String),
-    entity    String
+    entity    String,
+    inserted  SimpleAggregateFunction(sum, UInt64)
 )
-ENGINE = ReplacingMergeTree
+ENGINE = AggregatingMergeTree
 PARTITION BY toYear(day)
--- Serves the open day's points, whole or for one team / service: the family, the day, the filter's key.
-ORDER BY (family, day, team_id, service, entity)
+-- Serves the open days' points, whole or for one team / service, and their counters: family, day, kind, key.
+ORDER BY (family, day, kind, team_id, service, entity)
 SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS usage_points_by_day_mv
 TO usage_points_by_day AS
-SELECT family, day, team_id, service, entity
-FROM usage_points
-WHERE kind = 1;
+SELECT family, day, kind, team_id, service, entity, inserted
+FROM usage_points;
 
 -- The earlier points of the open days' points, written by the service. The open days of a family are its last
 -- days from the first one not sealed; a row holds while the family's counters summed over the days before them

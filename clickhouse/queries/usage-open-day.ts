@@ -11,6 +11,7 @@
 import { type ClickHouse, quoteIdent } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
+import { toDayNumber } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
 import { type DayPrefix, type Family, levelOf } from './usage-pairs.ts';
 
@@ -65,6 +66,8 @@ function windowParams(w: OpenWindow, i: number, params: Record<string, string | 
   params[`b${i}`] = w.base;
   return {
     days: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day))`,
+    points: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND kind = 1)`,
+    counters: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND kind = 0)`,
     base: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND base = {b${i}:UInt64})`,
     bit: `toUInt64(bitShiftLeft(toUInt64(1), toUInt8(indexOf({d${i}:Array(Date)}, day) - 1)))`,
   };
@@ -146,39 +149,74 @@ export async function coverOpenDays(
 ): Promise<number> {
   let covered = 0;
   for (const w of openWindowsOf(prefixes, isSealed)) {
+    // Only the days whose counters moved since this process last covered them under this base: a new point
+    // always moves its day's counter (they share a part), and a round with nothing new then reads nothing.
+    const counters = dayCounters(prefixes.get(w.family) ?? [], w.days);
+    const key = `${w.family}|${w.days[0]}|${w.base}`;
+    const seen = lastCovered.get(key);
+    const days = w.days.filter((d) => seen?.get(d) !== counters.get(d));
+    if (days.length === 0) continue;
     const params: Record<string, string | number> = { limit: ROUND_POINTS };
-    const win = windowParams(w, 0, params);
+    const win = windowParams({ ...w, days }, 0, params);
     const points = await rows<{ point_day: string; team_id: string; service: string; entity: string }>(ch, {
       query: `SELECT toString(day) AS point_day, team_id, service, entity FROM usage_points_by_day
-        WHERE ${win.days}
+        WHERE ${win.points}
           AND (day, team_id, service, entity) NOT IN (
             SELECT day, team_id, service, entity FROM usage_open_points WHERE ${win.base})
         GROUP BY day, team_id, service, entity
         LIMIT {limit:UInt32}`,
       query_params: params,
     });
-    if (points.length === 0) continue;
-    // Looked up after the points were listed, so every listed point's entity has all its earlier points here.
-    const history = await historyOf(ch, w, [...new Set(points.map((p) => p.entity))]);
-    await ch.client.insert({
-      table: 'usage_open_points',
-      values: points.map((p) => ({
-        family: w.family,
-        day: p.point_day,
-        base: w.base,
-        team_id: p.team_id,
-        service: p.service,
-        entity: p.entity,
-        prev_all: latest(history, p.entity, () => true),
-        prev_team: latest(history, p.entity, (h) => h.team === p.team_id),
-        prev_service: latest(history, p.entity, (h) => h.service === p.service),
-        prev_team_service: latest(history, p.entity, (h) => h.team === p.team_id && h.service === p.service),
-      })),
-      format: 'JSONEachRow',
-    });
-    covered += points.length;
+    if (points.length > 0) {
+      // Looked up after the points were listed, so every listed point's entity has all its earlier points.
+      const history = await historyOf(ch, w, [...new Set(points.map((p) => p.entity))]);
+      await ch.client.insert({
+        table: 'usage_open_points',
+        values: points.map((p) => ({
+          family: w.family,
+          day: p.point_day,
+          base: w.base,
+          team_id: p.team_id,
+          service: p.service,
+          entity: p.entity,
+          prev_all: latest(history, p.entity, () => true),
+          prev_team: latest(history, p.entity, (h) => h.team === p.team_id),
+          prev_service: latest(history, p.entity, (h) => h.service === p.service),
+          prev_team_service: latest(
+            history,
+            p.entity,
+            (h) => h.team === p.team_id && h.service === p.service,
+          ),
+        })),
+        format: 'JSONEachRow',
+      });
+      covered += points.length;
+    }
+    // A round cut short by its limit leaves the days to the next one.
+    if (points.length < ROUND_POINTS) {
+      const done = new Map(seen ?? []);
+      for (const d of days) done.set(d, counters.get(d) as number);
+      lastCovered.set(key, done);
+      if (lastCovered.size > 64) lastCovered.delete(lastCovered.keys().next().value as string);
+    }
   }
   return covered;
+}
+
+/**
+ * Per window (family, first day, base), the counter of each of its days when this process last covered it:
+ * the days a round need not read again.
+ */
+const lastCovered = new Map<string, Map<string, number>>();
+
+/** Each of `days`' own counter (its prefix less the previous day's). */
+function dayCounters(all: readonly DayPrefix[], days: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  const wanted = new Set(days);
+  all.forEach((d, i) => {
+    if (wanted.has(d.day)) out.set(d.day, d.prefix - (all[i - 1]?.prefix ?? 0));
+  });
+  return out;
 }
 
 /**
@@ -261,7 +299,7 @@ export const READ_LOOKUP_LIMIT = 2_000;
  * the window, days of the window they have points on as a bit mask). Any range's contribution is a sum over it,
  * so one computation serves every request of a data version that reads the same level.
  */
-type OpenCells = Map<string, Map<Family, Array<{ prev: string; mask: number; n: number }>>>;
+type OpenCells = Map<string, Map<Family, Array<{ prev: number; mask: number; n: number }>>>;
 
 /**
  * The open days' contribution to each group ('' when ungrouped), or undefined when more than READ_LOOKUP_LIMIT
@@ -273,25 +311,33 @@ export async function openContribution(
   snap: Snapshot = UNVERSIONED,
 ): Promise<Map<string, OpenCounts> | undefined> {
   if (r.open.length === 0) return new Map();
+  const windows = r.open.map((w) => [w.family, w.days, w.base]);
+  // The cells follow from the windows' points and base alone, so they are kept by those, not by the data
+  // version (which every insert, sealer round and merge changes): the windows' counters, read first, say
+  // whether the points are still the same. Cells computed after a later insert are only ever asked for by
+  // reads that saw it (the counters only grow), so none is ever stale.
+  const counters = await snap.derive(JSON.stringify(['usage-open-counters', windows]), () =>
+    windowCounters(ch, r.open),
+  );
   const key = JSON.stringify([
-    'usage-open-cells',
     r.filters.team_id ?? null,
     r.filters.service ?? null,
     r.groupBy ?? null,
-    r.open.map((w) => [w.family, w.days, w.base]),
+    windows,
+    counters,
   ]);
-  const cells = await snap.derive(
-    key,
-    () => openCells(ch, r),
-    (v) => {
-      let entries = 0;
-      for (const families of v?.values() ?? []) for (const list of families.values()) entries += list.length;
-      return 1_024 + entries * 64;
-    },
-  );
-  if (!cells) return undefined;
+  let cells = cellCache.get(key);
+  if (cells) {
+    cellCache.delete(key);
+    cellCache.set(key, cells);
+  } else {
+    cells = await openCells(ch, r);
+    if (!cells) return undefined;
+    remember(key, cells);
+  }
   const out = new Map<string, OpenCounts>();
   const masks = new Map(r.open.map((w) => [w.family, rangeMasks(w.days, r.since, r.until)]));
+  const since = toDayNumber(r.since);
   for (const [grp, families] of cells) {
     const c: OpenCounts = { seen: 0, active: 0, session: 0 };
     for (const [family, list] of families) {
@@ -301,14 +347,49 @@ export async function openContribution(
         // Seen: a user first seen on or before the range's end. Else: a first point in the range on an open day.
         const counts =
           family === 'seen'
-            ? e.prev === NONE && (e.mask & m.upToEnd) !== 0
-            : e.prev < r.since && (e.mask & m.inRange) !== 0;
+            ? e.prev === 0 && (e.mask & m.upToEnd) !== 0
+            : e.prev < since && (e.mask & m.inRange) !== 0;
         if (counts) c[family] += e.n;
       }
     }
     out.set(grp, c);
   }
   return out;
+}
+
+/** Open days' cells by their inputs (openContribution), the least recently used dropped past a bound. */
+const cellCache = new Map<string, OpenCells>();
+const CELL_ENTRIES_MAX = 500_000;
+let cellEntries = 0;
+
+const entriesOf = (cells: OpenCells): number => {
+  let n = 1;
+  for (const families of cells.values()) for (const list of families.values()) n += list.length;
+  return n;
+};
+
+function remember(key: string, cells: OpenCells): void {
+  if (cellCache.has(key)) return;
+  cellCache.set(key, cells);
+  cellEntries += entriesOf(cells);
+  while (cellEntries > CELL_ENTRIES_MAX && cellCache.size > 1) {
+    const [oldest, value] = cellCache.entries().next().value as [string, OpenCells];
+    cellCache.delete(oldest);
+    cellEntries -= entriesOf(value);
+  }
+}
+
+/** The windows' day counters in usage_points_by_day: they move whenever a window's points do. */
+async function windowCounters(ch: ClickHouse, open: readonly OpenWindow[]): Promise<string> {
+  const params: Record<string, string | number> = {};
+  const where = open.map((w, i) => windowParams(w, i, params).counters).join(' OR ');
+  // Not aliased `day`: the WHERE would read the alias (text) instead of the column.
+  const found = await rows<{ f: number; d: string; c: string | number }>(ch, {
+    query: `SELECT toUInt8(family) AS f, toString(day) AS d, sum(inserted) AS c FROM usage_points_by_day
+      WHERE ${where} GROUP BY f, d ORDER BY f, d`,
+    query_params: params,
+  });
+  return found.map((x) => `${x.f}:${x.d}:${x.c}`).join(',');
 }
 
 /** The bits of the window's days in [since, until], and of those up to `until`. */
@@ -335,7 +416,7 @@ async function openCells(ch: ClickHouse, r: OpenRead): Promise<OpenCells | undef
   }[level];
   const params: Record<string, string | number> = {};
   const wins = r.open.map((w, i) => windowParams(w, i, params));
-  const onDays = wins.map((w) => w.days).join(' OR ');
+  const onDays = wins.map((w) => w.points).join(' OR ');
   const underBase = wins.map((w) => w.base).join(' OR ');
   const bit = `multiIf(${wins.map((w, i) => `family = {f${i}:String}, ${w.bit}`).join(', ')}, toUInt64(0))`;
   let filter = '';
@@ -346,38 +427,56 @@ async function openCells(ch: ClickHouse, r: OpenRead): Promise<OpenCells | undef
     params[col] = v;
   }
   const grp = r.groupBy ?? "''";
-  // Units (an entity within its group) with the days they have points on, from every point of the windows.
-  const units = `SELECT toUInt8(family) AS f, entity, ${grp} AS grp, groupBitOr(${bit}) AS mask
-      FROM usage_points_by_day WHERE (${onDays})${filter}
-      GROUP BY f, entity, grp`;
-  // A unit is covered when any of its points is: its last point before the window is the same for all.
-  const prevs = `SELECT toUInt8(family) AS f, entity, ${grp} AS grp, any(${prevColumn}) AS prev
-      FROM usage_open_points WHERE (${underBase})${filter}
-      GROUP BY f, entity, grp`;
-  const [covered, uncovered] = await Promise.all([
-    rows<{ f: number; grp: string; prev: string; mask: string | number; n: string | number }>(ch, {
-      query: `SELECT u.f AS f, u.grp AS grp, toString(p.prev) AS prev, u.mask AS mask, count() AS n
-        FROM (${units}) AS u INNER JOIN (${prevs}) AS p ON u.f = p.f AND u.entity = p.entity AND u.grp = p.grp
-        GROUP BY f, grp, prev, mask`,
-      query_params: params,
-    }),
-    rows<{ f: number; entity: string; grp: string; mask: string | number }>(ch, {
-      query: `SELECT u.f AS f, u.entity AS entity, u.grp AS grp, u.mask AS mask
-        FROM (${units}) AS u LEFT ANTI JOIN (${prevs}) AS p ON u.f = p.f AND u.entity = p.entity AND u.grp = p.grp
-        LIMIT ${READ_LOOKUP_LIMIT + 1}`,
-      query_params: params,
-    }),
-  ]);
-  if (uncovered.length > READ_LOOKUP_LIMIT) return undefined;
+  // One pass over both tables: every unit (an entity within its group) of the windows' points, with the days
+  // it has points on as a bit mask, and its last point before the window when a covered row says (a unit is
+  // covered when any of its points is: that day is the same for all of them). Counted per (last point, mask);
+  // the uncovered units come back by name, to be looked up.
+  const found = await rows<{
+    f: number;
+    grp: string;
+    covered: number;
+    prev: number;
+    mask: string | number;
+    n: string | number;
+    entities: string[];
+  }>(ch, {
+    query: `SELECT f, grp, covered, prev, mask, count() AS n,
+        if(covered = 1, [], groupArray(${READ_LOOKUP_LIMIT + 1})(entity)) AS entities
+      FROM (
+        SELECT f, entity, grp, groupBitOr(bit) AS mask, max(src) AS covered, max(prev_day) AS prev
+        FROM (
+          SELECT toUInt8(family) AS f, entity, ${grp} AS grp, ${bit} AS bit, toUInt8(0) AS src,
+            toUInt16(0) AS prev_day
+          FROM usage_points_by_day WHERE (${onDays})${filter}
+          UNION ALL
+          SELECT toUInt8(family) AS f, entity, ${grp} AS grp, toUInt64(0) AS bit, toUInt8(1) AS src,
+            toUInt16(${prevColumn}) AS prev_day
+          FROM usage_open_points WHERE (${underBase})${filter}
+        )
+        GROUP BY f, entity, grp
+        HAVING mask != 0
+      )
+      GROUP BY f, grp, covered, prev, mask`,
+    query_params: params,
+  });
+  const uncovered: Array<{ f: number; entity: string; grp: string; mask: number }> = [];
+  for (const c of found) {
+    if (Number(c.covered) === 1) continue;
+    if (Number(c.n) + uncovered.length > READ_LOOKUP_LIMIT) return undefined;
+    for (const entity of c.entities) uncovered.push({ f: c.f, entity, grp: c.grp, mask: Number(c.mask) });
+  }
   const out: OpenCells = new Map();
-  const add = (g: string, family: Family, prev: string, mask: number, n: number) => {
-    const families = out.get(g) ?? new Map<Family, Array<{ prev: string; mask: number; n: number }>>();
+  const add = (g: string, family: Family, prev: number, mask: number, n: number) => {
+    const families = out.get(g) ?? new Map<Family, Array<{ prev: number; mask: number; n: number }>>();
     const list = families.get(family) ?? [];
     list.push({ prev, mask, n });
     families.set(family, list);
     out.set(g, families);
   };
-  for (const c of covered) add(c.grp, FAMILY_OF[Number(c.f)] as Family, c.prev, Number(c.mask), Number(c.n));
+  for (const c of found) {
+    if (Number(c.covered) === 1)
+      add(c.grp, FAMILY_OF[Number(c.f)] as Family, Number(c.prev), Number(c.mask), Number(c.n));
+  }
   for (const w of r.open) {
     const mine = uncovered.filter((u) => FAMILY_OF[Number(u.f)] === w.family);
     if (mine.length === 0) continue;
@@ -392,7 +491,7 @@ async function openCells(ch: ClickHouse, r: OpenRead): Promise<OpenCells | undef
         u.entity,
         (h) => (team === undefined || h.team === team) && (service === undefined || h.service === service),
       );
-      add(u.grp, w.family, prev, Number(u.mask), 1);
+      add(u.grp, w.family, toDayNumber(prev), u.mask, 1);
     }
   }
   return out;

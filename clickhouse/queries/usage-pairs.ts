@@ -160,13 +160,13 @@ export async function backfillPoints(ch: ClickHouse, todayIso: string): Promise<
 }
 
 /**
- * Copies usage_points' points into usage_points_by_day (migration 0015) once, for what was stored before its
- * view: a point copied twice is one row once merged, and the reads ask for distinct points.
+ * Copies usage_points into usage_points_by_day (migration 0015) once, for what was stored before its view: a
+ * point copied twice is one row once merged, and its counters only tell when a day's points change.
  */
 async function backfillByDay(ch: ClickHouse): Promise<void> {
   await ch.client.command({
     query: `INSERT INTO usage_points_by_day SETTINGS insert_deduplicate = 0
-      SELECT family, day, team_id, service, entity FROM usage_points WHERE kind = 1`,
+      SELECT family, day, kind, team_id, service, entity, inserted FROM usage_points`,
   });
   await ch.client.insert({
     table: 'usage_points_coverage',

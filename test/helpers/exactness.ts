@@ -48,6 +48,8 @@ const TABLE_FIRST_DAYS: Record<string, string> = {
     'SELECT team_id, toString(service) AS service, user_id, toString(min(day)) AS d FROM usage_user_days WHERE day <= {end:Date}',
   usage_points:
     "SELECT team_id, toString(service) AS service, entity AS user_id, toString(min(day)) AS d FROM usage_points WHERE family = 'seen' AND kind = 1 AND day <= {end:Date}",
+  usage_points_by_day:
+    "SELECT team_id, toString(service) AS service, entity AS user_id, toString(min(day)) AS d FROM usage_points_by_day WHERE family = 'seen' AND kind = 1 AND day <= {end:Date}",
 };
 
 async function tableFirstDays(ch: ClickHouse, table: string, q: SummaryQuery): Promise<KeyDays> {

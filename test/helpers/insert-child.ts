@@ -37,8 +37,9 @@ const DUMPS: Record<string, string> = {
   usage_points: `SELECT count() AS n, toString(sum(cityHash64(family, kind, entity, day, team_id, service, i))) AS h FROM (
       SELECT family, kind, entity, day, team_id, service, sum(inserted) AS i FROM usage_points
       GROUP BY family, kind, entity, day, team_id, service)`,
-  usage_points_by_day: `SELECT count() AS n, toString(sum(cityHash64(family, day, team_id, service, entity))) AS h
-      FROM (SELECT DISTINCT family, day, team_id, service, entity FROM usage_points_by_day)`,
+  usage_points_by_day: `SELECT count() AS n, toString(sum(cityHash64(family, day, kind, team_id, service, entity, i)))
+      AS h FROM (SELECT family, day, kind, team_id, service, entity, sum(inserted) AS i FROM usage_points_by_day
+      GROUP BY family, day, kind, team_id, service, entity)`,
   ingest_ledger: `SELECT count() AS n, toString(sum(cityHash64(day, team_id, service, outcome, reason, i, d))) AS h FROM (
       SELECT day, team_id, service, outcome, reason, uniqExactMerge(ids) AS i, uniqExactMerge(deliveries) AS d
       FROM ingest_ledger GROUP BY day, team_id, service, outcome, reason)`,

@@ -72,6 +72,11 @@ export async function openStorage(config: Config, logger: Logger): Promise<Click
       dataDir: config.dataDir,
       cluster: config.clickhouse.cluster,
       readTimeoutMs: config.clickhouse.readTimeoutMs,
+      onDedupRecovery: (records) =>
+        logger.warn(
+          { records: records.map((r) => ({ table: r.table, part: r.part, dir: r.dir })) },
+          'clickhouse: undid insert-deduplication records a crash left without their part; the retried batches will be stored',
+        ),
     });
   } catch (err) {
     throw storageFailure(err, config.clickhouse.url) ?? err;

@@ -4,6 +4,7 @@
 // versions, time bounds) is a method of the engine, so no caller asks which one it has.
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import type { DataVersionSource } from './data-version.ts';
+import type { RecoveredRecord } from './engine/dedup-recovery.ts';
 import { openServer } from './engine/server.ts';
 import type { ExportSource } from './export-stream.ts';
 import type { SqlEngine, SqlLimits } from './sql/engine.ts';
@@ -26,6 +27,11 @@ export interface ClickHouseOptions {
    * CLICKHOUSE_READ_TIMEOUT_SECONDS' default). See `readClient`.
    */
   readTimeoutMs?: number | undefined;
+  /**
+   * Embedded only: told which insert-deduplication records a crash had left without their part, as they are
+   * undone before the engine loads (engine/dedup-recovery.ts). Default: nobody is told.
+   */
+  onDedupRecovery?: ((records: readonly RecoveredRecord[]) => void) | undefined;
 }
 
 export interface Engine {

@@ -19,6 +19,7 @@ import {
   STREAM_PARAMS_TABLE,
 } from '../queries/query.ts';
 import { embeddedSqlEngine } from '../sql/embedded.ts';
+import { recoverDedupLogs } from './dedup-recovery.ts';
 
 type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
 
@@ -51,13 +52,23 @@ export const ENGINE_ARGS: readonly string[] = [
  */
 const INSERT_ENGINE_SETTINGS = { input_format_parallel_parsing: 0 } as const;
 
+/** Engines this process has open, per data directory: chdb runs one engine per directory, loaded once. */
+const enginesOpen = new Map<string, number>();
+
 /**{@link Engine} on chdb. Its API reads need no time bound: they run in this process. */
 export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
   const path = join(opts.dataDir, 'clickhouse');
   mkdirSync(path, { recursive: true });
+  // Before the engine loads the tables, and only then (see dedup-recovery.ts): records a kill left without
+  // their part would otherwise make the retried batch a duplicate in their table.
+  if (!enginesOpen.has(path)) {
+    const recovered = recoverDedupLogs(path);
+    if (recovered.length > 0) opts.onDedupRecovery?.(recovered);
+  }
   // chdb types its connection against its own copy of @clickhouse/client-common; the shapes are the same.
   // Opened first and held until close, so that the engine starts with ENGINE_ARGS (see there).
   const engineSession = new Session(path, { connectionArgs: [...ENGINE_ARGS] });
+  enginesOpen.set(path, (enginesOpen.get(path) ?? 0) + 1);
   const chdb = createChdbConnection({ path });
   const connection = chdb as unknown as NonNullable<ClientOptions['connection']>;
   // Restated on every query so that a token set by one insert never leaks into the next (INSERT_SETTINGS).
@@ -103,6 +114,9 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
       // No query may still run in the engine when the process exits: chdb closes its sessions on exit without
       // waiting, and the engine's teardown then crashed (SIGSEGV) or hung under a running one.
       await drainPending();
+      const left = (enginesOpen.get(path) ?? 1) - 1;
+      if (left > 0) enginesOpen.set(path, left);
+      else enginesOpen.delete(path);
     },
   };
 }

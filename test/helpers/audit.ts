@@ -2,6 +2,7 @@
 // never collapses rows, so its row count is the number of event rows ever inserted (after insert-token
 // deduplication): equal to the messages published exactly when nothing was lost or stored twice.
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import { SELF_SERVICE } from '../../clickhouse/self-log.ts';
 
 export async function createAudit(ch: ClickHouse): Promise<void> {
   await ch.client.command({
@@ -12,9 +13,12 @@ export async function createAudit(ch: ClickHouse): Promise<void> {
     query: `CREATE MATERIALIZED VIEW IF NOT EXISTS test_ingest_audit_usage_mv TO test_ingest_audit
       AS SELECT event_id, 'usage' AS kind FROM usage_events`,
   });
+  // Not the service's own logs (self-log.ts): they are not published events. One error record of a restarted
+  // ingester ("offset commit failed ... The coordinator is not aware of this member") made a 500,000-event
+  // soak count 1 row "stored twice".
   await ch.client.command({
     query: `CREATE MATERIALIZED VIEW IF NOT EXISTS test_ingest_audit_logs_mv TO test_ingest_audit
-      AS SELECT event_id, 'log' AS kind FROM log_events`,
+      AS SELECT event_id, 'log' AS kind FROM log_events WHERE service != '${SELF_SERVICE}'`,
   });
 }
 

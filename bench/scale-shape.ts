@@ -428,7 +428,8 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     const start = q.params.start_date ?? liveSince;
     return {
       ...q,
-      params: { ...q.params, start_date: start < liveSince ? liveSince : start, end_date: LIVE_DAY },
+      // The later of the two days (ISO dates sort as text).
+      params: { ...q.params, start_date: [liveSince, start].sort()[1] ?? start, end_date: LIVE_DAY },
     };
   };
   const liveSummaries = (seed: number, count: number) => {

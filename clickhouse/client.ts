@@ -145,3 +145,13 @@ export function quoteIdent(name: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`unsafe identifier ${JSON.stringify(name)}`);
   return `\`${name}\``;
 }
+
+/**
+ * The start of a statement deleting rows of `table` (`<start> <condition>`): a lightweight DELETE on one node;
+ * on a cluster the rows live in the shard-local tables, reached ON CLUSTER.
+ */
+export function deleteWhere(ch: Pick<Engine, 'cluster' | 'database'>, table: string): string {
+  return ch.cluster
+    ? `ALTER TABLE ${quoteIdent(ch.database)}.${quoteIdent(`${table}_local`)} ON CLUSTER ${quoteIdent(ch.cluster)} DELETE WHERE`
+    : `DELETE FROM ${quoteIdent(table)} WHERE`;
+}

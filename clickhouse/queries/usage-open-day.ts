@@ -8,7 +8,7 @@
 // sealed days in [a, b], i.e. its last point before the open days is before a. Those last points depend only on
 // the days before the open ones, which are sealed and unchanged while the base is: an insert into an open day
 // (late events for yesterday included) changes no row.
-import { type ClickHouse, quoteIdent } from '../client.ts';
+import { type ClickHouse, deleteWhere } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { toDayNumber } from './periods.ts';
@@ -258,11 +258,10 @@ export async function pruneOpenPoints(
       return `(family = {f${i}:String} AND day = {d${i}:Date} AND base = {b${i}:UInt64})`;
     })
     .join(' OR ');
-  // On a cluster the rows live in the shard-local tables, reached ON CLUSTER.
-  const target = ch.cluster
-    ? `ALTER TABLE ${quoteIdent(ch.database)}.usage_open_points_local ON CLUSTER ${quoteIdent(ch.cluster)} DELETE WHERE`
-    : 'DELETE FROM usage_open_points WHERE';
-  await ch.client.command({ query: `${target} ${where}`, query_params: params });
+  await ch.client.command({
+    query: `${deleteWhere(ch, 'usage_open_points')} ${where}`,
+    query_params: params,
+  });
   for (const g of gone) stale.delete(keyOf(g.family, g.day, g.base));
   return { stale, removed };
 }

@@ -2,7 +2,7 @@
 // from per-day counts of (day, previous day) pairs, valid while the counters of the days they depend on are
 // unchanged. The reports fall back to the daily rollup whenever a day they need is not sealed.
 import { createHash } from 'node:crypto';
-import { type ClickHouse, quoteIdent } from '../client.ts';
+import { type ClickHouse, deleteWhere } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { fromDayNumber, toDayNumber } from './periods.ts';
@@ -268,11 +268,7 @@ export async function pruneReplacedPairs(ch: ClickHouse, minAgeMs = 60_000): Pro
   });
   const n = Number(stale?.n ?? 0);
   if (n === 0) return 0;
-  // On a cluster the rows live in the shard-local tables, reached ON CLUSTER.
-  const target = ch.cluster
-    ? `ALTER TABLE ${quoteIdent(ch.database)}.usage_pairs_local ON CLUSTER ${quoteIdent(ch.cluster)} DELETE WHERE`
-    : 'DELETE FROM usage_pairs WHERE';
-  await ch.client.command({ query: `${target} ${where}`, query_params });
+  await ch.client.command({ query: `${deleteWhere(ch, 'usage_pairs')} ${where}`, query_params });
   return n;
 }
 

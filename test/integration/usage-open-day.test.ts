@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataVersionSource } from '../../clickhouse/data-version.ts';
 import { DerivedState } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
-import { coverOpenDays, openWindowsOf } from '../../clickhouse/queries/usage-open-day.ts';
+import { coverOpenDays, openWindowsOf, pruneOpenPoints } from '../../clickhouse/queries/usage-open-day.ts';
 import {
   type DayPrefix,
   dayPrefixes,
@@ -224,6 +224,17 @@ describe('the open day: reports reaching a last day that is still taking events'
     expect(await usageSummary(engine.ch, q)).toEqual(truth.usageSummary(q));
     await expectExact();
     await coverOpenDays(engine.ch, prefixes, sealedNow);
+    await expectExact();
+    // Rows under the older bases are removed once left behind for a whole pruning interval (two calls), and
+    // the current window's are kept.
+    const current = openWindowsOf(prefixes, sealedNow);
+    const rowsBefore = await coveredRows();
+    const first = await pruneOpenPoints(engine.ch, current, new Set());
+    expect(first.removed).toBe(0);
+    expect(first.stale.size).toBeGreaterThan(0);
+    const second = await pruneOpenPoints(engine.ch, current, first.stale);
+    expect(second.removed).toBeGreaterThan(0);
+    expect(await coveredRows()).toBe(rowsBefore - second.removed);
     await expectExact();
   });
 

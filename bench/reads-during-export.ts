@@ -23,7 +23,7 @@ import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { createDirectSink } from '../ingest/direct.ts';
 import { ExportWorker } from '../worker/exports/worker.ts';
-import { DEFAULT_SPEC, ensureDataset, mergeRollups } from './dataset.ts';
+import { DEFAULT_SPEC, ensureDataset, mergeRollups, sealAll } from './dataset.ts';
 import { machine } from './machine.ts';
 import { benchOptions } from './options.ts';
 import { probeReads, type ReadWindow } from './read-probe.ts';
@@ -49,6 +49,8 @@ await ch.client.command({
   query_params: { rows },
 });
 await mergeRollups(ch);
+// Sealed first, as the sealer in `npm start` keeps them: the reads then take the path they take in service.
+await sealAll(ch);
 const where = await machine(ch);
 log(`dataset ready: ${usageEvents} usage events, ${rows} logs`);
 

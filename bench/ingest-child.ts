@@ -13,6 +13,7 @@ import { createLogger } from '../core/logger.ts';
 import { Ingester } from '../ingest/consumer.ts';
 import { createKafka } from '../ingest/kafka.ts';
 import { recordBatch } from '../ingest/ledger.ts';
+import { type MemorySample, sampleEngineMemory } from './engine-memory.ts';
 
 export interface ChildTask {
   brokers: string[];
@@ -37,6 +38,8 @@ export interface ChildResult {
   mainBusy: number;
   /** process.memoryUsage() when the RSS peaked: how much of it was the JS heap, buffers, and the rest (engine). */
   atPeak: NodeJS.MemoryUsage;
+  /** The engine's own figures (bench/engine-memory.ts) at the highest RSS its sampler saw, and their maxima. */
+  engine: { peak: MemorySample | undefined; max: Record<string, number> };
 }
 
 const task = JSON.parse(process.env.BENCH_CHILD ?? '{}') as ChildTask;
@@ -88,6 +91,7 @@ const sampler = setInterval(() => {
     eluAtFirst = performance.eventLoopUtilization();
   }
 }, 25);
+const engineSampler = sampleEngineMemory(dir);
 await ingester.start();
 const started = performance.now();
 while (ingester.stats.inserted + ingester.stats.deadLettered < task.events) {
@@ -98,6 +102,7 @@ const end = performance.now();
 const cpu = process.cpuUsage(cpuAtFirst);
 const elu = performance.eventLoopUtilization(eluAtFirst);
 clearInterval(sampler);
+const engine = await engineSampler.stop();
 await ingester.stop();
 const result: ChildResult = {
   rate: task.events / ((end - first) / 1000),
@@ -109,6 +114,7 @@ const result: ChildResult = {
   cpuSeconds: (cpu.user + cpu.system) / 1e6,
   mainBusy: elu.utilization,
   atPeak,
+  engine,
 };
 process.stdout.write(`${JSON.stringify(result)}\n`);
 await ch.close();

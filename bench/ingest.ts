@@ -76,17 +76,21 @@ const empty = async () => {
     await ch.client.command({ query: `TRUNCATE TABLE ${name}` });
 };
 
-// The node flags `npm start` runs with (package.json: its heap sizes), so that the child's RSS is the service's.
+// The node flags and allocator settings `npm start` runs with (package.json: its heap sizes, glibc's
+// MALLOC_* defaults), so that the child's RSS is the service's.
 const startScript = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> })
   .scripts.start;
 const nodeFlags = (startScript?.match(/--max-[a-z-]+=\d+/g) ?? []) as string[];
+const startEnv = Object.fromEntries(
+  [...(startScript ?? '').matchAll(/\b(MALLOC_[A-Z_]+)=\$\{\1:-([^}]+)\}/g)].map((m) => [m[1], m[2]]),
+) as Record<string, string>;
 
 // The ingester in a child process (bench/ingest-child.ts), so that its peak RSS is its own.
 async function kafkaRun(group: string): Promise<ChildResult> {
   const task: ChildTask = { brokers, topics: [topics.sessions, topics.logs], group, events: N };
   const args = [...nodeFlags, '--expose-gc', '--import', 'tsx', 'bench/ingest-child.ts'];
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, BENCH_CHILD: JSON.stringify(task) },
+    env: { ...startEnv, ...process.env, BENCH_CHILD: JSON.stringify(task) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -163,6 +167,12 @@ const d = spread(direct);
 const ratios = spread(kafkaRuns.map((r, i) => r.rate / (direct[i] ?? Number.NaN)));
 const cpuRatios = kafkaRuns.map((r, i) => (directCpu[i] ?? Number.NaN) / r.cpuSeconds);
 const mb = (n: number) => Math.round(n / 1e6).toLocaleString('en-US');
+function engineSplit(r: ChildResult): string {
+  const p = r.engine.peak;
+  if (!p) return 'not sampled';
+  const rest = p.rssAnon - p.heapTotal - p.external - p.jeResident;
+  return `${mb(p.rss)} = ${mb(p.rssFile)} + ${mb(p.rssAnon)} (${mb(p.heapTotal)} / ${mb(p.external)} / ${mb(p.jeResident)} / ${mb(rest)})`;
+}
 const body = `## Ingest (\`bench/ingest.ts\`)
 
 Run ${new Date().toISOString().slice(0, 10)}, ${await machine(ch)}; broker: local single-node Kafka on the same machine.
@@ -175,9 +185,15 @@ rollup and the ledger's stored counts); the ingester's inserts go through them t
 arrival (migration 0013), so the end-to-end run does all the baseline's engine work and more. The machine is
 shared with other engineers' test runs: the load average (1-minute, before and after each run) is in the table;
 compare the ratio within a run, and the CPU seconds (every thread of the process), which other work changes less
-than the wall time. The ingesting process runs with \`npm start\`'s node flags (${nodeFlags.join(' ') || 'none'}) and the
-embedded engine's own settings (clickhouse/engine/embedded.ts: one merge at a time, freed memory returned at once,
-an insert parsed on one thread). Median (min–max) of ${opts.repeats} runs.
+than the wall time. The ingesting process runs with \`npm start\`'s node flags (${nodeFlags.join(' ') || 'none'}) and allocator
+settings (${
+  Object.entries(startEnv)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ') || 'none'
+}), the embedded engine's own settings (clickhouse/engine/embedded.ts: one
+merge at a time, freed memory returned at once, an insert parsed on one thread) and the tables' merge bounds
+(migration 0016); the ingester holds its rows as bytes outside V8's heap (clickhouse/encoded-lines.ts). Median
+(min–max) of ${opts.repeats} runs.
 
 | figure | value |
 |---|---:|
@@ -193,6 +209,9 @@ an insert parsed on one thread). Median (min–max) of ${opts.repeats} runs.
 | CPU seconds: end-to-end (ingesting process) / baseline insert, each run | ${kafkaRuns.map((r, i) => `${r.cpuSeconds.toFixed(1)} / ${(directCpu[i] ?? Number.NaN).toFixed(1)}`).join(', ')} |
 | CPU ratio baseline / end-to-end (what the wall ratio would be on an idle machine if both used the two cores equally well), each run | ${cpuRatios.map((x) => x.toFixed(2)).join(', ')} |
 | at the RSS peak: V8 heap / buffers / the rest (engine, runtime) MB, each run | ${kafkaRuns.map((r) => `${mb(r.atPeak.heapTotal)} / ${mb(r.atPeak.external)} / ${mb(r.atPeak.rss - r.atPeak.heapTotal - r.atPeak.external)}`).join(', ')} |
+| at the RSS peak, as sampled with the engine's figures (every 100 ms): RSS = file-backed (chdb's library) + anonymous; of the anonymous, V8 heap / buffers / the engine's allocator (jemalloc resident) / the rest (runtime, glibc), MB, each run | ${kafkaRuns.map((r) => engineSplit(r)).join(', ')} |
+| at that sample: the engine's tracked memory (MemoryTracking) / running merges, MB, each run | ${kafkaRuns.map((r) => `${mb(r.engine.peak?.tracked ?? 0)} / ${r.engine.peak?.merges.join(' ') || 'none'}`).join(', ')} |
+| over the run, maxima: jemalloc resident / tracked / the inserts' memory (system.processes) MB, each run | ${kafkaRuns.map((r) => `${mb(r.engine.max.jeResident ?? 0)} / ${mb(r.engine.max.tracked ?? 0)} / ${mb(r.engine.max.queries ?? 0)}`).join(', ')} |
 | batches (inserts), each run | ${kafkaRuns.map((r) => r.batches).join(', ')} |
 | load average before–after, each run | ${loads.join(', ')} |
 | peak JS heap (V8 heap and buffers) MB, each run | ${kafkaRuns.map((r) => Math.round(r.peakHeap / 1e6).toLocaleString('en-US')).join(', ')} |

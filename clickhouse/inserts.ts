@@ -5,6 +5,7 @@
 import type { ClickHouseSettings } from '@clickhouse/client';
 import type { LogRow, UsageRow } from '../core/events.ts';
 import { CLUSTER_SETTINGS, type ClickHouse, INSERT_SETTINGS } from './client.ts';
+import { EncodedLines } from './encoded-lines.ts';
 
 export interface EventRows {
   usage: UsageRow[];
@@ -19,8 +20,9 @@ export interface EventRows {
  * batch's events of its kind.
  */
 export interface EncodedRows {
-  usage: string[];
-  logs: string[];
+  /** As the ingester holds them (EncodedLines, outside V8's heap), or as strings. */
+  usage: EncodedLines | readonly string[];
+  logs: EncodedLines | readonly string[];
   /** kafka:<batch token>: a pure function of the batch, so a re-formed batch has the same deliveries. */
   delivery: string;
 }
@@ -107,14 +109,32 @@ async function insertLines(
   ch: ClickHouse,
   table: string,
   columns: [string, ...string[]],
-  lines: readonly string[],
+  lines: EncodedLines | readonly string[],
   tail: string,
   token: string,
 ): Promise<void> {
-  const parts = new Array<string>(lines.length);
-  for (let i = 0; i < lines.length; i++) parts[i] = `${lines[i]}${tail}${i}"]\n`;
-  const body = Buffer.from(parts.join(''));
+  const body = lines instanceof EncodedLines ? lines.body(tail) : linesBody(lines, tail);
   await ch.insert({ table, columns, values: body, settings: insertSettings(ch, token) });
+}
+
+/**
+ * The insert's body of rows given as strings, written straight into one Buffer: each line, `tail`, its index,
+ * `"]\n` (as strings, joined, then encoded, it was three copies of the body on the JS heap).
+ */
+export function linesBody(lines: readonly string[], tail: string): Buffer {
+  const tailBytes = Buffer.byteLength(tail);
+  let size = 0;
+  for (let i = 0; i < lines.length; i++)
+    size += Buffer.byteLength(lines[i] as string) + tailBytes + String(i).length + 3;
+  const body = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < lines.length; i++) {
+    at += body.write(lines[i] as string, at);
+    at += body.write(tail, at);
+    at += body.write(String(i), at, 'latin1');
+    at += body.write('"]\n', at, 'latin1');
+  }
+  return body;
 }
 
 /** Inserts rows with the guarantee's settings and `token` (also the ingestion ledger's writer). */

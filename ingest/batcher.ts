@@ -1,7 +1,8 @@
 // Per-partition batching: messages accumulate in offset order and leave as one batch at a row, byte or age
 // limit, whichever comes first. Pure logic, no I/O: the consumer decides when to flush and what to do after.
 
-import { encodeLog, encodeUsage } from '../clickhouse/inserts.ts';
+import { EncodedLines } from '../clickhouse/encoded-lines.ts';
+import { type EncodedRows, encodeLog, encodeUsage } from '../clickhouse/inserts.ts';
 import type { ParseResult } from '../core/events.ts';
 import type { MessageHeaders } from './decode.ts';
 
@@ -41,8 +42,8 @@ export interface Batch {
   /** Raw bytes of its messages. */
   bytes: number;
   /** Valid events, encoded for their insert (clickhouse/inserts.ts encodeUsage / encodeLog), in offset order. */
-  usage: string[];
-  logs: string[];
+  usage: EncodedRows['usage'];
+  logs: EncodedRows['logs'];
   dead: DeadLetter[];
 }
 
@@ -51,12 +52,12 @@ export function batchToken(b: Pick<Batch, 'topic' | 'partition' | 'firstOffset' 
   return `${b.topic}/${b.partition}/${b.firstOffset}-${b.lastOffset}`;
 }
 
-// Each valid event is held as the one string its insert needs, not as the parsed object graph: a member holds
-// up to its memory budget of events, and the objects (JSON value, row, attributes) cost several times the
-// string and survive into the old generation while they wait.
+// Each valid event is held as the bytes its insert needs (EncodedLines, outside V8's heap), not as the parsed
+// object graph nor as a string: a member holds up to its memory budget of events, and the objects (JSON value,
+// row, attributes) cost several times the string, and strings survive into the old generation while they wait.
 export class PartitionBuffer {
-  private usage: string[] = [];
-  private logs: string[] = [];
+  private usage = new EncodedLines();
+  private logs = new EncodedLines();
   private dead: DeadLetter[] = [];
   private count = 0;
   private first = '';
@@ -129,8 +130,8 @@ export class PartitionBuffer {
 
   /** Drops what is buffered (the partition was revoked: its new owner re-reads from the last commit). */
   clear(): void {
-    this.usage = [];
-    this.logs = [];
+    this.usage = new EncodedLines();
+    this.logs = new EncodedLines();
     this.dead = [];
     this.count = 0;
     this.bytes = 0;

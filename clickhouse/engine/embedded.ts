@@ -306,3 +306,46 @@ export function embeddedDataVersion(dataDir: string, database: string): DataVers
     },
   };
 }
+
+/** What the embedded engine counts of its own memory (bench/engine-memory.ts samples it while ingesting). */
+export interface EngineMemory {
+  /** system.metrics MemoryTracking: what the engine counts as allocated by it. */
+  tracked: number;
+  /** system.merges: each running merge's memory, as `table:MB`. */
+  merges: string[];
+  /** system.processes: memory of the running queries (the inserts), bytes. */
+  queries: number;
+  /** jemalloc (the engine's allocator, its own copy inside chdb's library): allocated and resident bytes. */
+  allocated: number;
+  resident: number;
+}
+
+const ENGINE_MEMORY_QUERY = `SELECT
+  (SELECT value FROM system.metrics WHERE metric = 'MemoryTracking') AS tracked,
+  (SELECT groupArray(concat(table, ':', toString(round(memory_usage / 1e6)))) FROM system.merges) AS merges,
+  (SELECT sum(memory_usage) FROM system.processes WHERE query NOT LIKE '%system.metrics%') AS queries`;
+
+/**
+ * Reads the embedded engine's memory figures on a chdb Session of its own (as embeddedDataVersion), so a
+ * reading never queues behind the service's inserts. jemalloc's totals come from its statistics text (chdb
+ * has no system.asynchronous_metrics): the line `Allocated: N, active: N, metadata: N (...), resident: N, ...`.
+ */
+export function embeddedMemory(dataDir: string): { read(): Promise<EngineMemory>; close(): void } {
+  const session = new Session(join(dataDir, 'clickhouse'));
+  return {
+    async read() {
+      const r = await session.queryAsync(ENGINE_MEMORY_QUERY, { format: 'JSONEachRow' });
+      const e = JSON.parse(r.text()) as { tracked: string; merges: string[]; queries: string };
+      const stats = await session.queryAsync('SELECT stats FROM system.jemalloc_stats', { format: 'TSVRaw' });
+      const line = /^Allocated: (\d+), active: \d+, metadata: \d+.*?resident: (\d+)/m.exec(stats.text());
+      return {
+        tracked: Number(e.tracked),
+        merges: e.merges,
+        queries: Number(e.queries),
+        allocated: Number(line?.[1] ?? 0),
+        resident: Number(line?.[2] ?? 0),
+      };
+    },
+    close: () => session.close(),
+  };
+}

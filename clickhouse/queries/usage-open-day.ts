@@ -318,22 +318,21 @@ export async function openContribution(
   const counters = await snap.derive(JSON.stringify(['usage-open-counters', windows]), () =>
     windowCounters(ch, r.open),
   );
-  const key = JSON.stringify([
-    r.filters.team_id ?? null,
-    r.filters.service ?? null,
-    r.groupBy ?? null,
-    windows,
-    counters,
-  ]);
-  let cells = cellCache.get(key);
-  if (cells) {
-    cellCache.delete(key);
-    cellCache.set(key, cells);
-  } else {
-    cells = await openCells(ch, r);
-    if (!cells) return undefined;
-    remember(key, cells);
+  let cells: OpenCells | undefined;
+  // One team (or one service) is one group of the computation grouped by its column, which serves every team's
+  // (service's) reads until the points move: under live traffic they move every second or so, and a
+  // dashboard's panels ask for many teams in between. When that computation has too many points to look up
+  // (more groups, more of them), the filter's own is tried.
+  const single =
+    r.groupBy === undefined && (r.filters.team_id === undefined) !== (r.filters.service === undefined);
+  if (single) {
+    const column = r.filters.team_id !== undefined ? 'team_id' : 'service';
+    const grouped = await cellsOf(ch, { ...r, filters: {}, groupBy: column }, windows, counters);
+    const mine = grouped?.get(r.filters[column] as string);
+    if (grouped) cells = new Map(mine ? [['', mine]] : []);
   }
+  cells ??= await cellsOf(ch, r, windows, counters);
+  if (!cells) return undefined;
   const out = new Map<string, OpenCounts>();
   const masks = new Map(r.open.map((w) => [w.family, rangeMasks(w.days, r.since, r.until)]));
   const since = toDayNumber(r.since);
@@ -354,6 +353,31 @@ export async function openContribution(
     out.set(grp, c);
   }
   return out;
+}
+
+/** The cells of one read's level, filters and grouping, kept by the windows' points (their counters). */
+async function cellsOf(
+  ch: ClickHouse,
+  r: OpenRead,
+  windows: unknown,
+  counters: string,
+): Promise<OpenCells | undefined> {
+  const key = JSON.stringify([
+    r.filters.team_id ?? null,
+    r.filters.service ?? null,
+    r.groupBy ?? null,
+    windows,
+    counters,
+  ]);
+  const held = cellCache.get(key);
+  if (held) {
+    cellCache.delete(key);
+    cellCache.set(key, held);
+    return held;
+  }
+  const cells = await openCells(ch, r);
+  if (cells) remember(key, cells);
+  return cells;
 }
 
 /** Open days' cells by their inputs (openContribution), the least recently used dropped past a bound. */

@@ -10,7 +10,7 @@ import type { Snapshot } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { toDayNumber } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
-import { levelOf, type SealState } from './usage-pairs.ts';
+import { type Family, levelOf, type SealState } from './usage-pairs.ts';
 
 /** One family's pairs, day ordered: points on `day[i]` whose previous point is on `prev[i]` (0: none). */
 interface FamilyPairs {
@@ -107,25 +107,95 @@ const indexKey = (f: Pick<UsageFilters, 'team_id' | 'service'>): string => {
   return JSON.stringify(['usage-pairs', level, team, service]);
 };
 
-/** The index of the filter's key at the snapshot's version, loading it if it is not yet. */
+// A key's index holds the pairs of the days sealed under their current prefixes, and pairs sealed under a
+// prefix never change (a day's seal is written after all its pairs). So an index stays right for as long as
+// the sealed days and their prefixes are the same, across data versions: under live traffic the version moves
+// every second (each insert into today, each merge) while the sealed days stay as they are until the sealer
+// seals another. Kept per engine handle, by key, with the sealed days it was loaded under.
+interface Held {
+  sealed: string;
+  index: PairsIndex;
+}
+interface IndexMemo {
+  held: Map<string, Held>;
+  /** Times each key was asked for under the current sealed days (a key is loaded from its second). */
+  asked: Map<string, number>;
+  sealed: string;
+  bytes: number;
+}
+const memos = new WeakMap<ClickHouse, IndexMemo>();
+// Filter keys kept, and bytes (clients choose filters; an unfiltered year is a few MB).
+const HELD_KEYS_MAX = 256;
+const HELD_BYTES_MAX = 64 * 1024 * 1024;
+
+function memoOf(ch: ClickHouse): IndexMemo {
+  let m = memos.get(ch);
+  if (!m) {
+    m = { held: new Map(), asked: new Map(), sealed: '', bytes: 0 };
+    memos.set(ch, m);
+  }
+  return m;
+}
+
+const signatures = new WeakMap<SealState, string>();
+
+/** The sealed days and their prefixes, as text: equal text, same sealed pairs. */
+function sealedSignature(state: SealState): string {
+  let s = signatures.get(state);
+  if (s === undefined) {
+    const parts: string[] = [];
+    for (const [family, days] of state.families)
+      for (const [day, prefix, sealed] of days) if (sealed) parts.push(`${family}.${day}.${prefix}`);
+    s = parts.join(',');
+    signatures.set(state, s);
+  }
+  return s;
+}
+
+function hold(ch: ClickHouse, key: string, sealed: string, index: PairsIndex): void {
+  const m = memoOf(ch);
+  const was = m.held.get(key);
+  if (was) {
+    m.held.delete(key);
+    m.bytes -= was.index.bytes;
+  }
+  m.held.set(key, { sealed, index });
+  m.bytes += index.bytes;
+  for (const [k, h] of m.held) {
+    if (m.held.size <= 1 || (m.held.size <= HELD_KEYS_MAX && m.bytes <= HELD_BYTES_MAX)) break;
+    m.held.delete(k);
+    m.bytes -= h.index.bytes;
+  }
+}
+
+/** The index of the filter's key under the state's sealed days, loading it if it is not held yet. */
 export function pairsIndex(
   ch: ClickHouse,
   f: Pick<UsageFilters, 'team_id' | 'service'>,
   state: SealState,
   snap: Snapshot,
 ): Promise<PairsIndex> {
+  const key = indexKey(f);
+  const sealed = sealedSignature(state);
+  const held = memoOf(ch).held.get(key);
+  if (held?.sealed === sealed) return Promise.resolve(held.index);
   return snap.derive(
-    indexKey(f),
-    () => readPairsIndex(ch, f, state),
+    key,
+    async () => {
+      const index = await readPairsIndex(ch, f, state);
+      hold(ch, key, sealed, index);
+      return index;
+    },
     (i) => i.bytes,
   );
 }
 
 /**
- * The filter's index when it is loaded at this version; else undefined (the caller sums the range in SQL), and
- * from the second time its key is asked for, its load starts in the background for the requests after this
- * one. A one-off filter never pays for an index (loading a key costs more than one range in SQL: all its days),
- * no request waits for one, and a dashboard's filters are summed in memory from about their third request.
+ * The filter's index when it is held under the current sealed days; else undefined (the caller sums the range
+ * in SQL), and from the second time its key is asked for, its load starts in the background for the requests
+ * after this one. A one-off filter never pays for an index (loading a key costs more than one range in SQL:
+ * all its days), no request waits for one, and a dashboard's filters are summed in memory from about their
+ * third request.
  */
 export function readyIndex(
   ch: ClickHouse,
@@ -134,9 +204,23 @@ export function readyIndex(
   snap: Snapshot,
 ): PairsIndex | undefined {
   const key = indexKey(f);
-  const ready = snap.ready<PairsIndex>(key);
-  if (ready) return ready;
-  if (snap.ask(key) >= 2) pairsIndex(ch, f, state, snap).catch(() => undefined);
+  const sealed = sealedSignature(state);
+  const m = memoOf(ch);
+  const held = m.held.get(key);
+  if (held?.sealed === sealed) {
+    // Most recently used last: Map keeps insertion order.
+    m.held.delete(key);
+    m.held.set(key, held);
+    return held.index;
+  }
+  if (m.sealed !== sealed) {
+    m.sealed = sealed;
+    m.asked.clear();
+  }
+  const asked = (m.asked.get(key) ?? 0) + 1;
+  if (m.asked.size >= 16 * HELD_KEYS_MAX) m.asked.clear();
+  m.asked.set(key, asked);
+  if (asked >= 2) pairsIndex(ch, f, state, snap).catch(() => undefined);
   return undefined;
 }
 
@@ -152,7 +236,10 @@ function firstAtOrAfter(days: Int32Array, day: number): number {
   return lo;
 }
 
-/** Points on days in [from, to] whose previous point is before `from`: the distinct entities of the range. */
+/**
+ * Points on days in [from, to] whose previous point is before `from`: the distinct entities of the range (of
+ * its sealed days: a family's open days are added by usage-open-day.ts).
+ */
 function distinctIn(p: FamilyPairs, from: number, to: number): number {
   let sum = 0;
   for (let i = firstAtOrAfter(p.day, from); i < p.day.length && (p.day[i] as number) <= to; i++) {
@@ -161,22 +248,32 @@ function distinctIn(p: FamilyPairs, from: number, to: number): number {
   return sum;
 }
 
-/** The summary of [start, end] (the caller has checked every day it needs is sealed). */
+/**
+ * The summary of [start, end] from the sealed days before each family's open days (`open`: the first open day
+ * of each family that has any; the caller has checked every day it needs before them is sealed).
+ */
 export function summaryFromIndex(
   index: PairsIndex,
   start: string,
   end: string,
+  open: ReadonlyArray<{ family: Family; days: readonly string[] }> = [],
 ): { total_users: number; active_users: number; total_sessions: number } {
   const from = toDayNumber(start);
   const to = toDayNumber(end);
+  // A family's days from its first open one are not in its sum: the open days' contribution counts them.
+  const upTo = (family: Family) => {
+    const first = open.find((w) => w.family === family)?.days[0];
+    return first === undefined ? to : Math.min(to, toDayNumber(first) - 1);
+  };
   // Seen pairs were loaded with no previous point only: every one on or before `to` is a user first seen then.
+  const seenTo = upTo('seen');
   let total_users = 0;
-  for (let i = 0; i < index.seen.day.length && (index.seen.day[i] as number) <= to; i++)
+  for (let i = 0; i < index.seen.day.length && (index.seen.day[i] as number) <= seenTo; i++)
     total_users += index.seen.n[i] as number;
   return {
     total_users,
-    active_users: distinctIn(index.active, from, to),
-    total_sessions: distinctIn(index.session, from, to),
+    active_users: distinctIn(index.active, from, upTo('active')),
+    total_sessions: distinctIn(index.session, from, upTo('session')),
   };
 }
 

@@ -365,6 +365,16 @@ function keyIndex(
   return undefined;
 }
 
+/** The last day a family's sum reads: its days from its first open one are counted by usage-open-day.ts. */
+function lastSealed(
+  to: number,
+  family: Family,
+  open: ReadonlyArray<{ family: Family; days: readonly string[] }>,
+): number {
+  const first = open.find((w) => w.family === family)?.days[0];
+  return first === undefined ? to : Math.min(to, toDayNumber(first) - 1);
+}
+
 /** The first position whose day is >= `day` (binary search). */
 function firstAtOrAfter(days: Int32Array, day: number): number {
   let lo = 0;
@@ -401,11 +411,7 @@ export function summaryFromIndex(
 ): { total_users: number; active_users: number; total_sessions: number } {
   const from = toDayNumber(start);
   const to = toDayNumber(end);
-  // A family's days from its first open one are not in its sum: the open days' contribution counts them.
-  const upTo = (family: Family) => {
-    const first = open.find((w) => w.family === family)?.days[0];
-    return first === undefined ? to : Math.min(to, toDayNumber(first) - 1);
-  };
+  const upTo = (family: Family) => lastSealed(to, family, open);
   // Seen pairs were loaded with no previous point only: every one on or before `to` is a user first seen then.
   const seenTo = upTo('seen');
   let total_users = 0;
@@ -426,10 +432,11 @@ export function timeseriesFromIndex(
   index: PairsIndex,
   starts: readonly string[],
   end: string,
+  open: ReadonlyArray<{ family: Family; days: readonly string[] }> = [],
 ): Array<{ active_users: number; total_sessions: number }> {
   const firsts = starts.map(toDayNumber);
-  const to = toDayNumber(end);
-  const per = (p: FamilyPairs): number[] => {
+  const per = (p: FamilyPairs, family: Family): number[] => {
+    const to = lastSealed(toDayNumber(end), family, open);
     const out = firsts.map(() => 0);
     let k = 0;
     for (let i = firstAtOrAfter(p.day, firsts[0] ?? to + 1); i < p.day.length; i++) {
@@ -440,8 +447,8 @@ export function timeseriesFromIndex(
     }
     return out;
   };
-  const active = per(index.active);
-  const sessions = per(index.session);
+  const active = per(index.active, 'active');
+  const sessions = per(index.session, 'session');
   return firsts.map((_, k) => ({
     active_users: active[k] as number,
     total_sessions: sessions[k] as number,

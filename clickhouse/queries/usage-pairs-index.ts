@@ -173,10 +173,11 @@ function hold(ch: ClickHouse, key: string, sealed: string, index: PairsIndex): v
 }
 
 // A dashboard asks for many teams (or services), each a few times: each key loaded alone is its own query,
-// and a key asked once is summed in SQL. So the team level and the service level are loaded whole, every group
-// at once, in one query a level (at 100M events: ~280,000 pairs for 200 teams, ~1.35M for 500 teams in a
-// long-tail shape, ~16 bytes each); a level with more pairs than LEVEL_PAIRS_MAX is left to the keys.
-type GroupLevel = 'team' | 'service';
+// and a key asked once is summed in SQL. So each filtered level (team, service, team and service) is loaded
+// whole, every group at once, in one query a level (at 100M events, pairs used: team 278,000 for 200 teams,
+// 1.35M for 500 teams in a long-tail shape; team and service 556,000, and 4.8M for 2,500 pairs of them;
+// ~16 bytes each). A level with more pairs stored than LEVEL_PAIRS_MAX is left to its keys, one at a time.
+type GroupLevel = 'team' | 'service' | 'team_service';
 interface HeldLevel {
   sealed: string;
   /** undefined: too many pairs to hold (the level's keys are loaded one by one instead). */
@@ -190,10 +191,13 @@ function groupOf(
   f: Pick<UsageFilters, 'team_id' | 'service'>,
 ): { level: GroupLevel; group: string } | undefined {
   const { level, team, service } = levelOf(f);
-  if (level === 'team') return { level, group: team };
-  if (level === 'service') return { level, group: service };
-  return undefined;
+  if (level === 'all') return undefined;
+  return { level, group: groupKey(team, service) };
 }
+
+// A group's key within its level: its team and service ('' for the one a level does not fix), as JSON (both
+// are a producer's text, so no separator is safe).
+const groupKey = (team: string, service: string): string => JSON.stringify([team, service]);
 
 /**
  * Every group's pairs of one level on the days sealed under their current prefixes (the prefix checked in SQL
@@ -202,13 +206,13 @@ function groupOf(
 export function buildLevelIndexQuery(level: GroupLevel, state: SealState): BuiltQuery {
   const current = sealedPrefixes(state);
   const query = `
-    SELECT ${level === 'team' ? 'team_id' : 'service'} AS grp, toUInt8(family) AS family_n,
+    SELECT team_id, service, toUInt8(family) AS family_n,
       groupArray(toUInt32(day)) AS days, groupArray(toUInt32(prev)) AS prevs, groupArray(n) AS ns
     FROM usage_pairs FINAL
     WHERE level = {level:String} AND (family != 'seen' OR prev = toDate('1970-01-01'))
       AND prefix = transform(toUInt64(toUInt8(family)) * 65536 + toUInt32(day), {keys:Array(UInt64)},
         {prefixes:Array(UInt64)}, toUInt64(0))
-    GROUP BY grp, family
+    GROUP BY team_id, service, family
     SETTINGS max_threads = 1`;
   return {
     query,
@@ -231,7 +235,8 @@ async function readLevelIndex(ch: ClickHouse, level: GroupLevel, state: SealStat
   if (Number(c?.n ?? 0) > LEVEL_PAIRS_MAX) return { sealed, groups: undefined };
   const rs = await ch.client.query({ ...buildLevelIndexQuery(level, state), format: 'JSONEachRow' });
   const rows = await rs.json<{
-    grp: string;
+    team_id: string;
+    service: string;
     family_n: number;
     days: number[];
     prevs: number[];
@@ -239,7 +244,8 @@ async function readLevelIndex(ch: ClickHouse, level: GroupLevel, state: SealStat
   }>();
   const groups = new Map<string, PairsIndex>();
   for (const r of rows) {
-    const index = groups.get(r.grp) ?? { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0 };
+    const grp = groupKey(r.team_id, r.service);
+    const index = groups.get(grp) ?? { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0 };
     const pairs = sortedByDay({
       day: Int32Array.from(r.days, Number),
       prev: Int32Array.from(r.prevs, Number),
@@ -250,7 +256,7 @@ async function readLevelIndex(ch: ClickHouse, level: GroupLevel, state: SealStat
     if (family === 1) index.seen = pairs;
     else if (family === 2) index.active = pairs;
     else if (family === 3) index.session = pairs;
-    groups.set(r.grp, index);
+    groups.set(grp, index);
   }
   return { sealed, groups };
 }

@@ -3,7 +3,7 @@
 // every event_id stored; only cells changed since their last seal pay for their sets.
 import type { ClickHouse } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
-import { type LogFilters, logFilterClause } from './filters.ts';
+import type { LogFilters } from './filters.ts';
 import type { BuiltQuery } from './query.ts';
 
 export interface DayCount {
@@ -35,104 +35,253 @@ const sealedCells = (where: string) => `
 // leaves the other core to concurrent requests. Inline SETTINGS are scoped to the query on every engine.
 const SMALL = 'SETTINGS max_threads = 1';
 
+// ---- reads -------------------------------------------------------------------------------------------------
+//
+// What a read needs is each day's cells (severity, service) with their counters, sealed counts and sealed hours.
+// A day's cells change only when its counters do, and counters only grow, so the sum of a day's counters tells
+// whether anything reached it: each read asks for those sums (365 small rows for a year, ~4 ms at 100M events)
+// and re-reads only the days whose sum moved since this process last read them, for every filter at once.
+// Under live traffic that is today alone, instead of every day once per filter and data version; a filter seen
+// for the first time is summed here from the cells, not read.
+
 /**
- * Per day, newest first: the sealed cells' counts, how many of its cells have no valid seal, and its logs per
- * UTC hour when every cell of the day has hours sealed at its current counter (`hourless` = 0). One scan of the
- * counters and one of each seal table, whatever the range: no id set is read.
+ * The sum of every day's counters, by day number, and the seals written so far (rows of both seal tables: a
+ * seal only comes with a new row, and leaves only with its day).
  */
-export function buildSealedDaysQuery(f: LogFilters): BuiltQuery {
-  const w = logFilterClause(f, 'day');
+export function buildDaySumsQuery(): BuiltQuery {
+  return {
+    query: `SELECT toUInt32(day) AS d, sum(inserted) AS c,
+        (SELECT count() FROM log_day_seals) + (SELECT count() FROM log_hour_seals) AS seals
+      FROM log_cells_daily GROUP BY day ${SMALL}`,
+    query_params: {},
+  };
+}
+
+/**
+ * The given days' cells: each one's counter, and its sealed count and hours where a seal holds at that counter
+ * (0 / empty where none does). One scan of the counters and one of each seal table, restricted to the days.
+ */
+export function buildDayCellsQuery(days: readonly number[]): BuiltQuery {
+  const w = 'toUInt32(day) IN {days:Array(UInt32)}';
   const query = `
-    SELECT toUnixTimestamp(toDateTime(day, 'UTC')) AS day_s, sum(s.logs) AS logs, countIf(s.sealed = 0) AS open,
-      countIf(h.sealed = 0) AS hourless, sumForEach(h.hours) AS hours
+    SELECT toUInt32(day) AS d, toString(severity) AS severity, toString(service) AS service, inserted,
+      s.sealed AS sealed, s.logs AS logs, h.sealed AS hours_sealed, h.hours AS hours
     FROM (
       SELECT day, severity, service, sum(inserted) AS inserted
-      FROM log_cells_daily WHERE 1 = 1${w.sql}
+      FROM log_cells_daily WHERE ${w}
       GROUP BY day, severity, service
     ) AS c
     LEFT JOIN (
       SELECT day, severity, service, inserted, any(logs) AS logs, toUInt8(1) AS sealed
-      FROM log_day_seals WHERE 1 = 1${w.sql}
+      FROM log_day_seals WHERE ${w}
       GROUP BY day, severity, service, inserted
     ) AS s USING (day, severity, service, inserted)
     LEFT JOIN (
       SELECT day, severity, service, inserted, any(hours) AS hours, toUInt8(1) AS sealed
-      FROM log_hour_seals WHERE 1 = 1${w.sql}
+      FROM log_hour_seals WHERE ${w}
       GROUP BY day, severity, service, inserted
     ) AS h USING (day, severity, service, inserted)
-    GROUP BY day_s ORDER BY day_s DESC
     ${SMALL}`;
-  return { query, query_params: w.params };
-}
-
-/** Distinct logs of the given days (those with an unsealed cell), from their id sets. */
-export function buildOpenDaysQuery(f: LogFilters, days: readonly string[]): BuiltQuery {
-  const w = logFilterClause(f, 'day');
-  const query = `
-    SELECT toUnixTimestamp(toDateTime(day, 'UTC')) AS day_s, sum(n) AS n FROM (
-      SELECT day, uniqExactMerge(ids) AS n
-      FROM log_cells_daily
-      WHERE day IN {open_days:Array(Date)}${w.sql}
-      GROUP BY day, severity, service
-    )
-    GROUP BY day_s`;
-  // An array parameter in ClickHouse's text form; the values are our own YYYY-MM-DD strings.
-  return { query, query_params: { ...w.params, open_days: `[${days.map((d) => `'${d}'`).join(',')}]` } };
+  return { query, query_params: { days: `[${days.join(',')}]` } };
 }
 
 /**
- * Distinct logs per day matching the filters, newest day first; days without logs are left out. With a data
- * version, the days of a (severity, service) filter are read once per version over every date, and each
- * request's date range is applied to them here: the same whole UTC days the SQL bounds of logFilterClause keep.
+ * Distinct logs of cells with no seal at their counter, from their id sets, with the counter read in the same
+ * scan (the pair is consistent however inserts interleave). Cells as [day number, severity, service]; a service
+ * is a producer's text, so it travels as hex (a parameter's text is unescaped twice on its way to the engine).
+ */
+export function buildOpenCellsQuery(cells: ReadonlyArray<readonly [number, string, string]>): BuiltQuery {
+  const query = `
+    SELECT toUInt32(day) AS d, toString(severity) AS severity, toString(service) AS service,
+      sum(inserted) AS inserted, uniqExactMerge(ids) AS n
+    FROM log_cells_daily
+    WHERE toUInt32(day) IN {days:Array(UInt32)}
+      AND (toUInt32(day), toString(severity), hex(service)) IN {cells:Array(Tuple(UInt32, String, String))}
+    GROUP BY day, severity, service`;
+  const days = [...new Set(cells.map((c) => c[0]))];
+  const tuples = cells.map(
+    ([d, sev, svc]) =>
+      `(${d},'${sev.replace(/[^a-z]/g, '')}','${Buffer.from(svc, 'utf8').toString('hex').toUpperCase()}')`,
+  );
+  return { query, query_params: { days: `[${days.join(',')}]`, cells: `[${tuples.join(',')}]` } };
+}
+
+interface Cell {
+  severity: string;
+  service: string;
+  inserted: number;
+  /** Distinct logs where a seal holds at `inserted`. */
+  logs?: number | undefined;
+  /** Logs per UTC hour where an hour seal holds at `inserted`. */
+  hours?: number[] | undefined;
+}
+
+interface DayCells {
+  /** The sum of the cells' counters these were read at. */
+  sum: number;
+  cells: Cell[];
+}
+
+/** Per ClickHouse handle: the days' cells as last read, and counts of unsealed cells by their counters. */
+interface CellsMemo {
+  days: Map<number, DayCells>;
+  /** Seal rows when the days were last read. */
+  seals: number;
+  open: Map<string, number>;
+}
+
+const memos = new WeakMap<ClickHouse, CellsMemo>();
+// Unsealed cells' counts kept (each a few dozen bytes); past it the oldest go first.
+const OPEN_COUNTS_MAX = 50_000;
+
+function memoOf(ch: ClickHouse): CellsMemo {
+  let m = memos.get(ch);
+  if (!m) {
+    m = { days: new Map(), seals: -1, open: new Map() };
+    memos.set(ch, m);
+  }
+  return m;
+}
+
+const openKey = (day: number, sev: string, svc: string, inserted: number) =>
+  `${day}|${sev}|${svc}|${inserted}`;
+
+/** Every day's cells, reading again only the days whose counters moved since the last read. */
+async function readCells(ch: ClickHouse): Promise<Map<number, DayCells>> {
+  const memo = memoOf(ch);
+  const listed = await rows<{ d: string | number; c: string | number; seals: string | number }>(
+    ch,
+    buildDaySumsQuery(),
+  );
+  const sums = new Map(listed.map((r) => [Number(r.d), Number(r.c)]));
+  const seals = Number(listed[0]?.seals ?? 0);
+  const stale = [...sums].filter(([d, c]) => memo.days.get(d)?.sum !== c).map(([d]) => d);
+  // A day read while some of its cells had no seal (or no hours) at their counters is read again once seals
+  // have been written: its counts were right, but its unsealed cells cost a merge of their id sets and the day
+  // can only be paged whole until its hours are known.
+  if (seals !== memo.seals) {
+    for (const [d, day] of memo.days)
+      if (sums.get(d) === day.sum && day.cells.some((c) => c.logs === undefined || !c.hours)) stale.push(d);
+  }
+  for (const d of memo.days.keys()) if (!sums.has(d)) memo.days.delete(d);
+  if (stale.length > 0) {
+    const read = new Map<number, Cell[]>();
+    for (const r of await rows<{
+      d: string | number;
+      severity: string;
+      service: string;
+      inserted: string | number;
+      sealed: number;
+      logs: string | number;
+      hours_sealed: number;
+      hours: Array<string | number>;
+    }>(ch, buildDayCellsQuery(stale))) {
+      const d = Number(r.d);
+      const list = read.get(d) ?? [];
+      list.push({
+        severity: r.severity,
+        service: r.service,
+        inserted: Number(r.inserted),
+        logs: Number(r.sealed) === 1 ? Number(r.logs) : undefined,
+        hours: Number(r.hours_sealed) === 1 && r.hours.length === 24 ? r.hours.map(Number) : undefined,
+      });
+      read.set(d, list);
+    }
+    // Kept under the sum of the counters read with them (an insert since the sums were read makes it newer).
+    for (const d of stale) {
+      const cells = read.get(d);
+      if (cells) memo.days.set(d, { sum: cells.reduce((s, c) => s + c.inserted, 0), cells });
+      else memo.days.delete(d);
+    }
+  }
+  memo.seals = seals;
+  return memo.days;
+}
+
+/**
+ * Distinct logs per day matching the filters, newest day first; days without logs are left out. A day's
+ * count is the sum of its matching cells' (sealed, or from the id sets of a cell with no seal at its counter);
+ * its hours are known when every matching cell has hours sealed at its counter. With a data version, the cells
+ * are read once per version for every filter, and each request's filters and dates are applied here.
  */
 export async function logDayCounts(
   ch: ClickHouse,
   f: LogFilters,
   snap: Snapshot = UNVERSIONED,
 ): Promise<DayCount[]> {
-  if (snap.version === undefined) return readLogDayCounts(ch, f);
-  const key = JSON.stringify(['log-days', f.severity ?? null, f.service ?? null]);
-  const all = await snap.derive(key, () =>
-    readLogDayCounts(ch, { severity: f.severity, service: f.service }),
-  );
+  const days = await snap.derive('log-cells', () => readCells(ch).then((m) => new Map(m)));
   const from =
-    f.start_date === undefined ? Number.NEGATIVE_INFINITY : Date.parse(`${f.start_date}T00:00:00Z`);
-  const to = f.end_date === undefined ? Number.POSITIVE_INFINITY : Date.parse(`${f.end_date}T00:00:00Z`);
-  return all.filter((d) => d.dayMs >= from && d.dayMs <= to);
+    f.start_date === undefined ? Number.NEGATIVE_INFINITY : Date.parse(`${f.start_date}T00:00:00Z`) / DAY_MS;
+  const to =
+    f.end_date === undefined ? Number.POSITIVE_INFINITY : Date.parse(`${f.end_date}T00:00:00Z`) / DAY_MS;
+  const matching = (c: Cell) =>
+    (f.severity === undefined || c.severity === f.severity) &&
+    (f.service === undefined || c.service === f.service);
+  const picked: Array<[number, Cell[]]> = [];
+  for (const [d, day] of days) {
+    if (d < from || d > to) continue;
+    const cells = day.cells.filter(matching);
+    if (cells.length > 0) picked.push([d, cells]);
+  }
+  const counts = await openCounts(ch, picked);
+  const out: DayCount[] = [];
+  for (const [d, cells] of picked) {
+    let n = 0;
+    let hours: number[] | undefined = Array.from({ length: 24 }, () => 0);
+    for (const c of cells) {
+      n += c.logs ?? (counts.get(openKey(d, c.severity, c.service, c.inserted)) as number);
+      if (c.logs === undefined || !c.hours) hours = undefined;
+      else if (hours) for (let h = 0; h < 24; h++) (hours[h] as number) += c.hours[h] as number;
+    }
+    if (hours && hours.reduce((a, b) => a + b, 0) !== n) hours = undefined;
+    if (n > 0) out.push({ dayMs: d * DAY_MS, n, hours });
+  }
+  return out.sort((a, b) => b.dayMs - a.dayMs);
 }
 
-async function readLogDayCounts(ch: ClickHouse, f: LogFilters): Promise<DayCount[]> {
-  const rs = await ch.client.query({ ...buildSealedDaysQuery(f), format: 'JSONEachRow' });
-  const rows = await rs.json<{
-    day_s: string | number;
-    logs: string | number;
-    open: string | number;
-    hourless: string | number;
-    hours: Array<string | number>;
-  }>();
-  const days = rows.map((r) => {
-    const n = Number(r.logs);
-    const hours = r.hours.map(Number);
-    const whole = Number(r.hourless) === 0 && hours.length === 24 && hours.reduce((a, b) => a + b, 0) === n;
-    return { dayMs: Number(r.day_s) * 1000, n, open: Number(r.open) > 0, hours: whole ? hours : undefined };
-  });
-  const open = days.filter((d) => d.open);
-  if (open.length > 0) {
-    // A day with any open cell is counted whole from its sets (its sealed cells' counts are set aside), and
-    // paged by whole day.
-    const q = buildOpenDaysQuery(
-      f,
-      open.map((d) => isoDay(d.dayMs)),
-    );
-    const merged = await ch.client.query({ ...q, format: 'JSONEachRow' });
-    const rowsByDay = await merged.json<{ day_s: string | number; n: string | number }>();
-    const byDay = new Map(rowsByDay.map((r) => [Number(r.day_s) * 1000, Number(r.n)]));
-    for (const d of open) {
-      d.n = byDay.get(d.dayMs) ?? 0;
-      d.hours = undefined;
+/** Counts of the picked cells that have no seal at their counter: kept by counter, merged once per counter. */
+async function openCounts(
+  ch: ClickHouse,
+  picked: ReadonlyArray<readonly [number, readonly Cell[]]>,
+): Promise<Map<string, number>> {
+  const memo = memoOf(ch);
+  const out = new Map<string, number>();
+  const missing: Array<[number, string, string]> = [];
+  for (const [d, cells] of picked)
+    for (const c of cells) {
+      if (c.logs !== undefined) continue;
+      const key = openKey(d, c.severity, c.service, c.inserted);
+      const n = memo.open.get(key);
+      if (n === undefined) missing.push([d, c.severity, c.service]);
+      else out.set(key, n);
     }
-  }
-  return days.filter((d) => d.n > 0).map(({ dayMs, n, hours }) => ({ dayMs, n, hours }));
+  if (missing.length === 0) return out;
+  const merged = await rows<{
+    d: string | number;
+    severity: string;
+    service: string;
+    inserted: string | number;
+    n: string | number;
+  }>(ch, buildOpenCellsQuery(missing));
+  const byCell = new Map(merged.map((r) => [`${Number(r.d)}|${r.severity}|${r.service}`, r]));
+  for (const [d, cells] of picked)
+    for (const c of cells) {
+      if (c.logs !== undefined) continue;
+      const key = openKey(d, c.severity, c.service, c.inserted);
+      if (out.has(key)) continue;
+      const r = byCell.get(`${d}|${c.severity}|${c.service}`);
+      // Read with its own counter: at least the one the cell was listed with (counters only grow), so the
+      // count includes every row the listing saw. Kept under that counter, where it is exact.
+      out.set(key, Number(r?.n ?? 0));
+      if (r) memo.open.set(openKey(d, c.severity, c.service, Number(r.inserted)), Number(r.n));
+    }
+  while (memo.open.size > OPEN_COUNTS_MAX) memo.open.delete(memo.open.keys().next().value as string);
+  return out;
+}
+
+async function rows<T>(ch: ClickHouse, q: BuiltQuery): Promise<T[]> {
+  const rs = await ch.client.query({ ...q, format: 'JSONEachRow' });
+  return rs.json<T>();
 }
 
 /**

@@ -47,6 +47,11 @@ export interface PageWindow {
   after?: LogKey | undefined;
   skip: number;
   limit: number;
+  /**
+   * The window's newest bucket is a sealed hour whose count is known: a first page then starts with that whole
+   * hour, and reading it alone first (readWindow) could only come up short.
+   */
+  hourTop?: boolean | undefined;
 }
 
 /**
@@ -109,6 +114,7 @@ export function locatePage(
     fromMs: (buckets[j] as Bucket).startMs,
     skip: offset - before,
     limit,
+    hourTop: top.endMs - top.startMs <= HOUR_MS,
   };
 }
 
@@ -185,7 +191,7 @@ async function readWindow(
   w: PageWindow,
 ): Promise<Array<SystemEvent & { ms: number }>> {
   const top = w.toMs ?? w.after?.ms;
-  if (w.skip === 0 && top !== undefined) {
+  if (w.skip === 0 && top !== undefined && !w.hourTop) {
     const fromMs = Math.min(top, Date.now()) - HOUR_MS;
     if (w.fromMs === undefined || fromMs - w.fromMs >= HOUR_MS) {
       const newest = await readLogPage(ch, f, { ...w, fromMs });

@@ -281,7 +281,7 @@ export interface OpenRead {
   /** The report's team / service filter. */
   filters: Pick<UsageFilters, 'team_id' | 'service'>;
   /** Grouped timeseries: the column each group is; the group's key is then that column's value. */
-  groupBy?: 'team_id' | 'service' | undefined;
+  groupBy?: 'team_id' | 'service' | 'team_service' | undefined;
   /** The range (a summary's, or one period's): active users and sessions count once in it. */
   since: string;
   until: string;
@@ -318,22 +318,24 @@ export async function openContribution(
   const counters = await snap.derive(JSON.stringify(['usage-open-counters', windows]), () =>
     windowCounters(ch, r.open),
   );
-  const key = JSON.stringify([
-    r.filters.team_id ?? null,
-    r.filters.service ?? null,
-    r.groupBy ?? null,
-    windows,
-    counters,
-  ]);
-  let cells = cellCache.get(key);
-  if (cells) {
-    cellCache.delete(key);
-    cellCache.set(key, cells);
-  } else {
-    cells = await openCells(ch, r);
-    if (!cells) return undefined;
-    remember(key, cells);
+  let cells: OpenCells | undefined;
+  // A team, a service, or both, is one group of the computation grouped by them, which serves every team's
+  // (service's, pair's) reads until the points move: under live traffic they move every second or so, and a
+  // dashboard's panels ask for many teams in between. When that computation has too many points to look up
+  // (more groups, more of them), the filter's own is tried.
+  if (r.groupBy === undefined && (r.filters.team_id !== undefined || r.filters.service !== undefined)) {
+    const groupBy =
+      r.filters.team_id === undefined
+        ? 'service'
+        : r.filters.service === undefined
+          ? 'team_id'
+          : 'team_service';
+    const grouped = await cellsOf(ch, { ...r, filters: {}, groupBy }, windows, counters);
+    const mine = grouped?.get(groupOf(groupBy, r.filters.team_id ?? '', r.filters.service ?? ''));
+    if (grouped) cells = new Map(mine ? [['', mine]] : []);
   }
+  cells ??= await cellsOf(ch, r, windows, counters);
+  if (!cells) return undefined;
   const out = new Map<string, OpenCounts>();
   const masks = new Map(r.open.map((w) => [w.family, rangeMasks(w.days, r.since, r.until)]));
   const since = toDayNumber(r.since);
@@ -354,6 +356,47 @@ export async function openContribution(
     out.set(grp, c);
   }
   return out;
+}
+
+// A (team, service) group's key: both as hex of their bytes (either is a producer's text, so no separator is
+// safe and no escaping is shared between SQL and JS).
+const GROUP_PAIR_SQL = "concat(hex(team_id), ':', hex(service))";
+const hexOf = (s: string) => Buffer.from(s, 'utf8').toString('hex').toUpperCase();
+const pairOf = (grp: string): [string, string] => {
+  const [team = '', service = ''] = grp.split(':');
+  return [Buffer.from(team, 'hex').toString('utf8'), Buffer.from(service, 'hex').toString('utf8')];
+};
+
+/** The group a filter's cells are in, in the computation grouped by `groupBy`. */
+function groupOf(groupBy: 'team_id' | 'service' | 'team_service', team: string, service: string): string {
+  if (groupBy === 'team_id') return team;
+  if (groupBy === 'service') return service;
+  return `${hexOf(team)}:${hexOf(service)}`;
+}
+
+/** The cells of one read's level, filters and grouping, kept by the windows' points (their counters). */
+async function cellsOf(
+  ch: ClickHouse,
+  r: OpenRead,
+  windows: unknown,
+  counters: string,
+): Promise<OpenCells | undefined> {
+  const key = JSON.stringify([
+    r.filters.team_id ?? null,
+    r.filters.service ?? null,
+    r.groupBy ?? null,
+    windows,
+    counters,
+  ]);
+  const held = cellCache.get(key);
+  if (held) {
+    cellCache.delete(key);
+    cellCache.set(key, held);
+    return held;
+  }
+  const cells = await openCells(ch, r);
+  if (cells) remember(key, cells);
+  return cells;
 }
 
 /** Open days' cells by their inputs (openContribution), the least recently used dropped past a bound. */
@@ -404,8 +447,8 @@ function rangeMasks(days: readonly string[], since: string, until: string) {
 
 async function openCells(ch: ClickHouse, r: OpenRead): Promise<OpenCells | undefined> {
   const { level } = levelOf({
-    team_id: r.filters.team_id ?? (r.groupBy === 'team_id' ? '' : undefined),
-    service: r.filters.service ?? (r.groupBy === 'service' ? '' : undefined),
+    team_id: r.filters.team_id ?? (r.groupBy === 'team_id' || r.groupBy === 'team_service' ? '' : undefined),
+    service: r.filters.service ?? (r.groupBy === 'service' || r.groupBy === 'team_service' ? '' : undefined),
   });
   const prevColumn = {
     all: 'prev_all',
@@ -425,7 +468,7 @@ async function openCells(ch: ClickHouse, r: OpenRead): Promise<OpenCells | undef
     filter += ` AND ${col} = {${col}:String}`;
     params[col] = v;
   }
-  const grp = r.groupBy ?? "''";
+  const grp = r.groupBy === 'team_service' ? GROUP_PAIR_SQL : (r.groupBy ?? "''");
   // One pass over both tables: every unit (an entity within its group) of the windows' points, with the days
   // it has points on as a bit mask, and its last point before the window when a covered row says (a unit is
   // covered when any of its points is: that day is the same for all of them). Counted per (last point, mask);
@@ -483,8 +526,9 @@ async function openCells(ch: ClickHouse, r: OpenRead): Promise<OpenCells | undef
     for (const u of mine) {
       // The unit's last point before the window at the read's level: its team / service fixed by the filter or
       // the group.
-      const team = r.groupBy === 'team_id' ? u.grp : r.filters.team_id;
-      const service = r.groupBy === 'service' ? u.grp : r.filters.service;
+      const pair = r.groupBy === 'team_service' ? pairOf(u.grp) : undefined;
+      const team = pair ? pair[0] : r.groupBy === 'team_id' ? u.grp : r.filters.team_id;
+      const service = pair ? pair[1] : r.groupBy === 'service' ? u.grp : r.filters.service;
       const prev = latest(
         history,
         u.entity,

@@ -10,7 +10,7 @@ import type { Snapshot } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { toDayNumber } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
-import { levelOf, type SealState } from './usage-pairs.ts';
+import { type Family, levelOf, type SealState } from './usage-pairs.ts';
 
 /** One family's pairs, day ordered: points on `day[i]` whose previous point is on `prev[i]` (0: none). */
 interface FamilyPairs {
@@ -107,25 +107,219 @@ const indexKey = (f: Pick<UsageFilters, 'team_id' | 'service'>): string => {
   return JSON.stringify(['usage-pairs', level, team, service]);
 };
 
-/** The index of the filter's key at the snapshot's version, loading it if it is not yet. */
-export function pairsIndex(
+// A key's index holds the pairs of the days sealed under their current prefixes, and pairs sealed under a
+// prefix never change (a day's seal is written after all its pairs). So an index stays right for as long as
+// the sealed days and their prefixes are the same, across data versions: under live traffic the version moves
+// every second (each insert into today, each merge) while the sealed days stay as they are until the sealer
+// seals another. Kept per engine handle, by key, with the sealed days it was loaded under.
+interface Held {
+  sealed: string;
+  index: PairsIndex;
+}
+interface IndexMemo {
+  held: Map<string, Held>;
+  /** Every group of a one-column level (all teams, or all services), under the sealed days it was loaded at. */
+  levels: Map<GroupLevel, HeldLevel>;
+  /** A level's load running, by level and the sealed days it loads. */
+  loading: Map<string, Promise<HeldLevel>>;
+  /** Times each key was asked for under the current sealed days (a key is loaded from its second). */
+  asked: Map<string, number>;
+  sealed: string;
+  bytes: number;
+}
+const memos = new WeakMap<ClickHouse, IndexMemo>();
+// Filter keys kept, and bytes (clients choose filters; an unfiltered year is a few MB).
+const HELD_KEYS_MAX = 256;
+const HELD_BYTES_MAX = 64 * 1024 * 1024;
+
+function memoOf(ch: ClickHouse): IndexMemo {
+  let m = memos.get(ch);
+  if (!m) {
+    m = { held: new Map(), levels: new Map(), loading: new Map(), asked: new Map(), sealed: '', bytes: 0 };
+    memos.set(ch, m);
+  }
+  return m;
+}
+
+const signatures = new WeakMap<SealState, string>();
+
+/** The sealed days and their prefixes, as text: equal text, same sealed pairs. */
+function sealedSignature(state: SealState): string {
+  let s = signatures.get(state);
+  if (s === undefined) {
+    const parts: string[] = [];
+    for (const [family, days] of state.families)
+      for (const [day, prefix, sealed] of days) if (sealed) parts.push(`${family}.${day}.${prefix}`);
+    s = parts.join(',');
+    signatures.set(state, s);
+  }
+  return s;
+}
+
+function hold(ch: ClickHouse, key: string, sealed: string, index: PairsIndex): void {
+  const m = memoOf(ch);
+  const was = m.held.get(key);
+  if (was) {
+    m.held.delete(key);
+    m.bytes -= was.index.bytes;
+  }
+  m.held.set(key, { sealed, index });
+  m.bytes += index.bytes;
+  for (const [k, h] of m.held) {
+    if (m.held.size <= 1 || (m.held.size <= HELD_KEYS_MAX && m.bytes <= HELD_BYTES_MAX)) break;
+    m.held.delete(k);
+    m.bytes -= h.index.bytes;
+  }
+}
+
+// A dashboard asks for many teams (or services), each a few times: each key loaded alone is its own query,
+// and a key asked once is summed in SQL. So each filtered level (team, service, team and service) is loaded
+// whole, every group at once, in one query a level (at 100M events, pairs used: team 278,000 for 200 teams,
+// 1.35M for 500 teams in a long-tail shape; team and service 556,000, and 4.8M for 2,500 pairs of them;
+// ~16 bytes each). A level with more pairs stored than LEVEL_PAIRS_MAX is left to its keys, one at a time.
+type GroupLevel = 'team' | 'service' | 'team_service';
+interface HeldLevel {
+  sealed: string;
+  /** undefined: too many pairs to hold (the level's keys are loaded one by one instead). */
+  groups: Map<string, PairsIndex> | undefined;
+}
+const LEVEL_PAIRS_MAX = 3_000_000;
+const EMPTY_INDEX: PairsIndex = { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0 };
+
+/** The level and group of a one-column filter (team only, or service only), else undefined. */
+function groupOf(
+  f: Pick<UsageFilters, 'team_id' | 'service'>,
+): { level: GroupLevel; group: string } | undefined {
+  const { level, team, service } = levelOf(f);
+  if (level === 'all') return undefined;
+  return { level, group: groupKey(team, service) };
+}
+
+// A group's key within its level: its team and service ('' for the one a level does not fix), as JSON (both
+// are a producer's text, so no separator is safe).
+const groupKey = (team: string, service: string): string => JSON.stringify([team, service]);
+
+/**
+ * Every group's pairs of one level on the days sealed under their current prefixes (the prefix checked in SQL
+ * here: one lookup table for a whole level), one row per (group, family).
+ */
+export function buildLevelIndexQuery(level: GroupLevel, state: SealState): BuiltQuery {
+  const current = sealedPrefixes(state);
+  const query = `
+    SELECT team_id, service, toUInt8(family) AS family_n,
+      groupArray(toUInt32(day)) AS days, groupArray(toUInt32(prev)) AS prevs, groupArray(n) AS ns
+    FROM usage_pairs FINAL
+    WHERE level = {level:String} AND (family != 'seen' OR prev = toDate('1970-01-01'))
+      AND prefix = transform(toUInt64(toUInt8(family)) * 65536 + toUInt32(day), {keys:Array(UInt64)},
+        {prefixes:Array(UInt64)}, toUInt64(0))
+    GROUP BY team_id, service, family
+    SETTINGS max_threads = 1`;
+  return {
+    query,
+    query_params: {
+      level,
+      keys: `[${[...current.keys()].join(',')}]`,
+      prefixes: `[${[...current.values()].join(',')}]`,
+    },
+  };
+}
+
+async function readLevelIndex(ch: ClickHouse, level: GroupLevel, state: SealState): Promise<HeldLevel> {
+  const sealed = sealedSignature(state);
+  const count = await ch.client.query({
+    query: 'SELECT count() AS n FROM usage_pairs WHERE level = {level:String}',
+    query_params: { level },
+    format: 'JSONEachRow',
+  });
+  const [c] = await count.json<{ n: string | number }>();
+  if (Number(c?.n ?? 0) > LEVEL_PAIRS_MAX) return { sealed, groups: undefined };
+  const rs = await ch.client.query({ ...buildLevelIndexQuery(level, state), format: 'JSONEachRow' });
+  const rows = await rs.json<{
+    team_id: string;
+    service: string;
+    family_n: number;
+    days: number[];
+    prevs: number[];
+    ns: Array<string | number>;
+  }>();
+  const groups = new Map<string, PairsIndex>();
+  for (const r of rows) {
+    const grp = groupKey(r.team_id, r.service);
+    const index = groups.get(grp) ?? { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0 };
+    const pairs = sortedByDay({
+      day: Int32Array.from(r.days, Number),
+      prev: Int32Array.from(r.prevs, Number),
+      n: Float64Array.from(r.ns, Number),
+    });
+    index.bytes += pairs.day.length * 16;
+    const family = Number(r.family_n);
+    if (family === 1) index.seen = pairs;
+    else if (family === 2) index.active = pairs;
+    else if (family === 3) index.session = pairs;
+    groups.set(grp, index);
+  }
+  return { sealed, groups };
+}
+
+/** The level's groups under the state's sealed days: held, or loaded once (concurrent asks share the load). */
+function levelGroups(
+  ch: ClickHouse,
+  level: GroupLevel,
+  state: SealState,
+  snap: Snapshot,
+): Promise<HeldLevel> {
+  const m = memoOf(ch);
+  const sealed = sealedSignature(state);
+  const held = m.levels.get(level);
+  if (held?.sealed === sealed) return Promise.resolve(held);
+  const key = `${level}|${sealed}`;
+  let load = m.loading.get(key);
+  if (!load) {
+    load = readLevelIndex(ch, level, state).then((l) => {
+      m.levels.set(level, l);
+      return l;
+    });
+    m.loading.set(key, load);
+    const done = () => m.loading.delete(key);
+    load.then(done, done);
+  }
+  // Through the snapshot, so a shutdown waits for it before the engine closes (DerivedState.idle).
+  return snap.derive(JSON.stringify(['usage-pairs-level', key]), () => load);
+}
+
+/** The index of the filter's key under the state's sealed days, loading it if it is not held yet. */
+export async function pairsIndex(
   ch: ClickHouse,
   f: Pick<UsageFilters, 'team_id' | 'service'>,
   state: SealState,
   snap: Snapshot,
 ): Promise<PairsIndex> {
+  const g = groupOf(f);
+  if (g) {
+    const level = await levelGroups(ch, g.level, state, snap);
+    if (level.groups) return level.groups.get(g.group) ?? EMPTY_INDEX;
+  }
+  const key = indexKey(f);
+  const sealed = sealedSignature(state);
+  const held = memoOf(ch).held.get(key);
+  if (held?.sealed === sealed) return held.index;
   return snap.derive(
-    indexKey(f),
-    () => readPairsIndex(ch, f, state),
+    key,
+    async () => {
+      const index = await readPairsIndex(ch, f, state);
+      hold(ch, key, sealed, index);
+      return index;
+    },
     (i) => i.bytes,
   );
 }
 
 /**
- * The filter's index when it is loaded at this version; else undefined (the caller sums the range in SQL), and
- * from the second time its key is asked for, its load starts in the background for the requests after this
- * one. A one-off filter never pays for an index (loading a key costs more than one range in SQL: all its days),
- * no request waits for one, and a dashboard's filters are summed in memory from about their third request.
+ * The filter's index when it is held under the current sealed days; else undefined (the caller sums the range
+ * in SQL), and from the second time its key is asked for, its load starts in the background for the requests
+ * after this one. A one-off filter never pays for an index (loading a key costs more than one range in SQL:
+ * all its days), no request waits for one, and a dashboard's filters are summed in memory from about their
+ * third request.
  */
 export function readyIndex(
   ch: ClickHouse,
@@ -133,11 +327,58 @@ export function readyIndex(
   state: SealState,
   snap: Snapshot,
 ): PairsIndex | undefined {
+  const sealed = sealedSignature(state);
+  const m = memoOf(ch);
+  const g = groupOf(f);
+  if (g) {
+    const level = m.levels.get(g.level);
+    if (level?.sealed === sealed && level.groups) return level.groups.get(g.group) ?? EMPTY_INDEX;
+    // Not held under these sealed days: loaded in the background for the requests after this one, one load
+    // of a level at a time (while the sealer is sealing many days, each round would otherwise start one).
+    if (level?.sealed === sealed) return keyIndex(ch, f, state, snap, sealed, m);
+    const busy = [...m.loading.keys()].some((k) => k.startsWith(`${g.level}|`));
+    if (!busy) levelGroups(ch, g.level, state, snap).catch(() => undefined);
+    return undefined;
+  }
+  return keyIndex(ch, f, state, snap, sealed, m);
+}
+
+/** A key's own index when held under the sealed days; else counted, and loaded from its second ask. */
+function keyIndex(
+  ch: ClickHouse,
+  f: Pick<UsageFilters, 'team_id' | 'service'>,
+  state: SealState,
+  snap: Snapshot,
+  sealed: string,
+  m: IndexMemo,
+): PairsIndex | undefined {
   const key = indexKey(f);
-  const ready = snap.ready<PairsIndex>(key);
-  if (ready) return ready;
-  if (snap.ask(key) >= 2) pairsIndex(ch, f, state, snap).catch(() => undefined);
+  const held = m.held.get(key);
+  if (held?.sealed === sealed) {
+    // Most recently used last: Map keeps insertion order.
+    m.held.delete(key);
+    m.held.set(key, held);
+    return held.index;
+  }
+  if (m.sealed !== sealed) {
+    m.sealed = sealed;
+    m.asked.clear();
+  }
+  const asked = (m.asked.get(key) ?? 0) + 1;
+  if (m.asked.size >= 16 * HELD_KEYS_MAX) m.asked.clear();
+  m.asked.set(key, asked);
+  if (asked >= 2) pairsIndex(ch, f, state, snap).catch(() => undefined);
   return undefined;
+}
+
+/** The last day a family's sum reads: its days from its first open one are counted by usage-open-day.ts. */
+function lastSealed(
+  to: number,
+  family: Family,
+  open: ReadonlyArray<{ family: Family; days: readonly string[] }>,
+): number {
+  const first = open.find((w) => w.family === family)?.days[0];
+  return first === undefined ? to : Math.min(to, toDayNumber(first) - 1);
 }
 
 /** The first position whose day is >= `day` (binary search). */
@@ -152,7 +393,10 @@ function firstAtOrAfter(days: Int32Array, day: number): number {
   return lo;
 }
 
-/** Points on days in [from, to] whose previous point is before `from`: the distinct entities of the range. */
+/**
+ * Points on days in [from, to] whose previous point is before `from`: the distinct entities of the range (of
+ * its sealed days: a family's open days are added by usage-open-day.ts).
+ */
 function distinctIn(p: FamilyPairs, from: number, to: number): number {
   let sum = 0;
   for (let i = firstAtOrAfter(p.day, from); i < p.day.length && (p.day[i] as number) <= to; i++) {
@@ -161,22 +405,28 @@ function distinctIn(p: FamilyPairs, from: number, to: number): number {
   return sum;
 }
 
-/** The summary of [start, end] (the caller has checked every day it needs is sealed). */
+/**
+ * The summary of [start, end] from the sealed days before each family's open days (`open`: the first open day
+ * of each family that has any; the caller has checked every day it needs before them is sealed).
+ */
 export function summaryFromIndex(
   index: PairsIndex,
   start: string,
   end: string,
+  open: ReadonlyArray<{ family: Family; days: readonly string[] }> = [],
 ): { total_users: number; active_users: number; total_sessions: number } {
   const from = toDayNumber(start);
   const to = toDayNumber(end);
+  const upTo = (family: Family) => lastSealed(to, family, open);
   // Seen pairs were loaded with no previous point only: every one on or before `to` is a user first seen then.
+  const seenTo = upTo('seen');
   let total_users = 0;
-  for (let i = 0; i < index.seen.day.length && (index.seen.day[i] as number) <= to; i++)
+  for (let i = 0; i < index.seen.day.length && (index.seen.day[i] as number) <= seenTo; i++)
     total_users += index.seen.n[i] as number;
   return {
     total_users,
-    active_users: distinctIn(index.active, from, to),
-    total_sessions: distinctIn(index.session, from, to),
+    active_users: distinctIn(index.active, from, upTo('active')),
+    total_sessions: distinctIn(index.session, from, upTo('session')),
   };
 }
 
@@ -188,10 +438,11 @@ export function timeseriesFromIndex(
   index: PairsIndex,
   starts: readonly string[],
   end: string,
+  open: ReadonlyArray<{ family: Family; days: readonly string[] }> = [],
 ): Array<{ active_users: number; total_sessions: number }> {
   const firsts = starts.map(toDayNumber);
-  const to = toDayNumber(end);
-  const per = (p: FamilyPairs): number[] => {
+  const per = (p: FamilyPairs, family: Family): number[] => {
+    const to = lastSealed(toDayNumber(end), family, open);
     const out = firsts.map(() => 0);
     let k = 0;
     for (let i = firstAtOrAfter(p.day, firsts[0] ?? to + 1); i < p.day.length; i++) {
@@ -202,8 +453,8 @@ export function timeseriesFromIndex(
     }
     return out;
   };
-  const active = per(index.active);
-  const sessions = per(index.session);
+  const active = per(index.active, 'active');
+  const sessions = per(index.session, 'session');
   return firsts.map((_, k) => ({
     active_users: active[k] as number,
     total_sessions: sessions[k] as number,

@@ -75,11 +75,11 @@ export async function usageSummary(
         snap,
       ));
     if (view && open) {
-      // Not while a day is open: its inserts change the data version every second or so, and a filter's index
-      // is loaded per version (more work than the range it would save).
-      const index = view.open.length === 0 ? readyIndex(ch, p, state, snap) : undefined;
+      // The filter's index is kept while the sealed days stay the same, whatever else moves (usage-pairs-index.ts),
+      // and sums each family's days before its open ones.
+      const index = readyIndex(ch, p, state, snap);
       const sealed = index
-        ? summaryFromIndex(index, p.start_date, p.end_date)
+        ? summaryFromIndex(index, p.start_date, p.end_date, view.open)
         : await pairsSummary(ch, p.start_date, p.end_date, p, view);
       const extra = open.get('');
       return {

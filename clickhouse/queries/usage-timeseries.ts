@@ -128,13 +128,10 @@ export async function usageTimeseries(
   const starts = clippedPeriodStarts(p.start_date, p.end_date, p.interval);
   const open = sealed ? await openCells(ch, p, sealed.open, starts, snap) : undefined;
   const view = open ? sealed : undefined;
-  // No index while a day is open (see usage-summary.ts).
-  const index =
-    state && view && view.open.length === 0 && p.group_by === undefined
-      ? readyIndex(ch, p, state, snap)
-      : undefined;
-  if (index) {
-    const values = timeseriesFromIndex(index, starts, p.end_date);
+  // The filter's index sums each family's sealed days before its open ones (see usage-summary.ts).
+  const index = state && view && p.group_by === undefined ? readyIndex(ch, p, state, snap) : undefined;
+  if (index && view) {
+    const values = timeseriesFromIndex(index, starts, p.end_date, view.open);
     return starts.map((period, k) => ({
       period,
       active_users: (values[k]?.active_users ?? 0) + (open?.get(cellKey(period, ''))?.active ?? 0),

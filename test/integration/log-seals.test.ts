@@ -23,9 +23,9 @@ describe('sealed log counts', () => {
   let engine: TestEngine;
   const truth = new Truth();
 
-  const page = async (q: LogQuery, snap?: Snapshot) => {
+  const page = async (q: LogQuery, snap?: Snapshot, ch = engine.ch) => {
     const r = await systemEvents(
-      engine.ch,
+      ch,
       {
         limit: q.limit ?? 100,
         page: q.page ?? 1,
@@ -38,9 +38,9 @@ describe('sealed log counts', () => {
     );
     return { events: r.events.map(({ ms: _ms, ...e }) => e), page: r.page, total_pages: r.total_pages };
   };
-  const expectExact = async (queries: LogQuery[], snap?: Snapshot) => {
+  const expectExact = async (queries: LogQuery[], snap?: Snapshot, ch = engine.ch) => {
     for (const q of queries)
-      expect({ q, got: await page(q, snap) }).toEqual({ q, got: truth.systemEvents(q) });
+      expect({ q, got: await page(q, snap, ch) }).toEqual({ q, got: truth.systemEvents(q) });
   };
   // The same test the read makes: cells whose counter matches no row of the seal table (log_day_seals: the
   // cell is counted from its id sets; log_hour_seals: its day is paged by whole day).
@@ -178,6 +178,75 @@ describe('sealed log counts', () => {
     expect(await ask({ limit: 40, severity: 'error' })).toHaveLength(2);
     // Not a first page: the day at once.
     expect(await ask({ limit: 100, page: 2 })).toHaveLength(1);
+    // Sealed, the day's hours locate each page: one read of the hours that hold it, never a first try that
+    // can only come up short.
+    await sealLogDays(engine.ch);
+    expect(await ask({ limit: 170 })).toHaveLength(1);
+    expect(await ask({ limit: 40, severity: 'error' })).toHaveLength(1);
+    expect(await ask({ limit: 100 })).toHaveLength(1);
+  });
+
+  it('keeps the cells of each day across data versions, reading again only the day that moved', async () => {
+    await sealLogDays(engine.ch);
+    const version = engine.ch.dataVersion();
+    const derived = new DerivedState();
+    const cellDays: string[] = [];
+    const client = new Proxy(engine.ch.client, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'query') return value;
+        return (arg: { query: string; query_params?: Record<string, unknown> }) => {
+          if (arg.query.includes('FROM log_day_seals') && arg.query.includes('{days:'))
+            cellDays.push(String(arg.query_params?.days));
+          return value.call(target, arg);
+        };
+      },
+    });
+    const watched = { ...engine.ch, client };
+    const counts = async (f: LogQuery) => {
+      const snap = derived.at(await version.read());
+      return logDayCounts(watched, { severity: f.severity, service: f.service }, snap);
+    };
+    try {
+      await counts({});
+      cellDays.length = 0;
+      // Logs for one sealed day, under a service name a producer chose (quotes and a backslash: it travels to
+      // the engine as a bound value).
+      const day = '2023-03-04';
+      const odd = "it's \\ odd";
+      const more = Array.from({ length: 30 }, (_, i) => ({
+        event_id: `moved-${i}`,
+        type: 'log',
+        timestamp: `${day}T12:00:${String(i).padStart(2, '0')}.000Z`,
+        severity: i % 2 === 0 ? 'warning' : 'error',
+        service: i % 3 === 0 ? odd : 'burst',
+        message: `moved ${i}`,
+      }));
+      await insert(more, 'seals/moved');
+      // A new version: only the day that moved is read again, for every filter, including one never asked.
+      await expectExact(
+        [
+          { limit: 10, start_date: day, end_date: day },
+          { limit: 5, service: odd },
+          { limit: 7, severity: 'error', service: 'burst' },
+          { limit: 100, page: 2, severity: 'warning' },
+        ],
+        derived.at(await version.read()),
+        watched,
+      );
+      const dayNumber = Date.parse(`${day}T00:00:00Z`) / 86_400_000;
+      expect(cellDays).toEqual([`[${dayNumber}]`]);
+      // Unsealed, the day is counted from its sets and paged whole; once sealed it is read again and has hours.
+      const before = (await counts({ service: odd })).find((d) => d.dayMs === dayNumber * 86_400_000);
+      expect(before).toMatchObject({ n: 10, hours: undefined });
+      await sealLogDays(engine.ch);
+      const after = (await counts({ service: odd })).find((d) => d.dayMs === dayNumber * 86_400_000);
+      expect(after?.n).toBe(10);
+      expect(after?.hours?.[12]).toBe(10);
+      await expectExact([{ limit: 3, service: odd, page: 2 }], derived.at(await version.read()), watched);
+    } finally {
+      version.close();
+    }
   });
 
   it('never misses a stored log while late inserts race the sealer', async () => {

@@ -35,8 +35,8 @@ type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
  *   MB each and usage_events' 60-80 MB, and up to four ran together. A 2-core machine gains little from
  *   parallel merges. Measured together with allocator.ts and `npm start`'s --max-semi-space-size=4, 3 runs
  *   each in one session: peak RSS 864 MB (849-886) before, 731 MB (707-771) after, and the end-to-end / engine
- *   ratio 0.48 before, 0.55 after (bench/RESULTS.md, ingest; load 2-24 from other work). The ledger's merges
- *   are still most of what is left above the ~340 MB at rest: their memory follows the events per group.
+ *   ratio 0.48 before, 0.55 after (bench/RESULTS.md, ingest; load 2-24 from other work). The ledger's merges,
+ *   then most of what was left above the ~340 MB at rest, are bounded by its tables' settings (migration 0016).
  */
 export const ENGINE_ARGS: readonly string[] = [
   '--background_pool_size=1',

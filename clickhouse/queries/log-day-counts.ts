@@ -52,7 +52,7 @@ export function buildDaySumsQuery(): BuiltQuery {
   return {
     query: `SELECT toUInt32(day) AS d, sum(inserted) AS c,
         (SELECT count() FROM log_day_seals) + (SELECT count() FROM log_hour_seals) AS seals
-      FROM log_cells_daily GROUP BY day ${SMALL}`,
+      FROM log_cells_daily GROUP BY day ORDER BY d ${SMALL}`,
     query_params: {},
   };
 }
@@ -327,8 +327,16 @@ export const SEAL_LOG_HOURS = `
   ) AS h USING (day, severity, service)
   WHERE arraySum(h.hours) = t.logs`;
 
+// Per engine handle: the day sums and seal rows (buildDaySumsQuery) at the start of the last round that found
+// nothing to seal. While they are the same, nothing has reached any cell and no seal has been written since, so
+// there is still nothing to seal: a round then costs that one small read instead of two joins over every cell
+// (37-66 ms of the engine at 100M events, every 5 s, held from the API's reads).
+const settled = new WeakMap<ClickHouse, string>();
+
 /** Seals the changed cells, then their hours; returns how many cells were sealed. */
 export async function sealLogDays(ch: ClickHouse): Promise<number> {
+  const sums = JSON.stringify(await rows(ch, buildDaySumsQuery()));
+  if (settled.get(ch) === sums) return 0;
   const rs = await ch.client.query({
     query: `SELECT count() AS n FROM (
       SELECT day, severity, service FROM log_cells_daily GROUP BY day, severity, service
@@ -345,6 +353,8 @@ export async function sealLogDays(ch: ClickHouse): Promise<number> {
   });
   const [h] = await hourless.json<{ n: string | number }>();
   if (Number(h?.n ?? 0) > 0) await ch.client.command({ query: SEAL_LOG_HOURS });
+  if (open === 0 && Number(h?.n ?? 0) === 0) settled.set(ch, sums);
+  else settled.delete(ch);
   return open;
 }
 

@@ -249,6 +249,32 @@ describe('sealed log counts', () => {
     }
   });
 
+  it('skips a round while nothing has reached a cell since one that found nothing to seal', async () => {
+    let queries = 0;
+    const client = new Proxy(engine.ch.client, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'query' && prop !== 'command') return value;
+        return (arg: unknown) => {
+          queries++;
+          return value.call(target, arg);
+        };
+      },
+    });
+    const watched = { ...engine.ch, client };
+    await sealLogDays(watched);
+    expect(await sealLogDays(watched)).toBe(0);
+    queries = 0;
+    expect(await sealLogDays(watched)).toBe(0);
+    expect(queries).toBe(1);
+    // One log for a sealed day: the next round is a whole one, and seals its cell.
+    await insert([{ ...late[0], event_id: 'skip-1', message: 'reaches a sealed cell' }], 'seals/skip');
+    expect(await openCells()).toBe(1);
+    expect(await sealLogDays(watched)).toBe(1);
+    expect(await openCells()).toBe(0);
+    expect(await hourlessCells()).toBe(0);
+  });
+
   it('never misses a stored log while late inserts race the sealer', async () => {
     const rest = late.slice(1_500);
     const version = engine.ch.dataVersion();

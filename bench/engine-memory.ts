@@ -33,7 +33,7 @@ function procStatus(): { rssAnon: number; rssFile: number } {
 }
 
 /** Samples every `everyMs` until stopped; keeps the sample at the highest RSS and each figure's maximum. */
-export function sampleEngineMemory(dataDir: string, everyMs = 100) {
+export function sampleEngineMemory(dataDir: string, everyMs = 250) {
   const engine = embeddedMemory(dataDir);
   const t0 = performance.now();
   let peak: MemorySample | undefined;

@@ -1,5 +1,5 @@
 // Encoded rows held until their insert as bytes outside V8's heap: each row's JSON (clickhouse/inserts.ts
-// encodeUsage / encodeLog, an array missing its closing bracket) and a newline, in chunks of CHUNK bytes. JSON
+// encodeUsage / encodeLog, an array missing its closing bracket) and a newline, in chunks (below). JSON
 // text has no raw newline, so the newlines alone delimit the rows. The insert closes each row with its delivery
 // (`tail`, the row's index, `"]`) as it copies them into the body.
 //
@@ -9,8 +9,12 @@
 // engine's own figures, bench/engine-memory.ts): V8's heap was 110-180 MB of the ingesting process's RSS at
 // its peak, of which ~50 MB live; see bench/RESULTS.md (ingest) for the figures with the rows held as bytes.
 
-/** Bytes of each chunk; a row longer than that gets a chunk of its own. */
-const CHUNK = 256 * 1024;
+/**
+ * Chunks double from 16 KiB up to 256 KiB (a row longer than that gets a chunk of its own), so that a member
+ * owning many quiet partitions holds little per partition.
+ */
+const MIN_CHUNK = 16 * 1024;
+const MAX_CHUNK = 256 * 1024;
 const NEWLINE = 10;
 const CLOSE = Buffer.from('"]\n');
 
@@ -32,7 +36,7 @@ export class EncodedLines {
     let last = this.chunks.at(-1);
     let at = this.used.at(-1) ?? 0;
     if (!last || at + n + 1 > last.length) {
-      last = Buffer.allocUnsafeSlow(Math.max(CHUNK, n + 1));
+      last = Buffer.allocUnsafeSlow(Math.max(n + 1, Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, this.bytes))));
       this.chunks.push(last);
       this.used.push(0);
       at = 0;

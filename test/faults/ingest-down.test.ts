@@ -231,11 +231,13 @@ describe('consumption broken for a while', () => {
     // 5. The broker is back: the ingester resumes alone, and nothing is lost or stored twice.
     broker('up');
     const restarted = Date.now();
+    // The broker's JVM starts, then the consumer's backoff (up to 30 s) and a group join: well under a minute on
+    // a quiet machine; 90 s was once not enough while the crash soak shared the 2 cores.
     await waitFor(
       'the ingest role to be ready again',
       async () => (await probes.request('/readyz')).status === 200,
       {
-        timeoutMs: 90_000,
+        timeoutMs: 180_000,
         everyMs: 500,
       },
     );

@@ -532,13 +532,17 @@ describe('export jobs', () => {
     const st = await status(doomed, tokens.other as string);
     expect(st.body).toMatchObject({ status: 'failed' });
     expect(String(st.body.error)).toMatch(/stopped before finishing 2 times/);
-    const rs = await engine.ch.client.query({
-      query:
-        "SELECT message FROM log_events WHERE service = 'tally' AND severity = 'error' AND position(message, {id:String}) > 0",
-      query_params: { id: doomed },
-      format: 'JSONEachRow',
+    // The system log is written by the worker's SelfLog in the background: wait for it, then count it.
+    const logs = await waitFor('the export-failed system log', async () => {
+      const rs = await engine.ch.client.query({
+        query:
+          "SELECT message FROM log_events WHERE service = 'tally' AND severity = 'error' AND position(message, {id:String}) > 0",
+        query_params: { id: doomed },
+        format: 'JSONEachRow',
+      });
+      const found = await rs.json<{ message: string }>();
+      return found.length > 0 ? found : undefined;
     });
-    const logs = await rs.json<{ message: string }>();
     expect(logs).toHaveLength(1);
     expect(logs[0]?.message).toMatch(/^\[export-failed\] export .* failed/);
   });

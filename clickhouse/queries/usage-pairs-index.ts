@@ -10,7 +10,7 @@ import type { Snapshot } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { toDayNumber } from './periods.ts';
 import type { BuiltQuery } from './query.ts';
-import { type Family, levelOf, type SealState } from './usage-pairs.ts';
+import { type Family, levelOf, type SealedView, type SealState } from './usage-pairs.ts';
 
 /** One family's pairs, day ordered: points on `day[i]` whose previous point is on `prev[i]` (0: none). */
 interface FamilyPairs {
@@ -25,6 +25,8 @@ export interface PairsIndex {
   session: FamilyPairs;
   /** Bytes held, for the bound on what a version keeps. */
   bytes: number;
+  /** The sealed days it was loaded under, with their prefixes (family * 65536 + day number -> prefix). */
+  loaded: ReadonlyMap<number, number>;
 }
 
 /** Every sealed (family, day)'s current prefix, by family * 65536 + day number. */
@@ -72,7 +74,7 @@ export async function readPairsIndex(
     ns: Array<string | number>;
   }>();
   const current = sealedPrefixes(state);
-  const index: PairsIndex = { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0 };
+  const index: PairsIndex = { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0, loaded: current };
   for (const r of rows) {
     const family = Number(r.family_n);
     const keep: number[] = [];
@@ -182,9 +184,10 @@ interface HeldLevel {
   sealed: string;
   /** undefined: too many pairs to hold (the level's keys are loaded one by one instead). */
   groups: Map<string, PairsIndex> | undefined;
+  /** A group with no pairs on the days loaded. */
+  none: PairsIndex;
 }
 const LEVEL_PAIRS_MAX = 3_000_000;
-const EMPTY_INDEX: PairsIndex = { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0 };
 
 /** The level and group of a one-column filter (team only, or service only), else undefined. */
 function groupOf(
@@ -232,7 +235,9 @@ async function readLevelIndex(ch: ClickHouse, level: GroupLevel, state: SealStat
     format: 'JSONEachRow',
   });
   const [c] = await count.json<{ n: string | number }>();
-  if (Number(c?.n ?? 0) > LEVEL_PAIRS_MAX) return { sealed, groups: undefined };
+  const loaded = sealedPrefixes(state);
+  const none: PairsIndex = { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0, loaded };
+  if (Number(c?.n ?? 0) > LEVEL_PAIRS_MAX) return { sealed, groups: undefined, none };
   const rs = await ch.client.query({ ...buildLevelIndexQuery(level, state), format: 'JSONEachRow' });
   const rows = await rs.json<{
     team_id: string;
@@ -245,7 +250,7 @@ async function readLevelIndex(ch: ClickHouse, level: GroupLevel, state: SealStat
   const groups = new Map<string, PairsIndex>();
   for (const r of rows) {
     const grp = groupKey(r.team_id, r.service);
-    const index = groups.get(grp) ?? { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0 };
+    const index = groups.get(grp) ?? { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0, loaded };
     const pairs = sortedByDay({
       day: Int32Array.from(r.days, Number),
       prev: Int32Array.from(r.prevs, Number),
@@ -258,7 +263,7 @@ async function readLevelIndex(ch: ClickHouse, level: GroupLevel, state: SealStat
     else if (family === 3) index.session = pairs;
     groups.set(grp, index);
   }
-  return { sealed, groups };
+  return { sealed, groups, none };
 }
 
 /** The level's groups under the state's sealed days: held, or loaded once (concurrent asks share the load). */
@@ -297,7 +302,7 @@ export async function pairsIndex(
   const g = groupOf(f);
   if (g) {
     const level = await levelGroups(ch, g.level, state, snap);
-    if (level.groups) return level.groups.get(g.group) ?? EMPTY_INDEX;
+    if (level.groups) return level.groups.get(g.group) ?? level.none;
   }
   const key = indexKey(f);
   const sealed = sealedSignature(state);
@@ -326,21 +331,37 @@ export function readyIndex(
   f: Pick<UsageFilters, 'team_id' | 'service'>,
   state: SealState,
   snap: Snapshot,
+  view?: SealedView,
 ): PairsIndex | undefined {
   const sealed = sealedSignature(state);
   const m = memoOf(ch);
+  // An index loaded under other sealed days still answers a read whose days (those it sums: the sealed ones
+  // before each family's open days) were all loaded under their current prefixes: a day that has since been
+  // reopened is in an open window, where the sums stop. So a day going from sealed to open (today's first
+  // event, under live traffic) does not make a level load again.
+  const serves = (index: PairsIndex) => view !== undefined && loadedUnder(index.loaded, view);
   const g = groupOf(f);
   if (g) {
     const level = m.levels.get(g.level);
-    if (level?.sealed === sealed && level.groups) return level.groups.get(g.group) ?? EMPTY_INDEX;
-    // Not held under these sealed days: loaded in the background for the requests after this one, one load
-    // of a level at a time (while the sealer is sealing many days, each round would otherwise start one).
-    if (level?.sealed === sealed) return keyIndex(ch, f, state, snap, sealed, m);
+    if (level?.groups) {
+      const index = level.groups.get(g.group) ?? level.none;
+      if (level.sealed === sealed || serves(index)) return index;
+    }
+    if (level?.sealed === sealed) return keyIndex(ch, f, state, snap, sealed, m, serves);
+    // Not held for these days: loaded in the background for the requests after this one, one load of a
+    // level at a time (while the sealer is sealing many days, each round would otherwise start one).
     const busy = [...m.loading.keys()].some((k) => k.startsWith(`${g.level}|`));
     if (!busy) levelGroups(ch, g.level, state, snap).catch(() => undefined);
     return undefined;
   }
-  return keyIndex(ch, f, state, snap, sealed, m);
+  return keyIndex(ch, f, state, snap, sealed, m, serves);
+}
+
+/** Whether every day the view sums was loaded under the prefix it is sealed under now. */
+function loadedUnder(loaded: ReadonlyMap<number, number>, view: SealedView): boolean {
+  for (let i = 0; i < view.keys.length; i++)
+    if (loaded.get(view.keys[i] as number) !== view.prefixes[i]) return false;
+  return true;
 }
 
 /** A key's own index when held under the sealed days; else counted, and loaded from its second ask. */
@@ -351,10 +372,11 @@ function keyIndex(
   snap: Snapshot,
   sealed: string,
   m: IndexMemo,
+  serves: (index: PairsIndex) => boolean,
 ): PairsIndex | undefined {
   const key = indexKey(f);
   const held = m.held.get(key);
-  if (held?.sealed === sealed) {
+  if (held && (held.sealed === sealed || serves(held.index))) {
     // Most recently used last: Map keeps insertion order.
     m.held.delete(key);
     m.held.set(key, held);

@@ -77,7 +77,7 @@ export async function usageSummary(
     if (view && open) {
       // The filter's index is kept while the sealed days stay the same, whatever else moves (usage-pairs-index.ts),
       // and sums each family's days before its open ones.
-      const index = readyIndex(ch, p, state, snap);
+      const index = readyIndex(ch, p, state, snap, view);
       const sealed = index
         ? summaryFromIndex(index, p.start_date, p.end_date, view.open)
         : await pairsSummary(ch, p.start_date, p.end_date, p, view);

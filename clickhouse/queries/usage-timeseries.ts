@@ -129,7 +129,7 @@ export async function usageTimeseries(
   const open = sealed ? await openCells(ch, p, sealed.open, starts, snap) : undefined;
   const view = open ? sealed : undefined;
   // The filter's index sums each family's sealed days before its open ones (see usage-summary.ts).
-  const index = state && view && p.group_by === undefined ? readyIndex(ch, p, state, snap) : undefined;
+  const index = state && view && p.group_by === undefined ? readyIndex(ch, p, state, snap, view) : undefined;
   if (index && view) {
     const values = timeseriesFromIndex(index, starts, p.end_date, view.open);
     return starts.map((period, k) => ({

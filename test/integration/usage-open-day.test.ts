@@ -196,6 +196,11 @@ describe('the open day: reports reaching a last day that is still taking events'
     const late = ['2025-01-27', '2025-01-28', '2025-01-29', LAST];
     // By family name (active, seen, session): an activity event moves no session.
     expect(await windows()).toEqual([late, late, [LAST]]);
+    // The indexes loaded before the late event (under other sealed days) still serve these reads: every day
+    // they sum is sealed under the prefix they were loaded with, and the reopened days are in the windows.
+    const snap = derived.at(await version.read());
+    for (const q of summaries)
+      expect({ q, held: await usageSummary(engine.ch, q, snap) }).toEqual({ q, held: truth.usageSummary(q) });
     await expectExact();
     // A day inside the window may be sealed while an earlier one is not (each day is sealed once it settles):
     // it still counts through the window, and never twice (its pairs stay out of the sealed sums).

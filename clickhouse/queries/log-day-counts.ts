@@ -4,7 +4,7 @@
 import type { ClickHouse } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { LogFilters } from './filters.ts';
-import type { BuiltQuery } from './query.ts';
+import { type BuiltQuery, engineHex, rows } from './query.ts';
 
 export interface DayCount {
   /** Start of the UTC day, ms since the epoch. */
@@ -99,10 +99,7 @@ export function buildOpenCellsQuery(cells: ReadonlyArray<readonly [number, strin
       AND (toUInt32(day), toString(severity), hex(service)) IN {cells:Array(Tuple(UInt32, String, String))}
     GROUP BY day, severity, service`;
   const days = [...new Set(cells.map((c) => c[0]))];
-  const tuples = cells.map(
-    ([d, sev, svc]) =>
-      `(${d},'${sev.replace(/[^a-z]/g, '')}','${Buffer.from(svc, 'utf8').toString('hex').toUpperCase()}')`,
-  );
+  const tuples = cells.map(([d, sev, svc]) => `(${d},'${sev.replace(/[^a-z]/g, '')}','${engineHex(svc)}')`);
   return { query, query_params: { days: `[${days.join(',')}]`, cells: `[${tuples.join(',')}]` } };
 }
 
@@ -277,11 +274,6 @@ async function openCounts(
     }
   while (memo.open.size > OPEN_COUNTS_MAX) memo.open.delete(memo.open.keys().next().value as string);
   return out;
-}
-
-async function rows<T>(ch: ClickHouse, q: BuiltQuery): Promise<T[]> {
-  const rs = await ch.client.query({ ...q, format: 'JSONEachRow' });
-  return rs.json<T>();
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { ClickHouse } from '../client.ts';
+
 // A query as the client sends it: fixed SQL text with {name:Type} placeholders, and the values apart.
 // Builders return this shape so tests can check that no value ever becomes part of the SQL text.
 export interface BuiltQuery {
@@ -44,3 +46,15 @@ export function paramsAsData(q: BuiltQuery, run: string): ParamsAsData {
 export function quoteLiteral(s: string): string {
   return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
+
+/** A built query's rows, as JSONEachRow objects (64-bit numbers may arrive as strings). */
+export async function rows<T>(ch: ClickHouse, q: BuiltQuery): Promise<T[]> {
+  const rs = await ch.client.query({ ...q, format: 'JSONEachRow' });
+  return rs.json<T>();
+}
+
+/**
+ * A stored text as the engine's `hex()` gives it (uppercase hex of its UTF-8 bytes): a producer's text (a team,
+ * a service) compared or keyed this way needs no separator and no escaping shared between SQL and JS.
+ */
+export const engineHex = (s: string): string => Buffer.from(s, 'utf8').toString('hex').toUpperCase();

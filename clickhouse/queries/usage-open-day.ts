@@ -12,7 +12,7 @@ import { type ClickHouse, deleteWhere } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { toDayNumber } from './periods.ts';
-import type { BuiltQuery } from './query.ts';
+import { engineHex, rows } from './query.ts';
 import { type DayPrefix, type Family, levelOf } from './usage-pairs.ts';
 
 /** A family's open days and the base their points' earlier points must have been computed under. */
@@ -36,11 +36,6 @@ const FAMILY_OF: Record<number, Family> = { 1: 'seen', 2: 'active', 3: 'session'
 
 /** What an entity's earlier points look like: its last day before the open days per (team, service). */
 type History = Map<string, Array<{ team: string; service: string; last: string }>>;
-
-async function rows<T>(ch: ClickHouse, q: BuiltQuery): Promise<T[]> {
-  const rs = await ch.client.query({ ...q, format: 'JSONEachRow' });
-  return rs.json<T>();
-}
 
 /**
  * Each family's open window: its days from the first one `isSealed` says is not, when that is among its last
@@ -361,7 +356,6 @@ export async function openContribution(
 // A (team, service) group's key: both as hex of their bytes (either is a producer's text, so no separator is
 // safe and no escaping is shared between SQL and JS).
 const GROUP_PAIR_SQL = "concat(hex(team_id), ':', hex(service))";
-const hexOf = (s: string) => Buffer.from(s, 'utf8').toString('hex').toUpperCase();
 const pairOf = (grp: string): [string, string] => {
   const [team = '', service = ''] = grp.split(':');
   return [Buffer.from(team, 'hex').toString('utf8'), Buffer.from(service, 'hex').toString('utf8')];
@@ -371,7 +365,7 @@ const pairOf = (grp: string): [string, string] => {
 function groupOf(groupBy: 'team_id' | 'service' | 'team_service', team: string, service: string): string {
   if (groupBy === 'team_id') return team;
   if (groupBy === 'service') return service;
-  return `${hexOf(team)}:${hexOf(service)}`;
+  return `${engineHex(team)}:${engineHex(service)}`;
 }
 
 /** The cells of one read's level, filters and grouping, kept by the windows' points (their counters). */

@@ -9,7 +9,7 @@ import type { ClickHouse } from '../client.ts';
 import type { Snapshot } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { toDayNumber } from './periods.ts';
-import type { BuiltQuery } from './query.ts';
+import { type BuiltQuery, rows } from './query.ts';
 import { type Family, levelOf, type SealedView, type SealState } from './usage-pairs.ts';
 
 /** One family's pairs, day ordered: points on `day[i]` whose previous point is on `prev[i]` (0: none). */
@@ -86,12 +86,17 @@ export async function readPairsIndex(
       prev: Int32Array.from(keep, (i) => Number(r.prevs[i])),
       n: Float64Array.from(keep, (i) => Number(r.ns[i])),
     });
-    index.bytes += pairs.day.length * 16;
-    if (family === 1) index.seen = pairs;
-    else if (family === 2) index.active = pairs;
-    else if (family === 3) index.session = pairs;
+    setFamily(index, family, pairs);
   }
   return index;
+}
+
+/** Puts a family's pairs (by its Enum8 value) on an index. */
+function setFamily(index: PairsIndex, family: number, pairs: FamilyPairs): void {
+  index.bytes += pairs.day.length * 16;
+  if (family === 1) index.seen = pairs;
+  else if (family === 2) index.active = pairs;
+  else if (family === 3) index.session = pairs;
 }
 
 // groupArray keeps no order of its own across threads and parts: sort here rather than trust it.
@@ -206,8 +211,7 @@ const groupKey = (team: string, service: string): string => JSON.stringify([team
  * Every group's pairs of one level on the days sealed under their current prefixes (the prefix checked in SQL
  * here: one lookup table for a whole level), one row per (group, family).
  */
-export function buildLevelIndexQuery(level: GroupLevel, state: SealState): BuiltQuery {
-  const current = sealedPrefixes(state);
+export function buildLevelIndexQuery(level: GroupLevel, current: ReadonlyMap<number, number>): BuiltQuery {
   const query = `
     SELECT team_id, service, toUInt8(family) AS family_n,
       groupArray(toUInt32(day)) AS days, groupArray(toUInt32(prev)) AS prevs, groupArray(n) AS ns
@@ -229,26 +233,23 @@ export function buildLevelIndexQuery(level: GroupLevel, state: SealState): Built
 
 async function readLevelIndex(ch: ClickHouse, level: GroupLevel, state: SealState): Promise<HeldLevel> {
   const sealed = sealedSignature(state);
-  const count = await ch.client.query({
+  const [c] = await rows<{ n: string | number }>(ch, {
     query: 'SELECT count() AS n FROM usage_pairs WHERE level = {level:String}',
     query_params: { level },
-    format: 'JSONEachRow',
   });
-  const [c] = await count.json<{ n: string | number }>();
   const loaded = sealedPrefixes(state);
   const none: PairsIndex = { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0, loaded };
   if (Number(c?.n ?? 0) > LEVEL_PAIRS_MAX) return { sealed, groups: undefined, none };
-  const rs = await ch.client.query({ ...buildLevelIndexQuery(level, state), format: 'JSONEachRow' });
-  const rows = await rs.json<{
+  const found = await rows<{
     team_id: string;
     service: string;
     family_n: number;
     days: number[];
     prevs: number[];
     ns: Array<string | number>;
-  }>();
+  }>(ch, buildLevelIndexQuery(level, loaded));
   const groups = new Map<string, PairsIndex>();
-  for (const r of rows) {
+  for (const r of found) {
     const grp = groupKey(r.team_id, r.service);
     const index = groups.get(grp) ?? { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0, loaded };
     const pairs = sortedByDay({
@@ -256,11 +257,7 @@ async function readLevelIndex(ch: ClickHouse, level: GroupLevel, state: SealStat
       prev: Int32Array.from(r.prevs, Number),
       n: Float64Array.from(r.ns, Number),
     });
-    index.bytes += pairs.day.length * 16;
-    const family = Number(r.family_n);
-    if (family === 1) index.seen = pairs;
-    else if (family === 2) index.active = pairs;
-    else if (family === 3) index.session = pairs;
+    setFamily(index, Number(r.family_n), pairs);
     groups.set(grp, index);
   }
   return { sealed, groups, none };

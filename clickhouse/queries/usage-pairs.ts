@@ -6,7 +6,7 @@ import { type ClickHouse, deleteWhere } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { fromDayNumber, toDayNumber } from './periods.ts';
-import type { BuiltQuery } from './query.ts';
+import { type BuiltQuery, rows } from './query.ts';
 import { OPEN_DAYS_MAX, type OpenWindow } from './usage-open-day.ts';
 
 export type Family = 'seen' | 'active' | 'session';
@@ -37,11 +37,6 @@ export function levelOf(f: Pick<UsageFilters, 'team_id' | 'service'>): {
 export interface DayPrefix {
   day: string;
   prefix: number;
-}
-
-async function rows<T>(ch: ClickHouse, q: BuiltQuery): Promise<T[]> {
-  const rs = await ch.client.query({ ...q, format: 'JSONEachRow' });
-  return rs.json<T>();
 }
 
 /** Per family, every day with points and the running sum of its counters up to that day (day ordered). */

@@ -2,7 +2,7 @@
 // engine, the ingester with its default batches and the ingestion ledger, nothing else. Its peak RSS is then the
 // ingesting process's own, not the benchmark's (which holds the whole generated dataset for the baseline).
 // Reads its task from BENCH_CHILD (JSON) and prints one JSON line: events/s and peak RSS.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openClickHouse } from '../clickhouse/client.ts';
@@ -36,6 +36,11 @@ export interface ChildResult {
   cpuSeconds: number;
   /** Share of that time the main thread (decoding, batching, Kafka client) was busy: near 1, it is the limit. */
   mainBusy: number;
+  /**
+   * CPU seconds of the main thread alone over the same time (Linux: /proc; NaN elsewhere). Unlike the busy
+   * share, what other processes on the machine take does not inflate it.
+   */
+  mainCpuSeconds: number;
   /** process.memoryUsage() when the RSS peaked: how much of it was the JS heap, buffers, and the rest (engine). */
   atPeak: NodeJS.MemoryUsage;
   /** The engine's own figures (bench/engine-memory.ts) at the highest RSS its sampler saw, and their maxima. */
@@ -76,8 +81,19 @@ const ingester = new Ingester({
   limits: { rows: defaults.batchRows, bytes: defaults.batchBytes, waitMs: defaults.batchWaitMs },
   logger,
 });
+// The main thread's own CPU time: its task's utime + stime, in clock ticks (100 per second on Linux).
+function mainThreadCpu(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
 let first = 0;
 let cpuAtFirst = process.cpuUsage();
+let mainCpuAtFirst = mainThreadCpu();
 let eluAtFirst = performance.eventLoopUtilization();
 // Polled, so "first consumed" is late by at most one tick (25 ms).
 const sampler = setInterval(() => {
@@ -88,6 +104,7 @@ const sampler = setInterval(() => {
   if (first === 0 && ingester.stats.consumed > 0) {
     first = performance.now();
     cpuAtFirst = process.cpuUsage();
+    mainCpuAtFirst = mainThreadCpu();
     eluAtFirst = performance.eventLoopUtilization();
   }
 }, 25);
@@ -100,6 +117,7 @@ while (ingester.stats.inserted + ingester.stats.deadLettered < task.events) {
 }
 const end = performance.now();
 const cpu = process.cpuUsage(cpuAtFirst);
+const mainCpuSeconds = mainThreadCpu() - mainCpuAtFirst;
 const elu = performance.eventLoopUtilization(eluAtFirst);
 clearInterval(sampler);
 const engine = await engineSampler.stop();
@@ -113,6 +131,7 @@ const result: ChildResult = {
   engineBusy: busy / (end - first),
   cpuSeconds: (cpu.user + cpu.system) / 1e6,
   mainBusy: elu.utilization,
+  mainCpuSeconds,
   atPeak,
   engine,
 };

@@ -206,6 +206,7 @@ merge at a time, freed memory returned at once, an insert parsed on one thread) 
 | events/s, each run | ${kafkaRuns.map((r) => Math.round(r.rate).toLocaleString('en-US')).join(', ')} |
 | share of the run with an insert in the engine, each run | ${kafkaRuns.map((r) => `${Math.round(100 * r.engineBusy)}%`).join(', ')} |
 | share of the run the main thread was busy (decoding, batching, Kafka client), each run | ${kafkaRuns.map((r) => `${Math.round(100 * r.mainBusy)}%`).join(', ')} |
+| CPU seconds of the ingesting process's main thread alone (Kafka client, decoding, validation, encoding), each run | ${kafkaRuns.map((r) => r.mainCpuSeconds.toFixed(1)).join(', ')} |
 | CPU seconds: end-to-end (ingesting process) / baseline insert, each run | ${kafkaRuns.map((r, i) => `${r.cpuSeconds.toFixed(1)} / ${(directCpu[i] ?? Number.NaN).toFixed(1)}`).join(', ')} |
 | CPU ratio baseline / end-to-end (what the wall ratio would be on an idle machine if both used the two cores equally well), each run | ${cpuRatios.map((x) => x.toFixed(2)).join(', ')} |
 | at the RSS peak: V8 heap / buffers / the rest (engine, runtime) MB, each run | ${kafkaRuns.map((r) => `${mb(r.atPeak.heapTotal)} / ${mb(r.atPeak.external)} / ${mb(r.atPeak.rss - r.atPeak.heapTotal - r.atPeak.external)}`).join(', ')} |

@@ -345,10 +345,6 @@ const SPEC = {
     jwksUrl: from('AUTH_JWKS_URL', jwksUrl),
     issuer: from('AUTH_ISSUER', optionalString),
     audience: from('AUTH_AUDIENCE', optionalString),
-    apiKeysFile: from(
-      'API_KEYS_FILE',
-      optionalString.transform((v) => (v === undefined ? undefined : resolve(v))),
-    ),
   },
   rateLimitPerMinute: from('RATE_LIMIT_PER_MINUTE', posInt('RATE_LIMIT_PER_MINUTE', 100)),
   // POST /events has a budget of its own: a producer posting one request per event must not eat the reads'.
@@ -513,7 +509,6 @@ export interface Config {
     readonly jwksUrl: string | undefined;
     readonly issuer: string | undefined;
     readonly audience: string | undefined;
-    readonly apiKeysFile: string | undefined;
   };
   readonly rateLimitPerMinute: number;
   /** POST /events requests one identity may make in any 60 s (INGEST_RATE_LIMIT_PER_MINUTE, default 6000). */

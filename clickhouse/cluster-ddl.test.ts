@@ -1,7 +1,7 @@
 // The cluster DDL generator, on small statements (each rule) and over every migration (the invariants a
-// cluster needs); the checksums clusters migrated before it recorded. The engine-backed checks (the generated
-// schema created and compared with the single-node one, data through the Distributed tables) are in
-// test/integration/cluster-migrations.test.ts.
+// cluster needs); the checksums that clusters migrated before it recorded, and those that nodes and clusters
+// migrated by a later main recorded. The engine-backed checks (the generated schema created and compared with
+// the single-node one, data through the Distributed tables) are in test/integration/cluster-migrations.test.ts.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { type ClusterSchema, clusterStatements, emptySchema, REPLICATION } from './cluster-ddl.ts';
@@ -154,6 +154,20 @@ describe('the generated cluster migrations', () => {
     // Migrations after the generator: the single-node checksum, whatever the cluster.
     for (const m of cluster.filter((c) => !landedTwins().has(c.version))) {
       expect(m.checksum).toBe(single[m.version - 1]?.checksum);
+    }
+  });
+
+  it('keep the checksums that nodes and clusters migrated by main at 3787a07 recorded', () => {
+    const recorded = JSON.parse(
+      readFileSync(new URL('../test/fixtures/schema-migrations-3787a07.json', import.meta.url), 'utf8'),
+    ) as { single: Applied[]; cluster: Applied[] };
+    expect(recorded.single).toHaveLength(16);
+    for (const [set, rows] of [
+      [single, recorded.single],
+      [cluster, recorded.cluster],
+    ] as const) {
+      expect(() => checkApplied(set, new Map(rows.map((r) => [r.version, r])))).not.toThrow();
+      for (const r of rows) expect(set[r.version - 1]).toMatchObject(r);
     }
   });
 

@@ -2,11 +2,11 @@
 // quota, insert) is one transaction; a claim is one UPDATE over a row chosen FOR UPDATE SKIP LOCKED; every
 // later write names the lease it holds, so a worker that lost its lease changes nothing.
 
-import type { ExportFormat } from '../core/exports/formats.ts';
+import type { ExportFormat, ReportType } from '../core/exports/formats.ts';
 import type { Row, Sql } from './db.ts';
 
 export type JobStatus = 'queued' | 'processing' | 'completed' | 'failed';
-export type ReportType = 'usage-summary' | 'system-events';
+export type { ReportType };
 
 /** A job as the service uses it (times in ms since the epoch, UTC). */
 export interface ExportJob {

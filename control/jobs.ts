@@ -84,18 +84,19 @@ export function findJobByIdempotencyKey(
   );
 }
 
-/** A new queued job's row: what the admission and the scheduler insert. */
-export interface NewJob {
-  job_id: string;
-  user_id: string;
-  day: string;
-  idempotency_key: string;
-  report_type: ReportType;
-  format: ExportFormat;
-  params: string;
-  file_name: string;
-  created_at: number;
-}
+/** A new queued job's row: what the admission and the scheduler insert (the rest starts empty). */
+export type NewJob = Pick<
+  ExportJob,
+  | 'job_id'
+  | 'user_id'
+  | 'day'
+  | 'idempotency_key'
+  | 'report_type'
+  | 'format'
+  | 'params'
+  | 'file_name'
+  | 'created_at'
+>;
 
 /** Inserts a queued job unless its id or (user, Idempotency-Key) is taken; the new job, or undefined. */
 export function insertJob(db: Sql, j: NewJob): Promise<ExportJob | undefined> {

@@ -15,7 +15,6 @@ import {
   loadMigrations,
   migrationsFor,
 } from './migrate.ts';
-import { retentionStatement } from './retention.ts';
 
 const gen = (sql: string, schema: ClusterSchema = emptySchema()) => clusterStatements(sql, schema);
 
@@ -187,23 +186,5 @@ describe('the generated cluster migrations', () => {
       /schema_migrations_local ON CLUSTER \{\{cluster\}\}[\s\S]*ReplicatedReplacingMergeTree/,
     );
     expect(dist).toMatch(/schema_migrations ON CLUSTER \{\{cluster\}\}[\s\S]*ENGINE = Distributed/);
-  });
-});
-
-describe('retention in a cluster', () => {
-  it('alters the shard-local raw tables ON CLUSTER', () => {
-    const ch = { cluster: 'c', database: 'analytics' };
-    expect(retentionStatement(ch, 'usage_events', 30)).toBe(
-      'ALTER TABLE `analytics`.usage_events_local ON CLUSTER `c` MODIFY TTL toDateTime(timestamp) + INTERVAL 30 DAY',
-    );
-    expect(retentionStatement(ch, 'log_events', 0)).toBe(
-      'ALTER TABLE `analytics`.log_events_local ON CLUSTER `c` REMOVE TTL',
-    );
-  });
-
-  it('is unchanged on one node', () => {
-    expect(retentionStatement({ cluster: undefined, database: 'analytics' }, 'usage_events', 7)).toBe(
-      'ALTER TABLE usage_events MODIFY TTL toDateTime(timestamp) + INTERVAL 7 DAY',
-    );
   });
 });

@@ -177,6 +177,11 @@ export const logSchema = z.object({
   message: str('message', LIMITS.message, 0),
 });
 
+/** A usage event as a producer sends it (what the schema takes). */
+export type UsageEvent = z.input<typeof usageSchema>;
+/** A log event as a producer sends it. */
+export type LogEvent = z.input<typeof logSchema>;
+
 /** A usage event as stored in `usage_events`. */
 export interface UsageRow {
   event_id: string;

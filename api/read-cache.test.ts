@@ -143,15 +143,15 @@ describe('buildDataVersionQuery', () => {
     const q = buildDataVersionQuery({ cluster: 'tally', database: 'analytics' });
     expect(q.query).toContain("clusterAllReplicas('tally', system.parts)");
     expect(q.query).toContain('hostName()');
-    expect(q.query).toContain("'export_jobs_local'");
+    expect(q.query).toContain("endsWith(table, '_local')");
     expect(q.query_params).toEqual({ database: 'analytics' });
     expect(() => buildDataVersionQuery({ cluster: "x'); DROP", database: 'a' })).toThrow();
   });
 
-  it('reads this node’s parts of the current database, control-plane tables left out', () => {
+  it('reads this node’s parts of the current database, nothing bound', () => {
     const q = buildDataVersionQuery({ database: 'analytics' });
     expect(q.query).toContain('database = currentDatabase()');
-    expect(q.query).toContain("'export_jobs'");
+    expect(q.query_params).toEqual({});
     expect(q.query).not.toContain('clusterAllReplicas');
   });
 });

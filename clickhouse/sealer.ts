@@ -1,12 +1,11 @@
-// Keeps the read path's seals fresh: every few seconds, seals the log cells changed since their last seal
-// (log-day-counts.ts) and the usage days whose counters have settled (usage-pairs.ts), after back-filling the
-// usage points once, and covers the points of each family's last day while it is still open
-// (usage-open-day.ts). Any number of processes may run it at once (every seal is right on its own, and a pair
-// written twice is folded by the reads), so every process that serves reads runs one; a round that fails is
-// logged and retried on the next tick.
+// Keeps the read path's seals fresh: every few seconds, seals the log days and usage days whose counters have
+// settled (log-day-counts.ts, usage-pairs.ts), after back-filling the usage points once, and covers the points
+// of each family's last day while it is still open (usage-open-day.ts). Any number of processes may run it at
+// once (every seal is right on its own, and a pair written twice is folded by the reads), so every process that
+// serves reads runs one; a round that fails is logged and retried on the next tick.
 import type { Logger } from '../core/logger.ts';
 import type { ClickHouse } from './client.ts';
-import { sealLogDays } from './queries/log-day-counts.ts';
+import { QuietLogDays, sealLogDays } from './queries/log-day-counts.ts';
 import { coverOpenDays, type OpenWindow, openWindowsOf, pruneOpenPoints } from './queries/usage-open-day.ts';
 import {
   backfillPoints,
@@ -25,9 +24,10 @@ export interface SealerOptions {
   /** Milliseconds between prunings of replaced usage pairs (default 600,000). */
   pruneEveryMs?: number;
   /**
-   * How long a usage day's prefix must stay unchanged before it is sealed (default 30,000 ms). Sealing walks
-   * the history of every entity seen on the day, so a day still taking events (today, under live traffic) is
-   * left to the daily rollup rather than sealed again on every round.
+   * How long a usage day's prefix, or a log day's counters, must stay unchanged before the day is sealed
+   * (default 30,000 ms). Sealing walks the history of every entity seen on the day, or merges the day's log id
+   * sets, so a day still taking events (today, under live traffic) is read without its seal rather than sealed
+   * again on every round.
    */
   quietMs?: number;
   now?: () => number;
@@ -96,6 +96,7 @@ export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions 
   const quietMs = opts.quietMs ?? 30_000;
   const now = opts.now ?? Date.now;
   const quiet = new QuietDays();
+  const quietLogs = new QuietLogDays();
   const pruneEveryMs = opts.pruneEveryMs ?? 600_000;
   let prunedAt = now();
   // Open-day rows already left behind at the previous pruning (pruneOpenPoints).
@@ -105,7 +106,7 @@ export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions 
   const round = (): Promise<void> => {
     // One round at a time per process: a slow round is not stacked on by the next tick.
     running ??= (async () => {
-      const logCells = await sealLogDays(ch);
+      const logCells = await sealLogDays(ch, { days: quietLogs, quietMs, now: now() });
       const usageDays = await sealUsage(ch, quiet, quietMs, now());
       if (logCells + usageDays > 0) logger.debug({ logCells, usageDays }, 'sealer: sealed');
       if (now() - prunedAt >= pruneEveryMs) {

@@ -86,22 +86,32 @@ export function buildDayCellsQuery(days: readonly number[]): BuiltQuery {
 }
 
 /**
- * Distinct logs of cells with no seal at their counter, from their id sets, with the counter read in the same
- * scan (the pair is consistent however inserts interleave). Cells as [day number, severity, service]; a service
- * is a producer's text, so it travels as hex (a parameter's text is unescaped twice on its way to the engine).
+ * Distinct logs of cells with no seal at their counter. Of a day or two (today, under live traffic), counted in
+ * their days' raw logs (the primary key leads with the timestamp, so a day is one range): log_cells_daily's
+ * granules span days of large id sets (a day's ~30 cells of ~80 KB each), so merging one day's cells took
+ * 47-205 ms at 100M events against 19-30 for the day's raw rows. Of more days (a back-fill), from the id sets,
+ * which then cost less per day than the raw rows (31 days: 130-140 ms against 270-330). Cells as [day number,
+ * severity, service]; a service is a producer's text, so it travels as hex (a parameter's text is unescaped
+ * twice on its way to the engine).
  */
 export function buildOpenCellsQuery(cells: ReadonlyArray<readonly [number, string, string]>): BuiltQuery {
-  const query = `
-    SELECT toUInt32(day) AS d, toString(severity) AS severity, toString(service) AS service,
-      sum(inserted) AS inserted, uniqExactMerge(ids) AS n
-    FROM log_cells_daily
-    WHERE toUInt32(day) IN {days:Array(UInt32)}
-      AND (toUInt32(day), toString(severity), hex(service)) IN {cells:Array(Tuple(UInt32, String, String))}
-    GROUP BY day, severity, service`;
   const days = [...new Set(cells.map((c) => c[0]))];
+  const fromRaw = days.length <= RAW_COUNT_DAYS;
+  const day = fromRaw ? 'toUInt32(toDate(timestamp))' : 'toUInt32(day)';
+  // Aliases not named like columns: the WHERE would read them instead.
+  const query = `
+    SELECT ${day} AS d, toString(severity) AS sev, toString(service) AS svc,
+      ${fromRaw ? 'uniqExact(event_id)' : 'uniqExactMerge(ids)'} AS n
+    FROM ${fromRaw ? 'log_events' : 'log_cells_daily'}
+    WHERE ${day} IN {days:Array(UInt32)}
+      AND (${day}, toString(severity), hex(service)) IN {cells:Array(Tuple(UInt32, String, String))}
+    GROUP BY d, sev, svc`;
   const tuples = cells.map(([d, sev, svc]) => `(${d},'${sev.replace(/[^a-z]/g, '')}','${engineHex(svc)}')`);
   return { query, query_params: { days: `[${days.join(',')}]`, cells: `[${tuples.join(',')}]` } };
 }
+
+/** Open cells of at most this many days are counted from the raw logs (buildOpenCellsQuery). */
+const RAW_COUNT_DAYS = 3;
 
 interface Cell {
   severity: string;
@@ -253,24 +263,22 @@ async function openCounts(
       else out.set(key, n);
     }
   if (missing.length === 0) return out;
-  const merged = await rows<{
-    d: string | number;
-    severity: string;
-    service: string;
-    inserted: string | number;
-    n: string | number;
-  }>(ch, buildOpenCellsQuery(missing));
-  const byCell = new Map(merged.map((r) => [`${Number(r.d)}|${r.severity}|${r.service}`, r]));
+  const counted = await rows<{ d: string | number; sev: string; svc: string; n: string | number }>(
+    ch,
+    buildOpenCellsQuery(missing),
+  );
+  const byCell = new Map(counted.map((r) => [`${Number(r.d)}|${r.sev}|${r.svc}`, Number(r.n)]));
   for (const [d, cells] of picked)
     for (const c of cells) {
       if (c.logs !== undefined) continue;
       const key = openKey(d, c.severity, c.service, c.inserted);
       if (out.has(key)) continue;
-      const r = byCell.get(`${d}|${c.severity}|${c.service}`);
-      // Read with its own counter: at least the one the cell was listed with (counters only grow), so the
-      // count includes every row the listing saw. Kept under that counter, where it is exact.
-      out.set(key, Number(r?.n ?? 0));
-      if (r) memo.open.set(openKey(d, c.severity, c.service, Number(r.inserted)), Number(r.n));
+      // Counted after the cell was listed at this counter: every row the listing saw, and maybe rows inserted
+      // since (newer, never older). A read that lists the cell again at this counter saw no insert into it
+      // since, so the count is kept under it.
+      const n = byCell.get(`${d}|${c.severity}|${c.service}`) ?? 0;
+      out.set(key, n);
+      memo.open.set(key, n);
     }
   while (memo.open.size > OPEN_COUNTS_MAX) memo.open.delete(memo.open.keys().next().value as string);
   return out;
@@ -282,12 +290,12 @@ async function openCounts(
  * Safe to run in any number of processes at once, and to stop at any point: every seal row is right on its
  * own, and an unsealed cell is only slower to read.
  */
-export const SEAL_LOG_DAYS = `
+const sealLogDaysSql = (skip: string) => `
   INSERT INTO log_day_seals (day, severity, service, logs, inserted, sealed_at)
   SELECT day, severity, service, uniqExactMerge(ids) AS logs, sum(inserted) AS inserted, now64(3, 'UTC')
   FROM log_cells_daily
   WHERE (day, severity, service) NOT IN (SELECT day, severity, service FROM (${sealedCells('')}
-  ))
+  ))${skip}
   GROUP BY day, severity, service`;
 
 /**
@@ -297,12 +305,12 @@ export const SEAL_LOG_DAYS = `
  * (a row the counter counts and the hours miss, or the reverse, makes them differ; a row counted by neither
  * moves the counter, which retires this seal anyway).
  */
-export const SEAL_LOG_HOURS = `
+const sealLogHoursSql = (skip: string) => `
   INSERT INTO log_hour_seals (day, severity, service, inserted, hours, sealed_at)
   WITH todo AS (
     SELECT day, severity, service, inserted, logs FROM (${sealedCells('')}
     )
-    WHERE (day, severity, service, inserted) NOT IN (SELECT day, severity, service, inserted FROM log_hour_seals)
+    WHERE (day, severity, service, inserted) NOT IN (SELECT day, severity, service, inserted FROM log_hour_seals)${skip}
   )
   SELECT day, severity, service, t.inserted, h.hours, now64(3, 'UTC')
   FROM todo AS t
@@ -325,27 +333,71 @@ export const SEAL_LOG_HOURS = `
 // (37-66 ms of the engine at 100M events, every 5 s, held from the API's reads).
 const settled = new WeakMap<ClickHouse, string>();
 
-/** Seals the changed cells, then their hours; returns how many cells were sealed. */
-export async function sealLogDays(ch: ClickHouse): Promise<number> {
-  const sums = JSON.stringify(await rows(ch, buildDaySumsQuery()));
+/**
+ * Since when each day's counters have summed to what they do now, as this process saw them: a day still taking
+ * logs (today, under live traffic) is left unsealed until it settles. Sealing it merges the day's id sets
+ * (50-200 ms of the engine at 100M events, held from the API's reads), and the next insert retires the seal a
+ * second later; its cells are counted from the raw logs meanwhile (openCounts), exactly.
+ */
+export class QuietLogDays {
+  private readonly seen = new Map<number, { sum: number; since: number }>();
+
+  /** The days whose sum moved less than `quietMs` ago. */
+  busy(sums: ReadonlyArray<{ d: number; c: number }>, quietMs: number, now: number): number[] {
+    const out: number[] = [];
+    const live = new Set<number>();
+    for (const { d, c } of sums) {
+      live.add(d);
+      const was = this.seen.get(d);
+      if (!was || was.sum !== c) this.seen.set(d, { sum: c, since: now });
+      if (now - (this.seen.get(d)?.since ?? now) < quietMs) out.push(d);
+    }
+    for (const d of this.seen.keys()) if (!live.has(d)) this.seen.delete(d);
+    return out;
+  }
+}
+
+/**
+ * Seals the changed cells, then their hours; returns how many cells were sealed. With `quiet`, only the days
+ * whose counters have not moved for `quietMs` (the service's sealer); without, every day (tests, benchmarks).
+ */
+export async function sealLogDays(
+  ch: ClickHouse,
+  quiet?: { days: QuietLogDays; quietMs: number; now: number },
+): Promise<number> {
+  const sumRows = await rows<{ d: string | number; c: string | number; seals: string | number }>(
+    ch,
+    buildDaySumsQuery(),
+  );
+  const sums = JSON.stringify(sumRows);
+  const busy = quiet
+    ? quiet.days.busy(
+        sumRows.map((r) => ({ d: Number(r.d), c: Number(r.c) })),
+        quiet.quietMs,
+        quiet.now,
+      )
+    : [];
   if (settled.get(ch) === sums) return 0;
+  // Day numbers are this process's own integers: written into the text, nothing bound.
+  const skip = busy.length > 0 ? ` AND toUInt32(day) NOT IN (${busy.join(',')})` : '';
   const rs = await ch.client.query({
     query: `SELECT count() AS n FROM (
       SELECT day, severity, service FROM log_cells_daily GROUP BY day, severity, service
-    ) WHERE (day, severity, service) NOT IN (SELECT day, severity, service FROM (${sealedCells('')}))`,
+    ) WHERE (day, severity, service) NOT IN (SELECT day, severity, service FROM (${sealedCells('')}))${skip}`,
     format: 'JSONEachRow',
   });
   const [row] = await rs.json<{ n: string | number }>();
   const open = Number(row?.n ?? 0);
-  if (open > 0) await ch.client.command({ query: SEAL_LOG_DAYS });
+  if (open > 0) await ch.client.command({ query: sealLogDaysSql(skip) });
   const hourless = await ch.client.query({
     query: `SELECT count() AS n FROM (${sealedCells('')})
-      WHERE (day, severity, service, inserted) NOT IN (SELECT day, severity, service, inserted FROM log_hour_seals)`,
+      WHERE (day, severity, service, inserted) NOT IN (SELECT day, severity, service, inserted FROM log_hour_seals)${skip}`,
     format: 'JSONEachRow',
   });
   const [h] = await hourless.json<{ n: string | number }>();
-  if (Number(h?.n ?? 0) > 0) await ch.client.command({ query: SEAL_LOG_HOURS });
-  if (open === 0 && Number(h?.n ?? 0) === 0) settled.set(ch, sums);
+  if (Number(h?.n ?? 0) > 0) await ch.client.command({ query: sealLogHoursSql(skip) });
+  // Settled only with no day left for later: a busy day settling changes no sum.
+  if (open === 0 && Number(h?.n ?? 0) === 0 && busy.length === 0) settled.set(ch, sums);
   else settled.delete(ch);
   return open;
 }

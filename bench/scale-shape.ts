@@ -27,7 +27,6 @@ import {
   completeDataset,
   datasetDir,
   generateDataset,
-  LOG_SERVICES,
   prepareDatasetDir,
   SCALE_DAYS,
   SCALE_START,
@@ -35,7 +34,6 @@ import {
   type Shape,
   scalePlan,
   settleMerges,
-  USAGE_SERVICES,
 } from './scale-dataset.ts';
 import { insertLive, LIVE_DAY, liveRows } from './scale-live.ts';
 import { type ScaleOptions, scaleOptions } from './scale-options.ts';
@@ -144,8 +142,8 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     users: dom.users,
     heavyUsers: dom.heavyUsers,
     teams: dom.teams,
-    services: USAGE_SERVICES,
-    logServices: LOG_SERVICES,
+    services: dom.services,
+    logServices: dom.logServices,
   };
   const { ch, state } = recordingEngine(base);
   const SECRET = 'bench-secret-bench-secret-bench-secret-01';
@@ -492,7 +490,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
         .replace('T', ' ')
         .replace('Z', ''),
       severity: (['info', 'warning', 'error'] as const)[(at + i) % 3] as LogRow['severity'],
-      service: LOG_SERVICES[(at + i) % LOG_SERVICES.length] as string,
+      service: domain.logServices[(at + i) % domain.logServices.length] as string,
       message: `live log ${at + i}`,
     }));
   const quietLogs = new QuietLogDays();

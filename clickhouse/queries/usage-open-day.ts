@@ -380,9 +380,10 @@ export async function openContribution(
   return out;
 }
 
-// A (team, service) group's key is both as hex of their bytes (either is a producer's text, so no separator is
-// safe).
-/** The group a filter's cells are in, in the computation grouped by `groupBy`. */
+/**
+ * The group a filter's cells are in, in the cells grouped by `groupBy`: a (team, service) pair's is both as hex
+ * of their bytes (either is a producer's text, so no separator is safe).
+ */
 function groupOf(groupBy: 'team_id' | 'service' | 'team_service', team: string, service: string): string {
   if (groupBy === 'team_id') return team;
   if (groupBy === 'service') return service;

@@ -289,7 +289,19 @@ describe('sealed log counts', () => {
         message: `settle ${from + i}`,
       }));
     const quiet = new QuietLogDays();
-    const round = (now: number) => sealLogDays(engine.ch, { days: quiet, quietMs: 30_000, now });
+    let queries = 0;
+    const client = new Proxy(engine.ch.client, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'query' && prop !== 'command') return value;
+        return (arg: unknown) => {
+          queries++;
+          return value.call(target, arg);
+        };
+      },
+    });
+    const watched = { ...engine.ch, client };
+    const round = (now: number) => sealLogDays(watched, { days: quiet, quietMs: 30_000, now });
     const asked: LogQuery[] = [
       { start_date: day, end_date: day },
       { severity: 'info', limit: 7, page: 2 },
@@ -303,8 +315,15 @@ describe('sealed log counts', () => {
     await insert(logs(40, 40), 'seals/settle/2');
     expect(await round(20_000)).toBe(0); // its sum moved at 20 s
     await expectExact(asked);
-    expect(await round(45_000)).toBe(0); // 25 s quiet
-    expect(await round(50_000)).toBe(2); // 30 s quiet: both cells sealed, and only those
+    expect(await round(45_000)).toBe(0); // 25 s quiet; every other day has settled (and is sealed)
+    // More logs while it is busy: the rounds skip after one small read, as when nothing moved.
+    await insert(logs(80, 10), 'seals/settle/3');
+    queries = 0;
+    expect(await round(46_000)).toBe(0);
+    expect(queries).toBe(1);
+    await expectExact(asked);
+    expect(await round(70_000)).toBe(0); // 24 s quiet
+    expect(await round(76_000)).toBe(2); // 30 s quiet: both cells sealed, and only those
     expect(await openCells()).toBe(0);
     expect(await hourlessCells()).toBe(0);
     await expectExact(asked);

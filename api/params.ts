@@ -1,8 +1,11 @@
-// Query-parameter schemas shared by the read routes; they validate requests and describe them in OpenAPI.
+// Query-parameter schemas shared by the read routes, and the fields the export and schedule bodies share; they
+// validate requests and describe them in OpenAPI.
 
 import { z } from '@hono/zod-openapi';
 import { CSV_ESCAPES } from '../core/csv.ts';
 import { ValidationError } from '../core/errors.ts';
+import { SEVERITIES } from '../core/events.ts';
+import { EXPORT_FORMATS, REPORT_TYPES } from '../core/exports/formats.ts';
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
@@ -84,6 +87,20 @@ export const formatParam = z
     param: { name: 'format', in: 'query' },
     description: 'csv for text/csv (also via Accept: text/csv)',
   });
+
+/** A non-empty id of at most `max` characters in a request body. */
+export const idField = (max: number) =>
+  z
+    .string({ error: 'must be a string' })
+    .min(1, { error: 'must not be empty' })
+    .max(max, { error: `must be at most ${max} characters` });
+
+export const reportTypeField = z.enum(REPORT_TYPES, { error: 'must be usage-summary or system-events' });
+
+export const exportFormatField = z.enum(EXPORT_FORMATS, { error: 'must be csv or parquet' });
+
+/** A log severity asked for (a body field or, with .openapi({ param }), a query parameter). */
+export const severityField = z.enum(SEVERITIES, { error: 'must be info, warning or error' });
 
 /** Routes needing a caller: a bearer JWT, or an API key (either one). */
 export const SECURITY: Array<Record<string, string[]>> = [{ bearer: [] }, { apiKey: [] }];

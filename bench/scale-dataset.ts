@@ -6,8 +6,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import type { ClickHouse } from '../clickhouse/client.ts';
 
-export type Shape = 'product' | 'long-tail';
-export const SHAPES: readonly Shape[] = ['product', 'long-tail'];
+export type Shape = 'product' | 'long-tail' | 'wide';
+/** The shapes a scale run measures by default; 'wide' is asked for by name (BENCH_SCALE_SHAPES). */
+export const SHAPES: readonly Shape[] = ['product', 'long-tail', 'wide'];
+export const DEFAULT_SHAPES: readonly Shape[] = ['product', 'long-tail'];
 
 export const SCALE_DAYS = 365;
 /** The first day of the data; the last is SCALE_START + 364 days (2025-12-31). */
@@ -23,13 +25,55 @@ export const LOG_SERVICES = [
   'gateway',
 ] as const;
 export const USAGE_SERVICES = ['billing', 'dashboard', 'exporter', 'search', 'auth'] as const;
+// The wide shape's services: many, named as producers may name them (spaces, quotes, a backslash, non-Latin
+// letters, emoji), so every filter and group travels through the escaping and hex paths.
+const oddName = (kind: string, i: number) =>
+  [
+    `${kind} ${i}`,
+    `${kind}'${i}'`,
+    `${kind}\\${i}`,
+    `сервис-${kind}-${i}`,
+    `${kind}-${i}-🚀`,
+    `${kind}_${i}`,
+  ][i % 6] as string;
+export const WIDE_SERVICES: readonly string[] = Array.from({ length: 60 }, (_, i) => oddName('svc', i));
+export const WIDE_LOG_SERVICES: readonly string[] = Array.from({ length: 40 }, (_, i) => oddName('log', i));
 
 /** Users and teams of each shape (the request generator draws filters from them). */
-export const SHAPE_DOMAIN: Record<Shape, { users: number; teams: number; heavyUsers: number }> = {
+export const SHAPE_DOMAIN: Record<
+  Shape,
+  {
+    users: number;
+    teams: number;
+    heavyUsers: number;
+    services: readonly string[];
+    logServices: readonly string[];
+  }
+> = {
   // user-0 … user-29999 in team-0 … team-199, about 3,000 of them active each day.
-  product: { users: 30_000, teams: 200, heavyUsers: 30_000 },
+  product: {
+    users: 30_000,
+    teams: 200,
+    heavyUsers: 30_000,
+    services: USAGE_SERVICES,
+    logServices: LOG_SERVICES,
+  },
   // user-0 … user-4999 carry 90% of the usage; user-5000 … user-99999 are the long tail.
-  'long-tail': { users: 100_000, teams: 500, heavyUsers: 5_000 },
+  'long-tail': {
+    users: 100_000,
+    teams: 500,
+    heavyUsers: 5_000,
+    services: USAGE_SERVICES,
+    logServices: LOG_SERVICES,
+  },
+  // user-0 … user-299999 in team-0 … team-4999, each using several of 60 services; logs of 40 services.
+  wide: {
+    users: 300_000,
+    teams: 5_000,
+    heavyUsers: 300_000,
+    services: WIDE_SERVICES,
+    logServices: WIDE_LOG_SERVICES,
+  },
 };
 
 export interface ScalePlan {
@@ -47,7 +91,7 @@ export function scalePlan(shape: Shape, events: number): ScalePlan {
   const logsAll = Math.round(events * 0.2);
   const logsResent = Math.round(logsAll * 0.01);
   const usageAll = events - logsAll;
-  const usageResent = shape === 'long-tail' ? Math.round(usageAll * 0.01) : 0;
+  const usageResent = shape === 'product' ? 0 : Math.round(usageAll * 0.01);
   return {
     shape,
     events,
@@ -62,7 +106,8 @@ const BASE = `toDateTime64('${SCALE_START} 00:00:00', 3, 'UTC')`;
 const DAY_MS = 86_400_000;
 const TYPE_SQL = `multiIf(number % 100 < 2, 'user_registered', number % 100 < 40, 'session_start',
     number % 100 < 75, 'session_end', 'activity')`;
-const sqlList = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
+const sqlList = (xs: readonly string[]) =>
+  `[${xs.map((x) => `'${x.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`).join(', ')}]`;
 
 // Product: the shape of bench/dataset.ts over 365 days. Each day about 3,000 of 30,000 users are active
 // (mostly in one service), so at 100M events a user-day holds ~70 events and the daily rollup aggregates well.
@@ -101,12 +146,26 @@ const longTailUsage = `
     if(type IN ('session_start', 'session_end'),
        concat('s-', toString(u), '-', toString(d), '-', toString(k)), '') AS session_id`;
 
-// Logs, both shapes: spread evenly over the year, 80% info, 15% warning, 5% error, eight services.
-const logColumns = `
+// Wide: 300,000 users in 5,000 teams, a user active on any day (skewed: the square of a uniform draw puts
+// more of the usage on low user numbers), each event in any of 60 services, sessions of up to 4 a day.
+const wideUsage = `
+    concat('w-', toString(number)) AS event_id,
+    ${TYPE_SQL} AS type,
+    cityHash64(number, 21) % ${SCALE_DAYS} AS d,
+    toUInt64(floor(300000 * pow(cityHash64(number, 22) / 18446744073709551616., 2))) AS u,
+    ${BASE} + toIntervalMillisecond(d * ${DAY_MS} + cityHash64(number, 23) % ${DAY_MS}) AS timestamp,
+    concat('user-', toString(u)) AS user_id,
+    concat('team-', toString(u % 5000)) AS team_id,
+    ${sqlList(WIDE_SERVICES)}[1 + cityHash64(number, 24) % ${WIDE_SERVICES.length}] AS service,
+    if(type IN ('session_start', 'session_end'),
+       concat('s-', toString(u), '-', toString(d), '-', toString(cityHash64(number, 25) % 4)), '') AS session_id`;
+
+// Logs: spread evenly over the year, 80% info, 15% warning, 5% error, eight services (40 in the wide shape).
+const logColumns = (services: readonly string[]) => `
     concat('log-', toString(number)) AS event_id,
     ${BASE} + toIntervalMillisecond(cityHash64(number, 4) % ${SCALE_DAYS * DAY_MS}) AS timestamp,
     multiIf(cityHash64(number, 5) % 100 < 80, 'info', cityHash64(number, 5) % 100 < 95, 'warning', 'error') AS severity,
-    ${sqlList(LOG_SERVICES)}[1 + cityHash64(number, 6) % 8] AS service,
+    ${sqlList(services)}[1 + cityHash64(number, 6) % ${services.length}] AS service,
     concat('log line ', toString(number), ' of the synthetic benchmark') AS message`;
 
 // Numbers of a chunk: [from, from + count) as they are, or, for re-sent copies, every `stride`-th original
@@ -121,13 +180,13 @@ export function chunkInsert(shape: Shape, table: 'usage_events' | 'log_events', 
   if (table === 'log_events') {
     return `INSERT INTO log_events (event_id, timestamp, severity, service, message)
   SETTINGS insert_deduplicate = 0
-  SELECT ${logColumns}
+  SELECT ${logColumns(SHAPE_DOMAIN[shape].logServices)}
   FROM ${numbersSql(resent)}`;
   }
   return `INSERT INTO usage_events (event_id, type, timestamp, user_id, team_id, service, session_id)
   SETTINGS insert_deduplicate = 0
   SELECT event_id, type, timestamp, user_id, team_id, service, session_id FROM (SELECT
-  ${shape === 'product' ? productUsage : longTailUsage}
+  ${shape === 'product' ? productUsage : shape === 'long-tail' ? longTailUsage : wideUsage}
   FROM ${numbersSql(resent)})`;
 }
 

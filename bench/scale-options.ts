@@ -1,13 +1,13 @@
 // Sizes of the scale benchmark (`npm run bench -- --scale`): 100 million events per shape, at least 1,000
 // timed requests per case; `--quick` is a smoke run of a minute on small data. Environment variables
 // override single figures (BENCH_SCALE_EVENTS=20000000 while developing).
-import { SHAPES, type Shape } from './scale-dataset.ts';
+import { DEFAULT_SHAPES, SHAPES, type Shape } from './scale-dataset.ts';
 
 export interface ScaleOptions {
   quick: boolean;
   /** Events of each shape's dataset, re-sent copies included (default 100,000,000; quick 200,000). */
   events: number;
-  /** Shapes to run (BENCH_SCALE_SHAPES, comma-separated; default both). */
+  /** Shapes to run (BENCH_SCALE_SHAPES, comma-separated; default product and long-tail; wide by name). */
   shapes: Shape[];
   /** Timed requests per case (default 1,000; quick 30). */
   requests: number;
@@ -26,7 +26,7 @@ export interface ScaleOptions {
 export function scaleOptions(argv: readonly string[] = process.argv, env = process.env): ScaleOptions {
   const quick = argv.includes('--quick');
   const num = (name: string, full: number, small: number) => Number(env[name] ?? (quick ? small : full));
-  const shapes = (env.BENCH_SCALE_SHAPES ?? SHAPES.join(',')).split(',').map((s) => s.trim());
+  const shapes = (env.BENCH_SCALE_SHAPES ?? DEFAULT_SHAPES.join(',')).split(',').map((s) => s.trim());
   for (const s of shapes) {
     if (!SHAPES.includes(s as Shape))
       throw new Error(`BENCH_SCALE_SHAPES: unknown shape ${JSON.stringify(s)}`);

@@ -154,13 +154,15 @@ export function scaleReport(results: readonly ShapeResult[], opts: ScaleOptions)
   out.push(`Run ${first.started.slice(0, 10)}, ${first.machine}.`);
   out.push('');
   out.push(
-    `Two datasets of ${us(o.events)} events over 365 days (2025), made inside the embedded engine with ` +
+    `Datasets of ${us(o.events)} events over 365 days (2025), made inside the embedded engine with ` +
       'INSERT … SELECT FROM numbers() in chunks through the raw tables, so the materialized views fill the rollups as ' +
       `ingestion does; cached under \`${o.root}/<shape>-<events>/\` and reused. "product": the shape of ` +
       '`bench/dataset.ts` over a year (30,000 users, ~3,000 active a day, many events per user-day). "long-tail": ' +
       '100,000 users, 90% of the usage from 5,000 of them (Zipf-like), the other 95,000 active on 1–40 days each with ' +
       'few events; one session in ten runs from 22:00 to 02:00 (events and session_starts on two days); 1% of usage ' +
-      'events and logs re-sent in later inserts. Both: 20% logs, 1% of them re-sent.',
+      'events and logs re-sent in later inserts. "wide" (run when asked for by name): 300,000 users in 5,000 teams, ' +
+      'each event in any of 60 services, logs of 40, their names with spaces, quotes, a backslash, Cyrillic and ' +
+      'emoji; 1% of usage events re-sent. All: 20% logs, 1% of them re-sent.',
   );
   out.push('');
   out.push(

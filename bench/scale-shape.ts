@@ -15,7 +15,9 @@ import { ReadCache } from '../api/read-cache.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
+import { QuietLogDays, sealLogDays } from '../clickhouse/queries/log-day-counts.ts';
 import { QuietDays, sealUsage } from '../clickhouse/sealer.ts';
+import type { LogRow } from '../core/events.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { createDirectSink } from '../ingest/direct.ts';
@@ -25,7 +27,6 @@ import {
   completeDataset,
   datasetDir,
   generateDataset,
-  LOG_SERVICES,
   prepareDatasetDir,
   SCALE_DAYS,
   SCALE_START,
@@ -33,7 +34,6 @@ import {
   type Shape,
   scalePlan,
   settleMerges,
-  USAGE_SERVICES,
 } from './scale-dataset.ts';
 import { insertLive, LIVE_DAY, liveRows } from './scale-live.ts';
 import { type ScaleOptions, scaleOptions } from './scale-options.ts';
@@ -142,8 +142,8 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     users: dom.users,
     heavyUsers: dom.heavyUsers,
     teams: dom.teams,
-    services: USAGE_SERVICES,
-    logServices: LOG_SERVICES,
+    services: dom.services,
+    logServices: dom.logServices,
   };
   const { ch, state } = recordingEngine(base);
   const SECRET = 'bench-secret-bench-secret-bench-secret-01';
@@ -450,6 +450,21 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
         end_date: LIVE_DAY,
       },
     }));
+  // Logs pages as a live dashboard asks for them: the first page of a range that ends on the open day, a
+  // severity or a service in half of them (recorded for their truth, as placePage does).
+  const liveLogPages = (seed: number, count: number): Request[] =>
+    logsRequests(seed, count, domain).map((l) => {
+      const start = l.filters.start_date ?? addDays(LIVE_DAY, -29);
+      const filters = {
+        ...l.filters,
+        start_date: [addDays(LIVE_DAY, -364), start].sort()[1] ?? start,
+        end_date: LIVE_DAY,
+      };
+      const params = { ...filters, limit: '100', page: '1' };
+      const kind = `first page, ${l.filters.severity || l.filters.service ? 'filtered' : 'no filter'}`;
+      logByKey.set(query(params), { kind, position: 'first', filters, at: 0 });
+      return { kind, path: '/logs/system-events', params };
+    });
   // Rows an earlier run covered would leave nothing to cover: the day starts uncovered, as each day does.
   await base.client.command({
     query: 'DELETE FROM usage_open_points WHERE day = {day:Date}',
@@ -465,16 +480,31 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   // About 20 events a second (a day's traffic is ~2.5 a second at 80M usage events a year), in the order
   // they will be inserted, each second's batch under its own token.
   const trickleRows = await liveRows(base, 9_000, 10_000, 10_000);
+  // Logs too, 20 a second into the open day, each run's with ids of its own; the log sealer runs as the
+  // service's does (a day is sealed once its counters have not moved for 30 s, so not the open day).
+  const liveLogs = (at: number): LogRow[] =>
+    Array.from({ length: 20 }, (_, i) => ({
+      event_id: `live-log-${started}-${at + i}`,
+      timestamp: new Date(Date.parse(`${LIVE_DAY}T00:00:00Z`) + (at + i) * 997)
+        .toISOString()
+        .replace('T', ' ')
+        .replace('Z', ''),
+      severity: (['info', 'warning', 'error'] as const)[(at + i) % 3] as LogRow['severity'],
+      service: domain.logServices[(at + i) % domain.logServices.length] as string,
+      message: `live log ${at + i}`,
+    }));
+  const quietLogs = new QuietLogDays();
   let trickled = 0;
   let trickling = true;
   const trickle = (async () => {
     let sealedAt = performance.now();
     for (let at = 0; trickling && at < trickleRows.length; at += 20) {
       const batch = trickleRows.slice(at, at + 20);
-      await insertEvents(base, { usage: batch, logs: [] }, `bench-live/${started}/${at}`);
+      await insertEvents(base, { usage: batch, logs: liveLogs(at) }, `bench-live/${started}/${at}`);
       trickled += batch.length;
       if (performance.now() - sealedAt >= 5_000) {
         await coverRound();
+        await sealLogDays(base, { days: quietLogs, quietMs: 30_000, now: Date.now() });
         sealedAt = performance.now();
       }
       await new Promise((ok) => setTimeout(ok, 1_000));
@@ -487,6 +517,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
       100,
       liveSeries(1408, n),
     );
+    await timed('system-events, first page to the open day (live traffic)', 30, liveLogPages(1409, n));
   } finally {
     trickling = false;
     await trickle;
@@ -515,6 +546,19 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     liveSeries(2408, k),
     (q) => truthTimeseriesByWeek(base, q.params),
     (b) => (b as { rows: unknown[] }).rows,
+  );
+  await check(
+    'system-events, first page to the open day (live traffic)',
+    liveLogPages(2409, k),
+    async (q) => {
+      const l = logByKey.get(query(q.params));
+      if (!l) throw new Error('no logs request recorded');
+      return truthLogPage(base, l.filters, 1, 100);
+    },
+    (b) => {
+      const body = b as { events: Array<{ event_id: string }>; total_pages: number };
+      return { ids: body.events.map((e) => e.event_id), total_pages: body.total_pages };
+    },
   );
 
   // --- where the time goes: the slowest request of each case that missed its target, replayed ----------

@@ -19,7 +19,7 @@ import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { readLegacyControl } from '../clickhouse/queries/legacy-control.ts';
 import { startSealer } from '../clickhouse/sealer.ts';
-import type { SelfLog } from '../clickhouse/self-log.ts';
+import { SelfLog } from '../clickhouse/self-log.ts';
 import { openSqlEngine } from '../clickhouse/sql/index.ts';
 import { importLegacy, syncKeyFile } from '../control/import.ts';
 import { getKey } from '../control/keys.ts';
@@ -41,6 +41,7 @@ import { httpLedger, recordBatch } from '../ingest/ledger.ts';
 import { connectingKafkaSink } from '../ingest/producer.ts';
 import { type ExportWorkers, startExportWorkers } from '../worker/exports/setup.ts';
 import { type ScheduleServices, startSchedules } from '../worker/schedules/setup.ts';
+import { openStorage, orExit } from './boot.ts';
 
 /**
  * The upgrade step of a process that has the control store: the state an earlier version kept in ClickHouse
@@ -127,6 +128,36 @@ export interface Shared {
   /** The process's system log; closed by the entry after everything that writes to it. */
   selfLog: SelfLog;
   parts: ExportParts;
+}
+
+/**
+ * The distributed roles (npm run api, npm run worker) run beside others, so both stores must be servers; the
+ * embedded ones belong to npm start's single process. Exits with a one-line reason otherwise.
+ */
+export function requireServers(config: Config, command: string, note: string): void {
+  if (config.clickhouse.url && config.control.databaseUrl) return;
+  process.stderr.write(
+    `tally: ${command} needs ${!config.clickhouse.url ? 'CLICKHOUSE_URL' : 'DATABASE_URL'} (${note})\n`,
+  );
+  process.exit(2);
+}
+
+/**
+ * A distributed role's shared objects, built once: the control store and the storage opened (in this order),
+ * the earlier version's state imported, one system log for the process.
+ */
+export async function openShared(config: Config, logger: Logger): Promise<Shared> {
+  const control = await orExit(config, () => openControlStore(config, logger));
+  const ch = await orExit(config, () => openStorage(config, logger));
+  await orExit(config, () => retireLegacyTables(config, ch, control, logger));
+  return { ch, control, logger, selfLog: new SelfLog(ch), parts: exportParts(config) };
+}
+
+/** Closes what openShared opened, the system log first (its last records go to the storage). */
+export async function closeShared(s: Shared): Promise<void> {
+  await s.selfLog.close();
+  await s.ch.close();
+  await s.control.close();
 }
 
 export interface ApiExports {

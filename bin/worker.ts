@@ -2,17 +2,14 @@
 // deployment (needs CLICKHOUSE_URL, DATABASE_URL and an export directory shared with the API replicas that serve
 // the downloads).
 
-import { SelfLog } from '../clickhouse/self-log.ts';
 import { ENV_HELP, handleHelp, parseFlags } from '../core/cli.ts';
 import {
+  closeShared,
   configOrExit,
   createLogger,
-  exportParts,
   onShutdown,
-  openControlStore,
-  openStorage,
-  orExit,
-  retireLegacyTables,
+  openShared,
+  requireServers,
   runExportWorkers,
   runSchedules,
 } from './runtime.ts';
@@ -22,18 +19,9 @@ handleHelp(
 );
 parseFlags('npm run worker', {});
 const config = configOrExit();
-if (!config.clickhouse.url || !config.control.databaseUrl) {
-  process.stderr.write(
-    `tally: npm run worker needs ${!config.clickhouse.url ? 'CLICKHOUSE_URL' : 'DATABASE_URL'} (the embedded stores belong to npm start, which runs a worker)\n`,
-  );
-  process.exit(2);
-}
+requireServers(config, 'npm run worker', 'the embedded stores belong to npm start, which runs a worker');
 const logger = createLogger(config.logLevel, 'tally-worker');
-const control = await orExit(config, () => openControlStore(config, logger));
-const ch = await orExit(config, () => openStorage(config, logger));
-await orExit(config, () => retireLegacyTables(config, ch, control, logger));
-const selfLog = new SelfLog(ch);
-const shared = { ch, control, logger, selfLog, parts: exportParts(config) };
+const shared = await openShared(config, logger);
 const workers = runExportWorkers(config, shared);
 // schedules: every worker process also schedules; the (schedule, period) key keeps several of them exact.
 const schedules = runSchedules(config, shared, workers);
@@ -41,7 +29,5 @@ process.stdout.write(`Tally export worker(s): ${workers.workers.length}, files i
 onShutdown(logger, async () => {
   await schedules.stop();
   await workers.stop();
-  await selfLog.close();
-  await ch.close();
-  await control.close();
+  await closeShared(shared);
 });

@@ -1,7 +1,7 @@
 // The cluster DDL generator, on small statements (each rule) and over every migration (the invariants a
-// cluster needs); the checksums clusters migrated before it recorded. The engine-backed checks (the generated
-// schema created and compared with the single-node one, data through the Distributed tables) are in
-// test/integration/cluster-migrations.test.ts.
+// cluster needs); the checksums that clusters migrated before it recorded, and those that nodes and clusters
+// migrated by a later main recorded. The engine-backed checks (the generated schema created and compared with
+// the single-node one, data through the Distributed tables) are in test/integration/cluster-migrations.test.ts.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { type ClusterSchema, clusterStatements, emptySchema, REPLICATION } from './cluster-ddl.ts';
@@ -15,7 +15,6 @@ import {
   loadMigrations,
   migrationsFor,
 } from './migrate.ts';
-import { retentionStatement } from './retention.ts';
 
 const gen = (sql: string, schema: ClusterSchema = emptySchema()) => clusterStatements(sql, schema);
 
@@ -157,6 +156,20 @@ describe('the generated cluster migrations', () => {
     }
   });
 
+  it('keep the checksums that nodes and clusters migrated by main at 3787a07 recorded', () => {
+    const recorded = JSON.parse(
+      readFileSync(new URL('../test/fixtures/schema-migrations-3787a07.json', import.meta.url), 'utf8'),
+    ) as { single: Applied[]; cluster: Applied[] };
+    expect(recorded.single).toHaveLength(16);
+    for (const [set, rows] of [
+      [single, recorded.single],
+      [cluster, recorded.cluster],
+    ] as const) {
+      expect(() => checkApplied(set, new Map(rows.map((r) => [r.version, r])))).not.toThrow();
+      for (const r of rows) expect(set[r.version - 1]).toMatchObject(r);
+    }
+  });
+
   it('fill placeholders as quoted identifiers and refuse what they cannot fill', () => {
     expect(fillPlaceholders('ON CLUSTER {{cluster}} {{database}}.t', { cluster: 'c1', database: 'db' })).toBe(
       'ON CLUSTER `c1` `db`.t',
@@ -173,23 +186,5 @@ describe('the generated cluster migrations', () => {
       /schema_migrations_local ON CLUSTER \{\{cluster\}\}[\s\S]*ReplicatedReplacingMergeTree/,
     );
     expect(dist).toMatch(/schema_migrations ON CLUSTER \{\{cluster\}\}[\s\S]*ENGINE = Distributed/);
-  });
-});
-
-describe('retention in a cluster', () => {
-  it('alters the shard-local raw tables ON CLUSTER', () => {
-    const ch = { cluster: 'c', database: 'analytics' };
-    expect(retentionStatement(ch, 'usage_events', 30)).toBe(
-      'ALTER TABLE `analytics`.usage_events_local ON CLUSTER `c` MODIFY TTL toDateTime(timestamp) + INTERVAL 30 DAY',
-    );
-    expect(retentionStatement(ch, 'log_events', 0)).toBe(
-      'ALTER TABLE `analytics`.log_events_local ON CLUSTER `c` REMOVE TTL',
-    );
-  });
-
-  it('is unchanged on one node', () => {
-    expect(retentionStatement({ cluster: undefined, database: 'analytics' }, 'usage_events', 7)).toBe(
-      'ALTER TABLE usage_events MODIFY TTL toDateTime(timestamp) + INTERVAL 7 DAY',
-    );
   });
 });

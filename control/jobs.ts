@@ -2,11 +2,11 @@
 // quota, insert) is one transaction; a claim is one UPDATE over a row chosen FOR UPDATE SKIP LOCKED; every
 // later write names the lease it holds, so a worker that lost its lease changes nothing.
 
-import type { ExportFormat } from '../core/exports/formats.ts';
+import type { ExportFormat, ReportType } from '../core/exports/formats.ts';
 import type { Row, Sql } from './db.ts';
 
 export type JobStatus = 'queued' | 'processing' | 'completed' | 'failed';
-export type ReportType = 'usage-summary' | 'system-events';
+export type { ReportType };
 
 /** A job as the service uses it (times in ms since the epoch, UTC). */
 export interface ExportJob {
@@ -84,18 +84,19 @@ export function findJobByIdempotencyKey(
   );
 }
 
-/** A new queued job's row: what the admission and the scheduler insert. */
-export interface NewJob {
-  job_id: string;
-  user_id: string;
-  day: string;
-  idempotency_key: string;
-  report_type: ReportType;
-  format: ExportFormat;
-  params: string;
-  file_name: string;
-  created_at: number;
-}
+/** A new queued job's row: what the admission and the scheduler insert (the rest starts empty). */
+export type NewJob = Pick<
+  ExportJob,
+  | 'job_id'
+  | 'user_id'
+  | 'day'
+  | 'idempotency_key'
+  | 'report_type'
+  | 'format'
+  | 'params'
+  | 'file_name'
+  | 'created_at'
+>;
 
 /** Inserts a queued job unless its id or (user, Idempotency-Key) is taken; the new job, or undefined. */
 export function insertJob(db: Sql, j: NewJob): Promise<ExportJob | undefined> {

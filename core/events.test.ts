@@ -136,6 +136,17 @@ describe('the fast path of parseEvent', () => {
       { numRuns: 2000 },
     );
   });
+
+  it('is read from the schemas: it accepts the common events, so they skip zod', () => {
+    // A rule the builder could not read would send every event to zod: still correct, but the fast path gone.
+    expect(isPlainValid(usage, usage.type)).toBe(true);
+    expect(isPlainValid({ ...usage, attributes: { plan: 'pro' } }, usage.type)).toBe(true);
+    expect(isPlainValid(log, log.type)).toBe(true);
+    expect(isPlainValid({ ...log, message: '' }, log.type)).toBe(true);
+    // And the bounds are the schema's: one past a limit is left to zod.
+    expect(isPlainValid({ ...usage, user_id: 'u'.repeat(LIMITS.id + 1) }, usage.type)).toBe(false);
+    expect(isPlainValid({ ...log, severity: 'fatal' }, log.type)).toBe(false);
+  });
 });
 
 describe('utcTimestamp', () => {

@@ -4,40 +4,38 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type ExportJob, getJob } from '../../control/jobs.ts';
 import { Forbidden, NotFound, ValidationError } from '../../core/errors.ts';
-import { SEVERITIES } from '../../core/events.ts';
-import { EXPORT_FORMATS } from '../../core/exports/formats.ts';
+import { EXPORT_FORMATS, REPORT_TYPES } from '../../core/exports/formats.ts';
 import { signedDownloadUrl } from '../../core/exports/link.ts';
 import type { AppEnv } from '../env.ts';
 import type { ExportDeps } from '../exports/deps.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
-import { checkRange, csvEscapeField, errorResponses, isCalendarDate, SECURITY } from '../params.ts';
+import {
+  checkRange,
+  csvEscapeField,
+  errorResponses,
+  exportFormatField,
+  idField,
+  isCalendarDate,
+  reportTypeField,
+  SECURITY,
+  severityField,
+} from '../params.ts';
 import { validationHook } from '../validation.ts';
 
 const date = z
   .string({ error: 'must be a string' })
   .refine(isCalendarDate, { error: 'must be a calendar date YYYY-MM-DD (UTC, 1970..2148)' })
   .openapi({ format: 'date', example: '2025-01-01' });
-const id = (max: number) =>
-  z
-    .string({ error: 'must be a string' })
-    .min(1, { error: 'must not be empty' })
-    .max(max, { error: `must be at most ${max} characters` });
-
 const ExportRequest = z
   .strictObject({
-    report_type: z.enum(['usage-summary', 'system-events'], {
-      error: 'must be usage-summary or system-events',
-    }),
-    format: z.enum(EXPORT_FORMATS, { error: 'must be csv or parquet' }),
+    report_type: reportTypeField,
+    format: exportFormatField,
     start_date: date.optional().openapi({ description: 'required for usage-summary' }),
     end_date: date.optional().openapi({ description: 'required for usage-summary' }),
-    user_id: id(256).optional().openapi({ description: 'usage-summary only' }),
-    team_id: id(256).optional().openapi({ description: 'usage-summary only' }),
-    service: id(128).optional(),
-    severity: z
-      .enum(SEVERITIES, { error: 'must be info, warning or error' })
-      .optional()
-      .openapi({ description: 'system-events only' }),
+    user_id: idField(256).optional().openapi({ description: 'usage-summary only' }),
+    team_id: idField(256).optional().openapi({ description: 'usage-summary only' }),
+    service: idField(128).optional(),
+    severity: severityField.optional().openapi({ description: 'system-events only' }),
     csv_escape: csvEscapeField,
   })
   .openapi('ExportRequest');
@@ -50,7 +48,7 @@ const ExportJobStatus = z
   .object({
     job_id: z.string(),
     status: JobStatus,
-    report_type: z.enum(['usage-summary', 'system-events']),
+    report_type: z.enum(REPORT_TYPES),
     format: z.enum(EXPORT_FORMATS),
     created_at: z.string().openapi({ description: 'UTC, RFC 3339' }),
     rows_written: z.number().int().optional().openapi({ description: 'rows written so far (processing)' }),

@@ -22,6 +22,7 @@ import {
   MAX_PAGE,
   optionalDateParam,
   SECURITY,
+  severityField,
 } from '../params.ts';
 import { cachedAnswer, type ReadCache } from '../read-cache.ts';
 import { validationHook } from '../validation.ts';
@@ -65,10 +66,7 @@ const route = createRoute({
     query: z.strictObject({
       limit: intParam('limit', 1, 1000, 100),
       page: intParam('page', 1, MAX_PAGE, 1),
-      severity: z
-        .enum(SEVERITIES, { error: 'must be info, warning or error' })
-        .optional()
-        .openapi({ param: { name: 'severity', in: 'query' } }),
+      severity: severityField.optional().openapi({ param: { name: 'severity', in: 'query' } }),
       service: idParam('service', 128),
       start_date: optionalDateParam('start_date'),
       end_date: optionalDateParam('end_date'),

@@ -14,30 +14,28 @@ import {
   schedulesOfUser,
 } from '../../control/schedules.ts';
 import { Forbidden, NotFound, ValidationError } from '../../core/errors.ts';
-import { SEVERITIES } from '../../core/events.ts';
-import { EXPORT_FORMATS } from '../../core/exports/formats.ts';
+import { EXPORT_FORMATS, REPORT_TYPES } from '../../core/exports/formats.ts';
 import { signedDownloadUrl } from '../../core/exports/link.ts';
 import type { AppEnv, Identity } from '../env.ts';
 import { effectiveTeam, requireScope } from '../middleware/auth.ts';
-import { errorResponses, intParam, SECURITY } from '../params.ts';
+import {
+  errorResponses,
+  exportFormatField,
+  idField,
+  intParam,
+  reportTypeField,
+  SECURITY,
+  severityField,
+} from '../params.ts';
 import type { ScheduleDeps } from '../schedules/deps.ts';
 import { validationHook } from '../validation.ts';
 
-const id = (max: number) =>
-  z
-    .string({ error: 'must be a string' })
-    .min(1, { error: 'must not be empty' })
-    .max(max, { error: `must be at most ${max} characters` });
-
 const Filters = z
   .strictObject({
-    user_id: id(256).optional().openapi({ description: 'usage-summary only' }),
-    team_id: id(256).optional().openapi({ description: 'usage-summary only' }),
-    service: id(128).optional(),
-    severity: z
-      .enum(SEVERITIES, { error: 'must be info, warning or error' })
-      .optional()
-      .openapi({ description: 'system-events only' }),
+    user_id: idField(256).optional().openapi({ description: 'usage-summary only' }),
+    team_id: idField(256).optional().openapi({ description: 'usage-summary only' }),
+    service: idField(128).optional(),
+    severity: severityField.optional().openapi({ description: 'system-events only' }),
   })
   .openapi('ScheduleFilters');
 
@@ -45,10 +43,8 @@ const Cadence = z.enum(['daily', 'weekly', 'monthly'], { error: 'must be daily, 
 
 const ScheduleRequest = z
   .strictObject({
-    report_type: z.enum(['usage-summary', 'system-events'], {
-      error: 'must be usage-summary or system-events',
-    }),
-    format: z.enum(EXPORT_FORMATS, { error: 'must be csv or parquet' }),
+    report_type: reportTypeField,
+    format: exportFormatField,
     cadence: Cadence,
     filters: Filters.optional(),
     webhook_url: z
@@ -62,7 +58,7 @@ const ScheduleRequest = z
 const Schedule = z
   .object({
     schedule_id: z.string(),
-    report_type: z.enum(['usage-summary', 'system-events']),
+    report_type: z.enum(REPORT_TYPES),
     format: z.enum(EXPORT_FORMATS),
     cadence: Cadence,
     filters: z.record(z.string(), z.string()),

@@ -369,7 +369,6 @@ export async function sealLogDays(
     ch,
     buildDaySumsQuery(),
   );
-  const sums = JSON.stringify(sumRows);
   const busy = quiet
     ? quiet.days.busy(
         sumRows.map((r) => ({ d: Number(r.d), c: Number(r.c) })),
@@ -377,6 +376,8 @@ export async function sealLogDays(
         quiet.now,
       )
     : [];
+  // The days this round may seal: a busy day moving (today under live traffic) does not make it a whole one.
+  const sums = JSON.stringify(sumRows.filter((r) => !busy.includes(Number(r.d))));
   if (settled.get(ch) === sums) return 0;
   // Day numbers are this process's own integers: written into the text, nothing bound.
   const skip = busy.length > 0 ? ` AND toUInt32(day) NOT IN (${busy.join(',')})` : '';
@@ -396,8 +397,8 @@ export async function sealLogDays(
   });
   const [h] = await hourless.json<{ n: string | number }>();
   if (Number(h?.n ?? 0) > 0) await ch.client.command({ query: sealLogHoursSql(skip) });
-  // Settled only with no day left for later: a busy day settling changes no sum.
-  if (open === 0 && Number(h?.n ?? 0) === 0 && busy.length === 0) settled.set(ch, sums);
+  // A busy day that settles joins the sums, so the next round after it is a whole one.
+  if (open === 0 && Number(h?.n ?? 0) === 0) settled.set(ch, sums);
   else settled.delete(ch);
   return open;
 }

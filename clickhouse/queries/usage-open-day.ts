@@ -13,7 +13,18 @@ import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { toDayNumber } from './periods.ts';
 import { engineHex, rows } from './query.ts';
-import { type DayPrefix, type Family, levelOf } from './usage-pairs.ts';
+import {
+  cellsFromUnits,
+  historyOf,
+  latest,
+  type OpenCells,
+  READ_LOOKUP_LIMIT,
+  unitsOf,
+  windowParams,
+} from './usage-open-units.ts';
+import type { DayPrefix, Family } from './usage-pairs.ts';
+
+export { READ_LOOKUP_LIMIT };
 
 /** A family's open days and the base their points' earlier points must have been computed under. */
 export interface OpenWindow {
@@ -29,13 +40,6 @@ export interface OpenWindow {
  * daily rollup until the sealer has sealed them, rather than read many days of points per request.
  */
 export const OPEN_DAYS_MAX = 7;
-
-const NONE = '1970-01-01';
-/** Family names by their Enum8 value (migration 0011). */
-const FAMILY_OF: Record<number, Family> = { 1: 'seen', 2: 'active', 3: 'session' };
-
-/** What an entity's earlier points look like: its last day before the open days per (team, service). */
-type History = Map<string, Array<{ team: string; service: string; last: string }>>;
 
 /**
  * Each family's open window: its days from the first one `isSealed` says is not, when that is among its last
@@ -54,40 +58,11 @@ export function openWindowsOf(
   return out;
 }
 
-/** The window's days as a parameter, and each point's bit: its day's position in them. */
-function windowParams(w: OpenWindow, i: number, params: Record<string, string | number>) {
-  params[`f${i}`] = w.family;
-  params[`d${i}`] = `[${w.days.map((d) => `'${d}'`).join(',')}]`;
-  params[`b${i}`] = w.base;
-  return {
-    days: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day))`,
-    points: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND kind = 1)`,
-    counters: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND kind = 0)`,
-    base: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND base = {b${i}:UInt64})`,
-    bit: `toUInt64(bitShiftLeft(toUInt64(1), toUInt8(indexOf({d${i}:Array(Date)}, day) - 1)))`,
-  };
-}
-
-// ---- earlier points ----------------------------------------------------------------------------------------
-
-// Bounds the entities of one lookup: the array goes into the query text.
-const LOOKUP_CHUNK = 5_000;
-
 /** What the open days keep per engine handle (each test database has its own). */
 interface OpenMemo {
-  /**
-   * Earlier points already looked up, by family, window, base and entity: they cannot change while the base
-   * is the same (every day before the window is sealed under it), so a point the sealer has not covered yet
-   * is looked up once per process, not once per request. Bounded; the oldest entries go first.
-   */
-  remembered: Map<string, Array<{ team: string; service: string; last: string }>>;
   /** Cells by their inputs (cellsOf), the least recently used dropped past CELL_ENTRIES_MAX entries. */
   cells: Map<string, OpenCells>;
   cellEntries: number;
-  /** The windows' units at their last sync, by windows (unitsOf). */
-  units: Map<string, UnitState>;
-  /** The sync running, if any: one at a time. */
-  syncing: Promise<unknown>;
   /**
    * Per window (family, first day, base), the counter of each of its days when this process last covered it:
    * the days a sealer round need not read again.
@@ -99,64 +74,10 @@ const memos = new WeakMap<ClickHouse, OpenMemo>();
 function memoOf(ch: ClickHouse): OpenMemo {
   let memo = memos.get(ch);
   if (!memo) {
-    memo = {
-      remembered: new Map(),
-      cells: new Map(),
-      cellEntries: 0,
-      units: new Map(),
-      syncing: Promise.resolve(),
-      lastCovered: new Map(),
-    };
+    memo = { cells: new Map(), cellEntries: 0, lastCovered: new Map() };
     memos.set(ch, memo);
   }
   return memo;
-}
-const REMEMBERED_MAX = 200_000;
-
-/**
- * The last point before the window of each entity, per (team, service) it has had points in: a key-range read
- * of usage_points per entity (its family, kind and entity lead the key).
- */
-async function historyOf(ch: ClickHouse, w: OpenWindow, entities: readonly string[]): Promise<History> {
-  const out: History = new Map();
-  const first = w.days[0] as string;
-  const prefix = `${w.family}|${first}|${w.base}|`;
-  const missing: string[] = [];
-  const { remembered } = memoOf(ch);
-  for (const e of entities) {
-    const known = remembered.get(prefix + e);
-    if (known) out.set(e, known);
-    else missing.push(e);
-  }
-  for (let i = 0; i < missing.length; i += LOOKUP_CHUNK) {
-    const chunk = missing.slice(i, i + LOOKUP_CHUNK);
-    const rs = await ch.client.query({
-      query: `SELECT entity, team_id, service, toString(max(day)) AS last FROM usage_points
-        WHERE family = {family:String} AND kind = 1 AND day < {day:Date} AND entity IN {entities:Array(String)}
-        GROUP BY entity, team_id, service`,
-      query_params: { family: w.family, day: first, entities: chunk },
-      format: 'JSONEachRow',
-    });
-    const found = await rs.json<{ entity: string; team_id: string; service: string; last: string }>();
-    for (const e of chunk) out.set(e, []);
-    for (const r of found) out.get(r.entity)?.push({ team: r.team_id, service: r.service, last: r.last });
-    for (const e of chunk) {
-      remembered.set(prefix + e, out.get(e) ?? []);
-      if (remembered.size > REMEMBERED_MAX) remembered.delete(remembered.keys().next().value as string);
-    }
-  }
-  return out;
-}
-
-/** The latest `last` among an entity's earlier points that pass `keep` (NONE when there is none). */
-function latest(
-  history: History,
-  entity: string,
-  keep: (h: { team: string; service: string }) => boolean,
-): string {
-  let best = NONE;
-  for (const h of history.get(entity) ?? []) if (keep(h) && h.last > best) best = h.last;
-  return best;
 }
 
 // ---- the sealer's side -------------------------------------------------------------------------------------
@@ -311,19 +232,6 @@ export interface OpenRead {
 }
 
 /**
- * Points not covered yet that a read looks up itself at most: beyond it (the sealer far behind, or stopped)
- * the read is answered from the daily rollup instead (undefined).
- */
-export const READ_LOOKUP_LIMIT = 2_000;
-
-/**
- * The windows' entities at one level, per group and family: how many there are with each (last point before
- * the window, days of the window they have points on as a bit mask). Any range's contribution is a sum over it,
- * so one computation serves every request of a data version that reads the same level.
- */
-type OpenCells = Map<string, Map<Family, Array<{ prev: number; mask: number; n: number }>>>;
-
-/**
  * The open days' contribution to each group ('' when ungrouped), or undefined when more than READ_LOOKUP_LIMIT
  * of their points are not covered yet. Computed once per data version and level.
  */
@@ -380,9 +288,10 @@ export async function openContribution(
   return out;
 }
 
-// A (team, service) group's key is both as hex of their bytes (either is a producer's text, so no separator is
-// safe).
-/** The group a filter's cells are in, in the computation grouped by `groupBy`. */
+/**
+ * The group a filter's cells are in, in the cells grouped by `groupBy`: a (team, service) pair's is both as hex
+ * of their bytes (either is a producer's text, so no separator is safe).
+ */
 function groupOf(groupBy: 'team_id' | 'service' | 'team_service', team: string, service: string): string {
   if (groupBy === 'team_id') return team;
   if (groupBy === 'service') return service;
@@ -458,320 +367,4 @@ function rangeMasks(days: readonly string[], since: string, until: string) {
     if (d >= since && d <= until) inRange |= 1 << i;
   });
   return { inRange, upToEnd };
-}
-
-// ---- the open days' units, kept across inserts -------------------------------------------------------------
-
-/**
- * An entity's points in one (team, service) of the windows: the days it has points on (a bit per window day)
- * and its last point before the window at each level (day numbers, 0 for none), which depend only on the base.
- */
-interface Unit {
-  team: string;
-  service: string;
-  mask: number;
-  /** At the levels all, team, service, team_service. */
-  prev: [number, number, number, number];
-}
-
-/** The windows' units: by family number, then entity. */
-type Units = Map<number, Map<string, Unit[]>>;
-
-interface UnitState {
-  units: Units;
-  /** The windows' day counters the units were synced at (at least: a later insert may be in them too). */
-  counters: Map<string, number>;
-  /**
-   * usage_points_by_day's active parts listed before the units were last read: every point they hold is in
-   * the units (a part's rows never change; one merged away before that read left its rows in a part the read
-   * did read). Undefined on a cluster (parts are per shard there): every change of the points reads them all.
-   */
-  parts: string[] | undefined;
-  /** The highest mutation version among those parts: a later mutation (a DELETE of points) reads them all. */
-  mutation: number;
-}
-
-// The units are kept per engine handle and windows (families, days, base) at their last sync. Under live
-// traffic the points move every second or so; a sync then reads only the parts written since (a few rows) and
-// looks up the earlier points of the entities new to the windows, instead of every point of the open days again
-// for each grouping (20-90 ms per grouping at 100M events).
-const WINDOW_STATES_MAX = 4;
-
-/** Parses windowCounters' text: `family:day` → counter. */
-function countersOf(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const item of text.split(',')) {
-    if (item === '') continue;
-    const at = item.lastIndexOf(':');
-    out.set(item.slice(0, at), Number(item.slice(at + 1)));
-  }
-  return out;
-}
-
-/** Whether `now` is `was` plus inserts only: no counter went down or away (a truncate or drop would). */
-const onlyGrew = (was: ReadonlyMap<string, number>, now: ReadonlyMap<string, number>): boolean =>
-  [...was].every(([k, c]) => (now.get(k) ?? -1) >= c);
-
-const sameCounters = (a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean =>
-  a.size === b.size && [...a].every(([k, c]) => b.get(k) === c);
-
-/** A part name's mutation version (`partition_min_max_level[_mutation]`), 0 when none was applied. */
-const mutationOf = (part: string): number => {
-  const bits = part.split('_');
-  return bits.length >= 5 ? Number(bits[bits.length - 1]) : 0;
-};
-
-async function activeParts(ch: ClickHouse): Promise<string[]> {
-  const found = await rows<{ name: string }>(ch, {
-    query: `SELECT name FROM system.parts
-      WHERE database = currentDatabase() AND table = 'usage_points_by_day' AND active`,
-    query_params: {},
-  });
-  return found.map((p) => p.name);
-}
-
-/**
- * The windows' units at `counters` (or later), or undefined when more than READ_LOOKUP_LIMIT entities have
- * points the sealer has not covered (the read then falls back to the daily rollup). One sync at a time per
- * handle: concurrent reads of one change wait for the same one.
- */
-async function unitsOf(
-  ch: ClickHouse,
-  open: readonly OpenWindow[],
-  windowsKey: string,
-  countersText: string,
-): Promise<Units | undefined> {
-  const memo = memoOf(ch);
-  const sync = () => syncUnits(ch, memo.units, open, windowsKey, countersOf(countersText));
-  const run = memo.syncing.then(sync, sync);
-  memo.syncing = run;
-  return run;
-}
-
-async function syncUnits(
-  ch: ClickHouse,
-  states: Map<string, UnitState>,
-  open: readonly OpenWindow[],
-  windowsKey: string,
-  counters: Map<string, number>,
-): Promise<Units | undefined> {
-  const held = states.get(windowsKey);
-  if (held && sameCounters(held.counters, counters)) return held.units;
-  if (held?.parts && onlyGrew(held.counters, counters) && (await addNewPoints(ch, open, held))) {
-    held.counters = counters;
-    return held.units;
-  }
-  states.delete(windowsKey);
-  const loaded = await loadUnits(ch, open);
-  if (!loaded) return undefined;
-  loaded.counters = counters;
-  states.set(windowsKey, loaded);
-  if (states.size > WINDOW_STATES_MAX) states.delete(states.keys().next().value as string);
-  return loaded.units;
-}
-
-/** Which level's earlier point each prev slot is, and the filter of earlier points it takes. */
-const LEVEL_KEEPS: Array<
-  (u: { team: string; service: string }, h: { team: string; service: string }) => boolean
-> = [
-  () => true,
-  (u, h) => h.team === u.team,
-  (u, h) => h.service === u.service,
-  (u, h) => h.team === u.team && h.service === u.service,
-];
-
-/** An uncovered unit's earlier points at every level, from its entity's looked-up history. */
-function prevsFrom(history: History, entity: string, u: { team: string; service: string }): Unit['prev'] {
-  const at = (i: number) =>
-    toDayNumber(latest(history, entity, (h) => (LEVEL_KEEPS[i] as (typeof LEVEL_KEEPS)[0])(u, h)));
-  return [at(0), at(1), at(2), at(3)];
-}
-
-/** The SQL of the windows' points, their bits and (for loadUnits) their covered rows. */
-function windowsSql(open: readonly OpenWindow[]) {
-  const params: Record<string, string | number> = {};
-  const wins = open.map((w, i) => windowParams(w, i, params));
-  return {
-    params,
-    onDays: wins.map((w) => w.points).join(' OR '),
-    underBase: wins.map((w) => w.base).join(' OR '),
-    bit: `multiIf(${wins.map((w, i) => `family = {f${i}:String}, ${w.bit}`).join(', ')}, toUInt64(0))`,
-  };
-}
-
-/**
- * Every unit of the windows' points, in one pass over the points and the rows the sealer has covered (a unit
- * is covered when any of its points is: its earlier points are the same for all of them); the uncovered ones
- * are looked up. The parts are listed before the points are read (UnitState.parts).
- */
-async function loadUnits(ch: ClickHouse, open: readonly OpenWindow[]): Promise<UnitState | undefined> {
-  const parts = ch.cluster === undefined ? await activeParts(ch) : undefined;
-  const { params, onDays, underBase, bit } = windowsSql(open);
-  // Compact rows (a unit per row, tens of thousands of them): about half the bytes to parse of JSONEachRow.
-  const rs = await ch.client.query({
-    query: `SELECT f, entity, team_id, service, toUInt8(groupBitOr(bit)) AS mask, max(src) AS covered,
-        max(pa), max(pt), max(ps), max(pts)
-      FROM (
-        SELECT toUInt8(family) AS f, entity, team_id, service, ${bit} AS bit, toUInt8(0) AS src,
-          toUInt16(0) AS pa, toUInt16(0) AS pt, toUInt16(0) AS ps, toUInt16(0) AS pts
-        FROM usage_points_by_day WHERE ${onDays}
-        UNION ALL
-        SELECT toUInt8(family) AS f, entity, team_id, service, toUInt64(0) AS bit, toUInt8(1) AS src,
-          toUInt16(prev_all) AS pa, toUInt16(prev_team) AS pt, toUInt16(prev_service) AS ps,
-          toUInt16(prev_team_service) AS pts
-        FROM usage_open_points WHERE ${underBase}
-      )
-      GROUP BY f, entity, team_id, service
-      HAVING mask != 0`,
-    query_params: params,
-    format: 'JSONCompactEachRow',
-  });
-  type Row = [number, string, string, string, number, number, number, number, number, number];
-  const units: Units = new Map();
-  const uncovered: Array<{ f: number; entity: string; unit: Unit }> = [];
-  for (const [f, entity, team, service, mask, covered, pa, pt, ps, pts] of await rs.json<Row>()) {
-    const unit: Unit = { team, service, mask, prev: [pa, pt, ps, pts] };
-    addUnit(units, f, entity, unit);
-    if (covered !== 1) uncovered.push({ f, entity, unit });
-  }
-  if (!(await lookUpPrevs(ch, open, uncovered))) return undefined;
-  return { units, counters: new Map(), parts, mutation: Math.max(0, ...(parts ?? []).map(mutationOf)) };
-}
-
-function addUnit(units: Units, f: number, entity: string, unit: Unit): void {
-  const byEntity = units.get(f) ?? new Map<string, Unit[]>();
-  units.set(f, byEntity);
-  const list = byEntity.get(entity);
-  if (list) list.push(unit);
-  else byEntity.set(entity, [unit]);
-}
-
-/** Sets the earlier points of units no covered row gave, looked up; false past READ_LOOKUP_LIMIT entities. */
-async function lookUpPrevs(
-  ch: ClickHouse,
-  open: readonly OpenWindow[],
-  units: ReadonlyArray<{ f: number; entity: string; unit: Unit }>,
-): Promise<boolean> {
-  if (new Set(units.map((u) => `${u.f}|${u.entity}`)).size > READ_LOOKUP_LIMIT) return false;
-  for (const w of open) {
-    const mine = units.filter((u) => FAMILY_OF[u.f] === w.family);
-    if (mine.length === 0) continue;
-    const history = await historyOf(ch, w, [...new Set(mine.map((u) => u.entity))]);
-    for (const u of mine) u.unit.prev = prevsFrom(history, u.entity, u.unit);
-  }
-  return true;
-}
-
-/**
- * Adds the points of the parts written since the last sync: false when that is not known to be exact (a
- * mutation since, or too many new entities to look up), and the caller loads every unit again.
- */
-async function addNewPoints(ch: ClickHouse, open: readonly OpenWindow[], st: UnitState): Promise<boolean> {
-  const parts = await activeParts(ch);
-  const mutation = Math.max(0, ...parts.map(mutationOf));
-  if (mutation > st.mutation) return false;
-  const { params, onDays, bit } = windowsSql(open);
-  const found = await rows<{
-    f: number;
-    entity: string;
-    team_id: string;
-    service: string;
-    mask: string | number;
-  }>(ch, {
-    query: `SELECT toUInt8(family) AS f, entity, team_id, service, groupBitOr(${bit}) AS mask
-        FROM usage_points_by_day
-        WHERE (${onDays}) AND _part NOT IN {done:Array(String)}
-        GROUP BY f, entity, team_id, service`,
-    // Part names are [0-9a-z_]: nothing in them for the binding to escape.
-    query_params: { ...params, done: `[${(st.parts ?? []).map((p) => `'${p}'`).join(',')}]` },
-  });
-  const fresh: Array<{ f: number; entity: string; unit: Unit }> = [];
-  for (const r of found) {
-    const f = Number(r.f);
-    const unit = st.units
-      .get(f)
-      ?.get(r.entity)
-      ?.find((u) => u.team === r.team_id && u.service === r.service);
-    if (unit) {
-      unit.mask |= Number(r.mask);
-      continue;
-    }
-    // Rows are units (grouped by them): each one new here is new once.
-    fresh.push({
-      f,
-      entity: r.entity,
-      unit: { team: r.team_id, service: r.service, mask: Number(r.mask), prev: [0, 0, 0, 0] },
-    });
-  }
-  // Looked up before any is added: a failed lookup leaves the units as they were.
-  if (!(await lookUpPrevs(ch, open, fresh))) return false;
-  for (const u of fresh) addUnit(st.units, u.f, u.entity, u.unit);
-  st.parts = parts;
-  return true;
-}
-
-/**
- * One read's cells from the units: each entity's units that pass its filters, grouped by its grouping (an
- * entity counts once per group), with the earlier point of the read's level.
- */
-function cellsFromUnits(units: Units, r: OpenRead): OpenCells {
-  const { level } = levelOf({
-    team_id: r.filters.team_id ?? (r.groupBy === 'team_id' || r.groupBy === 'team_service' ? '' : undefined),
-    service: r.filters.service ?? (r.groupBy === 'service' || r.groupBy === 'team_service' ? '' : undefined),
-  });
-  const slot = { all: 0, team: 1, service: 2, team_service: 3 }[level];
-  const team = r.filters.team_id;
-  const service = r.filters.service;
-  const groupOfUnit = (u: Unit): string =>
-    r.groupBy === 'team_id'
-      ? u.team
-      : r.groupBy === 'service'
-        ? u.service
-        : r.groupBy === 'team_service'
-          ? `${engineHex(u.team)}:${engineHex(u.service)}`
-          : '';
-  // group → family → `prev:mask` → entities
-  const counts = new Map<string, Map<Family, Map<string, number>>>();
-  for (const [f, byEntity] of units) {
-    const family = FAMILY_OF[f] as Family;
-    for (const list of byEntity.values()) {
-      let mine: Map<string, { mask: number; prev: number }> | undefined;
-      for (const u of list) {
-        if ((team !== undefined && u.team !== team) || (service !== undefined && u.service !== service))
-          continue;
-        mine ??= new Map();
-        const g = groupOfUnit(u);
-        const had = mine.get(g);
-        const prev = u.prev[slot] as number;
-        if (had) {
-          had.mask |= u.mask;
-          had.prev = Math.max(had.prev, prev);
-        } else mine.set(g, { mask: u.mask, prev });
-      }
-      if (!mine) continue;
-      for (const [g, e] of mine) {
-        const families = counts.get(g) ?? new Map<Family, Map<string, number>>();
-        counts.set(g, families);
-        const cells = families.get(family) ?? new Map<string, number>();
-        families.set(family, cells);
-        const key = `${e.prev}:${e.mask}`;
-        cells.set(key, (cells.get(key) ?? 0) + 1);
-      }
-    }
-  }
-  const out: OpenCells = new Map();
-  for (const [g, families] of counts) {
-    const byFamily = new Map<Family, Array<{ prev: number; mask: number; n: number }>>();
-    for (const [family, cells] of families) {
-      byFamily.set(
-        family,
-        [...cells].map(([key, n]) => {
-          const at = key.indexOf(':');
-          return { prev: Number(key.slice(0, at)), mask: Number(key.slice(at + 1)), n };
-        }),
-      );
-    }
-    out.set(g, byFamily);
-  }
-  return out;
 }

@@ -1,5 +1,5 @@
 // Seeded synthetic event stream: sessions, activity and logs as producers would publish them, with redeliveries.
-import type { Severity, UsageType } from '../../core/events.ts';
+import type { LogEvent, Severity, UsageEvent, UsageType } from '../../core/events.ts';
 import { DAY_MS, parseDate, weekday } from './dates.ts';
 import { Rng, WeightedTable } from './random.ts';
 import { logMessage, SEVERITY_TABLE, usageAttributes } from './templates.ts';
@@ -21,25 +21,9 @@ export interface GenerateOptions {
   logShare?: number;
 }
 
-export interface UsageEventJson {
-  event_id: string;
-  type: UsageType;
-  timestamp: string;
-  user_id: string;
-  team_id: string;
-  service: string;
-  session_id?: string;
-  attributes?: Record<string, string>;
-}
-
-export interface LogEventJson {
-  event_id: string;
-  type: 'log';
-  timestamp: string;
-  severity: Severity;
-  service: string;
-  message: string;
-}
+/** Events as producers send them: the event schema's input (core/events.ts), so the shapes have one owner. */
+export type UsageEventJson = UsageEvent;
+export type LogEventJson = LogEvent;
 
 export type GeneratedEvent = UsageEventJson | LogEventJson;
 

@@ -33,6 +33,10 @@ const hasStrace = (() => {
     return false;
   }
 })();
+// Under .ci/run (CI=true) a missing strace is a failure, not a silent skip: .ci/run installs it.
+if (!hasStrace && process.env.CI === 'true') {
+  throw new Error('CI: strace is not installed (Debian package strace); .ci/run installs it for this test');
+}
 if (!hasStrace) process.stderr.write('dedup-kill: strace is not installed; skipped\n');
 
 interface Run {

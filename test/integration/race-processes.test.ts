@@ -68,6 +68,8 @@ describe.skipIf(!serverUrl)('three processes on one PostgreSQL control plane (no
   /** How many times the processes' logs say a job was completed. */
   const completions = (jobId: string) =>
     procs.flatMap((p) => p.out).filter((l) => l.includes('"export completed"') && l.includes(jobId)).length;
+  /** Ticks a process's scheduler has finished (its debug line). */
+  const ticks = (p: Proc) => p.out.filter((l) => l.includes('"scheduler: tick"')).length;
   const live = () => procs.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
 
   beforeAll(async () => {
@@ -97,7 +99,8 @@ describe.skipIf(!serverUrl)('three processes on one PostgreSQL control plane (no
             DATABASE_URL: dbUrl,
             AUTH_JWT_SECRET: SECRET,
             PORT: String(port),
-            LOG_LEVEL: 'info',
+            // debug: the scheduler's ticks are counted below.
+            LOG_LEVEL: 'debug',
             EXPORT_WORKERS: '2',
             SCHEDULER_INTERVAL_SECONDS: '1',
             WEBHOOK_ALLOWED_HOSTS: `127.0.0.1:${hookPort}`,
@@ -274,7 +277,14 @@ describe.skipIf(!serverUrl)('three processes on one PostgreSQL control plane (no
   it('makes one job per period of a schedule, three schedulers ticking every second', async () => {
     const id = await schedule('sched', 3);
     const jobIds = await runJobs(id, 3);
-    await new Promise((r) => setTimeout(r, 2500)); // more ticks of all three: nothing more
+    // Two more ticks of each scheduler after the runs were all there (one may have begun before): a scheduler
+    // that made a second job for a period would have made it by then.
+    const seen = procs.map(ticks);
+    await waitFor(
+      'two more ticks of every scheduler',
+      async () => procs.every((p, i) => ticks(p) >= (seen[i] as number) + 2),
+      { timeoutMs: 60_000, everyMs: 250 },
+    );
     const [n] = await ctl.db.query('SELECT count(*) AS n FROM export_schedule_runs WHERE schedule_id = $1', [
       id,
     ]);
@@ -296,7 +306,9 @@ describe.skipIf(!serverUrl)('three processes on one PostgreSQL control plane (no
       },
       { timeoutMs: 120_000, everyMs: 250 },
     );
-    await new Promise((r) => setTimeout(r, 1500));
+    // Counted once all six are recorded delivered, with no wait: the hook records a hit before it answers, so
+    // every attempt that led to a record is in; a delivered row is never claimed again. A second dispatcher's
+    // attempt would show as a second hit of the same X-Tally-Delivery.
     const mine = hits
       .filter((h) => h.path === '/hook')
       .map((h) => h.delivery)

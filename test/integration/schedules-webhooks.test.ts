@@ -72,8 +72,6 @@ function verify(secret: string, body: string, header: string, nowS: number): boo
   return want === parts.v1 && Math.abs(nowS - Number(parts.t)) < 300;
 }
 
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('export webhooks (durable outbox)', () => {
   let engine: TestEngine;
   let control: ControlStore;
@@ -187,7 +185,8 @@ describe('export webhooks (durable outbox)', () => {
         last_error: '',
         lease_owner: '',
       });
-      await pause(150); // nothing more arrives once delivered
+      // Stopped, with every attempt it made finished (stop waits for them): the hits are all there is.
+      await d.stop();
       expect(rx.hits.map((h) => h.answered)).toEqual([500, 503, 200]);
       for (const h of rx.hits) {
         expect(verify(HOOK_SECRET, h.body, h.signature, clock() / 1000)).toBe(true);
@@ -237,8 +236,8 @@ describe('export webhooks (durable outbox)', () => {
       fresh.start();
       try {
         await settled(job.job_id);
-        await pause(150);
       } finally {
+        // Waits for any attempt in flight, so the hits below are every attempt it made.
         await fresh.stop();
       }
       expect(rx.hits.map((h) => [h.delivery, h.answered])).toEqual([[`${job.job_id}:completed`, 200]]);
@@ -262,19 +261,16 @@ describe('export webhooks (durable outbox)', () => {
       expect(left).toMatchObject({ state: 'pending', lease_owner: '', attempts: rx.hits.length });
       expect(left?.last_error).toBe('answered 503');
       expect(left?.last_status).toBe(503);
-      // ... the receiver recovers while no dispatcher runs: nothing is sent ...
+      // ... the receiver recovers, and a new dispatcher on the same engine delivers it, once.
       failing = false;
       const before = rx.hits.length;
-      await pause(300);
-      expect(rx.hits.length).toBe(before);
-      // ... and a new dispatcher on the same engine delivers it, once.
       const second = dispatcher([`127.0.0.1:${rx.port}`], { baseDelayMs: 40, maxDelayMs: 80 });
       second.start();
       try {
         const done = await settled(job.job_id);
         expect(done.attempts).toBe(before + 1);
-        await pause(300);
       } finally {
+        // Waits for any attempt in flight, so the hits below are every attempt it made.
         await second.stop();
       }
       expect(rx.hits.filter((h) => h.answered === 200)).toHaveLength(1);
@@ -296,7 +292,8 @@ describe('export webhooks (durable outbox)', () => {
       a.start();
       b.start();
       for (const j of jobs) await settled(j.job_id);
-      await pause(400);
+      // Both stopped, every attempt they made finished (stop waits for them): the hits are all there are.
+      await Promise.all([a.stop(), b.stop()]);
       const ids = rx.hits.map((h) => h.delivery).sort();
       expect(ids).toEqual(jobs.map((j) => `${j.job_id}:completed`).sort());
       await retire();

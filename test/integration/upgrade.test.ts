@@ -61,6 +61,12 @@ await ch.close();
 // The old tree comes from this repository's history. A shallow clone has none: the test cannot run there, and
 // says so (it cannot be provisioned the way a package can).
 const hasOld = spawnSync('git', ['-C', ROOT, 'cat-file', '-e', `${OLD}^{commit}`]).status === 0;
+// CI clones the whole history (.ci/run runs in a full clone): there a missing commit is a failure, not a skip.
+if (!hasOld && process.env.CI === 'true') {
+  throw new Error(
+    `CI: commit ${OLD.slice(0, 7)} is not in this clone's history; the upgrade test needs a full clone`,
+  );
+}
 if (!hasOld)
   process.stderr.write(`upgrade test skipped: commit ${OLD.slice(0, 7)} is not in this clone's history\n`);
 

@@ -106,6 +106,8 @@ export class Scheduler {
       this.o.logger.info({ created }, 'scheduler: export jobs queued');
       this.o.onQueued?.();
     }
+    // At debug only: lets a test see that every scheduler has ticked again, rather than sleep and hope.
+    this.o.logger.debug({ schedules: schedules.length, created }, 'scheduler: tick');
     return created;
   }
 

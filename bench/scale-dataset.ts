@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClickHouse } from '../clickhouse/client.ts';
+import { quoteLiteral } from '../clickhouse/queries/query.ts';
 
 export type Shape = 'product' | 'long-tail' | 'wide';
 /** The shapes a scale run measures by default; 'wide' is asked for by name (BENCH_SCALE_SHAPES). */
@@ -106,8 +107,7 @@ const BASE = `toDateTime64('${SCALE_START} 00:00:00', 3, 'UTC')`;
 const DAY_MS = 86_400_000;
 const TYPE_SQL = `multiIf(number % 100 < 2, 'user_registered', number % 100 < 40, 'session_start',
     number % 100 < 75, 'session_end', 'activity')`;
-const sqlList = (xs: readonly string[]) =>
-  `[${xs.map((x) => `'${x.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`).join(', ')}]`;
+const sqlList = (xs: readonly string[]) => `[${xs.map(quoteLiteral).join(', ')}]`;
 
 // Product: the shape of bench/dataset.ts over 365 days. Each day about 3,000 of 30,000 users are active
 // (mostly in one service), so at 100M events a user-day holds ~70 events and the daily rollup aggregates well.

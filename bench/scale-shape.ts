@@ -17,7 +17,7 @@ import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { QuietLogDays, sealLogDays } from '../clickhouse/queries/log-day-counts.ts';
 import { QuietDays, sealUsage } from '../clickhouse/sealer.ts';
-import type { LogRow } from '../core/events.ts';
+import { type LogRow, SEVERITIES } from '../core/events.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { createDirectSink } from '../ingest/direct.ts';
@@ -489,7 +489,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
         .toISOString()
         .replace('T', ' ')
         .replace('Z', ''),
-      severity: (['info', 'warning', 'error'] as const)[(at + i) % 3] as LogRow['severity'],
+      severity: SEVERITIES[(at + i) % SEVERITIES.length] as LogRow['severity'],
       service: domain.logServices[(at + i) % domain.logServices.length] as string,
       message: `live log ${at + i}`,
     }));

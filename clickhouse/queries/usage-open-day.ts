@@ -303,14 +303,14 @@ async function cellsOf(
   ch: ClickHouse,
   r: OpenRead,
   windows: unknown,
-  counters: string,
+  counters: { key: string; byDay: ReadonlyMap<string, number> },
 ): Promise<OpenCells | undefined> {
   const key = JSON.stringify([
     r.filters.team_id ?? null,
     r.filters.service ?? null,
     r.groupBy ?? null,
     windows,
-    counters,
+    counters.key,
   ]);
   const memo = memoOf(ch);
   const held = memo.cells.get(key);
@@ -319,7 +319,7 @@ async function cellsOf(
     memo.cells.set(key, held);
     return held;
   }
-  const units = await unitsOf(ch, r.open, JSON.stringify(windows), counters);
+  const units = await unitsOf(ch, r.open, JSON.stringify(windows), counters.byDay);
   if (!units) return undefined;
   const cells = cellsFromUnits(units, r);
   remember(memo, key, cells);
@@ -345,8 +345,14 @@ function remember(memo: OpenMemo, key: string, cells: OpenCells): void {
   }
 }
 
-/** The windows' day counters in usage_points_by_day: they move whenever a window's points do. */
-async function windowCounters(ch: ClickHouse, open: readonly OpenWindow[]): Promise<string> {
+/**
+ * The windows' day counters in usage_points_by_day (they move whenever a window's points do): by `family:day`,
+ * and as one text, the key of what is kept by them.
+ */
+async function windowCounters(
+  ch: ClickHouse,
+  open: readonly OpenWindow[],
+): Promise<{ key: string; byDay: ReadonlyMap<string, number> }> {
   const params: Record<string, string | number> = {};
   const where = open.map((w, i) => windowParams(w, i, params).counters).join(' OR ');
   // Not aliased `day`: the WHERE would read the alias (text) instead of the column.
@@ -355,7 +361,10 @@ async function windowCounters(ch: ClickHouse, open: readonly OpenWindow[]): Prom
       WHERE ${where} GROUP BY f, d ORDER BY f, d`,
     query_params: params,
   });
-  return found.map((x) => `${x.f}:${x.d}:${x.c}`).join(',');
+  return {
+    key: found.map((x) => `${x.f}:${x.d}:${x.c}`).join(','),
+    byDay: new Map(found.map((x) => [`${x.f}:${x.d}`, Number(x.c)])),
+  };
 }
 
 /** The bits of the window's days in [since, until], and of those up to `until`. */

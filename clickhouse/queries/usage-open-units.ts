@@ -145,7 +145,7 @@ type Units = Map<number, Map<string, Unit[]>>;
 interface UnitState {
   units: Units;
   /** The windows' day counters the units were synced at (at least: a later insert may be in them too). */
-  counters: Map<string, number>;
+  counters: ReadonlyMap<string, number>;
   /**
    * usage_points_by_day's active parts listed before the units were last read: every point they hold is in
    * the units (a part's rows never change; one merged away before that read left its rows in a part the read
@@ -158,17 +158,6 @@ interface UnitState {
 
 /** Windows whose units are kept per handle (a day opening or sealing makes new windows). */
 const WINDOW_STATES_MAX = 4;
-
-/** Parses windowCounters' text: `family:day` → counter. */
-function countersOf(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const item of text.split(',')) {
-    if (item === '') continue;
-    const at = item.lastIndexOf(':');
-    out.set(item.slice(0, at), Number(item.slice(at + 1)));
-  }
-  return out;
-}
 
 /** Whether `now` is `was` plus inserts only: no counter went down or away (a truncate or drop would). */
 const onlyGrew = (was: ReadonlyMap<string, number>, now: ReadonlyMap<string, number>): boolean =>
@@ -201,10 +190,10 @@ export async function unitsOf(
   ch: ClickHouse,
   open: readonly OpenWindow[],
   windowsKey: string,
-  countersText: string,
+  counters: ReadonlyMap<string, number>,
 ): Promise<Units | undefined> {
   const memo = memoOf(ch);
-  const sync = () => syncUnits(ch, memo.units, open, windowsKey, countersOf(countersText));
+  const sync = () => syncUnits(ch, memo.units, open, windowsKey, counters);
   const run = memo.syncing.then(sync, sync);
   memo.syncing = run;
   return run;
@@ -215,7 +204,7 @@ async function syncUnits(
   states: Map<string, UnitState>,
   open: readonly OpenWindow[],
   windowsKey: string,
-  counters: Map<string, number>,
+  counters: ReadonlyMap<string, number>,
 ): Promise<Units | undefined> {
   const held = states.get(windowsKey);
   if (held && sameCounters(held.counters, counters)) return held.units;

@@ -15,7 +15,7 @@ import { ReadCache } from '../api/read-cache.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
-import { QuietLogDays, sealLogDays } from '../clickhouse/queries/log-day-counts.ts';
+import { sealLogDays } from '../clickhouse/queries/log-day-counts.ts';
 import { QuietDays, sealUsage } from '../clickhouse/sealer.ts';
 import { type LogRow, SEVERITIES } from '../core/events.ts';
 import { createLogger } from '../core/logger.ts';
@@ -493,7 +493,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
       service: domain.logServices[(at + i) % domain.logServices.length] as string,
       message: `live log ${at + i}`,
     }));
-  const quietLogs = new QuietLogDays();
+  const quietLogs = new QuietDays();
   let trickled = 0;
   let trickling = true;
   const trickle = (async () => {

@@ -5,11 +5,10 @@
 // serves reads runs one; a round that fails is logged and retried on the next tick.
 import type { Logger } from '../core/logger.ts';
 import type { ClickHouse } from './client.ts';
-import { QuietLogDays, sealLogDays } from './queries/log-day-counts.ts';
+import { sealLogDays } from './queries/log-day-counts.ts';
 import { coverOpenDays, type OpenWindow, openWindowsOf, pruneOpenPoints } from './queries/usage-open-day.ts';
 import {
   backfillPoints,
-  type DayPrefix,
   dayPrefixes,
   type Family,
   pruneReplacedPairs,
@@ -17,6 +16,7 @@ import {
   sealUsageDays,
   unsealedDays,
 } from './queries/usage-pairs.ts';
+import { QuietDays } from './quiet-days.ts';
 
 export interface SealerOptions {
   /** Milliseconds between rounds (default 5,000). */
@@ -37,23 +37,6 @@ export interface Sealer {
   /** One round now (tests, benchmarks); resolves when it is done. */
   runOnce(): Promise<void>;
   stop(): Promise<void>;
-}
-
-/** Remembers since when each (family, day) has had its current prefix, as this process saw it. */
-export class QuietDays {
-  private readonly seen = new Map<string, { prefix: number; since: number }>();
-
-  settled(family: Family, days: readonly DayPrefix[], quietMs: number, now: number): DayPrefix[] {
-    const out: DayPrefix[] = [];
-    for (const d of days) {
-      const key = `${family}|${d.day}`;
-      const was = this.seen.get(key);
-      if (!was || was.prefix !== d.prefix) this.seen.set(key, { prefix: d.prefix, since: now });
-      const since = was && was.prefix === d.prefix ? was.since : now;
-      if (now - since >= quietMs) out.push(d);
-    }
-    return out;
-  }
 }
 
 /**
@@ -96,7 +79,6 @@ export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions 
   const quietMs = opts.quietMs ?? 30_000;
   const now = opts.now ?? Date.now;
   const quiet = new QuietDays();
-  const quietLogs = new QuietLogDays();
   const pruneEveryMs = opts.pruneEveryMs ?? 600_000;
   let prunedAt = now();
   // Open-day rows already left behind at the previous pruning (pruneOpenPoints).
@@ -106,7 +88,7 @@ export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions 
   const round = (): Promise<void> => {
     // One round at a time per process: a slow round is not stacked on by the next tick.
     running ??= (async () => {
-      const logCells = await sealLogDays(ch, { days: quietLogs, quietMs, now: now() });
+      const logCells = await sealLogDays(ch, { days: quiet, quietMs, now: now() });
       const usageDays = await sealUsage(ch, quiet, quietMs, now());
       if (logCells + usageDays > 0) logger.debug({ logCells, usageDays }, 'sealer: sealed');
       if (now() - prunedAt >= pruneEveryMs) {
@@ -138,3 +120,5 @@ export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions 
     },
   };
 }
+
+export { QuietDays };

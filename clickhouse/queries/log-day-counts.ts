@@ -3,6 +3,7 @@
 // every event_id stored; only cells changed since their last seal pay for their sets.
 import type { ClickHouse } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
+import type { QuietDays } from '../quiet-days.ts';
 import type { LogFilters } from './filters.ts';
 import { type BuiltQuery, engineHex, rows } from './query.ts';
 
@@ -334,47 +335,24 @@ const sealLogHoursSql = (skip: string) => `
 const settled = new WeakMap<ClickHouse, string>();
 
 /**
- * Since when each day's counters have summed to what they do now, as this process saw them: a day still taking
- * logs (today, under live traffic) is left unsealed until it settles. Sealing it merges the day's id sets
- * (50-200 ms of the engine at 100M events, held from the API's reads), and the next insert retires the seal a
- * second later; its cells are counted from the raw logs meanwhile (openCounts), exactly.
- */
-export class QuietLogDays {
-  private readonly seen = new Map<number, { sum: number; since: number }>();
-
-  /** The days whose sum moved less than `quietMs` ago. */
-  busy(sums: ReadonlyArray<{ d: number; c: number }>, quietMs: number, now: number): number[] {
-    const out: number[] = [];
-    const live = new Set<number>();
-    for (const { d, c } of sums) {
-      live.add(d);
-      const was = this.seen.get(d);
-      if (!was || was.sum !== c) this.seen.set(d, { sum: c, since: now });
-      if (now - (this.seen.get(d)?.since ?? now) < quietMs) out.push(d);
-    }
-    for (const d of this.seen.keys()) if (!live.has(d)) this.seen.delete(d);
-    return out;
-  }
-}
-
-/**
  * Seals the changed cells, then their hours; returns how many cells were sealed. With `quiet`, only the days
  * whose counters have not moved for `quietMs` (the service's sealer); without, every day (tests, benchmarks).
  */
 export async function sealLogDays(
   ch: ClickHouse,
-  quiet?: { days: QuietLogDays; quietMs: number; now: number },
+  quiet?: { days: QuietDays; quietMs: number; now: number },
 ): Promise<number> {
   const sumRows = await rows<{ d: string | number; c: string | number; seals: string | number }>(
     ch,
     buildDaySumsQuery(),
   );
+  // A day still taking logs is left unsealed until it settles: sealing it merges the day's id sets (50-200 ms
+  // of the engine at 100M events, held from the API's reads) for a seal the next insert retires a second later,
+  // and its cells are counted from the raw logs meanwhile (openCounts), exactly.
   const busy = quiet
-    ? quiet.days.busy(
-        sumRows.map((r) => ({ d: Number(r.d), c: Number(r.c) })),
-        quiet.quietMs,
-        quiet.now,
-      )
+    ? sumRows
+        .filter((r) => !quiet.days.quiet(`log|${Number(r.d)}`, Number(r.c), quiet.quietMs, quiet.now))
+        .map((r) => Number(r.d))
     : [];
   // The days this round may seal: a busy day moving (today under live traffic) does not make it a whole one.
   const sums = JSON.stringify(sumRows.filter((r) => !busy.includes(Number(r.d))));

@@ -4,8 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DerivedState, type Snapshot } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
-import { logDayCounts, QuietLogDays, sealLogDays } from '../../clickhouse/queries/log-day-counts.ts';
+import { logDayCounts, sealLogDays } from '../../clickhouse/queries/log-day-counts.ts';
 import { systemEvents } from '../../clickhouse/queries/system-events.ts';
+import { QuietDays } from '../../clickhouse/quiet-days.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { type LogQuery, Truth } from '../../ingest/loadgen/truth.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
@@ -293,7 +294,7 @@ describe('sealed log counts', () => {
         service: 'settle',
         message: `settle ${from + i}`,
       }));
-    const quiet = new QuietLogDays();
+    const quiet = new QuietDays();
     const { watched, sent } = counted();
     const round = (now: number) => sealLogDays(watched, { days: quiet, quietMs: 30_000, now });
     const asked: LogQuery[] = [

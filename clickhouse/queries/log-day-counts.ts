@@ -5,6 +5,7 @@ import type { ClickHouse } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { QuietDays } from '../quiet-days.ts';
 import type { LogFilters } from './filters.ts';
+import { type ListedPart, liveCells } from './log-live-days.ts';
 import { type BuiltQuery, engineHex, rows } from './query.ts';
 
 export interface DayCount {
@@ -46,16 +47,62 @@ const SMALL = 'SETTINGS max_threads = 1';
 // for the first time is summed here from the cells, not read.
 
 /**
- * The sum of every day's counters, by day number, and the seals written so far (rows of both seal tables: a
- * seal only comes with a new row, and leaves only with its day).
+ * The sum of every day's counters, by day number, and what tells that seals were written: on one node the
+ * active parts of both seal tables (a seal comes with a new part), with log_events' parts for the held days
+ * (log-live-days.ts) in the same read; on a cluster (parts are per shard there) the seal tables' rows.
  */
-export function buildDaySumsQuery(): BuiltQuery {
-  return {
-    query: `SELECT toUInt32(day) AS d, sum(inserted) AS c,
-        (SELECT count() FROM log_day_seals) + (SELECT count() FROM log_hour_seals) AS seals
-      FROM log_cells_daily GROUP BY day ORDER BY d ${SMALL}`,
-    query_params: {},
-  };
+export function buildDaySumsQuery(oneNode: boolean): BuiltQuery {
+  const query = oneNode
+    ? `SELECT toUInt32(day) AS d, sum(inserted) AS c, '' AS t, '' AS name, '' AS pid, 0 AS mn, 0 AS mx, 0 AS v
+      FROM log_cells_daily GROUP BY day
+      UNION ALL
+      SELECT 0, 0, table, name, partition_id, min_block_number, max_block_number, data_version FROM system.parts
+      WHERE database = currentDatabase() AND table IN ('log_events', 'log_day_seals', 'log_hour_seals') AND active
+      ${SMALL}`
+    : `SELECT toUInt32(day) AS d, sum(inserted) AS c,
+        toString((SELECT count() FROM log_day_seals) + (SELECT count() FROM log_hour_seals)) AS t
+      FROM log_cells_daily GROUP BY day ${SMALL}`;
+  return { query, query_params: {} };
+}
+
+interface DaySums {
+  /** Counter sums by day number. */
+  sums: Map<number, number>;
+  /** Changes whenever a seal is written (and at times when none was: a merge of a seal table). */
+  seals: string;
+  /** log_events' active parts, on one node. */
+  parts: ListedPart[] | undefined;
+}
+
+async function readDaySums(ch: ClickHouse): Promise<DaySums> {
+  const oneNode = ch.cluster === undefined;
+  const found = await rows<{
+    d: string | number;
+    c: string | number;
+    t: string;
+    name?: string;
+    pid?: string;
+    mn?: string | number;
+    mx?: string | number;
+    v?: string | number;
+  }>(ch, buildDaySumsQuery(oneNode));
+  const sums = new Map<number, number>();
+  const seals: string[] = [];
+  const parts: ListedPart[] = [];
+  for (const r of found) {
+    if (r.t === '' || !oneNode) sums.set(Number(r.d), Number(r.c));
+    if (!oneNode) seals[0] = r.t;
+    else if (r.t === 'log_events')
+      parts.push({
+        name: r.name ?? '',
+        partition: r.pid ?? '',
+        min: Number(r.mn),
+        max: Number(r.mx),
+        version: Number(r.v),
+      });
+    else if (r.t !== '') seals.push(`${r.t}/${r.name}`);
+  }
+  return { sums, seals: seals.sort().join(','), parts: oneNode ? parts : undefined };
 }
 
 /**
@@ -133,8 +180,8 @@ interface DayCells {
 /** Per ClickHouse handle: the days' cells as last read, and counts of unsealed cells by their counters. */
 interface CellsMemo {
   days: Map<number, DayCells>;
-  /** Seal rows when the days were last read. */
-  seals: number;
+  /** The seals' mark (DaySums.seals) when the days were last read. */
+  seals: string;
   open: Map<string, number>;
 }
 
@@ -145,7 +192,7 @@ const OPEN_COUNTS_MAX = 50_000;
 function memoOf(ch: ClickHouse): CellsMemo {
   let m = memos.get(ch);
   if (!m) {
-    m = { days: new Map(), seals: -1, open: new Map() };
+    m = { days: new Map(), seals: '', open: new Map() };
     memos.set(ch, m);
   }
   return m;
@@ -157,13 +204,10 @@ const openKey = (day: number, sev: string, svc: string, inserted: number) =>
 /** Every day's cells, reading again only the days whose counters moved since the last read. */
 async function readCells(ch: ClickHouse): Promise<Map<number, DayCells>> {
   const memo = memoOf(ch);
-  const listed = await rows<{ d: string | number; c: string | number; seals: string | number }>(
-    ch,
-    buildDaySumsQuery(),
-  );
-  const sums = new Map(listed.map((r) => [Number(r.d), Number(r.c)]));
-  const seals = Number(listed[0]?.seals ?? 0);
+  const { sums, seals, parts } = await readDaySums(ch);
   const stale = [...sums].filter(([d, c]) => memo.days.get(d)?.sum !== c).map(([d]) => d);
+  // Days read before whose counters moved since (a first read of a day is no move).
+  const moved = stale.filter((d) => memo.days.has(d));
   // A day read while some of its cells had no seal (or no hours) at their counters is read again once seals
   // have been written: its counts were right, but its unsealed cells cost a merge of their id sets and the day
   // can only be paged whole until its hours are known.
@@ -172,7 +216,12 @@ async function readCells(ch: ClickHouse): Promise<Map<number, DayCells>> {
       if (sums.get(d) === day.sum && day.cells.some((c) => c.logs === undefined || !c.hours)) stale.push(d);
   }
   for (const d of memo.days.keys()) if (!sums.has(d)) memo.days.delete(d);
-  if (stale.length > 0) {
+  // Days still taking logs are held in memory (log-live-days.ts): their cells cost what came since.
+  const live = await liveCells(ch, moved, parts);
+  for (const [d, cells] of live)
+    memo.days.set(d, { sum: sums.get(d) as number, cells: cells.map((c) => ({ ...c, inserted: 0 })) });
+  const toRead = stale.filter((d) => !live.has(d));
+  if (toRead.length > 0) {
     const read = new Map<number, Cell[]>();
     for (const r of await rows<{
       d: string | number;
@@ -183,7 +232,7 @@ async function readCells(ch: ClickHouse): Promise<Map<number, DayCells>> {
       logs: string | number;
       hours_sealed: number;
       hours: Array<string | number>;
-    }>(ch, buildDayCellsQuery(stale))) {
+    }>(ch, buildDayCellsQuery(toRead))) {
       const d = Number(r.d);
       const list = read.get(d) ?? [];
       list.push({
@@ -196,7 +245,7 @@ async function readCells(ch: ClickHouse): Promise<Map<number, DayCells>> {
       read.set(d, list);
     }
     // Kept under the sum of the counters read with them (an insert since the sums were read makes it newer).
-    for (const d of stale) {
+    for (const d of toRead) {
       const cells = read.get(d);
       if (cells) memo.days.set(d, { sum: cells.reduce((s, c) => s + c.inserted, 0), cells });
       else memo.days.delete(d);
@@ -342,10 +391,8 @@ export async function sealLogDays(
   ch: ClickHouse,
   quiet?: { days: QuietDays; quietMs: number; now: number },
 ): Promise<number> {
-  const sumRows = await rows<{ d: string | number; c: string | number; seals: string | number }>(
-    ch,
-    buildDaySumsQuery(),
-  );
+  const { sums: daySums, seals } = await readDaySums(ch);
+  const sumRows = [...daySums].map(([d, c]) => ({ d, c }));
   // A day still taking logs is left unsealed until it settles: sealing it merges the day's id sets (50-200 ms
   // of the engine at 100M events, held from the API's reads) for a seal the next insert retires a second later,
   // and its cells are counted from the raw logs meanwhile (openCounts), exactly.
@@ -355,7 +402,7 @@ export async function sealLogDays(
         .map((r) => Number(r.d))
     : [];
   // The days this round may seal: a busy day moving (today under live traffic) does not make it a whole one.
-  const sums = JSON.stringify(sumRows.filter((r) => !busy.includes(Number(r.d))));
+  const sums = JSON.stringify([seals, sumRows.filter((r) => !busy.includes(r.d))]);
   if (settled.get(ch) === sums) return 0;
   // Day numbers are this process's own integers: written into the text, nothing bound.
   const skip = busy.length > 0 ? ` AND toUInt32(day) NOT IN (${busy.join(',')})` : '';

@@ -324,6 +324,80 @@ describe('sealed log counts', () => {
     await expectExact(asked);
   });
 
+  it('holds a day still taking logs: after its second move, a read adds only what came since, exact through merges', async () => {
+    const day = '2025-01-20';
+    const dayNumber = Date.parse(`${day}T00:00:00Z`) / 86_400_000;
+    const odd = "it's \\ held";
+    const logs = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        event_id: from + i === 3 ? `odd ' \\ id` : `held-${from + i}`,
+        type: 'log',
+        timestamp: `${day}T${String(13 + ((from + i) % 9)).padStart(2, '0')}:${String((from + i) % 60).padStart(2, '0')}:00.000Z`,
+        severity: (['info', 'warning', 'error'] as const)[(from + i) % 3],
+        service: (from + i) % 4 === 0 ? odd : 'held',
+        message: `held ${from + i}`,
+      }));
+    await sealLogDays(engine.ch);
+    const sent: string[] = [];
+    const client = new Proxy(engine.ch.client, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'query') return value;
+        return (arg: { query: string }) => {
+          sent.push(arg.query);
+          return value.call(target, arg);
+        };
+      },
+    });
+    const watched = { ...engine.ch, client };
+    const asked: LogQuery[] = [
+      { start_date: day, end_date: day, limit: 10 },
+      { start_date: day, end_date: day, limit: 7, page: 3, severity: 'warning' },
+      { service: odd, limit: 5 },
+      { limit: 100 },
+    ];
+    const read = async () => {
+      sent.length = 0;
+      await expectExact(asked, undefined, watched);
+      const mine = (await logDayCounts(watched, {})).find((d) => d.dayMs === dayNumber * 86_400_000);
+      return {
+        cells: sent.filter((q) => q.includes('FROM log_day_seals') && q.includes('{days:')).length,
+        rawCounts: sent.filter((q) => q.includes('uniqExact(event_id)')).length,
+        deltas: sent.filter((q) => q.includes('_part NOT IN')).length,
+        wholeDay: sent.filter((q) => q.includes('toHour(timestamp)') && !q.includes('_part NOT IN')).length,
+        hours: mine?.hours?.reduce((a, b) => a + b, 0) === mine?.n,
+        delta: sent.find((q) => q.includes('_part NOT IN')) ?? '',
+      };
+    };
+    await read();
+    // The first move is read from the cells, as any day's.
+    await insert(logs(0, 30), 'seals/held/1');
+    expect(await read()).toMatchObject({ cells: 1, rawCounts: 1, deltas: 0, wholeDay: 0, hours: false });
+    // The second within a minute: the day is read whole once and held, with its hours.
+    await insert(logs(30, 30), 'seals/held/2');
+    expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 0, wholeDay: 1, hours: true });
+    // From then on, only the rows inserted since, whatever the filter.
+    await insert(logs(60, 30), 'seals/held/3');
+    expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 1, wholeDay: 0, hours: true });
+    // A re-sent log and a merge of every part (no new rows: nothing to read), then more logs after the merge.
+    await insert(logs(10, 5), 'seals/held/again');
+    expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 1, hours: true });
+    await engine.ch.client.command({ query: 'OPTIMIZE TABLE log_events FINAL' });
+    await engine.ch.client.command({ query: 'OPTIMIZE TABLE log_cells_daily FINAL' });
+    expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 0, wholeDay: 0 });
+    const merged = await engine.ch.client.query({
+      query:
+        "SELECT name FROM system.parts WHERE database = currentDatabase() AND table = 'log_events' AND active",
+      format: 'JSONEachRow',
+    });
+    const mergedParts = (await merged.json<{ name: string }>()).map((p) => p.name);
+    await insert(logs(90, 30), 'seals/held/4');
+    const after = await read();
+    expect(after).toMatchObject({ cells: 0, rawCounts: 0, deltas: 1, wholeDay: 0, hours: true });
+    // The merged parts hold only rows held already: the read leaves them out.
+    for (const name of mergedParts) expect(after.delta).toContain(`'${name}'`);
+  });
+
   it('never misses a stored log while late inserts race the sealer', async () => {
     const rest = late.slice(1_500);
     const version = engine.ch.dataVersion();

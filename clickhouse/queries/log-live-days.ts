@@ -1,0 +1,262 @@
+// Logs of the days still taking them, held in memory per engine handle: each cell's ids with their UTC hour.
+// Under live traffic a day's counters move with every insert, and counting its cells again (its cells and
+// seals, then its raw logs: 15-20 ms at 100M events, more for a large day) fell on the first read after each
+// insert. A day whose counters move twice within a minute is read whole once and held; after that a read adds
+// only the rows of log_events' parts that hold blocks it has not read (a part's rows never change), so a held
+// day's counts, and its hours (which locate a page), cost about what the inserts since brought.
+import type { ClickHouse } from '../client.ts';
+
+/** A held day's cell, as log-day-counts.ts reads cells: its distinct logs, and per UTC hour where each is in one. */
+export interface LiveCell {
+  severity: string;
+  service: string;
+  logs: number;
+  hours: number[] | undefined;
+}
+
+const DAY_MS = 86_400_000;
+/** A day whose counters moved twice within this is held. */
+const PROMOTE_MS = 60_000;
+/** A held day whose counters have not moved for this is let go (sealed by then, its cells cost little). */
+const RELEASE_MS = 600_000;
+/** Ids held in all (about 100 bytes each); a day that would pass it is not held, the oldest-moved go first. */
+const MAX_HELD_IDS = 500_000;
+
+interface HeldCell {
+  severity: string;
+  service: string;
+  /** Each log's hour (0-23), or -1 when its copies are in more than one hour. */
+  ids: Map<string, number>;
+}
+
+interface HeldDay {
+  cells: Map<string, HeldCell>;
+  ids: number;
+  movedAt: number;
+}
+
+interface Part {
+  name: string;
+  partition: string;
+  min: number;
+  max: number;
+}
+
+/** An active part of log_events as system.parts lists it (log-day-counts.ts reads them with the day sums). */
+export interface ListedPart extends Part {
+  /** Its first block until a mutation rewrites it, then the mutation's. */
+  version: number;
+}
+
+interface LiveMemo {
+  held: Map<number, HeldDay>;
+  /** log_events' active parts when the held days were last brought up to date: every row of theirs is held. */
+  parts: Part[];
+  /** The highest mutation version among those parts: a later one (a DELETE) lets every held day go. */
+  mutation: number;
+  /** When each day not held was last seen moving. */
+  movedAt: Map<number, number>;
+  /** Days too large to hold, until when they are not tried again. */
+  tooLarge: Map<number, number>;
+  /** The refresh running, if any: one at a time. */
+  running: Promise<unknown>;
+}
+
+const memos = new WeakMap<ClickHouse, LiveMemo>();
+
+function memoOf(ch: ClickHouse): LiveMemo {
+  let m = memos.get(ch);
+  if (!m) {
+    m = {
+      held: new Map(),
+      parts: [],
+      mutation: 0,
+      movedAt: new Map(),
+      tooLarge: new Map(),
+      running: Promise.resolve(),
+    };
+    memos.set(ch, m);
+  }
+  return m;
+}
+
+/**
+ * The cells of the `moved` days (their counters moved since the caller last read them) that are held, or become
+ * held now, brought up to date; the other moved days are the caller's to read from the cells. Never on a
+ * cluster (parts are per shard there): undefined.
+ */
+export async function liveCells(
+  ch: ClickHouse,
+  moved: readonly number[],
+  parts: readonly ListedPart[] | undefined,
+  now = Date.now(),
+): Promise<Map<number, LiveCell[]>> {
+  if (parts === undefined || moved.length === 0) return new Map();
+  const memo = memoOf(ch);
+  const run = () => refresh(ch, memo, moved, parts, now);
+  const done = memo.running.then(run, run);
+  memo.running = done;
+  return done;
+}
+
+async function refresh(
+  ch: ClickHouse,
+  memo: LiveMemo,
+  moved: readonly number[],
+  listed: readonly ListedPart[],
+  now: number,
+): Promise<Map<number, LiveCell[]>> {
+  for (const [d, h] of memo.held) if (now - h.movedAt > RELEASE_MS) memo.held.delete(d);
+  for (const [d, at] of memo.movedAt) if (now - at > PROMOTE_MS) memo.movedAt.delete(d);
+  for (const [d, until] of memo.tooLarge) if (now > until) memo.tooLarge.delete(d);
+  const promote: number[] = [];
+  let anyHeld = false;
+  for (const d of moved) {
+    const h = memo.held.get(d);
+    if (h) {
+      h.movedAt = now;
+      anyHeld = true;
+    } else if (memo.movedAt.has(d) && !memo.tooLarge.has(d)) promote.push(d);
+    else memo.movedAt.set(d, now);
+  }
+  if (!anyHeld && promote.length === 0) return new Map();
+
+  // Part names are [0-9a-z_] (they go into the text of readRows): with any other, nothing is held.
+  if (listed.some((p) => !/^[0-9A-Za-z_-]+$/.test(p.name))) {
+    memo.held.clear();
+    return new Map();
+  }
+  // Listed before the rows are read (with the day sums): a part merged away in between left its rows in one
+  // the read does read.
+  const parts = listed.map((p) => ({ ...p, mutation: p.version > p.min ? p.version : 0 }));
+  const mutation = Math.max(0, ...parts.map((p) => p.mutation));
+  if (mutation > memo.mutation || vanished(memo.parts, parts)) {
+    // Rows may have left (a DELETE, a dropped part): the held days are read whole again.
+    for (const d of memo.held.keys()) if (moved.includes(d) && !promote.includes(d)) promote.push(d);
+    memo.held.clear();
+  }
+  const seen = heldParts(memo.parts, parts);
+  const delta = memo.held.size > 0 && seen.fresh > 0 ? [...memo.held.keys()] : [];
+  const read = await readRows(ch, delta, seen.held, promote);
+  for (const d of promote) memo.movedAt.delete(d);
+  if (read.length > MAX_HELD_IDS) {
+    // Past the bound (a large back-fill into a held day, or a day too large): nothing held, the caller reads
+    // the cells.
+    for (const d of promote) memo.tooLarge.set(d, now + RELEASE_MS);
+    memo.held.clear();
+    return new Map();
+  }
+
+  const adding = new Map<number, HeldDay>();
+  for (const d of promote) adding.set(d, { cells: new Map(), ids: 0, movedAt: now });
+  for (const [d, sev, svc, hour, id] of read) {
+    const day = memo.held.get(d) ?? adding.get(d);
+    if (day) addLog(day, sev, svc, hour, id);
+  }
+  for (const [d, day] of adding) {
+    if (day.ids > MAX_HELD_IDS / 2) memo.tooLarge.set(d, now + RELEASE_MS);
+    else memo.held.set(d, day);
+  }
+  // Bounded: the days that moved longest ago go first.
+  let total = [...memo.held.values()].reduce((s, h) => s + h.ids, 0);
+  for (const [d, h] of [...memo.held].sort((a, b) => a[1].movedAt - b[1].movedAt)) {
+    if (total <= MAX_HELD_IDS) break;
+    memo.held.delete(d);
+    total -= h.ids;
+  }
+  memo.parts = parts.map(({ name, partition, min, max }) => ({ name, partition, min, max }));
+  memo.mutation = mutation;
+
+  const out = new Map<number, LiveCell[]>();
+  for (const d of moved) {
+    const day = memo.held.get(d);
+    if (day) out.set(d, cellsOf(day));
+  }
+  return out;
+}
+
+function addLog(day: HeldDay, severity: string, service: string, hour: number, id: string): void {
+  const key = `${severity}\u0000${service}`;
+  let cell = day.cells.get(key);
+  if (!cell) {
+    cell = { severity, service, ids: new Map() };
+    day.cells.set(key, cell);
+  }
+  const had = cell.ids.get(id);
+  if (had === undefined) {
+    cell.ids.set(id, hour);
+    day.ids++;
+  } else if (had !== hour) cell.ids.set(id, -1);
+}
+
+function cellsOf(day: HeldDay): LiveCell[] {
+  return [...day.cells.values()].map((c) => {
+    let hours: number[] | undefined = Array.from({ length: 24 }, () => 0);
+    for (const h of c.ids.values()) {
+      if (h < 0) {
+        hours = undefined;
+        break;
+      }
+      (hours[h] as number)++;
+    }
+    return { severity: c.severity, service: c.service, logs: c.ids.size, hours };
+  });
+}
+
+/**
+ * The parts listed now whose rows are all held already. A single node numbers blocks from one counter per
+ * table, taken as each insert commits: every block numbered at most the highest listed before was committed
+ * before that listing, so a part within it (one listed then, or a merge of such) holds only rows read since.
+ * Rows inserted later are in none of these parts, and stay in none: a part they reach by a merge after this
+ * listing has a new name. (MergeTreeData::renameTempPartAndReplace takes the number and adds the part to the
+ * set atomically, "otherwise a merge could happen in an interval that doesn't yet contain the new part".)
+ */
+function heldParts(before: readonly Part[], now: readonly Part[]): { held: string[]; fresh: number } {
+  const seenMax = Math.max(-1, ...before.map((p) => p.max));
+  const held = now.filter((p) => p.max <= seenMax).map((p) => p.name);
+  return { held, fresh: now.length - held.length };
+}
+
+/** Whether a part listed before has left with no part now covering its blocks (a drop or a truncate). */
+function vanished(before: readonly Part[], now: readonly Part[]): boolean {
+  const names = new Set(now.map((p) => p.name));
+  return before.some(
+    (b) =>
+      !names.has(b.name) && !now.some((p) => p.partition === b.partition && p.min <= b.min && p.max >= b.max),
+  );
+}
+
+type LogRow = [number, string, string, number, string];
+
+/**
+ * The rows of the `delta` days in parts other than `seen` (whose rows are held), and every row of the days to
+ * promote; at most MAX_HELD_IDS + 1, to tell it is past. Day numbers are this process's own integers and part
+ * names are [0-9A-Za-z_-]: written into the text, nothing bound.
+ */
+async function readRows(
+  ch: ClickHouse,
+  delta: readonly number[],
+  seen: readonly string[],
+  promote: readonly number[],
+): Promise<LogRow[]> {
+  const within = (days: readonly number[]) =>
+    days
+      .map(
+        (d) =>
+          `(timestamp >= fromUnixTimestamp64Milli(${d * DAY_MS}, 'UTC') AND timestamp < fromUnixTimestamp64Milli(${(d + 1) * DAY_MS}, 'UTC'))`,
+      )
+      .join(' OR ');
+  const branches: string[] = [];
+  if (delta.length > 0)
+    branches.push(`(_part NOT IN (${seen.map((p) => `'${p}'`).join(',') || "''"}) AND (${within(delta)}))`);
+  if (promote.length > 0) branches.push(`(${within(promote)})`);
+  if (branches.length === 0) return [];
+  const rs = await ch.client.query({
+    query: `SELECT toUInt32(toDate(timestamp)) AS d, toString(severity) AS sev, toString(service) AS svc,
+        toHour(timestamp) AS h, event_id
+      FROM log_events WHERE ${branches.join(' OR ')}
+      LIMIT ${MAX_HELD_IDS + 1}`,
+    format: 'JSONCompactEachRow',
+  });
+  return rs.json<LogRow>();
+}

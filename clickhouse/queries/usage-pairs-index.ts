@@ -181,9 +181,10 @@ function hold(ch: ClickHouse, key: string, sealed: string, index: PairsIndex): v
 
 // A dashboard asks for many teams (or services), each a few times: each key loaded alone is its own query,
 // and a key asked once is summed in SQL. So each filtered level (team, service, team and service) is loaded
-// whole, every group at once, in one query a level (at 100M events, pairs used: team 278,000 for 200 teams,
-// 1.35M for 500 teams in a long-tail shape; team and service 556,000, and 4.8M for 2,500 pairs of them;
-// ~16 bytes each). A level with more pairs stored than LEVEL_PAIRS_MAX is left to its keys, one at a time.
+// whole, every group at once, one family a query (at 100M events, pairs used: team 283,000 for 200 teams,
+// 1.36M for 500 teams in a long-tail shape; team and service 565,000, and 4.87M for 2,500 pairs of them; 16
+// bytes each). The levels held share LEVELS_PAIRS_MAX: a level that would pass it is left to its keys, one at a
+// time (a key summed in SQL took 13-22 ms at 4.87M pairs, the level held 1.9 ms a request).
 type GroupLevel = 'team' | 'service' | 'team_service';
 interface HeldLevel {
   sealed: string;
@@ -191,8 +192,11 @@ interface HeldLevel {
   groups: Map<string, PairsIndex> | undefined;
   /** A group with no pairs on the days loaded. */
   none: PairsIndex;
+  /** Pairs held. */
+  pairs: number;
 }
-const LEVEL_PAIRS_MAX = 3_000_000;
+/** Pairs the levels hold in all: 128 MB. */
+const LEVELS_PAIRS_MAX = 8_000_000;
 
 /** The level and group of a one-column filter (team only, or service only), else undefined. */
 function groupOf(
@@ -208,59 +212,80 @@ function groupOf(
 const groupKey = (team: string, service: string): string => JSON.stringify([team, service]);
 
 /**
- * Every group's pairs of one level on the days sealed under their current prefixes (the prefix checked in SQL
- * here: one lookup table for a whole level), one row per (group, family).
+ * Every group's pairs of one level and family on the days sealed under their current prefixes (the prefix
+ * checked in SQL here: one lookup table for a whole level), one row per group. One family a query: a level's
+ * read is a few seconds of the engine at 100M events, and the API's reads queue behind it (the engine runs one
+ * query at a time), so it is taken in three, with reads between them; each family's rows are a third of the
+ * text to parse, too.
  */
-export function buildLevelIndexQuery(level: GroupLevel, current: ReadonlyMap<number, number>): BuiltQuery {
+export function buildLevelIndexQuery(
+  level: GroupLevel,
+  family: Family,
+  current: ReadonlyMap<number, number>,
+): BuiltQuery {
   const query = `
-    SELECT team_id, service, toUInt8(family) AS family_n,
-      groupArray(toUInt32(day)) AS days, groupArray(toUInt32(prev)) AS prevs, groupArray(n) AS ns
+    SELECT team_id, service, groupArray(toUInt32(day)) AS days, groupArray(toUInt32(prev)) AS prevs,
+      groupArray(n) AS ns
     FROM usage_pairs FINAL
-    WHERE level = {level:String} AND (family != 'seen' OR prev = toDate('1970-01-01'))
+    WHERE family = {family:String} AND level = {level:String}
+      AND (family != 'seen' OR prev = toDate('1970-01-01'))
       AND prefix = transform(toUInt64(toUInt8(family)) * 65536 + toUInt32(day), {keys:Array(UInt64)},
         {prefixes:Array(UInt64)}, toUInt64(0))
-    GROUP BY team_id, service, family
+    GROUP BY team_id, service
     SETTINGS max_threads = 1`;
   return {
     query,
     query_params: {
       level,
+      family,
       keys: `[${[...current.keys()].join(',')}]`,
       prefixes: `[${[...current.values()].join(',')}]`,
     },
   };
 }
 
-async function readLevelIndex(ch: ClickHouse, level: GroupLevel, state: SealState): Promise<HeldLevel> {
+const FAMILY_NUMBER: Record<Family, number> = { seen: 1, active: 2, session: 3 };
+
+async function readLevelIndex(
+  ch: ClickHouse,
+  level: GroupLevel,
+  state: SealState,
+  others: number,
+): Promise<HeldLevel> {
   const sealed = sealedSignature(state);
+  // The pairs a load would hold (any prefix: a bound, not the count).
   const [c] = await rows<{ n: string | number }>(ch, {
-    query: 'SELECT count() AS n FROM usage_pairs WHERE level = {level:String}',
+    query: `SELECT count() AS n FROM usage_pairs
+      WHERE level = {level:String} AND (family != 'seen' OR prev = toDate('1970-01-01'))`,
     query_params: { level },
   });
   const loaded = sealedPrefixes(state);
   const none: PairsIndex = { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0, loaded };
-  if (Number(c?.n ?? 0) > LEVEL_PAIRS_MAX) return { sealed, groups: undefined, none };
-  const found = await rows<{
-    team_id: string;
-    service: string;
-    family_n: number;
-    days: number[];
-    prevs: number[];
-    ns: Array<string | number>;
-  }>(ch, buildLevelIndexQuery(level, loaded));
+  if (Number(c?.n ?? 0) + others > LEVELS_PAIRS_MAX) return { sealed, groups: undefined, none, pairs: 0 };
   const groups = new Map<string, PairsIndex>();
-  for (const r of found) {
-    const grp = groupKey(r.team_id, r.service);
-    const index = groups.get(grp) ?? { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0, loaded };
-    const pairs = sortedByDay({
-      day: Int32Array.from(r.days, Number),
-      prev: Int32Array.from(r.prevs, Number),
-      n: Float64Array.from(r.ns, Number),
-    });
-    setFamily(index, Number(r.family_n), pairs);
-    groups.set(grp, index);
+  let pairs = 0;
+  for (const family of ['seen', 'active', 'session'] as const) {
+    const found = await rows<{
+      team_id: string;
+      service: string;
+      days: number[];
+      prevs: number[];
+      ns: Array<string | number>;
+    }>(ch, buildLevelIndexQuery(level, family, loaded));
+    for (const r of found) {
+      const grp = groupKey(r.team_id, r.service);
+      const index = groups.get(grp) ?? { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0, loaded };
+      const familyPairs = sortedByDay({
+        day: Int32Array.from(r.days, Number),
+        prev: Int32Array.from(r.prevs, Number),
+        n: Float64Array.from(r.ns, Number),
+      });
+      pairs += familyPairs.day.length;
+      setFamily(index, FAMILY_NUMBER[family], familyPairs);
+      groups.set(grp, index);
+    }
   }
-  return { sealed, groups, none };
+  return { sealed, groups, none, pairs };
 }
 
 /** The level's groups under the state's sealed days: held, or loaded once (concurrent asks share the load). */
@@ -277,7 +302,10 @@ function levelGroups(
   const key = `${level}|${sealed}`;
   let load = m.loading.get(key);
   if (!load) {
-    load = readLevelIndex(ch, level, state).then((l) => {
+    // What the other levels hold counts against the bound (this one's is replaced by the load).
+    let others = 0;
+    for (const [l, h] of m.levels) if (l !== level) others += h.pairs;
+    load = readLevelIndex(ch, level, state, others).then((l) => {
       m.levels.set(level, l);
       return l;
     });

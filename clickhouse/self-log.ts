@@ -99,7 +99,11 @@ export class SelfLog {
 
   /** Writes what is queued; on failure keeps it for the next attempt. */
   flush(): Promise<void> {
-    if (this.writing) return this.writing;
+    // A write in flight holds what was queued when it began; what came since is written by the write its end
+    // starts (inserts run on a connection of their own, so a read after this returns must not find them
+    // still on the way).
+    const inFlight = this.writing;
+    if (inFlight) return inFlight.then(() => this.writing);
     if (this.queue.length === 0) return Promise.resolve();
     const rows = this.queue;
     this.queue = [];

@@ -183,7 +183,7 @@ function hold(ch: ClickHouse, key: string, sealed: string, index: PairsIndex): v
 // and a key asked once is summed in SQL. So each filtered level (team, service, team and service) is loaded
 // whole, every group at once, one family a query (at 100M events, pairs used: team 283,000 for 200 teams,
 // 1.36M for 500 teams in a long-tail shape; team and service 565,000, and 4.87M for 2,500 pairs of them; 16
-// bytes each). The levels held share LEVELS_PAIRS_MAX: a level that would pass it is left to its keys, one at a
+// bytes each). The levels held share LEVELS_BOUND: a level that would pass it is left to its keys, one at a
 // time (a key summed in SQL took 13-22 ms at 4.87M pairs, the level held 1.9 ms a request).
 type GroupLevel = 'team' | 'service' | 'team_service';
 interface HeldLevel {
@@ -195,8 +195,8 @@ interface HeldLevel {
   /** Pairs held. */
   pairs: number;
 }
-/** Pairs the levels hold in all: 128 MB. */
-const LEVELS_PAIRS_MAX = 8_000_000;
+/** Pairs the levels hold in all: 8M, 128 MB (an object, so a test can lower it). */
+export const LEVELS_BOUND = { pairs: 8_000_000 };
 
 /** The level and group of a one-column filter (team only, or service only), else undefined. */
 function groupOf(
@@ -261,7 +261,7 @@ async function readLevelIndex(
   });
   const loaded = sealedPrefixes(state);
   const none: PairsIndex = { seen: EMPTY, active: EMPTY, session: EMPTY, bytes: 0, loaded };
-  if (Number(c?.n ?? 0) + others > LEVELS_PAIRS_MAX) return { sealed, groups: undefined, none, pairs: 0 };
+  if (Number(c?.n ?? 0) + others > LEVELS_BOUND.pairs) return { sealed, groups: undefined, none, pairs: 0 };
   const groups = new Map<string, PairsIndex>();
   let pairs = 0;
   for (const family of ['seen', 'active', 'session'] as const) {

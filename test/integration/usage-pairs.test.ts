@@ -13,7 +13,7 @@ import {
   userDaysReady,
   viewOf,
 } from '../../clickhouse/queries/usage-pairs.ts';
-import { pairsIndex } from '../../clickhouse/queries/usage-pairs-index.ts';
+import { LEVELS_BOUND, pairsIndex } from '../../clickhouse/queries/usage-pairs-index.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
 import { QuietDays, sealUsage } from '../../clickhouse/sealer.ts';
@@ -135,6 +135,51 @@ describe('sealed usage pairs', () => {
     await seal();
     expect(await sealedView(engine.ch, whole.start_date, whole.end_date)).toBeDefined();
     await expectExact(queries(20, 6));
+  });
+
+  it('holds each filtered level whole under the pairs bound, and past it sums its keys one by one, exactly', async () => {
+    await seal();
+    const qs = queries(24, 11).filter((q) => q.team_id !== undefined || q.service !== undefined);
+    expect(new Set(qs.map((q) => `${q.team_id !== undefined}/${q.service !== undefined}`)).size).toBe(3);
+    // A handle of its own (the levels are held per handle) that tells level loads from key loads.
+    const run = async () => {
+      const sent = { level: 0, key: 0 };
+      const client = new Proxy(engine.ch.client, {
+        get(target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver);
+          if (prop !== 'query') return value;
+          return (arg: { query: string }) => {
+            if (
+              arg.query.includes('FROM usage_pairs FINAL') &&
+              arg.query.includes('GROUP BY team_id, service')
+            )
+              sent.level++;
+            if (arg.query.includes('FROM usage_pairs FINAL') && arg.query.includes('GROUP BY family'))
+              sent.key++;
+            return value.call(target, arg);
+          };
+        },
+      });
+      const watched = { ...engine.ch, client };
+      const derivedHere = new DerivedState();
+      for (const q of qs) {
+        const snap = derivedHere.at(await version.read());
+        const state = await sealState(watched, snap);
+        if (viewOf(state, q.start_date, q.end_date)) await pairsIndex(watched, q, state, snap);
+        expect({ q, got: await usageSummary(watched, q, snap) }).toEqual({ q, got: truth.usageSummary(q) });
+      }
+      return sent;
+    };
+    // Under the bound: the three levels, one query per family each, and no key alone.
+    expect(await run()).toEqual({ level: 9, key: 0 });
+    const was = LEVELS_BOUND.pairs;
+    LEVELS_BOUND.pairs = 10;
+    try {
+      expect(await run()).toMatchObject({ level: 0, key: expect.any(Number) });
+      expect((await run()).key).toBeGreaterThan(3);
+    } finally {
+      LEVELS_BOUND.pairs = was;
+    }
   });
 
   it('never misses a stored event while inserts race the sealer', async () => {

@@ -1,9 +1,10 @@
-// Logs of the days still taking them, held in memory per engine handle: each cell's ids with their UTC hour.
+// Logs of the days still taking them, held in memory per engine handle: each cell's ids with their timestamps.
 // Under live traffic a day's counters move with every insert, and counting its cells again (its cells and
 // seals, then its raw logs: 15-20 ms at 100M events, more for a large day) fell on the first read after each
 // insert. A day whose counters move twice within a minute is read whole once and held; after that a read adds
 // only the rows of log_events' parts that hold blocks it has not read (a part's rows never change), so a held
-// day's counts, and its hours (which locate a page), cost about what the inserts since brought.
+// day's counts, its hours (which locate a page) and where its newest logs start (which narrows a first page)
+// cost about what the inserts since brought.
 import type { ClickHouse } from '../client.ts';
 
 /** A held day's cell, as log-day-counts.ts reads cells: its distinct logs, and per UTC hour where each is in one. */
@@ -15,6 +16,7 @@ export interface LiveCell {
 }
 
 const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
 /** A day whose counters moved twice within this is held. */
 const PROMOTE_MS = 60_000;
 /** A held day whose counters have not moved for this is let go (sealed by then, its cells cost little). */
@@ -25,8 +27,10 @@ const MAX_HELD_IDS = 500_000;
 interface HeldCell {
   severity: string;
   service: string;
-  /** Each log's hour (0-23), or -1 when its copies are in more than one hour. */
+  /** Each log's timestamp (ms), or -1 when its copies have more than one. */
   ids: Map<string, number>;
+  /** The timestamps ascending, when none is -1; dropped when a log is added. */
+  sorted?: Float64Array | undefined;
 }
 
 interface HeldDay {
@@ -149,9 +153,9 @@ async function refresh(
 
   const adding = new Map<number, HeldDay>();
   for (const d of promote) adding.set(d, { cells: new Map(), ids: 0, movedAt: now });
-  for (const [d, sev, svc, hour, id] of read) {
-    const day = memo.held.get(d) ?? adding.get(d);
-    if (day) addLog(day, sev, svc, hour, id);
+  for (const [d, sev, svc, ms, id] of read) {
+    const day = memo.held.get(Number(d)) ?? adding.get(Number(d));
+    if (day) addLog(day, sev, svc, Number(ms), id);
   }
   for (const [d, day] of adding) {
     if (day.ids > MAX_HELD_IDS / 2) memo.tooLarge.set(d, now + RELEASE_MS);
@@ -170,12 +174,12 @@ async function refresh(
   const out = new Map<number, LiveCell[]>();
   for (const d of moved) {
     const day = memo.held.get(d);
-    if (day) out.set(d, cellsOf(day));
+    if (day) out.set(d, cellsOf(d, day));
   }
   return out;
 }
 
-function addLog(day: HeldDay, severity: string, service: string, hour: number, id: string): void {
+function addLog(day: HeldDay, severity: string, service: string, ms: number, id: string): void {
   const key = `${severity}\u0000${service}`;
   let cell = day.cells.get(key);
   if (!cell) {
@@ -184,20 +188,24 @@ function addLog(day: HeldDay, severity: string, service: string, hour: number, i
   }
   const had = cell.ids.get(id);
   if (had === undefined) {
-    cell.ids.set(id, hour);
+    cell.ids.set(id, ms);
+    cell.sorted = undefined;
     day.ids++;
-  } else if (had !== hour) cell.ids.set(id, -1);
+  } else if (had !== ms) {
+    cell.ids.set(id, -1);
+    cell.sorted = undefined;
+  }
 }
 
-function cellsOf(day: HeldDay): LiveCell[] {
+function cellsOf(d: number, day: HeldDay): LiveCell[] {
   return [...day.cells.values()].map((c) => {
     let hours: number[] | undefined = Array.from({ length: 24 }, () => 0);
-    for (const h of c.ids.values()) {
-      if (h < 0) {
+    for (const ms of c.ids.values()) {
+      if (ms < 0) {
         hours = undefined;
         break;
       }
-      (hours[h] as number)++;
+      (hours[Math.floor((ms - d * DAY_MS) / HOUR_MS)] as number)++;
     }
     return { severity: c.severity, service: c.service, logs: c.ids.size, hours };
   });
@@ -226,7 +234,7 @@ function vanished(before: readonly Part[], now: readonly Part[]): boolean {
   );
 }
 
-type LogRow = [number, string, string, number, string];
+type LogRow = [number, string, string, number | string, string];
 
 /**
  * The rows of the `delta` days in parts other than `seen` (whose rows are held), and every row of the days to
@@ -253,10 +261,52 @@ async function readRows(
   if (branches.length === 0) return [];
   const rs = await ch.client.query({
     query: `SELECT toUInt32(toDate(timestamp)) AS d, toString(severity) AS sev, toString(service) AS svc,
-        toHour(timestamp) AS h, event_id
+        toUnixTimestamp64Milli(timestamp) AS ms, event_id
       FROM log_events WHERE ${branches.join(' OR ')}
       LIMIT ${MAX_HELD_IDS + 1}`,
     format: 'JSONCompactEachRow',
   });
   return rs.json<LogRow>();
+}
+
+/**
+ * The timestamp (ms) of the `k`-th newest log before `beforeMs` of a held day, among the cells that pass the
+ * filters: a first page ending at `beforeMs` lies within [that, beforeMs). Undefined when the day is not held,
+ * holds fewer such logs, or one of them has copies at more than one timestamp. What is held may be newer than
+ * the caller's counts; the caller checks that the narrowed window does hold a page (system-events.ts).
+ */
+export function newestFrom(
+  ch: ClickHouse,
+  dayNumber: number,
+  f: { severity?: string | undefined; service?: string | undefined },
+  k: number,
+  beforeMs: number,
+): number | undefined {
+  const day = memos.get(ch)?.held.get(dayNumber);
+  if (!day || k < 1) return undefined;
+  const tops: number[] = [];
+  for (const c of day.cells.values()) {
+    if (
+      (f.severity !== undefined && c.severity !== f.severity) ||
+      (f.service !== undefined && c.service !== f.service)
+    )
+      continue;
+    if (!c.sorted) {
+      const all = Float64Array.from(c.ids.values());
+      if (all.some((ms) => ms < 0)) return undefined;
+      c.sorted = all.sort();
+    }
+    // Each cell's newest k before beforeMs: the k-th newest of all is among them.
+    let end = c.sorted.length;
+    let lo = 0;
+    while (lo < end) {
+      const mid = (lo + end) >>> 1;
+      if ((c.sorted[mid] as number) < beforeMs) lo = mid + 1;
+      else end = mid;
+    }
+    for (let i = lo - 1; i >= 0 && i >= lo - k; i--) tops.push(c.sorted[i] as number);
+  }
+  if (tops.length < k) return undefined;
+  tops.sort((a, b) => b - a);
+  return tops[k - 1];
 }

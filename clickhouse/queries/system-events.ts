@@ -8,6 +8,7 @@ import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { retainedStart } from '../retention.ts';
 import { type LogFilters, logFilterClause } from './filters.ts';
 import { type DayCount, logDayCounts } from './log-day-counts.ts';
+import { newestFrom } from './log-live-days.ts';
 import type { BuiltQuery } from './query.ts';
 
 export type { LogFilters } from './filters.ts';
@@ -191,6 +192,16 @@ async function readWindow(
   w: PageWindow,
 ): Promise<Array<SystemEvent & { ms: number }>> {
   const top = w.toMs ?? w.after?.ms;
+  // A first page ending in a day held in memory (one still taking logs: log-live-days.ts) starts at its
+  // `limit`-th newest log there: ~100 rows read instead of its hour's thousands. If the window holds fewer
+  // (rows held that a filter no longer matches in their newest copy), the whole window is read.
+  if (w.skip === 0 && w.toMs !== undefined && w.after === undefined) {
+    const fromMs = newestFrom(ch, Math.floor((w.toMs - 1) / DAY_MS), f, w.limit, w.toMs);
+    if (fromMs !== undefined && (w.fromMs === undefined || fromMs > w.fromMs)) {
+      const newest = await readLogPage(ch, f, { ...w, fromMs });
+      if (newest.length === w.limit) return newest;
+    }
+  }
   if (w.skip === 0 && top !== undefined && !w.hourTop) {
     const fromMs = Math.min(top, Date.now()) - HOUR_MS;
     if (w.fromMs === undefined || fromMs - w.fromMs >= HOUR_MS) {

@@ -339,12 +339,14 @@ describe('sealed log counts', () => {
       }));
     await sealLogDays(engine.ch);
     const sent: string[] = [];
+    const pages: Array<Record<string, unknown>> = [];
     const client = new Proxy(engine.ch.client, {
       get(target, prop, receiver) {
         const value = Reflect.get(target, prop, receiver);
         if (prop !== 'query') return value;
-        return (arg: { query: string }) => {
+        return (arg: { query: string; query_params?: Record<string, unknown> }) => {
           sent.push(arg.query);
+          if (arg.query.includes('FROM log_events FINAL')) pages.push(arg.query_params ?? {});
           return value.call(target, arg);
         };
       },
@@ -364,7 +366,7 @@ describe('sealed log counts', () => {
         cells: sent.filter((q) => q.includes('FROM log_day_seals') && q.includes('{days:')).length,
         rawCounts: sent.filter((q) => q.includes('uniqExact(event_id)')).length,
         deltas: sent.filter((q) => q.includes('_part NOT IN')).length,
-        wholeDay: sent.filter((q) => q.includes('toHour(timestamp)') && !q.includes('_part NOT IN')).length,
+        wholeDay: sent.filter((q) => q.includes('AS ms, event_id') && !q.includes('_part NOT IN')).length,
         hours: mine?.hours?.reduce((a, b) => a + b, 0) === mine?.n,
         delta: sent.find((q) => q.includes('_part NOT IN')) ?? '',
       };
@@ -376,6 +378,11 @@ describe('sealed log counts', () => {
     // The second within a minute: the day is read whole once and held, with its hours.
     await insert(logs(30, 30), 'seals/held/2');
     expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 0, wholeDay: 1, hours: true });
+    // A first page of the held day is read from its 10th newest log on, not from its newest hour.
+    pages.length = 0;
+    await expectExact([{ start_date: day, end_date: day, limit: 10, severity: 'error' }], undefined, watched);
+    const page = truth.systemEvents({ start_date: day, end_date: day, limit: 10, severity: 'error' }).events;
+    expect(pages).toEqual([expect.objectContaining({ from_ms: Date.parse(page[9]?.timestamp ?? '') })]);
     // From then on, only the rows inserted since, whatever the filter.
     await insert(logs(60, 30), 'seals/held/3');
     expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 1, wholeDay: 0, hours: true });

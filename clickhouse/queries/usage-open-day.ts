@@ -16,6 +16,7 @@ import { engineHex, rows } from './query.ts';
 import {
   cellsFromUnits,
   historyOf,
+  type ListedPart,
   latest,
   type OpenCells,
   READ_LOOKUP_LIMIT,
@@ -299,11 +300,18 @@ function groupOf(groupBy: 'team_id' | 'service' | 'team_service', team: string, 
 }
 
 /** The cells of one read's level, filters and grouping, kept by the windows' points (their counters). */
+/** The windows' day counters, and on one node usage_points_by_day's active parts listed with them. */
+interface WindowCounters {
+  key: string;
+  byDay: ReadonlyMap<string, number>;
+  parts: ListedPart[] | undefined;
+}
+
 async function cellsOf(
   ch: ClickHouse,
   r: OpenRead,
   windows: unknown,
-  counters: { key: string; byDay: ReadonlyMap<string, number> },
+  counters: WindowCounters,
 ): Promise<OpenCells | undefined> {
   const key = JSON.stringify([
     r.filters.team_id ?? null,
@@ -319,7 +327,7 @@ async function cellsOf(
     memo.cells.set(key, held);
     return held;
   }
-  const units = await unitsOf(ch, r.open, JSON.stringify(windows), counters.byDay);
+  const units = await unitsOf(ch, r.open, JSON.stringify(windows), counters.byDay, counters.parts);
   if (!units) return undefined;
   const cells = cellsFromUnits(units, r);
   remember(memo, key, cells);
@@ -349,21 +357,32 @@ function remember(memo: OpenMemo, key: string, cells: OpenCells): void {
  * The windows' day counters in usage_points_by_day (they move whenever a window's points do): by `family:day`,
  * and as one text, the key of what is kept by them.
  */
-async function windowCounters(
-  ch: ClickHouse,
-  open: readonly OpenWindow[],
-): Promise<{ key: string; byDay: ReadonlyMap<string, number> }> {
+async function windowCounters(ch: ClickHouse, open: readonly OpenWindow[]): Promise<WindowCounters> {
   const params: Record<string, string | number> = {};
   const where = open.map((w, i) => windowParams(w, i, params).counters).join(' OR ');
+  // On one node usage_points_by_day's parts come in the same read (f = 0): a sync of the units that follows
+  // lists them no more (they are listed before its points are read, as it needs).
+  const parts =
+    ch.cluster === undefined
+      ? `UNION ALL SELECT toUInt8(0), name, toUInt64(max_block_number) FROM system.parts
+        WHERE database = currentDatabase() AND table = 'usage_points_by_day' AND active`
+      : '';
   // Not aliased `day`: the WHERE would read the alias (text) instead of the column.
   const found = await rows<{ f: number; d: string; c: string | number }>(ch, {
     query: `SELECT toUInt8(family) AS f, toString(day) AS d, sum(inserted) AS c FROM usage_points_by_day
-      WHERE ${where} GROUP BY f, d ORDER BY f, d`,
+      WHERE ${where} GROUP BY f, d ${parts}`,
     query_params: params,
   });
+  const counted = found
+    .filter((x) => Number(x.f) !== 0)
+    .sort((a, b) => Number(a.f) - Number(b.f) || (a.d < b.d ? -1 : a.d > b.d ? 1 : 0));
   return {
-    key: found.map((x) => `${x.f}:${x.d}:${x.c}`).join(','),
-    byDay: new Map(found.map((x) => [`${x.f}:${x.d}`, Number(x.c)])),
+    key: counted.map((x) => `${x.f}:${x.d}:${x.c}`).join(','),
+    byDay: new Map(counted.map((x) => [`${x.f}:${x.d}`, Number(x.c)])),
+    parts:
+      ch.cluster === undefined
+        ? found.filter((x) => Number(x.f) === 0).map((x) => ({ name: x.d, max: Number(x.c) }))
+        : undefined,
   };
 }
 

@@ -173,7 +173,7 @@ const mutationOf = (part: string): number => {
 };
 
 /** An active part: its name and the highest block number it holds. */
-interface ListedPart {
+export interface ListedPart {
   name: string;
   max: number;
 }
@@ -197,9 +197,10 @@ export async function unitsOf(
   open: readonly OpenWindow[],
   windowsKey: string,
   counters: ReadonlyMap<string, number>,
+  listed?: readonly ListedPart[],
 ): Promise<Units | undefined> {
   const memo = memoOf(ch);
-  const sync = () => syncUnits(ch, memo.units, open, windowsKey, counters);
+  const sync = () => syncUnits(ch, memo.units, open, windowsKey, counters, listed);
   const run = memo.syncing.then(sync, sync);
   memo.syncing = run;
   return run;
@@ -211,15 +212,16 @@ async function syncUnits(
   open: readonly OpenWindow[],
   windowsKey: string,
   counters: ReadonlyMap<string, number>,
+  listed: readonly ListedPart[] | undefined,
 ): Promise<Units | undefined> {
   const held = states.get(windowsKey);
   if (held && sameCounters(held.counters, counters)) return held.units;
-  if (held?.parts && onlyGrew(held.counters, counters) && (await addNewPoints(ch, open, held))) {
+  if (held?.parts && onlyGrew(held.counters, counters) && (await addNewPoints(ch, open, held, listed))) {
     held.counters = counters;
     return held.units;
   }
   states.delete(windowsKey);
-  const loaded = await loadUnits(ch, open);
+  const loaded = await loadUnits(ch, open, listed);
   if (!loaded) return undefined;
   loaded.counters = counters;
   states.set(windowsKey, loaded);
@@ -261,8 +263,12 @@ function windowsSql(open: readonly OpenWindow[]) {
  * is covered when any of its points is: its earlier points are the same for all of them); the uncovered ones
  * are looked up. The parts are listed before the points are read (UnitState.parts).
  */
-async function loadUnits(ch: ClickHouse, open: readonly OpenWindow[]): Promise<UnitState | undefined> {
-  const parts = ch.cluster === undefined ? await activeParts(ch) : undefined;
+async function loadUnits(
+  ch: ClickHouse,
+  open: readonly OpenWindow[],
+  listed: readonly ListedPart[] | undefined,
+): Promise<UnitState | undefined> {
+  const parts = ch.cluster === undefined ? [...(listed ?? (await activeParts(ch)))] : undefined;
   const { params, onDays, underBase, bit } = windowsSql(open);
   // Compact rows (a unit per row, tens of thousands of them): about half the bytes to parse of JSONEachRow.
   const rs = await ch.client.query({
@@ -339,8 +345,13 @@ function heldParts(before: readonly ListedPart[], now: readonly ListedPart[]): s
  * Adds the points of the parts written since the last sync: false when that is not known to be exact (a
  * mutation since, or too many new entities to look up), and the caller loads every unit again.
  */
-async function addNewPoints(ch: ClickHouse, open: readonly OpenWindow[], st: UnitState): Promise<boolean> {
-  const parts = await activeParts(ch);
+async function addNewPoints(
+  ch: ClickHouse,
+  open: readonly OpenWindow[],
+  st: UnitState,
+  listed: readonly ListedPart[] | undefined,
+): Promise<boolean> {
+  const parts = [...(listed ?? (await activeParts(ch)))];
   const mutation = Math.max(0, ...parts.map((p) => mutationOf(p.name)));
   if (mutation > st.mutation) return false;
   const { params, onDays, bit } = windowsSql(open);

@@ -314,15 +314,17 @@ export interface SealState {
 
 /**
  * The current prefix of every (family, day) with points and whether it is sealed under it: one query over the
- * counter rows and the seals, a few thousand small rows whatever the traffic. Reads derive their view of any
- * range from it (sealedView), so it is read once per data version, not once per request.
+ * counter rows and the seals, a few thousand small rows whatever the traffic, with the back-fill's coverage rows
+ * in the same read (family_n 0). Reads derive their view of any range from it (sealedView), so it is read once
+ * per data version, not once per request: under live traffic, once per insert.
  */
 export function buildSealStateQuery(): BuiltQuery {
   const query = `
     SELECT
       toUInt8(family) AS family_n,
       groupArray((toUInt32(day), prefix,
-        toUInt8((family, day, prefix) IN (SELECT family, day, prefix FROM usage_day_seals)))) AS days
+        toUInt8((family, day, prefix) IN (SELECT family, day, prefix FROM usage_day_seals)))) AS days,
+      '' AS covered, '' AS from_day
     FROM (
       SELECT family, day,
         sum(c) OVER (PARTITION BY family ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS prefix
@@ -332,17 +334,26 @@ export function buildSealStateQuery(): BuiltQuery {
       )
     )
     GROUP BY family
+    UNION ALL
+    SELECT toUInt8(0), [], toString(family), toString(max(from_day)) FROM usage_points_coverage GROUP BY family
     SETTINGS max_threads = 1`;
   return { query, query_params: {} };
 }
 
 export async function readSealState(ch: ClickHouse): Promise<SealState> {
-  const r = await rows<{ family_n: number; days: Array<[number, string | number, number]> }>(
-    ch,
-    buildSealStateQuery(),
-  );
+  const r = await rows<{
+    family_n: number;
+    days: Array<[number, string | number, number]>;
+    covered: string;
+    from_day: string;
+  }>(ch, buildSealStateQuery());
   const families = new Map<number, Array<[number, number, boolean]>>();
+  const covered = new Map<string, string>();
   for (const f of r) {
+    if (Number(f.family_n) === 0) {
+      covered.set(f.covered, f.from_day);
+      continue;
+    }
     const days = f.days.map(([d, p, s]): [number, number, boolean] => [
       Number(d),
       Number(p),
@@ -352,7 +363,7 @@ export async function readSealState(ch: ClickHouse): Promise<SealState> {
     days.sort((a, b) => a[0] - b[0]);
     families.set(Number(f.family_n), days);
   }
-  return { families, covered: await coverage(ch) };
+  return { families, covered };
 }
 
 const SEAL_STATE = 'usage-seal-state';

@@ -6,6 +6,7 @@
 // day's counts, its hours (which locate a page) and where its newest logs start (which narrows a first page)
 // cost about what the inserts since brought.
 import type { ClickHouse } from '../client.ts';
+import { type PartBlocks, partList, partsRead } from './parts-read.ts';
 
 /** A held day's cell, as log-day-counts.ts reads cells: its distinct logs, and per UTC hour where each is in one. */
 export interface LiveCell {
@@ -39,11 +40,9 @@ interface HeldDay {
   movedAt: number;
 }
 
-interface Part {
-  name: string;
+interface Part extends PartBlocks {
   partition: string;
   min: number;
-  max: number;
 }
 
 /** An active part of log_events as system.parts lists it (log-day-counts.ts reads them with the day sums). */
@@ -139,9 +138,9 @@ async function refresh(
     for (const d of memo.held.keys()) if (moved.includes(d) && !promote.includes(d)) promote.push(d);
     memo.held.clear();
   }
-  const seen = heldParts(memo.parts, parts);
-  const delta = memo.held.size > 0 && seen.fresh > 0 ? [...memo.held.keys()] : [];
-  const read = await readRows(ch, delta, seen.held, promote);
+  const seen = partsRead(memo.parts, parts);
+  const delta = memo.held.size > 0 && seen.length < parts.length ? [...memo.held.keys()] : [];
+  const read = await readRows(ch, delta, seen, promote);
   for (const d of promote) memo.movedAt.delete(d);
   if (read.length > MAX_HELD_IDS) {
     // Past the bound (a large back-fill into a held day, or a day too large): nothing held, the caller reads
@@ -211,20 +210,6 @@ function cellsOf(d: number, day: HeldDay): LiveCell[] {
   });
 }
 
-/**
- * The parts listed now whose rows are all held already. A single node numbers blocks from one counter per
- * table, taken as each insert commits: every block numbered at most the highest listed before was committed
- * before that listing, so a part within it (one listed then, or a merge of such) holds only rows read since.
- * Rows inserted later are in none of these parts, and stay in none: a part they reach by a merge after this
- * listing has a new name. (MergeTreeData::renameTempPartAndReplace takes the number and adds the part to the
- * set atomically, "otherwise a merge could happen in an interval that doesn't yet contain the new part".)
- */
-function heldParts(before: readonly Part[], now: readonly Part[]): { held: string[]; fresh: number } {
-  const seenMax = Math.max(-1, ...before.map((p) => p.max));
-  const held = now.filter((p) => p.max <= seenMax).map((p) => p.name);
-  return { held, fresh: now.length - held.length };
-}
-
 /** Whether a part listed before has left with no part now covering its blocks (a drop or a truncate). */
 function vanished(before: readonly Part[], now: readonly Part[]): boolean {
   const names = new Set(now.map((p) => p.name));
@@ -255,8 +240,7 @@ async function readRows(
       )
       .join(' OR ');
   const branches: string[] = [];
-  if (delta.length > 0)
-    branches.push(`(_part NOT IN (${seen.map((p) => `'${p}'`).join(',') || "''"}) AND (${within(delta)}))`);
+  if (delta.length > 0) branches.push(`(_part NOT IN (${partList(seen)}) AND (${within(delta)}))`);
   if (promote.length > 0) branches.push(`(${within(promote)})`);
   if (branches.length === 0) return [];
   const rs = await ch.client.query({

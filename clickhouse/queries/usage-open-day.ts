@@ -11,12 +11,12 @@
 import { type ClickHouse, deleteWhere } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
+import type { PartBlocks } from './parts-read.ts';
 import { toDayNumber } from './periods.ts';
 import { engineHex, rows } from './query.ts';
 import {
   cellsFromUnits,
   historyOf,
-  type ListedPart,
   latest,
   type OpenCells,
   READ_LOOKUP_LIMIT,
@@ -304,7 +304,7 @@ function groupOf(groupBy: 'team_id' | 'service' | 'team_service', team: string, 
 interface WindowCounters {
   key: string;
   byDay: ReadonlyMap<string, number>;
-  parts: ListedPart[] | undefined;
+  parts: PartBlocks[] | undefined;
 }
 
 async function cellsOf(

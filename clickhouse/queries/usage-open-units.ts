@@ -6,6 +6,7 @@
 // events). Every filter's and grouping's cells are derived from the units in memory. Also here: the lookup of
 // an entity's earlier points, which the sealer's covering shares.
 import type { ClickHouse } from '../client.ts';
+import { type PartBlocks, partList, partsRead } from './parts-read.ts';
 import { toDayNumber } from './periods.ts';
 import { engineHex, rows } from './query.ts';
 import type { OpenRead, OpenWindow } from './usage-open-day.ts';
@@ -151,7 +152,7 @@ interface UnitState {
    * the units (a part's rows never change; one merged away before that read left its rows in a part the read
    * did read). Undefined on a cluster (parts are per shard there): every change of the points reads them all.
    */
-  parts: ListedPart[] | undefined;
+  parts: PartBlocks[] | undefined;
   /** The highest mutation version among those parts: a later mutation (a DELETE of points) reads them all. */
   mutation: number;
 }
@@ -172,13 +173,7 @@ const mutationOf = (part: string): number => {
   return bits.length >= 5 ? Number(bits[bits.length - 1]) : 0;
 };
 
-/** An active part: its name and the highest block number it holds. */
-export interface ListedPart {
-  name: string;
-  max: number;
-}
-
-async function activeParts(ch: ClickHouse): Promise<ListedPart[]> {
+async function activeParts(ch: ClickHouse): Promise<PartBlocks[]> {
   const found = await rows<{ name: string; max: string | number }>(ch, {
     query: `SELECT name, max_block_number AS max FROM system.parts
       WHERE database = currentDatabase() AND table = 'usage_points_by_day' AND active`,
@@ -197,7 +192,7 @@ export async function unitsOf(
   open: readonly OpenWindow[],
   windowsKey: string,
   counters: ReadonlyMap<string, number>,
-  listed?: readonly ListedPart[],
+  listed?: readonly PartBlocks[],
 ): Promise<Units | undefined> {
   const memo = memoOf(ch);
   const sync = () => syncUnits(ch, memo.units, open, windowsKey, counters, listed);
@@ -212,7 +207,7 @@ async function syncUnits(
   open: readonly OpenWindow[],
   windowsKey: string,
   counters: ReadonlyMap<string, number>,
-  listed: readonly ListedPart[] | undefined,
+  listed: readonly PartBlocks[] | undefined,
 ): Promise<Units | undefined> {
   const held = states.get(windowsKey);
   if (held && sameCounters(held.counters, counters)) return held.units;
@@ -266,7 +261,7 @@ function windowsSql(open: readonly OpenWindow[]) {
 async function loadUnits(
   ch: ClickHouse,
   open: readonly OpenWindow[],
-  listed: readonly ListedPart[] | undefined,
+  listed: readonly PartBlocks[] | undefined,
 ): Promise<UnitState | undefined> {
   const parts = ch.cluster === undefined ? [...(listed ?? (await activeParts(ch)))] : undefined;
   const { params, onDays, underBase, bit } = windowsSql(open);
@@ -331,17 +326,6 @@ async function lookUpPrevs(
 }
 
 /**
- * The parts listed now whose points the units hold already: those listed at the last sync and merges of their
- * blocks alone. A single node numbers blocks from one counter per table, taken as each part is committed, so a
- * part whose highest block is at most the last listing's holds only points committed before it (the open day's
- * merged part is read again otherwise: its whole day after every merge, 38-60 ms at 100M events, long-tail).
- */
-function heldParts(before: readonly ListedPart[], now: readonly ListedPart[]): string[] {
-  const seenMax = Math.max(-1, ...before.map((p) => p.max));
-  return now.filter((p) => p.max <= seenMax).map((p) => p.name);
-}
-
-/**
  * Adds the points of the parts written since the last sync: false when that is not known to be exact (a
  * mutation since, or too many new entities to look up), and the caller loads every unit again.
  */
@@ -349,7 +333,7 @@ async function addNewPoints(
   ch: ClickHouse,
   open: readonly OpenWindow[],
   st: UnitState,
-  listed: readonly ListedPart[] | undefined,
+  listed: readonly PartBlocks[] | undefined,
 ): Promise<boolean> {
   const parts = [...(listed ?? (await activeParts(ch)))];
   const mutation = Math.max(0, ...parts.map((p) => mutationOf(p.name)));
@@ -366,13 +350,7 @@ async function addNewPoints(
         FROM usage_points_by_day
         WHERE (${onDays}) AND _part NOT IN {done:Array(String)}
         GROUP BY f, entity, team_id, service`,
-    // Part names are [0-9a-z_]: nothing in them for the binding to escape.
-    query_params: {
-      ...params,
-      done: `[${heldParts(st.parts ?? [], parts)
-        .map((p) => `'${p}'`)
-        .join(',')}]`,
-    },
+    query_params: { ...params, done: `[${partList(partsRead(st.parts ?? [], parts))}]` },
   });
   const fresh: Array<{ f: number; entity: string; unit: Unit }> = [];
   for (const r of found) {

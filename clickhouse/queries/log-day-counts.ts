@@ -53,10 +53,10 @@ const SMALL = 'SETTINGS max_threads = 1';
  */
 export function buildDaySumsQuery(oneNode: boolean): BuiltQuery {
   const query = oneNode
-    ? `SELECT toUInt32(day) AS d, sum(inserted) AS c, '' AS t, '' AS name, '' AS pid, 0 AS mn, 0 AS mx, 0 AS v
+    ? `SELECT toUInt32(day) AS d, sum(inserted) AS c, '' AS t, '' AS name, '' AS pid, 0 AS mn, 0 AS mx
       FROM log_cells_daily GROUP BY day
       UNION ALL
-      SELECT 0, 0, table, name, partition_id, min_block_number, max_block_number, data_version FROM system.parts
+      SELECT 0, 0, table, name, partition_id, min_block_number, max_block_number FROM system.parts
       WHERE database = currentDatabase() AND table IN ('log_events', 'log_day_seals', 'log_hour_seals') AND active
       ${SMALL}`
     : `SELECT toUInt32(day) AS d, sum(inserted) AS c,
@@ -84,7 +84,6 @@ async function readDaySums(ch: ClickHouse): Promise<DaySums> {
     pid?: string;
     mn?: string | number;
     mx?: string | number;
-    v?: string | number;
   }>(ch, buildDaySumsQuery(oneNode));
   const sums = new Map<number, number>();
   const seals: string[] = [];
@@ -98,7 +97,6 @@ async function readDaySums(ch: ClickHouse): Promise<DaySums> {
         partition: r.pid ?? '',
         min: Number(r.mn),
         max: Number(r.mx),
-        version: Number(r.v),
       });
     else if (r.t !== '') seals.push(`${r.t}/${r.name}`);
   }

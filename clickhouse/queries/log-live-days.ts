@@ -6,7 +6,7 @@
 // day's counts, its hours (which locate a page) and where its newest logs start (which narrows a first page)
 // cost about what the inserts since brought.
 import type { ClickHouse } from '../client.ts';
-import { type PartBlocks, partList, partsRead } from './parts-read.ts';
+import { mutationOf, type PartBlocks, partList, partsRead } from './parts-read.ts';
 
 /** A held day's cell, as log-day-counts.ts reads cells: its distinct logs, and per UTC hour where each is in one. */
 export interface LiveCell {
@@ -40,21 +40,16 @@ interface HeldDay {
   movedAt: number;
 }
 
-interface Part extends PartBlocks {
+/** An active part of log_events as system.parts lists it (log-day-counts.ts reads them with the day sums). */
+export interface ListedPart extends PartBlocks {
   partition: string;
   min: number;
-}
-
-/** An active part of log_events as system.parts lists it (log-day-counts.ts reads them with the day sums). */
-export interface ListedPart extends Part {
-  /** Its first block until a mutation rewrites it, then the mutation's. */
-  version: number;
 }
 
 interface LiveMemo {
   held: Map<number, HeldDay>;
   /** log_events' active parts when the held days were last brought up to date: every row of theirs is held. */
-  parts: Part[];
+  parts: readonly ListedPart[];
   /** The highest mutation version among those parts: a later one (a DELETE) lets every held day go. */
   mutation: number;
   /** When each day not held was last seen moving. */
@@ -131,15 +126,14 @@ async function refresh(
   }
   // Listed before the rows are read (with the day sums): a part merged away in between left its rows in one
   // the read does read.
-  const parts = listed.map((p) => ({ ...p, mutation: p.version > p.min ? p.version : 0 }));
-  const mutation = Math.max(0, ...parts.map((p) => p.mutation));
-  if (mutation > memo.mutation || vanished(memo.parts, parts)) {
+  const mutation = Math.max(0, ...listed.map((p) => mutationOf(p.name)));
+  if (mutation > memo.mutation || vanished(memo.parts, listed)) {
     // Rows may have left (a DELETE, a dropped part): the held days are read whole again.
     for (const d of memo.held.keys()) if (moved.includes(d) && !promote.includes(d)) promote.push(d);
     memo.held.clear();
   }
-  const seen = partsRead(memo.parts, parts);
-  const delta = memo.held.size > 0 && seen.length < parts.length ? [...memo.held.keys()] : [];
+  const seen = partsRead(memo.parts, listed);
+  const delta = memo.held.size > 0 && seen.length < listed.length ? [...memo.held.keys()] : [];
   const read = await readRows(ch, delta, seen, promote);
   for (const d of promote) memo.movedAt.delete(d);
   if (read.length > MAX_HELD_IDS) {
@@ -167,7 +161,7 @@ async function refresh(
     memo.held.delete(d);
     total -= h.ids;
   }
-  memo.parts = parts.map(({ name, partition, min, max }) => ({ name, partition, min, max }));
+  memo.parts = listed;
   memo.mutation = mutation;
 
   const out = new Map<number, LiveCell[]>();
@@ -211,7 +205,7 @@ function cellsOf(d: number, day: HeldDay): LiveCell[] {
 }
 
 /** Whether a part listed before has left with no part now covering its blocks (a drop or a truncate). */
-function vanished(before: readonly Part[], now: readonly Part[]): boolean {
+function vanished(before: readonly ListedPart[], now: readonly ListedPart[]): boolean {
   const names = new Set(now.map((p) => p.name));
   return before.some(
     (b) =>

@@ -23,6 +23,12 @@ export function partsRead(before: readonly PartBlocks[], now: readonly PartBlock
   return now.filter((p) => p.max <= seenMax).map((p) => p.name);
 }
 
+/** A part name's mutation version (`partition_min_max_level[_mutation]`), 0 when none was applied. */
+export function mutationOf(part: string): number {
+  const bits = part.split('_');
+  return bits.length >= 5 ? Number(bits[bits.length - 1]) : 0;
+}
+
 /**
  * Part names as the elements of a list ('' for none, which no part is named): part names are [0-9a-z_] ('-'
  * in patch parts), nothing in them to escape.

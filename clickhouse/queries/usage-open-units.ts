@@ -6,7 +6,7 @@
 // events). Every filter's and grouping's cells are derived from the units in memory. Also here: the lookup of
 // an entity's earlier points, which the sealer's covering shares.
 import type { ClickHouse } from '../client.ts';
-import { type PartBlocks, partList, partsRead } from './parts-read.ts';
+import { mutationOf, type PartBlocks, partList, partsRead } from './parts-read.ts';
 import { toDayNumber } from './periods.ts';
 import { engineHex, rows } from './query.ts';
 import type { OpenRead, OpenWindow } from './usage-open-day.ts';
@@ -167,32 +167,18 @@ const onlyGrew = (was: ReadonlyMap<string, number>, now: ReadonlyMap<string, num
 const sameCounters = (a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean =>
   a.size === b.size && [...a].every(([k, c]) => b.get(k) === c);
 
-/** A part name's mutation version (`partition_min_max_level[_mutation]`), 0 when none was applied. */
-const mutationOf = (part: string): number => {
-  const bits = part.split('_');
-  return bits.length >= 5 ? Number(bits[bits.length - 1]) : 0;
-};
-
-async function activeParts(ch: ClickHouse): Promise<PartBlocks[]> {
-  const found = await rows<{ name: string; max: string | number }>(ch, {
-    query: `SELECT name, max_block_number AS max FROM system.parts
-      WHERE database = currentDatabase() AND table = 'usage_points_by_day' AND active`,
-    query_params: {},
-  });
-  return found.map((p) => ({ name: p.name, max: Number(p.max) }));
-}
-
 /**
  * The windows' units at `counters` (or later), or undefined when more than READ_LOOKUP_LIMIT entities have
  * points the sealer has not covered (the read then falls back to the daily rollup). One sync at a time per
- * handle: concurrent reads of one change wait for the same one.
+ * handle: concurrent reads of one change wait for the same one. `listed`: usage_points_by_day's active parts,
+ * listed before this call (with the counters); undefined on a cluster.
  */
 export async function unitsOf(
   ch: ClickHouse,
   open: readonly OpenWindow[],
   windowsKey: string,
   counters: ReadonlyMap<string, number>,
-  listed?: readonly PartBlocks[],
+  listed: readonly PartBlocks[] | undefined,
 ): Promise<Units | undefined> {
   const memo = memoOf(ch);
   const sync = () => syncUnits(ch, memo.units, open, windowsKey, counters, listed);
@@ -263,7 +249,7 @@ async function loadUnits(
   open: readonly OpenWindow[],
   listed: readonly PartBlocks[] | undefined,
 ): Promise<UnitState | undefined> {
-  const parts = ch.cluster === undefined ? [...(listed ?? (await activeParts(ch)))] : undefined;
+  const parts = listed ? [...listed] : undefined;
   const { params, onDays, underBase, bit } = windowsSql(open);
   // Compact rows (a unit per row, tens of thousands of them): about half the bytes to parse of JSONEachRow.
   const rs = await ch.client.query({
@@ -335,7 +321,8 @@ async function addNewPoints(
   st: UnitState,
   listed: readonly PartBlocks[] | undefined,
 ): Promise<boolean> {
-  const parts = [...(listed ?? (await activeParts(ch)))];
+  if (!listed) return false;
+  const parts = [...listed];
   const mutation = Math.max(0, ...parts.map((p) => mutationOf(p.name)));
   if (mutation > st.mutation) return false;
   const { params, onDays, bit } = windowsSql(open);

@@ -62,15 +62,15 @@ describe('sealed log counts', () => {
     truth.addAll(list);
   };
 
-  /** A handle of the test's engine that counts the queries and commands it sends. */
-  const counted = () => {
-    const sent = { n: 0 };
+  /** A handle of the test's engine (with memos of its own) that records the queries and commands it sends. */
+  const recorded = () => {
+    const sent: Array<{ query: string; params: Record<string, unknown> }> = [];
     const client = new Proxy(engine.ch.client, {
       get(target, prop, receiver) {
         const value = Reflect.get(target, prop, receiver);
         if (prop !== 'query' && prop !== 'command') return value;
-        return (arg: unknown) => {
-          sent.n++;
+        return (arg: { query: string; query_params?: Record<string, unknown> }) => {
+          sent.push({ query: arg.query, params: arg.query_params ?? {} });
           return value.call(target, arg);
         };
       },
@@ -159,23 +159,10 @@ describe('sealed log counts', () => {
       timestamp: `${day}T03:00:${String(i).padStart(2, '0')}.000Z`,
     }));
     await insert([...early, ...burst], 'seals/burst');
-    const pageQueries: Array<Record<string, unknown>> = [];
-    const client = new Proxy(engine.ch.client, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (prop !== 'query') return value;
-        return (arg: { query: string; query_params?: Record<string, unknown> }) => {
-          // Pages only (the count of a cell not sealed yet reads log_events too).
-          if (arg.query.includes('FROM log_events') && !arg.query.includes('uniqExact(event_id)'))
-            pageQueries.push(arg.query_params ?? {});
-          return value.call(target, arg);
-        };
-      },
-    });
-    const counted = { ...engine.ch, client };
+    const { watched, sent } = recorded();
     const ask = async (q: LogQuery) => {
-      pageQueries.length = 0;
-      const r = await systemEvents(counted, {
+      sent.length = 0;
+      const r = await systemEvents(watched, {
         limit: q.limit ?? 100,
         page: q.page ?? 1,
         start_date: day,
@@ -186,7 +173,10 @@ describe('sealed log counts', () => {
         q,
         got: truth.systemEvents({ ...q, start_date: day, end_date: day }).events,
       });
-      return [...pageQueries];
+      // Pages only (the count of a cell not sealed yet reads log_events too).
+      return sent
+        .filter((x) => x.query.includes('FROM log_events') && !x.query.includes('uniqExact(event_id)'))
+        .map((x) => x.params);
     };
     const lastHour = Date.parse(`${day}T23:00:00Z`);
     // The newest hour holds the page: one read, of that hour only.
@@ -209,26 +199,18 @@ describe('sealed log counts', () => {
     await sealLogDays(engine.ch);
     const version = engine.ch.dataVersion();
     const derived = new DerivedState();
-    const cellDays: string[] = [];
-    const client = new Proxy(engine.ch.client, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (prop !== 'query') return value;
-        return (arg: { query: string; query_params?: Record<string, unknown> }) => {
-          if (arg.query.includes('FROM log_day_seals') && arg.query.includes('{days:'))
-            cellDays.push(String(arg.query_params?.days));
-          return value.call(target, arg);
-        };
-      },
-    });
-    const watched = { ...engine.ch, client };
+    const { watched, sent } = recorded();
+    const cellDays = () =>
+      sent
+        .filter((x) => x.query.includes('FROM log_day_seals') && x.query.includes('{days:'))
+        .map((x) => String(x.params.days));
     const counts = async (f: LogQuery) => {
       const snap = derived.at(await version.read());
       return logDayCounts(watched, { severity: f.severity, service: f.service }, snap);
     };
     try {
       await counts({});
-      cellDays.length = 0;
+      sent.length = 0;
       // Logs for one sealed day, under a service name a producer chose (quotes and a backslash: it travels to
       // the engine as a bound value).
       const day = '2023-03-04';
@@ -254,7 +236,7 @@ describe('sealed log counts', () => {
         watched,
       );
       const dayNumber = Date.parse(`${day}T00:00:00Z`) / 86_400_000;
-      expect(cellDays).toEqual([`[${dayNumber}]`]);
+      expect(cellDays()).toEqual([`[${dayNumber}]`]);
       // Unsealed, the day is counted from its sets and paged whole; once sealed it is read again and has hours.
       const before = (await counts({ service: odd })).find((d) => d.dayMs === dayNumber * 86_400_000);
       expect(before).toMatchObject({ n: 10, hours: undefined });
@@ -269,12 +251,12 @@ describe('sealed log counts', () => {
   });
 
   it('skips a round while nothing has reached a cell since one that found nothing to seal', async () => {
-    const { watched, sent } = counted();
+    const { watched, sent } = recorded();
     await sealLogDays(watched);
     expect(await sealLogDays(watched)).toBe(0);
-    sent.n = 0;
+    sent.length = 0;
     expect(await sealLogDays(watched)).toBe(0);
-    expect(sent.n).toBe(1);
+    expect(sent).toHaveLength(1);
     // One log for a sealed day: the next round is a whole one, and seals its cell.
     await insert([{ ...late[0], event_id: 'skip-1', message: 'reaches a sealed cell' }], 'seals/skip');
     expect(await openCells()).toBe(1);
@@ -295,7 +277,7 @@ describe('sealed log counts', () => {
         message: `settle ${from + i}`,
       }));
     const quiet = new QuietDays();
-    const { watched, sent } = counted();
+    const { watched, sent } = recorded();
     const round = (now: number) => sealLogDays(watched, { days: quiet, quietMs: 30_000, now });
     const asked: LogQuery[] = [
       { start_date: day, end_date: day },
@@ -313,9 +295,9 @@ describe('sealed log counts', () => {
     expect(await round(45_000)).toBe(0); // 25 s quiet; every other day has settled (and is sealed)
     // More logs while it is busy: the rounds skip after one small read, as when nothing moved.
     await insert(logs(80, 10), 'seals/settle/3');
-    sent.n = 0;
+    sent.length = 0;
     expect(await round(46_000)).toBe(0);
-    expect(sent.n).toBe(1);
+    expect(sent).toHaveLength(1);
     await expectExact(asked);
     expect(await round(70_000)).toBe(0); // 24 s quiet
     expect(await round(76_000)).toBe(2); // 30 s quiet: both cells sealed, and only those
@@ -338,20 +320,8 @@ describe('sealed log counts', () => {
         message: `held ${from + i}`,
       }));
     await sealLogDays(engine.ch);
-    const sent: string[] = [];
-    const pages: Array<Record<string, unknown>> = [];
-    const client = new Proxy(engine.ch.client, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (prop !== 'query') return value;
-        return (arg: { query: string; query_params?: Record<string, unknown> }) => {
-          sent.push(arg.query);
-          if (arg.query.includes('FROM log_events FINAL')) pages.push(arg.query_params ?? {});
-          return value.call(target, arg);
-        };
-      },
-    });
-    const watched = { ...engine.ch, client };
+    const { watched, sent } = recorded();
+    const texts = () => sent.map((x) => x.query);
     const asked: LogQuery[] = [
       { start_date: day, end_date: day, limit: 10 },
       { start_date: day, end_date: day, limit: 7, page: 3, severity: 'warning' },
@@ -363,12 +333,12 @@ describe('sealed log counts', () => {
       await expectExact(asked, undefined, watched);
       const mine = (await logDayCounts(watched, {})).find((d) => d.dayMs === dayNumber * 86_400_000);
       return {
-        cells: sent.filter((q) => q.includes('FROM log_day_seals') && q.includes('{days:')).length,
-        rawCounts: sent.filter((q) => q.includes('uniqExact(event_id)')).length,
-        deltas: sent.filter((q) => q.includes('_part NOT IN')).length,
-        wholeDay: sent.filter((q) => q.includes('AS ms, event_id') && !q.includes('_part NOT IN')).length,
+        cells: texts().filter((q) => q.includes('FROM log_day_seals') && q.includes('{days:')).length,
+        rawCounts: texts().filter((q) => q.includes('uniqExact(event_id)')).length,
+        deltas: texts().filter((q) => q.includes('_part NOT IN')).length,
+        wholeDay: texts().filter((q) => q.includes('AS ms, event_id') && !q.includes('_part NOT IN')).length,
         hours: mine?.hours?.reduce((a, b) => a + b, 0) === mine?.n,
-        delta: sent.find((q) => q.includes('_part NOT IN')) ?? '',
+        delta: texts().find((q) => q.includes('_part NOT IN')) ?? '',
       };
     };
     await read();
@@ -379,9 +349,10 @@ describe('sealed log counts', () => {
     await insert(logs(30, 30), 'seals/held/2');
     expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 0, wholeDay: 1, hours: true });
     // A first page of the held day is read from its 10th newest log on, not from its newest hour.
-    pages.length = 0;
+    sent.length = 0;
     await expectExact([{ start_date: day, end_date: day, limit: 10, severity: 'error' }], undefined, watched);
     const page = truth.systemEvents({ start_date: day, end_date: day, limit: 10, severity: 'error' }).events;
+    const pages = sent.filter((x) => x.query.includes('FROM log_events FINAL')).map((x) => x.params);
     expect(pages).toEqual([expect.objectContaining({ from_ms: Date.parse(page[9]?.timestamp ?? '') })]);
     // From then on, only the rows inserted since, whatever the filter.
     await insert(logs(60, 30), 'seals/held/3');

@@ -3,7 +3,13 @@
 // bytes; a version that cannot be read answers uncached.
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { buildDataVersionQuery, type DataVersionSource } from '../clickhouse/data-version.ts';
+import {
+  buildDataVersionQuery,
+  type DataVersionSource,
+  versionFromParts,
+  versionFromTsv,
+  versionOf,
+} from '../clickhouse/data-version.ts';
 import { ReadCache, VersionGate } from './read-cache.ts';
 
 /** A version source whose reads finish when the test says so. */
@@ -57,11 +63,23 @@ describe('ReadCache', () => {
   const app = (cache: ReadCache, computed: { n: number }) => {
     const h = new Hono();
     h.get('/q/:id', (c) =>
-      cache.serve(c, 'q', { id: c.req.param('id') }, async () => {
+      cache.serve(c, 'q', '', { id: c.req.param('id') }, async () => {
         computed.n += 1;
         return c.json({ id: c.req.param('id'), body: 'x'.repeat(400) });
       }),
     );
+    // Routes that read some tables only.
+    for (const [path, tables] of [
+      ['usage', 'usage_'],
+      ['logs', 'log_'],
+    ] as const) {
+      h.get(`/${path}/:id`, (c) =>
+        cache.serve(c, path, tables, { id: c.req.param('id') }, async () => {
+          computed.n += 1;
+          return c.json({ id: c.req.param('id'), body: 'x'.repeat(400) });
+        }),
+      );
+    }
     return h;
   };
 
@@ -80,6 +98,36 @@ describe('ReadCache', () => {
     version = 'v2';
     await h.request('/q/1');
     expect(computed.n).toBe(2);
+  });
+
+  it('keeps an answer while the tables its route reads are unchanged, whatever else changes', async () => {
+    let version = 'log_events=a/1;usage_daily=b/1';
+    const cache = new ReadCache({
+      version: { read: async () => version, close: () => undefined },
+      maxBytes: 1 << 20,
+      retentionDays: () => 0,
+    });
+    const computed = { n: 0 };
+    const h = app(cache, computed);
+    for (const path of ['/usage/1', '/logs/1', '/q/1']) await h.request(path);
+    expect(computed.n).toBe(3);
+    const held = cache.size;
+    // A log insert: the usage answer stays; the logs one and the one of every table are computed again, and
+    // what they held is let go.
+    version = 'log_events=c/2;usage_daily=b/1';
+    await h.request('/usage/1');
+    expect(computed.n).toBe(3);
+    await h.request('/logs/1');
+    expect(computed.n).toBe(4);
+    await h.request('/q/1');
+    expect(computed.n).toBe(5);
+    expect(cache.size).toBe(held);
+    // A usage table gets its first part: a change too.
+    version = 'log_events=c/2;usage_daily=b/1;usage_pairs=d/1';
+    await h.request('/logs/1');
+    expect(computed.n).toBe(5);
+    await h.request('/usage/1');
+    expect(computed.n).toBe(6);
   });
 
   it('keeps at most maxBytes, least recently used out first', async () => {
@@ -153,5 +201,49 @@ describe('buildDataVersionQuery', () => {
     expect(q.query).toContain('database = currentDatabase()');
     expect(q.query_params).toEqual({});
     expect(q.query).not.toContain('clusterAllReplicas');
+  });
+});
+
+describe('versionFromParts and versionOf', () => {
+  const parts = [
+    ['', 'usage_daily', '/d/store/a1/2025_1_1_0/'],
+    ['', 'log_events', '/d/store/b2/2025_1_1_0/'],
+    ['', 'usage_daily', '/d/store/a1/2025_2_2_0/'],
+  ] as const;
+
+  it('is one entry per table in name order, whatever order the parts come in', () => {
+    const v = versionFromParts(parts);
+    expect(v).toBe(versionFromParts([...parts].reverse()));
+    expect(v).toMatch(/^log_events=[\w-]{16}\/1;usage_daily=[\w-]{16}\/2$/);
+    expect(versionFromTsv(parts.map((p) => p.join('\t')).join('\n'))).toBe(v);
+  });
+
+  it('changes with any part of a table, and only that table', () => {
+    const v = versionFromParts(parts);
+    const merged = versionFromParts([
+      ...parts.filter((p) => p[1] !== 'usage_daily'),
+      ['', 'usage_daily', '/d/store/a1/2025_1_2_1/'],
+    ]);
+    expect(versionOf(merged, 'usage_')).not.toBe(versionOf(v, 'usage_'));
+    expect(versionOf(merged, 'log_')).toBe(versionOf(v, 'log_'));
+    expect(versionOf(merged, ['log_events'])).toBe(versionOf(v, ['log_events']));
+    expect(versionOf(merged, '')).toBe(merged);
+    // The same part name in a table made again (another directory) is another version.
+    const again = versionFromParts([
+      ...parts.slice(0, 1),
+      ['', 'log_events', '/d/store/c3/2025_1_1_0/'],
+      parts[2],
+    ]);
+    expect(versionOf(again, 'log_')).not.toBe(versionOf(v, 'log_'));
+    // On a cluster the host is part of it: a replica that has not fetched a part answers differently.
+    expect(versionFromParts(parts.map(([, t, p]) => ['h2', t, p] as const))).not.toBe(v);
+  });
+
+  it('tells a table with no part from one with parts', () => {
+    const v = versionFromParts(parts);
+    expect(versionOf(v, ['usage_pairs'])).toBe('usage_pairs=');
+    const more = versionFromParts([...parts, ['', 'usage_pairs', '/d/store/e5/2025_1_1_0/']]);
+    expect(versionOf(more, ['usage_pairs'])).not.toBe(versionOf(v, ['usage_pairs']));
+    expect(versionOf(more, ['log_events', 'usage_daily'])).toBe(versionOf(v, ['log_events', 'usage_daily']));
   });
 });

@@ -3,6 +3,9 @@
 // bound to, output format, and the dates that answers depend on) and the data version read from the engine
 // (clickhouse/data-version.ts), so it is served only while the data it was computed from is unchanged.
 //
+// An answer is kept by the version of the tables its route reads (data-version.ts ROUTE_TABLES): a usage answer
+// outlives a log insert, a logs page a usage insert.
+//
 // Where it sits: inside each route's handler, after authentication, the rate limit, scope and team checks and
 // validation. A refused request never reaches it, a cached answer still counts as a request, and the
 // response goes back out through the same middleware (X-Request-Id, RateLimit-* set on the way out).
@@ -12,7 +15,7 @@
 // read before the answer is computed, so an answer is never older than its version.
 import type { Context } from 'hono';
 import { Counter, Gauge } from 'prom-client';
-import type { DataVersionSource } from '../clickhouse/data-version.ts';
+import { type DataVersionSource, type TableSet, versionOf } from '../clickhouse/data-version.ts';
 import { DerivedState, type Snapshot, UNVERSIONED } from '../clickhouse/derived-state.ts';
 import { firstRetainedDay } from '../clickhouse/retention.ts';
 import type { Logger } from '../core/logger.ts';
@@ -78,6 +81,8 @@ export class VersionGate {
 }
 
 interface Entry {
+  /** The tables its route reads, as a key of `versions`. */
+  tables: string;
   status: number;
   headers: Record<string, string>;
   body: ArrayBuffer;
@@ -101,7 +106,9 @@ export class ReadCache {
   private bytes = 0;
   private readonly gate: VersionGate;
   private readonly now: () => number;
-  private lastVersion: string | undefined;
+  // The version each route's tables were last seen at (by ROUTE_TABLES as text): answers of an older one are
+  // dead weight, as versions never repeat.
+  private readonly seen = new Map<string, string>();
   // State the reads derive from the data (seal states, log day counts), shared per version like the answers.
   private readonly derived = new DerivedState();
   private warnedAt = Number.NEGATIVE_INFINITY;
@@ -125,6 +132,7 @@ export class ReadCache {
   async serve(
     c: Context,
     route: string,
+    tables: TableSet,
     question: Record<string, unknown>,
     compute: (snap: Snapshot) => Promise<Response>,
   ): Promise<Response> {
@@ -141,12 +149,14 @@ export class ReadCache {
       lookups.inc({ route, outcome: 'bypass' });
       return compute(UNVERSIONED);
     }
-    if (version !== this.lastVersion) {
-      // Versions never repeat (clickhouse/data-version.ts): what was kept under the others is dead weight.
-      if (this.lastVersion !== undefined) this.clear();
-      this.lastVersion = version;
+    const group = typeof tables === 'string' ? tables : tables.join(',');
+    const at = versionOf(version, tables);
+    const last = this.seen.get(group);
+    if (at !== last) {
+      if (last !== undefined) this.drop(group);
+      this.seen.set(group, at);
     }
-    const key = this.keyOf(route, question, version);
+    const key = this.keyOf(route, question, at);
     const hit = this.entries.get(key);
     if (hit) {
       // Most recently used last: Map keeps insertion order.
@@ -167,7 +177,7 @@ export class ReadCache {
     // Rough but safe: UTF-16 key, the body, a little per header and entry.
     const bytes = key.length * 2 + body.byteLength + 64 * (Object.keys(headers).length + 4);
     if (bytes <= this.opts.maxBytes) {
-      this.entries.set(key, { status: res.status, headers, body, bytes });
+      this.entries.set(key, { tables: group, status: res.status, headers, body, bytes });
       this.bytes += bytes;
       this.evict();
     }
@@ -188,6 +198,16 @@ export class ReadCache {
     return JSON.stringify([version, route, dates, params]);
   }
 
+  /** Drops the answers kept by one route's tables. */
+  private drop(group: string): void {
+    for (const [key, e] of this.entries) {
+      if (e.tables !== group) continue;
+      this.entries.delete(key);
+      this.bytes -= e.bytes;
+    }
+    heldBytes.set(this.bytes);
+  }
+
   private evict(): void {
     for (const [key, e] of this.entries) {
       if (this.bytes <= this.opts.maxBytes) break;
@@ -200,6 +220,7 @@ export class ReadCache {
   /** Drops every answer (tests, shutdown). */
   clear(): void {
     this.entries.clear();
+    this.seen.clear();
     this.bytes = 0;
     heldBytes.set(0);
   }
@@ -217,8 +238,9 @@ export function cachedAnswer(
   cache: ReadCache | undefined,
   c: Context,
   route: string,
+  tables: TableSet,
   question: Record<string, unknown>,
   compute: (snap: Snapshot) => Promise<Response>,
 ): Promise<Response> {
-  return cache ? cache.serve(c, route, question, compute) : compute(UNVERSIONED);
+  return cache ? cache.serve(c, route, tables, question, compute) : compute(UNVERSIONED);
 }

@@ -13,41 +13,117 @@
 // names is another version too. Tables no read route reads (the migrations record) count as well: they change
 // only when migrations run, and a miss then costs nothing.
 //
-// Cost, measured on the embedded engine (2 cores, see bench/RESULTS.md "Result cache"): any system table costs
-// ~0.8-1.1 ms above `SELECT 1` (~0.5 ms); system.tables (total_rows, not exact) was no cheaper than system.parts
-// filtered by database, and one aggregate row is cheaper than the names themselves. Hashing the path alone,
-// without a table filter, took 1.5-1.6 ms against 1.9 for (table, name, path) with the control-plane tables
-// left out. What made it cheap under load is where it runs: on the shared connection a version check waited
-// behind whatever report query was running (p50 165 ms while one ran), so on the embedded engine it runs on a
-// chdb Session of its own. Each engine implements the source (engine/embedded.ts, engine/server.ts):
-// `ch.dataVersion()`.
+// The version is kept per table ("table=hash/count;…", tables in name order), so what depends on a few tables
+// lives as long as they are unchanged (versionOf): a usage report's state and cached answers outlive a log
+// insert, and the usage seal state outlives a merge of usage_events. Under a live trickle of usage and logs
+// at 100M events, the whole version changed 102 times in 20 s, the log tables' 30 times, the seal state's
+// tables' 35 times.
+//
+// Cost, measured on the embedded engine (2 cores): any system table costs ~0.8-1.1 ms above `SELECT 1`
+// (~0.5 ms), and system.tables was no cheaper than system.parts. Listing the parts' paths and hashing them here
+// (1.39 ms p50, 73 parts) is cheaper than one aggregate row computed by the engine (1.69 ms): the engine's
+// aggregation costs more than 73 rows of text. On the embedded engine the check runs on a chdb Session of its
+// own: on the shared connection it waited behind whatever report query was running (p50 165 ms while one
+// ran). Each engine implements the source (engine/embedded.ts, engine/server.ts): `ch.dataVersion()`.
+import { createHash } from 'node:crypto';
 import { quoteIdent } from './client.ts';
 import { type BuiltQuery, quoteLiteral } from './queries/query.ts';
 
 /**
- * The query of the version: one row, `v` (the XOR of the parts' hashes) and `n` (their number), both as text.
- * One node: this server's (or embedded engine's) parts of the current database. A cluster: every replica's
- * parts of the shard-local tables (`<name>_local`, what the Distributed tables read), through
- * clusterAllReplicas, with each host's name in the hash: system.parts is per host, and a replica that has not
- * yet fetched a part answers differently from one that has. A host that does not answer fails the query, and
- * the cache then answers uncached (api/read-cache.ts): it cannot tell what that host holds.
+ * The query of the version: one row per active part, `host`, `table` and `path` (versionFromParts makes the
+ * version of them). One node: this server's (or embedded engine's) parts of the current database, host ''. A
+ * cluster: every replica's parts of the shard-local tables (`<name>_local`, what the Distributed tables read,
+ * named here without the suffix), through clusterAllReplicas, with each host's name: system.parts is per host,
+ * and a replica that has not yet fetched a part answers differently from one that has. A host that does not
+ * answer fails the query, and the cache then answers uncached (api/read-cache.ts): it cannot tell what that
+ * host holds.
  */
 export function buildDataVersionQuery(opts: { cluster?: string | undefined; database: string }): BuiltQuery {
   if (opts.cluster === undefined) {
     // currentDatabase(): nothing bound, so the same text runs on a chdb Session (binding there is shared state,
     // see clickhouse/queries/query.ts) and on a server client, whose database is ours.
     return {
-      query: `SELECT toString(groupBitXor(cityHash64(path))) AS v, toString(count()) AS n
-        FROM system.parts WHERE database = currentDatabase() AND active`,
+      query: `SELECT '' AS host, table, path FROM system.parts WHERE database = currentDatabase() AND active`,
       query_params: {},
     };
   }
   return {
-    query: `SELECT toString(groupBitXor(cityHash64(hostName(), path))) AS v, toString(count()) AS n
+    query: `SELECT hostName() AS host, substring(table, 1, length(table) - 6) AS table, path
       FROM clusterAllReplicas(${clusterLiteral(opts.cluster)}, system.parts)
       WHERE database = {database:String} AND active AND endsWith(table, '_local')`,
     query_params: { database: opts.database },
   };
+}
+
+/**
+ * The version of the parts listed: per table, a hash of its parts' hosts and paths and their number, tables in
+ * name order. A part's path is its table's directory (named by the table's UUID) and its name.
+ */
+export function versionFromParts(
+  parts: Iterable<readonly [host: string, table: string, path: string]>,
+): string {
+  const byTable = new Map<string, string[]>();
+  for (const [host, table, path] of parts) {
+    let list = byTable.get(table);
+    if (!list) byTable.set(table, (list = []));
+    list.push(`${host}\t${path}`);
+  }
+  const out: string[] = [];
+  for (const table of [...byTable.keys()].sort()) {
+    const list = (byTable.get(table) as string[]).sort();
+    // 96 bits of SHA-1: the part sets of one table a process ever sees are far too few to collide.
+    const hash = createHash('sha1').update(list.join('\n')).digest('base64url').slice(0, 16);
+    out.push(`${table}=${hash}/${list.length}`);
+  }
+  return out.join(';');
+}
+
+/** The version from the TSV the query gives (host, table, path per line, as the engine escapes them). */
+export function versionFromTsv(text: string): string {
+  const parts: Array<[string, string, string]> = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const [host = '', table = '', path = ''] = line.split('\t');
+    parts.push([host, table, path]);
+  }
+  return versionFromParts(parts);
+}
+
+/**
+ * Which tables something depends on: a name prefix (every table whose name starts with it; '' for all), or
+ * the names themselves.
+ */
+export type TableSet = string | readonly string[];
+
+/**
+ * The tables each read route reads, and nothing else: a usage report reads only usage_* tables (and their
+ * system.parts rows), a logs page only log_* tables, the ledger only ingest_ledger. Their cached answers are kept
+ * by these tables' version. A route reading another table must say so here.
+ */
+export const ROUTE_TABLES = { usage: 'usage_', logs: 'log_', ledger: ['ingest_ledger'] } as const;
+
+let parsed: { version: string; tables: Map<string, string> } | undefined;
+
+/** The version of `tables` within a data version: equal strings mean the same data in each of them. */
+export function versionOf(version: string, tables: TableSet): string {
+  if (tables === '') return version;
+  if (parsed?.version !== version) {
+    const map = new Map<string, string>();
+    for (const entry of version.split(';')) {
+      const at = entry.indexOf('=');
+      if (at > 0) map.set(entry.slice(0, at), entry.slice(at + 1));
+    }
+    parsed = { version, tables: map };
+  }
+  const map = parsed.tables;
+  if (typeof tables === 'string') {
+    const out: string[] = [];
+    // Map order is the version's, tables in name order.
+    for (const [table, v] of map) if (table.startsWith(tables)) out.push(`${table}=${v}`);
+    return out.join(';');
+  }
+  // A table with no part has no entry: '' until it has one.
+  return tables.map((t) => `${t}=${map.get(t) ?? ''}`).join(';');
 }
 
 // A table function's arguments are read before parameters are bound: the cluster's name from config (an
@@ -58,7 +134,7 @@ function clusterLiteral(cluster: string): string {
 }
 
 export interface DataVersionSource {
-  /** The current version: equal strings mean the same data in every versioned table. */
+  /** The current version (versionFromParts): equal strings mean the same data in every table. */
   read(): Promise<string>;
   close(): void;
 }

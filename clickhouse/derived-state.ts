@@ -1,55 +1,61 @@
 // Small state derived from the stored data that every read needs first (which usage days are sealed and under
-// which prefixes, how many logs each day holds, a filter's sealed pairs): computed once per data version
-// (data-version.ts) and shared by every read that saw that version, instead of once per request. Most of an
+// which prefixes, how many logs each day holds, a filter's sealed pairs): computed once per version of the
+// tables it reads (data-version.ts) and shared by every read that saw that version, instead of once per request. Most of an
 // uncached report's time was these queries, repeated for each request although the data had not changed.
 //
 // Never stale: a snapshot is taken for the version a request read after it arrived (api/read-cache.ts), and
-// what is derived for it is computed after that read, so it reflects that version or a later one. A later
-// version never reuses it: versions do not repeat, and every change to a table (an insert through any path, a
-// seal, a merge, a delete, a TTL drop) is a new version.
+// what is derived for it is computed after that read, so it reflects that version or a later one. Each value
+// names the tables it is computed from (data-version.ts, TableSet) and is reused only while their version is
+// the one it was computed at: versions do not repeat, and every change to a table (an insert through any path,
+// a seal, a merge, a delete, a TTL drop) is a new version of it, so equal versions mean no change in between.
+// A value computed from another derived value names that one's tables too.
+import { type TableSet, versionOf } from './data-version.ts';
 
 /** What one request's reads share: the version they saw, and the state derived from the data at it. */
 export interface Snapshot {
   /** The data version the request read, or undefined when none was read (nothing is then shared). */
   readonly version: string | undefined;
   /**
-   * `compute()` once per version and key; concurrent requests of one version share the same promise. `weigh`
-   * gives the bytes a value holds, for the bound on what a version keeps (default: counted as 1 KiB).
+   * `compute()` once per version of `tables` and key; concurrent requests share the same promise. `tables`
+   * must name every table `compute` reads. `weigh` gives the bytes a value holds, for the bound on what is
+   * kept (default: counted as 1 KiB).
    */
-  derive<T>(key: string, compute: () => Promise<T>, weigh?: (value: T) => number): Promise<T>;
-  /** The value derived for `key` if it is computed already, else undefined (nothing is started). */
-  ready<T>(key: string): T | undefined;
-  /** How many times `key` has been asked for at this version, this time included. */
-  ask(key: string): number;
+  derive<T>(
+    key: string,
+    tables: TableSet,
+    compute: () => Promise<T>,
+    weigh?: (value: T) => number,
+  ): Promise<T>;
 }
 
 /** No version: every read computes its own state (no read cache, or the version could not be read). */
 export const UNVERSIONED: Snapshot = {
   version: undefined,
-  derive: (_key, compute) => compute(),
-  ready: () => undefined,
-  ask: () => 1,
+  derive: (_key, _tables, compute) => compute(),
 };
 
 export interface DerivedStateOptions {
-  /** Keys kept for one version (filters are part of some keys, and clients choose filters). Default 256. */
+  /** Keys kept (filters are part of some keys, and clients choose filters). Default 256. */
   maxKeys?: number;
-  /** Bytes kept for one version, as weighed. Default 64 MiB. */
+  /** Bytes kept, as weighed. Default 64 MiB. */
   maxBytes?: number;
 }
 
 interface Held {
   value: Promise<unknown>;
   bytes: number;
-  settled?: { value: unknown };
+  /** The tables it is computed from, and their version then. */
+  tables: TableSet;
+  at: string;
 }
 
 const UNWEIGHED_BYTES = 1024;
 
 export class DerivedState {
+  // The newest version asked for: a request of an older one still running shares what is held (when its tables
+  // are at the same version) but keeps what it computes to itself.
   private version: string | undefined;
   private readonly values = new Map<string, Held>();
-  private readonly asked = new Map<string, number>();
   // Every computation still running, whatever its version: what a shutdown waits for before the engine closes
   // (some are started in the background, by no request that would otherwise be waited for).
   private readonly running = new Set<Promise<unknown>>();
@@ -62,31 +68,24 @@ export class DerivedState {
     this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
   }
 
-  /** The snapshot of `version`; what was derived for an older version is dropped. */
+  /** The snapshot of `version`; what was derived from tables changed since is dropped. */
   at(version: string): Snapshot {
     if (version !== this.version) {
-      this.values.clear();
-      this.asked.clear();
-      this.bytes = 0;
       this.version = version;
+      for (const [key, held] of this.values)
+        if (versionOf(version, held.tables) !== held.at) this.drop(key, held);
     }
     return {
       version,
-      ready: <T>(key: string): T | undefined =>
-        this.version === version ? (this.values.get(key)?.settled?.value as T | undefined) : undefined,
-      ask: (key: string): number => {
-        if (this.version !== version) return 1;
-        const n = (this.asked.get(key) ?? 0) + 1;
-        // Clients choose filters: a bounded tally (losing it only delays an index by a request).
-        if (this.asked.size >= 16 * this.maxKeys) this.asked.clear();
-        this.asked.set(key, n);
-        return n;
-      },
-      derive: <T>(key: string, compute: () => Promise<T>, weigh?: (value: T) => number): Promise<T> => {
-        // A request of an older version that is still running computes for itself: the map is the newest's.
-        if (this.version !== version) return compute();
+      derive: <T>(
+        key: string,
+        tables: TableSet,
+        compute: () => Promise<T>,
+        weigh?: (value: T) => number,
+      ): Promise<T> => {
+        const at = versionOf(version, tables);
         const held = this.values.get(key);
-        if (held) {
+        if (held && held.at === at) {
           // Most recently used last: Map keeps insertion order.
           this.values.delete(key);
           this.values.set(key, held);
@@ -96,8 +95,10 @@ export class DerivedState {
         this.running.add(p);
         const done = () => this.running.delete(p);
         p.then(done, done);
+        if (this.version !== version) return p;
+        if (held) this.drop(key, held);
         // Weighed once it resolves; until then it holds nothing yet.
-        const entry: Held = { value: p, bytes: 0 };
+        const entry: Held = { value: p, bytes: 0, tables, at };
         this.values.set(key, entry);
         p.then(
           (value) => {
@@ -105,7 +106,6 @@ export class DerivedState {
             const bytes = weigh ? weigh(value) : UNWEIGHED_BYTES;
             this.bytes += bytes - entry.bytes;
             entry.bytes = bytes;
-            entry.settled = { value };
             this.evict();
           },
           // A failure is not kept: the next request tries again.
@@ -136,12 +136,12 @@ export class DerivedState {
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
-  /** Keys held for the current version (tests, metrics). */
+  /** Keys held (tests, metrics). */
   get size(): number {
     return this.values.size;
   }
 
-  /** Bytes held for the current version, as weighed (tests, metrics). */
+  /** Bytes held, as weighed (tests, metrics). */
   get heldBytes(): number {
     return this.bytes;
   }

@@ -2,6 +2,7 @@
 // (by reason), from Kafka and POST /events alike, so a producer can see whether its events arrived.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import { ROUTE_TABLES } from '../../clickhouse/data-version.ts';
 import { ingestLedger, type LedgerRow } from '../../clickhouse/queries/ingest-ledger.ts';
 import { csvResponse, toCsv, wantsCsv } from '../csv.ts';
 import type { AppEnv } from '../env.ts';
@@ -98,13 +99,20 @@ export function ledgerRoutes(ch: ClickHouse, cache?: ReadCache) {
     const team_id = effectiveTeam(c.get('identity'), q.team_id);
     const csv = wantsCsv(c, q.format);
     const { format: _format, ...asked } = q;
-    return cachedAnswer(cache, c, 'ingest-ledger', { ...asked, team_id, csv }, async () => {
-      const rows = await ingestLedger(ch, { ...q, team_id });
-      if (csv) {
-        return csvResponse(c, toCsv(CSV_COLUMNS, rows.map(csvRow), { escape: q.csv_escape }));
-      }
-      return c.json({ rows }, 200);
-    });
+    return cachedAnswer(
+      cache,
+      c,
+      'ingest-ledger',
+      ROUTE_TABLES.ledger,
+      { ...asked, team_id, csv },
+      async () => {
+        const rows = await ingestLedger(ch, { ...q, team_id });
+        if (csv) {
+          return csvResponse(c, toCsv(CSV_COLUMNS, rows.map(csvRow), { escape: q.csv_escape }));
+        }
+        return c.json({ rows }, 200);
+      },
+    );
   });
   return app;
 }

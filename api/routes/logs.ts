@@ -4,6 +4,7 @@
 
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import { ROUTE_TABLES } from '../../clickhouse/data-version.ts';
 import { systemEvents } from '../../clickhouse/queries/system-events.ts';
 import { Forbidden, ValidationError } from '../../core/errors.ts';
 import { SEVERITIES } from '../../core/events.ts';
@@ -127,6 +128,7 @@ export function logRoutes(ch: ClickHouse, cache?: ReadCache) {
       cache,
       c,
       'system-events',
+      ROUTE_TABLES.logs,
       { ...question, csv_escape: q.csv_escape },
       async (snap) => {
         const result = await systemEvents(ch, { ...filters, limit, page, after }, snap);

@@ -2,6 +2,7 @@
 // per team or service, for BI charts; each row equals the usage summary of its clipped period and group.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import { ROUTE_TABLES } from '../../clickhouse/data-version.ts';
 import { usageTimeseries } from '../../clickhouse/queries/usage-timeseries.ts';
 import { csvResponse, toCsv, wantsCsv } from '../csv.ts';
 import type { AppEnv } from '../env.ts';
@@ -80,17 +81,24 @@ export function timeseriesRoutes(ch: ClickHouse, cache?: ReadCache) {
     const team_id = effectiveTeam(c.get('identity'), q.team_id);
     const csv = wantsCsv(c, q.format);
     const { format: _format, ...asked } = q;
-    return cachedAnswer(cache, c, 'usage-timeseries', { ...asked, team_id, csv }, async (snap) => {
-      const rows = await usageTimeseries(ch, { ...q, team_id }, snap);
-      if (csv) {
-        const group = q.group_by === 'team' ? ['team_id'] : q.group_by === 'service' ? ['service'] : [];
-        return csvResponse(
-          c,
-          toCsv(['period', ...group, 'active_users', 'total_sessions'], rows, { escape: q.csv_escape }),
-        );
-      }
-      return c.json({ rows }, 200);
-    });
+    return cachedAnswer(
+      cache,
+      c,
+      'usage-timeseries',
+      ROUTE_TABLES.usage,
+      { ...asked, team_id, csv },
+      async (snap) => {
+        const rows = await usageTimeseries(ch, { ...q, team_id }, snap);
+        if (csv) {
+          const group = q.group_by === 'team' ? ['team_id'] : q.group_by === 'service' ? ['service'] : [];
+          return csvResponse(
+            c,
+            toCsv(['period', ...group, 'active_users', 'total_sessions'], rows, { escape: q.csv_escape }),
+          );
+        }
+        return c.json({ rows }, 200);
+      },
+    );
   });
   return app;
 }

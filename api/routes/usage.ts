@@ -1,6 +1,7 @@
 // GET /reports/usage-summary: users, active users and sessions for a date range, from the daily rollups.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ClickHouse } from '../../clickhouse/client.ts';
+import { ROUTE_TABLES } from '../../clickhouse/data-version.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { csvResponse, toCsv, wantsCsv } from '../csv.ts';
 import type { AppEnv } from '../env.ts';
@@ -69,18 +70,25 @@ export function usageRoutes(ch: ClickHouse, cache?: ReadCache) {
     const team_id = effectiveTeam(c.get('identity'), q.team_id);
     const csv = wantsCsv(c, q.format);
     const { format: _format, ...asked } = q;
-    return cachedAnswer(cache, c, 'usage-summary', { ...asked, team_id, csv }, async (snap) => {
-      const summary = await usageSummary(ch, { ...q, team_id }, snap);
-      if (csv) {
-        return csvResponse(
-          c,
-          toCsv(['total_users', 'active_users', 'total_sessions'], [{ ...summary }], {
-            escape: q.csv_escape,
-          }),
-        );
-      }
-      return c.json(summary, 200);
-    });
+    return cachedAnswer(
+      cache,
+      c,
+      'usage-summary',
+      ROUTE_TABLES.usage,
+      { ...asked, team_id, csv },
+      async (snap) => {
+        const summary = await usageSummary(ch, { ...q, team_id }, snap);
+        if (csv) {
+          return csvResponse(
+            c,
+            toCsv(['total_users', 'active_users', 'total_sessions'], [{ ...summary }], {
+              escape: q.csv_escape,
+            }),
+          );
+        }
+        return c.json(summary, 200);
+      },
+    );
   });
   return app;
 }

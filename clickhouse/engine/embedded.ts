@@ -9,7 +9,7 @@ import { type ClickHouseSettings, createClient } from '@clickhouse/client';
 import { drainPending, Session } from 'chdb';
 import { createChdbConnection } from 'chdb/connection';
 import { API_QUERY_PRIORITY, type ClickHouseOptions, type Engine, quoteIdent, Retention } from '../client.ts';
-import { buildDataVersionQuery, type DataVersionSource } from '../data-version.ts';
+import { buildDataVersionQuery, type DataVersionSource, versionFromTsv } from '../data-version.ts';
 import { EXPORT_SETTINGS, type ExportSource, type OutputChunk } from '../export-stream.ts';
 import {
   type BuiltQuery,
@@ -304,7 +304,7 @@ export function embeddedDataVersion(dataDir: string, database: string): DataVers
         session = s;
       }
       const r = await session.queryAsync(query, { format: 'TSV' });
-      return r.text().trim().replace('\t', ':');
+      return versionFromTsv(r.text());
     },
     close() {
       session?.close();

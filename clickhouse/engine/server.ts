@@ -16,7 +16,7 @@ import {
   Retention,
   type RowsInsert,
 } from '../client.ts';
-import { buildDataVersionQuery, type DataVersionSource } from '../data-version.ts';
+import { buildDataVersionQuery, type DataVersionSource, versionFromParts } from '../data-version.ts';
 import { EXPORT_SETTINGS, type ExportSource } from '../export-stream.ts';
 import { serverSqlEngine } from '../sql/server.ts';
 
@@ -186,9 +186,8 @@ function serverDataVersion(ch: {
   return {
     async read() {
       const rs = await client.query({ ...q, format: 'JSONEachRow' });
-      const [row] = await rs.json<{ v: string; n: string }>();
-      if (!row) throw new Error('the data version query returned no row');
-      return `${row.v}:${row.n}`;
+      const parts = await rs.json<{ host: string; table: string; path: string }>();
+      return versionFromParts(parts.map((p) => [p.host, p.table, p.path] as const));
     },
     close: () => undefined,
   };

@@ -264,7 +264,8 @@ export async function logDayCounts(
   f: LogFilters,
   snap: Snapshot = UNVERSIONED,
 ): Promise<DayCount[]> {
-  const days = await snap.derive('log-cells', () => readCells(ch).then((m) => new Map(m)));
+  // Every log_* table: the cells, their seals, and log_events' parts for the days held in memory.
+  const days = await snap.derive('log-cells', 'log_', () => readCells(ch).then((m) => new Map(m)));
   const from =
     f.start_date === undefined ? Number.NEGATIVE_INFINITY : Date.parse(`${f.start_date}T00:00:00Z`) / DAY_MS;
   const to =

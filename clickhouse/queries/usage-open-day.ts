@@ -247,8 +247,10 @@ export async function openContribution(
   // version (which every insert, sealer round and merge changes): the windows' counters, read first, say
   // whether the points are still the same. Cells computed after a later insert are only ever asked for by
   // reads that saw it (the counters only grow), so none is ever stale.
-  const counters = await snap.derive(JSON.stringify(['usage-open-counters', windows]), () =>
-    windowCounters(ch, r.open),
+  const counters = await snap.derive(
+    JSON.stringify(['usage-open-counters', windows]),
+    ['usage_points_by_day'],
+    () => windowCounters(ch, r.open),
   );
   let cells: OpenCells | undefined;
   // A team, a service, or both, is one group of the cells grouped by them, which serve every team's (service's,

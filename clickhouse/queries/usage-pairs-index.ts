@@ -10,7 +10,10 @@ import type { Snapshot } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { toDayNumber } from './periods.ts';
 import { type BuiltQuery, rows } from './query.ts';
-import { type Family, levelOf, type SealedView, type SealState } from './usage-pairs.ts';
+import { type Family, levelOf, SEAL_TABLES, type SealedView, type SealState } from './usage-pairs.ts';
+
+// A filter's pairs are read under the seal state's prefixes: the state's tables count too.
+const PAIRS_TABLES = [...SEAL_TABLES, 'usage_pairs'];
 
 /** One family's pairs, day ordered: points on `day[i]` whose previous point is on `prev[i]` (0: none). */
 interface FamilyPairs {
@@ -325,7 +328,7 @@ function levelGroups(
     load.then(done, done);
   }
   // Through the snapshot, so a shutdown waits for it before the engine closes (DerivedState.idle).
-  return snap.derive(JSON.stringify(['usage-pairs-level', key]), () => load);
+  return snap.derive(JSON.stringify(['usage-pairs-level', key]), PAIRS_TABLES, () => load);
 }
 
 /** The index of the filter's key under the state's sealed days, loading it if it is not held yet. */
@@ -346,6 +349,7 @@ export async function pairsIndex(
   if (held?.sealed === sealed) return held.index;
   return snap.derive(
     key,
+    PAIRS_TABLES,
     async () => {
       const index = await readPairsIndex(ch, f, state);
       hold(ch, key, sealed, index);

@@ -284,7 +284,7 @@ export function unsealedDays(
 
 /** Whether usage_user_days holds everything usage_daily does (back-filled), so user filters may read it. */
 export async function userDaysReady(ch: ClickHouse, snap: Snapshot = UNVERSIONED): Promise<boolean> {
-  return (await snap.derive('usage-coverage', () => coverage(ch))).has('user_days');
+  return (await snap.derive('usage-coverage', COVERAGE_TABLES, () => coverage(ch))).has('user_days');
 }
 
 export function addDays(iso: string, n: number): string {
@@ -368,9 +368,13 @@ export async function readSealState(ch: ClickHouse): Promise<SealState> {
 
 const SEAL_STATE = 'usage-seal-state';
 
+/** What the seal state is read from (buildSealStateQuery), for what is derived from it. */
+export const SEAL_TABLES = ['usage_points', 'usage_day_seals', 'usage_points_coverage'] as const;
+const COVERAGE_TABLES = ['usage_points_coverage'] as const;
+
 /** The seal state at the snapshot's version (read once per version). */
 export function sealState(ch: ClickHouse, snap: Snapshot = UNVERSIONED): Promise<SealState> {
-  return snap.derive(SEAL_STATE, () => readSealState(ch));
+  return snap.derive(SEAL_STATE, SEAL_TABLES, () => readSealState(ch));
 }
 
 /**

@@ -248,6 +248,45 @@ describe('the read cache', () => {
     expect(await page()).toBe(n - 1);
   });
 
+  it('keeps a usage answer through a log insert, and a logs answer through a usage insert', async () => {
+    const logs = '/logs/system-events?start_date=2025-04-01&end_date=2025-04-30&service=apart';
+    const log = (n: number) => ({
+      event_id: `rc-apart-${n}`,
+      type: 'log',
+      timestamp: '2025-04-03T10:00:00Z',
+      severity: 'info',
+      service: 'apart',
+      message: 'm',
+    });
+    const count = async () => ((await (await get(logs)).json()) as { events: unknown[] }).events.length;
+    // The answer and whether it came from the cache.
+    const outcome = async <T>(read: () => Promise<T>) => {
+      const before = await outcomes();
+      const got = await read();
+      return { got, hit: (await outcomes()).hit === before.hit + 1 };
+    };
+    const sessions = async () => (await summary()).total_sessions;
+    // No background merge may change a version between the steps (it would be a miss, never a wrong answer).
+    await engine.ch.client.command({ query: 'SYSTEM STOP MERGES' });
+    try {
+      await post([log(1)]);
+      const before = await sessions();
+      expect(await outcome(count)).toEqual({ got: 1, hit: false });
+      expect(await outcome(count)).toEqual({ got: 1, hit: true });
+      expect(await outcome(sessions)).toEqual({ got: before, hit: true });
+      // A log stored: the usage answer still comes from the cache, the logs answer does not.
+      await post([log(2)]);
+      expect(await outcome(sessions)).toEqual({ got: before, hit: true });
+      expect(await outcome(count)).toEqual({ got: 2, hit: false });
+      // A session stored: the other way round.
+      await post([usage('t1')]);
+      expect(await outcome(count)).toEqual({ got: 2, hit: true });
+      expect(await outcome(sessions)).toEqual({ got: before + 1, hit: false });
+    } finally {
+      await engine.ch.client.command({ query: 'SYSTEM START MERGES' });
+    }
+  });
+
   it('changes after a TTL drop', async () => {
     // Logs 20 days old, kept while there is no retention; then a TTL (the reads are told nothing of it, so
     // only the drop itself can change their answer) and the merge that applies it.

@@ -96,6 +96,8 @@ export interface ReadCacheOptions {
   maxBytes: number;
   /** RETENTION_DAYS as applied (the storage's `retention.days`): reads stop at its first retained day. */
   retentionDays: () => number;
+  /** The state derived from the data (default: its own); the scale bench shares it to time reads in process. */
+  derived?: DerivedState;
   /** The clock of the date parts of the key (tests); default Date.now. */
   now?: () => number;
   logger?: Logger;
@@ -110,11 +112,12 @@ export class ReadCache {
   // dead weight, as versions never repeat.
   private readonly seen = new Map<string, string>();
   // State the reads derive from the data (seal states, log day counts), shared per version like the answers.
-  private readonly derived = new DerivedState();
+  private readonly derived: DerivedState;
   private warnedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: ReadCacheOptions) {
     this.gate = new VersionGate(opts.version);
+    this.derived = opts.derived ?? new DerivedState();
     // Looked up on each call, not captured: a clock replaced later (tests) is the one used.
     this.now = opts.now ?? (() => Date.now());
   }

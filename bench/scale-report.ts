@@ -107,16 +107,29 @@ function shapeSection(r: ShapeResult): string {
   out.push('');
   out.push(
     'Spot-checks against the raw tables (every checked answer equal, else the run fails) and the rollup speed-up: ' +
-      'p50 of the raw-table truth over p50 of the API on the same fresh requests, each pair timed back to back ' +
-      '(target ≥ 20× on summary and logs cases):',
+      'p50 of the raw-table truth over p50 of the API on the same fresh requests, and over p50 of the read path in ' +
+      'process (the version check and the route’s read function, without HTTP, auth and JSON), each request timed ' +
+      'the three ways back to back (target ≥ 20× on summary and logs cases):',
   );
   out.push('');
-  out.push('| case | answers checked | raw p50 ms | API p50 ms | speed-up |');
-  out.push('|---|---:|---:|---:|---:|');
+  out.push(
+    '| case | answers checked | raw p50 ms | API p50 ms | speed-up (API) | read path p50 ms | speed-up (read path) |',
+  );
+  out.push('|---|---:|---:|---:|---:|---:|---:|');
+  const under = (name: string, x: number) => (SUMMARY_AND_LOGS.test(name) && x < 20 ? ' **(< 20×)**' : '');
   for (const c of r.checks) {
-    const mark = SUMMARY_AND_LOGS.test(c.name) && c.speedup < 20 ? ' **(< 20×)**' : '';
     out.push(
-      `| ${c.name} | ${c.checked} | ${ms(c.rawP50)} | ${ms(c.apiP50)} | ${c.speedup.toFixed(1)}×${mark} |`,
+      `| ${c.name} | ${c.checked} | ${ms(c.rawP50)} | ${ms(c.apiP50)} | ${c.speedup.toFixed(1)}×${under(c.name, c.speedup)} | ` +
+        `${ms(c.readP50)} | ${c.readSpeedup.toFixed(1)}×${under(c.name, c.readSpeedup)} |`,
+    );
+  }
+  out.push('');
+  out.push('Each checked request of the cases with kinds, raw / API / read path ms:');
+  out.push('');
+  for (const c of r.checks) {
+    if (new Set(c.requests.map((q) => q.kind)).size <= 1) continue;
+    out.push(
+      `- ${c.name}: ${c.requests.map((q) => `${q.kind} ${ms(q.raw)} / ${ms(q.api)} / ${ms(q.read)}`).join('; ')}`,
     );
   }
   out.push('');

@@ -36,6 +36,14 @@ export interface CheckResult {
   rawP50: number;
   apiP50: number;
   speedup: number;
+  /**
+   * p50 ms of the read path in process on the same requests (the version check and the route's read function,
+   * without HTTP, auth and JSON), and the raw truth's p50 over it: the rollups against the raw tables alone.
+   */
+  readP50: number;
+  readSpeedup: number;
+  /** Each request: its kind and its three timings, ms. */
+  requests: Array<{ kind: string; raw: number; api: number; read: number }>;
 }
 
 export interface SlowQuery {

@@ -13,11 +13,15 @@ import { createApp } from '../api/app.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { ReadCache } from '../api/read-cache.ts';
 import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
+import { DerivedState } from '../clickhouse/derived-state.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { sealLogDays } from '../clickhouse/queries/log-day-counts.ts';
+import { systemEvents } from '../clickhouse/queries/system-events.ts';
+import { usageSummary } from '../clickhouse/queries/usage-summary.ts';
+import { type Interval, usageTimeseries } from '../clickhouse/queries/usage-timeseries.ts';
 import { QuietDays, sealUsage } from '../clickhouse/sealer.ts';
-import { type LogRow, SEVERITIES } from '../core/events.ts';
+import { type LogRow, SEVERITIES, type Severity } from '../core/events.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { createDirectSink } from '../ingest/direct.ts';
@@ -129,7 +133,9 @@ function recordingEngine(base: ClickHouse) {
       };
     },
   });
-  return { ch: { ...base, client } as ClickHouse, state };
+  // readClient too: the API reads through it (forApiReads), and the read path timed in process then shares the
+  // app's engine view, so its in-memory state as well.
+  return { ch: { ...base, client, readClient: client } as ClickHouse, state };
 }
 
 async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> {
@@ -149,7 +155,10 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   const SECRET = 'bench-secret-bench-secret-bench-secret-01';
   // The read cache as the service runs it (default size, version from a chdb session of its own): every
   // request but the repeated one is a new question, so it only ever answers that case.
+  // Shared with the read path timed in process (the spot-checks), so both are as warm.
+  const derived = new DerivedState();
   const readCache = new ReadCache({
+    derived,
     version: base.dataVersion(),
     maxBytes: 64 << 20,
     retentionDays: () => 0,
@@ -347,8 +356,34 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   // --- spot-checks against the raw tables, and the rollup speed-up on the same requests -----------------
   const mismatches: string[] = [];
   const checks: CheckResult[] = [];
-  // Fresh requests of each case (other seeds, so no cache has seen them), each asked of the API and then of
-  // the raw tables, one after the other: the two timings share the machine's load of that moment.
+  // The read path in process: the version check and the route's read function with the state derived at that
+  // version (the API's own), without HTTP, auth and JSON: what the rollups cost against the raw tables, apart
+  // from what every request pays to be served.
+  const inProcess = derived;
+  const inProcessVersion = base.dataVersion();
+  async function readPath(q: Request): Promise<number> {
+    const t0 = performance.now();
+    const snap = inProcess.at(await inProcessVersion.read());
+    const p = q.params;
+    const range = { start_date: p.start_date as string, end_date: p.end_date as string };
+    const filters = { team_id: p.team_id, service: p.service, user_id: p.user_id };
+    if (q.path === '/reports/usage-summary') await usageSummary(ch, { ...range, ...filters }, snap);
+    else if (q.path === '/reports/usage-timeseries')
+      await usageTimeseries(ch, { ...range, ...filters, interval: p.interval as Interval }, snap);
+    else if (q.path === '/logs/system-events') {
+      const logs = { severity: p.severity as Severity | undefined, service: p.service };
+      const dates = { start_date: p.start_date, end_date: p.end_date };
+      await systemEvents(
+        ch,
+        { ...logs, ...dates, limit: Number(p.limit ?? 100), page: Number(p.page ?? 1) },
+        snap,
+      );
+    } else throw new Error(`no read path for ${q.path}`);
+    return performance.now() - t0;
+  }
+  // Fresh requests of each case (other seeds, so no cache has seen them), each asked of the API, then of the
+  // read path in process, then of the raw tables, one after the other: the timings share the machine's load
+  // of that moment.
   async function check(
     caseName: string,
     reqs: Request[],
@@ -358,15 +393,19 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   ) {
     const raw: number[] = [];
     const api: number[] = [];
+    const read: number[] = [];
+    const requests: CheckResult['requests'] = [];
     const until = performance.now() + o.checkSeconds * 1000;
     for (const q0 of reqs.slice(0, o.checks)) {
       if (raw.length >= Math.min(3, o.checks) && performance.now() > until) break;
       const q = prepare ? await prepare(q0) : q0;
       const got = await get<unknown>(q.path, q.params);
       api.push(got.ms);
+      read.push(await readPath(q));
       const t0 = performance.now();
       const want = await truth(q);
       raw.push(performance.now() - t0);
+      requests.push({ kind: q.kind, raw: raw.at(-1) as number, api: got.ms, read: read.at(-1) as number });
       if (JSON.stringify(project(got.body)) !== JSON.stringify(want)) {
         mismatches.push(
           `${caseName}: ${q.path}?${query(q.params)}\n  API  ${JSON.stringify(project(got.body))}\n  raw  ${JSON.stringify(want)}`,
@@ -375,16 +414,20 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     }
     raw.sort((a, b) => a - b);
     api.sort((a, b) => a - b);
+    read.sort((a, b) => a - b);
     const c: CheckResult = {
       name: caseName,
       checked: raw.length,
       rawP50: percentile(raw, 50),
       apiP50: percentile(api, 50),
       speedup: percentile(raw, 50) / percentile(api, 50),
+      readP50: percentile(read, 50),
+      readSpeedup: percentile(raw, 50) / percentile(read, 50),
+      requests,
     };
     checks.push(c);
     log(
-      `checked ${caseName}: ${c.checked} answers, raw p50 ${c.rawP50.toFixed(0)} ms, API p50 ${c.apiP50.toFixed(0)} ms, speed-up ${c.speedup.toFixed(1)}x`,
+      `checked ${caseName}: ${c.checked} answers, raw p50 ${c.rawP50.toFixed(0)} ms, API p50 ${c.apiP50.toFixed(1)} ms (speed-up ${c.speedup.toFixed(1)}x), read path p50 ${c.readP50.toFixed(1)} ms (speed-up ${c.readSpeedup.toFixed(1)}x)`,
     );
   }
   const k = o.checks;
@@ -616,6 +659,8 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   );
   server.close();
   await readCache.close();
+  await inProcess.idle();
+  inProcessVersion.close();
   return {
     shape,
     events: opts.events,

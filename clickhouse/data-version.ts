@@ -64,8 +64,8 @@ export function versionFromParts(
 ): string {
   const byTable = new Map<string, string[]>();
   for (const [host, table, path] of parts) {
-    let list = byTable.get(table);
-    if (!list) byTable.set(table, (list = []));
+    const list = byTable.get(table) ?? [];
+    if (list.length === 0) byTable.set(table, list);
     list.push(`${host}\t${path}`);
   }
   const out: string[] = [];

@@ -60,6 +60,12 @@ export interface PageWindow {
  * copy, with the filters applied to that copy (what the export shows too). LIMIT 1 BY the sorting key was
  * faster within an hour spanning all of a year's parts (p50 11-15 against 21-33 ms at 100M, load 16), but it
  * filters before it folds copies, so a log re-sent with another severity showed under both.
+ *
+ * optimize_move_to_prewhere_if_final: the window's bounds on timestamp (and a cursor's on the sorting key) are
+ * applied before the copies are folded, so only the window's rows are merged, not every row of the granules
+ * that hold it (a middle page at 100M: 12.6-14.6 -> 8.6-9.3 ms). With FINAL the engine moves only conditions
+ * on sorting-key columns, which every copy of a log shares (it shares (timestamp, event_id)); severity and
+ * service stay after the fold (EXPLAIN: "Prewhere filter column" holds the timestamp bounds alone).
  */
 export function buildLogPageQuery(f: LogFilters, w: PageWindow): BuiltQuery {
   const c = logFilterClause(f, 'timestamp');
@@ -86,7 +92,8 @@ export function buildLogPageQuery(f: LogFilters, w: PageWindow): BuiltQuery {
     FROM log_events FINAL
     WHERE 1 = 1${sql}
     ORDER BY timestamp DESC, event_id DESC
-    LIMIT {limit:UInt32} OFFSET {skip:UInt64}`;
+    LIMIT {limit:UInt32} OFFSET {skip:UInt64}
+    SETTINGS optimize_move_to_prewhere_if_final = 1`;
   return { query, query_params: params };
 }
 

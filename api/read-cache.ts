@@ -13,6 +13,7 @@
 // Never stale: a request only uses a version read that *started after it arrived* (VersionGate), so an insert
 // acknowledged before the request (POST /events?wait=stored, say) is in the version it keys on. The version is
 // read before the answer is computed, so an answer is never older than its version.
+import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
 import { Counter, Gauge } from 'prom-client';
 import { type DataVersionSource, type TableSet, versionOf } from '../clickhouse/data-version.ts';
@@ -108,9 +109,10 @@ export class ReadCache {
   private bytes = 0;
   private readonly gate: VersionGate;
   private readonly now: () => number;
-  // The version each route's tables were last seen at (by ROUTE_TABLES as text): answers of an older one are
-  // dead weight, as versions never repeat.
-  private readonly seen = new Map<string, string>();
+  // The version each route's tables were last seen at (by ROUTE_TABLES as text), and its digest, what the keys
+  // carry (a table set's version is ~40 bytes a table): answers of an older one are dead weight, as versions
+  // never repeat.
+  private readonly seen = new Map<string, { at: string; digest: string }>();
   // State the reads derive from the data (seal states, log day counts), shared per version like the answers.
   private readonly derived: DerivedState;
   private warnedAt = Number.NEGATIVE_INFINITY;
@@ -154,12 +156,13 @@ export class ReadCache {
     }
     const group = typeof tables === 'string' ? tables : tables.join(',');
     const at = versionOf(version, tables);
-    const last = this.seen.get(group);
-    if (at !== last) {
-      if (last !== undefined) this.drop(group);
-      this.seen.set(group, at);
+    let seen = this.seen.get(group);
+    if (at !== seen?.at) {
+      if (seen !== undefined) this.drop(group);
+      seen = { at, digest: createHash('sha1').update(at).digest('base64url') };
+      this.seen.set(group, seen);
     }
-    const key = this.keyOf(route, question, at);
+    const key = this.keyOf(route, question, seen.digest);
     const hit = this.entries.get(key);
     if (hit) {
       // Most recently used last: Map keeps insertion order.

@@ -10,8 +10,7 @@
 // removes a whole part or merges it into one of a higher level; DROP PARTITION / TRUNCATE remove parts. A merge
 // changes the version without changing an answer: a miss, never a stale hit. A part's path is its table's
 // directory (named by the table's UUID) and its name, so a table dropped and created again with the same part
-// names is another version too. Tables no read route reads (the migrations record) count as well: they change
-// only when migrations run, and a miss then costs nothing.
+// names is another version too.
 //
 // The version is kept per table ("table=hash/count;…", tables in name order), so what depends on a few tables
 // lives as long as they are unchanged (versionOf): a usage report's state and cached answers outlive a log

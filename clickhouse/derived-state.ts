@@ -1,7 +1,8 @@
 // Small state derived from the stored data that every read needs first (which usage days are sealed and under
 // which prefixes, how many logs each day holds, a filter's sealed pairs): computed once per version of the
-// tables it reads (data-version.ts) and shared by every read that saw that version, instead of once per request. Most of an
-// uncached report's time was these queries, repeated for each request although the data had not changed.
+// tables it reads (data-version.ts) and shared by every read that saw that version, instead of once per
+// request. Most of an uncached report's time was these queries, repeated for each request although the data
+// had not changed.
 //
 // Never stale: a snapshot is taken for the version a request read after it arrived (api/read-cache.ts), and
 // what is derived for it is computed after that read, so it reflects that version or a later one. Each value

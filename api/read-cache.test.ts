@@ -83,13 +83,17 @@ describe('ReadCache', () => {
     return h;
   };
 
-  it('serves a kept answer while the version holds, recomputes when it changes', async () => {
-    let version = 'v1';
-    const cache = new ReadCache({
-      version: { read: async () => version, close: () => undefined },
+  /** A cache whose version is whatever `current` gives at each read. */
+  const cacheOf = (current: () => string) =>
+    new ReadCache({
+      version: { read: async () => current(), close: () => undefined },
       maxBytes: 1 << 20,
       retentionDays: () => 0,
     });
+
+  it('serves a kept answer while the version holds, recomputes when it changes', async () => {
+    let version = 'v1';
+    const cache = cacheOf(() => version);
     const computed = { n: 0 };
     const h = app(cache, computed);
     const a = await (await h.request('/q/1')).json();
@@ -102,11 +106,7 @@ describe('ReadCache', () => {
 
   it('keeps an answer while the tables its route reads are unchanged, whatever else changes', async () => {
     let version = 'log_events=a/1;usage_daily=b/1';
-    const cache = new ReadCache({
-      version: { read: async () => version, close: () => undefined },
-      maxBytes: 1 << 20,
-      retentionDays: () => 0,
-    });
+    const cache = cacheOf(() => version);
     const computed = { n: 0 };
     const h = app(cache, computed);
     for (const path of ['/usage/1', '/logs/1', '/q/1']) await h.request(path);

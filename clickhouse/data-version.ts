@@ -77,15 +77,29 @@ export function versionFromParts(
   return out.join(';');
 }
 
-/** The version from the TSV the query gives (host, table, path per line, as the engine escapes them). */
+/**
+ * The version from the TSV the query gives (host, table, path per line, as the engine escapes them). The same
+ * text as the last one read gives the last version without parsing or hashing it again: most checks find
+ * nothing changed, and the work and garbage of each showed in the check's tail (p99 4.8-4.9 against 4.1-4.5
+ * ms inside the app at 100M events).
+ */
 export function versionFromTsv(text: string): string {
+  if (lastTsv?.text === text) return lastTsv.version;
+  const version = versionFromParts(tsvParts(text));
+  lastTsv = { text, version };
+  return version;
+}
+
+let lastTsv: { text: string; version: string } | undefined;
+
+function tsvParts(text: string): Array<[string, string, string]> {
   const parts: Array<[string, string, string]> = [];
   for (const line of text.split('\n')) {
     if (line === '') continue;
     const [host = '', table = '', path = ''] = line.split('\t');
     parts.push([host, table, path]);
   }
-  return versionFromParts(parts);
+  return parts;
 }
 
 /**

@@ -16,7 +16,7 @@ import {
   Retention,
   type RowsInsert,
 } from '../client.ts';
-import { buildDataVersionQuery, type DataVersionSource, versionFromParts } from '../data-version.ts';
+import { buildDataVersionQuery, type DataVersionSource, versionFromTsv } from '../data-version.ts';
 import { EXPORT_SETTINGS, type ExportSource } from '../export-stream.ts';
 import { serverSqlEngine } from '../sql/server.ts';
 
@@ -185,9 +185,8 @@ function serverDataVersion(ch: {
   const client = ch.readClient;
   return {
     async read() {
-      const rs = await client.query({ ...q, format: 'JSONEachRow' });
-      const parts = await rs.json<{ host: string; table: string; path: string }>();
-      return versionFromParts(parts.map((p) => [p.host, p.table, p.path] as const));
+      const rs = await client.query({ ...q, format: 'TabSeparated' });
+      return versionFromTsv(await rs.text());
     },
     close: () => undefined,
   };

@@ -46,8 +46,9 @@ export function buildDataVersionQuery(opts: { cluster?: string | undefined; data
       query_params: {},
     };
   }
+  // Not aliased `table`: the WHERE would read the alias (the name without its suffix) instead of the column.
   return {
-    query: `SELECT hostName() AS host, substring(table, 1, length(table) - 6) AS table, path
+    query: `SELECT hostName() AS host, substring(table, 1, length(table) - 6) AS public_table, path
       FROM clusterAllReplicas(${clusterLiteral(opts.cluster)}, system.parts)
       WHERE database = {database:String} AND active AND endsWith(table, '_local')`,
     query_params: { database: opts.database },

@@ -9,6 +9,7 @@ import { createAuthenticator } from '../../api/middleware/auth.ts';
 import { createRateLimit } from '../../api/middleware/rate-limit.ts';
 import { limitPolicy } from '../../api/middleware/rate-limit-store.ts';
 import { ReadCache } from '../../api/read-cache.ts';
+import { buildDataVersionQuery, versionFromTsv, versionOf } from '../../clickhouse/data-version.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { applyRetention } from '../../clickhouse/retention.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -285,6 +286,22 @@ describe('the read cache', () => {
     } finally {
       await engine.ch.client.command({ query: 'SYSTEM START MERGES' });
     }
+  });
+
+  it("lists a cluster's shard-local parts under their public names (its query, on this one node)", async () => {
+    // The cluster's query, with this node's system.parts for every replica's (clusterAllReplicas needs a
+    // cluster): a table named like a shard-local one, and a row in it.
+    await engine.ch.client.command({
+      query: 'CREATE TABLE probe_local (x UInt8) ENGINE = MergeTree ORDER BY x',
+    });
+    await engine.ch.client.command({ query: 'INSERT INTO probe_local VALUES (1)' });
+    const q = buildDataVersionQuery({ cluster: 'tally', database: engine.ch.database });
+    const query = q.query.replace("clusterAllReplicas('tally', system.parts)", 'system.parts');
+    const rs = await engine.ch.client.query({ query, query_params: q.query_params, format: 'TabSeparated' });
+    const version = versionFromTsv(await rs.text());
+    expect(versionOf(version, ['probe'])).toMatch(/^probe=[\w-]{16}\/1$/);
+    expect(versionOf(version, 'usage_')).toBe('');
+    await engine.ch.client.command({ query: 'DROP TABLE probe_local' });
   });
 
   it('changes after a TTL drop', async () => {

@@ -7,7 +7,7 @@
 // besides. Also the CPU seconds each used, which the machine's other work changes less than the wall time, and
 // events/s of POST /events in embedded mode. Writes the ingest section of bench/RESULTS.md.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../api/app.ts';
@@ -26,6 +26,7 @@ import { publish, route } from '../ingest/producer.ts';
 import type { ChildResult, ChildTask } from './ingest-child.ts';
 import { machine } from './machine.ts';
 import { benchOptions } from './options.ts';
+import { START_ENV, START_NODE_FLAGS } from './start-flags.ts';
 import { fmtSpread, spread, writeSection } from './stats.ts';
 
 const opts = benchOptions();
@@ -76,14 +77,9 @@ const empty = async () => {
     await ch.client.command({ query: `TRUNCATE TABLE ${name}` });
 };
 
-// The node flags and allocator settings `npm start` runs with (package.json: its heap sizes, glibc's
-// MALLOC_* defaults), so that the child's RSS is the service's.
-const startScript = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> })
-  .scripts.start;
-const nodeFlags = (startScript?.match(/--max-[a-z-]+=\d+/g) ?? []) as string[];
-const startEnv = Object.fromEntries(
-  [...(startScript ?? '').matchAll(/\b(MALLOC_[A-Z_]+)=\$\{\1:-([^}]+)\}/g)].map((m) => [m[1], m[2]]),
-) as Record<string, string>;
+// `npm start`'s node flags and allocator settings, so that the child's RSS is the service's.
+const nodeFlags = START_NODE_FLAGS;
+const startEnv = START_ENV;
 
 // The ingester in a child process (bench/ingest-child.ts), so that its peak RSS is its own.
 async function kafkaRun(group: string): Promise<ChildResult> {

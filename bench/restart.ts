@@ -10,6 +10,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { benchOptions } from './options.ts';
+import { START_NODE_FLAGS } from './start-flags.ts';
 import { fmtSpread, percentile, spread, writeSection } from './stats.ts';
 
 const opts = benchOptions();
@@ -31,9 +32,7 @@ const env: Record<string, string> = {
   KAFKA_GROUP_ID: `bench-restart-${run}`,
 };
 // `npm start` exactly as package.json runs it: its node flags, then the launcher.
-const startScript = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> })
-  .scripts.start;
-const nodeFlags = (startScript?.match(/--max-[a-z-]+=\d+/g) ?? []) as string[];
+const nodeFlags = START_NODE_FLAGS;
 const WAYS = {
   launcher: [...nodeFlags, 'bin/launch.mjs', 'bin/start.ts'],
   tsx: [...nodeFlags, '--import', 'tsx', 'bin/start.ts'],

@@ -1,6 +1,7 @@
 // The scale benchmark's section of bench/RESULTS.md, from each shape's result.json.
 import type { ScaleOptions } from './scale-options.ts';
 import type { ShapeResult } from './scale-result.ts';
+import { START_NODE_FLAGS } from './start-flags.ts';
 
 const us = (n: number) => Math.round(n).toLocaleString('en-US');
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : '–');
@@ -188,7 +189,8 @@ export function scaleReport(results: readonly ShapeResult[], opts: ScaleOptions)
       `(then fewer requests than planned). Then up to ${o.checks} more requests of each case (other seeds, so no cache has ` +
       'seen them) are asked of the API and at once computed from the raw tables (`bench/scale-truth.ts`: uniqExact over ' +
       'usage_events, exact without FINAL since copies repeat ids; OFFSET pages and counts on log_events FINAL): the answers ' +
-      'must be equal, and the two timings, taken under the same load, give the rollup speed-up.',
+      'must be equal, and the two timings, taken under the same load, give the rollup speed-up. The measuring process ' +
+      `runs with \`npm start\`'s node flags (${START_NODE_FLAGS.join(' ') || 'none'}) and allocator settings.`,
   );
   out.push('');
   out.push(

@@ -10,6 +10,7 @@ import { datasetDir } from './scale-dataset.ts';
 import { scaleOptions } from './scale-options.ts';
 import { scaleReport } from './scale-report.ts';
 import type { ShapeResult } from './scale-result.ts';
+import { START_ENV, START_NODE_FLAGS } from './start-flags.ts';
 import { writeSection } from './stats.ts';
 
 if (process.argv.includes('--help')) {
@@ -35,11 +36,13 @@ const log = (s: string) => process.stderr.write(`bench scale: ${s}\n`);
 const run = (what: string, args: string[]): boolean => {
   const t0 = performance.now();
   log(what);
+  // As `npm start` runs the service: its node flags (a small young generation) and allocator settings.
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', 'bench/scale-shape.ts', ...args, ...passthrough],
+    [...START_NODE_FLAGS, '--import', 'tsx', 'bench/scale-shape.ts', ...args, ...passthrough],
     {
       stdio: 'inherit',
+      env: { ...START_ENV, ...process.env },
     },
   );
   log(`${what}: exit ${r.status} after ${((performance.now() - t0) / 1000).toFixed(0)} s`);

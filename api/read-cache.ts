@@ -82,7 +82,7 @@ export class VersionGate {
 }
 
 interface Entry {
-  /** The tables its route reads, as a key of `versions`. */
+  /** The tables its route reads, as a key of `seen`. */
   tables: string;
   status: number;
   headers: Record<string, string>;

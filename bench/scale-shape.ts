@@ -359,11 +359,10 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   // The read path in process: the version check and the route's read function with the state derived at that
   // version (the API's own), without HTTP, auth and JSON: what the rollups cost against the raw tables, apart
   // from what every request pays to be served.
-  const inProcess = derived;
   const inProcessVersion = base.dataVersion();
   async function readPath(q: Request): Promise<number> {
     const t0 = performance.now();
-    const snap = inProcess.at(await inProcessVersion.read());
+    const snap = derived.at(await inProcessVersion.read());
     const p = q.params;
     const range = { start_date: p.start_date as string, end_date: p.end_date as string };
     const filters = { team_id: p.team_id, service: p.service, user_id: p.user_id };
@@ -391,30 +390,24 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     project: (body: unknown) => unknown = (b) => b,
     prepare?: (q: Request) => Promise<Request>,
   ) {
-    const raw: number[] = [];
-    const api: number[] = [];
-    const read: number[] = [];
     const requests: CheckResult['requests'] = [];
     const until = performance.now() + o.checkSeconds * 1000;
     for (const q0 of reqs.slice(0, o.checks)) {
-      if (raw.length >= Math.min(3, o.checks) && performance.now() > until) break;
+      if (requests.length >= Math.min(3, o.checks) && performance.now() > until) break;
       const q = prepare ? await prepare(q0) : q0;
       const got = await get<unknown>(q.path, q.params);
-      api.push(got.ms);
-      read.push(await readPath(q));
+      const read = await readPath(q);
       const t0 = performance.now();
       const want = await truth(q);
-      raw.push(performance.now() - t0);
-      requests.push({ kind: q.kind, raw: raw.at(-1) as number, api: got.ms, read: read.at(-1) as number });
+      requests.push({ kind: q.kind, raw: performance.now() - t0, api: got.ms, read });
       if (JSON.stringify(project(got.body)) !== JSON.stringify(want)) {
         mismatches.push(
           `${caseName}: ${q.path}?${query(q.params)}\n  API  ${JSON.stringify(project(got.body))}\n  raw  ${JSON.stringify(want)}`,
         );
       }
     }
-    raw.sort((a, b) => a - b);
-    api.sort((a, b) => a - b);
-    read.sort((a, b) => a - b);
+    const sorted = (k: 'raw' | 'api' | 'read') => requests.map((r) => r[k]).sort((a, b) => a - b);
+    const [raw, api, read] = [sorted('raw'), sorted('api'), sorted('read')];
     const c: CheckResult = {
       name: caseName,
       checked: raw.length,
@@ -658,8 +651,8 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     }),
   );
   server.close();
+  // Waits for the derived state it shares with the read path timed in process.
   await readCache.close();
-  await inProcess.idle();
   inProcessVersion.close();
   return {
     shape,

@@ -19,6 +19,11 @@ export interface ScaleOptions {
   checkSeconds: number;
   /** Most seconds the measurement waits for background merges to finish before it starts (default 600). */
   settleSeconds: number;
+  /**
+   * Where the HTTP client runs (BENCH_SCALE_CLIENT): `process`, a child process of its own (default), as real
+   * clients are; `inline`, in the serving process, as every run before 2026-12-06 19:00 UTC did.
+   */
+  client: 'process' | 'inline';
   /** Where the datasets live, one directory per shape and size (default .cache/scale). */
   root: string;
 }
@@ -40,6 +45,13 @@ export function scaleOptions(argv: readonly string[] = process.argv, env = proce
     checks: num('BENCH_SCALE_CHECKS', 20, 3),
     checkSeconds: num('BENCH_SCALE_CHECK_SECONDS', 300, 10),
     settleSeconds: num('BENCH_SCALE_SETTLE_SECONDS', 600, 60),
+    client: clientOf(env.BENCH_SCALE_CLIENT),
     root: env.BENCH_SCALE_DIR ?? '.cache/scale',
   };
+}
+
+function clientOf(v: string | undefined): 'process' | 'inline' {
+  if (v === undefined || v === 'process') return 'process';
+  if (v === 'inline') return 'inline';
+  throw new Error(`BENCH_SCALE_CLIENT: expected process or inline, got ${JSON.stringify(v)}`);
 }

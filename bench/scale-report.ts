@@ -181,7 +181,11 @@ export function scaleReport(results: readonly ShapeResult[], opts: ScaleOptions)
   out.push('');
   out.push(
     `Each case: ${us(o.requests)} timed requests at concurrency 1 through the HTTP API (Hono app on a local socket, ` +
-      'JWT auth, as `bench/queries.ts` builds it; time from request to parsed body), every request different unless ' +
+      'JWT auth, as `bench/queries.ts` builds it; ' +
+      (o.client === 'process'
+        ? 'the HTTP client in a process of its own, `bench/http-client.ts`, timing from request to body read'
+        : 'the HTTP client in the serving process, timing from request to body read') +
+      '), every request different unless ' +
       'said otherwise (seeded: ranges of 1–365 days never aligned to months; filters team, service, user and their ' +
       'combinations), after 3 warm-up requests. system-events asks `limit=1` first (untimed) to learn how many logs ' +
       'match, then times page 1, a middle page or the last page (limit 100). The dashboard mix runs 8 clients at once ' +

@@ -26,6 +26,7 @@ import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { createDirectSink } from '../ingest/direct.ts';
 import { sealAll } from './dataset.ts';
+import { startHttpClient } from './http-client.ts';
 import { machine } from './machine.ts';
 import {
   completeDataset,
@@ -175,19 +176,14 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   await new Promise((ok) => server.once('listening', ok));
   const base_ = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+  const client = await startHttpClient(o.client);
   async function get<T>(path: string, params: Params): Promise<{ body: T; ms: number }> {
-    const t0 = performance.now();
-    const res = await fetch(`${base_}${path}?${query(params)}`, { headers });
-    const text = await res.text();
-    const ms = performance.now() - t0;
-    if (res.status !== 200) throw new Error(`${path}?${query(params)}: ${res.status} ${text}`);
-    return { body: JSON.parse(text) as T, ms };
+    const res = await client.get(`${base_}${path}?${query(params)}`, headers);
+    if (res.status !== 200) throw new Error(`${path}?${query(params)}: ${res.status} ${res.text}`);
+    return { body: JSON.parse(res.text) as T, ms: res.ms };
   }
   async function healthz(): Promise<number> {
-    const t0 = performance.now();
-    const res = await fetch(`${base_}/healthz`);
-    await res.arrayBuffer();
-    return performance.now() - t0;
+    return (await client.get(`${base_}/healthz`)).ms;
   }
 
   // --- floors: the least each case must read and merge, timed with direct queries on this engine ----------
@@ -214,7 +210,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     ms.sort((a, b) => a - b);
     floors.push({
       name: 'HTTP round trip',
-      what: 'GET /healthz on the same server and client (no auth, no engine): under every case',
+      what: `GET /healthz on the same server and client (${o.client === 'process' ? 'a process of its own' : 'in the serving process'}; no auth, no engine): under every case`,
       p50: percentile(ms, 50),
       p99: percentile(ms, 99),
       runs: ms.length,
@@ -650,6 +646,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
       parts: Number(t.parts),
     }),
   );
+  client.close();
   server.close();
   // Waits for the derived state it shares with the read path timed in process.
   await readCache.close();

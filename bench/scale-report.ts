@@ -105,6 +105,22 @@ function shapeSection(r: ShapeResult): string {
       `- ${c.name}: ${c.kinds.map((k) => `${k.kind} ${ms(k.p50)} / ${ms(k.p99)} (${k.runs})`).join('; ')}`,
     );
   }
+  const tails = r.cases.filter((c) => c.tail !== undefined);
+  if (tails.length > 0) {
+    out.push('');
+    out.push(
+      "Where the slowest 1% of each case's requests went, outside the engine: V8's GC pauses that overlapped them " +
+        "(requests with one, and GC ms of their time), every GC pause of the case, and the event loop's delay:",
+    );
+    out.push('');
+    for (const c of tails) {
+      const t = c.tail as NonNullable<typeof c.tail>;
+      out.push(
+        `- ${c.name}: slowest ${t.slow} took ${ms(t.slowMs)} ms, ${t.slowWithGc} of them overlapped GC for ${ms(t.slowGcMs)} ms; ` +
+          `GC ${t.gcCount} pauses, ${ms(t.gcMs)} ms, longest ${ms(t.gcMaxMs)}; loop delay p99 ${ms(t.loopP99)}, max ${ms(t.loopMax)}`,
+      );
+    }
+  }
   out.push('');
   out.push(
     'Spot-checks against the raw tables (every checked answer equal, else the run fails) and the rollup speed-up: ' +

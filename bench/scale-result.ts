@@ -1,6 +1,7 @@
 // What one shape's measurement leaves in result.json, for bench/scale.ts to report.
 import type { DatasetInfo, Shape } from './scale-dataset.ts';
 import type { ScaleOptions } from './scale-options.ts';
+import type { TailSummary } from './tail-watch.ts';
 
 export interface FloorResult {
   name: string;
@@ -27,6 +28,8 @@ export interface CaseResult {
   /** The machine's 1-minute load average as the case ended (the cores are shared). */
   load?: number;
   kinds: Array<{ kind: string; runs: number; p50: number; p99: number }>;
+  /** The slowest 1% against GC pauses and the event loop's delay (cases at concurrency 1; absent before). */
+  tail?: TailSummary;
 }
 
 export interface CheckResult {

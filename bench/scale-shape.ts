@@ -59,6 +59,7 @@ import {
 import type { CaseResult, CheckResult, FloorResult, ShapeResult, SlowQuery } from './scale-result.ts';
 import { truthLogPage, truthSummary, truthTimeseriesByWeek } from './scale-truth.ts';
 import { percentile } from './stats.ts';
+import { watchTail } from './tail-watch.ts';
 
 const [mode, shapeArg] = process.argv.slice(2);
 const shape = shapeArg as Shape;
@@ -114,7 +115,7 @@ interface Recorded {
  */
 function recordingEngine(base: ClickHouse) {
   const state = { recording: undefined as Recorded[] | undefined };
-  const client = new Proxy(base.client, {
+  const client = new Proxy(base.readClient, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
       if (typeof value !== 'function' || !['query', 'exec', 'command'].includes(String(prop))) return value;
@@ -134,8 +135,9 @@ function recordingEngine(base: ClickHouse) {
       };
     },
   });
-  // readClient too: the API reads through it (forApiReads), and the read path timed in process then shares the
-  // app's engine view, so its in-memory state as well.
+  // The API's read connection (forApiReads), as client and readClient: the app reads through it, and the read
+  // path timed in process then shares the app's engine view, so its in-memory state as well. The harness's own
+  // work (sealing, live inserts, the raw truth) goes through `base`, as the service's sealer does.
   return { ch: { ...base, client, readClient: client } as ClickHouse, state };
 }
 
@@ -261,16 +263,20 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     const byKind = new Map<string, number[]>();
     let worst = { req: reqs[0] as Request, ms: -1 };
     const until = performance.now() + o.caseSeconds * 1000;
+    const tail = watchTail();
     for (const q0 of reqs) {
       if (performance.now() > until) break;
       const q = prepare ? await prepare(q0) : q0;
+      const t0 = performance.now();
       const r = await get<unknown>(q.path, q.params);
+      tail.request(t0, performance.now());
       ms.push(r.ms);
       byKind.set(q.kind, [...(byKind.get(q.kind) ?? []), r.ms]);
       if (r.ms > worst.ms) worst = { req: q, ms: r.ms };
     }
     slowest.set(name, worst);
     const res = summarize(name, target, 'p99', ms, reqs.length);
+    res.tail = tail.stop();
     res.kinds = [...byKind].map(([kind, xs]) => {
       xs.sort((a, b) => a - b);
       return { kind, runs: xs.length, p50: percentile(xs, 50), p99: percentile(xs, 99) };

@@ -40,8 +40,9 @@ export interface Engine {
   /**
    * For the API's interactive queries. On a server, bounded in time: a server that accepts the connection
    * but never answers fails them after `readTimeoutMs` (the client's request timeout), and a query that runs
-   * too long is stopped by the server itself (max_execution_time). The embedded engine runs in this process and
-   * has none (its settings would outlive the query: see INSERT_SETTINGS): `client` itself.
+   * too long is stopped by the server itself (max_execution_time). On the embedded engine, a connection of its
+   * own (one chdb Session, which runs its queries one at a time), so a read never queues behind background
+   * work; no time bound there (its settings would outlive the query: see INSERT_SETTINGS).
    */
   readonly readClient: ClickHouseClient;
   readonly database: string;

@@ -80,6 +80,19 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
   // The embedded engine ignores the client's `database` option; `USE` lasts for the process's session.
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(opts.database)}` });
   await client.command({ query: `USE ${quoteIdent(opts.database)}` });
+  // The API's reads on a connection (a chdb Session) of their own: a connection runs its queries one at a time,
+  // and on the shared one a read queued behind the sealer's statements, the ingester's and retention's (same-
+  // path sessions run in parallel). Measured under live traffic at 100M events (a trickle every second, a
+  // sealer round every 5 s): the slowest reads spent most of their time waiting there (one of 258 ms had sent
+  // one 5.5 ms query).
+  const readConnection = createChdbConnection({ path }) as unknown as NonNullable<
+    ClientOptions['connection']
+  >;
+  const readClient = createClient({
+    connection: readConnection,
+    clickhouse_settings: { priority: API_QUERY_PRIORITY },
+  });
+  await readClient.command({ query: `USE ${quoteIdent(opts.database)}` });
   // Inserts run on a chdb Session of their own (same-path sessions run in parallel): on the shared connection
   // a read waited for the insert ahead of it, ~40 ms for a second's events and logs through every view at 100M
   // events; measured, reads during inserts every 300 ms had a p99 of 25-30 ms there and 13-14 on their own.
@@ -91,7 +104,7 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
   const { dataDir, database } = opts;
   return {
     client,
-    readClient: client,
+    readClient,
     database,
     cluster: undefined,
     label: `embedded ClickHouse in ${dataDir}`,
@@ -114,6 +127,7 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
     // Sessions of its own on the same data directory: nothing a query sets reaches the service's.
     openSql: async (limits) => embeddedSqlEngine({ dataDir, database, limits }),
     async close() {
+      await readClient.close();
       await client.close();
       insertSession.close();
       engineSession.close();

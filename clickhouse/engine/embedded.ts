@@ -81,10 +81,9 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(opts.database)}` });
   await client.command({ query: `USE ${quoteIdent(opts.database)}` });
   // The API's reads on a connection (a chdb Session) of their own: a connection runs its queries one at a time,
-  // and on the shared one a read queued behind the sealer's statements, the ingester's and retention's (same-
-  // path sessions run in parallel). Measured under live traffic at 100M events (a trickle every second, a
-  // sealer round every 5 s): the slowest reads spent most of their time waiting there (one of 258 ms had sent
-  // one 5.5 ms query).
+  // and on the shared one a read queued behind whatever the sealer, the ingester or retention ran there (same-
+  // path sessions run in parallel). Queries with bound parameters are still one at a time across every
+  // connection of the process: chdb chains them, as its binding state is shared (see queries/query.ts).
   const readConnection = createChdbConnection({ path }) as unknown as NonNullable<
     ClientOptions['connection']
   >;

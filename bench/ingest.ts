@@ -77,16 +77,13 @@ const empty = async () => {
     await ch.client.command({ query: `TRUNCATE TABLE ${name}` });
 };
 
-// `npm start`'s node flags and allocator settings, so that the child's RSS is the service's.
-const nodeFlags = START_NODE_FLAGS;
-const startEnv = START_ENV;
-
 // The ingester in a child process (bench/ingest-child.ts), so that its peak RSS is its own.
 async function kafkaRun(group: string): Promise<ChildResult> {
   const task: ChildTask = { brokers, topics: [topics.sessions, topics.logs], group, events: N };
-  const args = [...nodeFlags, '--expose-gc', '--import', 'tsx', 'bench/ingest-child.ts'];
+  // `npm start`'s node flags and allocator settings, so that the child's RSS is the service's.
+  const args = [...START_NODE_FLAGS, '--expose-gc', '--import', 'tsx', 'bench/ingest-child.ts'];
   const child = spawn(process.execPath, args, {
-    env: { ...startEnv, ...process.env, BENCH_CHILD: JSON.stringify(task) },
+    env: { ...START_ENV, ...process.env, BENCH_CHILD: JSON.stringify(task) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -181,9 +178,9 @@ rollup and the ledger's stored counts); the ingester's inserts go through them t
 arrival (migration 0013), so the end-to-end run does all the baseline's engine work and more. The machine is
 shared with other engineers' test runs: the load average (1-minute, before and after each run) is in the table;
 compare the ratio within a run, and the CPU seconds (every thread of the process), which other work changes less
-than the wall time. The ingesting process runs with \`npm start\`'s node flags (${nodeFlags.join(' ') || 'none'}) and allocator
+than the wall time. The ingesting process runs with \`npm start\`'s node flags (${START_NODE_FLAGS.join(' ') || 'none'}) and allocator
 settings (${
-  Object.entries(startEnv)
+  Object.entries(START_ENV)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ') || 'none'
 }), the embedded engine's own settings (clickhouse/engine/embedded.ts: one

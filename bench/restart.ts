@@ -32,10 +32,9 @@ const env: Record<string, string> = {
   KAFKA_GROUP_ID: `bench-restart-${run}`,
 };
 // `npm start` exactly as package.json runs it: its node flags, then the launcher.
-const nodeFlags = START_NODE_FLAGS;
 const WAYS = {
-  launcher: [...nodeFlags, 'bin/launch.mjs', 'bin/start.ts'],
-  tsx: [...nodeFlags, '--import', 'tsx', 'bin/start.ts'],
+  launcher: [...START_NODE_FLAGS, 'bin/launch.mjs', 'bin/start.ts'],
+  tsx: [...START_NODE_FLAGS, '--import', 'tsx', 'bin/start.ts'],
 };
 type Way = keyof typeof WAYS;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -57,3 +57,6 @@ function clientOf(v: string | undefined): 'process' | 'inline' {
   if (v === 'process') return 'process';
   throw new Error(`BENCH_SCALE_CLIENT: expected process or inline, got ${JSON.stringify(v)}`);
 }
+
+/** Where the HTTP client ran, in words for the report. */
+export const CLIENT_WHERE = { process: 'a process of its own', inline: 'the serving process' } as const;

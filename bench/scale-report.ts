@@ -1,5 +1,5 @@
 // The scale benchmark's section of bench/RESULTS.md, from each shape's result.json.
-import type { ScaleOptions } from './scale-options.ts';
+import { CLIENT_WHERE, type ScaleOptions } from './scale-options.ts';
 import type { ShapeResult } from './scale-result.ts';
 import { START_NODE_FLAGS } from './start-flags.ts';
 
@@ -198,9 +198,7 @@ export function scaleReport(results: readonly ShapeResult[], opts: ScaleOptions)
   out.push(
     `Each case: ${us(o.requests)} timed requests at concurrency 1 through the HTTP API (Hono app on a local socket, ` +
       'JWT auth, as `bench/queries.ts` builds it; ' +
-      (o.client === 'process'
-        ? 'the HTTP client in a process of its own, `bench/http-client.ts`, timing from request to body read'
-        : 'the HTTP client in the serving process, timing from request to body read') +
+      `the HTTP client (\`bench/http-client.ts\`) in ${CLIENT_WHERE[o.client]}, timing from request to body read` +
       '), every request different unless ' +
       'said otherwise (seeded: ranges of 1–365 days never aligned to months; filters team, service, user and their ' +
       'combinations), after 3 warm-up requests. system-events asks `limit=1` first (untimed) to learn how many logs ' +

@@ -41,7 +41,7 @@ import {
   settleMerges,
 } from './scale-dataset.ts';
 import { insertLive, LIVE_DAY, liveRows } from './scale-live.ts';
-import { type ScaleOptions, scaleOptions } from './scale-options.ts';
+import { CLIENT_WHERE, type ScaleOptions, scaleOptions } from './scale-options.ts';
 import {
   addDays,
   type Domain,
@@ -212,7 +212,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     ms.sort((a, b) => a - b);
     floors.push({
       name: 'HTTP round trip',
-      what: `GET /healthz on the same server and client (${o.client === 'process' ? 'a process of its own' : 'in the serving process'}; no auth, no engine): under every case`,
+      what: `GET /healthz on the same server and client (the client in ${CLIENT_WHERE[o.client]}; no auth, no engine): under every case`,
       p50: percentile(ms, 50),
       p99: percentile(ms, 99),
       runs: ms.length,

@@ -5,7 +5,7 @@ import './allocator.ts';
 import { randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ClickHouseSettings, createClient } from '@clickhouse/client';
+import { type ClickHouseClient, type ClickHouseSettings, createClient } from '@clickhouse/client';
 import { drainPending, Session } from 'chdb';
 import { createChdbConnection } from 'chdb/connection';
 import { API_QUERY_PRIORITY, type ClickHouseOptions, type Engine, quoteIdent, Retention } from '../client.ts';
@@ -52,6 +52,13 @@ export const ENGINE_ARGS: readonly string[] = [
  */
 const INSERT_ENGINE_SETTINGS = { input_format_parallel_parsing: 0 } as const;
 
+/** A client on a chdb connection of its own (one Session) on the engine's data directory. */
+function chdbClient(path: string, settings: ClickHouseSettings): ClickHouseClient {
+  // chdb types its connection against its own copy of @clickhouse/client-common; the shapes are the same.
+  const connection = createChdbConnection({ path }) as unknown as NonNullable<ClientOptions['connection']>;
+  return createClient({ connection, clickhouse_settings: settings });
+}
+
 /** Engines this process has open, per data directory: chdb runs one engine per directory, loaded once. */
 const enginesOpen = new Map<string, number>();
 
@@ -65,18 +72,12 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
     const recovered = recoverDedupLogs(path);
     if (recovered.length > 0) opts.onDedupRecovery?.(recovered);
   }
-  // chdb types its connection against its own copy of @clickhouse/client-common; the shapes are the same.
   // Opened first and held until close, so that the engine starts with ENGINE_ARGS (see there).
   const engineSession = new Session(path, { connectionArgs: [...ENGINE_ARGS] });
   enginesOpen.set(path, (enginesOpen.get(path) ?? 0) + 1);
-  const chdb = createChdbConnection({ path });
-  const connection = chdb as unknown as NonNullable<ClientOptions['connection']>;
   // Restated on every query so that a token set by one insert never leaks into the next (INSERT_SETTINGS).
-  // priority: every query of the shared connection (the API's reads, ingestion) outranks an export.
-  const client = createClient({
-    connection,
-    clickhouse_settings: { insert_deduplication_token: '', priority: API_QUERY_PRIORITY },
-  });
+  // priority: every query of the shared connection (ingestion, background work) outranks an export.
+  const client = chdbClient(path, { insert_deduplication_token: '', priority: API_QUERY_PRIORITY });
   // The embedded engine ignores the client's `database` option; `USE` lasts for the process's session.
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(opts.database)}` });
   await client.command({ query: `USE ${quoteIdent(opts.database)}` });
@@ -84,13 +85,7 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
   // and on the shared one a read queued behind whatever the sealer, the ingester or retention ran there (same-
   // path sessions run in parallel). Queries with bound parameters are still one at a time across every
   // connection of the process: chdb chains them, as its binding state is shared (see queries/query.ts).
-  const readConnection = createChdbConnection({ path }) as unknown as NonNullable<
-    ClientOptions['connection']
-  >;
-  const readClient = createClient({
-    connection: readConnection,
-    clickhouse_settings: { priority: API_QUERY_PRIORITY },
-  });
+  const readClient = chdbClient(path, { priority: API_QUERY_PRIORITY });
   await readClient.command({ query: `USE ${quoteIdent(opts.database)}` });
   // Inserts run on a chdb Session of their own (same-path sessions run in parallel): on the shared connection
   // a read waited for the insert ahead of it, ~40 ms for a second's events and logs through every view at 100M

@@ -20,6 +20,7 @@ import {
 } from '../queries/query.ts';
 import { embeddedSqlEngine } from '../sql/embedded.ts';
 import { recoverDedupLogs } from './dedup-recovery.ts';
+import { valuesAsData } from './values-as-data.ts';
 
 type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
 
@@ -52,11 +53,26 @@ export const ENGINE_ARGS: readonly string[] = [
  */
 const INSERT_ENGINE_SETTINGS = { input_format_parallel_parsing: 0 } as const;
 
-/** A client on a chdb connection of its own (one Session) on the engine's data directory. */
-function chdbClient(path: string, settings: ClickHouseSettings): ClickHouseClient {
+/**
+ * A client on a chdb connection of its own (one Session) on the engine's data directory; `unbound`: its
+ * statements' values go in as data, never bound (values-as-data.ts).
+ */
+async function chdbClient(
+  path: string,
+  settings: ClickHouseSettings,
+  opts: { unbound?: boolean } = {},
+): Promise<ClickHouseClient> {
+  let connection = createChdbConnection({ path });
+  if (opts.unbound) {
+    // The session's own params table, before any statement needs it.
+    await connection.command({ query: STREAM_PARAMS_DDL });
+    connection = valuesAsData(connection);
+  }
   // chdb types its connection against its own copy of @clickhouse/client-common; the shapes are the same.
-  const connection = createChdbConnection({ path }) as unknown as NonNullable<ClientOptions['connection']>;
-  return createClient({ connection, clickhouse_settings: settings });
+  return createClient({
+    connection: connection as unknown as NonNullable<ClientOptions['connection']>,
+    clickhouse_settings: settings,
+  });
 }
 
 /** Engines this process has open, per data directory: chdb runs one engine per directory, loaded once. */
@@ -77,15 +93,22 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
   enginesOpen.set(path, (enginesOpen.get(path) ?? 0) + 1);
   // Restated on every query so that a token set by one insert never leaks into the next (INSERT_SETTINGS).
   // priority: every query of the shared connection (ingestion, background work) outranks an export.
-  const client = chdbClient(path, { insert_deduplication_token: '', priority: API_QUERY_PRIORITY });
+  // Unbound: the background work on it (the sealer's statements above all) never holds the API's bound reads
+  // on chdb's process-wide chain (values-as-data.ts).
+  const client = await chdbClient(
+    path,
+    { insert_deduplication_token: '', priority: API_QUERY_PRIORITY },
+    { unbound: true },
+  );
   // The embedded engine ignores the client's `database` option; `USE` lasts for the process's session.
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(opts.database)}` });
   await client.command({ query: `USE ${quoteIdent(opts.database)}` });
   // The API's reads on a connection (a chdb Session) of their own: a connection runs its queries one at a time,
   // and on the shared one a read queued behind whatever the sealer, the ingester or retention ran there (same-
-  // path sessions run in parallel). Queries with bound parameters are still one at a time across every
-  // connection of the process: chdb chains them, as its binding state is shared (see queries/query.ts).
-  const readClient = chdbClient(path, { priority: API_QUERY_PRIORITY });
+  // path sessions run in parallel). Queries with bound parameters are one at a time across every connection
+  // of the process (chdb chains them, as its binding state is shared: see queries/query.ts), which is why the
+  // shared connection's are not bound.
+  const readClient = await chdbClient(path, { priority: API_QUERY_PRIORITY });
   await readClient.command({ query: `USE ${quoteIdent(opts.database)}` });
   // Inserts run on a chdb Session of their own (same-path sessions run in parallel): on the shared connection
   // a read waited for the insert ahead of it, ~40 ms for a second's events and logs through every view at 100M

@@ -14,7 +14,7 @@ describe('paramsAsData', () => {
     );
     expect(query).not.toMatch(/\{[a-z]+:/);
     expect(query).toContain(
-      `(SELECT CAST(value AS DateTime64(3, 'UTC')) FROM ${STREAM_PARAMS_TABLE} WHERE run = '${RUN}' AND name = 'b')`,
+      `assumeNotNull((SELECT CAST([any(value)][1 + throwIf(count() != 1, 'query parameter b not found')] AS DateTime64(3, 'UTC')) FROM ${STREAM_PARAMS_TABLE} WHERE run = '${RUN}' AND name = 'b'))`,
     );
     expect(query).not.toContain("x'y");
     expect(rows).toEqual([
@@ -25,6 +25,25 @@ describe('paramsAsData', () => {
       /x has no value/,
     );
     expect(() => paramsAsData({ query: 'SELECT 1', query_params: {} }, "1' OR 1")).toThrow(/UUID/);
+  });
+
+  it('reads arrays as the engine writes them, and `IN` an array as the set of its elements', () => {
+    const { query, rows } = paramsAsData(
+      {
+        query:
+          'SELECT x FROM t WHERE x IN {ids:Array(String)} AND has({days:Array(Date)}, d) AND n NOT IN {ns:Array(UInt32)}',
+        query_params: { ids: ["a'b", 'c\\d'], days: "['2025-01-01']", ns: [1, 2] },
+      },
+      RUN,
+    );
+    expect(query).toMatch(/x IN \(SELECT arrayJoin\(CAST\(.* AS Array\(String\)\)\) FROM/);
+    expect(query).toMatch(/has\(assumeNotNull\(\(SELECT CAST\(.* AS Array\(Date\)\) FROM/);
+    expect(query).toMatch(/NOT IN \(SELECT arrayJoin\(CAST\(.* AS Array\(UInt32\)\)\) FROM/);
+    expect(query).not.toContain("a'b");
+    expect(rows.map((r) => r.value)).toEqual(["['a\\'b','c\\\\d']", "['2025-01-01']", '[1,2]']);
+    expect(() => paramsAsData({ query: 'SELECT {o:String}', query_params: { o: { a: 1 } } }, RUN)).toThrow(
+      /unsupported/,
+    );
   });
 
   it('keeps hostile filter values out of the export SQL, whose text depends only on which filters are set', () => {

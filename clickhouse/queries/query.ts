@@ -20,26 +20,58 @@ export interface ParamsAsData {
 
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z0-9_(), ']+)\}/g;
 
+/** A query with values apart, as callers hand it to the client: values may be arrays (of arrays, ...). */
+export interface ValuesApart {
+  query: string;
+  query_params?: Readonly<Record<string, unknown>> | undefined;
+}
+
 /**
  * The query with each `{name:Type}` placeholder replaced by a scalar subquery on the session's params table,
- * for the embedded engine's long queries (exports). chdb binds parameters in state its connections share and
- * serializes every bound call on one process-wide chain: a bound export would hold the API's queries for its
- * whole length, and a bound stream (not on that chain) raced them (CI: a usage summary answered with an
- * export's end_date). Read as data, the values never enter the SQL text and no binding is involved; the engine
- * evaluates the scalar subqueries first, so the primary key still prunes on them. `run` is our own UUID and
- * names and types come from our own SQL.
+ * for the embedded engine's statements that must not take chdb's binding (exports, background work: see
+ * engine/values-as-data.ts). chdb binds parameters in state its connections share and serializes every bound
+ * call on one process-wide chain: a bound export would hold the API's queries for its whole length, and a
+ * bound stream (not on that chain) raced them (CI: a usage summary answered with an export's end_date). Read
+ * as data, the values never enter the SQL text and no binding is involved; the engine evaluates the scalar
+ * subqueries first, so the primary key still prunes on them. `x IN {a:Array(T)}` becomes `x IN` the set of
+ * the array's elements, as a bound array gives. A value missing from the table fails the query rather than
+ * reading as NULL. `run` is our own UUID and names and types come from our own SQL.
  */
-export function paramsAsData(q: BuiltQuery, run: string): ParamsAsData {
+export function paramsAsData(q: ValuesApart, run: string): ParamsAsData {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(run))
     throw new Error('run must be a UUID');
   const rows: ParamsAsData['rows'] = [];
-  const query = q.query.replace(PLACEHOLDER, (_whole, name: string, type: string) => {
-    const value = q.query_params[name];
-    if (value === undefined) throw new Error(`query parameter ${name} has no value`);
-    if (!rows.some((r) => r.name === name)) rows.push({ run, name, value: String(value) });
-    return `(SELECT CAST(value AS ${type}) FROM ${STREAM_PARAMS_TABLE} WHERE run = '${run}' AND name = '${name}')`;
-  });
+  const params = q.query_params ?? {};
+  const query = q.query.replace(
+    PLACEHOLDER,
+    (_whole, name: string, type: string, at: number, text: string) => {
+      const value = params[name];
+      if (value === undefined || value === null) throw new Error(`query parameter ${name} has no value`);
+      if (!rows.some((r) => r.name === name)) rows.push({ run, name, value: paramText(value, name) });
+      // One row per name and run: the guard fails the query when it is missing, where a scalar subquery would
+      // read NULL. assumeNotNull: a scalar subquery's type is Nullable, which a table function's argument or a
+      // LIMIT refuses.
+      const read = `CAST([any(value)][1 + throwIf(count() != 1, 'query parameter ${name} not found')] AS ${type})`;
+      const from = `FROM ${STREAM_PARAMS_TABLE} WHERE run = '${run}' AND name = '${name}'`;
+      const inSet = type.startsWith('Array(') && /\bIN\s*$/i.test(text.slice(0, at));
+      return inSet ? `(SELECT arrayJoin(${read}) ${from})` : `assumeNotNull((SELECT ${read} ${from}))`;
+    },
+  );
   return { query, rows };
+}
+
+/**
+ * A value as the text CAST(... AS Type) reads: strings as they are at the top (the column holds them exactly),
+ * inside arrays quoted with ClickHouse's escapes, as the engine's text format writes them.
+ */
+function paramText(value: unknown, name: string, nested = false): string {
+  if (typeof value === 'string') {
+    return nested ? `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'` : value;
+  }
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'boolean') return value ? '1' : '0';
+  if (Array.isArray(value)) return `[${value.map((v) => paramText(v, name, true)).join(',')}]`;
+  throw new Error(`query parameter ${name}: unsupported value type ${typeof value}`);
 }
 
 /** A ClickHouse string literal of one of our own values (a file path under DATA_DIR), never request input. */

@@ -16,15 +16,19 @@ afterAll(async () => {
   await engine?.dispose();
 });
 
-it('answers a read while a long statement runs on the engine client', async () => {
-  const { ch } = engine;
+/**
+ * Seconds of work on one thread on the engine client, started before `read` runs: the read must answer while
+ * it still runs. Settings in the text: nothing outlives it. The engine must not be closed under a running
+ * query, so the statement is awaited too.
+ */
+async function readDuringLongStatement(bound: boolean, read: () => Promise<void>): Promise<void> {
   let slowDone = false;
-  // Seconds of work on one thread, no parameters (parameterized queries are one at a time in chdb's process
-  // whatever the connection: see clickhouse/queries/query.ts). Settings in the text: nothing outlives it.
-  const slow = ch.client
+  const slow = engine.ch.client
     .query({
-      query:
-        'SELECT count() AS n FROM numbers(150000000) WHERE sipHash64(number) % 7 = 1 SETTINGS max_threads = 1',
+      query: bound
+        ? 'SELECT count() AS n FROM numbers({n:UInt64}) WHERE sipHash64(number) % {m:UInt8} = 1 SETTINGS max_threads = 1'
+        : 'SELECT count() AS n FROM numbers(150000000) WHERE sipHash64(number) % 7 = 1 SETTINGS max_threads = 1',
+      query_params: bound ? { n: 150_000_000, m: 7 } : undefined,
       format: 'JSONEachRow',
     })
     .then((rs) => rs.json<{ n: string }>())
@@ -33,39 +37,30 @@ it('answers a read while a long statement runs on the engine client', async () =
     });
   // Let the long statement start first.
   await new Promise((ok) => setTimeout(ok, 200));
-  const rs = await ch.readClient.query({ query: 'SELECT 1 AS one', format: 'JSONEachRow' });
-  expect(await rs.json()).toEqual([{ one: 1 }]);
+  await read();
   expect(slowDone).toBe(false);
-  // The engine must not be closed under a running query.
   const [row] = await slow;
   expect(Number(row?.n)).toBeGreaterThan(0);
+}
+
+it('answers a read while a long statement runs on the engine client', async () => {
+  await readDuringLongStatement(false, async () => {
+    const rs = await engine.ch.readClient.query({ query: 'SELECT 1 AS one', format: 'JSONEachRow' });
+    expect(await rs.json()).toEqual([{ one: 1 }]);
+  });
 }, 120_000);
 
 it('answers a bound read while a long bound statement runs on the engine client', async () => {
-  const { ch } = engine;
-  let slowDone = false;
-  // Its values go in as data on the engine client, so it does not take chdb's chain of bound statements.
-  const slow = ch.client
-    .query({
-      query:
-        'SELECT count() AS n FROM numbers({n:UInt64}) WHERE sipHash64(number) % {m:UInt8} = 1 SETTINGS max_threads = 1',
-      query_params: { n: 150_000_000, m: 7 },
+  // The statement's values go in as data on the engine client, so it does not take chdb's chain of bound
+  // statements, which the read (bound, on its own connection) takes.
+  await readDuringLongStatement(true, async () => {
+    const rs = await engine.ch.readClient.query({
+      query: 'SELECT {x:String} AS x, {ids:Array(String)} AS ids',
+      query_params: { x: "it's", ids: ['a', "b'c"] },
       format: 'JSONEachRow',
-    })
-    .then((rs) => rs.json<{ n: string }>())
-    .finally(() => {
-      slowDone = true;
     });
-  await new Promise((ok) => setTimeout(ok, 200));
-  const rs = await ch.readClient.query({
-    query: 'SELECT {x:String} AS x, {ids:Array(String)} AS ids',
-    query_params: { x: "it's", ids: ['a', "b'c"] },
-    format: 'JSONEachRow',
+    expect(await rs.json()).toEqual([{ x: "it's", ids: ['a', "b'c"] }]);
   });
-  expect(await rs.json()).toEqual([{ x: "it's", ids: ['a', "b'c"] }]);
-  expect(slowDone).toBe(false);
-  const [row] = await slow;
-  expect(Number(row?.n)).toBeGreaterThan(0);
 }, 120_000);
 
 it("gives the engine client's statements the values they were given, arrays and sets included", async () => {

@@ -1,4 +1,4 @@
-// The embedded engine's shared connection (the sealer, the ingester, retention, migrations) runs its statements
+// The embedded engine's shared connection (the sealer, retention, migrations) runs its statements
 // without binding: each one's values go in as data on its own session (queries/query.ts, paramsAsData), then
 // the statement runs unbound. chdb runs every bound call of the process one at a time, on one chain shared by
 // all its connections; bound, the sealer's statements (10-20 ms each at 100M events, a few every round) held

@@ -2,8 +2,8 @@
 // without binding: each one's values go in as data on its own session (queries/query.ts, paramsAsData), then
 // the statement runs unbound. chdb runs every bound call of the process one at a time, on one chain shared by
 // all its connections; bound, the sealer's statements (10-20 ms each at 100M events, a few every round) held
-// the API's reads, which are bound, behind them. Unbound, they run beside the reads, and the engine's query
-// priority decides who goes first where both want the cores.
+// the API's reads, which are bound, behind them. Unbound, they run beside the reads (measured: a few
+// milliseconds more per statement, for the value reads; docs/operators.md, the sealer).
 import { randomUUID } from 'node:crypto';
 import { type ParamsAsData, paramsAsData, STREAM_PARAMS_TABLE } from '../queries/query.ts';
 

@@ -355,19 +355,16 @@ export async function generateDataset(
   }
   const insertSeconds = progress.seconds;
   // The rollups as background merges leave them on a steady stream, and the tables whose quiet partitions the
-  // engine merges into one part an hour after their last insert (migration 0017) as it leaves them then: a
-  // dataset is measured as the service holds it once the back-fill has settled. Then let the raw tables'
-  // merges settle, so the measurements do not share the cores with them.
-  for (const table of [
-    'usage_daily',
-    'usage_first_seen',
-    'log_counts_hourly',
-    'log_events',
-    'usage_user_days',
-    'usage_points',
-    'usage_points_by_day',
-    'usage_pairs',
-  ]) {
+  // engine merges into one part an hour after their last insert (those that carry the setting: migration 0017)
+  // as it leaves them then: a dataset is measured as the service holds it once the back-fill has settled. Then
+  // let the raw tables' merges settle, so the measurements do not share the cores with them.
+  const quietMerged = await ch.client.query({
+    query: `SELECT name FROM system.tables WHERE database = currentDatabase()
+      AND position(create_table_query, 'min_age_to_force_merge_seconds') > 0 ORDER BY name`,
+    format: 'JSONEachRow',
+  });
+  const compacted = (await quietMerged.json<{ name: string }>()).map((t) => t.name);
+  for (const table of ['usage_daily', 'usage_first_seen', 'log_counts_hourly', ...compacted]) {
     await ch.client.command({ query: `OPTIMIZE TABLE ${table} FINAL` });
     log(`merged ${table}`);
   }

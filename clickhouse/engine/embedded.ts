@@ -92,7 +92,7 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
   const engineSession = new Session(path, { connectionArgs: [...ENGINE_ARGS] });
   enginesOpen.set(path, (enginesOpen.get(path) ?? 0) + 1);
   // Restated on every query so that a token set by one insert never leaks into the next (INSERT_SETTINGS).
-  // priority: every query of the shared connection (ingestion, background work) outranks an export.
+  // priority: every query of the shared connection (background work, migrations) outranks an export.
   // Unbound: the background work on it (the sealer's statements above all) never holds the API's bound reads
   // on chdb's process-wide chain (values-as-data.ts).
   const client = await chdbClient(
@@ -196,13 +196,9 @@ export function embeddedSource(
   // The query's values go in as data, on this session; nothing is bound (see paramsAsData), so a long export
   // neither waits for nor holds up the API's bound queries.
   const prepare = async (s: Session, q: BuiltQuery): Promise<string> => {
-    const { query, rows } = paramsAsData(q, randomUUID());
-    if (rows.length > 0) {
-      await s.insert({
-        table: STREAM_PARAMS_TABLE,
-        values: Buffer.from(rows.map((r) => `${JSON.stringify(r)}\n`).join('')),
-        format: 'JSONEachRow',
-      });
+    const { query, body } = paramsAsData(q, randomUUID());
+    if (body !== '') {
+      await s.insert({ table: STREAM_PARAMS_TABLE, values: Buffer.from(body), format: 'JSONEachRow' });
     }
     return query;
   };

@@ -45,7 +45,7 @@ export function valuesAsData<C extends StatementConnection>(connection: C): C {
       // params table does not exist: those few stay bound.
       if (values === undefined || Object.keys(values).length === 0 || MUTATION.test(params.query))
         return call(params);
-      const { query, rows }: ParamsAsData = paramsAsData(params, randomUUID());
+      const { query, rows, body }: ParamsAsData = paramsAsData(params, randomUUID());
       // Emptied only while no statement is between its insert and its end; any statement that arrives meanwhile
       // inserts after the table is empty (it awaits `clearing`), so no statement ever loses its values.
       if (inFlight === 0 && held >= HELD_ROWS_BEFORE_CLEARING) {
@@ -58,11 +58,11 @@ export function valuesAsData<C extends StatementConnection>(connection: C): C {
       inFlight++;
       try {
         await clearing;
-        if (rows.length > 0) {
+        if (body !== '') {
           held += rows.length;
           await connection.insert({
             query: `INSERT INTO ${STREAM_PARAMS_TABLE} FORMAT JSONEachRow`,
-            values: rows.map((r) => `${JSON.stringify(r)}\n`).join(''),
+            values: body,
           });
         }
         return await call({ ...params, query, query_params: undefined });

@@ -14,8 +14,10 @@ export const STREAM_PARAMS_DDL = `CREATE TEMPORARY TABLE IF NOT EXISTS ${STREAM_
 export interface ParamsAsData {
   /** The SQL, each `{name:Type}` read from the params table instead: no value in the text. */
   query: string;
-  /** What to insert (as data, JSONEachRow) into the params table before running the query. */
+  /** What to insert (as data) into the params table before running the query. */
   rows: Array<{ run: string; name: string; value: string }>;
+  /** The rows as JSONEachRow, the insert's body ('' when there are none). */
+  body: string;
 }
 
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z0-9_(), ']+)\}/g;
@@ -57,7 +59,7 @@ export function paramsAsData(q: ValuesApart, run: string): ParamsAsData {
       return inSet ? `(SELECT arrayJoin(${read}) ${from})` : `assumeNotNull((SELECT ${read} ${from}))`;
     },
   );
-  return { query, rows };
+  return { query, rows, body: rows.map((r) => `${JSON.stringify(r)}\n`).join('') };
 }
 
 /**
@@ -66,7 +68,7 @@ export function paramsAsData(q: ValuesApart, run: string): ParamsAsData {
  */
 function paramText(value: unknown, name: string, nested = false): string {
   if (typeof value === 'string') {
-    return nested ? `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'` : value;
+    return nested ? quoteLiteral(value) : value;
   }
   if (typeof value === 'number' || typeof value === 'bigint') return String(value);
   if (typeof value === 'boolean') return value ? '1' : '0';
@@ -74,7 +76,10 @@ function paramText(value: unknown, name: string, nested = false): string {
   throw new Error(`query parameter ${name}: unsupported value type ${typeof value}`);
 }
 
-/** A ClickHouse string literal of one of our own values (a file path under DATA_DIR), never request input. */
+/**
+ * A ClickHouse string literal: in SQL text only of one of our own values (a file path under DATA_DIR), never
+ * request input; as data, how the engine's text format quotes a string inside an array (paramText).
+ */
 export function quoteLiteral(s: string): string {
   return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }

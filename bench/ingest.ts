@@ -20,7 +20,7 @@ import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { decodeMessage } from '../ingest/decode.ts';
 import { createDirectSink } from '../ingest/direct.ts';
-import { connectAdmin, createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
+import { connectAdmin, createIdempotentProducer, createKafka, ensureTopics } from '../ingest/kafka.ts';
 import { generateEvents } from '../ingest/loadgen/generate.ts';
 import { publish, route } from '../ingest/producer.ts';
 import type { ChildResult, ChildTask } from './ingest-child.ts';
@@ -44,7 +44,7 @@ const topics = { sessions: `bench.sessions.${run}`, logs: `bench.logs.${run}` };
 const lines = Array.from(generateEvents({ events: N, seed: 8 }), (e) => JSON.stringify(e));
 const admin = await connectAdmin(kafka, brokers);
 await ensureTopics(admin, [topics.sessions, topics.logs]);
-const producer = createProducer(kafka);
+const producer = createIdempotentProducer(kafka);
 await producer.connect();
 const t0 = performance.now();
 for (let i = 0; i < lines.length; i += 5_000) {

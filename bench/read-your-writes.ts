@@ -15,7 +15,7 @@ import { loadConfig } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
 import { mintToken } from '../core/tokens.ts';
 import { Ingester } from '../ingest/consumer.ts';
-import { connectAdmin, createKafka, createProducer, ensureTopics } from '../ingest/kafka.ts';
+import { connectAdmin, createIdempotentProducer, createKafka, ensureTopics } from '../ingest/kafka.ts';
 import { createKafkaSink, PartitionMap } from '../ingest/producer.ts';
 import { StoredWatcher } from '../ingest/stored-wait.ts';
 import { machine } from './machine.ts';
@@ -39,7 +39,7 @@ await migrate(ch);
 const kafka = createKafka({ brokers, clientId: 'tally-bench', logger });
 const admin = await connectAdmin(kafka, brokers);
 await ensureTopics(admin, [topics.sessions, topics.logs]);
-const producer = createProducer(kafka);
+const producer = createIdempotentProducer(kafka);
 await producer.connect();
 const ingester = new Ingester({
   kafka,

@@ -12,7 +12,7 @@ import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { Ingester } from '../../ingest/consumer.ts';
 import { DLQ_HEADERS } from '../../ingest/dlq.ts';
-import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import { type Admin, createIdempotentProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { generateDataset, invalidExamples } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { createKafkaSink, PartitionMap, publish, route } from '../../ingest/producer.ts';
@@ -61,7 +61,7 @@ describe('Kafka → ingester → ClickHouse rollups → usage summary', () => {
     admin = kafka.admin();
     await admin.connect();
     await ensureTopics(admin, [topics.sessions, topics.logs]);
-    producer = createProducer(kafka);
+    producer = createIdempotentProducer(kafka);
     await producer.connect();
 
     // Everything is published before the ingester's group exists: a new group must start at the earliest offset.

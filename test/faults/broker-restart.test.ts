@@ -8,7 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { Ingester } from '../../ingest/consumer.ts';
-import { type Admin, createKafka, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import {
+  type Admin,
+  createIdempotentProducer,
+  createKafka,
+  ensureTopics,
+  type Producer,
+} from '../../ingest/kafka.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { createAudit, expectedCounts, overlaps, storedCounts } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
@@ -52,7 +58,7 @@ describe('the broker restarts mid-stream', () => {
     admin = kafka.admin();
     await admin.connect();
     await ensureTopics(admin, [topics.sessions, topics.logs]);
-    producer = createProducer(kafka);
+    producer = createIdempotentProducer(kafka);
     await producer.connect();
     ingester = testIngester({
       kafka,

@@ -3,21 +3,21 @@
 // equal the truth: 0 lost, 0 stored twice. FAULTS_EVENTS sets the size (100,000 in npm test, 500,000 in
 // test:faults), FAULTS_KILLS the kills (5, or 50 from 500,000 events), FAULTS_SEED the moments (a failing soak
 // is re-run with the same kills by passing the seed it printed).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ClickHouse, openClickHouse } from '../../clickhouse/client.ts';
 import { migrate } from '../../clickhouse/migrate.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
-import { createProducer, ensureTopics } from '../../ingest/kafka.ts';
+import { createIdempotentProducer, ensureTopics } from '../../ingest/kafka.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Rng } from '../../ingest/loadgen/random.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { publish, route } from '../../ingest/producer.ts';
 import { createAudit, eventsPerDay, expectedCounts, storedCounts } from '../helpers/audit.ts';
 import { explainExtraRows, explainSummaryMismatch, orphanedDedupRecords } from '../helpers/exactness.ts';
-import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
+import { caughtUp, messagesIn, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { type Service, startService } from '../helpers/service.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -64,6 +64,14 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
     AUTH_JWT_SECRET: 'crash-test-secret-crash-test-secret-0123',
     // The service reads the engine this test reads: a server when the runner names one.
     ...(process.env.CLICKHOUSE_URL ? { CLICKHOUSE_URL: process.env.CLICKHOUSE_URL } : {}),
+    // A kept soak keeps each start's log too, at info: the batches re-formed, left and retried.
+    ...(process.env.FAULTS_KEEP_DATA === '1' ? { LOG_LEVEL: 'info' } : {}),
+  };
+  /** Each start's stderr, appended to `service-<n>.log` beside a kept soak's engine directory. */
+  const keepLog = (svc: Service, n: number) => {
+    if (process.env.FAULTS_KEEP_DATA !== '1') return;
+    appendFileSync(join(dataDir, `service-${n}.log`), svc.stderr());
+    svc.child.stderr?.on('data', (d: Buffer) => appendFileSync(join(dataDir, `service-${n}.log`), d));
   };
   // FAULTS_KEEP_DATA=1 keeps the engine's directory of a failed soak for a look afterwards (its path is printed).
   let failed = true;
@@ -81,7 +89,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
     const admin = kafka.admin();
     await admin.connect();
     await ensureTopics(admin, [topics.sessions, topics.logs]);
-    const producer = createProducer(kafka);
+    const producer = createIdempotentProducer(kafka);
     await producer.connect();
 
     // The stream, paced by the kills: each kill cycle gets its share of the chunks, the first of them as the
@@ -107,6 +115,8 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
     const restarts: { readyMs: number; firstMessageMs: number | null }[] = [];
     // Deduplication records a kill had left without their part, undone by a start (engine/dedup-recovery.ts).
     let recoveredAtStart = 0;
+    // Messages in the topics once the stream ends: more than published means the producer wrote a batch twice.
+    let inLog = -1;
     const countRecovered = (svc: Service) => {
       if (svc.stderr().includes('undid insert-deduplication records')) recoveredAtStart += 1;
     };
@@ -114,6 +124,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
       for (let k = 0; k < KILLS; k++) {
         const spawned = Date.now();
         service = await startService(env);
+        keepLog(service, k + 1);
         const ready = Date.now() - spawned;
         // The API listens at once and the ingester joins in the background: how long until it reads again.
         const svc = service;
@@ -139,6 +150,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
       await streaming;
       expect(published).toBe(events.length);
       service = await startService(env);
+      keepLog(service, KILLS + 1);
       countRecovered(service);
       await waitFor(
         'the ingester to catch up',
@@ -148,6 +160,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
           everyMs: 500,
         },
       );
+      inLog = await messagesIn(admin, [topics.sessions, topics.logs]);
       service.child.kill('SIGTERM');
       expect((await service.exited).code).toBe(0);
     } finally {
@@ -169,6 +182,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
       const figures = {
         events: EVENTS,
         kills,
+        in_log: inLog,
         lost: expected.published - Math.min(stored.inserted, expected.published),
         duplicated: Math.max(0, stored.inserted - expected.published),
       };
@@ -205,6 +219,8 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
         console.error([`crash soak (seed ${SEED}): wrong answers`, ...wrong].join('\n'));
       }
       expect(kills).toBe(KILLS);
+      // The log holds each published message once: extra rows below are then the ingester's.
+      expect(inLog).toBe(expected.published);
       // Each published message became exactly one inserted row: none lost, none written twice by a replay.
       expect(stored.inserted).toBe(expected.published);
       expect({ usage: stored.usage, logs: stored.logs }).toEqual({

@@ -2,7 +2,7 @@
 // after it is committed, and everything flows again once the DLQ is back.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ingester } from '../../ingest/consumer.ts';
-import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import { type Admin, createIdempotentProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { scalar } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { dropTopics, testIngester } from '../helpers/ingest.ts';
@@ -34,7 +34,7 @@ describe('an unwritable dead-letter topic', () => {
     admin = kafka.admin();
     await admin.connect();
     await ensureTopics(admin, [topics.sessions, topics.logs], 1);
-    producer = createProducer(kafka);
+    producer = createIdempotentProducer(kafka);
     await producer.connect();
     ingester = testIngester({
       kafka,

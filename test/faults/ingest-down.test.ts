@@ -14,7 +14,7 @@ import type { IngestStatus } from '../../core/health.ts';
 import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import type { Ingester } from '../../ingest/consumer.ts';
-import { type Admin, createKafka, createProducer, ensureTopics } from '../../ingest/kafka.ts';
+import { type Admin, createIdempotentProducer, createKafka, ensureTopics } from '../../ingest/kafka.ts';
 import { createAudit, overlaps, scalar, storedCounts } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { testIngester } from '../helpers/ingest.ts';
@@ -153,7 +153,7 @@ describe('consumption broken for a while', () => {
     });
     await ingester.start();
     const probes = createProbeApp({ ch: engine.ch, logger: createLogger('silent'), ingester });
-    const producer = createProducer(kafka);
+    const producer = createIdempotentProducer(kafka);
     await producer.connect();
     const first = Array.from({ length: 1_000 }, (_, i) => usage(`a-${i}`, i));
     await producer.send({
@@ -250,7 +250,7 @@ describe('consumption broken for a while', () => {
         everyMs: 500,
       },
     );
-    const again = createProducer(kafka);
+    const again = createIdempotentProducer(kafka);
     await again.connect();
     const second = Array.from({ length: 1_000 }, (_, i) => usage(`b-${i}`, i));
     await again.send({

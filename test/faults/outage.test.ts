@@ -6,7 +6,7 @@ import { insertEvents } from '../../clickhouse/inserts.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { createLogger } from '../../core/logger.ts';
 import { Ingester } from '../../ingest/consumer.ts';
-import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import { type Admin, createIdempotentProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { publish, route } from '../../ingest/producer.ts';
@@ -51,7 +51,7 @@ describe('a 20-second storage outage mid-stream', () => {
     admin = kafka.admin();
     await admin.connect();
     await ensureTopics(admin, [topics.sessions, topics.logs], PARTITIONS);
-    producer = createProducer(kafka);
+    producer = createIdempotentProducer(kafka);
     await producer.connect();
     ingester = new Ingester({
       kafka,

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ingester } from '../../ingest/consumer.ts';
 import { DLQ_HEADERS } from '../../ingest/dlq.ts';
-import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import { type Admin, createIdempotentProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { generateDataset, invalidExamples } from '../../ingest/loadgen/generate.ts';
 import { createAudit, expectedCounts, storedCounts } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
@@ -64,7 +64,7 @@ describe('poison messages', () => {
     admin = kafka.admin();
     await admin.connect();
     await ensureTopics(admin, [topics.sessions, topics.logs], 1);
-    producer = createProducer(kafka);
+    producer = createIdempotentProducer(kafka);
     await producer.connect();
     ingester = testIngester({ kafka, engine, topics, groupId });
   });

@@ -6,7 +6,13 @@ import { insertEvents } from '../../clickhouse/inserts.ts';
 import { usageSummary } from '../../clickhouse/queries/usage-summary.ts';
 import { createLogger } from '../../core/logger.ts';
 import { Ingester } from '../../ingest/consumer.ts';
-import { type Admin, createKafka, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import {
+  type Admin,
+  createIdempotentProducer,
+  createKafka,
+  ensureTopics,
+  type Producer,
+} from '../../ingest/kafka.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { createAudit, eventsPerDay, expectedCounts, overlaps, storedCounts } from '../helpers/audit.ts';
@@ -90,7 +96,7 @@ describe('members leaving abruptly and joining mid-stream', () => {
     admin = kafka.admin();
     await admin.connect();
     await ensureTopics(admin, [topics.sessions, topics.logs], 6);
-    producer = createProducer(kafka);
+    producer = createIdempotentProducer(kafka);
     await producer.connect();
   });
   afterAll(async () => {

@@ -20,6 +20,19 @@ export async function createAudit(ch: ClickHouse): Promise<void> {
     query: `CREATE MATERIALIZED VIEW IF NOT EXISTS test_ingest_audit_logs_mv TO test_ingest_audit
       AS SELECT event_id, 'log' AS kind FROM log_events WHERE service != '${SELF_SERVICE}'`,
   });
+  // Each Kafka-inserted row with the batch that inserted it (kafka:<topic>/<partition>/<first>-<last>/...):
+  // a row stored twice then shows whether two batches held it (re-formed under another token), one batch
+  // twice (a token the engine did not deduplicate), or the log itself held it twice (a producer's retry).
+  await ch.client.command({
+    query: `CREATE TABLE IF NOT EXISTS test_ingest_deliveries (event_id String, delivery String)
+      ENGINE = MergeTree ORDER BY tuple() SETTINGS non_replicated_deduplication_window = 10000`,
+  });
+  for (const source of ['usage_ingest', 'log_ingest']) {
+    await ch.client.command({
+      query: `CREATE MATERIALIZED VIEW IF NOT EXISTS test_${source}_deliveries_mv TO test_ingest_deliveries
+        AS SELECT event_id, delivery FROM ${source}`,
+    });
+  }
 }
 
 export async function scalar(ch: ClickHouse, query: string): Promise<number> {

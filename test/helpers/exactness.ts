@@ -224,6 +224,19 @@ export async function explainExtraRows(
     lines.push(
       `    ${r.kind}: ${r.rows} extra rows, published positions ${r.from}-${r.to}, e.g. ${r.ids.join(' ')}, stored at ${(t?.t ?? []).sort().join(' ')}`,
     );
+    // The batches that inserted the run's first event (test_ingest_deliveries, when the test records them).
+    const via = await ch.client
+      .query({
+        query: `SELECT delivery, count() AS n FROM test_ingest_deliveries WHERE event_id = {id:String}
+          GROUP BY delivery ORDER BY delivery`,
+        query_params: { id: r.ids[0] },
+        format: 'JSONEachRow',
+      })
+      .then((rs) => rs.json<{ delivery: string; n: string | number }>())
+      .catch(() => []);
+    if (via.length > 0) {
+      lines.push(`      ${r.ids[0]} inserted by ${via.map((v) => `${v.delivery} (${v.n}x)`).join(', ')}`);
+    }
   }
   return lines;
 }

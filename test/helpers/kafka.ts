@@ -43,6 +43,18 @@ export function uniqueName(prefix: string): string {
 }
 
 /** True when the group's committed offsets reach the end of every partition of the topics. */
+/**
+ * Messages the topics hold (end minus start offset, summed over partitions): what a test published, unless a
+ * producer's retry wrote a batch twice.
+ */
+export async function messagesIn(admin: Admin, topics: readonly string[]): Promise<number> {
+  let n = 0n;
+  for (const topic of topics) {
+    for (const p of await admin.fetchTopicOffsets(topic)) n += BigInt(p.high) - BigInt(p.low);
+  }
+  return Number(n);
+}
+
 export async function caughtUp(admin: Admin, groupId: string, topics: readonly string[]): Promise<boolean> {
   const committed = await admin.fetchOffsets({ groupId, topics: [...topics] });
   for (const t of committed) {

@@ -7,8 +7,8 @@ import { snappy } from '../../ingest/codecs.ts';
 import type { Ingester } from '../../ingest/consumer.ts';
 import {
   type Admin,
+  createIdempotentProducer,
   createKafka,
-  createProducer,
   ensureTopics,
   type Producer,
   replaceCodec,
@@ -42,7 +42,7 @@ describe('a failing codec', () => {
     admin = kafka.admin();
     await admin.connect();
     await ensureTopics(admin, [topics.sessions, topics.logs], 2);
-    producer = createProducer(kafka, { compression: 'snappy' });
+    producer = createIdempotentProducer(kafka, { compression: 'snappy' });
     await producer.connect();
   });
   afterAll(async () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ingester } from '../../ingest/consumer.ts';
 import { DLQ_HEADERS } from '../../ingest/dlq.ts';
 import { readDeadLetters, replayDeadLetters } from '../../ingest/dlq-tools.ts';
-import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import { type Admin, createIdempotentProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { createAudit, scalar } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { dropTopics, testIngester } from '../helpers/ingest.ts';
@@ -35,7 +35,7 @@ describe('npm run dlq: list and replay', () => {
     admin = kafka.admin();
     await admin.connect();
     await ensureTopics(admin, [topics.sessions, topics.logs], 1);
-    producer = createProducer(kafka);
+    producer = createIdempotentProducer(kafka);
     await producer.connect();
     ingester = testIngester({ kafka, engine, topics, groupId, limits: { rows: 100, waitMs: 100 } });
     await ingester.start();

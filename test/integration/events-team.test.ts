@@ -12,7 +12,7 @@ import { createLogger } from '../../core/logger.ts';
 import type { EventSink } from '../../core/sink.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
-import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import { type Admin, createIdempotentProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { createKafkaSink, PartitionMap } from '../../ingest/producer.ts';
 import { StoredWatcher } from '../../ingest/stored-wait.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
@@ -160,7 +160,7 @@ describe('POST /events and team-bound credentials', () => {
       admin = kafka.admin();
       await admin.connect();
       await ensureTopics(admin, [topics.sessions, topics.logs]);
-      producer = createProducer(kafka);
+      producer = createIdempotentProducer(kafka);
       await producer.connect();
     });
     afterAll(async () => {

@@ -12,7 +12,13 @@ import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import type { Batch } from '../../ingest/batcher.ts';
 import { Ingester } from '../../ingest/consumer.ts';
-import { type Admin, createKafka, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import {
+  type Admin,
+  createIdempotentProducer,
+  createKafka,
+  ensureTopics,
+  type Producer,
+} from '../../ingest/kafka.ts';
 import { httpLedger, recordBatch } from '../../ingest/ledger.ts';
 import { createKafkaSink, PartitionMap } from '../../ingest/producer.ts';
 import { StoredWatcher } from '../../ingest/stored-wait.ts';
@@ -51,7 +57,7 @@ describe('the ingestion ledger through Kafka', () => {
     admin = kafka.admin();
     await admin.connect();
     await ensureTopics(admin, [topics.sessions, topics.logs], 1);
-    producer = createProducer(kafka);
+    producer = createIdempotentProducer(kafka);
     await producer.connect();
     ingester = new Ingester({
       kafka,

@@ -17,7 +17,7 @@ import { registry } from '../../core/metrics.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { Ingester } from '../../ingest/consumer.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
-import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import { type Admin, createIdempotentProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { dropTopics } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
@@ -86,7 +86,7 @@ describe('the read cache', () => {
     kadmin = kafka.admin();
     await kadmin.connect();
     await ensureTopics(kadmin, [topics.sessions, topics.logs], 1);
-    producer = createProducer(kafka);
+    producer = createIdempotentProducer(kafka);
     await producer.connect();
     ingester = new Ingester({
       kafka,

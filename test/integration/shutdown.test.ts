@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { createLogger } from '../../core/logger.ts';
 import { Ingester } from '../../ingest/consumer.ts';
-import { type Admin, createProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
+import { type Admin, createIdempotentProducer, ensureTopics, type Producer } from '../../ingest/kafka.ts';
 import { generateDataset } from '../../ingest/loadgen/generate.ts';
 import { createAudit, storedCounts } from '../helpers/audit.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
@@ -27,7 +27,7 @@ describe('graceful shutdown', () => {
     admin = kafka.admin();
     await admin.connect();
     await ensureTopics(admin, [topics.sessions, topics.logs]);
-    producer = createProducer(kafka);
+    producer = createIdempotentProducer(kafka);
     await producer.connect();
   });
   afterAll(async () => {

@@ -5,7 +5,15 @@ import type { ClickHouse } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { QuietDays } from '../quiet-days.ts';
 import type { LogFilters } from './filters.ts';
-import { type ListedPart, liveCells } from './log-live-days.ts';
+import {
+  type DeltaSpec,
+  deltaBranch,
+  heldDelta,
+  type ListedPart,
+  type LogRow,
+  liveCells,
+  type Prefetched,
+} from './log-live-days.ts';
 import { type BuiltQuery, engineHex, rows } from './query.ts';
 
 export interface DayCount {
@@ -48,16 +56,19 @@ const SMALL = 'SETTINGS max_threads = 1';
 
 /**
  * The sum of every day's counters, by day number, and what tells that seals were written: on one node the
- * active parts of both seal tables (a seal comes with a new part), with log_events' parts for the held days
- * (log-live-days.ts) in the same read; on a cluster (parts are per shard there) the seal tables' rows.
+ * active parts of both seal tables (a seal comes with a new part), with log_events' parts and the rows the held
+ * days (log-live-days.ts) took since they were last read, in the same read; on a cluster (parts are per shard
+ * there) the seal tables' rows.
  */
-export function buildDaySumsQuery(oneNode: boolean): BuiltQuery {
+export function buildDaySumsQuery(oneNode: boolean, delta?: DeltaSpec): BuiltQuery {
   const query = oneNode
-    ? `SELECT toUInt32(day) AS d, sum(inserted) AS c, '' AS t, '' AS name, '' AS pid, 0 AS mn, 0 AS mx
+    ? `SELECT toUInt32(day) AS d, toUInt64(sum(inserted)) AS c, '' AS t, '' AS name, '' AS pid, toInt64(0) AS mn,
+        toInt64(0) AS mx, '' AS sev, '' AS svc, toInt64(0) AS ms, '' AS id
       FROM log_cells_daily GROUP BY day
       UNION ALL
-      SELECT 0, 0, table, name, partition_id, min_block_number, max_block_number FROM system.parts
+      SELECT 0, 0, table, name, partition_id, min_block_number, max_block_number, '', '', 0, '' FROM system.parts
       WHERE database = currentDatabase() AND table IN ('log_events', 'log_day_seals', 'log_hour_seals') AND active
+      ${delta ? `UNION ALL ${deltaBranch(delta)}` : ''}
       ${SMALL}`
     : `SELECT toUInt32(day) AS d, sum(inserted) AS c,
         toString((SELECT count() FROM log_day_seals) + (SELECT count() FROM log_hour_seals)) AS t
@@ -72,9 +83,11 @@ interface DaySums {
   seals: string;
   /** log_events' active parts, on one node. */
   parts: ListedPart[] | undefined;
+  /** The held days' rows read with them, when `delta` was given (one node). */
+  prefetched: Prefetched | undefined;
 }
 
-async function readDaySums(ch: ClickHouse): Promise<DaySums> {
+async function readDaySums(ch: ClickHouse, delta?: DeltaSpec): Promise<DaySums> {
   const oneNode = ch.cluster === undefined;
   const found = await rows<{
     d: string | number;
@@ -84,11 +97,20 @@ async function readDaySums(ch: ClickHouse): Promise<DaySums> {
     pid?: string;
     mn?: string | number;
     mx?: string | number;
-  }>(ch, buildDaySumsQuery(oneNode));
+    sev?: string;
+    svc?: string;
+    ms?: string | number;
+    id?: string;
+  }>(ch, buildDaySumsQuery(oneNode, oneNode ? delta : undefined));
   const sums = new Map<number, number>();
   const seals: string[] = [];
   const parts: ListedPart[] = [];
+  const held: LogRow[] = [];
   for (const r of found) {
+    if (r.t === 'row') {
+      held.push([Number(r.d), r.sev ?? '', r.svc ?? '', Number(r.ms), r.id ?? '', Number(r.mx)]);
+      continue;
+    }
     if (r.t === '' || !oneNode) sums.set(Number(r.d), Number(r.c));
     if (!oneNode) seals[0] = r.t;
     else if (r.t === 'log_events')
@@ -100,7 +122,12 @@ async function readDaySums(ch: ClickHouse): Promise<DaySums> {
       });
     else if (r.t !== '') seals.push(`${r.t}/${r.name}`);
   }
-  return { sums, seals: seals.sort().join(','), parts: oneNode ? parts : undefined };
+  return {
+    sums,
+    seals: seals.sort().join(','),
+    parts: oneNode ? parts : undefined,
+    prefetched: oneNode && delta ? { spec: delta, rows: held } : undefined,
+  };
 }
 
 /**
@@ -202,7 +229,7 @@ const openKey = (day: number, sev: string, svc: string, inserted: number) =>
 /** Every day's cells, reading again only the days whose counters moved since the last read. */
 async function readCells(ch: ClickHouse): Promise<Map<number, DayCells>> {
   const memo = memoOf(ch);
-  const { sums, seals, parts } = await readDaySums(ch);
+  const { sums, seals, parts, prefetched } = await readDaySums(ch, heldDelta(ch));
   const stale = [...sums].filter(([d, c]) => memo.days.get(d)?.sum !== c).map(([d]) => d);
   // Days read before whose counters moved since (a first read of a day is no move).
   const moved = stale.filter((d) => memo.days.has(d));
@@ -215,7 +242,7 @@ async function readCells(ch: ClickHouse): Promise<Map<number, DayCells>> {
   }
   for (const d of memo.days.keys()) if (!sums.has(d)) memo.days.delete(d);
   // Days still taking logs are held in memory (log-live-days.ts): their cells cost what came since.
-  const live = await liveCells(ch, moved, parts);
+  const live = await liveCells(ch, moved, parts, prefetched);
   for (const [d, cells] of live)
     memo.days.set(d, { sum: sums.get(d) as number, cells: cells.map((c) => ({ ...c, inserted: 0 })) });
   const toRead = stale.filter((d) => !live.has(d));

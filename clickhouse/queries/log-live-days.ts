@@ -4,9 +4,10 @@
 // insert. A day whose counters move twice within a minute is read whole once and held; after that a read adds
 // only the rows of log_events' parts that hold blocks it has not read (a part's rows never change), so a held
 // day's counts, its hours (which locate a page) and where its newest logs start (which narrows a first page)
-// cost about what the inserts since brought.
+// cost about what the inserts since brought. Those rows are read in the query of the day sums that tells which
+// days moved (log-day-counts.ts, heldDelta): the first read after an insert then sends one query fewer.
 import type { ClickHouse } from '../client.ts';
-import { mutationOf, type PartBlocks, partList, partsRead } from './parts-read.ts';
+import { mutationOf, type PartBlocks, partList } from './parts-read.ts';
 
 /** A held day's cell, as log-day-counts.ts reads cells: its distinct logs, and per UTC hour where each is in one. */
 export interface LiveCell {
@@ -48,8 +49,13 @@ export interface ListedPart extends PartBlocks {
 
 interface LiveMemo {
   held: Map<number, HeldDay>;
-  /** log_events' active parts when the held days were last brought up to date: every row of theirs is held. */
+  /** log_events' active parts when the held days were last brought up to date (a part leaving them is a drop). */
   parts: readonly ListedPart[];
+  /**
+   * Every row of the held days in a part whose blocks are all at most this is held (a single node numbers blocks
+   * from one counter per table, taken as each insert commits: parts-read.ts).
+   */
+  seenMax: number;
   /** The highest mutation version among those parts: a later one (a DELETE) lets every held day go. */
   mutation: number;
   /** When each day not held was last seen moving. */
@@ -68,6 +74,7 @@ function memoOf(ch: ClickHouse): LiveMemo {
     m = {
       held: new Map(),
       parts: [],
+      seenMax: -1,
       mutation: 0,
       movedAt: new Map(),
       tooLarge: new Map(),
@@ -78,20 +85,58 @@ function memoOf(ch: ClickHouse): LiveMemo {
   return m;
 }
 
+/** The held days and the blocks read of them, as they stood when a query read the rows added since. */
+export interface DeltaSpec {
+  days: readonly number[];
+  seenMax: number;
+}
+
+/** Rows of the held days read with the day sums (deltaBranch), each with its part's highest block. */
+export interface Prefetched {
+  spec: DeltaSpec;
+  rows: readonly LogRow[];
+}
+
+/** What a query of the day sums should read of the held days' rows (deltaBranch), or undefined: none held. */
+export function heldDelta(ch: ClickHouse): DeltaSpec | undefined {
+  const memo = memos.get(ch);
+  if (!memo || memo.held.size === 0) return undefined;
+  return { days: [...memo.held.keys()].sort((a, b) => a - b), seenMax: memo.seenMax };
+}
+
+// A part's highest block, from its name (partition_min_max_level[_mutation]; partition ids have no '_').
+const PART_MAX = "toInt64(splitByChar('_', _part)[3])";
+
+/**
+ * A branch of the day sums' UNION ALL (log-day-counts.ts): the held days' rows in parts holding a block past
+ * `seenMax`, as (d, 0, 'row', '', '', 0, part's max block, severity, service, ms, event_id), at most
+ * MAX_HELD_IDS + 1. The engine prunes parts by the condition on `_part` before reading any. Day numbers and
+ * the block number are this process's own integers: written into the text, nothing bound.
+ */
+export function deltaBranch(spec: DeltaSpec): string {
+  return `SELECT * FROM (SELECT toUInt32(toDate(timestamp)) AS d, toUInt64(0) AS c, 'row' AS t, '' AS name,
+      '' AS pid, toInt64(0) AS mn, ${PART_MAX} AS mx, toString(severity) AS sev, toString(service) AS svc,
+      toUnixTimestamp64Milli(timestamp) AS ms, event_id AS id
+    FROM log_events WHERE ${PART_MAX} > ${Math.trunc(spec.seenMax)} AND (${withinDays(spec.days)})
+    LIMIT ${MAX_HELD_IDS + 1})`;
+}
+
 /**
  * The cells of the `moved` days (their counters moved since the caller last read them) that are held, or become
- * held now, brought up to date; the other moved days are the caller's to read from the cells. Never on a
+ * held now, brought up to date; the other moved days are the caller's to read from the cells. `prefetched`:
+ * the held days' new rows, read with the listing of `parts` (used when nothing changed meanwhile). Never on a
  * cluster (parts are per shard there): undefined.
  */
 export async function liveCells(
   ch: ClickHouse,
   moved: readonly number[],
   parts: readonly ListedPart[] | undefined,
+  prefetched?: Prefetched,
   now = Date.now(),
 ): Promise<Map<number, LiveCell[]>> {
   if (parts === undefined || moved.length === 0) return new Map();
   const memo = memoOf(ch);
-  const run = () => refresh(ch, memo, moved, parts, now);
+  const run = () => refresh(ch, memo, moved, parts, prefetched, now);
   const done = memo.running.then(run, run);
   memo.running = done;
   return done;
@@ -102,6 +147,7 @@ async function refresh(
   memo: LiveMemo,
   moved: readonly number[],
   listed: readonly ListedPart[],
+  prefetched: Prefetched | undefined,
   now: number,
 ): Promise<Map<number, LiveCell[]>> {
   for (const [d, h] of memo.held) if (now - h.movedAt > RELEASE_MS) memo.held.delete(d);
@@ -132,9 +178,21 @@ async function refresh(
     for (const d of memo.held.keys()) if (moved.includes(d) && !promote.includes(d)) promote.push(d);
     memo.held.clear();
   }
-  const seen = partsRead(memo.parts, listed);
-  const delta = memo.held.size > 0 && seen.length < listed.length ? [...memo.held.keys()] : [];
-  const read = await readRows(ch, delta, seen, promote);
+  let read: readonly LogRow[];
+  let seenMax: number;
+  if (prefetched && promote.length === 0 && sameDelta(prefetched.spec, memo)) {
+    // Every part holding a block past seenMax was read, in one snapshot; a part whose rows came back was in it,
+    // and so was every part of lower blocks (committed before it): the blocks up to the highest such are read.
+    // A part with no row of the held days is read again next time, for nothing (its day prunes it).
+    read = prefetched.rows;
+    seenMax = read.reduce((m, r) => Math.max(m, Number(r[5])), memo.seenMax);
+  } else {
+    // Listed before the rows are read: a part listed holds only rows this read or an earlier one reads.
+    const seen = listed.filter((p) => p.max <= memo.seenMax).map((p) => p.name);
+    const delta = memo.held.size > 0 && seen.length < listed.length ? [...memo.held.keys()] : [];
+    read = await readRows(ch, delta, seen, promote);
+    seenMax = Math.max(-1, ...listed.map((p) => p.max));
+  }
   for (const d of promote) memo.movedAt.delete(d);
   if (read.length > MAX_HELD_IDS) {
     // Past the bound (a large back-fill into a held day, or a day too large): nothing held, the caller reads
@@ -162,6 +220,7 @@ async function refresh(
     total -= h.ids;
   }
   memo.parts = listed;
+  memo.seenMax = seenMax;
   memo.mutation = mutation;
 
   const out = new Map<number, LiveCell[]>();
@@ -204,6 +263,15 @@ function cellsOf(d: number, day: HeldDay): LiveCell[] {
   });
 }
 
+/** Whether `spec` was taken of the memo as it is: the same held days, read up to the same block. */
+function sameDelta(spec: DeltaSpec, memo: LiveMemo): boolean {
+  return (
+    spec.seenMax === memo.seenMax &&
+    spec.days.length === memo.held.size &&
+    spec.days.every((d) => memo.held.has(d))
+  );
+}
+
 /** Whether a part listed before has left with no part now covering its blocks (a drop or a truncate). */
 function vanished(before: readonly ListedPart[], now: readonly ListedPart[]): boolean {
   const names = new Set(now.map((p) => p.name));
@@ -213,7 +281,16 @@ function vanished(before: readonly ListedPart[], now: readonly ListedPart[]): bo
   );
 }
 
-type LogRow = [number, string, string, number | string, string];
+/** Day number, severity, service, ms, event_id, and (read with the day sums) the part's highest block. */
+export type LogRow = [number, string, string, number | string, string, (number | string)?];
+
+const withinDays = (days: readonly number[]) =>
+  days
+    .map(
+      (d) =>
+        `(timestamp >= fromUnixTimestamp64Milli(${d * DAY_MS}, 'UTC') AND timestamp < fromUnixTimestamp64Milli(${(d + 1) * DAY_MS}, 'UTC'))`,
+    )
+    .join(' OR ');
 
 /**
  * The rows of the `delta` days in parts other than `seen` (whose rows are held), and every row of the days to
@@ -226,16 +303,9 @@ async function readRows(
   seen: readonly string[],
   promote: readonly number[],
 ): Promise<LogRow[]> {
-  const within = (days: readonly number[]) =>
-    days
-      .map(
-        (d) =>
-          `(timestamp >= fromUnixTimestamp64Milli(${d * DAY_MS}, 'UTC') AND timestamp < fromUnixTimestamp64Milli(${(d + 1) * DAY_MS}, 'UTC'))`,
-      )
-      .join(' OR ');
   const branches: string[] = [];
-  if (delta.length > 0) branches.push(`(_part NOT IN (${partList(seen)}) AND (${within(delta)}))`);
-  if (promote.length > 0) branches.push(`(${within(promote)})`);
+  if (delta.length > 0) branches.push(`(_part NOT IN (${partList(seen)}) AND (${withinDays(delta)}))`);
+  if (promote.length > 0) branches.push(`(${withinDays(promote)})`);
   if (branches.length === 0) return [];
   const rs = await ch.client.query({
     query: `SELECT toUInt32(toDate(timestamp)) AS d, toString(severity) AS sev, toString(service) AS svc,

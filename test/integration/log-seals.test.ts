@@ -2,6 +2,7 @@
 // totals stay exact; a back-fill straight into log_events reopens the sealed days it lands in at once; a re-sent
 // log changes nothing; and late inserts racing the sealer never make a read miss a stored log.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { forApiReads } from '../../clickhouse/client.ts';
 import { DerivedState, type Snapshot } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import { logDayCounts, sealLogDays } from '../../clickhouse/queries/log-day-counts.ts';
@@ -335,16 +336,33 @@ describe('sealed log counts', () => {
       return {
         cells: texts().filter((q) => q.includes('FROM log_day_seals') && q.includes('{days:')).length,
         rawCounts: texts().filter((q) => q.includes('uniqExact(event_id)')).length,
+        // A query of its own for the rows since (not the held day's rows read with the day sums).
         deltas: texts().filter((q) => q.includes('_part NOT IN')).length,
-        wholeDay: texts().filter((q) => q.includes('AS ms, event_id') && !q.includes('_part NOT IN')).length,
+        // The held days' rows read in the query of the day sums, from the parts past the blocks read.
+        inline: texts().some((q) => q.includes('FROM log_cells_daily') && q.includes("'row' AS t")),
+        wholeDay: texts().filter(
+          (q) => q.includes('AS ms, event_id') && !q.includes('_part NOT IN') && !q.includes("'row' AS t"),
+        ).length,
         hours: mine?.hours?.reduce((a, b) => a + b, 0) === mine?.n,
-        delta: texts().find((q) => q.includes('_part NOT IN')) ?? '',
+        readPast: Math.min(
+          ...texts().flatMap((q) => {
+            const m = /splitByChar\('_', _part\)\[3\]\) > (-?\d+)/.exec(q);
+            return m ? [Number(m[1])] : [];
+          }),
+        ),
       };
     };
     await read();
     // The first move is read from the cells, as any day's.
     await insert(logs(0, 30), 'seals/held/1');
-    expect(await read()).toMatchObject({ cells: 1, rawCounts: 1, deltas: 0, wholeDay: 0, hours: false });
+    expect(await read()).toMatchObject({
+      cells: 1,
+      rawCounts: 1,
+      deltas: 0,
+      inline: false,
+      wholeDay: 0,
+      hours: false,
+    });
     // The second within a minute: the day is read whole once and held, with its hours.
     await insert(logs(30, 30), 'seals/held/2');
     expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 0, wholeDay: 1, hours: true });
@@ -354,26 +372,68 @@ describe('sealed log counts', () => {
     const page = truth.systemEvents({ start_date: day, end_date: day, limit: 10, severity: 'error' }).events;
     const pages = sent.filter((x) => x.query.includes('FROM log_events FINAL')).map((x) => x.params);
     expect(pages).toEqual([expect.objectContaining({ from_ms: Date.parse(page[9]?.timestamp ?? '') })]);
-    // From then on, only the rows inserted since, whatever the filter.
+    // From then on, only the rows inserted since, whatever the filter, read with the day sums: no query more.
+    const sinceOnly = { cells: 0, rawCounts: 0, deltas: 0, inline: true, wholeDay: 0, hours: true };
     await insert(logs(60, 30), 'seals/held/3');
-    expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 1, wholeDay: 0, hours: true });
+    expect(await read()).toMatchObject(sinceOnly);
     // A re-sent log and a merge of every part (no new rows: nothing to read), then more logs after the merge.
     await insert(logs(10, 5), 'seals/held/again');
-    expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 1, hours: true });
+    expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 0, inline: true, hours: true });
     await engine.ch.client.command({ query: 'OPTIMIZE TABLE log_events FINAL' });
     await engine.ch.client.command({ query: 'OPTIMIZE TABLE log_cells_daily FINAL' });
     expect(await read()).toMatchObject({ cells: 0, rawCounts: 0, deltas: 0, wholeDay: 0 });
     const merged = await engine.ch.client.query({
       query:
-        "SELECT name FROM system.parts WHERE database = currentDatabase() AND table = 'log_events' AND active",
+        "SELECT name, max_block_number AS max FROM system.parts WHERE database = currentDatabase() AND table = 'log_events' AND active",
       format: 'JSONEachRow',
     });
-    const mergedParts = (await merged.json<{ name: string }>()).map((p) => p.name);
+    const mergedParts = await merged.json<{ name: string; max: string | number }>();
     await insert(logs(90, 30), 'seals/held/4');
     const after = await read();
-    expect(after).toMatchObject({ cells: 0, rawCounts: 0, deltas: 1, wholeDay: 0, hours: true });
-    // The merged parts hold only rows held already: the read leaves them out.
-    for (const name of mergedParts) expect(after.delta).toContain(`'${name}'`);
+    expect(after).toMatchObject(sinceOnly);
+    // The merged parts hold only rows held already: the read leaves them out (it reads past their blocks).
+    for (const p of mergedParts) expect(after.readPast).toBeGreaterThanOrEqual(Number(p.max));
+  });
+
+  it('holds a day exactly while its inserts commit during the reads that bring it up to date', async () => {
+    // A handle of its own (the held days are kept per handle) that reads on the API's connection, so that the
+    // inserts (on the engine's insert session) commit while its queries run.
+    const view = { ...forApiReads(engine.ch) };
+    const day = '2025-01-21';
+    const logsOf = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        event_id: `race-held-${from + i}`,
+        type: 'log',
+        timestamp: `${day}T${String((from + i) % 24).padStart(2, '0')}:${String((from + i) % 60).padStart(2, '0')}:30.000Z`,
+        severity: (['info', 'warning', 'error'] as const)[(from + i) % 3],
+        service: (from + i) % 2 === 0 ? 'race-a' : 'race-b',
+        message: `race ${from + i}`,
+      }));
+    const asked: LogQuery[] = [
+      { start_date: day, end_date: day, limit: 1000 },
+      { start_date: day, end_date: day, limit: 4, severity: 'error' },
+      { start_date: day, end_date: day, limit: 5, page: 2, service: 'race-a' },
+    ];
+    // Two moves within a minute: the day is held.
+    await insert(logsOf(0, 20), 'race-held/0');
+    await expectExact(asked, undefined, view);
+    await insert(logsOf(20, 20), 'race-held/1');
+    await expectExact(asked, undefined, view);
+    // Inserts of one log each, back to back, while reads bring the day up to date, whatever they see of them;
+    // then every read counts every one.
+    let inserting = true;
+    const inserts = (async () => {
+      for (let i = 0; i < 150; i++) await insert(logsOf(40 + i, 1), `race-held/${i + 2}`);
+      inserting = false;
+    })();
+    let reads = 0;
+    while (inserting) {
+      await page(reads % 2 === 0 ? (asked[0] as LogQuery) : { limit: 3 }, undefined, view);
+      reads++;
+    }
+    await inserts;
+    expect(reads).toBeGreaterThan(20);
+    await expectExact(asked, undefined, view);
   });
 
   it('never misses a stored log while late inserts race the sealer', async () => {

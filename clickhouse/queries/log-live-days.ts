@@ -170,8 +170,7 @@ async function refresh(
     memo.held.clear();
     return new Map();
   }
-  // Listed before the rows are read (with the day sums): a part merged away in between left its rows in one
-  // the read does read.
+  // A DELETE or a drop shows in the listing (a mutation version, a part gone with nothing covering its blocks).
   const mutation = Math.max(0, ...listed.map((p) => mutationOf(p.name)));
   if (mutation > memo.mutation || vanished(memo.parts, listed)) {
     // Rows may have left (a DELETE, a dropped part): the held days are read whole again.
@@ -187,7 +186,8 @@ async function refresh(
     read = prefetched.rows;
     seenMax = read.reduce((m, r) => Math.max(m, Number(r[5])), memo.seenMax);
   } else {
-    // Listed before the rows are read: a part listed holds only rows this read or an earlier one reads.
+    // Listed (with the day sums) before these rows are read: a part merged away in between left its rows in one
+    // this read reads, so every part listed holds only rows this read or an earlier one read.
     const seen = listed.filter((p) => p.max <= memo.seenMax).map((p) => p.name);
     const delta = memo.held.size > 0 && seen.length < listed.length ? [...memo.held.keys()] : [];
     read = await readRows(ch, delta, seen, promote);

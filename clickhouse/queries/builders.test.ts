@@ -149,6 +149,29 @@ describe('paging arithmetic', () => {
       { numRuns: 500 },
     );
   });
+
+  it('locates within [from, to) exactly as within those buckets alone', () => {
+    fc.assert(
+      fc.property(
+        hoursArb,
+        fc.nat(40),
+        fc.nat(40),
+        fc.nat(400),
+        fc.integer({ min: 1, max: 50 }),
+        (hours, a, b, offset, limit) => {
+          const from = Math.min(a, b, hours.length);
+          const to = Math.min(Math.max(a, b), hours.length);
+          const alone = hours.slice(from, to);
+          expect(locatePage(hours, offset, limit, from, to)).toEqual(locatePage(alone, offset, limit));
+          const at = hours[from];
+          if (!at) return;
+          const after = { ms: at.startMs + 5, event_id: 'e' };
+          expect(locateAfter(hours, after, limit, from, to)).toEqual(locateAfter(alone, after, limit));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 });
 
 describe('clipped periods', () => {

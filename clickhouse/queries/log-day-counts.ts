@@ -292,12 +292,7 @@ export async function logDayCounts(
   f: LogFilters,
   snap: Snapshot = UNVERSIONED,
 ): Promise<DayCount[]> {
-  const all = await snap.derive(
-    JSON.stringify(['log-day-counts', f.severity ?? null, f.service ?? null]),
-    'log_',
-    () => countDays(ch, f, snap),
-    (days) => 64 + 256 * days.length,
-  );
+  const all = await logDays(ch, f, snap);
   const from =
     f.start_date === undefined ? Number.NEGATIVE_INFINITY : Date.parse(`${f.start_date}T00:00:00Z`) / DAY_MS;
   const to =
@@ -305,7 +300,25 @@ export async function logDayCounts(
   return all.filter((d) => d.dayMs >= from * DAY_MS && d.dayMs <= to * DAY_MS);
 }
 
-/** Every day's count of the filter's severity and service, newest day first (logDayCounts, dates aside). */
+/**
+ * Every day's count of the filter's severity and service, newest day first (logDayCounts without the dates):
+ * one array per data version and filter, shared by the requests that read that version (never to be changed).
+ */
+export function logDays(
+  ch: ClickHouse,
+  f: Pick<LogFilters, 'severity' | 'service'>,
+  snap: Snapshot = UNVERSIONED,
+): Promise<readonly DayCount[]> {
+  return snap.derive(
+    JSON.stringify(['log-day-counts', f.severity ?? null, f.service ?? null]),
+    'log_',
+    () => countDays(ch, f, snap),
+    // A day with hours also holds their buckets (system-events.ts), up to 24 of them.
+    (days) => 64 + 256 * days.length + days.reduce((b, d) => b + (d.hours ? 24 * 64 : 64), 0),
+  );
+}
+
+/** Every day's count of the filter's severity and service, newest day first (logDays). */
 async function countDays(
   ch: ClickHouse,
   f: Pick<LogFilters, 'severity' | 'service'>,

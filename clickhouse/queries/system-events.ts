@@ -157,19 +157,26 @@ export function locateAfter(
   return { fromMs, after, skip: 0, limit };
 }
 
+// Each day count's buckets, made once: a day count lives as long as its day does not move (log-day-counts.ts).
+const bucketsByDay = new WeakMap<DayCount, Bucket[]>();
+
 /** Newest first: a day's sealed hours that hold logs, or the whole day where its hours are not sealed. */
 export function bucketsOf(days: readonly DayCount[]): Bucket[] {
   const out: Bucket[] = [];
   for (const d of days) {
-    if (!d.hours) {
-      out.push({ startMs: d.dayMs, endMs: d.dayMs + DAY_MS, n: d.n });
-      continue;
+    let own = bucketsByDay.get(d);
+    if (!own) {
+      own = [];
+      if (!d.hours) own.push({ startMs: d.dayMs, endMs: d.dayMs + DAY_MS, n: d.n });
+      else
+        for (let h = d.hours.length - 1; h >= 0; h--) {
+          const n = d.hours[h] as number;
+          const startMs = d.dayMs + h * HOUR_MS;
+          if (n > 0) own.push({ startMs, endMs: startMs + HOUR_MS, n });
+        }
+      bucketsByDay.set(d, own);
     }
-    for (let h = d.hours.length - 1; h >= 0; h--) {
-      const n = d.hours[h] as number;
-      const startMs = d.dayMs + h * HOUR_MS;
-      if (n > 0) out.push({ startMs, endMs: startMs + HOUR_MS, n });
-    }
+    for (const b of own) out.push(b);
   }
   return out;
 }

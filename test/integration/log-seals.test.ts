@@ -210,7 +210,7 @@ describe('sealed log counts', () => {
       return logDayCounts(watched, { severity: f.severity, service: f.service }, snap);
     };
     try {
-      await counts({});
+      const earlier = await counts({});
       sent.length = 0;
       // Logs for one sealed day, under a service name a producer chose (quotes and a backslash: it travels to
       // the engine as a bound value).
@@ -238,6 +238,12 @@ describe('sealed log counts', () => {
       );
       const dayNumber = Date.parse(`${day}T00:00:00Z`) / 86_400_000;
       expect(cellDays()).toEqual([`[${dayNumber}]`]);
+      // The other days' counts are the same objects as at the earlier version: counted once, not per version.
+      const later = await counts({});
+      const moved = (d: { dayMs: number }) => d.dayMs === dayNumber * 86_400_000;
+      expect(later.filter((d) => !moved(d)).length).toBeGreaterThan(10);
+      for (const d of later.filter((x) => !moved(x))) expect(earlier).toContain(d);
+      expect(earlier.filter(moved).every((d) => !later.includes(d))).toBe(true);
       // Unsealed, the day is counted from its sets and paged whole; once sealed it is read again and has hours.
       const before = (await counts({ service: odd })).find((d) => d.dayMs === dayNumber * 86_400_000);
       expect(before).toMatchObject({ n: 10, hours: undefined });

@@ -294,11 +294,17 @@ export async function logDayCounts(
   snap: Snapshot = UNVERSIONED,
 ): Promise<DayCount[]> {
   const all = await logDays(ch, f, snap);
-  const from =
-    f.start_date === undefined ? Number.NEGATIVE_INFINITY : Date.parse(`${f.start_date}T00:00:00Z`) / DAY_MS;
-  const to =
-    f.end_date === undefined ? Number.POSITIVE_INFINITY : Date.parse(`${f.end_date}T00:00:00Z`) / DAY_MS;
-  return all.filter((d) => d.dayMs >= from * DAY_MS && d.dayMs <= to * DAY_MS);
+  const { fromMs, toMs } = datesMs(f);
+  return all.filter((d) => d.dayMs >= fromMs && d.dayMs < toMs);
+}
+
+/** The filters' dates as [fromMs, toMs): the start of start_date to the end of end_date, unbounded if unset. */
+export function datesMs(f: Pick<LogFilters, 'start_date' | 'end_date'>): { fromMs: number; toMs: number } {
+  return {
+    fromMs: f.start_date === undefined ? Number.NEGATIVE_INFINITY : Date.parse(`${f.start_date}T00:00:00Z`),
+    toMs:
+      f.end_date === undefined ? Number.POSITIVE_INFINITY : Date.parse(`${f.end_date}T00:00:00Z`) + DAY_MS,
+  };
 }
 
 /**
@@ -319,7 +325,6 @@ export function logDays(
   );
 }
 
-/** Every day's count of the filter's severity and service, newest day first (logDays). */
 // A day's count for a filter, kept with the day's cells where every matching cell is sealed (the count then
 // depends on those cells alone). readCells replaces a day's cells only when the day moves, so under live traffic
 // a new data version recounts today, not the year: counted again per version and filter, the days' counts and
@@ -335,6 +340,7 @@ function keep(day: DayCells, filter: string, count: DayCount | null): void {
   kept.set(filter, count);
 }
 
+/** Every day's count of the filter's severity and service, newest day first (logDays). */
 async function countDays(
   ch: ClickHouse,
   f: Pick<LogFilters, 'severity' | 'service'>,
@@ -347,8 +353,7 @@ async function countDays(
     (f.service === undefined || c.service === f.service);
   const filter = JSON.stringify([f.severity ?? null, f.service ?? null]);
   const out: DayCount[] = [];
-  const picked: Array<[number, Cell[]]> = [];
-  const pickedDays: DayCells[] = [];
+  const picked: Picked[] = [];
   for (const [d, day] of days) {
     const kept = countsByCells.get(day)?.get(filter);
     if (kept !== undefined) {
@@ -356,13 +361,11 @@ async function countDays(
       continue;
     }
     const cells = day.cells.filter(matching);
-    if (cells.length > 0) {
-      picked.push([d, cells]);
-      pickedDays.push(day);
-    } else keep(day, filter, null);
+    if (cells.length > 0) picked.push({ d, day, cells });
+    else keep(day, filter, null);
   }
   const counts = await openCounts(ch, picked);
-  picked.forEach(([d, cells], i) => {
+  for (const { d, day, cells } of picked) {
     let n = 0;
     let hours: number[] | undefined = Array.from({ length: 24 }, () => 0);
     for (const c of cells) {
@@ -372,21 +375,25 @@ async function countDays(
     }
     if (hours && hours.reduce((a, b) => a + b, 0) !== n) hours = undefined;
     const count = n > 0 ? { dayMs: d * DAY_MS, n, hours } : null;
-    if (cells.every((c) => c.logs !== undefined)) keep(pickedDays[i] as DayCells, filter, count);
+    if (cells.every((c) => c.logs !== undefined)) keep(day, filter, count);
     if (count) out.push(count);
-  });
+  }
   return out.sort((a, b) => b.dayMs - a.dayMs);
 }
 
+/** A day whose count a filter needs: its number, its cells, and those of them the filter matches. */
+interface Picked {
+  d: number;
+  day: DayCells;
+  cells: readonly Cell[];
+}
+
 /** Counts of the picked cells that have no seal at their counter: kept by counter, merged once per counter. */
-async function openCounts(
-  ch: ClickHouse,
-  picked: ReadonlyArray<readonly [number, readonly Cell[]]>,
-): Promise<Map<string, number>> {
+async function openCounts(ch: ClickHouse, picked: readonly Picked[]): Promise<Map<string, number>> {
   const memo = memoOf(ch);
   const out = new Map<string, number>();
   const missing: Array<[number, string, string]> = [];
-  for (const [d, cells] of picked)
+  for (const { d, cells } of picked)
     for (const c of cells) {
       if (c.logs !== undefined) continue;
       const key = openKey(d, c.severity, c.service, c.inserted);
@@ -400,7 +407,7 @@ async function openCounts(
     buildOpenCellsQuery(missing),
   );
   const byCell = new Map(counted.map((r) => [`${Number(r.d)}|${r.sev}|${r.svc}`, Number(r.n)]));
-  for (const [d, cells] of picked)
+  for (const { d, cells } of picked)
     for (const c of cells) {
       if (c.logs !== undefined) continue;
       const key = openKey(d, c.severity, c.service, c.inserted);

@@ -7,7 +7,7 @@ import type { ClickHouse } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { retainedStart } from '../retention.ts';
 import { type LogFilters, logFilterClause } from './filters.ts';
-import { type DayCount, logDays } from './log-day-counts.ts';
+import { type DayCount, datesMs, logDays } from './log-day-counts.ts';
 import { newestFrom } from './log-live-days.ts';
 import type { BuiltQuery } from './query.ts';
 
@@ -289,10 +289,7 @@ export async function systemEvents(
   const q = { ...query, start_date: retainedStart(ch, query.start_date) };
   const days = await logDays(ch, q, snap);
   // The dates' days: buckets never straddle a day, so those of [fromMs, toMs) are one run of them.
-  const fromMs =
-    q.start_date === undefined ? Number.NEGATIVE_INFINITY : Date.parse(`${q.start_date}T00:00:00Z`);
-  const toMs =
-    q.end_date === undefined ? Number.POSITIVE_INFINITY : Date.parse(`${q.end_date}T00:00:00Z`) + DAY_MS;
+  const { fromMs, toMs } = datesMs(q);
   let total = 0;
   for (const d of days) if (d.dayMs >= fromMs && d.dayMs < toMs) total += d.n;
   const total_pages = Math.ceil(total / q.limit);

@@ -70,8 +70,9 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
   /** Each start's stderr, appended to `service-<n>.log` beside a kept soak's engine directory. */
   const keepLog = (svc: Service, n: number) => {
     if (process.env.FAULTS_KEEP_DATA !== '1') return;
-    appendFileSync(join(dataDir, `service-${n}.log`), svc.stderr());
-    svc.child.stderr?.on('data', (d: Buffer) => appendFileSync(join(dataDir, `service-${n}.log`), d));
+    const file = join(dataDir, `service-${n}.log`);
+    appendFileSync(file, svc.stderr());
+    svc.child.stderr?.on('data', (d: Buffer) => appendFileSync(file, d));
   };
   // FAULTS_KEEP_DATA=1 keeps the engine's directory of a failed soak for a look afterwards (its path is printed).
   let failed = true;

@@ -536,8 +536,9 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   let trickling = true;
   const trickle = (async () => {
     let sealedAt = performance.now();
-    for (let at = 0; trickling && at < trickleRows.length; at += 20) {
-      const batch = trickleRows.slice(at, at + 20);
+    for (let at = 0; trickling; at += 20) {
+      const batch = trickleRows.take(20);
+      if (batch.length === 0) break;
       await insertEvents(base, { usage: batch, logs: liveLogs(at) }, `bench-live/${started}/${at}`);
       trickled += batch.length;
       if (performance.now() - sealedAt >= 5_000) {

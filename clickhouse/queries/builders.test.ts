@@ -6,6 +6,7 @@ import { buildOpenCellsQuery } from './log-day-counts.ts';
 import { clippedPeriodStarts } from './periods.ts';
 import {
   type Bucket,
+  Buckets,
   buildLogPageQuery,
   type LogFilters,
   locateAfter,
@@ -119,7 +120,7 @@ describe('paging arithmetic', () => {
       fc.property(hoursArb, fc.nat(400), fc.integer({ min: 1, max: 50 }), (hours, offset, limit) => {
         // Model: one row per unit of count, newest first, tagged with its hour.
         const rows = hours.flatMap((h) => Array.from({ length: h.n }, () => h.startMs));
-        const w = locatePage(hours, offset, limit);
+        const w = locatePage(Buckets.of(hours), offset, limit);
         if (offset >= rows.length) {
           expect(w).toBeUndefined();
           return;
@@ -140,7 +141,7 @@ describe('paging arithmetic', () => {
       fc.property(hoursArb, fc.nat(39), fc.integer({ min: 1, max: 50 }), (hours, k, limit) => {
         const at = hours[k % Math.max(1, hours.length)];
         if (!at) return;
-        const w = locateAfter(hours, { ms: at.startMs + 5, event_id: 'e' }, limit);
+        const w = locateAfter(Buckets.of(hours), { ms: at.startMs + 5, event_id: 'e' }, limit);
         const older = hours.filter((h) => h.startMs < at.startMs);
         const inWindow = older.filter((h) => w.fromMs === undefined || h.startMs >= w.fromMs);
         const total = older.reduce((s, h) => s + h.n, 0);
@@ -161,12 +162,13 @@ describe('paging arithmetic', () => {
         (hours, a, b, offset, limit) => {
           const from = Math.min(a, b, hours.length);
           const to = Math.min(Math.max(a, b), hours.length);
-          const alone = hours.slice(from, to);
-          expect(locatePage(hours, offset, limit, from, to)).toEqual(locatePage(alone, offset, limit));
+          const all = Buckets.of(hours);
+          const alone = Buckets.of(hours.slice(from, to));
+          expect(locatePage(all, offset, limit, from, to)).toEqual(locatePage(alone, offset, limit));
           const at = hours[from];
           if (!at) return;
           const after = { ms: at.startMs + 5, event_id: 'e' };
-          expect(locateAfter(hours, after, limit, from, to)).toEqual(locateAfter(alone, after, limit));
+          expect(locateAfter(all, after, limit, from, to)).toEqual(locateAfter(alone, after, limit));
         },
       ),
       { numRuns: 500 },

@@ -301,7 +301,6 @@ function groupOf(groupBy: 'team_id' | 'service' | 'team_service', team: string, 
   return `${engineHex(team)}:${engineHex(service)}`;
 }
 
-/** The cells of one read's level, filters and grouping, kept by the windows' points (their counters). */
 /** The windows' day counters, and on one node usage_points_by_day's active parts listed with them. */
 interface WindowCounters {
   key: string;
@@ -309,6 +308,7 @@ interface WindowCounters {
   parts: PartBlocks[] | undefined;
 }
 
+/** The cells of one read's level, filters and grouping, kept by the windows' points (their counters). */
 async function cellsOf(
   ch: ClickHouse,
   r: OpenRead,

@@ -4,6 +4,7 @@
 // about what page 1 does, and a year little more than an hour.
 import type { Severity } from '../../core/events.ts';
 import type { ClickHouse } from '../client.ts';
+import { ROUTE_TABLES } from '../data-version.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import { retainedStart } from '../retention.ts';
 import { type LogFilters, logFilterClause } from './filters.ts';
@@ -276,6 +277,7 @@ async function readWindow(
   ch: ClickHouse,
   f: LogFilters,
   w: PageWindow,
+  snap: Snapshot,
 ): Promise<Array<SystemEvent & { ms: number }>> {
   const top = w.toMs ?? w.after?.ms;
   // A first page ending in a day held in memory (one still taking logs: log-live-days.ts) starts at its
@@ -284,7 +286,7 @@ async function readWindow(
   if (w.skip === 0 && w.toMs !== undefined && w.after === undefined) {
     const fromMs = newestFrom(ch, Math.floor((w.toMs - 1) / DAY_MS), f, w.limit, w.toMs);
     if (fromMs !== undefined && (w.fromMs === undefined || fromMs > w.fromMs)) {
-      const newest = await readLogPage(ch, f, { ...w, fromMs });
+      const newest = await newestPage(ch, f, { ...w, fromMs }, snap);
       if (newest.length === w.limit) return newest;
     }
   }
@@ -296,6 +298,39 @@ async function readWindow(
     }
   }
   return readLogPage(ch, f, w);
+}
+
+/**
+ * The newest page of a held day, shared per version of the log tables: a dashboard's panels ask for page 1 of
+ * many ranges ending today, and with the same severity and service each one's page is the same window
+ * [fromMs, toMs) of today (the range changes only total_pages). So the page is kept by those filters and the
+ * window, and read without the dates, which hold the window: the open day's first pages read once per filter
+ * and insert, not once per request (in a probe of live traffic at 100M events, 96% of them came between two
+ * inserts, each reading its page for 7-12 ms).
+ */
+function newestPage(
+  ch: ClickHouse,
+  f: LogFilters,
+  w: PageWindow,
+  snap: Snapshot,
+): Promise<Array<SystemEvent & { ms: number }>> {
+  const cells = { severity: f.severity, service: f.service };
+  const key = JSON.stringify([
+    'log-newest-page',
+    cells.severity ?? null,
+    cells.service ?? null,
+    w.fromMs,
+    w.toMs,
+    w.limit,
+  ]);
+  return snap.derive(key, ROUTE_TABLES.logs, () => readLogPage(ch, cells, w), weighPage);
+}
+
+/** A page's bytes, roughly: its messages and ids as UTF-16, and a row's fixed share. */
+function weighPage(rows: ReadonlyArray<SystemEvent>): number {
+  let bytes = 0;
+  for (const r of rows) bytes += 200 + 2 * (r.message.length + r.event_id.length + r.service.length);
+  return bytes;
 }
 
 export interface SystemEventsQuery extends LogFilters {
@@ -334,6 +369,6 @@ export async function systemEvents(
   const window = q.after
     ? locateAfter(buckets, q.after, q.limit, from, to)
     : locatePage(buckets, (q.page - 1) * q.limit, q.limit, from, to);
-  const events = window ? await readWindow(ch, q, window) : [];
+  const events = window ? await readWindow(ch, q, window, snap) : [];
   return { events, page: q.page, total_pages, total };
 }

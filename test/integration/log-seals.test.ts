@@ -442,6 +442,68 @@ describe('sealed log counts', () => {
     await expectExact(asked, undefined, view);
   });
 
+  it("shares a held day's first page among ranges within a data version, and reads it again after an insert", async () => {
+    const day = '2025-01-22';
+    const log = (i: number, hhmm: string) => ({
+      event_id: `shared-${i}`,
+      type: 'log',
+      timestamp: `${day}T${hhmm}:00.000Z`,
+      severity: 'error',
+      service: 'shared',
+      message: `shared ${i}`,
+    });
+    const some = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) =>
+        log(
+          from + i,
+          `${String(8 + ((from + i) % 12)).padStart(2, '0')}:${String((from + i) % 60).padStart(2, '0')}`,
+        ),
+      );
+    // Two moves within a minute, each seen by the handle that asks below (held days are kept per handle): the
+    // day is held.
+    const { watched, sent } = recorded();
+    const oneDay: LogQuery = { start_date: day, end_date: day, limit: 5 };
+    await expectExact([oneDay], undefined, watched);
+    await insert(some(0, 20), 'shared/0');
+    await expectExact([oneDay], undefined, watched);
+    await insert(some(20, 20), 'shared/1');
+    await expectExact([oneDay], undefined, watched);
+    // Page 1 of three ranges ending on the day (one of them longer than the data), filtered to the day's service.
+    const firsts: LogQuery[] = ['2025-01-01', '2025-01-10', day].map((start_date) => ({
+      start_date,
+      end_date: day,
+      limit: 5,
+      service: 'shared',
+    }));
+    const pageReads = () => sent.filter((x) => x.query.includes('FROM log_events FINAL')).length;
+    const version = engine.ch.dataVersion();
+    const derived = new DerivedState();
+    try {
+      // The first brings the day up to date and reads the page (from the 5th newest log); the others share it,
+      // as do the same three asked again at that version.
+      await expectExact(firsts, derived.at(await version.read()), watched);
+      sent.length = 0;
+      await expectExact(firsts, derived.at(await version.read()), watched);
+      expect(pageReads()).toBe(0);
+      // A newer log: the next version's page is read again, once, and holds it first.
+      await insert([log(99, '23:59')], 'shared/2');
+      await expectExact(firsts, derived.at(await version.read()), watched);
+      expect(pageReads()).toBe(1);
+      const newest = async () =>
+        (await page(firsts[0] as LogQuery, derived.at(await version.read()), watched)).events[0];
+      expect(await newest()).toMatchObject({ event_id: 'shared-99', message: 'shared 99' });
+      // A copy of it with another message moves no window (same id, same time), yet the page shows the newest
+      // copy at once: the page is kept by the log tables' version, not by its window alone. (Straight in, beside
+      // the truth, then the first copy again so that the truth holds for the tests after this one.)
+      await insertEvents(engine.ch, rowsOf([{ ...log(99, '23:59'), message: 'edited' }]), 'shared/3');
+      expect(await newest()).toMatchObject({ event_id: 'shared-99', message: 'edited' });
+      await insertEvents(engine.ch, rowsOf([log(99, '23:59')]), 'shared/4');
+      expect(await newest()).toMatchObject({ event_id: 'shared-99', message: 'shared 99' });
+    } finally {
+      version.close();
+    }
+  });
+
   it('never misses a stored log while late inserts race the sealer', async () => {
     const rest = late.slice(1_500);
     const version = engine.ch.dataVersion();

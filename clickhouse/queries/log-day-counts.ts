@@ -320,7 +320,7 @@ export function logDays(
     JSON.stringify(['log-day-counts', f.severity ?? null, f.service ?? null]),
     'log_',
     () => countDays(ch, f, snap),
-    // A day with hours also holds their buckets (system-events.ts), up to 24 of them.
+    // A day with hours also holds its hours' share of the filter's buckets (system-events.ts), up to 24 of them.
     (days) => 64 + 256 * days.length + days.reduce((b, d) => b + (d.hours ? 24 * 64 : 64), 0),
   );
 }

@@ -1,6 +1,7 @@
 // Exact counts of system logs per UTC day, from sealed cells where they still hold and from the cells' id sets
 // where they do not (migration 0010). A year of logs costs a few thousand small rows instead of a merge of
 // every event_id stored; only cells changed since their last seal pay for their sets.
+import { entry } from '../../core/maps.ts';
 import type { ClickHouse } from '../client.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { QuietDays } from '../quiet-days.ts';
@@ -332,12 +333,7 @@ export function logDays(
 const countsByCells = new WeakMap<DayCells, Map<string, DayCount | null>>();
 
 function keep(day: DayCells, filter: string, count: DayCount | null): void {
-  let kept = countsByCells.get(day);
-  if (!kept) {
-    kept = new Map();
-    countsByCells.set(day, kept);
-  }
-  kept.set(filter, count);
+  entry(countsByCells, day, () => new Map<string, DayCount | null>()).set(filter, count);
 }
 
 /** Every day's count of the filter's severity and service, newest day first (logDays). */

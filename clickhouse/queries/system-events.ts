@@ -314,16 +314,16 @@ function newestPage(
   w: PageWindow,
   snap: Snapshot,
 ): Promise<Array<SystemEvent & { ms: number }>> {
-  const cells = { severity: f.severity, service: f.service };
+  const undated = { severity: f.severity, service: f.service };
   const key = JSON.stringify([
     'log-newest-page',
-    cells.severity ?? null,
-    cells.service ?? null,
+    undated.severity ?? null,
+    undated.service ?? null,
     w.fromMs,
     w.toMs,
     w.limit,
   ]);
-  return snap.derive(key, ROUTE_TABLES.logs, () => readLogPage(ch, cells, w), weighPage);
+  return snap.derive(key, ROUTE_TABLES.logs, () => readLogPage(ch, undated, w), weighPage);
 }
 
 /** A page's bytes, roughly: its messages and ids as UTF-16, and a row's fixed share. */

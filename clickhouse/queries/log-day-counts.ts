@@ -65,10 +65,10 @@ const SMALL = 'SETTINGS max_threads = 1';
 export function buildDaySumsQuery(oneNode: boolean, delta?: DeltaSpec): BuiltQuery {
   const query = oneNode
     ? `SELECT toUInt32(day) AS d, toUInt64(sum(inserted)) AS c, '' AS t, '' AS name, '' AS pid, toInt64(0) AS mn,
-        toInt64(0) AS mx, '' AS sev, '' AS svc, toInt64(0) AS ms, '' AS id
+        toInt64(0) AS mx, '' AS sev, '' AS svc, toInt64(0) AS ms, '' AS id, '' AS msg
       FROM log_cells_daily GROUP BY day
       UNION ALL
-      SELECT 0, 0, table, name, partition_id, min_block_number, max_block_number, '', '', 0, '' FROM system.parts
+      SELECT 0, 0, table, name, partition_id, min_block_number, max_block_number, '', '', 0, '', '' FROM system.parts
       WHERE database = currentDatabase() AND table IN ('log_events', 'log_day_seals', 'log_hour_seals') AND active
       ${delta ? `UNION ALL ${deltaBranch(delta)}` : ''}
       ${SMALL}`
@@ -103,6 +103,7 @@ async function readDaySums(ch: ClickHouse, delta?: DeltaSpec): Promise<DaySums> 
     svc?: string;
     ms?: string | number;
     id?: string;
+    msg?: string;
   }>(ch, buildDaySumsQuery(oneNode, oneNode ? delta : undefined));
   const sums = new Map<number, number>();
   const seals: string[] = [];
@@ -110,7 +111,7 @@ async function readDaySums(ch: ClickHouse, delta?: DeltaSpec): Promise<DaySums> 
   const held: LogRow[] = [];
   for (const r of found) {
     if (r.t === 'row') {
-      held.push([Number(r.d), r.sev ?? '', r.svc ?? '', Number(r.ms), r.id ?? '', Number(r.mx)]);
+      held.push([Number(r.d), r.sev ?? '', r.svc ?? '', Number(r.ms), r.id ?? '', r.msg ?? '', Number(r.mx)]);
       continue;
     }
     if (r.t === '' || !oneNode) sums.set(Number(r.d), Number(r.c));

@@ -6,6 +6,8 @@
 // day's counts, its hours (which locate a page) and where its newest logs start (which narrows a first page)
 // cost about what the inserts since brought. Those rows are read in the query of the day sums that tells which
 // days moved (log-day-counts.ts, heldDelta): the first read after an insert then sends one query fewer.
+// The rows' messages are held too, so a held day's first page comes from memory (heldPage): after an insert the
+// page was read again from log_events, 5-13 ms of the 26-43 a first read after an insert took at 100M events.
 import type { ClickHouse } from '../client.ts';
 import { mutationOf, type PartBlocks, partList } from './parts-read.ts';
 
@@ -25,6 +27,8 @@ const PROMOTE_MS = 60_000;
 const RELEASE_MS = 600_000;
 /** Ids held in all (about 100 bytes each); a day that would pass it is not held, the oldest-moved go first. */
 const MAX_HELD_IDS = 500_000;
+/** Characters of messages held in all; past it the largest days' messages go (their pages are read instead). */
+const MAX_HELD_TEXT = 32_000_000;
 
 interface HeldCell {
   severity: string;
@@ -39,6 +43,13 @@ interface HeldDay {
   cells: Map<string, HeldCell>;
   ids: number;
   movedAt: number;
+  /**
+   * Each log's message, while every copy of each log is the same row but for its insert (its re-sent copies
+   * are); dropped for good when a copy differs in any column or is past MAX_HELD_TEXT, since which copy FINAL
+   * shows is then the engine's to say.
+   */
+  texts: Map<string, string> | undefined;
+  textChars: number;
 }
 
 /** An active part of log_events as system.parts lists it (log-day-counts.ts reads them with the day sums). */
@@ -109,21 +120,22 @@ const PART_MAX = "toInt64(splitByChar('_', _part)[3])";
 
 /**
  * A branch of the day sums' UNION ALL (log-day-counts.ts): the held days' rows in parts holding a block past
- * `seenMax`, as (d, 0, 'row', '', '', 0, part's max block, severity, service, ms, event_id), at most
+ * `seenMax`, as (d, 0, 'row', '', '', 0, part's max block, severity, service, ms, event_id, message), at most
  * MAX_HELD_IDS + 1. The engine prunes parts by the condition on `_part` before reading any. Day numbers and
  * the block number are this process's own integers: written into the text, nothing bound.
  */
 export function deltaBranch(spec: DeltaSpec): string {
   return `SELECT * FROM (SELECT toUInt32(toDate(timestamp)) AS d, toUInt64(0) AS c, 'row' AS t, '' AS name,
       '' AS pid, toInt64(0) AS mn, ${PART_MAX} AS mx, toString(severity) AS sev, toString(service) AS svc,
-      toUnixTimestamp64Milli(timestamp) AS ms, event_id AS id
+      toUnixTimestamp64Milli(timestamp) AS ms, event_id AS id, message AS msg
     FROM log_events WHERE ${PART_MAX} > ${Math.trunc(spec.seenMax)} AND (${withinDays(spec.days)})
     LIMIT ${MAX_HELD_IDS + 1})`;
 }
 
 /**
  * The cells of the `moved` days (their counters moved since the caller last read them) that are held, or become
- * held now, brought up to date; the other moved days are the caller's to read from the cells. `prefetched`:
+ * held now, brought up to date; the other moved days are the caller's to read from the cells. Called at every
+ * new data version, moved or not: a DELETE or a drop moves no counter, yet lets the held days go. `prefetched`:
  * the held days' new rows, read with the listing of `parts` (used when nothing changed meanwhile). Never on a
  * cluster (parts are per shard there): undefined.
  */
@@ -134,7 +146,7 @@ export async function liveCells(
   prefetched?: Prefetched,
   now = Date.now(),
 ): Promise<Map<number, LiveCell[]>> {
-  if (parts === undefined || moved.length === 0) return new Map();
+  if (parts === undefined) return new Map();
   const memo = memoOf(ch);
   const run = () => refresh(ch, memo, moved, parts, prefetched, now);
   const done = memo.running.then(run, run);
@@ -163,8 +175,6 @@ async function refresh(
     } else if (memo.movedAt.has(d) && !memo.tooLarge.has(d)) promote.push(d);
     else memo.movedAt.set(d, now);
   }
-  if (!anyHeld && promote.length === 0) return new Map();
-
   // Part names are [0-9a-z_] (they go into the text of readRows): with any other, nothing is held.
   if (listed.some((p) => !/^[0-9A-Za-z_-]+$/.test(p.name))) {
     memo.held.clear();
@@ -173,10 +183,18 @@ async function refresh(
   // A DELETE or a drop shows in the listing (a mutation version, a part gone with nothing covering its blocks).
   const mutation = Math.max(0, ...listed.map((p) => mutationOf(p.name)));
   if (mutation > memo.mutation || vanished(memo.parts, listed)) {
-    // Rows may have left (a DELETE, a dropped part): the held days are read whole again.
+    // Rows may have left (a DELETE, a dropped part): the held days that moved are read whole again, the others
+    // let go (their rows and pages are read from the engine until they are held again).
     for (const d of memo.held.keys()) if (moved.includes(d) && !promote.includes(d)) promote.push(d);
     memo.held.clear();
+    anyHeld = false;
+    if (promote.length === 0) {
+      memo.parts = listed;
+      memo.mutation = mutation;
+      return new Map();
+    }
   }
+  if (!anyHeld && promote.length === 0) return new Map();
   let read: readonly LogRow[];
   let seenMax: number;
   if (prefetched && promote.length === 0 && sameDelta(prefetched.spec, memo)) {
@@ -184,7 +202,7 @@ async function refresh(
     // and so was every part of lower blocks (committed before it): the blocks up to the highest such are read.
     // A part with no row of the held days is read again next time, for nothing (its day prunes it).
     read = prefetched.rows;
-    seenMax = read.reduce((m, r) => Math.max(m, Number(r[5])), memo.seenMax);
+    seenMax = read.reduce((m, r) => Math.max(m, Number(r[6])), memo.seenMax);
   } else {
     // Listed (with the day sums) before these rows are read: a part merged away in between left its rows in one
     // this read reads, so every part listed holds only rows this read or an earlier one read.
@@ -203,10 +221,11 @@ async function refresh(
   }
 
   const adding = new Map<number, HeldDay>();
-  for (const d of promote) adding.set(d, { cells: new Map(), ids: 0, movedAt: now });
-  for (const [d, sev, svc, ms, id] of read) {
+  for (const d of promote)
+    adding.set(d, { cells: new Map(), ids: 0, movedAt: now, texts: new Map(), textChars: 0 });
+  for (const [d, sev, svc, ms, id, message] of read) {
     const day = memo.held.get(Number(d)) ?? adding.get(Number(d));
-    if (day) addLog(day, sev, svc, Number(ms), id);
+    if (day) addLog(day, sev, svc, Number(ms), id, message);
   }
   for (const [d, day] of adding) {
     if (day.ids > MAX_HELD_IDS / 2) memo.tooLarge.set(d, now + RELEASE_MS);
@@ -218,6 +237,14 @@ async function refresh(
     if (total <= MAX_HELD_IDS) break;
     memo.held.delete(d);
     total -= h.ids;
+  }
+  let chars = 0;
+  for (const h of memo.held.values()) chars += h.textChars;
+  for (const h of [...memo.held.values()].sort((a, b) => b.textChars - a.textChars)) {
+    if (chars <= MAX_HELD_TEXT) break;
+    chars -= h.textChars;
+    h.texts = undefined;
+    h.textChars = 0;
   }
   memo.parts = listed;
   memo.seenMax = seenMax;
@@ -231,7 +258,14 @@ async function refresh(
   return out;
 }
 
-function addLog(day: HeldDay, severity: string, service: string, ms: number, id: string): void {
+function addLog(
+  day: HeldDay,
+  severity: string,
+  service: string,
+  ms: number,
+  id: string,
+  message: string,
+): void {
   const key = `${severity}\u0000${service}`;
   let cell = day.cells.get(key);
   if (!cell) {
@@ -239,6 +273,17 @@ function addLog(day: HeldDay, severity: string, service: string, ms: number, id:
     day.cells.set(key, cell);
   }
   const had = cell.ids.get(id);
+  if (day.texts) {
+    const text = day.texts.get(id);
+    if (text === undefined) {
+      day.texts.set(id, message);
+      day.textChars += id.length + message.length;
+    } else if (text !== message || had === undefined || had !== ms) {
+      // A copy with another message, severity, service or timestamp.
+      day.texts = undefined;
+      day.textChars = 0;
+    }
+  }
   if (had === undefined) {
     cell.ids.set(id, ms);
     cell.sorted = undefined;
@@ -281,8 +326,8 @@ function vanished(before: readonly ListedPart[], now: readonly ListedPart[]): bo
   );
 }
 
-/** Day number, severity, service, ms, event_id, and (read with the day sums) the part's highest block. */
-export type LogRow = [number, string, string, number | string, string, (number | string)?];
+/** Day number, severity, service, ms, event_id, message, and (read with the day sums) the part's highest block. */
+export type LogRow = [number, string, string, number | string, string, string, (number | string)?];
 
 const withinDays = (days: readonly number[]) =>
   days
@@ -309,13 +354,23 @@ async function readRows(
   if (branches.length === 0) return [];
   const rs = await ch.client.query({
     query: `SELECT toUInt32(toDate(timestamp)) AS d, toString(severity) AS sev, toString(service) AS svc,
-        toUnixTimestamp64Milli(timestamp) AS ms, event_id
+        toUnixTimestamp64Milli(timestamp) AS ms, event_id, message
       FROM log_events WHERE ${branches.join(' OR ')}
       LIMIT ${MAX_HELD_IDS + 1}`,
     format: 'JSONCompactEachRow',
   });
   return rs.json<LogRow>();
 }
+
+/** The severity and service a page asks for, where it asks for one. */
+interface CellFilter {
+  severity?: string | undefined;
+  service?: string | undefined;
+}
+
+const passes = (c: HeldCell, f: CellFilter) =>
+  (f.severity === undefined || c.severity === f.severity) &&
+  (f.service === undefined || c.service === f.service);
 
 /**
  * The timestamp (ms) of the `k`-th newest log before `beforeMs` of a held day, among the cells that pass the
@@ -326,7 +381,7 @@ async function readRows(
 export function newestFrom(
   ch: ClickHouse,
   dayNumber: number,
-  f: { severity?: string | undefined; service?: string | undefined },
+  f: CellFilter,
   k: number,
   beforeMs: number,
 ): number | undefined {
@@ -334,11 +389,7 @@ export function newestFrom(
   if (!day || k < 1) return undefined;
   const tops: number[] = [];
   for (const c of day.cells.values()) {
-    if (
-      (f.severity !== undefined && c.severity !== f.severity) ||
-      (f.service !== undefined && c.service !== f.service)
-    )
-      continue;
+    if (!passes(c, f)) continue;
     if (!c.sorted) {
       const all = Float64Array.from(c.ids.values());
       if (all.some((ms) => ms < 0)) return undefined;
@@ -357,4 +408,71 @@ export function newestFrom(
   if (tops.length < k) return undefined;
   tops.sort((a, b) => b - a);
   return tops[k - 1];
+}
+
+/** A log of a held day's page, as system-events.ts reads one from log_events. */
+export interface HeldLog {
+  ms: number;
+  severity: string;
+  service: string;
+  message: string;
+  event_id: string;
+}
+
+/**
+ * The newest `limit` logs of a held day within [fromMs, toMs) among the cells that pass the filters, newest
+ * first (timestamp, then event_id, descending): what the page's read of log_events FINAL gives, the held rows
+ * being every row of the day up to the blocks last read (at least the caller's data version: its counts brought
+ * the day up to date). Undefined when the day is not held, its messages are not (a copy that differs, or past
+ * the bound), a log has copies at two timestamps, or two logs of one millisecond have an id whose order here
+ * might not be the engine's (a character this process could not decode).
+ */
+export function heldPage(
+  ch: ClickHouse,
+  dayNumber: number,
+  f: CellFilter,
+  fromMs: number,
+  toMs: number,
+  limit: number,
+): HeldLog[] | undefined {
+  const day = memos.get(ch)?.held.get(dayNumber);
+  const texts = day?.texts;
+  if (!day || !texts) return undefined;
+  const found: HeldLog[] = [];
+  for (const c of day.cells.values()) {
+    if (!passes(c, f)) continue;
+    for (const [id, ms] of c.ids) {
+      if (ms < 0) return undefined;
+      if (ms < fromMs || ms >= toMs) continue;
+      const message = texts.get(id) as string;
+      found.push({ ms, severity: c.severity, service: c.service, message, event_id: id });
+    }
+  }
+  let unsure = false;
+  found.sort((a, b) => {
+    if (a.ms !== b.ms) return b.ms - a.ms;
+    if (a.event_id.includes('\uFFFD') || b.event_id.includes('\uFFFD')) unsure = true;
+    return byteOrder(b.event_id, a.event_id);
+  });
+  return unsure ? undefined : found.slice(0, limit);
+}
+
+/**
+ * The engine's order of two strings (their UTF-8 bytes, which is code point order), from their UTF-16 code
+ * units: a surrogate (a code point past U+FFFF) sorts after U+E000-U+FFFF in code points, before them in units.
+ * (The generator's truth has its own, ingest/loadgen/truth.ts: the truth stays independent of what it checks.)
+ */
+export function byteOrder(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
 }

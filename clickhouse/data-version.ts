@@ -24,12 +24,18 @@
 // aggregation costs more than 73 rows of text. On the embedded engine the check runs on a chdb Session of its
 // own: on the shared connection it waited behind whatever report query was running (p50 165 ms while one
 // ran). Each engine implements the source (engine/embedded.ts, engine/server.ts): `ch.dataVersion()`.
+//
+// Beside each table's version, its content version (`~table`, DataVersions): the same across merges, which make
+// new parts of the same rows. Under a live trickle at 100M events about half of the log tables' new versions
+// were merges, and each cost the first logs request after it a read of the day sums (10-35 ms) for an answer
+// that could not have changed. A route whose answers a merge cannot change keys on it (ROUTE_TABLES).
 import { createHash } from 'node:crypto';
+import { entry } from '../core/maps.ts';
 import { quoteIdent } from './client.ts';
 import { type BuiltQuery, quoteLiteral } from './queries/query.ts';
 
 /**
- * The query of the version: one row per active part, `host`, `table` and `path` (versionFromParts makes the
+ * The query of the version: one row per active part, `host`, `table`, `path` and `ttl` (versionFromParts makes the
  * version of them). One node: this server's (or embedded engine's) parts of the current database, host ''. A
  * cluster: every replica's parts of the shard-local tables (`<name>_local`, what the Distributed tables read,
  * named here without the suffix), through clusterAllReplicas, with each host's name: system.parts is per host,
@@ -38,17 +44,19 @@ import { type BuiltQuery, quoteLiteral } from './queries/query.ts';
  * host holds.
  */
 export function buildDataVersionQuery(opts: { cluster?: string | undefined; database: string }): BuiltQuery {
+  // The delete TTL's latest time (0: none) tells a merge that may drop rows from one that cannot (DataVersions).
+  const ttl = 'toUnixTimestamp(delete_ttl_info_max) AS ttl';
   if (opts.cluster === undefined) {
     // currentDatabase(): nothing bound, so the same text runs on a chdb Session (binding there is shared state,
     // see clickhouse/queries/query.ts) and on a server client, whose database is ours.
     return {
-      query: `SELECT '' AS host, table, path FROM system.parts WHERE database = currentDatabase() AND active`,
+      query: `SELECT '' AS host, table, path, ${ttl} FROM system.parts WHERE database = currentDatabase() AND active`,
       query_params: {},
     };
   }
   // Not aliased `table`: the WHERE would read the alias (the name without its suffix) instead of the column.
   return {
-    query: `SELECT hostName() AS host, substring(table, 1, length(table) - 6) AS public_table, path
+    query: `SELECT hostName() AS host, substring(table, 1, length(table) - 6) AS public_table, path, ${ttl}
       FROM clusterAllReplicas(${clusterLiteral(opts.cluster)}, system.parts)
       WHERE database = {database:String} AND active AND endsWith(table, '_local')`,
     query_params: { database: opts.database },
@@ -59,53 +67,156 @@ export function buildDataVersionQuery(opts: { cluster?: string | undefined; data
  * The version of the parts listed: per table, a hash of its parts' hosts and paths and their number, tables in
  * name order. A part's path is its table's directory (named by the table's UUID) and its name.
  */
-export function versionFromParts(
-  parts: Iterable<readonly [host: string, table: string, path: string]>,
-): string {
+export function versionFromParts(parts: Iterable<ListedPart>): string {
+  return [...tableVersions(parts)].map(([table, v]) => `${table}=${v}`).join(';');
+}
+
+/** A row of the version's query: host, table, path, and the delete TTL's latest time (unix seconds; 0: none). */
+export type ListedPart = readonly [host: string, table: string, path: string, ttl?: string];
+
+/** Each table's version (hash/count), tables in name order. */
+function tableVersions(parts: Iterable<ListedPart>): Map<string, string> {
   const byTable = new Map<string, string[]>();
-  for (const [host, table, path] of parts) {
-    const list = byTable.get(table) ?? [];
-    if (list.length === 0) byTable.set(table, list);
-    list.push(`${host}\t${path}`);
-  }
-  const out: string[] = [];
+  for (const [host, table, path] of parts) entry(byTable, table, () => []).push(`${host}\t${path}`);
+  const out = new Map<string, string>();
   for (const table of [...byTable.keys()].sort()) {
     const list = (byTable.get(table) as string[]).sort();
     // 96 bits of SHA-1: the part sets of one table a process ever sees are far too few to collide.
     const hash = createHash('sha1').update(list.join('\n')).digest('base64url').slice(0, 16);
-    out.push(`${table}=${hash}/${list.length}`);
+    out.set(table, `${hash}/${list.length}`);
   }
-  return out.join(';');
+  return out;
+}
+
+/** The version of one listing, with no earlier one to compare to (each content version is then its table's). */
+export function versionFromTsv(text: string): string {
+  return new DataVersions().fromTsv(text);
+}
+
+/** A part's name, parsed: partition_min_max_level[_mutation] (partition ids have no '_'). */
+interface PartName {
+  /** Host, table directory and partition: the parts a merge can join. */
+  group: string;
+  min: number;
+  max: number;
+  level: number;
+  mutation: number;
+  /** It has a delete TTL: a merge of it may drop rows. */
+  ttl: boolean;
+}
+
+const PART_NAME = /^([^_]+)_(\d+)_(\d+)_(\d+)(?:_(\d+))?$/;
+
+function partName(host: string, path: string, ttl: string | undefined): PartName | undefined {
+  const dir = path.endsWith('/') ? path.slice(0, -1) : path;
+  const at = dir.lastIndexOf('/');
+  const m = PART_NAME.exec(dir.slice(at + 1));
+  if (!m) return undefined;
+  return {
+    group: `${host}\t${dir.slice(0, at)}\t${m[1]}`,
+    min: Number(m[2]),
+    max: Number(m[3]),
+    level: Number(m[4]),
+    mutation: Number(m[5] ?? 0),
+    ttl: ttl !== undefined && ttl !== '' && ttl !== '0',
+  };
 }
 
 /**
- * The version from the TSV the query gives (host, table, path per line, as the engine escapes them). The same
- * text as the last one read gives the last version without parsing or hashing it again: most checks find
- * nothing changed, and the work and garbage of each showed in the check's tail (p99 4.8-4.9 against 4.1-4.5
- * ms inside the app at 100M events).
+ * Whether the parts `after` hold the rows of `before` through merges alone (keys: host and path; undefined: a
+ * name that does not parse). Every part that came covers parts that left (same host, table directory and
+ * partition, blocks within its range), from the lowest of their blocks to the highest, with a higher level
+ * than each and the highest mutation version among them, and every part that left is so covered; no part involved has a delete TTL (a TTL merge drops rows).
+ * A new block (an insert), a mutation (a DELETE), a part gone uncovered (a drop) or a TTL is not a merge; no
+ * change at all is.
  */
-export function versionFromTsv(text: string): string {
-  if (lastTsv?.text === text) return lastTsv.version;
-  const version = versionFromParts(tsvParts(text));
-  lastTsv = { text, version };
-  return version;
+export function mergedOnly(
+  before: ReadonlyMap<string, PartName | undefined>,
+  after: ReadonlyMap<string, PartName | undefined>,
+): boolean {
+  const left = [...before].filter(([k]) => !after.has(k)).map(([, p]) => p);
+  const came = [...after].filter(([k]) => !before.has(k)).map(([, p]) => p);
+  if (came.length === 0) return left.length === 0;
+  if (left.some((p) => p === undefined || p.ttl)) return false;
+  const covered = new Set<PartName | undefined>();
+  for (const a of came) {
+    if (!a || a.ttl) return false;
+    const from = left.filter((r) => r && r.group === a.group && a.min <= r.min && r.max <= a.max);
+    if (from.length === 0) return false;
+    let mutation = 0;
+    let min = Number.POSITIVE_INFINITY;
+    let max = Number.NEGATIVE_INFINITY;
+    for (const r of from as PartName[]) {
+      if (r.level >= a.level) return false;
+      mutation = Math.max(mutation, r.mutation);
+      min = Math.min(min, r.min);
+      max = Math.max(max, r.max);
+      covered.add(r);
+    }
+    // Its range is theirs: a block beyond it is an insert merged before this listing saw it.
+    if (mutation !== a.mutation || min !== a.min || max !== a.max) return false;
+  }
+  return left.every((r) => covered.has(r));
 }
 
-let lastTsv: { text: string; version: string } | undefined;
+/**
+ * The versions of one source's successive listings. Each table's version changes with any part; its content
+ * version (the entry `~table`) keeps its value while every change since it was given is a merge (mergedOnly),
+ * else takes the table's version: values never come back, as table versions do not. Per source, since it
+ * compares each listing with the one before.
+ */
+export class DataVersions {
+  private last: { text: string; version: string } | undefined;
+  private readonly contents = new Map<string, { parts: Map<string, PartName | undefined>; id: string }>();
 
-function tsvParts(text: string): Array<[string, string, string]> {
-  const parts: Array<[string, string, string]> = [];
+  /**
+   * The version of the TSV the query gives (a row per line, as the engine escapes them). The same text as the
+   * last one gives the last version without parsing or hashing it again: most checks find nothing changed,
+   * and the work and garbage of each showed in the check's tail (p99 4.8-4.9 against 4.1-4.5 ms inside the
+   * app at 100M events).
+   */
+  fromTsv(text: string): string {
+    if (this.last?.text === text) return this.last.version;
+    const version = this.fromParts(tsvParts(text));
+    this.last = { text, version };
+    return version;
+  }
+
+  fromParts(parts: Iterable<ListedPart>): string {
+    const list = [...parts];
+    const versions = tableVersions(list);
+    const byTable = new Map<string, Map<string, PartName | undefined>>();
+    for (const [host, table, path, ttl] of list)
+      entry(byTable, table, () => new Map()).set(`${host}\t${path}`, partName(host, path, ttl));
+    for (const table of this.contents.keys()) if (!byTable.has(table)) this.contents.delete(table);
+    const out: string[] = [];
+    const contents: string[] = [];
+    for (const [table, version] of versions) {
+      const parts = byTable.get(table) as Map<string, PartName | undefined>;
+      const was = this.contents.get(table);
+      const id = was && mergedOnly(was.parts, parts) ? was.id : version;
+      this.contents.set(table, { parts, id });
+      out.push(`${table}=${version}`);
+      contents.push(`~${table}=${id}`);
+    }
+    return [...out, ...contents].join(';');
+  }
+}
+
+function tsvParts(text: string): ListedPart[] {
+  const parts: ListedPart[] = [];
   for (const line of text.split('\n')) {
     if (line === '') continue;
-    const [host = '', table = '', path = ''] = line.split('\t');
-    parts.push([host, table, path]);
+    const [host = '', table = '', path = '', ttl = ''] = line.split('\t');
+    parts.push([host, table, path, ttl]);
   }
   return parts;
 }
 
 /**
  * Which tables something depends on: a name prefix (every table whose name starts with it; '' for all), or
- * the names themselves.
+ * the names themselves; a name as `~table` stands for the table's content version (DataVersions), for what no
+ * merge of it can change.
  */
 export type TableSet = string | readonly string[];
 
@@ -113,8 +224,19 @@ export type TableSet = string | readonly string[];
  * The tables each read route reads, and nothing else: a usage report reads only usage_* tables (and their
  * system.parts rows), a logs page only log_* tables, the ledger only ingest_ledger. Their cached answers are kept
  * by these tables' version. A route reading another table must say so here.
+ *
+ * A logs page reads log_events FINAL, the cells' counters and id sets (sums and uniqExact states) and the seals
+ * matched by their counters: what a merge folds (copies of a log, states, rows of one cell) every read folds
+ * too, so it keys on the content versions. Under RETENTION_DAYS a TTL merge does drop rows, but the tables then
+ * have a delete TTL (every change is then a new content version), and the pages stop at the first day no TTL
+ * can have touched anyway (retention.ts). log_counts_hourly is read only by the sealer, whose seals are rows of
+ * log_hour_seals.
  */
-export const ROUTE_TABLES = { usage: 'usage_', logs: 'log_', ledger: ['ingest_ledger'] } as const;
+export const ROUTE_TABLES = {
+  usage: 'usage_',
+  logs: ['~log_cells_daily', '~log_day_seals', '~log_events', '~log_hour_seals'],
+  ledger: ['ingest_ledger'],
+} as const;
 
 let parsed: { version: string; tables: Map<string, string> } | undefined;
 

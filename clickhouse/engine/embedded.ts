@@ -9,7 +9,7 @@ import { type ClickHouseClient, type ClickHouseSettings, createClient } from '@c
 import { drainPending, Session } from 'chdb';
 import { createChdbConnection } from 'chdb/connection';
 import { API_QUERY_PRIORITY, type ClickHouseOptions, type Engine, quoteIdent, Retention } from '../client.ts';
-import { buildDataVersionQuery, type DataVersionSource, versionFromTsv } from '../data-version.ts';
+import { buildDataVersionQuery, type DataVersionSource, DataVersions } from '../data-version.ts';
 import { EXPORT_SETTINGS, type ExportSource, type OutputChunk } from '../export-stream.ts';
 import {
   type BuiltQuery,
@@ -320,6 +320,7 @@ async function progressOf(monitor: Session, id: string): Promise<number> {
 export function embeddedDataVersion(dataDir: string, database: string): DataVersionSource {
   let session: Session | undefined;
   const { query } = buildDataVersionQuery({ database });
+  const versions = new DataVersions();
   return {
     async read() {
       if (!session) {
@@ -331,7 +332,7 @@ export function embeddedDataVersion(dataDir: string, database: string): DataVers
         session = s;
       }
       const r = await session.queryAsync(query, { format: 'TSV' });
-      return versionFromTsv(r.text());
+      return versions.fromTsv(r.text());
     },
     close() {
       session?.close();

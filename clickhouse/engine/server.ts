@@ -16,7 +16,7 @@ import {
   Retention,
   type RowsInsert,
 } from '../client.ts';
-import { buildDataVersionQuery, type DataVersionSource, versionFromTsv } from '../data-version.ts';
+import { buildDataVersionQuery, type DataVersionSource, DataVersions } from '../data-version.ts';
 import { EXPORT_SETTINGS, type ExportSource } from '../export-stream.ts';
 import { serverSqlEngine } from '../sql/server.ts';
 
@@ -183,10 +183,11 @@ function serverDataVersion(ch: {
 }): DataVersionSource {
   const q = buildDataVersionQuery({ cluster: ch.cluster, database: ch.database });
   const client = ch.readClient;
+  const versions = new DataVersions();
   return {
     async read() {
       const rs = await client.query({ ...q, format: 'TabSeparated' });
-      return versionFromTsv(await rs.text());
+      return versions.fromTsv(await rs.text());
     },
     close: () => undefined,
   };

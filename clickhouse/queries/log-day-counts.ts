@@ -3,6 +3,7 @@
 // every event_id stored; only cells changed since their last seal pay for their sets.
 import { entry } from '../../core/maps.ts';
 import type { ClickHouse } from '../client.ts';
+import { ROUTE_TABLES } from '../data-version.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { QuietDays } from '../quiet-days.ts';
 import type { LogFilters } from './filters.ts';
@@ -320,7 +321,7 @@ export function logDays(
 ): Promise<readonly DayCount[]> {
   return snap.derive(
     JSON.stringify(['log-day-counts', f.severity ?? null, f.service ?? null]),
-    'log_',
+    ROUTE_TABLES.logs,
     () => countDays(ch, f, snap),
     // A day with hours also holds its hours' share of the filter's buckets (system-events.ts), up to 24 of them.
     (days) => 64 + 256 * days.length + days.reduce((b, d) => b + (d.hours ? 24 * 64 : 64), 0),
@@ -343,8 +344,8 @@ async function countDays(
   f: Pick<LogFilters, 'severity' | 'service'>,
   snap: Snapshot,
 ): Promise<DayCount[]> {
-  // Every log_* table: the cells, their seals, and log_events' parts for the days held in memory.
-  const days = await snap.derive('log-cells', 'log_', () => readCells(ch).then((m) => new Map(m)));
+  // The logs route's tables: the cells, their seals, and log_events' parts for the days held in memory.
+  const days = await snap.derive('log-cells', ROUTE_TABLES.logs, () => readCells(ch).then((m) => new Map(m)));
   const matching = (c: Cell) =>
     (f.severity === undefined || c.severity === f.severity) &&
     (f.service === undefined || c.service === f.service);

@@ -304,6 +304,42 @@ describe('the read cache', () => {
     await engine.ch.client.command({ query: 'DROP TABLE probe_local' });
   });
 
+  it('keeps a logs answer through merges of the log tables, and not through a new log', async () => {
+    const logs = '/logs/system-events?start_date=2025-04-01&end_date=2025-04-30&service=merging';
+    const log = (n: number) => ({
+      event_id: `rc-merging-${n}`,
+      type: 'log',
+      timestamp: `2025-04-0${n}T10:00:00Z`,
+      severity: 'info',
+      service: 'merging',
+      message: `m${n}`,
+    });
+    const count = async () => ((await (await get(logs)).json()) as { events: unknown[] }).events.length;
+    const hit = async () => {
+      const before = (await outcomes()).hit;
+      const n = await count();
+      return { n, hit: (await outcomes()).hit === before + 1 };
+    };
+    const version = engine.ch.dataVersion();
+    const tableVersion = async () => versionOf(await version.read(), ['log_events', 'log_cells_daily']);
+    try {
+      await post([log(1)]);
+      await post([log(2)]);
+      expect(await hit()).toEqual({ n: 2, hit: false });
+      expect(await hit()).toEqual({ n: 2, hit: true });
+      // Every part of the log tables merged: new parts (new table versions), the same rows.
+      const before = await tableVersion();
+      for (const table of ['log_events', 'log_cells_daily', 'log_day_seals', 'log_hour_seals'])
+        await engine.ch.client.command({ query: `OPTIMIZE TABLE ${table} FINAL` });
+      expect(await tableVersion()).not.toBe(before);
+      expect(await hit()).toEqual({ n: 2, hit: true });
+      await post([log(3)]);
+      expect(await hit()).toEqual({ n: 3, hit: false });
+    } finally {
+      version.close();
+    }
+  });
+
   it('changes after a TTL drop', async () => {
     // Logs 20 days old, kept while there is no retention; then a TTL (the reads are told nothing of it, so
     // only the drop itself can change their answer) and the merge that applies it.

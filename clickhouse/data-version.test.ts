@@ -1,0 +1,73 @@
+// Content versions: the same across merges of a table, new with anything else that can change its rows.
+import { describe, expect, it } from 'vitest';
+import { DataVersions, type ListedPart, versionOf } from './data-version.ts';
+
+const part = (name: string, table = 'log_events', ttl = '0'): ListedPart => [
+  '',
+  table,
+  `/d/store/b2/${name}/`,
+  ttl,
+];
+const content = (v: string, table = 'log_events') => versionOf(v, [`~${table}`]);
+const exact = (v: string, table = 'log_events') => versionOf(v, [table]);
+
+describe('DataVersions', () => {
+  const start = [part('2025_1_1_0'), part('2025_2_2_0'), part('2025_3_3_0'), part('2026_4_4_0')];
+
+  it('keeps the content version through merges, while the table version changes', () => {
+    const versions = new DataVersions();
+    const v0 = versions.fromParts(start);
+    expect(content(v0)).toMatch(/^~log_events=[\w-]{16}\/4$/);
+    const v1 = versions.fromParts([part('2025_1_2_1'), part('2025_3_3_0'), part('2026_4_4_0')]);
+    expect(exact(v1)).not.toBe(exact(v0));
+    expect(content(v1)).toBe(content(v0));
+    // A merge over a gap (block 4 went to another partition), then the same listing again.
+    const v2 = versions.fromParts([part('2025_1_3_2'), part('2026_4_4_0')]);
+    expect(content(v2)).toBe(content(v0));
+    expect(content(versions.fromParts([part('2025_1_3_2'), part('2026_4_4_0')]))).toBe(content(v0));
+  });
+
+  it('gives a new content version for an insert, a DELETE, a dropped part, a TTL, and a merge beside any of them', () => {
+    const changes = (parts: ListedPart[]) => {
+      const versions = new DataVersions();
+      const before = content(versions.fromParts(start));
+      return content(versions.fromParts(parts)) !== before;
+    };
+    // An insert, alone, beside a merge, or merged with older parts before the listing saw it.
+    expect(changes([part('2025_1_3_1'), part('2026_4_4_0')])).toBe(false);
+    expect(changes([part('2025_1_3_1'), part('2026_4_6_1')])).toBe(true);
+    expect(changes([...start, part('2026_5_5_0')])).toBe(true);
+    expect(changes([part('2025_1_2_1'), part('2025_3_3_0'), part('2026_4_4_0'), part('2026_5_5_0')])).toBe(
+      true,
+    );
+    // A lightweight DELETE (each part again under a mutation version), alone or merged at once.
+    expect(changes(start.map(([h, t, p]) => [h, t, p.replace(/_0\/$/, '_0_6/')] as const))).toBe(true);
+    expect(changes([part('2025_1_2_1_6'), part('2025_3_3_0_6'), part('2026_4_4_0_6')])).toBe(true);
+    // A part dropped, alone or beside a merge.
+    expect(changes(start.slice(1))).toBe(true);
+    expect(changes([part('2025_1_2_1'), part('2026_4_4_0')])).toBe(true);
+    // A merge of parts with a delete TTL may drop rows.
+    const versions = new DataVersions();
+    const ttl = (name: string) => part(name, 'log_events', '1767225600');
+    const before = content(versions.fromParts([ttl('2025_1_1_0'), ttl('2025_2_2_0')]));
+    expect(content(versions.fromParts([ttl('2025_1_2_1')]))).not.toBe(before);
+    // A part whose name does not parse.
+    expect(changes([...start.slice(0, 3), part('patch-2026_4_4_0')])).toBe(true);
+    // The same part names in a table made again (another directory).
+    expect(changes(start.map(([h, t, p]) => [h, t, p.replace('/b2/', '/c3/')] as const))).toBe(true);
+  });
+
+  it('keeps each table to itself, and gives a listing seen before its version again', () => {
+    const versions = new DataVersions();
+    const usage = part('2025_1_1_0', 'usage_daily');
+    const v0 = versions.fromParts([...start, usage]);
+    const v1 = versions.fromParts([...start, part('2025_2_2_0', 'usage_daily')]);
+    expect(content(v1, 'usage_daily')).not.toBe(content(v0, 'usage_daily'));
+    expect(content(v1)).toBe(content(v0));
+    // Back to the first listing (a read older than the one before it): the same data, so its version.
+    const v2 = versions.fromParts([...start, usage]);
+    expect(content(v2, 'usage_daily')).toBe(content(v0, 'usage_daily'));
+    // Prefixes read table versions only.
+    expect(versionOf(v1, 'log_')).toBe(exact(v1));
+  });
+});

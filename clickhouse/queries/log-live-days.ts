@@ -194,7 +194,11 @@ async function refresh(
       return new Map();
     }
   }
-  if (!anyHeld && promote.length === 0) return new Map();
+  // Rows of held days read with the day sums, whose counters have not moved yet: an insert commits log_events'
+  // part before its views' parts, so a read in between finds the rows and no move. Held now, the day's first
+  // page shows them at once (as a read of log_events would), and the read that finds the move has none left.
+  const early = prefetched !== undefined && prefetched.rows.length > 0 && sameDelta(prefetched.spec, memo);
+  if (!anyHeld && promote.length === 0 && !early) return new Map();
   let read: readonly LogRow[];
   let seenMax: number;
   if (prefetched && promote.length === 0 && sameDelta(prefetched.spec, memo)) {

@@ -510,6 +510,44 @@ describe('sealed log counts', () => {
     }
   });
 
+  it("shows a log stored in log_events on a held day's first page before its cells are written", async () => {
+    const day = '2025-01-23';
+    const log = (i: number, hhmm: string) => ({
+      event_id: `uncounted-${i}`,
+      type: 'log',
+      timestamp: `${day}T${hhmm}:59.999Z`,
+      severity: 'info',
+      service: 'uncounted',
+      message: `uncounted ${i}`,
+    });
+    // Two moves within a minute, each seen by the handle that asks below: the day is held.
+    const { watched } = recorded();
+    const oneDay: LogQuery = { start_date: day, end_date: day, limit: 3 };
+    await expectExact([oneDay], undefined, watched);
+    await insert([log(0, '08:00'), log(1, '08:01')], 'uncounted/0');
+    await expectExact([oneDay], undefined, watched);
+    await insert([log(2, '08:02'), log(3, '08:03')], 'uncounted/1');
+    await expectExact([oneDay], undefined, watched);
+    // The cells' view detached, the next log reaches log_events alone: what a read sees while an insert's views
+    // have not committed yet (they commit after log_events' part). The day's counters have not moved.
+    await engine.ch.client.command({ query: 'DETACH TABLE log_cells_daily_mv' });
+    try {
+      await insertEvents(engine.ch, rowsOf([log(9, '23:59')]), 'uncounted/2');
+    } finally {
+      await engine.ch.client.command({ query: 'ATTACH TABLE log_cells_daily_mv' });
+    }
+    const first = await page(oneDay, undefined, watched);
+    expect(first.events[0]).toMatchObject({ event_id: 'uncounted-9', message: 'uncounted 9' });
+    // Its cells written as the view writes them: the counts agree again, and every answer is exact.
+    await engine.ch.client.command({
+      query: `INSERT INTO log_cells_daily
+        SELECT toDate(timestamp) AS day, severity, service, uniqExactState(event_id), count()
+        FROM log_events WHERE event_id = 'uncounted-9' GROUP BY day, severity, service`,
+    });
+    truth.addAll([log(9, '23:59')]);
+    await expectExact([oneDay, { ...oneDay, page: 2 }], undefined, watched);
+  });
+
   it('never misses a stored log while late inserts race the sealer', async () => {
     const rest = late.slice(1_500);
     const version = engine.ch.dataVersion();

@@ -44,8 +44,10 @@ import { type BuiltQuery, quoteLiteral } from './queries/query.ts';
  * host holds.
  */
 export function buildDataVersionQuery(opts: { cluster?: string | undefined; database: string }): BuiltQuery {
-  // The delete TTL's latest time (0: none) tells a merge that may drop rows from one that cannot (DataVersions).
-  const ttl = 'toUnixTimestamp(delete_ttl_info_max) AS ttl';
+  // Whether a merge of the part may drop or fold rows by a TTL (0: no), as DataVersions needs: a delete TTL's
+  // latest time, or a TTL ... WHERE / GROUP BY.
+  const ttl = `toUnixTimestamp(delete_ttl_info_max) + length(rows_where_ttl_info.expression)
+    + length(group_by_ttl_info.expression) AS ttl`;
   if (opts.cluster === undefined) {
     // currentDatabase(): nothing bound, so the same text runs on a chdb Session (binding there is shared state,
     // see clickhouse/queries/query.ts) and on a server client, whose database is ours.
@@ -71,7 +73,7 @@ export function versionFromParts(parts: Iterable<ListedPart>): string {
   return [...tableVersions(parts)].map(([table, v]) => `${table}=${v}`).join(';');
 }
 
-/** A row of the version's query: host, table, path, and the delete TTL's latest time (unix seconds; 0: none). */
+/** A row of the version's query: host, table, path, and whether a TTL may drop or fold its rows (0: no). */
 export type ListedPart = readonly [host: string, table: string, path: string, ttl?: string];
 
 /** Each table's version (hash/count), tables in name order. */
@@ -101,7 +103,7 @@ interface PartName {
   max: number;
   level: number;
   mutation: number;
-  /** It has a delete TTL: a merge of it may drop rows. */
+  /** It has a TTL that drops or folds rows: a merge of it may change them. */
   ttl: boolean;
 }
 
@@ -126,7 +128,8 @@ function partName(host: string, path: string, ttl: string | undefined): PartName
  * Whether the parts `after` hold the rows of `before` through merges alone (keys: host and path; undefined: a
  * name that does not parse). Every part that came covers parts that left (same host, table directory and
  * partition, blocks within its range), from the lowest of their blocks to the highest, with a higher level
- * than each and the highest mutation version among them, and every part that left is so covered; no part involved has a delete TTL (a TTL merge drops rows).
+ * than each and the highest mutation version among them, and every part that left is so covered; no part
+ * involved has a TTL that drops or folds rows (a TTL merge changes them).
  * A new block (an insert), a mutation (a DELETE), a part gone uncovered (a drop) or a TTL is not a merge; no
  * change at all is.
  */

@@ -90,7 +90,7 @@ function tableVersions(parts: Iterable<ListedPart>): Map<string, string> {
   return out;
 }
 
-/** The version of one listing, with no earlier one to compare to (each content version is then its table's). */
+/** The version of one listing (with the content histories of the process: DataVersions). */
 export function versionFromTsv(text: string): string {
   return new DataVersions().fromTsv(text);
 }
@@ -162,15 +162,21 @@ export function mergedOnly(
   return left.every((r) => covered.has(r));
 }
 
+// Each table's content history: its last listing and content version, kept for the whole process, by table
+// name and the directory of its first part (so that two databases' tables, or a table made again, never share
+// one). Every source of versions reads and writes the same histories, so two sources that list the same parts
+// give the same versions: a DerivedState may take its versions from either (the scale bench's read path has a
+// source of its own beside the API's). The oldest go past the bound (a table's next change is then new).
+const histories = new Map<string, { parts: Map<string, PartName | undefined>; id: string }>();
+const HISTORIES_MAX = 4096;
+
 /**
- * The versions of one source's successive listings. Each table's version changes with any part; its content
- * version (the entry `~table`) keeps its value while every change since it was given is a merge (mergedOnly),
- * else takes the table's version: values never come back, as table versions do not. Per source, since it
- * compares each listing with the one before.
+ * The versions of successive listings. Each table's version changes with any part; its content version (the
+ * entry `~table`) keeps its value while every change since it was given is a merge (mergedOnly), else takes the
+ * table's version: values never come back, as table versions do not.
  */
 export class DataVersions {
   private last: { text: string; version: string } | undefined;
-  private readonly contents = new Map<string, { parts: Map<string, PartName | undefined>; id: string }>();
 
   /**
    * The version of the TSV the query gives (a row per line, as the engine escapes them). The same text as the
@@ -188,17 +194,24 @@ export class DataVersions {
   fromParts(parts: Iterable<ListedPart>): string {
     const list = [...parts];
     const versions = tableVersions(list);
-    const byTable = new Map<string, Map<string, PartName | undefined>>();
-    for (const [host, table, path, ttl] of list)
-      entry(byTable, table, () => new Map()).set(`${host}\t${path}`, partName(host, path, ttl));
-    for (const table of this.contents.keys()) if (!byTable.has(table)) this.contents.delete(table);
+    const byTable = new Map<string, { parts: Map<string, PartName | undefined>; dir: string }>();
+    for (const [host, table, path, ttl] of list) {
+      const t = entry(byTable, table, () => ({ parts: new Map(), dir: '' }));
+      t.parts.set(`${host}\t${path}`, partName(host, path, ttl));
+      const dir = `${host}\t${path.slice(0, path.lastIndexOf('/', path.length - 2))}`;
+      if (t.dir === '' || dir < t.dir) t.dir = dir;
+    }
     const out: string[] = [];
     const contents: string[] = [];
     for (const [table, version] of versions) {
-      const parts = byTable.get(table) as Map<string, PartName | undefined>;
-      const was = this.contents.get(table);
+      const { parts, dir } = byTable.get(table) as { parts: Map<string, PartName | undefined>; dir: string };
+      const key = `${table}\t${dir}`;
+      const was = histories.get(key);
       const id = was && mergedOnly(was.parts, parts) ? was.id : version;
-      this.contents.set(table, { parts, id });
+      // Most recently written last, for the bound.
+      histories.delete(key);
+      histories.set(key, { parts, id });
+      if (histories.size > HISTORIES_MAX) histories.delete(histories.keys().next().value as string);
       out.push(`${table}=${version}`);
       contents.push(`~${table}=${id}`);
     }

@@ -247,8 +247,10 @@ async function readCells(ch: ClickHouse): Promise<Map<number, DayCells>> {
   for (const d of memo.days.keys()) if (!sums.has(d)) memo.days.delete(d);
   // Days still taking logs are held in memory (log-live-days.ts): their cells cost what came since.
   const live = await liveCells(ch, moved, parts, prefetched);
-  for (const [d, cells] of live)
-    memo.days.set(d, { sum: sums.get(d) as number, cells: cells.map((c) => ({ ...c, inserted: 0 })) });
+  for (const [d, cells] of live) {
+    const sum = sums.get(d);
+    if (sum !== undefined) memo.days.set(d, { sum, cells: cells.map((c) => ({ ...c, inserted: 0 })) });
+  }
   const toRead = stale.filter((d) => !live.has(d));
   if (toRead.length > 0) {
     const read = new Map<number, Cell[]>();

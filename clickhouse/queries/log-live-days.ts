@@ -134,7 +134,8 @@ export function deltaBranch(spec: DeltaSpec): string {
 
 /**
  * The cells of the `moved` days (their counters moved since the caller last read them) that are held, or become
- * held now, brought up to date; the other moved days are the caller's to read from the cells. Called at every
+ * held now, brought up to date, and of held days given rows without a move; the other moved days are the
+ * caller's to read from the cells. Called at every
  * new data version, moved or not: a DELETE or a drop moves no counter, yet lets the held days go. `prefetched`:
  * the held days' new rows, read with the listing of `parts` (used when nothing changed meanwhile). Never on a
  * cluster (parts are per shard there): undefined.
@@ -194,9 +195,10 @@ async function refresh(
       return new Map();
     }
   }
-  // Rows of held days read with the day sums, whose counters have not moved yet: an insert commits log_events'
-  // part before its views' parts, so a read in between finds the rows and no move. Held now, the day's first
-  // page shows them at once (as a read of log_events would), and the read that finds the move has none left.
+  // Rows of held days read with the day sums, with no move of their counters: a read between the commits of an
+  // insert's parts (log_events' part first, as seen here, or its views' first: the engine promises no order).
+  // Held now, the day's counts and first page show them at once (as a read of log_events would), and a read
+  // that finds the move later has none left.
   const early = prefetched !== undefined && prefetched.rows.length > 0 && sameDelta(prefetched.spec, memo);
   if (!anyHeld && promote.length === 0 && !early) return new Map();
   let read: readonly LogRow[];
@@ -227,9 +229,14 @@ async function refresh(
   const adding = new Map<number, HeldDay>();
   for (const d of promote)
     adding.set(d, { cells: new Map(), ids: 0, movedAt: now, texts: new Map(), textChars: 0 });
+  // The days given rows, moved or not: an insert's parts commit one table after another, in no order the
+  // engine promises (a view's part can come first), so rows can reach a held day after its counters moved.
+  const given = new Set(moved);
   for (const [d, sev, svc, ms, id, message] of read) {
     const day = memo.held.get(Number(d)) ?? adding.get(Number(d));
-    if (day) addLog(day, sev, svc, Number(ms), id, message);
+    if (!day) continue;
+    addLog(day, sev, svc, Number(ms), id, message);
+    given.add(Number(d));
   }
   for (const [d, day] of adding) {
     if (day.ids > MAX_HELD_IDS / 2) memo.tooLarge.set(d, now + RELEASE_MS);
@@ -255,7 +262,7 @@ async function refresh(
   memo.mutation = mutation;
 
   const out = new Map<number, LiveCell[]>();
-  for (const d of moved) {
+  for (const d of given) {
     const day = memo.held.get(d);
     if (day) out.set(d, cellsOf(d, day));
   }

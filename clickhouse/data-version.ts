@@ -76,18 +76,29 @@ export function versionFromParts(parts: Iterable<ListedPart>): string {
 /** A row of the version's query: host, table, path, and whether a delete TTL may drop its rows (0: no). */
 export type ListedPart = readonly [host: string, table: string, path: string, ttl?: string];
 
-/** Each table's version (hash/count), tables in name order. */
+/** Each table's version (tableVersion), tables in name order. */
 function tableVersions(parts: Iterable<ListedPart>): Map<string, string> {
   const byTable = new Map<string, string[]>();
   for (const [host, table, path] of parts) entry(byTable, table, () => []).push(`${host}\t${path}`);
   const out = new Map<string, string>();
-  for (const table of [...byTable.keys()].sort()) {
-    const list = (byTable.get(table) as string[]).sort();
-    // 96 bits of SHA-1: the part sets of one table a process ever sees are far too few to collide.
-    const hash = createHash('sha1').update(list.join('\n')).digest('base64url').slice(0, 16);
-    out.set(table, `${hash}/${list.length}`);
-  }
+  for (const table of [...byTable.keys()].sort())
+    out.set(table, tableVersion(byTable.get(table) as string[]));
   return out;
+}
+
+/** A table's version from its parts' hosts and paths (`host\tpath`): a hash of them, and their number. */
+function tableVersion(parts: readonly string[]): string {
+  const list = [...parts].sort();
+  // 96 bits of SHA-1: the part sets of one table a process ever sees are far too few to collide.
+  const hash = createHash('sha1').update(list.join('\n')).digest('base64url').slice(0, 16);
+  return `${hash}/${list.length}`;
+}
+
+/** A part's path as its table's directory and the part's name. */
+function splitPath(path: string): { dir: string; name: string } {
+  const trimmed = path.endsWith('/') ? path.slice(0, -1) : path;
+  const at = trimmed.lastIndexOf('/');
+  return { dir: trimmed.slice(0, at), name: trimmed.slice(at + 1) };
 }
 
 /** The version of one listing (with the content histories of the process: DataVersions). */
@@ -109,13 +120,15 @@ interface PartName {
 
 const PART_NAME = /^([^_]+)_(\d+)_(\d+)_(\d+)(?:_(\d+))?$/;
 
-function partName(host: string, path: string, ttl: string | undefined): PartName | undefined {
-  const dir = path.endsWith('/') ? path.slice(0, -1) : path;
-  const at = dir.lastIndexOf('/');
-  const m = PART_NAME.exec(dir.slice(at + 1));
+function partName(
+  host: string,
+  { dir, name }: { dir: string; name: string },
+  ttl: string | undefined,
+): PartName | undefined {
+  const m = PART_NAME.exec(name);
   if (!m) return undefined;
   return {
-    group: `${host}\t${dir.slice(0, at)}\t${m[1]}`,
+    group: `${host}\t${dir}\t${m[1]}`,
     min: Number(m[2]),
     max: Number(m[3]),
     level: Number(m[4]),
@@ -192,19 +205,20 @@ export class DataVersions {
   }
 
   fromParts(parts: Iterable<ListedPart>): string {
-    const list = [...parts];
-    const versions = tableVersions(list);
+    // Each table's parts (by host and path, as its version hashes them) and its first directory.
     const byTable = new Map<string, { parts: Map<string, PartName | undefined>; dir: string }>();
-    for (const [host, table, path, ttl] of list) {
+    for (const [host, table, path, ttl] of parts) {
       const t = entry(byTable, table, () => ({ parts: new Map(), dir: '' }));
-      t.parts.set(`${host}\t${path}`, partName(host, path, ttl));
-      const dir = `${host}\t${path.slice(0, path.lastIndexOf('/', path.length - 2))}`;
+      const split = splitPath(path);
+      t.parts.set(`${host}\t${path}`, partName(host, split, ttl));
+      const dir = `${host}\t${split.dir}`;
       if (t.dir === '' || dir < t.dir) t.dir = dir;
     }
     const out: string[] = [];
     const contents: string[] = [];
-    for (const [table, version] of versions) {
+    for (const table of [...byTable.keys()].sort()) {
       const { parts, dir } = byTable.get(table) as { parts: Map<string, PartName | undefined>; dir: string };
+      const version = tableVersion([...parts.keys()]);
       const key = `${table}\t${dir}`;
       const was = histories.get(key);
       const id = was && mergedOnly(was.parts, parts) ? was.id : version;

@@ -199,11 +199,12 @@ async function refresh(
   // insert's parts (log_events' part first, as seen here, or its views' first: the engine promises no order).
   // Held now, the day's counts and first page show them at once (as a read of log_events would), and a read
   // that finds the move later has none left.
-  const early = prefetched !== undefined && prefetched.rows.length > 0 && sameDelta(prefetched.spec, memo);
-  if (!anyHeld && promote.length === 0 && !early) return new Map();
+  // Read with the day sums of the held state as it is (the mutation check above may have let it go).
+  const fresh = prefetched !== undefined && sameDelta(prefetched.spec, memo);
+  if (!anyHeld && promote.length === 0 && !(fresh && prefetched.rows.length > 0)) return new Map();
   let read: readonly LogRow[];
   let seenMax: number;
-  if (prefetched && promote.length === 0 && sameDelta(prefetched.spec, memo)) {
+  if (fresh && promote.length === 0) {
     // Every part holding a block past seenMax was read, in one snapshot; a part whose rows came back was in it,
     // and so was every part of lower blocks (committed before it): the blocks up to the highest such are read.
     // A part with no row of the held days is read again next time, for nothing (its day prunes it).

@@ -63,9 +63,9 @@ describe('ReadCache', () => {
   const app = (cache: ReadCache, computed: { n: number }) => {
     const h = new Hono();
     h.get('/q/:id', (c) =>
-      cache.serve(c, 'q', '', { id: c.req.param('id') }, async () => {
+      cache.serve(c, 'q', '', { id: c.req.param('id') }, async (_snap, reply) => {
         computed.n += 1;
-        return c.json({ id: c.req.param('id'), body: 'x'.repeat(400) });
+        return reply.json({ id: c.req.param('id'), body: 'x'.repeat(400) });
       }),
     );
     // Routes that read some tables only.
@@ -74,9 +74,9 @@ describe('ReadCache', () => {
       ['logs', 'log_'],
     ] as const) {
       h.get(`/${path}/:id`, (c) =>
-        cache.serve(c, path, tables, { id: c.req.param('id') }, async () => {
+        cache.serve(c, path, tables, { id: c.req.param('id') }, async (_snap, reply) => {
           computed.n += 1;
-          return c.json({ id: c.req.param('id'), body: 'x'.repeat(400) });
+          return reply.json({ id: c.req.param('id'), body: 'x'.repeat(400) });
         }),
       );
     }
@@ -165,6 +165,134 @@ describe('ReadCache', () => {
     expect((await h.request('/q/1')).status).toBe(200);
     expect((await h.request('/q/1')).status).toBe(200);
     expect(computed.n).toBe(2);
+  });
+
+  describe('an answer computed beside the version read', () => {
+    /** A route whose answer is the version it was computed at, as body and X-Page; `hold(v)` delays those. */
+    const routeOf = (cache: ReadCache, hold: (v: string | undefined) => Promise<void> = async () => {}) => {
+      const seen: Array<string | undefined> = [];
+      const h = new Hono();
+      h.get('/q/:id', (c) =>
+        cache.serve(c, 'q', 'usage_', { id: c.req.param('id') }, async (snap, reply) => {
+          seen.push(snap.version);
+          await hold(snap.version);
+          reply.header('X-Page', snap.version ?? 'none');
+          return reply.json({ at: snap.version ?? 'none' });
+        }),
+      );
+      return { h, seen };
+    };
+    const cacheOn = (source: DataVersionSource) =>
+      new ReadCache({ version: source, maxBytes: 1 << 20, retentionDays: () => 0 });
+
+    it('starts before the version is read, and is the answer when the route’s tables are unchanged', async () => {
+      const m = manualSource();
+      const cache = cacheOn(m.source);
+      const { h, seen } = routeOf(cache);
+      const first = h.request('/q/1');
+      await tick();
+      // Nothing read yet: nothing to compute at.
+      expect(seen).toEqual([]);
+      m.pending[0]?.('usage_daily=a/1;log_events=x/1');
+      expect(await (await first).json()).toEqual({ at: 'usage_daily=a/1;log_events=x/1' });
+      const second = h.request('/q/2');
+      await tick();
+      // Computed at the last version while the new read runs.
+      expect(seen).toEqual(['usage_daily=a/1;log_events=x/1', 'usage_daily=a/1;log_events=x/1']);
+      expect(m.reads()).toBe(2);
+      // A log insert: not a table of this route, so the early answer holds.
+      m.pending[1]?.('usage_daily=a/1;log_events=y/2');
+      const res = await second;
+      expect(await res.json()).toEqual({ at: 'usage_daily=a/1;log_events=x/1' });
+      expect(seen).toHaveLength(2);
+      // And it is kept: asked again at the same version, nothing is computed.
+      const third = h.request('/q/2');
+      await tick();
+      m.pending[2]?.('usage_daily=a/1;log_events=y/2');
+      expect((await third).status).toBe(200);
+      expect(seen).toHaveLength(2);
+    });
+
+    it('is dropped when the route’s tables changed, and sets nothing on the reply', async () => {
+      const m = manualSource();
+      const cache = cacheOn(m.source);
+      const gates = new Map<string, { wait: Promise<void>; open: () => void }>();
+      for (const v of ['usage_daily=v1/1', 'usage_daily=v2/1']) {
+        let open: () => void = () => {};
+        const wait = new Promise<void>((ok) => {
+          open = ok;
+        });
+        gates.set(v, { wait, open });
+      }
+      const seen: Array<string | undefined> = [];
+      const h = new Hono();
+      h.get('/q/:id', (c) =>
+        cache.serve(c, 'q', 'usage_', { id: c.req.param('id') }, async (snap, reply) => {
+          seen.push(snap.version);
+          // Appended, so an answer that set it on a context another also replies on would show there too.
+          if (snap.version) reply.header('X-Next-Cursor', snap.version, { append: true });
+          const gate = snap.version === undefined ? undefined : gates.get(snap.version);
+          if (seen.length > 1) await gate?.wait;
+          return reply.json({ at: snap.version ?? 'none' });
+        }),
+      );
+      const first = h.request('/q/1');
+      await tick();
+      m.pending[0]?.('usage_daily=v1/1');
+      await first;
+      // Computed early at v1, then read at v2: a usage insert in between.
+      const req = h.request('/q/2');
+      await tick();
+      expect(seen).toEqual(['usage_daily=v1/1', 'usage_daily=v1/1']);
+      m.pending[1]?.('usage_daily=v2/1');
+      await tick();
+      expect(seen).toEqual(['usage_daily=v1/1', 'usage_daily=v1/1', 'usage_daily=v2/1']);
+      // The dropped answer finishes first, while the one at v2 is still being computed.
+      gates.get('usage_daily=v1/1')?.open();
+      await tick();
+      gates.get('usage_daily=v2/1')?.open();
+      const res = await req;
+      expect(await res.json()).toEqual({ at: 'usage_daily=v2/1' });
+      expect(res.headers.get('x-next-cursor')).toBe('usage_daily=v2/1');
+      await cache.close();
+    });
+
+    it('is dropped when the version cannot be read: the answer is computed unversioned', async () => {
+      let fail = false;
+      const cache = cacheOn({
+        read: async () => {
+          if (fail) throw new Error('a host is down');
+          return 'usage_daily=a/1';
+        },
+        close: () => undefined,
+      });
+      const { h, seen } = routeOf(cache);
+      await h.request('/q/1');
+      fail = true;
+      const res = await h.request('/q/2');
+      expect(await res.json()).toEqual({ at: 'none' });
+      expect(seen).toEqual(['usage_daily=a/1', 'usage_daily=a/1', undefined]);
+    });
+
+    it('is not computed when turned off', async () => {
+      const m = manualSource();
+      const cache = new ReadCache({
+        version: m.source,
+        maxBytes: 1 << 20,
+        retentionDays: () => 0,
+        early: false,
+      });
+      const { h, seen } = routeOf(cache);
+      const first = h.request('/q/1');
+      await tick();
+      m.pending[0]?.('usage_daily=a/1');
+      await first;
+      const second = h.request('/q/2');
+      await tick();
+      expect(seen).toHaveLength(1);
+      m.pending[1]?.('usage_daily=a/1');
+      expect(await (await second).json()).toEqual({ at: 'usage_daily=a/1' });
+    });
   });
 
   it('keys the date parts on the injected clock', async () => {

@@ -11,10 +11,19 @@
 // response goes back out through the same middleware (X-Request-Id, RateLimit-* set on the way out).
 //
 // Never stale: a request only uses a version read that *started after it arrived* (VersionGate), so an insert
-// acknowledged before the request (POST /events?wait=stored, say) is in the version it keys on. The version is
-// read before the answer is computed, so an answer is never older than its version.
+// acknowledged before the request (POST /events?wait=stored, say) is in the version it keys on. An answer is
+// never older than the version it is kept under: it is computed after that version was read, or, computed
+// early (below), its tables are shown unchanged from before it started until after that read.
+//
+// Computed early: a question not kept at the last version read is computed at once, beside the version read
+// (both run in the engine at the same time), from the state derived at that last version. Used only when the
+// read then finds the route's tables at that same version: nothing changed in them from before the early
+// answer started reading until the new read (parts never come back, so equal means unchanged), and its
+// reads started after the request arrived. Otherwise it is dropped and the answer computed at the new version.
+// An uncached answer no longer waits for the version first: at 100M events a logs page's version read and
+// page read took p50 10.5 ms one after the other, 8.7 ms side by side (2 cores).
 import { createHash } from 'node:crypto';
-import type { Context } from 'hono';
+import { Context } from 'hono';
 import { Counter, Gauge } from 'prom-client';
 import { type DataVersionSource, type TableSet, versionOf } from '../clickhouse/data-version.ts';
 import { DerivedState, type Snapshot, UNVERSIONED } from '../clickhouse/derived-state.ts';
@@ -40,6 +49,13 @@ const heldBytes = new Gauge({
   help: 'Bytes of answers the read cache holds (keys and bodies)',
   registers: [registry],
 });
+const earlyAnswers = new Counter({
+  name: 'tally_read_cache_early_answers_total',
+  help: 'Answers computed beside the version read: used (the tables had not changed) or dropped',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
 const versionChecks = new Counter({
   name: 'tally_read_cache_version_checks_total',
   help: 'Data version reads from the engine (concurrent requests share one)',
@@ -54,6 +70,8 @@ const versionChecks = new Counter({
 export class VersionGate {
   private running: Promise<string> | undefined;
   private queued: Promise<string> | undefined;
+  /** The version of the read that ended last, if any succeeded: where an answer may be computed early. */
+  last: string | undefined;
 
   constructor(private readonly source: DataVersionSource) {}
 
@@ -73,22 +91,35 @@ export class VersionGate {
 
   private launch(): Promise<string> {
     versionChecks.inc();
-    const p: Promise<string> = this.source.read().finally(() => {
-      if (this.running === p) this.running = undefined;
-    });
+    const p: Promise<string> = this.source
+      .read()
+      .then((v) => {
+        this.last = v;
+        return v;
+      })
+      .finally(() => {
+        if (this.running === p) this.running = undefined;
+      });
     this.running = p;
     return p;
   }
 }
 
-interface Entry {
-  /** The tables its route reads, as a key of `seen`. */
-  tables: string;
+/** An answer read whole: what is kept, and what is replied. */
+interface Answer {
   status: number;
   headers: Record<string, string>;
   body: ArrayBuffer;
+}
+
+interface Entry extends Answer {
+  /** The tables its route reads, as a key of `seen`. */
+  tables: string;
   bytes: number;
 }
+
+/** A route's answer at a snapshot, its response built on `reply` (see ReadCache.serve). */
+export type Compute = (snap: Snapshot, reply: Context) => Promise<Response>;
 
 export interface ReadCacheOptions {
   /** Where the data version comes from (clickhouse/data-version.ts). */
@@ -99,6 +130,8 @@ export interface ReadCacheOptions {
   retentionDays: () => number;
   /** The state derived from the data (default: its own); the scale bench shares it to time reads in process. */
   derived?: DerivedState;
+  /** Compute an uncached answer beside the version read, at the last version read (default true). */
+  early?: boolean;
   /** The clock of the date parts of the key (tests); default Date.now. */
   now?: () => number;
   logger?: Logger;
@@ -116,6 +149,8 @@ export class ReadCache {
   // State the reads derive from the data (seal states, log day counts), shared per version like the answers.
   private readonly derived: DerivedState;
   private warnedAt = Number.NEGATIVE_INFINITY;
+  // Answers being computed (early ones dropped included): close waits for them before the engine goes.
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(private readonly opts: ReadCacheOptions) {
     this.gate = new VersionGate(opts.version);
@@ -133,18 +168,27 @@ export class ReadCache {
    * The answer to a resolved question: from the cache when the data version is the one it was computed at,
    * else from `compute` (kept when it is a 200). `question` is everything the answer depends on besides the
    * data and the dates: the route's validated parameters, the team the credential resolved to, the format.
+   * `compute` builds its response on the context it is given (one of its own: an answer computed early and
+   * dropped must not set headers on the request's).
    */
   async serve(
     c: Context,
     route: string,
     tables: TableSet,
     question: Record<string, unknown>,
-    compute: (snap: Snapshot) => Promise<Response>,
+    compute: Compute,
   ): Promise<Response> {
+    const group = typeof tables === 'string' ? tables : tables.join(',');
+    const last = this.opts.early === false ? undefined : this.gate.last;
+    let early: Promise<Answer> | undefined;
+    if (last !== undefined && !this.keeps(route, question, group, versionOf(last, tables))) {
+      early = this.track(this.answer(c, compute, this.derived.at(last)));
+    }
     let version: string;
     try {
       version = await this.gate.read();
     } catch (err) {
+      if (early) earlyAnswers.inc({ outcome: 'dropped' });
       // No version, no cache: the answer is computed as if there were none (a cluster host down, say, or a
       // user without SELECT on system.parts). Told once a minute, not once a request.
       if (Date.now() - this.warnedAt > 60_000) {
@@ -152,43 +196,81 @@ export class ReadCache {
         this.opts.logger?.warn({ err }, 'read cache: data version unavailable, answering uncached');
       }
       lookups.inc({ route, outcome: 'bypass' });
-      return compute(UNVERSIONED);
+      return compute(UNVERSIONED, c);
     }
-    const group = typeof tables === 'string' ? tables : tables.join(',');
     const at = versionOf(version, tables);
-    let seen = this.seen.get(group);
-    if (at !== seen?.at) {
-      if (seen !== undefined) this.drop(group);
-      seen = { at, digest: createHash('sha1').update(at).digest('base64url') };
-      this.seen.set(group, seen);
-    }
-    const key = this.keyOf(route, question, seen.digest);
+    const key = this.keyAt(route, question, group, at);
     const hit = this.entries.get(key);
     if (hit) {
+      if (early) earlyAnswers.inc({ outcome: 'dropped' });
       // Most recently used last: Map keeps insertion order.
       this.entries.delete(key);
       this.entries.set(key, hit);
       lookups.inc({ route, outcome: 'hit' });
       return c.body(new Uint8Array(hit.body), hit.status as 200, hit.headers);
     }
-    const res = await compute(this.derived.at(version));
+    let answer: Answer;
+    if (early && last !== undefined && versionOf(last, tables) === at) {
+      earlyAnswers.inc({ outcome: 'used' });
+      answer = await early;
+    } else {
+      if (early) earlyAnswers.inc({ outcome: 'dropped' });
+      answer = await this.track(this.answer(c, compute, this.derived.at(version)));
+    }
     lookups.inc({ route, outcome: 'miss' });
-    if (res.status !== 200 || this.opts.maxBytes <= 0) return res;
+    if (answer.status === 200 && this.opts.maxBytes > 0) {
+      // Rough but safe: UTF-16 key, the body, a little per header and entry.
+      const bytes = key.length * 2 + answer.body.byteLength + 64 * (Object.keys(answer.headers).length + 4);
+      if (bytes <= this.opts.maxBytes) {
+        this.entries.set(key, { tables: group, ...answer, bytes });
+        this.bytes += bytes;
+        this.evict();
+      }
+    }
+    return c.body(new Uint8Array(answer.body), answer.status as 200, answer.headers);
+  }
+
+  /**
+   * `compute`'s answer at `snap`, built on a context of its own and read whole: its status, kept headers and
+   * body, replied on the request's context as a kept answer is (the middleware's headers then come from there).
+   */
+  private async answer(c: Context, compute: Compute, snap: Snapshot): Promise<Answer> {
+    const res = await compute(snap, new Context(c.req.raw));
     const body = await res.arrayBuffer();
     const headers: Record<string, string> = {};
     for (const name of KEPT_HEADERS) {
       const v = res.headers.get(name);
       if (v !== null) headers[name] = v;
     }
-    // Rough but safe: UTF-16 key, the body, a little per header and entry.
-    const bytes = key.length * 2 + body.byteLength + 64 * (Object.keys(headers).length + 4);
-    if (bytes <= this.opts.maxBytes) {
-      this.entries.set(key, { tables: group, status: res.status, headers, body, bytes });
-      this.bytes += bytes;
-      this.evict();
+    return { status: res.status, headers, body };
+  }
+
+  /** Counts `p` as running until it settles (close waits for it); a failure is left to whoever awaits it. */
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.running.add(p);
+    const done = () => this.running.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Whether an answer to the question is kept at `at`, a version of its route's tables. */
+  private keeps(route: string, question: Record<string, unknown>, group: string, at: string): boolean {
+    const seen = this.seen.get(group);
+    return seen?.at === at && this.entries.has(this.keyOf(route, question, seen.digest));
+  }
+
+  /**
+   * The key of a question at `at`, the version of its route's tables just read: the route's answers kept at
+   * another are let go (versions never repeat).
+   */
+  private keyAt(route: string, question: Record<string, unknown>, group: string, at: string): string {
+    let seen = this.seen.get(group);
+    if (at !== seen?.at) {
+      if (seen !== undefined) this.drop(group);
+      seen = { at, digest: createHash('sha1').update(at).digest('base64url') };
+      this.seen.set(group, seen);
     }
-    // The Response was read: hand back an equal one (its headers include the context's, set by c.body/json).
-    return new Response(body, { status: res.status, headers: res.headers });
+    return this.keyOf(route, question, seen.digest);
   }
 
   private keyOf(route: string, question: Record<string, unknown>, version: string): string {
@@ -233,6 +315,7 @@ export class ReadCache {
 
   /** Waits for state still being derived (a background load may be running), then closes the version source. */
   async close(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
     await this.derived.idle();
     this.clear();
     this.opts.version.close();
@@ -246,7 +329,7 @@ export function cachedAnswer(
   route: string,
   tables: TableSet,
   question: Record<string, unknown>,
-  compute: (snap: Snapshot) => Promise<Response>,
+  compute: Compute,
 ): Promise<Response> {
-  return cache ? cache.serve(c, route, tables, question, compute) : compute(UNVERSIONED);
+  return cache ? cache.serve(c, route, tables, question, compute) : compute(UNVERSIONED, c);
 }

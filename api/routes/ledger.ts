@@ -105,12 +105,12 @@ export function ledgerRoutes(ch: ClickHouse, cache?: ReadCache) {
       'ingest-ledger',
       ROUTE_TABLES.ledger,
       { ...asked, team_id, csv },
-      async () => {
+      async (_snap, reply) => {
         const rows = await ingestLedger(ch, { ...q, team_id });
         if (csv) {
-          return csvResponse(c, toCsv(CSV_COLUMNS, rows.map(csvRow), { escape: q.csv_escape }));
+          return csvResponse(reply, toCsv(CSV_COLUMNS, rows.map(csvRow), { escape: q.csv_escape }));
         }
-        return c.json({ rows }, 200);
+        return reply.json({ rows }, 200);
       },
     );
   });

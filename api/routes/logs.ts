@@ -130,7 +130,7 @@ export function logRoutes(ch: ClickHouse, cache?: ReadCache) {
       'system-events',
       ROUTE_TABLES.logs,
       { ...question, csv_escape: q.csv_escape },
-      async (snap) => {
+      async (snap, reply) => {
         const result = await systemEvents(ch, { ...filters, limit, page, after }, snap);
         const last = result.events.at(-1);
         const next_cursor =
@@ -139,12 +139,12 @@ export function logRoutes(ch: ClickHouse, cache?: ReadCache) {
             : undefined;
         const events = result.events.map(({ ms: _ms, ...e }) => e);
         if (csv) {
-          c.header('X-Page', String(page));
-          c.header('X-Total-Pages', String(result.total_pages));
-          if (next_cursor) c.header('X-Next-Cursor', next_cursor);
-          return csvResponse(c, toCsv(CSV_COLUMNS, events, { escape: q.csv_escape }));
+          reply.header('X-Page', String(page));
+          reply.header('X-Total-Pages', String(result.total_pages));
+          if (next_cursor) reply.header('X-Next-Cursor', next_cursor);
+          return csvResponse(reply, toCsv(CSV_COLUMNS, events, { escape: q.csv_escape }));
         }
-        return c.json(
+        return reply.json(
           { events, page, total_pages: result.total_pages, ...(next_cursor ? { next_cursor } : {}) },
           200,
         );

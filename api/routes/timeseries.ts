@@ -87,16 +87,16 @@ export function timeseriesRoutes(ch: ClickHouse, cache?: ReadCache) {
       'usage-timeseries',
       ROUTE_TABLES.usage,
       { ...asked, team_id, csv },
-      async (snap) => {
+      async (snap, reply) => {
         const rows = await usageTimeseries(ch, { ...q, team_id }, snap);
         if (csv) {
           const group = q.group_by === 'team' ? ['team_id'] : q.group_by === 'service' ? ['service'] : [];
           return csvResponse(
-            c,
+            reply,
             toCsv(['period', ...group, 'active_users', 'total_sessions'], rows, { escape: q.csv_escape }),
           );
         }
-        return c.json({ rows }, 200);
+        return reply.json({ rows }, 200);
       },
     );
   });

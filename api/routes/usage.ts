@@ -76,17 +76,17 @@ export function usageRoutes(ch: ClickHouse, cache?: ReadCache) {
       'usage-summary',
       ROUTE_TABLES.usage,
       { ...asked, team_id, csv },
-      async (snap) => {
+      async (snap, reply) => {
         const summary = await usageSummary(ch, { ...q, team_id }, snap);
         if (csv) {
           return csvResponse(
-            c,
+            reply,
             toCsv(['total_users', 'active_users', 'total_sessions'], [{ ...summary }], {
               escape: q.csv_escape,
             }),
           );
         }
-        return c.json(summary, 200);
+        return reply.json(summary, 200);
       },
     );
   });

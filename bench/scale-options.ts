@@ -26,6 +26,11 @@ export interface ScaleOptions {
    * the tails it timed (GET /healthz p99 2.2-3.4 against 1.4-2.0 ms inline, the cached request no better).
    */
   client: 'process' | 'inline';
+  /**
+   * Whether the read cache computes an uncached answer beside the version read (BENCH_SCALE_EARLY, default 1;
+   * 0: after it, as before, for a comparison on the same machine and datasets).
+   */
+  early: boolean;
   /** Where the datasets live, one directory per shape and size (default .cache/scale). */
   root: string;
 }
@@ -48,6 +53,7 @@ export function scaleOptions(argv: readonly string[] = process.argv, env = proce
     checkSeconds: num('BENCH_SCALE_CHECK_SECONDS', 300, 10),
     settleSeconds: num('BENCH_SCALE_SETTLE_SECONDS', 600, 60),
     client: clientOf(env.BENCH_SCALE_CLIENT),
+    early: earlyOf(env.BENCH_SCALE_EARLY),
     root: env.BENCH_SCALE_DIR ?? '.cache/scale',
   };
 }
@@ -56,6 +62,12 @@ function clientOf(v: string | undefined): 'process' | 'inline' {
   if (v === undefined || v === 'inline') return 'inline';
   if (v === 'process') return 'process';
   throw new Error(`BENCH_SCALE_CLIENT: expected process or inline, got ${JSON.stringify(v)}`);
+}
+
+function earlyOf(v: string | undefined): boolean {
+  if (v === undefined || v === '1') return true;
+  if (v === '0') return false;
+  throw new Error(`BENCH_SCALE_EARLY: expected 0 or 1, got ${JSON.stringify(v)}`);
 }
 
 /** Where the HTTP client ran, in words for the report. */

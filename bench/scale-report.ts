@@ -198,7 +198,10 @@ export function scaleReport(results: readonly ShapeResult[], opts: ScaleOptions)
   out.push(
     `Each case: ${us(o.requests)} timed requests at concurrency 1 through the HTTP API (Hono app on a local socket, ` +
       'JWT auth, as `bench/queries.ts` builds it; ' +
-      `the HTTP client (\`bench/http-client.ts\`) in ${CLIENT_WHERE[o.client]}, timing from request to body read` +
+      `the HTTP client (\`bench/http-client.ts\`) in ${CLIENT_WHERE[o.client]}, timing from request to body read; ` +
+      (o.early
+        ? 'an uncached answer computed beside the version check, as the service does'
+        : 'an uncached answer computed after the version check, BENCH_SCALE_EARLY=0') +
       '), every request different unless ' +
       'said otherwise (seeded: ranges of 1–365 days never aligned to months; filters team, service, user and their ' +
       'combinations), after 3 warm-up requests. system-events asks `limit=1` first (untimed) to learn how many logs ' +

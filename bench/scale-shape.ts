@@ -165,6 +165,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     version: base.dataVersion(),
     maxBytes: 64 << 20,
     retentionDays: () => 0,
+    early: o.early,
   });
   const app = createApp({
     ch,

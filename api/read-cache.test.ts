@@ -28,6 +28,14 @@ function manualSource() {
 
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** Asks `path` and ends the version read it starts with `version`: the version read last is then that one. */
+async function askAt(h: Hono, m: ReturnType<typeof manualSource>, path: string, version: string) {
+  const res = h.request(path);
+  await tick();
+  m.pending.at(-1)?.(version);
+  return res;
+}
+
 describe('VersionGate', () => {
   it('shares one read among requests that arrive before it starts, and starts one more for later ones', async () => {
     const m = manualSource();
@@ -236,10 +244,7 @@ describe('ReadCache', () => {
           return reply.json({ at: snap.version ?? 'none' });
         }),
       );
-      const first = h.request('/q/1');
-      await tick();
-      m.pending[0]?.('usage_daily=v1/1');
-      await first;
+      await askAt(h, m, '/q/1', 'usage_daily=v1/1');
       // Computed early at v1, then read at v2: a usage insert in between.
       const req = h.request('/q/2');
       await tick();
@@ -283,10 +288,7 @@ describe('ReadCache', () => {
         early: false,
       });
       const { h, seen } = routeOf(cache);
-      const first = h.request('/q/1');
-      await tick();
-      m.pending[0]?.('usage_daily=a/1');
-      await first;
+      await askAt(h, m, '/q/1', 'usage_daily=a/1');
       const second = h.request('/q/2');
       await tick();
       expect(seen).toHaveLength(1);

@@ -180,15 +180,21 @@ export class ReadCache {
   ): Promise<Response> {
     const group = typeof tables === 'string' ? tables : tables.join(',');
     const last = this.opts.early === false ? undefined : this.gate.last;
-    let early: Promise<Answer> | undefined;
-    if (last !== undefined && !this.keeps(route, question, group, versionOf(last, tables))) {
-      early = this.track(this.answer(c, compute, this.derived.at(last)));
+    // The early answer, and the version of the route's tables it is computed at.
+    let early: { answer: Promise<Answer>; at: string } | undefined;
+    if (last !== undefined) {
+      const at = versionOf(last, tables);
+      if (!this.keeps(route, question, group, at))
+        early = { answer: this.track(this.answer(c, compute, this.derived.at(last))), at };
     }
+    const dropEarly = () => {
+      if (early) earlyAnswers.inc({ outcome: 'dropped' });
+    };
     let version: string;
     try {
       version = await this.gate.read();
     } catch (err) {
-      if (early) earlyAnswers.inc({ outcome: 'dropped' });
+      dropEarly();
       // No version, no cache: the answer is computed as if there were none (a cluster host down, say, or a
       // user without SELECT on system.parts). Told once a minute, not once a request.
       if (Date.now() - this.warnedAt > 60_000) {
@@ -202,7 +208,7 @@ export class ReadCache {
     const key = this.keyAt(route, question, group, at);
     const hit = this.entries.get(key);
     if (hit) {
-      if (early) earlyAnswers.inc({ outcome: 'dropped' });
+      dropEarly();
       // Most recently used last: Map keeps insertion order.
       this.entries.delete(key);
       this.entries.set(key, hit);
@@ -210,11 +216,11 @@ export class ReadCache {
       return c.body(new Uint8Array(hit.body), hit.status as 200, hit.headers);
     }
     let answer: Answer;
-    if (early && last !== undefined && versionOf(last, tables) === at) {
+    if (early?.at === at) {
       earlyAnswers.inc({ outcome: 'used' });
-      answer = await early;
+      answer = await early.answer;
     } else {
-      if (early) earlyAnswers.inc({ outcome: 'dropped' });
+      dropEarly();
       answer = await this.track(this.answer(c, compute, this.derived.at(version)));
     }
     lookups.inc({ route, outcome: 'miss' });

@@ -35,7 +35,7 @@ import { quoteIdent } from './client.ts';
 import { type BuiltQuery, quoteLiteral } from './queries/query.ts';
 
 /**
- * The query of the version: one row per active part, `host`, `table`, `path` and `ttl` (versionFromParts makes the
+ * The query of the version: one row per active part, `host`, `table`, `path` and `ttl` (DataVersions makes the
  * version of them). One node: this server's (or embedded engine's) parts of the current database, host ''. A
  * cluster: every replica's parts of the shard-local tables (`<name>_local`, what the Distributed tables read,
  * named here without the suffix), through clusterAllReplicas, with each host's name: system.parts is per host,
@@ -66,24 +66,34 @@ export function buildDataVersionQuery(opts: { cluster?: string | undefined; data
 }
 
 /**
- * The version of the parts listed: per table, a hash of its parts' hosts and paths and their number, tables in
- * name order. A part's path is its table's directory (named by the table's UUID) and its name.
+ * The version of the parts listed, without content versions: per table, a hash of its parts' hosts and paths
+ * and their number, tables in name order. A part's path is its table's directory (named by the table's UUID)
+ * and its name.
  */
 export function versionFromParts(parts: Iterable<ListedPart>): string {
-  return [...tableVersions(parts)].map(([table, v]) => `${table}=${v}`).join(';');
+  return [...tablesOf(parts)].map(([table, t]) => `${table}=${tableVersion([...t.parts.keys()])}`).join(';');
 }
 
 /** A row of the version's query: host, table, path, and whether a delete TTL may drop its rows (0: no). */
 export type ListedPart = readonly [host: string, table: string, path: string, ttl?: string];
 
-/** Each table's version (tableVersion), tables in name order. */
-function tableVersions(parts: Iterable<ListedPart>): Map<string, string> {
-  const byTable = new Map<string, string[]>();
-  for (const [host, table, path] of parts) entry(byTable, table, () => []).push(`${host}\t${path}`);
-  const out = new Map<string, string>();
-  for (const table of [...byTable.keys()].sort())
-    out.set(table, tableVersion(byTable.get(table) as string[]));
-  return out;
+/** A table's parts as listed, by host and path (what its version hashes), and its first directory. */
+interface ListedTable {
+  parts: Map<string, PartName | undefined>;
+  dir: string;
+}
+
+/** The listing by table, tables in name order. */
+function tablesOf(parts: Iterable<ListedPart>): Map<string, ListedTable> {
+  const byTable = new Map<string, ListedTable>();
+  for (const [host, table, path, ttl] of parts) {
+    const t = entry(byTable, table, () => ({ parts: new Map(), dir: '' }));
+    const split = splitPath(path);
+    t.parts.set(`${host}\t${path}`, partName(host, split, ttl));
+    const dir = `${host}\t${split.dir}`;
+    if (t.dir === '' || dir < t.dir) t.dir = dir;
+  }
+  return new Map([...byTable].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** A table's version from its parts' hosts and paths (`host\tpath`): a hash of them, and their number. */
@@ -204,20 +214,10 @@ export class DataVersions {
     return version;
   }
 
-  fromParts(parts: Iterable<ListedPart>): string {
-    // Each table's parts (by host and path, as its version hashes them) and its first directory.
-    const byTable = new Map<string, { parts: Map<string, PartName | undefined>; dir: string }>();
-    for (const [host, table, path, ttl] of parts) {
-      const t = entry(byTable, table, () => ({ parts: new Map(), dir: '' }));
-      const split = splitPath(path);
-      t.parts.set(`${host}\t${path}`, partName(host, split, ttl));
-      const dir = `${host}\t${split.dir}`;
-      if (t.dir === '' || dir < t.dir) t.dir = dir;
-    }
+  fromParts(listed: Iterable<ListedPart>): string {
     const out: string[] = [];
     const contents: string[] = [];
-    for (const table of [...byTable.keys()].sort()) {
-      const { parts, dir } = byTable.get(table) as { parts: Map<string, PartName | undefined>; dir: string };
+    for (const [table, { parts, dir }] of tablesOf(listed)) {
       const version = tableVersion([...parts.keys()]);
       const key = `${table}\t${dir}`;
       const was = histories.get(key);

@@ -3,8 +3,9 @@
 // windows and their base stay the same. Under live traffic the points move every second or so; a sync then
 // reads only the open-day points of usage_points_by_day's parts written since and looks up the entities new to
 // the windows, instead of every point of the open days again for each grouping (20-90 ms per grouping at 100M
-// events). Every filter's and grouping's cells are derived from the units in memory. Also here: the lookup of
-// an entity's earlier points, which the sealer's covering shares.
+// events). Every filter's and grouping's cells are derived from the units in memory; the earlier points of
+// units the sealer has not covered yet are looked up here (the sealer's covering computes the same in the
+// engine: usage-open-day.ts).
 import { entry } from '../../core/maps.ts';
 import type { ClickHouse } from '../client.ts';
 import { mutationOf, type PartBlocks, partList, partsRead } from './parts-read.ts';
@@ -81,11 +82,7 @@ const REMEMBERED_MAX = 200_000;
  * The last point before the window of each entity, per (team, service) it has had points in: a key-range read
  * of usage_points per entity (its family, kind and entity lead the key).
  */
-export async function historyOf(
-  ch: ClickHouse,
-  w: OpenWindow,
-  entities: readonly string[],
-): Promise<History> {
+async function historyOf(ch: ClickHouse, w: OpenWindow, entities: readonly string[]): Promise<History> {
   const out: History = new Map();
   const first = w.days[0] as string;
   const prefix = `${w.family}|${first}|${w.base}|`;
@@ -117,7 +114,7 @@ export async function historyOf(
 }
 
 /** The latest `last` among an entity's earlier points that pass `keep` (NONE when there is none). */
-export function latest(
+function latest(
   history: History,
   entity: string,
   keep: (h: { team: string; service: string }) => boolean,

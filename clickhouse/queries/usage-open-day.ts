@@ -239,10 +239,12 @@ export async function openContribution(
   // The cells follow from the windows' points and base alone, so they are kept by those, not by the data
   // version (which every insert, sealer round and merge changes): the windows' counters, read first, say
   // whether the points are still the same. Cells computed after a later insert are only ever asked for by
-  // reads that saw it (the counters only grow), so none is ever stale.
+  // reads that saw it (the counters only grow), so none is ever stale. Kept by the content version: a merge
+  // moves no counter, and the parts listed with them are used only when the counters moved (unitsOf), which a
+  // new read of them lists again.
   const counters = await snap.derive(
     JSON.stringify(['usage-open-counters', windows]),
-    ['usage_points_by_day'],
+    ['~usage_points_by_day'],
     () => windowCounters(ch, r.open),
   );
   let cells: OpenCells | undefined;

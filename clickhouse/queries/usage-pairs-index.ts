@@ -13,7 +13,9 @@ import { type BuiltQuery, rows } from './query.ts';
 import { type Family, levelOf, SEAL_TABLES, type SealedView, type SealState } from './usage-pairs.ts';
 
 // A filter's pairs are read under the seal state's prefixes: the state's tables count too.
-const PAIRS_TABLES = [...SEAL_TABLES, 'usage_pairs'];
+// Content versions (data-version.ts): the pairs are read FINAL, which no merge changes, so a merge of
+// usage_pairs after a seal's write keeps the levels held.
+const PAIRS_TABLES = [...SEAL_TABLES, '~usage_pairs'];
 
 /** One family's pairs, day ordered: points on `day[i]` whose previous point is on `prev[i]` (0: none). */
 interface FamilyPairs {

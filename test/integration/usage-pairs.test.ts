@@ -3,7 +3,7 @@
 // usage_events reopens the days it touches and every later one; re-sent events change nothing; and inserts
 // racing the sealer never make a summary miss a stored event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DataVersionSource } from '../../clickhouse/data-version.ts';
+import { type DataVersionSource, versionOf } from '../../clickhouse/data-version.ts';
 import { DerivedState } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
 import {
@@ -105,6 +105,72 @@ describe('sealed usage pairs', () => {
     expect(byUser.filter((q) => truth.usageSummary(q).total_sessions > 0).length).toBeGreaterThan(3);
     await expectExact(byUser);
     await expectSeries(truth.sampleTimeseriesQueries(60, 8).filter((q) => q.user_id !== undefined));
+  });
+
+  it('reads the seal state again only where its tables changed: counters on an insert, seals on a seal, nothing on a merge', async () => {
+    // A handle of its own that tells the counters' read from the seals'.
+    const sent: string[] = [];
+    const client = new Proxy(engine.ch.client, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'query') return value;
+        return (arg: { query: string }) => {
+          sent.push(arg.query);
+          return value.call(target, arg);
+        };
+      },
+    });
+    const watched = { ...engine.ch, client };
+    const derivedHere = new DerivedState();
+    const read = async () => {
+      sent.length = 0;
+      const at = await version.read();
+      const state = await sealState(watched, derivedHere.at(at));
+      return {
+        at,
+        state,
+        counters: sent.filter((q) => q.includes('FROM usage_points WHERE kind = 0')).length,
+        seals: sent.filter((q) => q.includes('FROM usage_day_seals')).length,
+      };
+    };
+    await seal();
+    const first = await read();
+    expect(first).toMatchObject({ counters: 1, seals: 1 });
+    expect(viewOf(first.state, whole.start_date, whole.end_date)).toBeDefined();
+    // A merge changes no counter's sum nor any seal: the state is held, nothing is read.
+    await engine.ch.client.command({ query: 'OPTIMIZE TABLE usage_points FINAL' });
+    await engine.ch.client.command({ query: 'OPTIMIZE TABLE usage_day_seals FINAL' });
+    const merged = await read();
+    expect(versionOf(merged.at, ['usage_points'])).not.toBe(versionOf(first.at, ['usage_points']));
+    expect(merged).toMatchObject({ counters: 0, seals: 0 });
+    expect(merged.state).toBe(first.state);
+    // An insert into a sealed day moves its prefix and every later day's: the counters are read again, the
+    // seals are not, and the range is no longer sealed.
+    const pattern = base.find((e) => (e as { type?: string }).type === 'session_start') as Record<
+      string,
+      string
+    >;
+    await insert(
+      [
+        {
+          ...pattern,
+          event_id: 'pairs-seal-state-1',
+          timestamp: '2025-01-20T10:00:00Z',
+          user_id: 'pairs-seal-state-user',
+          session_id: 'pairs-seal-state-session',
+        },
+      ],
+      'pairs/seal-state',
+    );
+    const inserted = await read();
+    expect(inserted).toMatchObject({ counters: 1, seals: 0 });
+    expect(viewOf(inserted.state, whole.start_date, whole.end_date)).toBeUndefined();
+    // The sealer seals them under their new prefixes: the seals are read again, the counters are not.
+    await seal();
+    const resealed = await read();
+    expect(resealed).toMatchObject({ counters: 0, seals: 1 });
+    expect(viewOf(resealed.state, whole.start_date, whole.end_date)).toBeDefined();
+    await expectExact(queries(8, 12));
   });
 
   it('reopens the days a back-fill lands in, and every later day, and stays exact', async () => {

@@ -12,12 +12,7 @@ import { serve } from '@hono/node-server';
 import { createApp } from '../api/app.ts';
 import { createAuthenticator } from '../api/middleware/auth.ts';
 import { ReadCache } from '../api/read-cache.ts';
-import {
-  type ClickHouse,
-  forApiReads,
-  openClickHouse,
-  SERVICE_BACKGROUND_NICE,
-} from '../clickhouse/client.ts';
+import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { DerivedState } from '../clickhouse/derived-state.ts';
 import { insertEvents } from '../clickhouse/inserts.ts';
 import { migrate } from '../clickhouse/migrate.ts';
@@ -89,13 +84,7 @@ if (mode === 'generate') {
 
 const info = completeDataset(dir);
 if (!info) throw new Error(`no complete dataset in ${dir}: run generate first`);
-// As the service opens it: inserts and background work yield the cores to the reads.
-const ch = await openClickHouse({
-  url: undefined,
-  database: 'bench',
-  dataDir: dir,
-  backgroundNice: SERVICE_BACKGROUND_NICE,
-});
+const ch = await openClickHouse({ url: undefined, database: 'bench', dataDir: dir });
 // Migrations added since the dataset was made (new tiers, backfilled from the rollups) run here.
 const tm = performance.now();
 await migrate(ch);
@@ -154,9 +143,6 @@ function recordingEngine(base: ClickHouse) {
 
 async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> {
   const started = new Date().toISOString();
-  // The raw-table truth on the read connection: at the reads' priority, not the background work's (the
-  // speed-up compares the two as a data engineer's query would run).
-  const rawTables = forApiReads(base);
   const machineLine = await machine(base);
   const dom = SHAPE_DOMAIN[shape];
   const domain: Domain = {
@@ -441,7 +427,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     );
   }
   const k = o.checks;
-  const summaryTruth = (q: Request) => truthSummary(rawTables, q.params);
+  const summaryTruth = (q: Request) => truthSummary(base, q.params);
   await check(
     'usage-summary, random ranges, no filter',
     summaryRequests(2401, k, domain, false),
@@ -456,7 +442,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     async (q) => {
       const l = logByKey.get(query(q.params));
       if (!l) throw new Error('no logs request recorded');
-      return truthLogPage(rawTables, l.filters, Number(q.params.page), 100);
+      return truthLogPage(base, l.filters, Number(q.params.page), 100);
     },
     (b) => {
       const body = b as { events: Array<{ event_id: string }>; total_pages: number };
@@ -467,7 +453,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   await check(
     'usage-timeseries, 365 days by week',
     timeseriesRequests(2404, k, domain),
-    (q) => truthTimeseriesByWeek(rawTables, q.params),
+    (q) => truthTimeseriesByWeek(base, q.params),
     (b) => (b as { rows: unknown[] }).rows,
   );
 
@@ -598,7 +584,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
   await check(
     'usage-timeseries, 365 days by week to the open day (live traffic)',
     liveSeries(2408, k),
-    (q) => truthTimeseriesByWeek(rawTables, q.params),
+    (q) => truthTimeseriesByWeek(base, q.params),
     (b) => (b as { rows: unknown[] }).rows,
   );
   await check(
@@ -607,7 +593,7 @@ async function measure(base: ClickHouse, o: ScaleOptions): Promise<ShapeResult> 
     async (q) => {
       const l = logByKey.get(query(q.params));
       if (!l) throw new Error('no logs request recorded');
-      return truthLogPage(rawTables, l.filters, 1, 100);
+      return truthLogPage(base, l.filters, 1, 100);
     },
     (b) => {
       const body = b as { events: Array<{ event_id: string }>; total_pages: number };

@@ -2,7 +2,7 @@
 // listen-address check, and opening the storage. `npm start` begins opening the storage with these and loads
 // the API, the ingester and the workers meanwhile (module loading was most of a restart's time to /readyz).
 import { createServer } from 'node:net';
-import { type ClickHouse, openClickHouse, SERVICE_BACKGROUND_NICE } from '../clickhouse/client.ts';
+import { type ClickHouse, openClickHouse } from '../clickhouse/client.ts';
 import { migrate, migrationsFor, RETIRE_MIGRATION } from '../clickhouse/migrate.ts';
 import { applyRetention } from '../clickhouse/retention.ts';
 import { type Config, ConfigError, loadConfig } from '../core/config.ts';
@@ -72,7 +72,6 @@ export async function openStorage(config: Config, logger: Logger): Promise<Click
       dataDir: config.dataDir,
       cluster: config.clickhouse.cluster,
       readTimeoutMs: config.clickhouse.readTimeoutMs,
-      backgroundNice: SERVICE_BACKGROUND_NICE,
       onDedupRecovery: (records) =>
         logger.warn(
           { records: records.map((r) => ({ table: r.table, part: r.part, dir: r.dir })) },

@@ -32,22 +32,7 @@ export interface ClickHouseOptions {
    * undone before the engine loads (engine/dedup-recovery.ts). Default: nobody is told.
    */
   onDedupRecovery?: ((records: readonly RecoveredRecord[]) => void) | undefined;
-  /**
-   * Embedded only: the nice value (`os_thread_priority`) of the engine threads that run inserts and the shared
-   * connection's work (the sealer, retention, migrations), so that the API's reads get the cores first when
-   * both want them. Default 0: the same as the reads. The service runs with SERVICE_BACKGROUND_NICE.
-   */
-  backgroundNice?: number | undefined;
 }
-
-/**
- * The service's `backgroundNice`. Measured at 100M events (2 cores), a trickle of 20 events and 20 logs every
- * 500 ms against back-to-back reports, three rounds each way: reads overlapping an insert p50 6.6-11.8 ->
- * 5.1-7.8 ms, p99 42-61 -> 32-48; inserts 75-84 -> 93-114 ms. Under contention a nice-10 thread gets about a
- * tenth of a core's time against a nice-0 one, so ingestion slows while the reads saturate the cores, and never
- * stops. Exports run lower still (19, EXPORT_SETTINGS).
- */
-export const SERVICE_BACKGROUND_NICE = 10;
 
 export interface Engine {
   /** For migrations, ingestion, exports and background work: no short time bound. */

@@ -95,13 +95,9 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
   // priority: every query of the shared connection (background work, migrations) outranks an export.
   // Unbound: the background work on it (the sealer's statements above all) never holds the API's bound reads
   // on chdb's process-wide chain (values-as-data.ts).
-  // os_thread_priority: backgroundNice, the shared connection's work and the inserts yielding the cores to reads.
-  const nice: Record<string, string> = opts.backgroundNice
-    ? { os_thread_priority: String(opts.backgroundNice) }
-    : {};
   const client = await chdbClient(
     path,
-    { insert_deduplication_token: '', priority: API_QUERY_PRIORITY, ...nice },
+    { insert_deduplication_token: '', priority: API_QUERY_PRIORITY },
     { unbound: true },
   );
   // The embedded engine ignores the client's `database` option; `USE` lasts for the process's session.
@@ -140,7 +136,7 @@ export async function openEmbedded(opts: ClickHouseOptions): Promise<Engine> {
         format: 'JSONCompactEachRow',
         values: Buffer.isBuffer(values) ? values : Buffer.from(body),
         // Stated in the INSERT's own SETTINGS clause, so nothing outlives the insert.
-        settings: { ...INSERT_ENGINE_SETTINGS, ...nice, ...(settings as Record<string, string | number>) },
+        settings: { ...INSERT_ENGINE_SETTINGS, ...(settings as Record<string, string | number>) },
       });
     },
     exportSource: (bound) => embeddedSource(dataDir, database, bound),

@@ -15,15 +15,10 @@ export interface TestEngine {
   dispose(): Promise<void>;
 }
 
-export async function openTestEngine(opts: { backgroundNice?: number } = {}): Promise<TestEngine> {
+export async function openTestEngine(): Promise<TestEngine> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tally-test-'));
   const database = `test_${randomBytes(6).toString('hex')}`;
-  const ch = await openClickHouse({
-    url: process.env.CLICKHOUSE_URL || undefined,
-    database,
-    dataDir,
-    backgroundNice: opts.backgroundNice,
-  });
+  const ch = await openClickHouse({ url: process.env.CLICKHOUSE_URL || undefined, database, dataDir });
   await migrate(ch);
   return {
     ch,

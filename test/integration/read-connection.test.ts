@@ -4,14 +4,12 @@
 // whole statement; and chdb runs bound statements one at a time across all its connections, so a bound
 // background statement would hold a bound read too, were its values bound (engine/values-as-data.ts).
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SERVICE_BACKGROUND_NICE } from '../../clickhouse/client.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 
 let engine: TestEngine;
 
 beforeAll(async () => {
-  // As the service opens it (bin/boot.ts).
-  engine = await openTestEngine({ backgroundNice: SERVICE_BACKGROUND_NICE });
+  engine = await openTestEngine();
 }, 60_000);
 
 afterAll(async () => {
@@ -87,18 +85,3 @@ it("gives the engine client's statements the values they were given, arrays and 
   );
   expect(many).toEqual(Array.from({ length: 40 }, (_, i) => [{ j: i + 1 }]));
 });
-
-it.runIf(!process.env.CLICKHOUSE_URL)(
-  "runs the engine client's work at the background nice value and the reads at the engine's own",
-  async () => {
-    const nice = async (client: typeof engine.ch.client) => {
-      const rs = await client.query({
-        query: "SELECT toInt32(getSetting('os_thread_priority')) AS nice",
-        format: 'JSONEachRow',
-      });
-      return (await rs.json<{ nice: number }>())[0]?.nice;
-    };
-    expect(await nice(engine.ch.client)).toBe(SERVICE_BACKGROUND_NICE);
-    expect(await nice(engine.ch.readClient)).toBe(0);
-  },
-);

@@ -1,6 +1,6 @@
 // Content versions: the same across merges of a table, new with anything else that can change its rows.
 import { describe, expect, it } from 'vitest';
-import { DataVersions, type ListedPart, versionOf } from './data-version.ts';
+import { DataVersions, keptRows, type ListedPart, partsAt, versionOf } from './data-version.ts';
 
 const part = (name: string, table = 'log_events', ttl = '0'): ListedPart => [
   '',
@@ -79,5 +79,49 @@ describe('DataVersions', () => {
     expect(content(api.fromParts(merged))).toBe(first);
     // A source started after the merge (the scale bench's read path beside the API's).
     expect(content(new DataVersions().fromParts(merged))).toBe(first);
+  });
+});
+
+describe('keptRows: whether a later listing holds every row of an earlier one', () => {
+  // Each listing through a DataVersions of its own table, so the parts are parsed as the version parses them.
+  let n = 0;
+  const listing = (...names: Array<string | [string, string]>) => {
+    const table = `t${n++}`;
+    const v = new DataVersions().fromParts(
+      names.map((x) => (typeof x === 'string' ? part(x, table) : part(x[0], table, x[1]))),
+    );
+    const parts = partsAt(v, table);
+    if (!parts) throw new Error('listing not held');
+    return parts;
+  };
+  const earlier = () => listing('2025_1_1_0', '2025_2_2_0', '2026_3_3_0');
+
+  it('holds them through inserts and merges, and an insert merged with what was there', () => {
+    expect(keptRows(earlier(), earlier())).toBe(true);
+    expect(keptRows(earlier(), listing('2025_1_1_0', '2025_2_2_0', '2026_3_3_0', '2026_4_4_0'))).toBe(true);
+    expect(keptRows(earlier(), listing('2025_1_2_1', '2026_3_3_0'))).toBe(true);
+    expect(keptRows(earlier(), listing('2025_1_2_1', '2026_3_4_1'))).toBe(true);
+  });
+
+  it('does not through a drop, a DELETE, a merge after one, a TTL merge, or a part it cannot parse', () => {
+    // A part dropped (DROP PART / PARTITION, TRUNCATE remove parts and make none).
+    expect(keptRows(earlier(), listing('2025_1_1_0', '2026_3_3_0'))).toBe(false);
+    // A lightweight DELETE: every part under a new mutation version, and then merged.
+    expect(keptRows(earlier(), listing('2025_1_1_0_5', '2025_2_2_0_5', '2026_3_3_0_5'))).toBe(false);
+    expect(keptRows(earlier(), listing('2025_1_2_1_5', '2026_3_3_0_5'))).toBe(false);
+    // A merge that may drop rows by a delete TTL.
+    expect(keptRows(earlier(), listing(['2025_1_2_1', '1767225600'], '2026_3_3_0'))).toBe(false);
+    // A patch part (a lightweight UPDATE) does not parse: its changes are not known.
+    expect(
+      keptRows(earlier(), listing('2025_1_1_0', '2025_2_2_0', '2026_3_3_0', 'patch-abc-2026_4_4_0')),
+    ).toBe(false);
+    // Read the other way: an older listing lacks the newer one's inserts.
+    expect(keptRows(listing('2025_1_1_0', '2025_2_2_0', '2026_3_3_0', '2026_4_4_0'), earlier())).toBe(false);
+  });
+
+  it("gives a version's listing of a table, and none of a table with no part", () => {
+    const v = new DataVersions().fromParts([part('2025_1_1_0', 'a'), part('2025_7_7_0', 'b')]);
+    expect([...(partsAt(v, 'b')?.values() ?? [])].map((p) => p?.name)).toEqual(['2025_7_7_0']);
+    expect(partsAt(v, 'c')?.size).toBe(0);
   });
 });

@@ -31,7 +31,7 @@
 // that could not have changed. A route whose answers a merge cannot change keys on it (ROUTE_TABLES).
 import { createHash } from 'node:crypto';
 import { entry } from '../core/maps.ts';
-import { quoteIdent } from './client.ts';
+import { type ClickHouse, quoteIdent } from './client.ts';
 import { type BuiltQuery, quoteLiteral } from './queries/query.ts';
 
 /**
@@ -118,6 +118,7 @@ export function versionFromTsv(text: string): string {
 
 /** A part's name, parsed: partition_min_max_level[_mutation] (partition ids have no '_'). */
 interface PartName {
+  name: string;
   /** Host, table directory and partition: the parts a merge can join. */
   group: string;
   min: number;
@@ -128,7 +129,8 @@ interface PartName {
   ttl: boolean;
 }
 
-const PART_NAME = /^([^_]+)_(\d+)_(\d+)_(\d+)(?:_(\d+))?$/;
+// A patch part (a lightweight UPDATE's, `patch-<hash>-<part>`) is not a part of rows: left unparsed.
+const PART_NAME = /^(?!patch-)([^_]+)_(\d+)_(\d+)_(\d+)(?:_(\d+))?$/;
 
 function partName(
   host: string,
@@ -138,6 +140,7 @@ function partName(
   const m = PART_NAME.exec(name);
   if (!m) return undefined;
   return {
+    name,
     group: `${host}\t${dir}\t${m[1]}`,
     min: Number(m[2]),
     max: Number(m[3]),
@@ -185,6 +188,65 @@ export function mergedOnly(
   return left.every((r) => covered.has(r));
 }
 
+/**
+ * Whether `after` holds every row `before` did: each part of `before` is in `after` or inside a part a merge
+ * made of it (same host, table directory and partition, its blocks within the other's range, a higher level,
+ * no higher mutation version than the parts of `before` it covers), none of them with a delete TTL, and no part
+ * of `after` is one whose name does not parse. New blocks (inserts) may have come beside them; a delete (a
+ * mutation), a drop or a TTL merge is not that.
+ */
+export function keptRows(
+  before: ReadonlyMap<string, PartName | undefined>,
+  after: ReadonlyMap<string, PartName | undefined>,
+): boolean {
+  const came = [...after].filter(([k]) => !before.has(k)).map(([, p]) => p);
+  if (came.some((p) => p === undefined)) return false;
+  const left = [...before].filter(([k]) => !after.has(k)).map(([, p]) => p);
+  if (left.length === 0) return true;
+  if (left.some((p) => p === undefined || p.ttl)) return false;
+  const covering = new Map<PartName, number>();
+  for (const r of left as PartName[]) {
+    const a = (came as PartName[]).find(
+      (x) => x.group === r.group && x.min <= r.min && r.max <= x.max && x.level > r.level && !x.ttl,
+    );
+    if (!a) return false;
+    covering.set(a, Math.max(covering.get(a) ?? 0, r.mutation));
+  }
+  return [...covering].every(([a, mutation]) => a.mutation <= mutation);
+}
+
+/** A table's active parts as a version listed them, by host and path (parsed names; undefined: unparsed). */
+export type PartListing = ReadonlyMap<string, PartName | undefined>;
+
+export type { PartName };
+
+// The listings of the versions read lately, by table version ("table=hash/count"): what a reader that keeps a
+// table's rows in memory needs to tell which parts it has read (parts-read.ts) without listing them again. A
+// request's version is read after it arrives and before any of its reads, so its listing precedes them.
+const listings = new Map<string, PartListing>();
+const LISTINGS_MAX = 256;
+
+/**
+ * `table`'s active parts in `version` (a data version this process read), or undefined when that listing is no
+ * longer held. A table with no part has none.
+ */
+export function partsAt(version: string, table: string): PartListing | undefined {
+  const at = versionOf(version, [table]);
+  if (at === `${table}=`) return new Map();
+  return listings.get(at);
+}
+
+/** One table's active parts, listed now (one node: a reader with no version to take them from). */
+export async function listParts(ch: ClickHouse, table: string): Promise<PartListing> {
+  const { query } = buildDataVersionQuery({ database: '' });
+  const rs = await ch.client.query({
+    query: `${query} AND table = {table:String}`,
+    query_params: { table },
+    format: 'TabSeparated',
+  });
+  return tablesOf(tsvParts(await rs.text())).get(table)?.parts ?? new Map();
+}
+
 // Each table's content history: its last listing and content version, kept for the whole process, by table
 // name and the directory of its first part (so that two databases' tables, or a table made again, never share
 // one). Every source of versions reads and writes the same histories, so two sources that list the same parts
@@ -227,6 +289,9 @@ export class DataVersions {
       histories.set(key, { parts, id });
       if (histories.size > HISTORIES_MAX) histories.delete(histories.keys().next().value as string);
       out.push(`${table}=${version}`);
+      listings.delete(`${table}=${version}`);
+      listings.set(`${table}=${version}`, parts);
+      if (listings.size > LISTINGS_MAX) listings.delete(listings.keys().next().value as string);
       contents.push(`~${table}=${id}`);
     }
     return [...out, ...contents].join(';');

@@ -8,7 +8,8 @@
 // engine: usage-open-day.ts).
 import { entry } from '../../core/maps.ts';
 import type { ClickHouse } from '../client.ts';
-import { mutationOf, type PartBlocks, partList, partsRead } from './parts-read.ts';
+import { keptRows, type PartListing } from '../data-version.ts';
+import { type PartBlocks, partList, partsRead } from './parts-read.ts';
 import { toDayNumber } from './periods.ts';
 import { engineHex, rows } from './query.ts';
 import type { OpenRead, OpenWindow } from './usage-open-day.ts';
@@ -22,14 +23,12 @@ const FAMILY_OF: Record<number, Family> = { 1: 'seen', 2: 'active', 3: 'session'
 export type History = Map<string, Array<{ team: string; service: string; last: string }>>;
 
 /** The window's days as a parameter, and each point's bit: its day's position in them. */
-export function windowParams(w: OpenWindow, i: number, params: Record<string, string | number>) {
+function windowParams(w: OpenWindow, i: number, params: Record<string, string | number>) {
   params[`f${i}`] = w.family;
   params[`d${i}`] = `[${w.days.map((d) => `'${d}'`).join(',')}]`;
   params[`b${i}`] = w.base;
   return {
-    days: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day))`,
     points: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND kind = 1)`,
-    counters: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND kind = 0)`,
     base: `(family = {f${i}:String} AND has({d${i}:Array(Date)}, day) AND base = {b${i}:UInt64})`,
     bit: `toUInt64(bitShiftLeft(toUInt64(1), toUInt8(indexOf({d${i}:Array(Date)}, day) - 1)))`,
   };
@@ -141,71 +140,89 @@ export interface Unit {
 /** The windows' units: by family number, then entity. */
 export type Units = Map<number, Map<string, Unit[]>>;
 
+/**
+ * What the units are brought up to: usage_points_by_day as a data version read before the call saw it (or as
+ * listed then, when there is no version).
+ */
+export interface PointsAt {
+  /**
+   * Its active parts (one node). Undefined on a cluster (parts are per shard there): any change of the points
+   * then reads them all.
+   */
+  parts: PartListing | undefined;
+  /** Its content version (data-version.ts: the same across merges), when a version was read. */
+  content: string | undefined;
+}
+
 interface UnitState {
   units: Units;
-  /** The windows' day counters the units were synced at (at least: a later insert may be in them too). */
-  counters: ReadonlyMap<string, number>;
   /**
-   * usage_points_by_day's active parts listed before the units were last read: every point they hold is in
-   * the units (a part's rows never change; one merged away before that read left its rows in a part the read
-   * did read). Undefined on a cluster (parts are per shard there): every change of the points reads them all.
+   * Changes with every change of the units (never repeats in a process): what is derived from them (the
+   * cells) is kept by it.
    */
-  parts: PartBlocks[] | undefined;
-  /** The highest mutation version among those parts: a later mutation (a DELETE of points) reads them all. */
-  mutation: number;
+  stamp: number;
+  /**
+   * What the units were last read at: every point its parts hold is in the units (a part's rows never
+   * change; one merged away before that read left its rows in a part the read did read), and a later insert's
+   * may be too.
+   */
+  at: PointsAt;
 }
+
+let stamps = 0;
 
 /** Windows whose units are kept per handle (a day opening or sealing makes new windows). */
 const WINDOW_STATES_MAX = 4;
 
-/** Whether `now` is `was` plus inserts only: no counter went down or away (a truncate or drop would). */
-const onlyGrew = (was: ReadonlyMap<string, number>, now: ReadonlyMap<string, number>): boolean =>
-  [...was].every(([k, c]) => (now.get(k) ?? -1) >= c);
-
-const sameCounters = (a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean =>
-  a.size === b.size && [...a].every(([k, c]) => b.get(k) === c);
-
 /**
- * The windows' units at `counters` (or later), or undefined when more than READ_LOOKUP_LIMIT entities have
- * points the sealer has not covered (the read then falls back to the daily rollup). One sync at a time per
- * handle: concurrent reads of one change wait for the same one. `listed`: usage_points_by_day's active parts,
- * listed before this call (with the counters); undefined on a cluster.
+ * The windows' units at `at` (or later), with their stamp, or undefined when more than READ_LOOKUP_LIMIT
+ * entities have points the sealer has not covered (the read then falls back to the daily rollup). One sync
+ * at a time per handle: concurrent reads of one change wait for the same one.
  */
 export async function unitsOf(
   ch: ClickHouse,
   open: readonly OpenWindow[],
   windowsKey: string,
-  counters: ReadonlyMap<string, number>,
-  listed: readonly PartBlocks[] | undefined,
-): Promise<Units | undefined> {
+  at: PointsAt,
+): Promise<{ units: Units; stamp: number } | undefined> {
   const memo = memoOf(ch);
-  const sync = () => syncUnits(ch, memo.units, open, windowsKey, counters, listed);
+  const sync = () => syncUnits(ch, memo.units, open, windowsKey, at);
   const run = memo.syncing.then(sync, sync);
   memo.syncing = run;
   return run;
 }
 
+/**
+ * Held units serve as they are when they hold every point of `at` (its parts are theirs or merges of them;
+ * on a cluster, the same content version); when `at` only adds points (inserts and merges since), the parts
+ * that hold blocks they have not read are read; else (a delete, a drop) every point is read again.
+ */
 async function syncUnits(
   ch: ClickHouse,
   states: Map<string, UnitState>,
   open: readonly OpenWindow[],
   windowsKey: string,
-  counters: ReadonlyMap<string, number>,
-  listed: readonly PartBlocks[] | undefined,
-): Promise<Units | undefined> {
+  at: PointsAt,
+): Promise<UnitState | undefined> {
   const held = states.get(windowsKey);
-  if (held && sameCounters(held.counters, counters)) return held.units;
-  if (held?.parts && onlyGrew(held.counters, counters) && (await addNewPoints(ch, open, held, listed))) {
-    held.counters = counters;
-    return held.units;
+  if (held) {
+    const was = held.at;
+    if (at.parts && was.parts) {
+      // A request that read an older version may be given newer units: they reflect a later one.
+      if (keptRows(at.parts, was.parts)) return held;
+      if (keptRows(was.parts, at.parts) && (await addNewPoints(ch, open, held, at.parts))) {
+        held.at = at;
+        held.stamp = ++stamps;
+        return held;
+      }
+    } else if (at.content !== undefined && at.content === was.content) return held;
   }
   states.delete(windowsKey);
-  const loaded = await loadUnits(ch, open, listed);
+  const loaded = await loadUnits(ch, open, at);
   if (!loaded) return undefined;
-  loaded.counters = counters;
   states.set(windowsKey, loaded);
   if (states.size > WINDOW_STATES_MAX) states.delete(states.keys().next().value as string);
-  return loaded.units;
+  return loaded;
 }
 
 /** Which level's earlier point each prev slot is, and the filter of earlier points it takes. */
@@ -240,14 +257,13 @@ function windowsSql(open: readonly OpenWindow[]) {
 /**
  * Every unit of the windows' points, in one pass over the points and the rows the sealer has covered (a unit
  * is covered when any of its points is: its earlier points are the same for all of them); the uncovered ones
- * are looked up. The parts are listed before the points are read (UnitState.parts).
+ * are looked up. `at` was read before the points are (UnitState.at).
  */
 async function loadUnits(
   ch: ClickHouse,
   open: readonly OpenWindow[],
-  listed: readonly PartBlocks[] | undefined,
+  at: PointsAt,
 ): Promise<UnitState | undefined> {
-  const parts = listed ? [...listed] : undefined;
   const { params, onDays, underBase, bit } = windowsSql(open);
   // Compact rows (a unit per row, tens of thousands of them): about half the bytes to parse of JSONEachRow.
   const rs = await ch.client.query({
@@ -277,12 +293,7 @@ async function loadUnits(
     if (covered !== 1) uncovered.push({ f, entity, unit });
   }
   if (!(await lookUpPrevs(ch, open, uncovered))) return undefined;
-  return {
-    units,
-    counters: new Map(),
-    parts,
-    mutation: Math.max(0, ...(parts ?? []).map((p) => mutationOf(p.name))),
-  };
+  return { units, stamp: ++stamps, at };
 }
 
 function addUnit(units: Units, f: number, entity: string, unit: Unit): void {
@@ -310,19 +321,16 @@ async function lookUpPrevs(
 }
 
 /**
- * Adds the points of the parts written since the last sync: false when that is not known to be exact (a
- * mutation since, or too many new entities to look up), and the caller loads every unit again.
+ * Adds the points of the parts listed in `now` that hold blocks the units have not read (`now` holds every row
+ * the units were read at, and inserts since): false when too many new entities are to be looked up, and the
+ * caller loads every unit again.
  */
 async function addNewPoints(
   ch: ClickHouse,
   open: readonly OpenWindow[],
   st: UnitState,
-  listed: readonly PartBlocks[] | undefined,
+  now: PartListing,
 ): Promise<boolean> {
-  if (!listed) return false;
-  const parts = [...listed];
-  const mutation = Math.max(0, ...parts.map((p) => mutationOf(p.name)));
-  if (mutation > st.mutation) return false;
   const { params, onDays, bit } = windowsSql(open);
   const found = await rows<{
     f: number;
@@ -335,7 +343,7 @@ async function addNewPoints(
         FROM usage_points_by_day
         WHERE (${onDays}) AND _part NOT IN {done:Array(String)}
         GROUP BY f, entity, team_id, service`,
-    query_params: { ...params, done: `[${partList(partsRead(st.parts ?? [], parts))}]` },
+    query_params: { ...params, done: `[${partList(partsRead(blocksOf(st.at.parts), blocksOf(now)))}]` },
   });
   const fresh: Array<{ f: number; entity: string; unit: Unit }> = [];
   for (const r of found) {
@@ -358,8 +366,14 @@ async function addNewPoints(
   // Looked up before any is added: a failed lookup leaves the units as they were.
   if (!(await lookUpPrevs(ch, open, fresh))) return false;
   for (const u of fresh) addUnit(st.units, u.f, u.entity, u.unit);
-  st.parts = parts;
   return true;
+}
+
+/** A listing's parts by name and highest block (parts-read.ts). */
+function blocksOf(listing: PartListing | undefined): PartBlocks[] {
+  const out: PartBlocks[] = [];
+  for (const p of listing?.values() ?? []) if (p) out.push({ name: p.name, max: p.max });
+  return out;
 }
 
 /**

@@ -36,6 +36,22 @@ export const DEFAULT_KAFKA_NAMES = {
   group: 'tally-ingest',
 };
 
+/**
+ * `call()` once the broker can answer it: a broker just started answers ListGroups with "the coordinator is
+ * loading" (retriable) for a few seconds.
+ */
+async function whenReady<T>(call: () => Promise<T>, deadlineMs = 60_000): Promise<T> {
+  const until = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!(err as { retriable?: boolean }).retriable || Date.now() > until) throw err;
+      await new Promise((ok) => setTimeout(ok, 500));
+    }
+  }
+}
+
 /** What the default topics hold and what the default group has committed: a test touching them changes it. */
 async function defaultsState(brokers: string[]): Promise<string> {
   const admin = createKafka({ brokers, clientId: 'tally-test-names' }).admin();
@@ -48,7 +64,7 @@ async function defaultsState(brokers: string[]): Promise<string> {
       const ends = await admin.fetchTopicOffsets(t);
       parts.push(`topic ${t} ends at ${ends.map((p) => `${p.partition}:${p.high}`).join(',')}`);
     }
-    const { groups } = await admin.listGroups();
+    const { groups } = await whenReady(() => admin.listGroups());
     if (groups.some((g) => g.groupId === DEFAULT_KAFKA_NAMES.group)) {
       const committed = await admin.fetchOffsets({ groupId: DEFAULT_KAFKA_NAMES.group, topics });
       parts.push(
@@ -80,9 +96,13 @@ export function sharedNames(records: Map<string, string[]>): string[] {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   let brokers = process.env.KAFKA_BROKERS;
+  // A broker this run started is stopped when it ends: left running, it took CPU from whatever ran next (a
+  // benchmark on this 2-core machine). One that was already running is left as it was.
+  let started = false;
   if (!brokers) {
     if (!(await answers('127.0.0.1', 9092))) {
       execFileSync('bash', ['scripts/kafka.sh', 'up'], { stdio: 'inherit' });
+      started = true;
     }
     brokers = '127.0.0.1:9092';
   }
@@ -92,26 +112,35 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('kafkaBrokers', brokers);
   project.provide('kafkaNamesDir', namesDir);
   return async () => {
-    const records = new Map<string, string[]>();
-    for (const f of readdirSync(namesDir)) {
-      const lines = readFileSync(join(namesDir, f), 'utf8').split('\n').filter(Boolean);
-      const file = lines[0] ?? f;
-      records.set(file, [...(records.get(file) ?? []), ...lines.slice(1)]);
-    }
-    rmSync(namesDir, { recursive: true, force: true });
-    const problems = sharedNames(records);
-    const after = await defaultsState(list);
-    if (after !== before) {
-      problems.push(
-        `a test used the default topics or group (${[...DEFAULT_KAFKA_NAMES.topics, DEFAULT_KAFKA_NAMES.group].join(', ')}):\n    before: ${before || 'absent'}\n    after:  ${after}`,
-      );
-    }
-    if (problems.length > 0) {
-      // vitest reports an error thrown here but still exits 0: set the exit code as well.
-      process.exitCode = 1;
-      throw new Error(`Kafka names not kept apart by test files:\n  ${problems.join('\n  ')}`);
+    try {
+      await checkNames(namesDir, list, before);
+    } finally {
+      if (started) execFileSync('bash', ['scripts/kafka.sh', 'down'], { stdio: 'inherit' });
     }
   };
+}
+
+/** Fails the run when two test files shared a Kafka name, or a test used the default topics or group. */
+async function checkNames(namesDir: string, list: string[], before: string): Promise<void> {
+  const records = new Map<string, string[]>();
+  for (const f of readdirSync(namesDir)) {
+    const lines = readFileSync(join(namesDir, f), 'utf8').split('\n').filter(Boolean);
+    const file = lines[0] ?? f;
+    records.set(file, [...(records.get(file) ?? []), ...lines.slice(1)]);
+  }
+  rmSync(namesDir, { recursive: true, force: true });
+  const problems = sharedNames(records);
+  const after = await defaultsState(list);
+  if (after !== before) {
+    problems.push(
+      `a test used the default topics or group (${[...DEFAULT_KAFKA_NAMES.topics, DEFAULT_KAFKA_NAMES.group].join(', ')}):\n    before: ${before || 'absent'}\n    after:  ${after}`,
+    );
+  }
+  if (problems.length > 0) {
+    // vitest reports an error thrown here but still exits 0: set the exit code as well.
+    process.exitCode = 1;
+    throw new Error(`Kafka names not kept apart by test files:\n  ${problems.join('\n  ')}`);
+  }
 }
 
 declare module 'vitest' {

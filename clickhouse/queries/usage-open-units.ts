@@ -193,9 +193,9 @@ export async function unitsOf(
 }
 
 /**
- * Held units serve as they are when they hold every point of `at` (its parts are theirs or merges of them;
- * on a cluster, the same content version); when `at` only adds points (inserts and merges since), the parts
- * that hold blocks they have not read are read; else (a delete, a drop) every point is read again.
+ * Held units serve as they are when `at` lists their parts or merges of them (on a cluster: the same content
+ * version); when it adds inserts to those, the parts that hold blocks they have not read are read; else (a
+ * delete, a drop, or a listing older than theirs) every point is read again.
  */
 async function syncUnits(
   ch: ClickHouse,
@@ -207,15 +207,20 @@ async function syncUnits(
   const held = states.get(windowsKey);
   if (held) {
     const was = held.at;
-    if (at.parts && was.parts) {
-      // A request that read an older version may be given newer units: they reflect a later one.
-      if (keptRows(at.parts, was.parts)) return held;
-      if (keptRows(was.parts, at.parts) && (await addNewPoints(ch, open, held, at.parts))) {
+    // Only forward: parts that left with no merge holding their rows are a drop, whichever listing is newer (an
+    // older one lacks the newer's inserts the same way), so the units are then read again.
+    if (at.parts && was.parts && keptRows(was.parts, at.parts)) {
+      // Merges alone since: every part listed holds blocks read already, and the units stand as they are.
+      if (unread(was.parts, at.parts) === 0) {
+        held.at = at;
+        return held;
+      }
+      if (await addNewPoints(ch, open, held, at.parts)) {
         held.at = at;
         held.stamp = ++stamps;
         return held;
       }
-    } else if (at.content !== undefined && at.content === was.content) return held;
+    } else if (!at.parts && at.content !== undefined && at.content === was.content) return held;
   }
   states.delete(windowsKey);
   const loaded = await loadUnits(ch, open, at);
@@ -367,6 +372,11 @@ async function addNewPoints(
   if (!(await lookUpPrevs(ch, open, fresh))) return false;
   for (const u of fresh) addUnit(st.units, u.f, u.entity, u.unit);
   return true;
+}
+
+/** How many parts of `now` hold blocks that a read of every part of `from` did not read. */
+function unread(from: PartListing, now: PartListing): number {
+  return now.size - partsRead(blocksOf(from), blocksOf(now)).length;
 }
 
 /** A listing's parts by name and highest block (parts-read.ts). */

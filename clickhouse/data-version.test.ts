@@ -109,6 +109,8 @@ describe('keptRows: whether a later listing holds every row of an earlier one', 
     // A lightweight DELETE: every part under a new mutation version, and then merged.
     expect(keptRows(earlier(), listing('2025_1_1_0_5', '2025_2_2_0_5', '2026_3_3_0_5'))).toBe(false);
     expect(keptRows(earlier(), listing('2025_1_2_1_5', '2026_3_3_0_5'))).toBe(false);
+    // The same merge seen only where the DELETE touched parts (the partition's others as they were).
+    expect(keptRows(earlier(), listing('2025_1_2_1_5', '2026_3_3_0'))).toBe(false);
     // A merge that may drop rows by a delete TTL.
     expect(keptRows(earlier(), listing(['2025_1_2_1', '1767225600'], '2026_3_3_0'))).toBe(false);
     // A patch part (a lightweight UPDATE) does not parse: its changes are not known.

@@ -151,68 +151,67 @@ function partName(
 }
 
 /**
- * Whether the parts `after` hold the rows of `before` through merges alone (keys: host and path; undefined: a
- * name that does not parse). Every part that came covers parts that left (same host, table directory and
- * partition, blocks within its range), from the lowest of their blocks to the highest, with a higher level
- * than each and the highest mutation version among them, and every part that left is so covered; no part
- * involved has a delete TTL (a TTL merge drops rows).
- * A new block (an insert), a mutation (a DELETE), a part gone uncovered (a drop) or a TTL is not a merge; no
- * change at all is.
+ * The parts new in `after` (keys: host and path), and each part of `before` that `after` no longer lists matched
+ * with the new part a merge made of it (same host, table directory and partition, its blocks within the other's
+ * range, a higher level): by the merged part, the parts it holds. Undefined when a part that left has no such
+ * merge (a drop, or a DELETE, which renames every part at its level), when a name does not parse, or when a
+ * part involved has a delete TTL (a TTL merge drops rows).
+ */
+function mergesOf(
+  before: ReadonlyMap<string, PartName | undefined>,
+  after: ReadonlyMap<string, PartName | undefined>,
+): { came: PartName[]; holds: Map<PartName, PartName[]> } | undefined {
+  const came = [...after].filter(([k]) => !before.has(k)).map(([, p]) => p);
+  const left = [...before].filter(([k]) => !after.has(k)).map(([, p]) => p);
+  if (came.some((p) => p === undefined) || left.some((p) => p === undefined || p.ttl)) return undefined;
+  const holds = new Map<PartName, PartName[]>();
+  for (const r of left as PartName[]) {
+    const a = (came as PartName[]).find(
+      (x) => x.group === r.group && x.min <= r.min && r.max <= x.max && x.level > r.level && !x.ttl,
+    );
+    if (!a) return undefined;
+    entry(holds, a, () => []).push(r);
+  }
+  return { came: came as PartName[], holds };
+}
+
+const maxMutation = (parts: readonly PartName[]): number => Math.max(0, ...parts.map((p) => p.mutation));
+
+/**
+ * Whether the parts `after` hold the rows of `before` through merges alone: every part that came is a merge of
+ * parts that left (mergesOf), from the lowest of their blocks to the highest, with the highest mutation version
+ * among them. A new block (an insert), a mutation (a DELETE), a part gone uncovered (a drop) or a TTL is not a
+ * merge; no change at all is.
  */
 export function mergedOnly(
   before: ReadonlyMap<string, PartName | undefined>,
   after: ReadonlyMap<string, PartName | undefined>,
 ): boolean {
-  const left = [...before].filter(([k]) => !after.has(k)).map(([, p]) => p);
-  const came = [...after].filter(([k]) => !before.has(k)).map(([, p]) => p);
-  if (came.length === 0) return left.length === 0;
-  if (left.some((p) => p === undefined || p.ttl)) return false;
-  const covered = new Set<PartName | undefined>();
-  for (const a of came) {
-    if (!a || a.ttl) return false;
-    const from = left.filter((r) => r && r.group === a.group && a.min <= r.min && r.max <= a.max);
-    if (from.length === 0) return false;
-    let mutation = 0;
-    let min = Number.POSITIVE_INFINITY;
-    let max = Number.NEGATIVE_INFINITY;
-    for (const r of from as PartName[]) {
-      if (r.level >= a.level) return false;
-      mutation = Math.max(mutation, r.mutation);
-      min = Math.min(min, r.min);
-      max = Math.max(max, r.max);
-      covered.add(r);
-    }
+  const m = mergesOf(before, after);
+  if (!m) return false;
+  return m.came.every((a) => {
+    const from = m.holds.get(a);
     // Its range is theirs: a block beyond it is an insert merged before this listing saw it.
-    if (mutation !== a.mutation || min !== a.min || max !== a.max) return false;
-  }
-  return left.every((r) => covered.has(r));
+    return (
+      from !== undefined &&
+      a.mutation === maxMutation(from) &&
+      a.min === Math.min(...from.map((r) => r.min)) &&
+      a.max === Math.max(...from.map((r) => r.max))
+    );
+  });
 }
 
 /**
- * Whether `after` holds every row `before` did: each part of `before` is in `after` or inside a part a merge
- * made of it (same host, table directory and partition, its blocks within the other's range, a higher level,
- * no higher mutation version than the parts of `before` it covers), none of them with a delete TTL, and no part
- * of `after` is one whose name does not parse. New blocks (inserts) may have come beside them; a delete (a
- * mutation), a drop or a TTL merge is not that.
+ * Whether `after` holds every row `before` did: each part of `before` is in `after` or inside a merge of it
+ * (mergesOf) with no higher mutation version than the parts it holds. New blocks (inserts) may have come beside
+ * them, alone or merged with those; a delete (a mutation), a drop or a TTL merge is not that.
  */
 export function keptRows(
   before: ReadonlyMap<string, PartName | undefined>,
   after: ReadonlyMap<string, PartName | undefined>,
 ): boolean {
-  const came = [...after].filter(([k]) => !before.has(k)).map(([, p]) => p);
-  if (came.some((p) => p === undefined)) return false;
-  const left = [...before].filter(([k]) => !after.has(k)).map(([, p]) => p);
-  if (left.length === 0) return true;
-  if (left.some((p) => p === undefined || p.ttl)) return false;
-  const covering = new Map<PartName, number>();
-  for (const r of left as PartName[]) {
-    const a = (came as PartName[]).find(
-      (x) => x.group === r.group && x.min <= r.min && r.max <= x.max && x.level > r.level && !x.ttl,
-    );
-    if (!a) return false;
-    covering.set(a, Math.max(covering.get(a) ?? 0, r.mutation));
-  }
-  return [...covering].every(([a, mutation]) => a.mutation <= mutation);
+  const m = mergesOf(before, after);
+  return m !== undefined && [...m.holds].every(([a, from]) => a.mutation <= maxMutation(from));
 }
 
 /** A table's active parts as a version listed them, by host and path (parsed names; undefined: unparsed). */

@@ -296,11 +296,13 @@ function groupOf(groupBy: 'team_id' | 'service' | 'team_service', team: string, 
  * listed now when there is none); on a cluster its content version.
  */
 async function pointsAt(ch: ClickHouse, snap: Snapshot): Promise<PointsAt> {
-  const content = snap.version === undefined ? undefined : versionOf(snap.version, [`~${BY_DAY}`]);
-  if (ch.cluster !== undefined) return { parts: undefined, content };
+  if (ch.cluster !== undefined) {
+    const content = snap.version === undefined ? undefined : versionOf(snap.version, [`~${BY_DAY}`]);
+    return { parts: undefined, content };
+  }
   const parts =
     (snap.version === undefined ? undefined : partsAt(snap.version, BY_DAY)) ?? (await listParts(ch, BY_DAY));
-  return { parts, content };
+  return { parts, content: undefined };
 }
 
 const BY_DAY = 'usage_points_by_day';

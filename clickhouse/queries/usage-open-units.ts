@@ -150,7 +150,7 @@ export interface PointsAt {
    * then reads them all.
    */
   parts: PartListing | undefined;
-  /** Its content version (data-version.ts: the same across merges), when a version was read. */
+  /** On a cluster, its content version (data-version.ts: the same across merges), when a version was read. */
   content: string | undefined;
 }
 
@@ -210,17 +210,18 @@ async function syncUnits(
     // Only forward: parts that left with no merge holding their rows are a drop, whichever listing is newer (an
     // older one lacks the newer's inserts the same way), so the units are then read again.
     if (at.parts && was.parts && keptRows(was.parts, at.parts)) {
+      const read = partsRead(blocksOf(was.parts), blocksOf(at.parts));
       // Merges alone since: every part listed holds blocks read already, and the units stand as they are.
-      if (unread(was.parts, at.parts) === 0) {
+      if (read.length === at.parts.size) {
         held.at = at;
         return held;
       }
-      if (await addNewPoints(ch, open, held, at.parts)) {
+      if (await addNewPoints(ch, open, held, read)) {
         held.at = at;
         held.stamp = ++stamps;
         return held;
       }
-    } else if (!at.parts && at.content !== undefined && at.content === was.content) return held;
+    } else if (at.content !== undefined && at.content === was.content) return held;
   }
   states.delete(windowsKey);
   const loaded = await loadUnits(ch, open, at);
@@ -326,15 +327,14 @@ async function lookUpPrevs(
 }
 
 /**
- * Adds the points of the parts listed in `now` that hold blocks the units have not read (`now` holds every row
- * the units were read at, and inserts since): false when too many new entities are to be looked up, and the
- * caller loads every unit again.
+ * Adds the points of the parts not in `read` (the parts listed now whose blocks the units hold: the others hold
+ * inserts since): false when too many new entities are to be looked up, and the caller loads every unit again.
  */
 async function addNewPoints(
   ch: ClickHouse,
   open: readonly OpenWindow[],
   st: UnitState,
-  now: PartListing,
+  read: readonly string[],
 ): Promise<boolean> {
   const { params, onDays, bit } = windowsSql(open);
   const found = await rows<{
@@ -348,7 +348,7 @@ async function addNewPoints(
         FROM usage_points_by_day
         WHERE (${onDays}) AND _part NOT IN {done:Array(String)}
         GROUP BY f, entity, team_id, service`,
-    query_params: { ...params, done: `[${partList(partsRead(blocksOf(st.at.parts), blocksOf(now)))}]` },
+    query_params: { ...params, done: `[${partList(read)}]` },
   });
   const fresh: Array<{ f: number; entity: string; unit: Unit }> = [];
   for (const r of found) {
@@ -374,15 +374,10 @@ async function addNewPoints(
   return true;
 }
 
-/** How many parts of `now` hold blocks that a read of every part of `from` did not read. */
-function unread(from: PartListing, now: PartListing): number {
-  return now.size - partsRead(blocksOf(from), blocksOf(now)).length;
-}
-
 /** A listing's parts by name and highest block (parts-read.ts). */
-function blocksOf(listing: PartListing | undefined): PartBlocks[] {
+function blocksOf(listing: PartListing): PartBlocks[] {
   const out: PartBlocks[] = [];
-  for (const p of listing?.values() ?? []) if (p) out.push({ name: p.name, max: p.max });
+  for (const p of listing.values()) if (p) out.push({ name: p.name, max: p.max });
   return out;
 }
 

@@ -16,7 +16,12 @@ import { Rng } from '../../ingest/loadgen/random.ts';
 import { Truth } from '../../ingest/loadgen/truth.ts';
 import { publish, route } from '../../ingest/producer.ts';
 import { createAudit, eventsPerDay, expectedCounts, storedCounts } from '../helpers/audit.ts';
-import { explainExtraRows, explainSummaryMismatch, orphanedDedupRecords } from '../helpers/exactness.ts';
+import {
+  detachedParts,
+  explainExtraRows,
+  explainSummaryMismatch,
+  orphanedDedupRecords,
+} from '../helpers/exactness.ts';
 import { caughtUp, messagesIn, testKafka, uniqueName } from '../helpers/kafka.ts';
 import { type Service, startService } from '../helpers/service.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -118,6 +123,14 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
     let recoveredAtStart = 0;
     // Messages in the topics once the stream ends: more than published means the producer wrote a batch twice.
     let inLog = -1;
+    // Each ended start's warnings and errors, shown when a deduplication record is left without its part: an
+    // insert that failed in the process after its record was written would leave one too (no kill needed).
+    const complaints: string[] = [];
+    const keepComplaints = (svc: Service, n: number) => {
+      for (const line of svc.stderr().split('\n')) {
+        if (/"level":(40|50|60)/.test(line)) complaints.push(`start ${n}: ${line.slice(0, 400)}`);
+      }
+    };
     const countRecovered = (svc: Service) => {
       if (svc.stderr().includes('undid insert-deduplication records')) recoveredAtStart += 1;
     };
@@ -144,6 +157,7 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
         await sleep(runsBeforeKill[k] ?? 1_000);
         service.child.kill('SIGKILL');
         const { signal } = await service.exited;
+        keepComplaints(service, k + 1);
         expect(signal).toBe('SIGKILL');
         kills += 1;
       }
@@ -163,7 +177,9 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
       );
       inLog = await messagesIn(admin, [topics.sessions, topics.logs]);
       service.child.kill('SIGTERM');
-      expect((await service.exited).code).toBe(0);
+      const last = await service.exited;
+      keepComplaints(service, KILLS + 1);
+      expect(last.code).toBe(0);
     } finally {
       streamDone = true;
       if (service && service.child.exitCode === null && service.child.signalCode === null)
@@ -199,7 +215,14 @@ describe(`ingester killed ${KILLS} times with SIGKILL (seed ${SEED}) while ${EVE
         [
           `crash soak (seed ${SEED}): ${JSON.stringify(figures)}`,
           `  deduplication records without their part: ${orphans.length} (starts that undid such records: ${recoveredAtStart})`,
-          ...orphans.map((o) => `    ${o.table} ${o.part} ${o.blockId}`),
+          ...orphans.map((o) => `    ${o.table} ${o.part} ${o.blockId} (record ${o.at} of ${o.of})`),
+          ...(orphans.length > 0
+            ? [
+                `  detached parts: ${JSON.stringify(await detachedParts(ch))}`,
+                `  warnings and errors of the starts (${complaints.length}):`,
+                ...complaints.slice(-40).map((l) => `    ${l}`),
+              ]
+            : []),
           `  from each start: /readyz median ${mid(ready)} ms, max ${ready.at(-1) ?? null} ms; first message read median ${mid(first)} ms, max ${first.at(-1) ?? null} ms`,
           ...lines,
         ].join('\n'),

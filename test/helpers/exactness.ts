@@ -111,10 +111,24 @@ export async function explainSummaryMismatch(
   return lines;
 }
 
+/** Embedded engine or server: the parts of this database the engine set aside (a broken part at a start, say). */
+export async function detachedParts(
+  ch: ClickHouse,
+): Promise<{ table: string; name: string; reason: string }[]> {
+  const rs = await ch.client.query({
+    query: `SELECT table, name, ifNull(reason, '') AS reason FROM system.detached_parts WHERE database = currentDatabase()`,
+    format: 'JSONEachRow',
+  });
+  return rs.json();
+}
+
 export interface OrphanRecord {
   table: string;
   part: string;
   blockId: string;
+  /** Its position among the table's records (1-based), and their number: when in the run it was written. */
+  at: number;
+  of: number;
 }
 
 /**
@@ -168,7 +182,7 @@ export async function orphanedDedupRecords(ch: ClickHouse): Promise<OrphanRecord
           (p) =>
             p.table === t.name && p.partition_id === m[1] && Number(p.lo) <= block && block <= Number(p.hi),
         );
-        if (reused || !covered) out.push({ table: t.name, part, blockId });
+        if (reused || !covered) out.push({ table: t.name, part, blockId, at: pos, of: at });
       }
     }
   }

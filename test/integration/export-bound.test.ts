@@ -23,8 +23,8 @@ describe.skipIf(process.env.CLICKHOUSE_URL)('the export bound on the embedded en
     await engine?.dispose();
   });
 
-  const mainSettings = async () => {
-    const rs = await engine.ch.client.query({
+  const mainSettings = async (client = engine.ch.client) => {
+    const rs = await client.query({
       query: `SELECT getSetting('priority') AS priority, getSetting('os_thread_priority') AS nice,
         getSetting('max_memory_usage') AS mem`,
       format: 'JSONEachRow',
@@ -33,10 +33,13 @@ describe.skipIf(process.env.CLICKHOUSE_URL)('the export bound on the embedded en
     return { priority: String(row?.priority), nice: String(row?.nice), mem: String(row?.mem) };
   };
 
-  it('keeps the bound on the export session and the API priority on the shared connection', async () => {
+  it('keeps the bound on the export session and the API priority on the shared connection and the reads', async () => {
     const before = await mainSettings();
     expect(before.priority).toBe(API_QUERY_PRIORITY);
     expect(before.nice).toBe('0');
+    // The API's reads: set once on their session (engine/embedded.ts), in force for every read after.
+    const reads = await mainSettings(engine.ch.readClient);
+    expect(reads).toEqual(before);
     const source = embeddedSource(engine.dataDir, engine.database);
     let rows = 0;
     let during: Awaited<ReturnType<typeof mainSettings>> | undefined;
@@ -55,6 +58,7 @@ describe.skipIf(process.env.CLICKHOUSE_URL)('the export bound on the embedded en
     expect(rows).toBe(50_000);
     expect(during).toEqual(before);
     expect(await mainSettings()).toEqual(before);
+    expect(await mainSettings(engine.ch.readClient)).toEqual(before);
     expect(before.mem).not.toBe(EXPORT_SETTINGS.max_memory_usage);
   });
 });

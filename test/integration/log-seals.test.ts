@@ -484,9 +484,19 @@ describe('sealed log counts', () => {
       await expectExact(firsts, derived.at(await version.read()), watched);
       expect(pageReads()).toBe(0);
       // A newer log: the next version's page is made again, from the held rows (no read), and holds it first.
+      // The day sums are read again, and the parts they need are the version's: no listing of its own.
       await insert([log(99, '23:59')], 'shared/2');
       await expectExact(firsts, derived.at(await version.read()), watched);
       expect(pageReads()).toBe(0);
+      const sums = sent.filter((x) => x.query.includes('FROM log_cells_daily GROUP BY day'));
+      expect(sums).toHaveLength(1);
+      expect(sums[0]?.query).not.toContain('system.parts');
+      // Without a version (no read cache), the query lists them itself.
+      sent.length = 0;
+      await page(oneDay, undefined, watched);
+      expect(sent.find((x) => x.query.includes('FROM log_cells_daily GROUP BY day'))?.query).toContain(
+        'system.parts',
+      );
       const newest = async () =>
         (await page(firsts[0] as LogQuery, derived.at(await version.read()), watched)).events[0];
       expect(await newest()).toMatchObject({ event_id: 'shared-99', message: 'shared 99' });

@@ -3,7 +3,7 @@
 // every event_id stored; only cells changed since their last seal pay for their sets.
 import { entry } from '../../core/maps.ts';
 import type { ClickHouse } from '../client.ts';
-import { partsAt, ROUTE_TABLES } from '../data-version.ts';
+import { keptRows, type PartListing, type PartName, partsAt, ROUTE_TABLES } from '../data-version.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { QuietDays } from '../quiet-days.ts';
 import type { LogFilters } from './filters.ts';
@@ -17,7 +17,7 @@ import {
   liveCells,
   type Prefetched,
 } from './log-live-days.ts';
-import { keepSums, partList, sumsPlan } from './parts-read.ts';
+import { partList } from './parts-read.ts';
 import { type BuiltQuery, engineHex, rows } from './query.ts';
 
 /** A day's count for a filter; shared by the data versions its day does not move in, so never changed. */
@@ -64,7 +64,7 @@ const SMALL = 'SETTINGS max_threads = 1';
  * active parts of both seal tables (a seal comes with a new part), with log_events' parts and the rows the held
  * days (log-live-days.ts) took since they were last read, in the same read; on a cluster (parts are per shard
  * there) the seal tables' rows. On one node, `sumParts` reads the sums of those parts of log_cells_daily alone,
- * by part and day (rows `t = 'sum'`, the part in `name`: the sums kept by parts, parts-read.ts), and `listParts`
+ * by part and day (rows `t = 'sum'`, the part in `name`: the sums kept by parts, DaySumsAt), and `listParts`
  * false leaves the listing out (the caller has it from the request's data version).
  */
 export function buildDaySumsQuery(
@@ -175,8 +175,8 @@ async function readDaySums(ch: ClickHouse, delta?: DeltaSpec, version?: string):
   let listed = oneNode ? listedAt(version) : undefined;
   if (listed && behindHeld(ch, listed.filter((r) => r.t === 'log_events').map(listedPart)))
     listed = undefined;
-  // And the sums: kept by log_cells_daily's parts in that version, only new parts read (parts-read.ts, sumsPlan).
-  const plan = oneNode && version !== undefined ? sumsPlan(ch, version, 'log_cells_daily') : undefined;
+  // And the sums: kept by log_cells_daily's parts in that version, only new parts read (DaySumsAt).
+  const plan = oneNode && version !== undefined ? sumsPlan(ch, version) : undefined;
   const q = buildDaySumsQuery(oneNode, oneNode ? delta : undefined, {
     listParts: listed === undefined,
     sumParts: plan?.read,
@@ -200,13 +200,9 @@ async function readDaySums(ch: ClickHouse, delta?: DeltaSpec, version?: string):
     else if (r.t !== '' && r.t !== 'sum') seals.push(`${r.t}/${r.name}`);
   }
   if (plan) {
-    const kept = keepSums(
-      ch,
-      plan,
-      byPart.map((r) => [r.name ?? '', String(r.d), Number(r.c)] as const),
-    );
+    const kept = keepSums(ch, plan, byPart);
     // A part of the listing merged away before the read: its rows are in a part the read left out.
-    sums = kept ? new Map([...kept].map(([d, c]) => [Number(d), c])) : await allSums(ch);
+    sums = kept ?? (await allSums(ch));
   }
   return {
     sums,
@@ -230,6 +226,63 @@ interface SumsRow {
   ms?: string | number;
   id?: string;
   msg?: string;
+}
+
+/**
+ * The day sums at a listing of log_cells_daily's parts (one node): the sums are of exactly those parts' rows.
+ * Counters are sums, so a later listing that keeps every row of this one (its parts, or merges of them: no
+ * DELETE, drop or TTL; data-version.ts keptRows) adds only its parts of blocks past `seenMax`: a single node
+ * numbers blocks from one counter per table as each insert commits (parts-read.ts), so a part within it holds
+ * rows read already, and one wholly past it none. A part of both (an insert merged with older parts) makes the
+ * sums read again. Under live traffic a changed logs read then sums the insert's part, not every day's cells.
+ */
+interface DaySumsAt {
+  listing: PartListing;
+  seenMax: number;
+  sums: Map<number, number>;
+}
+
+const sumsKept = new WeakMap<ClickHouse, DaySumsAt>();
+
+/** What to read for the sums at `version`: the parts (all of the listing, or its new ones) and the listing. */
+function sumsPlan(
+  ch: ClickHouse,
+  version: string,
+): { listing: PartListing; read: string[]; base: DaySumsAt | undefined } | undefined {
+  const listing = partsAt(version, 'log_cells_daily');
+  if (!listing) return undefined;
+  const listed = [...listing.values()];
+  if (listed.some((p) => p === undefined)) return undefined;
+  const all = listed as PartName[];
+  const was = sumsKept.get(ch);
+  if (was && keptRows(was.listing, listing)) {
+    const fresh = all.filter((p) => p.max > was.seenMax);
+    if (fresh.every((p) => p.min > was.seenMax))
+      return { listing, read: fresh.map((p) => p.name), base: was };
+  }
+  return { listing, read: all.map((p) => p.name), base: undefined };
+}
+
+/**
+ * The sums at the plan's listing from the parts' sums read (rows `t = 'sum'`), kept for the next read; undefined
+ * when a part the plan read returned no row (merged away since the listing: every part holds rows).
+ */
+function keepSums(
+  ch: ClickHouse,
+  plan: { listing: PartListing; read: string[]; base: DaySumsAt | undefined },
+  byPart: readonly SumsRow[],
+): Map<number, number> | undefined {
+  const seen = new Set(byPart.map((r) => r.name));
+  if (plan.read.some((name) => !seen.has(name))) {
+    sumsKept.delete(ch);
+    return undefined;
+  }
+  const sums = new Map(plan.base?.sums);
+  for (const r of byPart) sums.set(Number(r.d), (sums.get(Number(r.d)) ?? 0) + Number(r.c));
+  let seenMax = -1;
+  for (const p of plan.listing.values()) if (p && p.max > seenMax) seenMax = p.max;
+  sumsKept.set(ch, { listing: plan.listing, seenMax, sums });
+  return sums;
 }
 
 /** Every day's sum as the table is now (no parts kept). */

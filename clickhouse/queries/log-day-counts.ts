@@ -3,7 +3,7 @@
 // every event_id stored; only cells changed since their last seal pay for their sets.
 import { entry } from '../../core/maps.ts';
 import type { ClickHouse } from '../client.ts';
-import { keptRows, type PartListing, type PartName, partsAt, ROUTE_TABLES } from '../data-version.ts';
+import { partsAt, ROUTE_TABLES } from '../data-version.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { QuietDays } from '../quiet-days.ts';
 import type { LogFilters } from './filters.ts';
@@ -17,7 +17,6 @@ import {
   liveCells,
   type Prefetched,
 } from './log-live-days.ts';
-import { partList } from './parts-read.ts';
 import { type BuiltQuery, engineHex, rows } from './query.ts';
 
 /** A day's count for a filter; shared by the data versions its day does not move in, so never changed. */
@@ -63,42 +62,26 @@ const SMALL = 'SETTINGS max_threads = 1';
  * The sum of every day's counters, by day number, and what tells that seals were written: on one node the
  * active parts of both seal tables (a seal comes with a new part), with log_events' parts and the rows the held
  * days (log-live-days.ts) took since they were last read, in the same read; on a cluster (parts are per shard
- * there) the seal tables' rows. On one node, `sumParts` reads the sums of those parts of log_cells_daily alone,
- * by part and day (rows `t = 'sum'`, the part in `name`: the sums kept by parts, DaySumsAt), and `listParts`
- * false leaves the listing out (the caller has it from the request's data version).
+ * there) the seal tables' rows.
  */
-export function buildDaySumsQuery(
-  oneNode: boolean,
-  delta?: DeltaSpec,
-  opts: { listParts?: boolean; sumParts?: readonly string[] } = {},
-): BuiltQuery | undefined {
-  if (!oneNode) {
-    const query = `SELECT toUInt32(day) AS d, sum(inserted) AS c,
+export function buildDaySumsQuery(oneNode: boolean, delta?: DeltaSpec, listParts = true): BuiltQuery {
+  const query = oneNode
+    ? `SELECT toUInt32(day) AS d, toUInt64(sum(inserted)) AS c, '' AS t, '' AS name, '' AS pid, toInt64(0) AS mn,
+        toInt64(0) AS mx, '' AS sev, '' AS svc, toInt64(0) AS ms, '' AS id, '' AS msg
+      FROM log_cells_daily GROUP BY day
+      ${
+        listParts
+          ? `UNION ALL
+      SELECT 0, 0, table, name, partition_id, min_block_number, max_block_number, '', '', 0, '', '' FROM system.parts
+      WHERE database = currentDatabase() AND table IN (${LISTED.map((t) => `'${t}'`).join(', ')}) AND active`
+          : ''
+      }
+      ${delta ? `UNION ALL ${deltaBranch(delta)}` : ''}
+      ${SMALL}`
+    : `SELECT toUInt32(day) AS d, sum(inserted) AS c,
         toString((SELECT count() FROM log_day_seals) + (SELECT count() FROM log_hour_seals)) AS t
       FROM log_cells_daily GROUP BY day ${SMALL}`;
-    return { query, query_params: {} };
-  }
-  const branches: string[] = [];
-  if (opts.sumParts === undefined) {
-    branches.push(`SELECT toUInt32(day) AS d, toUInt64(sum(inserted)) AS c, '' AS t, '' AS name, '' AS pid,
-        toInt64(0) AS mn, toInt64(0) AS mx, '' AS sev, '' AS svc, toInt64(0) AS ms, '' AS id, '' AS msg
-      FROM log_cells_daily GROUP BY day`);
-  } else if (opts.sumParts.length > 0) {
-    // Part names are [0-9a-z_] (the listing's, parsed): written into the text, nothing bound.
-    branches.push(`SELECT toUInt32(day) AS d, toUInt64(sum(inserted)) AS c, 'sum' AS t, _part AS name, '' AS pid,
-        toInt64(0) AS mn, toInt64(0) AS mx, '' AS sev, '' AS svc, toInt64(0) AS ms, '' AS id, '' AS msg
-      FROM log_cells_daily WHERE _part IN (${partList(opts.sumParts)}) GROUP BY _part, day`);
-  }
-  if (opts.listParts !== false) {
-    branches.push(`SELECT toUInt32(0) AS d, toUInt64(0) AS c, table AS t, name, partition_id AS pid,
-        toInt64(min_block_number) AS mn, toInt64(max_block_number) AS mx, '' AS sev, '' AS svc, toInt64(0) AS ms,
-        '' AS id, '' AS msg
-      FROM system.parts
-      WHERE database = currentDatabase() AND table IN (${LISTED.map((t) => `'${t}'`).join(', ')}) AND active`);
-  }
-  if (delta) branches.push(deltaBranch(delta));
-  if (branches.length === 0) return undefined;
-  return { query: `${branches.join('\n      UNION ALL\n      ')}\n      ${SMALL}`, query_params: {} };
+  return { query, query_params: {} };
 }
 
 /** A part as the day sums' own listing gives it: its table (`t`), name, partition and block range. */
@@ -175,34 +158,34 @@ async function readDaySums(ch: ClickHouse, delta?: DeltaSpec, version?: string):
   let listed = oneNode ? listedAt(version) : undefined;
   if (listed && behindHeld(ch, listed.filter((r) => r.t === 'log_events').map(listedPart)))
     listed = undefined;
-  // And the sums: kept by log_cells_daily's parts in that version, only new parts read (DaySumsAt).
-  const plan = oneNode && version !== undefined ? sumsPlan(ch, version) : undefined;
-  const q = buildDaySumsQuery(oneNode, oneNode ? delta : undefined, {
-    listParts: listed === undefined,
-    sumParts: plan?.read,
-  });
-  const found = q ? await rows<SumsRow>(ch, q) : [];
+  const found = await rows<{
+    d: string | number;
+    c: string | number;
+    t: string;
+    name?: string;
+    pid?: string;
+    mn?: string | number;
+    mx?: string | number;
+    sev?: string;
+    svc?: string;
+    ms?: string | number;
+    id?: string;
+    msg?: string;
+  }>(ch, buildDaySumsQuery(oneNode, oneNode ? delta : undefined, listed === undefined));
   if (listed) found.push(...listed);
-  let sums = new Map<number, number>();
+  const sums = new Map<number, number>();
   const seals: string[] = [];
   const parts: ListedPart[] = [];
   const held: LogRow[] = [];
-  const byPart: SumsRow[] = [];
   for (const r of found) {
     if (r.t === 'row') {
       held.push([Number(r.d), r.sev ?? '', r.svc ?? '', Number(r.ms), r.id ?? '', r.msg ?? '', Number(r.mx)]);
       continue;
     }
-    if (r.t === 'sum') byPart.push(r);
-    else if (r.t === '' || !oneNode) sums.set(Number(r.d), Number(r.c));
+    if (r.t === '' || !oneNode) sums.set(Number(r.d), Number(r.c));
     if (!oneNode) seals[0] = r.t;
     else if (r.t === 'log_events') parts.push(listedPart(r));
-    else if (r.t !== '' && r.t !== 'sum') seals.push(`${r.t}/${r.name}`);
-  }
-  if (plan) {
-    const kept = keepSums(ch, plan, byPart);
-    // A part of the listing merged away before the read: its rows are in a part the read left out.
-    sums = kept ?? (await allSums(ch));
+    else if (r.t !== '') seals.push(`${r.t}/${r.name}`);
   }
   return {
     sums,
@@ -210,87 +193,6 @@ async function readDaySums(ch: ClickHouse, delta?: DeltaSpec, version?: string):
     parts: oneNode ? parts : undefined,
     prefetched: oneNode && delta ? { spec: delta, rows: held } : undefined,
   };
-}
-
-/** A row of the day sums' query (buildDaySumsQuery): a day's sum, a listed part, a held day's row, a part's sum. */
-interface SumsRow {
-  d: string | number;
-  c: string | number;
-  t: string;
-  name?: string;
-  pid?: string;
-  mn?: string | number;
-  mx?: string | number;
-  sev?: string;
-  svc?: string;
-  ms?: string | number;
-  id?: string;
-  msg?: string;
-}
-
-/**
- * The day sums at a listing of log_cells_daily's parts (one node): the sums are of exactly those parts' rows.
- * Counters are sums, so a later listing that keeps every row of this one (its parts, or merges of them: no
- * DELETE, drop or TTL; data-version.ts keptRows) adds only its parts of blocks past `seenMax`: a single node
- * numbers blocks from one counter per table as each insert commits (parts-read.ts), so a part within it holds
- * rows read already, and one wholly past it none. A part of both (an insert merged with older parts) makes the
- * sums read again. Under live traffic a changed logs read then sums the insert's part, not every day's cells.
- */
-interface DaySumsAt {
-  listing: PartListing;
-  seenMax: number;
-  sums: Map<number, number>;
-}
-
-const sumsKept = new WeakMap<ClickHouse, DaySumsAt>();
-
-/** What to read for the sums at `version`: the parts (all of the listing, or its new ones) and the listing. */
-function sumsPlan(
-  ch: ClickHouse,
-  version: string,
-): { listing: PartListing; read: string[]; base: DaySumsAt | undefined } | undefined {
-  const listing = partsAt(version, 'log_cells_daily');
-  if (!listing) return undefined;
-  const listed = [...listing.values()];
-  if (listed.some((p) => p === undefined)) return undefined;
-  const all = listed as PartName[];
-  const was = sumsKept.get(ch);
-  if (was && keptRows(was.listing, listing)) {
-    const fresh = all.filter((p) => p.max > was.seenMax);
-    if (fresh.every((p) => p.min > was.seenMax))
-      return { listing, read: fresh.map((p) => p.name), base: was };
-  }
-  return { listing, read: all.map((p) => p.name), base: undefined };
-}
-
-/**
- * The sums at the plan's listing from the parts' sums read (rows `t = 'sum'`), kept for the next read; undefined
- * when a part the plan read returned no row (merged away since the listing: every part holds rows).
- */
-function keepSums(
-  ch: ClickHouse,
-  plan: { listing: PartListing; read: string[]; base: DaySumsAt | undefined },
-  byPart: readonly SumsRow[],
-): Map<number, number> | undefined {
-  const seen = new Set(byPart.map((r) => r.name));
-  if (plan.read.some((name) => !seen.has(name))) {
-    sumsKept.delete(ch);
-    return undefined;
-  }
-  const sums = new Map(plan.base?.sums);
-  for (const r of byPart) sums.set(Number(r.d), (sums.get(Number(r.d)) ?? 0) + Number(r.c));
-  let seenMax = -1;
-  for (const p of plan.listing.values()) if (p && p.max > seenMax) seenMax = p.max;
-  sumsKept.set(ch, { listing: plan.listing, seenMax, sums });
-  return sums;
-}
-
-/** Every day's sum as the table is now (no parts kept). */
-async function allSums(ch: ClickHouse): Promise<Map<number, number>> {
-  const q = buildDaySumsQuery(true, undefined, { listParts: false }) as BuiltQuery;
-  const sums = new Map<number, number>();
-  for (const r of await rows<SumsRow>(ch, q)) sums.set(Number(r.d), Number(r.c));
-  return sums;
 }
 
 /**

@@ -488,12 +488,9 @@ describe('sealed log counts', () => {
       await insert([log(99, '23:59')], 'shared/2');
       await expectExact(firsts, derived.at(await version.read()), watched);
       expect(pageReads()).toBe(0);
-      // Of the day sums, only the insert's part is read (the others' sums are kept by their parts).
-      const sums = sent.filter((x) => x.query.includes('FROM log_cells_daily'));
+      const sums = sent.filter((x) => x.query.includes('FROM log_cells_daily GROUP BY day'));
       expect(sums).toHaveLength(1);
       expect(sums[0]?.query).not.toContain('system.parts');
-      expect(sums[0]?.query).not.toContain('log_cells_daily GROUP BY day');
-      expect(/_part IN \(('[^']+',?)+\)/.exec(sums[0]?.query ?? '')?.[0].split(',')).toHaveLength(1);
       // Without a version (no read cache), the query lists them itself.
       sent.length = 0;
       await page(oneDay, undefined, watched);
@@ -519,99 +516,6 @@ describe('sealed log counts', () => {
       await insertEvents(engine.ch, rowsOf([log(99, '23:59')]), 'shared/5');
       expect(await newest()).toMatchObject({ event_id: 'shared-99', message: 'shared 99' });
     } finally {
-      version.close();
-    }
-  });
-
-  it("keeps the day sums by log_cells_daily's parts across inserts and merges, and reads them again after a part leaves", async () => {
-    const day = '2025-01-26';
-    const logs = (from: number, n: number) =>
-      Array.from({ length: n }, (_, i) => ({
-        event_id: `parts-${from + i}`,
-        type: 'log',
-        timestamp: `${day}T${String(2 + ((from + i) % 20)).padStart(2, '0')}:${String((from + i) % 60).padStart(2, '0')}:00.000Z`,
-        severity: (['info', 'warning', 'error'] as const)[(from + i) % 3],
-        service: 'parts',
-        message: `parts ${from + i}`,
-      }));
-    const { watched, sent } = recorded();
-    const version = engine.ch.dataVersion();
-    const derived = new DerivedState();
-    const asked: LogQuery[] = [
-      { start_date: day, end_date: day, limit: 10 },
-      { start_date: '2025-01-01', end_date: day, limit: 25, page: 2, severity: 'error' },
-      { limit: 100, service: 'parts' },
-    ];
-    // What the sums' query read of log_cells_daily: every day's sums, some parts' (how many), or nothing.
-    const sumsRead = () => {
-      const q = sent.find(
-        (x) => x.query.includes('FROM log_cells_daily') && x.query.includes('toUInt64(sum'),
-      );
-      if (!q) return 'none';
-      const m = /_part IN \(([^)]*)\)/.exec(q.query);
-      return m ? `parts:${(m[1] ?? '').split(',').length}` : 'all';
-    };
-    const read = async () => {
-      sent.length = 0;
-      await expectExact(asked, derived.at(await version.read()), watched);
-      return sumsRead();
-    };
-    const partsOf = async (table: string) => {
-      const rs = await engine.ch.client.query({
-        query: `SELECT name FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active ORDER BY max_block_number`,
-        query_params: { table },
-        format: 'JSONEachRow',
-      });
-      return (await rs.json<{ name: string }>()).map((r) => r.name);
-    };
-    const cellParts = () => partsOf('log_cells_daily');
-    const newestPart = async (table: string) => (await partsOf(table)).at(-1) as string;
-    // No background merge between an insert and the read after it: the steps below say which parts a read takes.
-    const merges = (verb: 'STOP' | 'START') =>
-      engine.ch.client.command({ query: `SYSTEM ${verb} MERGES log_cells_daily` });
-    const optimize = async () => {
-      await merges('START');
-      await engine.ch.client.command({ query: 'OPTIMIZE TABLE log_cells_daily FINAL' });
-      await merges('STOP');
-    };
-    try {
-      await sealLogDays(engine.ch);
-      await merges('STOP');
-      // The first read with a version reads every part's sums and keeps them.
-      expect(await read()).toMatch(/^parts:/);
-      // An insert: its part alone.
-      await insert(logs(0, 12), 'parts/1');
-      expect(await read()).toBe('parts:1');
-      // Merges alone, then an insert: the merged parts are read already, the insert's part is read.
-      await optimize();
-      await insert(logs(12, 12), 'parts/2');
-      expect(await read()).toBe('parts:1');
-      // An insert merged with older parts before any read: a part of read and unread blocks, every part read.
-      await insert(logs(24, 12), 'parts/3');
-      await optimize();
-      await insert(logs(36, 12), 'parts/4');
-      expect(await read()).toBe(`parts:${(await cellParts()).length}`);
-      // The last insert's parts leave (detached, as a drop would): the sums are read again, and the answers
-      // equal a read with no version (which reads every counter as it is); then they are back, and the answers
-      // are the truth again.
-      const tables = ['log_events', 'log_cells_daily', 'log_counts_hourly'];
-      const newest = await Promise.all(tables.map((t) => newestPart(t)));
-      const alter = (verb: string) =>
-        Promise.all(
-          tables.map((t, i) =>
-            engine.ch.client.command({ query: `ALTER TABLE ${t} ${verb} PART '${newest[i]}'` }),
-          ),
-        );
-      await alter('DETACH');
-      sent.length = 0;
-      const snap = derived.at(await version.read());
-      const without = await Promise.all(asked.map((q) => page(q)));
-      expect(await Promise.all(asked.map((q) => page(q, snap, watched)))).toEqual(without);
-      expect(sumsRead()).toMatch(/^parts:/);
-      await alter('ATTACH');
-      expect(await read()).toMatch(/^parts:|^all$/);
-    } finally {
-      await merges('START');
       version.close();
     }
   });

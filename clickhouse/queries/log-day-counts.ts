@@ -84,56 +84,37 @@ export function buildDaySumsQuery(oneNode: boolean, delta?: DeltaSpec, listParts
   return { query, query_params: {} };
 }
 
-/** A part as the day sums' own listing gives it: its table (`t`), name, partition and block range. */
-interface ListedRow {
-  d: number;
-  c: number;
-  t: string;
-  name: string;
-  pid: string;
-  mn: number;
-  mx: number;
-}
-
-/** A listed row of log_events as the held days take a part. */
-const listedPart = (r: {
-  name?: string;
-  pid?: string;
-  mn?: string | number;
-  mx?: string | number;
-}): ListedPart => ({
-  name: r.name ?? '',
-  partition: r.pid ?? '',
-  min: Number(r.mn),
-  max: Number(r.mx),
-});
-
 /** The tables whose active parts a read of the day sums needs: log_events' (held days), the seals' (a mark). */
 const LISTED = ['log_events', 'log_day_seals', 'log_hour_seals'] as const;
 
+/** What the day sums' reader takes from the listing: log_events' parts, and the seal tables' as `table/name`. */
+interface Listed {
+  parts: ListedPart[];
+  seals: string[];
+}
+
 /**
- * Those parts as the request's data version listed them (data-version.ts, partsAt), in the rows the query's
- * listing gives, or undefined when there is none to take them from (no version, a listing no longer held, a
- * part name not parsed): the query then lists them. A version's listing came before the query, as the query's
- * own listing did: what is read with it (liveCells) holds for either.
+ * Those parts as the request's data version listed them (data-version.ts, partsAt), or undefined when there is
+ * none to take them from (no version, a listing no longer held, a part name not parsed): the query then lists
+ * them. A version's listing came before the query, as the query's own listing did: what is read with it
+ * (liveCells) holds for either.
  */
-function listedAt(version: string | undefined): ListedRow[] | undefined {
+function listedAt(version: string | undefined): Listed | undefined {
   if (version === undefined) return undefined;
-  const out: ListedRow[] = [];
+  const out: Listed = { parts: [], seals: [] };
   for (const table of LISTED) {
     const parts = partsAt(version, table);
     if (!parts) return undefined;
     for (const p of parts.values()) {
       if (!p) return undefined;
-      out.push({
-        d: 0,
-        c: 0,
-        t: table,
-        name: p.name,
-        pid: p.name.slice(0, p.name.indexOf('_')),
-        mn: p.min,
-        mx: p.max,
-      });
+      if (table !== 'log_events') out.seals.push(`${table}/${p.name}`);
+      else
+        out.parts.push({
+          name: p.name,
+          partition: p.name.slice(0, p.name.indexOf('_')),
+          min: p.min,
+          max: p.max,
+        });
     }
   }
   return out;
@@ -156,8 +137,7 @@ async function readDaySums(ch: ClickHouse, delta?: DeltaSpec, version?: string):
   // unless it is behind the held days' (a request of an older version reading after a newer one): they would
   // take it for a drop and be let go, so the query lists the parts as they are now.
   let listed = oneNode ? listedAt(version) : undefined;
-  if (listed && behindHeld(ch, listed.filter((r) => r.t === 'log_events').map(listedPart)))
-    listed = undefined;
+  if (listed && behindHeld(ch, listed.parts)) listed = undefined;
   const found = await rows<{
     d: string | number;
     c: string | number;
@@ -172,10 +152,9 @@ async function readDaySums(ch: ClickHouse, delta?: DeltaSpec, version?: string):
     id?: string;
     msg?: string;
   }>(ch, buildDaySumsQuery(oneNode, oneNode ? delta : undefined, listed === undefined));
-  if (listed) found.push(...listed);
   const sums = new Map<number, number>();
-  const seals: string[] = [];
-  const parts: ListedPart[] = [];
+  const seals = listed?.seals ?? [];
+  const parts = listed?.parts ?? [];
   const held: LogRow[] = [];
   for (const r of found) {
     if (r.t === 'row') {
@@ -184,7 +163,13 @@ async function readDaySums(ch: ClickHouse, delta?: DeltaSpec, version?: string):
     }
     if (r.t === '' || !oneNode) sums.set(Number(r.d), Number(r.c));
     if (!oneNode) seals[0] = r.t;
-    else if (r.t === 'log_events') parts.push(listedPart(r));
+    else if (r.t === 'log_events')
+      parts.push({
+        name: r.name ?? '',
+        partition: r.pid ?? '',
+        min: Number(r.mn),
+        max: Number(r.mx),
+      });
     else if (r.t !== '') seals.push(`${r.t}/${r.name}`);
   }
   return {

@@ -329,17 +329,17 @@ function sameDelta(spec: DeltaSpec, memo: LiveMemo): boolean {
   );
 }
 
-/** Whether a part listed before has left with no part now covering its blocks (a drop or a truncate). */
 /**
  * Whether `parts` (log_events' active parts as some listing gave them) lack a part the held days were last
- * brought up to date with, and anything covering it: a listing older than that one, or one after a drop or a
- * DELETE, either of which lets the held days go.
+ * brought up to date with, and anything covering it: a listing older than that one, or one after a drop,
+ * either of which would let the held days go (vanished).
  */
 export function behindHeld(ch: ClickHouse, parts: readonly ListedPart[]): boolean {
   const memo = memos.get(ch);
   return memo !== undefined && vanished(memo.parts, parts);
 }
 
+/** Whether a part listed before has left with no part now covering its blocks (a drop or a truncate). */
 function vanished(before: readonly ListedPart[], now: readonly ListedPart[]): boolean {
   const names = new Set(now.map((p) => p.name));
   return before.some(

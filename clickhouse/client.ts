@@ -54,7 +54,10 @@ export interface Engine {
   readonly retention: Retention;
   /** Rows into a table with the insert's own settings (a dedup token), as the engine takes them best. */
   insert(p: RowsInsert): Promise<void>;
-  /** A source of export streams (bounded by EXPORT_SETTINGS unless `bound` says otherwise). */
+  /**
+   * A source of streamed reads that must not starve the API's (exports, the pairs levels' loads), bounded by
+   * EXPORT_SETTINGS unless `bound` says otherwise.
+   */
   exportSource(bound?: ClickHouseSettings): ExportSource;
   /** The data version of the analytics tables, read where it does not queue behind the API's queries. */
   dataVersion(): DataVersionSource;

@@ -234,6 +234,11 @@ export function embeddedSource(
         if (!stream.closed) stream.cancel();
       }
     },
+    async *read(q, format, signal) {
+      const s = open();
+      const result = await s.queryAsync(await prepare(s, q), { format, signal });
+      yield result.bytes();
+    },
     countRows: async () => undefined,
     close() {
       session?.close();

@@ -162,6 +162,9 @@ export function serverSource(
       });
       for await (const chunk of stream as AsyncIterable<Buffer>) yield { bytes: chunk, rows: 0 };
     },
+    async *read(q, format, signal) {
+      for await (const chunk of this.stream(q, format, signal)) yield chunk.bytes;
+    },
     async countRows(q) {
       const rs = await client.query({
         query: `SELECT count() AS n FROM (${q.query})`,

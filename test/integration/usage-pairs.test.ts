@@ -3,6 +3,7 @@
 // usage_events reopens the days it touches and every later one; re-sent events change nothing; and inserts
 // racing the sealer never make a summary miss a stored event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClickHouse } from '../../clickhouse/client.ts';
 import { type DataVersionSource, versionOf } from '../../clickhouse/data-version.ts';
 import { DerivedState } from '../../clickhouse/derived-state.ts';
 import { insertEvents } from '../../clickhouse/inserts.ts';
@@ -207,26 +208,35 @@ describe('sealed usage pairs', () => {
     await seal();
     const qs = queries(24, 11).filter((q) => q.team_id !== undefined || q.service !== undefined);
     expect(new Set(qs.map((q) => `${q.team_id !== undefined}/${q.service !== undefined}`)).size).toBe(3);
-    // A handle of its own (the levels are held per handle) that tells level loads from key loads.
+    // A handle of its own (the levels are held per handle) that tells level loads from key loads, and what the
+    // read connection was sent from what went beside it (the source a level loads through).
+    const isLevel = (q: string) =>
+      q.includes('FROM usage_pairs FINAL') && q.includes('GROUP BY team_id, service');
     const run = async () => {
-      const sent = { level: 0, key: 0 };
+      const sent = { level: 0, key: 0, levelOnReads: 0 };
       const client = new Proxy(engine.ch.client, {
         get(target, prop, receiver) {
           const value = Reflect.get(target, prop, receiver);
           if (prop !== 'query') return value;
           return (arg: { query: string }) => {
-            if (
-              arg.query.includes('FROM usage_pairs FINAL') &&
-              arg.query.includes('GROUP BY team_id, service')
-            )
-              sent.level++;
+            if (isLevel(arg.query)) sent.levelOnReads++;
             if (arg.query.includes('FROM usage_pairs FINAL') && arg.query.includes('GROUP BY family'))
               sent.key++;
             return value.call(target, arg);
           };
         },
       });
-      const watched = { ...engine.ch, client };
+      const exportSource: ClickHouse['exportSource'] = (bound) => {
+        const source = engine.ch.exportSource(bound);
+        return {
+          ...source,
+          read(q, format, signal) {
+            if (isLevel(q.query)) sent.level++;
+            return source.read(q, format, signal);
+          },
+        };
+      };
+      const watched = { ...engine.ch, client, exportSource };
       const derivedHere = new DerivedState();
       for (const q of qs) {
         const snap = derivedHere.at(await version.read());
@@ -236,8 +246,9 @@ describe('sealed usage pairs', () => {
       }
       return sent;
     };
-    // Under the bound: the three levels, one query per family each, and no key alone.
-    expect(await run()).toEqual({ level: 9, key: 0 });
+    // Under the bound: the three levels, one query per family each, none on the reads' connection, and no key
+    // alone.
+    expect(await run()).toEqual({ level: 9, key: 0, levelOnReads: 0 });
     const was = LEVELS_BOUND.pairs;
     LEVELS_BOUND.pairs = 10;
     try {

@@ -13,12 +13,13 @@ import { listParts, partsAt, versionOf } from '../data-version.ts';
 import { type Snapshot, UNVERSIONED } from '../derived-state.ts';
 import type { UsageFilters } from './filters.ts';
 import { toDayNumber } from './periods.ts';
-import { engineHex, rows } from './query.ts';
+import { rows } from './query.ts';
 import {
   cellsFromUnits,
   type OpenCells,
   type PointsAt,
   READ_LOOKUP_LIMIT,
+  unitsForRead,
   unitsOf,
 } from './usage-open-units.ts';
 import type { DayPrefix, Family } from './usage-pairs.ts';
@@ -242,22 +243,7 @@ export async function openContribution(
   // changed read reads only the new parts' points (a query of the windows' counters and parts before them
   // took 7.5-12 ms under live traffic at 100M events).
   const at = await pointsAt(ch, snap);
-  let cells: OpenCells | undefined;
-  // A team, a service, or both, is one group of the cells grouped by them, which serve every team's (service's,
-  // pair's) reads until the points move: under live traffic they move every second or so, and a dashboard's
-  // panels ask for many teams in between.
-  if (r.groupBy === undefined && (r.filters.team_id !== undefined || r.filters.service !== undefined)) {
-    const groupBy =
-      r.filters.team_id === undefined
-        ? 'service'
-        : r.filters.service === undefined
-          ? 'team_id'
-          : 'team_service';
-    const grouped = await cellsOf(ch, { ...r, filters: {}, groupBy }, windows, at);
-    if (!grouped) return undefined;
-    const mine = grouped.get(groupOf(groupBy, r.filters.team_id ?? '', r.filters.service ?? ''));
-    cells = new Map(mine ? [['', mine]] : []);
-  } else cells = await cellsOf(ch, r, windows, at);
+  const cells = await cellsOf(ch, r, windows, at);
   if (!cells) return undefined;
   const out = new Map<string, OpenCounts>();
   const masks = new Map(r.open.map((w) => [w.family, rangeMasks(w.days, r.since, r.until)]));
@@ -279,16 +265,6 @@ export async function openContribution(
     out.set(grp, c);
   }
   return out;
-}
-
-/**
- * The group a filter's cells are in, in the cells grouped by `groupBy`: a (team, service) pair's is both as hex
- * of their bytes (either is a producer's text, so no separator is safe).
- */
-function groupOf(groupBy: 'team_id' | 'service' | 'team_service', team: string, service: string): string {
-  if (groupBy === 'team_id') return team;
-  if (groupBy === 'service') return service;
-  return `${engineHex(team)}:${engineHex(service)}`;
 }
 
 /**
@@ -330,7 +306,7 @@ async function cellsOf(
     memo.cells.set(key, held);
     return held;
   }
-  const cells = cellsFromUnits(synced.units, r);
+  const cells = cellsFromUnits(unitsForRead(synced.units, r), r);
   remember(memo, key, cells);
   return cells;
 }

@@ -4,7 +4,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { engineHex } from './query.ts';
 import type { OpenRead } from './usage-open-day.ts';
-import { cellsFromUnits, type Unit, type Units } from './usage-open-units.ts';
+import {
+  addUnit,
+  cellsFromUnits,
+  newUnitSet,
+  type Unit,
+  type Units,
+  unitsForRead,
+} from './usage-open-units.ts';
 
 const FAMILIES = { 1: 'seen', 2: 'active', 3: 'session' } as const;
 type GroupBy = OpenRead['groupBy'];
@@ -91,6 +98,27 @@ describe('cellsFromUnits', () => {
         },
       ),
       { numRuns: 500 },
+    );
+  });
+
+  it("gives a filtered read the same cells from its team's or service's units as from all of them", () => {
+    fc.assert(
+      fc.property(
+        unitsArb,
+        fc.constantFrom(undefined, 't1', 'tè|3', 'none'),
+        fc.constantFrom(undefined, 'api', 'a:b', 'none'),
+        fc.constantFrom<GroupBy>(undefined, 'team_id', 'service', 'team_service'),
+        (units, team_id, service, groupBy) => {
+          const set = newUnitSet();
+          for (const [f, byEntity] of units)
+            for (const [entity, list] of byEntity) for (const u of list) addUnit(set, f, entity, u);
+          const filters = { ...(team_id ? { team_id } : {}), ...(service ? { service } : {}) };
+          expect(lines(unitsForRead(set, { filters }), filters, groupBy)).toEqual(
+            model(units, filters, groupBy),
+          );
+        },
+      ),
+      { numRuns: 1000 },
     );
   });
 });

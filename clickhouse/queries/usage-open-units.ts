@@ -427,10 +427,10 @@ function blocksOf(listing: PartListing): PartBlocks[] {
  * entity counts once per group), with the earlier point of the read's level.
  *
  * Under live traffic the points move about every second, and the first read of each filter and grouping after
- * that runs this over every unit of the open days (tens of thousands at 100M events). It allocates nothing per
- * unit or entity: with a Map, an object and a string key per entity and a pair key hexed per unit, it held the
- * main thread 45-90 ms at a time, most of the live summary's slowest requests (CPU profile of the long-tail
- * scale bench).
+ * that runs this over its units (unitsForRead: without a filter, every unit of the open days, tens of
+ * thousands at 100M events). It allocates nothing per unit or entity: with a Map, an object and a string key
+ * per entity and a pair key hexed per unit, it held the main thread 45-90 ms at a time, most of the live
+ * summary's slowest requests (CPU profile of the long-tail scale bench).
  */
 export function cellsFromUnits(units: Units, r: OpenRead): OpenCells {
   const { level } = levelOf({

@@ -18,6 +18,7 @@ import {
 } from '../client.ts';
 import { buildDataVersionQuery, type DataVersionSource, DataVersions } from '../data-version.ts';
 import { EXPORT_SETTINGS, type ExportSource } from '../export-stream.ts';
+import type { BuiltQuery } from '../queries/query.ts';
 import { serverSqlEngine } from '../sql/server.ts';
 
 type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
@@ -152,19 +153,20 @@ export function serverSource(
   client: ClickHouseClient,
   bound: ClickHouseSettings = EXPORT_SETTINGS,
 ): ExportSource {
+  const body = async function* (q: BuiltQuery, format: string, signal: AbortSignal) {
+    const { stream } = await client.exec({
+      query: `${q.query}\nFORMAT ${format}`,
+      query_params: q.query_params,
+      abort_signal: signal,
+      clickhouse_settings: bound,
+    });
+    yield* stream as AsyncIterable<Buffer>;
+  };
   return {
     async *stream(q, format, signal) {
-      const { stream } = await client.exec({
-        query: `${q.query}\nFORMAT ${format}`,
-        query_params: q.query_params,
-        abort_signal: signal,
-        clickhouse_settings: bound,
-      });
-      for await (const chunk of stream as AsyncIterable<Buffer>) yield { bytes: chunk, rows: 0 };
+      for await (const chunk of body(q, format, signal)) yield { bytes: chunk, rows: 0 };
     },
-    async *read(q, format, signal) {
-      for await (const chunk of this.stream(q, format, signal)) yield chunk.bytes;
-    },
+    read: body,
     async countRows(q) {
       const rs = await client.query({
         query: `SELECT count() AS n FROM (${q.query})`,

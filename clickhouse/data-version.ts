@@ -121,6 +121,8 @@ interface PartName {
   name: string;
   /** Host, table directory and partition: the parts a merge can join. */
   group: string;
+  /** The partition id. */
+  partition: string;
   min: number;
   max: number;
   level: number;
@@ -142,6 +144,7 @@ function partName(
   return {
     name,
     group: `${host}\t${dir}\t${m[1]}`,
+    partition: m[1] as string,
     min: Number(m[2]),
     max: Number(m[3]),
     level: Number(m[4]),

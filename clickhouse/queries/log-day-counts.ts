@@ -108,13 +108,7 @@ function listedAt(version: string | undefined): Listed | undefined {
     for (const p of parts.values()) {
       if (!p) return undefined;
       if (table !== 'log_events') out.seals.push(`${table}/${p.name}`);
-      else
-        out.parts.push({
-          name: p.name,
-          partition: p.name.slice(0, p.name.indexOf('_')),
-          min: p.min,
-          max: p.max,
-        });
+      else out.parts.push({ name: p.name, partition: p.partition, min: p.min, max: p.max });
     }
   }
   return out;

@@ -89,10 +89,15 @@ describe('the open day: reports reaching a last day that is still taking events'
       })),
     ),
   );
-  // Every answer twice: on its own, and from state shared per data version as the API computes it (the open
-  // day's previous points read once per version and level, whatever the range).
+  // Every answer from state shared per data version, as the API computes it (the open day's previous points
+  // read once per version and level, whatever the range), and a third of them, a different third each round,
+  // also on their own: the path taken when no data version can be read, a dozen SQL statements per answer
+  // (~250 ms each here), which asked of every question took most of this file's five minutes in CI.
   const derived = new DerivedState();
+  let round = 0;
+  const alsoOwn = (i: number) => (i + round) % 3 === 0;
   const expectExact = async () => {
+    round++;
     const snap = derived.at(await version.read());
     // Shared, the summaries sum the sealed days from each filter's index (loaded first, as a dashboard's filter
     // is from its second request, and kept while the sealed days stay the same); on their own (a handle of
@@ -100,14 +105,14 @@ describe('the open day: reports reaching a last day that is still taking events'
     const state = await sealState(engine.ch, snap);
     if (viewOf(state, '2025-01-01', LAST))
       for (const f of filters) await pairsIndex(engine.ch, f, state, snap);
-    for (const q of summaries) {
+    for (const [i, q] of summaries.entries()) {
       const want = truth.usageSummary(q);
-      expect({ q, got: await usageSummary({ ...engine.ch }, q) }).toEqual({ q, got: want });
+      if (alsoOwn(i)) expect({ q, got: await usageSummary({ ...engine.ch }, q) }).toEqual({ q, got: want });
       expect({ q, shared: await usageSummary(engine.ch, q, snap) }).toEqual({ q, shared: want });
     }
-    for (const q of series) {
+    for (const [i, q] of series.entries()) {
       const want = truth.usageTimeseries(q);
-      expect({ q, got: await usageTimeseries({ ...engine.ch }, q) }).toEqual({ q, got: want });
+      if (alsoOwn(i)) expect({ q, got: await usageTimeseries({ ...engine.ch }, q) }).toEqual({ q, got: want });
       expect({ q, shared: await usageTimeseries(engine.ch, q, snap) }).toEqual({ q, shared: want });
     }
   };

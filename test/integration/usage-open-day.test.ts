@@ -112,7 +112,8 @@ describe('the open day: reports reaching a last day that is still taking events'
     }
     for (const [i, q] of series.entries()) {
       const want = truth.usageTimeseries(q);
-      if (alsoOwn(i)) expect({ q, got: await usageTimeseries({ ...engine.ch }, q) }).toEqual({ q, got: want });
+      if (alsoOwn(i))
+        expect({ q, got: await usageTimeseries({ ...engine.ch }, q) }).toEqual({ q, got: want });
       expect({ q, shared: await usageTimeseries(engine.ch, q, snap) }).toEqual({ q, shared: want });
     }
   };

@@ -105,7 +105,15 @@ const REQUEST_ID = header(
   },
 );
 const RETRY_AFTER = header('Seconds to wait before retrying', { type: 'integer', minimum: 0 });
-const WWW_AUTHENTICATE = header('The scheme to authenticate with', { type: 'string', pattern: '^Bearer' });
+// /clickhouse challenges with Basic first (ClickHouse clients answer a Basic challenge), then Bearer: the
+// pattern takes a Bearer challenge first or after another, not a value that merely starts with Bearer.
+const WWW_AUTHENTICATE = header(
+  'The schemes to authenticate with: Bearer (on /clickhouse, Basic and Bearer)',
+  {
+    type: 'string',
+    pattern: '(^|, )Bearer( |$)',
+  },
+);
 const ALLOW = header('The methods this path serves', { type: 'string' });
 
 const rateLimitHeaders = (required: boolean): Record<string, HeaderObject> => ({

@@ -29,7 +29,7 @@ const auth = createAuthenticator({ secret: SECRET, issuer: undefined, audience: 
 
 interface Header {
   required?: boolean;
-  schema: { type?: string };
+  schema: { type?: string; pattern?: string };
 }
 interface Operation {
   parameters?: Array<{ name: string }>;
@@ -58,6 +58,7 @@ function expectDocumentedHeaders(doc: OpenApiDoc, method: string, path: string, 
     const value = res.headers.get(name);
     if (h.required) expect(value, `${method} ${path} ${res.status}: ${name}`).not.toBeNull();
     if (value !== null && h.schema.type === 'integer') expect(value, name).toMatch(/^\d+$/);
+    if (value !== null && h.schema.pattern) expect(value, name).toMatch(new RegExp(h.schema.pattern));
   }
 }
 

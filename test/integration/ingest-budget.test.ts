@@ -1,6 +1,8 @@
 // POST /events has a budget of its own. With the default configuration, wired as `npm start` wires it
-// (startApi): 300 POST /events from one identity within a minute are all accepted, each answer saying the ingest
-// limit (6,000); the same identity still has its 100 reporting requests, and the 101st is refused.
+// (startApi): 150 POST /events from one identity within a minute (half again over the reporting budget) are all
+// accepted, each answer saying the ingest limit (6,000); the same identity still has its 100 reporting requests,
+// and the 101st is refused. 150, not more: each is an insert through every view (~0.15 s on a busy CI machine),
+// and all of them must fit in the minute.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,7 +46,7 @@ describe('the ingest budget', () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('300 POST /events in a minute from one identity: all accepted; the reads keep their own 100', async () => {
+  it('150 POST /events in a minute from one identity: all accepted; the reads keep their own 100', async () => {
     const token = await mintToken(SECRET, {
       sub: 'one-request-per-event',
       scope: 'write:events read:analytics',
@@ -52,7 +54,7 @@ describe('the ingest budget', () => {
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const started = Date.now();
     const statuses = new Map<number, number>();
-    for (let i = 0; i < 300; i++) {
+    for (let i = 0; i < 150; i++) {
       const res = await fetch(`${api.url}/events`, {
         method: 'POST',
         headers,
@@ -73,7 +75,7 @@ describe('the ingest budget', () => {
       await res.arrayBuffer();
     }
     expect(Date.now() - started).toBeLessThan(60_000);
-    expect(Object.fromEntries(statuses)).toEqual({ 202: 300 });
+    expect(Object.fromEntries(statuses)).toEqual({ 202: 150 });
 
     const summary = `${api.url}/reports/usage-summary?start_date=2025-04-01&end_date=2025-04-01`;
     const reads = new Map<number, number>();

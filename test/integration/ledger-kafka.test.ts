@@ -22,6 +22,7 @@ import {
 import { httpLedger, recordBatch } from '../../ingest/ledger.ts';
 import { createKafkaSink, PartitionMap } from '../../ingest/producer.ts';
 import { StoredWatcher } from '../../ingest/stored-wait.ts';
+import { arrivalDay } from '../helpers/arrival-day.ts';
 import { holdMerges, openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { dropTopics, killableSockets } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
@@ -99,6 +100,7 @@ describe('the ingestion ledger through Kafka', () => {
     );
 
   it('counts Kafka messages and POST /events through Kafka exactly once each', async () => {
+    const sentOn = today();
     await producer.send({
       topic: topics.sessions,
       messages: [
@@ -145,8 +147,8 @@ describe('the ingestion ledger through Kafka', () => {
     expect(res.status).toBe(202);
     await settled();
 
-    const t = today();
-    const got = await ingestLedger(engine.ch, { start_date: DAY, end_date: t });
+    const got = await ingestLedger(engine.ch, { start_date: DAY, end_date: today() });
+    const t = arrivalDay(got, DAY, sentOn, today());
     const want: LedgerRow[] = [
       {
         day: DAY,
@@ -256,6 +258,7 @@ describe('the ingestion ledger through Kafka', () => {
     // a records and stores its batch, then waits before committing past it: cut off then, it never does.
     const a = member('a', sockets.factory, 60_000);
     let b: Ingester | undefined;
+    const sentOn = today();
     try {
       await a.start();
       await producer.send({
@@ -285,6 +288,7 @@ describe('the ingestion ledger through Kafka', () => {
     expect(tokens.map((t) => t.member)).toEqual(['a', 'b']);
     expect(tokens[1]?.token).toBe(tokens[0]?.token);
     const got = await ingestLedger(engine.ch, { start_date: DAY, end_date: today(), team_id: 'kc' });
+    const arrived = arrivalDay(got, DAY, sentOn, today());
     expect(got).toEqual([
       {
         day: DAY,
@@ -297,7 +301,7 @@ describe('the ingestion ledger through Kafka', () => {
         rejected_by_reason: {},
       },
       {
-        day: today(),
+        day: arrived,
         team_id: 'kc',
         service: 'svc',
         received: 1,
@@ -307,7 +311,7 @@ describe('the ingestion ledger through Kafka', () => {
         rejected_by_reason: { field_type: 1 },
       },
     ]);
-    const none = await ingestLedger(engine.ch, { start_date: today(), end_date: today(), team_id: '(none)' });
+    const none = await ingestLedger(engine.ch, { start_date: arrived, end_date: arrived, team_id: '(none)' });
     // '[1]' has no event_id: identified by its offset, the same for a and b, so it counts once.
     expect(none.find((r) => r.service === '(none)')?.rejected_by_reason).toMatchObject({ not_object: 1 });
   });

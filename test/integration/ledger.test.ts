@@ -10,6 +10,7 @@ import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { httpLedger } from '../../ingest/ledger.ts';
+import { arrivalDay, utcToday } from '../helpers/arrival-day.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 
 const SECRET = 'ledger-test-secret-ledger-test-secret-0123456';
@@ -44,7 +45,6 @@ describe('GET /ingest/ledger (POST /events without Kafka)', () => {
   let engine: TestEngine;
   let app: ReturnType<typeof createApp>;
   const tokens: Record<string, string> = {};
-  const today = () => new Date().toISOString().slice(0, 10);
 
   async function ledger(query: string, token = tokens.admin): Promise<Response> {
     return app.request(`/ingest/ledger?${query}`, { headers: { authorization: `Bearer ${token}` } });
@@ -60,7 +60,9 @@ describe('GET /ingest/ledger (POST /events without Kafka)', () => {
       headers: { authorization: `Bearer ${token}` },
       body: JSON.stringify(body),
     });
-  const range = () => `start_date=${DAY}&end_date=${today()}`;
+  const range = () => `start_date=${DAY}&end_date=${utcToday()}`;
+  // This file's requests were all made within minutes: their arrival day is today or, across midnight, the day before.
+  const yesterday = () => new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
 
   beforeAll(async () => {
     engine = await openTestEngine();
@@ -81,11 +83,12 @@ describe('GET /ingest/ledger (POST /events without Kafka)', () => {
   });
 
   it('counts a request exactly: received, stored, rejected by reason, under the event day or the arrival day', async () => {
+    const sentOn = utcToday();
     const res = await post(BODY);
     expect(res.status).toBe(202);
     expect(await res.json()).toMatchObject({ accepted: 5, rejected: expect.any(Array) });
     const all = await rows(range());
-    const t = today();
+    const t = arrivalDay(all, DAY, sentOn, utcToday());
     expect(all).toEqual([
       {
         day: DAY,
@@ -144,7 +147,7 @@ describe('GET /ingest/ledger (POST /events without Kafka)', () => {
     const before = await rows(range());
     expect((await post(BODY)).status).toBe(202);
     const after = await rows(range());
-    const t = today();
+    const t = arrivalDay(before, DAY, yesterday(), utcToday());
     const expected = before.map((r) => {
       if (r.team_id === 'ta' && r.day === DAY) return { ...r, duplicates: 3 };
       if (r.team_id === '(logs)') return { ...r, duplicates: 1 };
@@ -239,10 +242,17 @@ describe('GET /ingest/ledger (POST /events without Kafka)', () => {
       'day,team_id,service,received,stored,duplicates,rejected,rejected_by_reason\r\n' +
         `${DAY},ta,billing,4,3,3,1,field_type=1\r\n`,
     );
+    // The id-less events' arrival day, as the ledger's JSON tells it (a run across midnight moves it).
+    const arrived = arrivalDay(
+      await rows(`${range()}&team_id=(none)&service=(none)`),
+      DAY,
+      yesterday(),
+      utcToday(),
+    );
     const accept = await app.request(`/ingest/ledger?${range()}&team_id=(none)`, {
       headers: { authorization: `Bearer ${tokens.admin}`, accept: 'text/csv' },
     });
-    expect((await accept.text()).split('\r\n')).toContain(`${today()},(none),(none),2,0,0,2,not_object=2`);
+    expect((await accept.text()).split('\r\n')).toContain(`${arrived},(none),(none),2,0,0,2,not_object=2`);
   });
 
   it('refuses bad parameters with 400 naming them, and asks for credentials', async () => {

@@ -5,6 +5,8 @@ import { expect } from 'vitest';
 import type { LedgerRow } from '../../clickhouse/queries/ingest-ledger.ts';
 
 export const utcToday = (): string => new Date().toISOString().slice(0, 10);
+/** The day before today (UTC): for arrivals made earlier in the same file, minutes ago. */
+export const utcYesterday = (): string => new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
 
 /** The one day of `rows` other than the events' own `eventDay`, checked to lie in [sentOn, doneOn]. */
 export function arrivalDay(

@@ -22,7 +22,7 @@ import {
 import { httpLedger, recordBatch } from '../../ingest/ledger.ts';
 import { createKafkaSink, PartitionMap } from '../../ingest/producer.ts';
 import { StoredWatcher } from '../../ingest/stored-wait.ts';
-import { arrivalDay } from '../helpers/arrival-day.ts';
+import { arrivalDay, utcToday } from '../helpers/arrival-day.ts';
 import { holdMerges, openTestEngine, type TestEngine } from '../helpers/engine.ts';
 import { dropTopics, killableSockets } from '../helpers/ingest.ts';
 import { caughtUp, testKafka, uniqueName } from '../helpers/kafka.ts';
@@ -51,7 +51,6 @@ describe('the ingestion ledger through Kafka', () => {
   let ingester: Ingester;
   const batches: Batch[] = [];
   const failedOnce = new Set<string>();
-  const today = () => new Date().toISOString().slice(0, 10);
 
   beforeAll(async () => {
     engine = await openTestEngine();
@@ -100,7 +99,7 @@ describe('the ingestion ledger through Kafka', () => {
     );
 
   it('counts Kafka messages and POST /events through Kafka exactly once each', async () => {
-    const sentOn = today();
+    const sentOn = utcToday();
     await producer.send({
       topic: topics.sessions,
       messages: [
@@ -147,8 +146,8 @@ describe('the ingestion ledger through Kafka', () => {
     expect(res.status).toBe(202);
     await settled();
 
-    const got = await ingestLedger(engine.ch, { start_date: DAY, end_date: today() });
-    const t = arrivalDay(got, DAY, sentOn, today());
+    const got = await ingestLedger(engine.ch, { start_date: DAY, end_date: utcToday() });
+    const t = arrivalDay(got, DAY, sentOn, utcToday());
     const want: LedgerRow[] = [
       {
         day: DAY,
@@ -220,10 +219,10 @@ describe('the ingestion ledger through Kafka', () => {
     await holdMerges(engine.ch.client, 'ingest_ledger');
     try {
       const before = await count();
-      const answer = await ingestLedger(engine.ch, { start_date: DAY, end_date: today() });
+      const answer = await ingestLedger(engine.ch, { start_date: DAY, end_date: utcToday() });
       for (const b of batches) await recordBatch(engine.ch, b);
       expect(await count()).toBe(before);
-      expect(await ingestLedger(engine.ch, { start_date: DAY, end_date: today() })).toEqual(answer);
+      expect(await ingestLedger(engine.ch, { start_date: DAY, end_date: utcToday() })).toEqual(answer);
     } finally {
       await engine.ch.client.command({ query: 'SYSTEM START MERGES ingest_ledger' });
     }
@@ -258,7 +257,7 @@ describe('the ingestion ledger through Kafka', () => {
     // a records and stores its batch, then waits before committing past it: cut off then, it never does.
     const a = member('a', sockets.factory, 60_000);
     let b: Ingester | undefined;
-    const sentOn = today();
+    const sentOn = utcToday();
     try {
       await a.start();
       await producer.send({
@@ -287,8 +286,8 @@ describe('the ingestion ledger through Kafka', () => {
     // b re-formed exactly a's batch (same offsets), so its arrivals had the same deliveries and token.
     expect(tokens.map((t) => t.member)).toEqual(['a', 'b']);
     expect(tokens[1]?.token).toBe(tokens[0]?.token);
-    const got = await ingestLedger(engine.ch, { start_date: DAY, end_date: today(), team_id: 'kc' });
-    const arrived = arrivalDay(got, DAY, sentOn, today());
+    const got = await ingestLedger(engine.ch, { start_date: DAY, end_date: utcToday(), team_id: 'kc' });
+    const arrived = arrivalDay(got, DAY, sentOn, utcToday());
     expect(got).toEqual([
       {
         day: DAY,

@@ -10,7 +10,7 @@ import { createLogger } from '../../core/logger.ts';
 import { mintToken } from '../../core/tokens.ts';
 import { createDirectSink } from '../../ingest/direct.ts';
 import { httpLedger } from '../../ingest/ledger.ts';
-import { arrivalDay, utcToday } from '../helpers/arrival-day.ts';
+import { arrivalDay, utcToday, utcYesterday } from '../helpers/arrival-day.ts';
 import { openTestEngine, type TestEngine } from '../helpers/engine.ts';
 
 const SECRET = 'ledger-test-secret-ledger-test-secret-0123456';
@@ -61,8 +61,6 @@ describe('GET /ingest/ledger (POST /events without Kafka)', () => {
       body: JSON.stringify(body),
     });
   const range = () => `start_date=${DAY}&end_date=${utcToday()}`;
-  // This file's requests were all made within minutes: their arrival day is today or, across midnight, the day before.
-  const yesterday = () => new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
 
   beforeAll(async () => {
     engine = await openTestEngine();
@@ -147,7 +145,7 @@ describe('GET /ingest/ledger (POST /events without Kafka)', () => {
     const before = await rows(range());
     expect((await post(BODY)).status).toBe(202);
     const after = await rows(range());
-    const t = arrivalDay(before, DAY, yesterday(), utcToday());
+    const t = arrivalDay(before, DAY, utcYesterday(), utcToday());
     const expected = before.map((r) => {
       if (r.team_id === 'ta' && r.day === DAY) return { ...r, duplicates: 3 };
       if (r.team_id === '(logs)') return { ...r, duplicates: 1 };
@@ -246,7 +244,7 @@ describe('GET /ingest/ledger (POST /events without Kafka)', () => {
     const arrived = arrivalDay(
       await rows(`${range()}&team_id=(none)&service=(none)`),
       DAY,
-      yesterday(),
+      utcYesterday(),
       utcToday(),
     );
     const accept = await app.request(`/ingest/ledger?${range()}&team_id=(none)`, {

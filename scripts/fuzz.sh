@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
-MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-100}
+# Generated cases per operation in the fuzzing phase (the examples and coverage phases do not depend on it).
+# 50 reaches all 28 operations with the same warnings as 100 (2,602 cases against 3,660; the script took
+# 104 s against 148 s side by side on a loaded 2-core machine).
+MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-50}
 
 if ! command -v schemathesis >/dev/null 2>&1 || ! schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
   python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"

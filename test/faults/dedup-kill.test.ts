@@ -6,7 +6,7 @@
 // is dropped there as a duplicate: usage_first_seen loses the batch's users (the crash soak's total_users one
 // short), usage_events its events. Embedded engine only (the kill is of the process that holds the engine).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -99,11 +99,30 @@ describe.skipIf(!hasStrace)('a kill between a block’s deduplication record and
     dirs.push(d);
     return d;
   };
+  // Every case starts from a data directory just migrated, with no insert yet. It is migrated once (`tables`,
+  // which also gives each table's data directory) and copied for each case: a copy of the closed engine's files
+  // is the directory a migrating process would have left, without one more process start and migration per case
+  // (the database keeps its tables under store/ and links them by relative paths, so the copy stands alone).
+  let template: string;
+  let templateTables: Record<string, string>;
+  const freshDir = (): { dir: string; tables: Record<string, string> } => {
+    const dir = newDir();
+    cpSync(template, dir, { recursive: true, verbatimSymlinks: true });
+    const tables: Record<string, string> = {};
+    for (const [name, path] of Object.entries(templateTables)) {
+      if (!path.startsWith(`${template}/`)) throw new Error(`${name}: ${path} is outside ${template}`);
+      tables[name] = join(dir, path.slice(template.length + 1));
+      if (!existsSync(tables[name])) throw new Error(`${name}: no ${tables[name]} in the copy`);
+    }
+    return { dir, tables };
+  };
   let once: Record<string, unknown>;
 
   beforeAll(async () => {
+    template = newDir();
+    templateTables = JSON.parse(await child(template, 'tables')) as Record<string, string>;
     // The reference: the same batch inserted once, nothing killed.
-    const dir = newDir();
+    const { dir } = freshDir();
     expect(await child(dir, 'insert', TOKEN)).toBe('inserted');
     once = JSON.parse(await child(dir, 'dump'));
     for (const t of TABLES) expect((once[t] as { n: number }).n).toBeGreaterThan(0);
@@ -115,8 +134,8 @@ describe.skipIf(!hasStrace)('a kill between a block’s deduplication record and
   // The control: killed as it writes the record, before it, the table has neither record nor part, and the
   // retry fills it (a view still gets a block its source table drops as a duplicate).
   it('in usage_first_seen, killed before the record: the retry stores what one insert stores', async () => {
-    const dir = newDir();
-    const tableDir = (JSON.parse(await child(dir, 'tables')) as Record<string, string>).usage_first_seen;
+    const { dir, tables } = freshDir();
+    const tableDir = tables.usage_first_seen;
     if (!tableDir) throw new Error('no data directory for usage_first_seen');
     const logs = join(tableDir, 'deduplication_logs');
     const killed = await strace(
@@ -132,8 +151,8 @@ describe.skipIf(!hasStrace)('a kill between a block’s deduplication record and
 
   for (const table of TABLES) {
     it(`in ${table}: the retry from a new process stores what one insert stores`, async () => {
-      const dir = newDir();
-      const tableDir = (JSON.parse(await child(dir, 'tables')) as Record<string, string>)[table];
+      const { dir, tables } = freshDir();
+      const tableDir = tables[table];
       if (!tableDir) throw new Error(`no data directory for ${table}`);
       // SIGKILL at the rename that would commit the table's first part: its record is written by then.
       const killed = await strace(firstParts(tableDir), 'rename,renameat,renameat2', dir);

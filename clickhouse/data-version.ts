@@ -322,16 +322,16 @@ export type TableSet = string | readonly string[];
  * system.parts rows), a logs page only log_* tables, the ledger only ingest_ledger. Their cached answers are kept
  * by these tables' version. A route reading another table must say so here.
  *
- * A logs page reads log_events FINAL, the cells' counters and id sets (sums and uniqExact states) and the seals
- * matched by their counters: what a merge folds (copies of a log, states, rows of one cell) every read folds
- * too, so it keys on the content versions. Under RETENTION_DAYS a TTL merge does drop rows, but the tables then
- * have a delete TTL (every change is then a new content version), and the pages stop at the first day no TTL
- * can have touched anyway (retention.ts). log_counts_hourly is read only by the sealer, whose seals are rows of
- * log_hour_seals.
+ * A logs page reads log_events FINAL and the cells' counters (sums): what a merge folds (copies of a log, rows
+ * of one cell) every read folds too, so it keys on the content versions. Under RETENTION_DAYS a TTL merge does
+ * drop rows, but the tables then have a delete TTL (every change is then a new content version), and the pages
+ * stop at the first day no TTL can have touched anyway (retention.ts). It reads log_day_counts too, but only
+ * seals matched by the day's counter, each holding what log_events FINAL would count: a seal written changes no
+ * answer, so it keys none.
  */
 export const ROUTE_TABLES = {
   usage: 'usage_',
-  logs: ['~log_cells_daily', '~log_day_seals', '~log_events', '~log_hour_seals'],
+  logs: ['~log_cells_daily', '~log_events'],
   ledger: ['ingest_ledger'],
 } as const;
 

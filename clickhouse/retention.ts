@@ -19,6 +19,7 @@ const TABLES = {
   log_cells_daily: 'day',
   log_day_seals: 'day',
   log_hour_seals: 'day',
+  log_day_counts: 'day',
 } as const;
 type Table = keyof typeof TABLES;
 

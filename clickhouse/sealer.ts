@@ -25,8 +25,8 @@ export interface SealerOptions {
   pruneEveryMs?: number;
   /**
    * How long a usage day's prefix, or a log day's counters, must stay unchanged before the day is sealed
-   * (default 30,000 ms). Sealing walks the history of every entity seen on the day, or merges the day's log id
-   * sets, so a day still taking events (today, under live traffic) is read without its seal rather than sealed
+   * (default 30,000 ms). Sealing walks the history of every entity seen on the day, or counts the day's logs in
+   * log_events FINAL, so a day still taking events (today, under live traffic) is read without its seal rather than sealed
    * again on every round.
    */
   quietMs?: number;
@@ -88,9 +88,9 @@ export function startSealer(ch: ClickHouse, logger: Logger, opts: SealerOptions 
   const round = (): Promise<void> => {
     // One round at a time per process: a slow round is not stacked on by the next tick.
     running ??= (async () => {
-      const logCells = await sealLogDays(ch, { days: quiet, quietMs, now: now() });
+      const logDays = await sealLogDays(ch, { days: quiet, quietMs, now: now() });
       const usageDays = await sealUsage(ch, quiet, quietMs, now());
-      if (logCells + usageDays > 0) logger.debug({ logCells, usageDays }, 'sealer: sealed');
+      if (logDays + usageDays > 0) logger.debug({ logDays, usageDays }, 'sealer: sealed');
       if (now() - prunedAt >= pruneEveryMs) {
         prunedAt = now();
         const pruned = await pruneReplacedPairs(ch);

@@ -2,7 +2,7 @@
 // values travel only in query_params. Also the pure paging arithmetic against a brute-force model.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildOpenCellsQuery } from './log-day-counts.ts';
+import { buildFinalDaysQuery, buildSealedDaysQuery } from './log-day-counts.ts';
 import { clippedPeriodStarts } from './periods.ts';
 import {
   type Bucket,
@@ -93,9 +93,9 @@ describe('query builders keep request values out of the SQL text', () => {
         fc.nat(),
         fc.integer({ min: 1, max: 1000 }),
         (f: LogFilters, after, skip, limit) => {
-          // The counts take no request value; an unsealed cell's stored service (a producer's text) is bound.
-          const open = buildOpenCellsQuery([[20_000, 'error', f.service ?? '']]);
-          expect(open.query).toBe(buildOpenCellsQuery([[1, 'info', 'x']]).query);
+          // The counts take no request value: day numbers and counters only, bound.
+          expect(buildFinalDaysQuery([20_000, 20_001]).query).toBe(buildFinalDaysQuery([1]).query);
+          expect(buildSealedDaysQuery([[20_000, 7]]).query).toBe(buildSealedDaysQuery([[1, 1]]).query);
           const w = { after, skip, limit, fromMs: 0, toMs: 1 };
           const page = buildLogPageQuery(f, w);
           const neutralAfter = after ? { ...after, event_id: 'x' } : undefined;

@@ -1,22 +1,23 @@
 // Logs of the days still taking them, held in memory per engine handle: each cell's ids with their timestamps.
-// Under live traffic a day's counters move with every insert, and counting its cells again (its cells and
-// seals, then its raw logs: 15-20 ms at 100M events, more for a large day) fell on the first read after each
-// insert. A day whose counters move twice within a minute is read whole once and held; after that a read adds
+// Under live traffic a day's counters move with every insert, and counting its cells again (in its raw logs:
+// 15-20 ms at 100M events, more for a large day) fell on the first read after each insert. A day whose counters move twice within a minute is read whole once and held; after that a read adds
 // only the rows of log_events' parts that hold blocks it has not read (a part's rows never change), so a held
 // day's counts, its hours (which locate a page) and where its newest logs start (which narrows a first page)
 // cost about what the inserts since brought. Those rows are read in the query of the day sums that tells which
 // days moved (log-day-counts.ts, heldDelta): the first read after an insert then sends one query fewer.
 // The rows' messages are held too, so a held day's first page comes from memory (heldPage): after an insert the
 // page was read again from log_events, 5-13 ms of the 26-43 a first read after an insert took at 100M events.
+// A day whose rows hold copies of a log in two cells or at two timestamps is not held: a page shows the newest
+// copy alone, and the rows do not tell which one that is.
 import type { ClickHouse } from '../client.ts';
 import { mutationOf, type PartBlocks, partList } from './parts-read.ts';
 
-/** A held day's cell, as log-day-counts.ts reads cells: its distinct logs, and per UTC hour where each is in one. */
+/** A day's cell as log-day-counts.ts reads cells: its logs (newest copies, as a page shows them), and per UTC hour. */
 export interface LiveCell {
   severity: string;
   service: string;
   logs: number;
-  hours: number[] | undefined;
+  hours: readonly number[];
 }
 
 const DAY_MS = 86_400_000;
@@ -33,14 +34,21 @@ const MAX_HELD_TEXT = 32_000_000;
 interface HeldCell {
   severity: string;
   service: string;
-  /** Each log's timestamp (ms), or -1 when its copies have more than one. */
+  /** Each log's timestamp (ms). */
   ids: Map<string, number>;
-  /** The timestamps ascending, when none is -1; dropped when a log is added. */
+  /** The timestamps ascending; dropped when a log is added. */
   sorted?: Float64Array | undefined;
 }
 
 interface HeldDay {
   cells: Map<string, HeldCell>;
+  /** The cell of each log. */
+  cellOf: Map<string, HeldCell>;
+  /**
+   * Copies of a log in two cells, or at two timestamps, were read: which of them a page shows (the newest, as
+   * FINAL folds them) is not told by the rows, so the day is not held (log-day-counts.ts counts it in FINAL).
+   */
+  conflict: boolean;
   ids: number;
   movedAt: number;
   /**
@@ -71,8 +79,8 @@ interface LiveMemo {
   mutation: number;
   /** When each day not held was last seen moving. */
   movedAt: Map<number, number>;
-  /** Days too large to hold, until when they are not tried again. */
-  tooLarge: Map<number, number>;
+  /** Days not to hold (too large, or with copies that differ: HeldDay.conflict), until when. */
+  unheld: Map<number, number>;
   /** The refresh running, if any: one at a time. */
   running: Promise<unknown>;
 }
@@ -88,7 +96,7 @@ function memoOf(ch: ClickHouse): LiveMemo {
       seenMax: -1,
       mutation: 0,
       movedAt: new Map(),
-      tooLarge: new Map(),
+      unheld: new Map(),
       running: Promise.resolve(),
     };
     memos.set(ch, m);
@@ -165,7 +173,7 @@ async function refresh(
 ): Promise<Map<number, LiveCell[]>> {
   for (const [d, h] of memo.held) if (now - h.movedAt > RELEASE_MS) memo.held.delete(d);
   for (const [d, at] of memo.movedAt) if (now - at > PROMOTE_MS) memo.movedAt.delete(d);
-  for (const [d, until] of memo.tooLarge) if (now > until) memo.tooLarge.delete(d);
+  for (const [d, until] of memo.unheld) if (now > until) memo.unheld.delete(d);
   const promote: number[] = [];
   let anyHeld = false;
   for (const d of moved) {
@@ -173,7 +181,7 @@ async function refresh(
     if (h) {
       h.movedAt = now;
       anyHeld = true;
-    } else if (memo.movedAt.has(d) && !memo.tooLarge.has(d)) promote.push(d);
+    } else if (memo.movedAt.has(d) && !memo.unheld.has(d)) promote.push(d);
     else memo.movedAt.set(d, now);
   }
   // Part names are [0-9a-z_] (they go into the text of readRows): with any other, nothing is held.
@@ -222,14 +230,22 @@ async function refresh(
   if (read.length > MAX_HELD_IDS) {
     // Past the bound (a large back-fill into a held day, or a day too large): nothing held, the caller reads
     // the cells.
-    for (const d of promote) memo.tooLarge.set(d, now + RELEASE_MS);
+    for (const d of promote) memo.unheld.set(d, now + RELEASE_MS);
     memo.held.clear();
     return new Map();
   }
 
   const adding = new Map<number, HeldDay>();
   for (const d of promote)
-    adding.set(d, { cells: new Map(), ids: 0, movedAt: now, texts: new Map(), textChars: 0 });
+    adding.set(d, {
+      cells: new Map(),
+      cellOf: new Map(),
+      conflict: false,
+      ids: 0,
+      movedAt: now,
+      texts: new Map(),
+      textChars: 0,
+    });
   // The days given rows, moved or not: an insert's parts commit one table after another, in no order the
   // engine promises (a view's part can come first), so rows can reach a held day after its counters moved.
   const given = new Set(moved);
@@ -240,9 +256,14 @@ async function refresh(
     given.add(Number(d));
   }
   for (const [d, day] of adding) {
-    if (day.ids > MAX_HELD_IDS / 2) memo.tooLarge.set(d, now + RELEASE_MS);
+    if (day.ids > MAX_HELD_IDS / 2 || day.conflict) memo.unheld.set(d, now + RELEASE_MS);
     else memo.held.set(d, day);
   }
+  for (const [d, day] of memo.held)
+    if (day.conflict) {
+      memo.held.delete(d);
+      memo.unheld.set(d, now + RELEASE_MS);
+    }
   // Bounded: the days that moved longest ago go first.
   let total = [...memo.held.values()].reduce((s, h) => s + h.ids, 0);
   for (const [d, h] of [...memo.held].sort((a, b) => a[1].movedAt - b[1].movedAt)) {
@@ -285,37 +306,34 @@ function addLog(
     day.cells.set(key, cell);
   }
   const had = cell.ids.get(id);
+  const owner = day.cellOf.get(id);
+  if ((owner !== undefined && owner !== cell) || (had !== undefined && had !== ms)) {
+    day.conflict = true;
+    return;
+  }
   if (day.texts) {
     const text = day.texts.get(id);
     if (text === undefined) {
       day.texts.set(id, message);
       day.textChars += id.length + message.length;
-    } else if (text !== message || had === undefined || had !== ms) {
-      // A copy with another message, severity, service or timestamp.
+    } else if (text !== message) {
+      // A copy with another message (which one FINAL shows is the engine's to say).
       day.texts = undefined;
       day.textChars = 0;
     }
   }
   if (had === undefined) {
     cell.ids.set(id, ms);
+    day.cellOf.set(id, cell);
     cell.sorted = undefined;
     day.ids++;
-  } else if (had !== ms) {
-    cell.ids.set(id, -1);
-    cell.sorted = undefined;
   }
 }
 
 function cellsOf(d: number, day: HeldDay): LiveCell[] {
   return [...day.cells.values()].map((c) => {
-    let hours: number[] | undefined = Array.from({ length: 24 }, () => 0);
-    for (const ms of c.ids.values()) {
-      if (ms < 0) {
-        hours = undefined;
-        break;
-      }
-      (hours[Math.floor((ms - d * DAY_MS) / HOUR_MS)] as number)++;
-    }
+    const hours = Array.from({ length: 24 }, () => 0);
+    for (const ms of c.ids.values()) (hours[Math.floor((ms - d * DAY_MS) / HOUR_MS)] as number)++;
     return { severity: c.severity, service: c.service, logs: c.ids.size, hours };
   });
 }
@@ -396,9 +414,9 @@ const passes = (c: HeldCell, f: CellFilter) =>
 
 /**
  * The timestamp (ms) of the `k`-th newest log before `beforeMs` of a held day, among the cells that pass the
- * filters: a first page ending at `beforeMs` lies within [that, beforeMs). Undefined when the day is not held,
- * holds fewer such logs, or one of them has copies at more than one timestamp. What is held may be newer than
- * the caller's counts; the caller checks that the narrowed window does hold a page (system-events.ts).
+ * filters: a first page ending at `beforeMs` lies within [that, beforeMs). Undefined when the day is not held or
+ * holds fewer such logs. What is held may be newer than the caller's counts; the caller checks that the
+ * narrowed window does hold a page (system-events.ts).
  */
 export function newestFrom(
   ch: ClickHouse,
@@ -412,11 +430,7 @@ export function newestFrom(
   const tops: number[] = [];
   for (const c of day.cells.values()) {
     if (!passes(c, f)) continue;
-    if (!c.sorted) {
-      const all = Float64Array.from(c.ids.values());
-      if (all.some((ms) => ms < 0)) return undefined;
-      c.sorted = all.sort();
-    }
+    c.sorted ??= Float64Array.from(c.ids.values()).sort();
     // Each cell's newest k before beforeMs: the k-th newest of all is among them.
     let end = c.sorted.length;
     let lo = 0;
@@ -446,8 +460,8 @@ export interface HeldLog {
  * first (timestamp, then event_id, descending): what the page's read of log_events FINAL gives, the held rows
  * being every row of the day up to the blocks last read (at least the caller's data version: its counts brought
  * the day up to date). Undefined when the day is not held, its messages are not (a copy that differs, or past
- * the bound), a log has copies at two timestamps, or two logs of one millisecond have an id whose order here
- * might not be the engine's (a character this process could not decode).
+ * the bound), or two logs of one millisecond have an id whose order here might not be the engine's (a character
+ * this process could not decode).
  */
 export function heldPage(
   ch: ClickHouse,
@@ -464,7 +478,6 @@ export function heldPage(
   for (const c of day.cells.values()) {
     if (!passes(c, f)) continue;
     for (const [id, ms] of c.ids) {
-      if (ms < 0) return undefined;
       if (ms < fromMs || ms >= toMs) continue;
       const message = texts.get(id) as string;
       found.push({ ms, severity: c.severity, service: c.service, message, event_id: id });

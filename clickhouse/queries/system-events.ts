@@ -1,7 +1,7 @@
 // GET /logs/system-events: newest-first pages of system logs, each log once. Counting and locating a page come
-// from the sealed daily cells and their sealed hours (log-day-counts.ts); the rows come from log_events FINAL
-// read only within the hours (or, for a day not sealed yet, the day) that hold the page, so page 1,000 costs
-// about what page 1 does, and a year little more than an hour.
+// from each day's counts per cell and UTC hour (log-day-counts.ts); the rows come from log_events FINAL read
+// only within the hours that hold the page, so page 1,000 costs about what page 1 does, and a year little more
+// than an hour.
 import type { Severity } from '../../core/events.ts';
 import type { ClickHouse } from '../client.ts';
 import { ROUTE_TABLES } from '../data-version.ts';
@@ -30,7 +30,7 @@ export interface SystemEvent {
   event_id: string;
 }
 
-/** Logs counted in a time bucket [startMs, endMs) (ms since the epoch): a UTC hour, or a whole UTC day. */
+/** Logs counted in a time bucket [startMs, endMs) (ms since the epoch): a UTC hour. */
 export interface Bucket {
   startMs: number;
   endMs: number;
@@ -81,11 +81,6 @@ export interface PageWindow {
   after?: LogKey | undefined;
   skip: number;
   limit: number;
-  /**
-   * The window's newest bucket is a sealed hour whose count is known: a first page then starts with that whole
-   * hour, and reading it alone first (readWindow) could only come up short.
-   */
-  hourTop?: boolean | undefined;
 }
 
 /**
@@ -100,10 +95,9 @@ export interface PageWindow {
  * on sorting-key columns, which every copy of a log shares (it shares (timestamp, event_id)); severity and
  * service stay after the fold (EXPLAIN: "Prewhere filter column" holds the timestamp bounds alone).
  *
- * max_threads = 1: a window is a sealed hour (~2,000 logs at 100M events) or a day whose hours are not sealed
- * yet (today, under live traffic), which one thread reads as fast (150 alternating runs at 100M: an hour's page
- * p50 4.4-5.2 ms either way; the open day's first page, 8,500 logs, 6.4 -> 5.3, p99 11.7 -> 8.2), leaving the
- * other core to concurrent requests.
+ * max_threads = 1: a window is an hour or a few (~2,000 logs an hour at 100M events), which one thread reads as
+ * fast (150 alternating runs at 100M: an hour's page p50 4.4-5.2 ms either way; a whole day's, 8,500 logs,
+ * 6.4 -> 5.3, p99 11.7 -> 8.2), leaving the other core to concurrent requests.
  */
 export function buildLogPageQuery(f: LogFilters, w: PageWindow): BuiltQuery {
   const c = logFilterClause(f, 'timestamp');
@@ -154,13 +148,7 @@ export function locatePage(
   let seen = before;
   let j = i;
   while (j < to - 1 && seen + buckets.n(j) < offset + limit) seen += buckets.n(j++);
-  return {
-    toMs: buckets.endMs(i),
-    fromMs: buckets.startMs(j),
-    skip: offset - before,
-    limit,
-    hourTop: buckets.endMs(i) - buckets.startMs(i) <= HOUR_MS,
-  };
+  return { toMs: buckets.endMs(i), fromMs: buckets.startMs(j), skip: offset - before, limit };
 }
 
 /**
@@ -188,13 +176,10 @@ export function locateAfter(
   return { fromMs, after, skip: 0, limit };
 }
 
-/** Newest first: a day's sealed hours that hold logs, or the whole day where its hours are not sealed. */
+/** Newest first: each day's hours that hold logs. */
 function bucketsOf(days: readonly DayCount[]): Buckets {
   let length = 0;
-  for (const d of days) {
-    if (!d.hours) length++;
-    else for (const n of d.hours) if (n > 0) length++;
-  }
+  for (const d of days) for (const n of d.hours) if (n > 0) length++;
   const v = new Float64Array(length * 3);
   let k = 0;
   const put = (startMs: number, endMs: number, n: number) => {
@@ -202,15 +187,12 @@ function bucketsOf(days: readonly DayCount[]): Buckets {
     v[k++] = endMs;
     v[k++] = n;
   };
-  for (const d of days) {
-    if (!d.hours) put(d.dayMs, d.dayMs + DAY_MS, d.n);
-    else
-      for (let h = d.hours.length - 1; h >= 0; h--) {
-        const n = d.hours[h] as number;
-        const startMs = d.dayMs + h * HOUR_MS;
-        if (n > 0) put(startMs, startMs + HOUR_MS, n);
-      }
-  }
+  for (const d of days)
+    for (let h = d.hours.length - 1; h >= 0; h--) {
+      const n = d.hours[h] as number;
+      const startMs = d.dayMs + h * HOUR_MS;
+      if (n > 0) put(startMs, startMs + HOUR_MS, n);
+    }
   return new Buckets(v);
 }
 
@@ -267,33 +249,20 @@ export async function readLogPage(
   });
 }
 
-/**
- * A window's page. A first page (no rows to skip: page 1, or any page after a cursor) is the window's newest
- * `limit` logs, so when its newest hour (ending now at the latest) holds that many, they are the page: the
- * common case of a day not sealed yet, which takes logs all the time (today, under live traffic), where the
- * window is the whole day. Otherwise the whole window is read.
- */
+/** A window's page: read from log_events, or made from a held day's rows for a first page that ends there. */
 async function readWindow(
   ch: ClickHouse,
   f: LogFilters,
   w: PageWindow,
   snap: Snapshot,
 ): Promise<Array<SystemEvent & { ms: number }>> {
-  const top = w.toMs ?? w.after?.ms;
   // A first page ending in a day held in memory (one still taking logs: log-live-days.ts) starts at its
-  // `limit`-th newest log there: ~100 rows read instead of its hour's thousands. If the window holds fewer
-  // (rows held that a filter no longer matches in their newest copy), the whole window is read.
+  // `limit`-th newest log there: ~100 rows read instead of its hour's thousands. If the window holds fewer (the
+  // held rows may be newer than the counts that located the window), the whole window is read.
   if (w.skip === 0 && w.toMs !== undefined && w.after === undefined) {
     const fromMs = newestFrom(ch, Math.floor((w.toMs - 1) / DAY_MS), f, w.limit, w.toMs);
     if (fromMs !== undefined && (w.fromMs === undefined || fromMs > w.fromMs)) {
       const newest = await newestPage(ch, f, { ...w, fromMs }, snap);
-      if (newest.length === w.limit) return newest;
-    }
-  }
-  if (w.skip === 0 && top !== undefined && !w.hourTop) {
-    const fromMs = Math.min(top, Date.now()) - HOUR_MS;
-    if (w.fromMs === undefined || fromMs - w.fromMs >= HOUR_MS) {
-      const newest = await readLogPage(ch, f, { ...w, fromMs });
       if (newest.length === w.limit) return newest;
     }
   }

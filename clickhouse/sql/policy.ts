@@ -12,6 +12,7 @@ export const ANALYTICS_TABLES: ReadonlySet<string> = new Set([
   'log_cells_daily',
   'log_day_seals',
   'log_hour_seals',
+  'log_day_counts',
   'usage_points',
   'usage_points_coverage',
   'usage_pairs',

@@ -1,4 +1,4 @@
-// Sealed log counts (migration 0010) against the generator's truth on the real engine: after sealing, pages and
+// Sealed log counts (migration 0018) against the generator's truth on the real engine: after sealing, pages and
 // totals stay exact; a back-fill straight into log_events reopens the sealed days it lands in at once; a re-sent
 // log changes nothing; and late inserts racing the sealer never make a read miss a stored log.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,10 +16,6 @@ import { rowsOf } from '../helpers/rows.ts';
 const base = generateDataset({ events: 20_000, seed: 21, days: 40, duplicateRate: 0.02 }).events;
 // Later logs for the same days, as a back-fill or a late producer would bring them (other ids: other seed).
 const late = generateDataset({ events: 6_000, seed: 22, days: 40, duplicateRate: 0, logShare: 1 }).events;
-
-interface OpenCells {
-  open: number;
-}
 
 describe('sealed log counts', () => {
   let engine: TestEngine;
@@ -44,20 +40,17 @@ describe('sealed log counts', () => {
     for (const q of queries)
       expect({ q, got: await page(q, snap, ch) }).toEqual({ q, got: truth.systemEvents(q) });
   };
-  // The same test the read makes: cells whose counter matches no row of the seal table (log_day_seals: the
-  // cell is counted from its id sets; log_hour_seals: its day is paged by whole day).
-  const cellsWithout = async (seals: 'log_day_seals' | 'log_hour_seals'): Promise<number> => {
+  // The same test the read makes: days whose counter matches no seal (such a day is counted in log_events FINAL).
+  const openDays = async (): Promise<number> => {
     const rs = await engine.ch.client.query({
       query: `SELECT count() AS open FROM (
-          SELECT day, severity, service, sum(inserted) AS inserted FROM log_cells_daily GROUP BY day, severity, service
-        ) AS c LEFT ANTI JOIN ${seals} AS s USING (day, severity, service, inserted)`,
+          SELECT day, sum(inserted) AS inserted FROM log_cells_daily GROUP BY day
+        ) AS c LEFT ANTI JOIN log_day_counts AS s USING (day, inserted)`,
       format: 'JSONEachRow',
     });
-    const [row] = await rs.json<OpenCells>();
+    const [row] = await rs.json<{ open: number | string }>();
     return Number(row?.open);
   };
-  const openCells = () => cellsWithout('log_day_seals');
-  const hourlessCells = () => cellsWithout('log_hour_seals');
   const insert = async (list: readonly unknown[], token: string) => {
     await insertEvents(engine.ch, rowsOf(list), token);
     truth.addAll(list);
@@ -93,14 +86,13 @@ describe('sealed log counts', () => {
     { limit: 50, page: 3, severity: 'warning' as const },
   ];
 
-  it('answers exactly before sealing, after sealing, and seals every cell', async () => {
+  it('answers exactly before sealing, after sealing, and seals every day', async () => {
     expect(truth.countLogs()).toBeGreaterThan(3_000);
-    expect(await openCells()).toBeGreaterThan(40);
+    const open = await openDays();
+    expect(open).toBeGreaterThanOrEqual(40);
     await expectExact(queries());
-    const sealed = await sealLogDays(engine.ch);
-    expect(sealed).toBeGreaterThan(40);
-    expect(await openCells()).toBe(0);
-    expect(await hourlessCells()).toBe(0);
+    expect(await sealLogDays(engine.ch)).toBe(open);
+    expect(await openDays()).toBe(0);
     // Every day is now located by the hour, and its hours add up to its count.
     const days = await logDayCounts(engine.ch, {});
     expect(days.length).toBeGreaterThan(30);
@@ -111,7 +103,7 @@ describe('sealed log counts', () => {
   });
 
   it('reopens sealed days on a back-fill straight into log_events, and stays exact', async () => {
-    expect(await openCells()).toBe(0);
+    expect(await openDays()).toBe(0);
     const first = late.slice(0, 1_500);
     // A data engineer's back-fill: plain SQL, no insert token, any ingested_at.
     const values = rowsOf(first).logs;
@@ -121,14 +113,11 @@ describe('sealed log counts', () => {
       format: 'JSONEachRow',
     });
     truth.addAll(first);
-    expect(await openCells()).toBeGreaterThan(0);
-    // Read before any seal: the reopened days answer from their sets.
+    expect(await openDays()).toBeGreaterThan(0);
+    // Read before any seal: the reopened days are counted in log_events FINAL.
     await expectExact(queries());
-    // The reopened days lost their hours with their seals (paged by whole day meanwhile) and get them back.
-    expect(await hourlessCells()).toBeGreaterThan(0);
     await sealLogDays(engine.ch);
-    expect(await openCells()).toBe(0);
-    expect(await hourlessCells()).toBe(0);
+    expect(await openDays()).toBe(0);
     await expectExact(queries());
   });
 
@@ -137,13 +126,13 @@ describe('sealed log counts', () => {
     const again = base.filter((_, i) => i % 9 === 4);
     await insertEvents(engine.ch, rowsOf(again), 'seals/again');
     truth.addAll(again);
-    expect(await openCells()).toBeGreaterThan(0);
+    expect(await openDays()).toBeGreaterThan(0);
     await expectExact(queries().slice(0, 8));
     await sealLogDays(engine.ch);
     await expectExact(queries().slice(0, 8));
   });
 
-  it('reads a day not sealed yet from its newest hour for a first page that hour holds, exact either way', async () => {
+  it('locates each page of a day by its hours, sealed or not: one read, of the hours that hold the page', async () => {
     // 150 logs in the last hour of a day after the others (as today's would be, under live traffic).
     const day = '2023-03-04';
     const burst = Array.from({ length: 150 }, (_, i) => ({
@@ -174,26 +163,25 @@ describe('sealed log counts', () => {
         q,
         got: truth.systemEvents({ ...q, start_date: day, end_date: day }).events,
       });
-      // Pages only (the count of a cell not sealed yet reads log_events too).
+      // Pages only (the counts of a day not sealed yet read log_events too).
       return sent
-        .filter((x) => x.query.includes('FROM log_events') && !x.query.includes('uniqExact(event_id)'))
+        .filter((x) => x.query.includes('FROM log_events') && !x.query.includes('count() AS n'))
         .map((x) => x.params);
     };
     const lastHour = Date.parse(`${day}T23:00:00Z`);
-    // The newest hour holds the page: one read, of that hour only.
-    expect(await ask({ limit: 100 })).toEqual([expect.objectContaining({ from_ms: lastHour, skip: 0 })]);
-    expect(await ask({ limit: 20, severity: 'error' })).toHaveLength(1);
-    // It does not (only 150 logs there, 30 errors): the hour, then the day.
-    expect(await ask({ limit: 170 })).toHaveLength(2);
-    expect(await ask({ limit: 40, severity: 'error' })).toHaveLength(2);
-    // Not a first page: the day at once.
-    expect(await ask({ limit: 100, page: 2 })).toHaveLength(1);
-    // Sealed, the day's hours locate each page: one read of the hours that hold it, never a first try that
-    // can only come up short.
-    await sealLogDays(engine.ch);
-    expect(await ask({ limit: 170 })).toHaveLength(1);
-    expect(await ask({ limit: 40, severity: 'error' })).toHaveLength(1);
-    expect(await ask({ limit: 100 })).toHaveLength(1);
+    const hours = (n: number) => ({ from_ms: lastHour - (n - 1) * 3_600_000, to_ms: lastHour + 3_600_000 });
+    for (const sealed of [false, true]) {
+      if (sealed) await sealLogDays(engine.ch);
+      // The newest hour holds the page: that hour only.
+      expect(await ask({ limit: 100 })).toEqual([expect.objectContaining({ ...hours(1), skip: 0 })]);
+      expect(await ask({ limit: 20, severity: 'error' })).toHaveLength(1);
+      // It does not (only 150 logs there, 30 errors): the hours down to the one holding the page's last log.
+      const deeper = await ask({ limit: 170 });
+      expect(deeper).toHaveLength(1);
+      expect(deeper[0]?.from_ms).toBeLessThan(lastHour);
+      expect(await ask({ limit: 40, severity: 'error' })).toHaveLength(1);
+      expect(await ask({ limit: 100, page: 2 })).toHaveLength(1);
+    }
   });
 
   it('keeps the cells of each day across data versions, reading again only the day that moved', async () => {
@@ -203,7 +191,7 @@ describe('sealed log counts', () => {
     const { watched, sent } = recorded();
     const cellDays = () =>
       sent
-        .filter((x) => x.query.includes('FROM log_day_seals') && x.query.includes('{days:'))
+        .filter((x) => x.query.includes('FROM log_day_counts') && x.query.includes('{days:'))
         .map((x) => String(x.params.days));
     const counts = async (f: LogQuery) => {
       const snap = derived.at(await version.read());
@@ -244,32 +232,38 @@ describe('sealed log counts', () => {
       expect(later.filter((d) => !moved(d)).length).toBeGreaterThan(10);
       for (const d of later.filter((x) => !moved(x))) expect(earlier).toContain(d);
       expect(earlier.filter(moved).every((d) => !later.includes(d))).toBe(true);
-      // Unsealed, the day is counted from its sets and paged whole; once sealed it is read again and has hours.
-      const before = (await counts({ service: odd })).find((d) => d.dayMs === dayNumber * 86_400_000);
-      expect(before).toMatchObject({ n: 10, hours: undefined });
+      // Unsealed, the day is counted in log_events FINAL, hours and all. Its seal changes no answer, so it is
+      // not read again here; a handle with no memo of the day reads the seal instead of counting.
+      const mine = async (ch = watched) =>
+        (await logDayCounts(ch, { service: odd })).find((d) => d.dayMs === dayNumber * 86_400_000);
+      const before = await mine();
+      expect(before?.n).toBe(10);
+      expect(before?.hours[12]).toBe(10);
       await sealLogDays(engine.ch);
-      const after = (await counts({ service: odd })).find((d) => d.dayMs === dayNumber * 86_400_000);
-      expect(after?.n).toBe(10);
-      expect(after?.hours?.[12]).toBe(10);
+      sent.length = 0;
+      expect(await mine()).toEqual(before);
+      expect(sent.filter((x) => x.query.includes('FROM log_day_counts'))).toEqual([]);
+      const fresh = recorded();
+      expect(await mine(fresh.watched)).toEqual(before);
+      expect(fresh.sent.filter((x) => x.query.includes('count() AS n'))).toEqual([]);
       await expectExact([{ limit: 3, service: odd, page: 2 }], derived.at(await version.read()), watched);
     } finally {
       version.close();
     }
   });
 
-  it('skips a round while nothing has reached a cell since one that found nothing to seal', async () => {
+  it('skips a round while nothing has reached a day since one that found nothing to seal', async () => {
     const { watched, sent } = recorded();
     await sealLogDays(watched);
     expect(await sealLogDays(watched)).toBe(0);
     sent.length = 0;
     expect(await sealLogDays(watched)).toBe(0);
     expect(sent).toHaveLength(1);
-    // One log for a sealed day: the next round is a whole one, and seals its cell.
-    await insert([{ ...late[0], event_id: 'skip-1', message: 'reaches a sealed cell' }], 'seals/skip');
-    expect(await openCells()).toBe(1);
+    // One log for a sealed day: the next round is a whole one, and seals that day.
+    await insert([{ ...late[0], event_id: 'skip-1', message: 'reaches a sealed day' }], 'seals/skip');
+    expect(await openDays()).toBe(1);
     expect(await sealLogDays(watched)).toBe(1);
-    expect(await openCells()).toBe(0);
-    expect(await hourlessCells()).toBe(0);
+    expect(await openDays()).toBe(0);
   });
 
   it("leaves a day still taking logs unsealed until it has settled (the service's sealer), exact meanwhile", async () => {
@@ -294,7 +288,7 @@ describe('sealed log counts', () => {
     await insert(logs(0, 40), 'seals/settle/1');
     // Every day is new to this tracker, so none has settled yet.
     expect(await round(0)).toBe(0);
-    expect(await openCells()).toBe(2);
+    expect(await openDays()).toBe(1);
     await expectExact(asked);
     await insert(logs(40, 40), 'seals/settle/2');
     expect(await round(20_000)).toBe(0); // its sum moved at 20 s
@@ -307,9 +301,8 @@ describe('sealed log counts', () => {
     expect(sent).toHaveLength(1);
     await expectExact(asked);
     expect(await round(70_000)).toBe(0); // 24 s quiet
-    expect(await round(76_000)).toBe(2); // 30 s quiet: both cells sealed, and only those
-    expect(await openCells()).toBe(0);
-    expect(await hourlessCells()).toBe(0);
+    expect(await round(76_000)).toBe(1); // 30 s quiet: the day sealed, and only it
+    expect(await openDays()).toBe(0);
     await expectExact(asked);
   });
 
@@ -340,8 +333,8 @@ describe('sealed log counts', () => {
       await expectExact(asked, undefined, watched);
       const mine = (await logDayCounts(watched, {})).find((d) => d.dayMs === dayNumber * 86_400_000);
       return {
-        cells: texts().filter((q) => q.includes('FROM log_day_seals') && q.includes('{days:')).length,
-        rawCounts: texts().filter((q) => q.includes('uniqExact(event_id)')).length,
+        cells: texts().filter((q) => q.includes('FROM log_day_counts') && q.includes('{days:')).length,
+        rawCounts: texts().filter((q) => q.includes('count() AS n')).length,
         // A query of its own for the rows since (not the held day's rows read with the day sums).
         deltas: texts().filter((q) => q.includes('_part NOT IN')).length,
         // The held days' rows read in the query of the day sums, from the parts past the blocks read.
@@ -359,7 +352,7 @@ describe('sealed log counts', () => {
       };
     };
     await read();
-    // The first move is read from the cells, as any day's.
+    // The first move is read as any day's: no seal at its counter, so counted in log_events FINAL.
     await insert(logs(0, 30), 'seals/held/1');
     expect(await read()).toMatchObject({
       cells: 1,
@@ -367,7 +360,7 @@ describe('sealed log counts', () => {
       deltas: 0,
       inline: false,
       wholeDay: 0,
-      hours: false,
+      hours: true,
     });
     // The second within a minute: the day is read whole once and held, with its hours.
     await insert(logs(30, 30), 'seals/held/2');
@@ -609,8 +602,7 @@ describe('sealed log counts', () => {
     }
     expect(rounds).toBeGreaterThan(2);
     await sealLogDays(engine.ch);
-    expect(await openCells()).toBe(0);
-    expect(await hourlessCells()).toBe(0);
+    expect(await openDays()).toBe(0);
     await expectExact(queries());
   });
 });

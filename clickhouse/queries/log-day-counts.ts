@@ -20,6 +20,7 @@ import {
   liveCells,
   type Prefetched,
 } from './log-live-days.ts';
+import { mutationOf } from './parts-read.ts';
 import { type BuiltQuery, rows } from './query.ts';
 
 /** A day's count for a filter; shared by the data versions its day does not move in, so never changed. */
@@ -37,9 +38,38 @@ const DAY_MS = 86_400_000;
 // leaves the other core to concurrent requests. Inline SETTINGS are scoped to the query on every engine.
 const SMALL = 'SETTINGS max_threads = 1';
 
-/** [day number, counter] pairs as an Array(Tuple(UInt32, UInt64)) parameter. */
-const pairs = (at: ReadonlyArray<readonly [number, number]>) =>
-  `[${at.map(([d, c]) => `(${d},${c})`).join(',')}]`;
+/** A day as a seal is matched to it: its number, its counter and its partition's generation. */
+type DayAt = readonly [day: number, counter: number, generation: string];
+
+/** Days as an Array(Tuple(UInt32, UInt64, String)) parameter (generations are digits and '_'). */
+const daysAt = (at: readonly DayAt[]) =>
+  `[${at.map(([d, c, g]) => `(${d},${c},'${g.replace(/[^0-9_]/g, '')}')`).join(',')}]`;
+
+/**
+ * Each partition's generation (migration 0018), from log_events' active parts: its lowest block and highest
+ * mutation, '<min>_<mutation>'. Inserts add higher blocks and merges keep both, while a DELETE (a mutation of
+ * every part) or a drop changes it. Undefined on a cluster (parts are per shard): every generation is ''.
+ */
+function generations(parts: readonly ListedPart[] | undefined): Map<string, string> | undefined {
+  if (parts === undefined) return undefined;
+  const low = new Map<string, [number, number]>();
+  for (const p of parts) {
+    const [min, mutation] = low.get(p.partition) ?? [p.min, 0];
+    low.set(p.partition, [Math.min(min, p.min), Math.max(mutation, mutationOf(p.name))]);
+  }
+  return new Map([...low].map(([id, [min, mutation]]) => [id, `${min}_${mutation}`]));
+}
+
+/** The generation of a day's partition (PARTITION BY toYear), '' where its partition has no parts. */
+const generationOf = (gens: Map<string, string> | undefined, d: number): string =>
+  gens?.get(String(new Date(d * DAY_MS).getUTCFullYear())) ?? '';
+
+/** The same, in a statement: the generations listed in a scalar subquery, evaluated before the statement reads. */
+const GENERATIONS_SQL = `(SELECT groupArray((p, g)) FROM (
+      SELECT partition_id AS p,
+        concat(toString(min(min_block_number)), '_', toString(max(toUInt64OrZero(splitByChar('_', name)[5])))) AS g
+      FROM system.parts WHERE database = currentDatabase() AND table = 'log_events' AND active
+      GROUP BY partition_id))`;
 
 // ---- reads -------------------------------------------------------------------------------------------------
 //
@@ -135,17 +165,18 @@ async function readDaySums(ch: ClickHouse, delta?: DeltaSpec, version?: string):
 }
 
 /**
- * The cells of the given days as sealed at the given counters ([day number, counter] pairs), one seal per day
- * (any of a day's seals at its counter is right: copies of a seal, or seals of two processes). A day sealed
- * with no logs (all deleted) comes back as one row with k = 0.
+ * The cells of the given days as sealed at the given counters and generations, one seal per day (any of a
+ * day's seals at those is right: copies of a seal, or seals of two processes). A day sealed with no logs (all
+ * deleted) comes back as one row with k = 0.
  */
-export function buildSealedDaysQuery(at: ReadonlyArray<readonly [number, number]>): BuiltQuery {
+export function buildSealedDaysQuery(at: readonly DayAt[]): BuiltQuery {
   const query = `
     SELECT d, inserted, length(cells) AS k, toString(tupleElement(c, 'severity')) AS sev,
       tupleElement(c, 'service') AS svc, tupleElement(c, 'logs') AS logs, tupleElement(c, 'hours') AS hours
     FROM (
       SELECT toUInt32(day) AS d, inserted, cells FROM log_day_counts
-      WHERE toUInt32(day) IN {days:Array(UInt32)} AND (toUInt32(day), inserted) IN {at:Array(Tuple(UInt32, UInt64))}
+      WHERE toUInt32(day) IN {days:Array(UInt32)}
+        AND (toUInt32(day), inserted, generation) IN {at:Array(Tuple(UInt32, UInt64, String))}
       ORDER BY sealed_at DESC
       LIMIT 1 BY d
     )
@@ -153,7 +184,7 @@ export function buildSealedDaysQuery(at: ReadonlyArray<readonly [number, number]
     ${SMALL}`;
   return {
     query,
-    query_params: { days: `[${at.map(([d]) => d).join(',')}]`, at: pairs(at) },
+    query_params: { days: `[${at.map(([d]) => d).join(',')}]`, at: daysAt(at) },
   };
 }
 
@@ -187,6 +218,8 @@ type Cell = LiveCell;
 interface DayCells {
   /** The sum of the day's counters these were counted at. */
   sum: number;
+  /** The generation of the day's partition they were counted at. */
+  generation: string;
   cells: Cell[];
 }
 
@@ -206,37 +239,49 @@ function memoOf(ch: ClickHouse): CellsMemo {
   return m;
 }
 
-/** Every day's cells, reading again only the days whose counters moved since the last read. */
+/**
+ * Every day's cells, reading again only the days whose counters moved since the last read, or whose partition
+ * lost logs (a DELETE or a drop: its generation changed).
+ */
 async function readCells(ch: ClickHouse, version: string | undefined): Promise<Map<number, DayCells>> {
   const memo = memoOf(ch);
   const { sums, parts, prefetched } = await readDaySums(ch, heldDelta(ch), version);
-  const stale = [...sums].filter(([d, c]) => memo.days.get(d)?.sum !== c).map(([d]) => d);
+  const gens = generations(parts);
+  const at = (d: number): DayAt => [d, sums.get(d) ?? 0, generationOf(gens, d)];
+  const stale = [...sums]
+    .filter(([d, c]) => {
+      const was = memo.days.get(d);
+      return was?.sum !== c || was.generation !== generationOf(gens, d);
+    })
+    .map(([d]) => d);
   // Days read before whose counters moved since (a first read of a day is no move).
   const moved = stale.filter((d) => memo.days.has(d));
   for (const d of memo.days.keys()) if (!sums.has(d)) memo.days.delete(d);
   // Days still taking logs are held in memory (log-live-days.ts): their cells cost what came since.
   const live = await liveCells(ch, moved, parts, prefetched);
   for (const [d, cells] of live) {
-    const sum = sums.get(d);
-    if (sum !== undefined) memo.days.set(d, { sum, cells });
+    const [, sum, generation] = at(d);
+    if (sums.has(d)) memo.days.set(d, { sum, generation, cells });
   }
   const toRead = stale.filter((d) => !live.has(d));
-  if (toRead.length > 0) for (const [d, day] of await readDays(ch, toRead, sums)) memo.days.set(d, day);
+  if (toRead.length > 0) for (const [d, day] of await readDays(ch, toRead.map(at))) memo.days.set(d, day);
   return memo.days;
 }
 
 /**
- * The days' cells from their seals where one holds at the day's counter in `sums`, else from log_events FINAL.
- * Counted after the sums were read: every row the sums counted, and maybe rows inserted since (newer, never
- * older); a read that finds the same sum again saw no insert into the day since, so the counts are kept under it.
+ * The days' cells from their seals where one holds at the day's counter and generation, else from log_events
+ * FINAL. Counted after the sums were read: every row the sums counted, and maybe rows inserted since (newer,
+ * never older); a read that finds the same sum again saw no insert into the day since, so the counts are kept
+ * under it.
  */
-async function readDays(
-  ch: ClickHouse,
-  days: readonly number[],
-  sums: ReadonlyMap<number, number>,
-): Promise<Map<number, DayCells>> {
+async function readDays(ch: ClickHouse, days: readonly DayAt[]): Promise<Map<number, DayCells>> {
   const out = new Map<number, DayCells>();
-  const dayOf = (d: number) => entry(out, d, () => ({ sum: sums.get(d) ?? 0, cells: [] }));
+  const byDay = new Map(days.map((a) => [a[0], a]));
+  const dayOf = (d: number) =>
+    entry(out, d, () => {
+      const [, sum, generation] = byDay.get(d) ?? [d, 0, ''];
+      return { sum, generation, cells: [] };
+    });
   for (const r of await rows<{
     d: string | number;
     k: string | number;
@@ -244,11 +289,11 @@ async function readDays(
     svc: string;
     logs: string | number;
     hours: Array<string | number>;
-  }>(ch, buildSealedDaysQuery(days.map((d) => [d, sums.get(d) ?? 0])))) {
+  }>(ch, buildSealedDaysQuery(days))) {
     const day = dayOf(Number(r.d));
     if (Number(r.k) > 0) day.cells.push(cellOf(r.sev, r.svc, r.logs, r.hours));
   }
-  const unsealed = days.filter((d) => !out.has(d));
+  const unsealed = days.map(([d]) => d).filter((d) => !out.has(d));
   if (unsealed.length > 0) {
     for (const d of unsealed) dayOf(d);
     for (const r of await rows<{
@@ -373,14 +418,17 @@ function countOf(
 // ---- sealing -----------------------------------------------------------------------------------------------
 
 /**
- * Seals the days of `at` ([day number, counter] pairs): their cells counted in log_events FINAL, written with
- * the counter read in the same statement, and only where that is still the given one (a day that moved since
- * is left for a later round). A day with no logs left (deleted) is sealed with no cells.
+ * Seals the days of `at`: their cells counted in log_events FINAL, written with the counter read in the same
+ * statement, and only where that is still the given one (a day that moved since is left for a later round). On
+ * one node the generation is listed before the statement reads the logs (a scalar subquery), so a DELETE
+ * between the two leaves a seal of the older generation, which no read takes. A day with no logs left
+ * (deleted) is sealed with no cells.
  */
-export function buildSealDaysQuery(at: ReadonlyArray<readonly [number, number]>): BuiltQuery {
+export function buildSealDaysQuery(at: readonly DayAt[], oneNode: boolean): BuiltQuery {
   const query = `
-    INSERT INTO log_day_counts (day, inserted, cells, sealed_at)
-    SELECT day, s.inserted, c.cells, now64(3, 'UTC')
+    INSERT INTO log_day_counts (day, inserted, generation, cells, sealed_at)
+    WITH ${oneNode ? GENERATIONS_SQL : "CAST([], 'Array(Tuple(String, String))')"} AS gens
+    SELECT day, s.inserted, arrayFirst(x -> x.1 = toString(toYear(day)), gens).2, c.cells, now64(3, 'UTC')
     FROM (
       SELECT day, sum(inserted) AS inserted FROM log_cells_daily
       WHERE toUInt32(day) IN {days:Array(UInt32)}
@@ -393,7 +441,10 @@ export function buildSealDaysQuery(at: ReadonlyArray<readonly [number, number]>)
     ) AS c USING (day)`;
   return {
     query,
-    query_params: { days: `[${at.map(([d]) => d).join(',')}]`, at: pairs(at) },
+    query_params: {
+      days: `[${at.map(([d]) => d).join(',')}]`,
+      at: `[${at.map(([d, c]) => `(${d},${c})`).join(',')}]`,
+    },
   };
 }
 
@@ -404,8 +455,8 @@ export function buildSealDaysQuery(at: ReadonlyArray<readonly [number, number]>)
  */
 const SEAL_ROWS = 2_000_000;
 
-// Per engine handle: the day sums (of the days a round may seal) at the start of the last round that found
-// nothing to seal. While they are the same, nothing has reached any day and no seal is missing, so a round then
+// Per engine handle: the days a round may seal, with their counters and generations, at the start of the last
+// round that found nothing to seal. While they are the same, nothing has reached any day and no seal is missing, so a round then
 // costs that one small read instead of a look at the seals (every 5 s, held from the API's reads).
 const settled = new WeakMap<ClickHouse, string>();
 
@@ -419,32 +470,34 @@ export async function sealLogDays(
   ch: ClickHouse,
   quiet?: { days: QuietDays; quietMs: number; now: number },
 ): Promise<number> {
-  const { sums } = await readDaySums(ch);
+  const { sums, parts } = await readDaySums(ch);
+  const gens = generations(parts);
   // A day still taking logs is left unsealed until it settles: sealing it counts the day in log_events FINAL
   // (tens of ms of the engine at 100M events, held from the API's reads) for a seal the next insert retires a
   // second later; meanwhile it is counted from memory or from log_events, exactly.
   const ready = [...sums]
     .filter(([d, c]) => !quiet || quiet.days.quiet(`log|${d}`, c, quiet.quietMs, quiet.now))
-    .sort((a, b) => a[0] - b[0]);
+    .sort((a, b) => a[0] - b[0])
+    .map(([d, c]): DayAt => [d, c, generationOf(gens, d)]);
   const key = JSON.stringify(ready);
   if (ready.length === 0 || settled.get(ch) === key) return 0;
   const valid = new Set(
     (
       await rows<{ d: string | number }>(ch, {
         query: `SELECT DISTINCT toUInt32(day) AS d FROM log_day_counts
-          WHERE (toUInt32(day), inserted) IN {at:Array(Tuple(UInt32, UInt64))} ${SMALL}`,
-        query_params: { at: pairs(ready) },
+          WHERE (toUInt32(day), inserted, generation) IN {at:Array(Tuple(UInt32, UInt64, String))} ${SMALL}`,
+        query_params: { at: daysAt(ready) },
       })
     ).map((r) => Number(r.d)),
   );
   const todo = ready.filter(([d]) => !valid.has(d));
-  let batch: Array<[number, number]> = [];
+  let batch: DayAt[] = [];
   let size = 0;
   for (const [i, at] of todo.entries()) {
     batch.push(at);
     size += at[1];
     if (size >= SEAL_ROWS || i === todo.length - 1) {
-      await ch.client.command(buildSealDaysQuery(batch));
+      await ch.client.command(buildSealDaysQuery(batch, ch.cluster === undefined));
       batch = [];
       size = 0;
     }

@@ -209,4 +209,34 @@ describe('logs re-sent with other contents', () => {
     await expectExact(reader, oneDay);
     expect(heldDelta(reader)?.days ?? []).not.toContain(dayNumber);
   });
+
+  it('leaves deleted and dropped logs out of the counts at once, sealed or not', async () => {
+    const reader = { ...engine.ch };
+    const some = [
+      {},
+      { severity: 'error' as const },
+      { service: 'api' },
+      { start_date: DAYS[0], end_date: DAYS[0] },
+    ];
+    await send(Array.from({ length: 30 }, (_, i) => original(3_000 + i, '2023-06-01')));
+    await sealLogDays(engine.ch);
+    await expectExact(reader, some);
+    // A data engineer's lightweight DELETE: no counter moves, yet the logs are gone from every answer.
+    const gone = new Set(['copy-1', 'copy-4', 'copy-9', 'copy-1003', 'copy-3007']);
+    await engine.ch.client.command({
+      query: `DELETE FROM log_events WHERE event_id IN (${[...gone].map((id) => `'${id}'`).join(',')})`,
+    });
+    const keep = (l: Log) => !gone.has(l.event_id);
+    sent.splice(0, sent.length, ...sent.filter(keep));
+    await expectExact(reader, some);
+    await expectExact({ ...engine.ch }, some);
+    expect(await sealLogDays(engine.ch)).toBeGreaterThan(0);
+    await expectExact({ ...engine.ch }, some);
+    // A dropped partition (the year 2023), likewise.
+    await engine.ch.client.command({ query: 'ALTER TABLE log_events DROP PARTITION 2023' });
+    sent.splice(0, sent.length, ...sent.filter((l) => !l.timestamp.startsWith('2023')));
+    await expectExact(reader, [...some, { start_date: '2023-06-01', end_date: '2023-06-01' }]);
+    await sealLogDays(engine.ch);
+    await expectExact({ ...engine.ch }, some);
+  });
 });

@@ -50,8 +50,14 @@ describe('sealed usage pairs', () => {
     if (viewOf(state, q.start_date, q.end_date)) await pairsIndex(engine.ch, q, state, snap);
     return snap;
   };
+  // Each question once per call: the samples repeat some after their user filter is dropped (the whole range
+  // three times among a summary sample's fixed cases), and the same question again on the same data asks the
+  // same statements with the same state, so it can only give the same answer.
+  const distinct = <Q extends object>(qs: Q[]): Q[] => [
+    ...new Map(qs.map((q) => [JSON.stringify(q, Object.keys(q).sort()), q])).values(),
+  ];
   const expectExact = async (qs: SummaryQuery[]) => {
-    for (const q of qs) {
+    for (const q of distinct(qs)) {
       expect({ q, got: await usageSummary(engine.ch, q) }).toEqual({ q, got: truth.usageSummary(q) });
       const snap = await shared(q);
       expect({ q, shared: await usageSummary(engine.ch, q, snap) }).toEqual({
@@ -65,7 +71,7 @@ describe('sealed usage pairs', () => {
   const series = (n: number, seed: number): TimeseriesQuery[] =>
     truth.sampleTimeseriesQueries(n, seed).map((q) => ({ ...q, user_id: undefined }));
   const expectSeries = async (qs: TimeseriesQuery[]) => {
-    for (const q of qs) {
+    for (const q of distinct(qs)) {
       expect({ q, got: await usageTimeseries(engine.ch, q) }).toEqual({ q, got: truth.usageTimeseries(q) });
       const snap = await shared(q);
       expect({ q, shared: await usageTimeseries(engine.ch, q, snap) }).toEqual({

@@ -109,7 +109,7 @@ export async function ensureDataset(
 }
 
 /**
- * Seals what the service's sealer would have sealed by now on a settled dataset: every log cell and every
+ * Seals what the service's sealer would have sealed by now on a settled dataset: every log day and every
  * usage day (after back-filling usage_points if the dataset predates them). Returns the seconds it took.
  */
 export async function sealAll(ch: ClickHouse): Promise<number> {

@@ -31,7 +31,7 @@ const ch = await openClickHouse({ url: undefined, database: 'bench', dataDir });
 await migrate(ch);
 const loaded = await ensureDataset(ch, { ...DEFAULT_SPEC, events }, log);
 await mergeRollups(ch);
-// The reports read sealed pairs and log cells once the service's sealer has had its round.
+// The reports read sealed pairs and log days once the service's sealer has had its round.
 const sealSeconds = await sealAll(ch);
 log(`sealed in ${sealSeconds.toFixed(1)} s`);
 const shape = await describeDataset(ch);

@@ -53,7 +53,7 @@ function shapeSection(r: ShapeResult): string {
         ? ` Migrations run on the cached dataset at start: ${r.migrateSeconds.toFixed(0)} s.`
         : '') +
       (r.sealSeconds !== undefined
-        ? ` Sealed (usage points back-filled, every usage day and log cell sealed) before measuring: ${r.sealSeconds.toFixed(0)} s.`
+        ? ` Sealed (usage points back-filled, every usage day and log day sealed) before measuring: ${r.sealSeconds.toFixed(0)} s.`
         : '') +
       (r.open
         ? ` Open day (the "ranges ending on the open day" cases): ${r.open.day}, the last day's usage events a day later ` +

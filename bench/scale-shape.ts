@@ -90,7 +90,7 @@ const tm = performance.now();
 await migrate(ch);
 const migrateSeconds = (performance.now() - tm) / 1000;
 // What the service's sealer does in the background once data has settled: back-fill the usage points of a
-// dataset made before them, seal every usage day and log cell. Timed, and reported with the migrations.
+// dataset made before them, seal every usage day and log day. Timed, and reported with the migrations.
 const sealSeconds = await sealAll(ch);
 log(`sealed in ${sealSeconds.toFixed(0)} s`);
 await settleMerges(ch, log, opts.settleSeconds);

@@ -229,7 +229,7 @@ async function refresh(
   for (const d of promote) memo.movedAt.delete(d);
   if (read.length > MAX_HELD_IDS) {
     // Past the bound (a large back-fill into a held day, or a day too large): nothing held, the caller reads
-    // the cells.
+    // the days from their seals or log_events FINAL.
     for (const d of promote) memo.unheld.set(d, now + RELEASE_MS);
     memo.held.clear();
     return new Map();

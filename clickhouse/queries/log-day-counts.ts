@@ -167,20 +167,22 @@ async function readDaySums(ch: ClickHouse, delta?: DeltaSpec, version?: string):
 /**
  * The cells of the given days as sealed at the given counters and generations, one seal per day (any of a
  * day's seals at those is right: copies of a seal, or seals of two processes). A day sealed with no logs (all
- * deleted) comes back as one row with k = 0.
+ * deleted, or its partition dropped) comes back as one row with k = 0, its severity given as text before the
+ * join: the empty row's default tuple would hold the enum's value 0, which no name has.
  */
 export function buildSealedDaysQuery(at: readonly DayAt[]): BuiltQuery {
   const query = `
-    SELECT d, inserted, length(cells) AS k, toString(tupleElement(c, 'severity')) AS sev,
-      tupleElement(c, 'service') AS svc, tupleElement(c, 'logs') AS logs, tupleElement(c, 'hours') AS hours
+    SELECT d, inserted, length(cs) AS k, c.1 AS sev, c.2 AS svc, c.3 AS logs, c.4 AS hours
     FROM (
-      SELECT toUInt32(day) AS d, inserted, cells FROM log_day_counts
+      SELECT toUInt32(day) AS d, inserted,
+        arrayMap(x -> (toString(x.severity), x.service, x.logs, x.hours), cells) AS cs
+      FROM log_day_counts
       WHERE toUInt32(day) IN {days:Array(UInt32)}
         AND (toUInt32(day), inserted, generation) IN {at:Array(Tuple(UInt32, UInt64, String))}
       ORDER BY sealed_at DESC
       LIMIT 1 BY d
     )
-    LEFT ARRAY JOIN cells AS c
+    LEFT ARRAY JOIN cs AS c
     ${SMALL}`;
   return {
     query,

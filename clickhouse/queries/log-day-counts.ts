@@ -41,6 +41,9 @@ const SMALL = 'SETTINGS max_threads = 1';
 /** A day as a seal is matched to it: its number, its counter and its partition's generation. */
 type DayAt = readonly [day: number, counter: number, generation: string];
 
+/** Their day numbers as an Array(UInt32) parameter. */
+const dayList = (at: readonly DayAt[]) => `[${at.map(([d]) => d).join(',')}]`;
+
 /** Days as an Array(Tuple(UInt32, UInt64, String)) parameter (generations are digits and '_'). */
 const daysAt = (at: readonly DayAt[]) =>
   `[${at.map(([d, c, g]) => `(${d},${c},'${g.replace(/[^0-9_]/g, '')}')`).join(',')}]`;
@@ -186,7 +189,7 @@ export function buildSealedDaysQuery(at: readonly DayAt[]): BuiltQuery {
     ${SMALL}`;
   return {
     query,
-    query_params: { days: `[${at.map(([d]) => d).join(',')}]`, at: daysAt(at) },
+    query_params: { days: dayList(at), at: daysAt(at) },
   };
 }
 
@@ -444,7 +447,7 @@ export function buildSealDaysQuery(at: readonly DayAt[], oneNode: boolean): Buil
   return {
     query,
     query_params: {
-      days: `[${at.map(([d]) => d).join(',')}]`,
+      days: dayList(at),
       at: `[${at.map(([d, c]) => `(${d},${c})`).join(',')}]`,
     },
   };

@@ -1,9 +1,10 @@
 // Logs of the days still taking them, held in memory per engine handle: each cell's ids with their timestamps.
 // Under live traffic a day's counters move with every insert, and counting its cells again (in its raw logs:
-// 15-20 ms at 100M events, more for a large day) fell on the first read after each insert. A day whose counters move twice within a minute is read whole once and held; after that a read adds
-// only the rows of log_events' parts that hold blocks it has not read (a part's rows never change), so a held
-// day's counts, its hours (which locate a page) and where its newest logs start (which narrows a first page)
-// cost about what the inserts since brought. Those rows are read in the query of the day sums that tells which
+// 15-20 ms at 100M events, more for a large day) fell on the first read after each insert. A day whose counters
+// move twice within a minute is read whole once and held; after that a read adds only the rows of log_events'
+// parts that hold blocks it has not read (a part's rows never change), so a held day's counts, its hours (which
+// locate a page) and where its newest logs start (which narrows a first page) cost about what the inserts since
+// brought. Those rows are read in the query of the day sums that tells which
 // days moved (log-day-counts.ts, heldDelta): the first read after an insert then sends one query fewer.
 // The rows' messages are held too, so a held day's first page comes from memory (heldPage): after an insert the
 // page was read again from log_events, 5-13 ms of the 26-43 a first read after an insert took at 100M events.
@@ -305,9 +306,8 @@ function addLog(
     cell = { severity, service, ids: new Map() };
     day.cells.set(key, cell);
   }
-  const had = cell.ids.get(id);
   const owner = day.cellOf.get(id);
-  if ((owner !== undefined && owner !== cell) || (had !== undefined && had !== ms)) {
+  if (owner !== undefined && (owner !== cell || cell.ids.get(id) !== ms)) {
     day.conflict = true;
     return;
   }
@@ -322,7 +322,7 @@ function addLog(
       day.textChars = 0;
     }
   }
-  if (had === undefined) {
+  if (owner === undefined) {
     cell.ids.set(id, ms);
     day.cellOf.set(id, cell);
     cell.sorted = undefined;
